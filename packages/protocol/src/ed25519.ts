@@ -1,0 +1,229 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { inspect } from 'node:util';
+import nacl from 'tweetnacl';
+import { fromBase64, fromBase64Url, fromHex, toBase64 } from './bytes.js';
+import { CryptoError } from './errors.js';
+import { shortId } from './hash.js';
+
+/** One Ed25519 implementation: node:crypto (fast) or tweetnacl (portable, and the cross-check). */
+export interface Ed25519Implementation {
+  readonly name: 'node:crypto' | 'tweetnacl';
+  publicKeyFromSeed(seed: Uint8Array): Uint8Array;
+  sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+}
+
+// DER prefixes of the PKCS#8 private key and SPKI public key structures for Ed25519 (RFC 8410).
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+export const SEED_LENGTH = 32; // bytes
+export const PUBLIC_KEY_LENGTH = 32; // bytes
+export const SIGNATURE_LENGTH = 64; // bytes
+
+function nativePrivateKey(seed: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+
+function nativePublicKey(publicKey: Uint8Array): KeyObject {
+  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+}
+
+export const tweetnaclEd25519: Ed25519Implementation = {
+  name: 'tweetnacl',
+  publicKeyFromSeed: (seed) => nacl.sign.keyPair.fromSeed(seed).publicKey,
+  sign: (seed, message) => nacl.sign.detached(message, nacl.sign.keyPair.fromSeed(seed).secretKey),
+  verify: (publicKey, message, signature) =>
+    signature.length === SIGNATURE_LENGTH && nacl.sign.detached.verify(message, signature, publicKey),
+};
+
+export const nativeEd25519: Ed25519Implementation = {
+  name: 'node:crypto',
+  publicKeyFromSeed: (seed) => {
+    const der = createPublicKey(nativePrivateKey(seed)).export({ format: 'der', type: 'spki' });
+    return new Uint8Array(der.subarray(SPKI_PREFIX.length));
+  },
+  sign: (seed, message) => new Uint8Array(nodeSign(null, message, nativePrivateKey(seed))),
+  verify: (publicKey, message, signature) => {
+    if (signature.length !== SIGNATURE_LENGTH) return false;
+    try {
+      return nodeVerify(null, message, nativePublicKey(publicKey), signature);
+    } catch {
+      return false;
+    }
+  },
+};
+
+function nativeAvailable(): boolean {
+  try {
+    generateKeyPairSync('ed25519');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** node:crypto where the runtime has Ed25519, else tweetnacl. */
+export const defaultEd25519: Ed25519Implementation = nativeAvailable() ? nativeEd25519 : tweetnaclEd25519;
+
+/** The id of a public key: the first 16 hex of the SHA-256 of its raw 32 bytes. */
+export function keyIdOf(publicKey: Uint8Array): string {
+  return shortId(publicKey);
+}
+
+function pemBody(text: string, label: string): Buffer | undefined {
+  const match = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`).exec(text);
+  return match?.[1] === undefined ? undefined : Buffer.from(match[1].replace(/\s+/g, ''), 'base64');
+}
+
+function toPem(der: Buffer, label: string): string {
+  const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+function decodeKeyText(text: string): Uint8Array | undefined {
+  const trimmed = text.trim();
+  return fromBase64(trimmed) ?? fromBase64Url(trimmed) ?? (trimmed.length === 64 ? fromHex(trimmed) : undefined);
+}
+
+/** An Ed25519 public key. Accepts raw 32 bytes, base64/base64url/hex of them, or an SPKI PEM. */
+export class Ed25519PublicKey {
+  readonly raw: Uint8Array;
+  readonly keyid: string;
+  #native: KeyObject | undefined;
+
+  constructor(raw: Uint8Array) {
+    if (raw.length !== PUBLIC_KEY_LENGTH) {
+      throw new CryptoError('KEY_INVALID', `An Ed25519 public key is ${PUBLIC_KEY_LENGTH} bytes, got ${raw.length}. Check that the file holds a public key.`);
+    }
+    this.raw = new Uint8Array(raw);
+    this.keyid = keyIdOf(this.raw);
+  }
+
+  static from(input: Uint8Array | string): Ed25519PublicKey {
+    if (typeof input !== 'string') {
+      const text = Buffer.from(input).toString('utf8');
+      return input.length === PUBLIC_KEY_LENGTH && !/-----BEGIN/.test(text) ? new Ed25519PublicKey(input) : Ed25519PublicKey.from(text);
+    }
+    if (input.includes('-----BEGIN')) {
+      if (input.includes('PRIVATE KEY')) {
+        throw new CryptoError('KEY_INVALID', 'Expected a public key but got a private key. Pass the .pub file, never the .key file.');
+      }
+      const der = pemBody(input, 'PUBLIC KEY');
+      if (der?.length !== SPKI_PREFIX.length + PUBLIC_KEY_LENGTH || !der.subarray(0, SPKI_PREFIX.length).equals(SPKI_PREFIX)) {
+        throw new CryptoError('KEY_INVALID', 'The PEM text is not an Ed25519 SubjectPublicKeyInfo. Export the key with `openssl pkey -pubout` or `drover keygen`.');
+      }
+      return new Ed25519PublicKey(der.subarray(SPKI_PREFIX.length));
+    }
+    const raw = decodeKeyText(input);
+    if (raw === undefined) {
+      throw new CryptoError('KEY_INVALID', 'The public key is neither PEM nor base64, base64url or hex of 32 bytes.');
+    }
+    return new Ed25519PublicKey(raw);
+  }
+
+  /** Verifies `signature` over `message`; false (never a throw) for any bad signature. */
+  verify(message: Uint8Array, signature: Uint8Array, implementation: Ed25519Implementation = defaultEd25519): boolean {
+    if (implementation === nativeEd25519 && signature.length === SIGNATURE_LENGTH) {
+      try {
+        this.#native ??= nativePublicKey(this.raw);
+        return nodeVerify(null, message, this.#native, signature);
+      } catch {
+        return false;
+      }
+    }
+    return implementation.verify(this.raw, message, signature);
+  }
+
+  toBase64(): string {
+    return toBase64(this.raw);
+  }
+
+  toPem(): string {
+    return toPem(Buffer.concat([SPKI_PREFIX, this.raw]), 'PUBLIC KEY');
+  }
+
+  equals(other: Ed25519PublicKey): boolean {
+    return Buffer.from(this.raw).equals(other.raw);
+  }
+}
+
+/**
+ * An Ed25519 private key (a 32-byte seed). It never prints itself: `toJSON` and `inspect` show
+ * only the key id, so a key cannot reach a log by accident.
+ */
+export class Ed25519PrivateKey {
+  readonly publicKey: Ed25519PublicKey;
+  readonly #seed: Uint8Array;
+  #native: KeyObject | undefined;
+
+  constructor(seed: Uint8Array, implementation: Ed25519Implementation = defaultEd25519) {
+    if (seed.length !== SEED_LENGTH) {
+      throw new CryptoError('KEY_INVALID', `An Ed25519 private key seed is ${SEED_LENGTH} bytes, got ${seed.length}.`);
+    }
+    this.#seed = new Uint8Array(seed);
+    this.publicKey = new Ed25519PublicKey(implementation.publicKeyFromSeed(this.#seed));
+  }
+
+  static generate(): Ed25519PrivateKey {
+    return new Ed25519PrivateKey(randomBytes(SEED_LENGTH));
+  }
+
+  /**
+   * Accepts a PKCS#8 PEM (`drover keygen`, `openssl genpkey -algorithm ed25519`), or base64 /
+   * base64url / hex of the 32-byte seed or of tweetnacl's 64-byte secret key (seed || public key).
+   */
+  static from(input: Uint8Array | string): Ed25519PrivateKey {
+    if (typeof input !== 'string') {
+      if (input.length === SEED_LENGTH) return new Ed25519PrivateKey(input);
+      return Ed25519PrivateKey.from(Buffer.from(input).toString('utf8'));
+    }
+    if (input.includes('-----BEGIN')) {
+      const der = pemBody(input, 'PRIVATE KEY');
+      if (der?.length !== PKCS8_PREFIX.length + SEED_LENGTH || !der.subarray(0, PKCS8_PREFIX.length).equals(PKCS8_PREFIX)) {
+        throw new CryptoError('KEY_INVALID', 'The PEM text is not an unencrypted Ed25519 PKCS#8 private key. Create one with `drover keygen`.');
+      }
+      return new Ed25519PrivateKey(der.subarray(PKCS8_PREFIX.length));
+    }
+    const raw = decodeKeyText(input) ?? (input.trim().length === 128 ? fromHex(input.trim()) : undefined);
+    if (raw?.length === SEED_LENGTH) return new Ed25519PrivateKey(raw);
+    if (raw?.length === 2 * SEED_LENGTH) {
+      const key = new Ed25519PrivateKey(raw.subarray(0, SEED_LENGTH));
+      if (!Buffer.from(key.publicKey.raw).equals(raw.subarray(SEED_LENGTH))) {
+        throw new CryptoError('KEY_INVALID', 'The 64-byte secret key does not end with the public key of its seed: it is corrupt.');
+      }
+      return key;
+    }
+    throw new CryptoError('KEY_INVALID', 'The private key is neither a PKCS#8 PEM nor a 32-byte seed in base64, base64url or hex.');
+  }
+
+  get keyid(): string {
+    return this.publicKey.keyid;
+  }
+
+  sign(message: Uint8Array, implementation: Ed25519Implementation = defaultEd25519): Uint8Array {
+    if (implementation === nativeEd25519) {
+      this.#native ??= nativePrivateKey(this.#seed);
+      return new Uint8Array(nodeSign(null, message, this.#native));
+    }
+    return implementation.sign(this.#seed, message);
+  }
+
+  /** The seed, for writing the key to a file the caller protects. */
+  exportSeed(): Uint8Array {
+    return new Uint8Array(this.#seed);
+  }
+
+  toPem(): string {
+    return toPem(Buffer.concat([PKCS8_PREFIX, this.#seed]), 'PRIVATE KEY');
+  }
+
+  toJSON(): { keyid: string } {
+    return { keyid: this.keyid };
+  }
+
+  [inspect.custom](): string {
+    return `Ed25519PrivateKey { keyid: '${this.keyid}' }`;
+  }
+}

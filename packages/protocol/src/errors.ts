@@ -1,0 +1,159 @@
+// Every error a user of drover can see carries a stable `code` (listed in docs/errors.md) and,
+// where one exists, its native `cause`. Error classes are branded with `Symbol.for(...)` so that
+// `instanceof` holds across copies of this package (the daemon bundles its own), as undici does.
+
+const kBrand = Symbol('drover.error.brand');
+
+function brand(cls: abstract new (...args: never[]) => Error, name: string): void {
+  const symbol = Symbol.for(`drover.error.${name}`);
+  Object.defineProperty(cls.prototype, symbol, { value: true });
+  Object.defineProperty(cls, kBrand, { value: symbol });
+}
+
+/** Codes of malformed keys and signatures, whatever they sign. */
+export const cryptoErrorCodes = ['KEY_INVALID', 'SIGNATURE_MALFORMED'] as const;
+/** Codes of release (DSSE envelope and artifact) verification: each names the rule that refused. */
+export const releaseErrorCodes = [
+  'RELEASE_MALFORMED',
+  'RELEASE_SIGNATURE_INVALID',
+  'RELEASE_UNTRUSTED_SIGNER',
+  'RELEASE_THRESHOLD_NOT_MET',
+  'RELEASE_WRONG_ARTIFACT',
+  'RELEASE_WRONG_PLATFORM',
+  'RELEASE_EXPIRED',
+  'DOWNGRADE_REFUSED',
+  'ARTIFACT_TOO_LARGE',
+  'ARTIFACT_TOO_SHORT',
+  'ARTIFACT_DIGEST_MISMATCH',
+  'TRUST_POLICY_INVALID',
+] as const;
+/** Codes of update-nonce verification. */
+export const nonceErrorCodes = [
+  'NONCE_MALFORMED',
+  'NONCE_SIGNATURE_INVALID',
+  'NONCE_WRONG_AGENT',
+  'NONCE_WRONG_MACHINE',
+  'NONCE_EXPIRED',
+  'NONCE_NOT_YET_VALID',
+  'NONCE_REPLAYED',
+  'NONCE_DOWNGRADE_REFUSED',
+] as const;
+/** Codes of service tokens and encryption at rest. */
+export const secretErrorCodes = [
+  'SERVICE_TOKEN_MISSING',
+  'FERNET_KEY_INVALID',
+  'FERNET_TOKEN_INVALID',
+  'FERNET_TOKEN_EXPIRED',
+  'ENCRYPTION_KEY_MISSING',
+  'ENCRYPTION_SALT_TOO_SHORT',
+] as const;
+/** Codes of the audit log and canonical JSON. */
+export const auditErrorCodes = ['AUDIT_RECORD_MALFORMED', 'AUDIT_SIGNERS_INVALID', 'CANONICAL_JSON_UNSUPPORTED'] as const;
+/** Codes of minisign keys and signatures. */
+export const minisignErrorCodes = [
+  'MINISIGN_KEY_INVALID',
+  'MINISIGN_SIGNATURE_MALFORMED',
+  'MINISIGN_KEY_MISMATCH',
+  'MINISIGN_ALGORITHM_UNSUPPORTED',
+  'MINISIGN_SIGNATURE_INVALID',
+  'MINISIGN_TRUSTED_COMMENT_INVALID',
+] as const;
+/** Codes of versions and wire-message validation. */
+export const dataErrorCodes = ['VERSION_INVALID', 'SCHEMA_INVALID'] as const;
+
+export type CryptoErrorCode = (typeof cryptoErrorCodes)[number];
+export type ReleaseErrorCode = (typeof releaseErrorCodes)[number];
+export type NonceErrorCode = (typeof nonceErrorCodes)[number];
+export type SecretErrorCode = (typeof secretErrorCodes)[number];
+export type AuditErrorCode = (typeof auditErrorCodes)[number];
+export type MinisignErrorCode = (typeof minisignErrorCodes)[number];
+export type DataErrorCode = (typeof dataErrorCodes)[number];
+export type ProtocolErrorCode =
+  | CryptoErrorCode
+  | ReleaseErrorCode
+  | NonceErrorCode
+  | SecretErrorCode
+  | AuditErrorCode
+  | MinisignErrorCode
+  | DataErrorCode;
+
+/** Every code `@drover/protocol` can raise, for docs and exhaustiveness tests. */
+export const protocolErrorCodes: readonly ProtocolErrorCode[] = [
+  ...cryptoErrorCodes,
+  ...releaseErrorCodes,
+  ...nonceErrorCodes,
+  ...secretErrorCodes,
+  ...auditErrorCodes,
+  ...minisignErrorCodes,
+  ...dataErrorCodes,
+];
+
+/**
+ * The base of every error drover raises on purpose. `code` is stable; `message` says what
+ * failed and what to do next, and never contains a secret.
+ *
+ * @example
+ * try { verifyRelease(envelope, policy) } catch (error) {
+ *   if (error instanceof ReleaseError && error.code === 'RELEASE_EXPIRED') { ... }
+ * }
+ */
+export class DroverError<Code extends string = string> extends Error {
+  override name = 'DroverError';
+  readonly code: Code;
+
+  constructor(code: Code, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    const symbol = (this as unknown as Record<typeof kBrand, symbol | undefined>)[kBrand];
+    if (symbol === undefined || typeof value !== 'object' || value === null) return false;
+    return (value as Record<symbol, unknown>)[symbol] === true;
+  }
+
+  toJSON(): { code: Code; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+brand(DroverError, 'DroverError');
+
+export class CryptoError extends DroverError<CryptoErrorCode> {
+  override name = 'CryptoError';
+}
+brand(CryptoError, 'CryptoError');
+
+export class ReleaseError extends DroverError<ReleaseErrorCode> {
+  override name = 'ReleaseError';
+}
+brand(ReleaseError, 'ReleaseError');
+
+export class NonceError extends DroverError<NonceErrorCode> {
+  override name = 'NonceError';
+}
+brand(NonceError, 'NonceError');
+
+export class SecretError extends DroverError<SecretErrorCode> {
+  override name = 'SecretError';
+}
+brand(SecretError, 'SecretError');
+
+export class AuditError extends DroverError<AuditErrorCode> {
+  override name = 'AuditError';
+}
+brand(AuditError, 'AuditError');
+
+export class MinisignError extends DroverError<MinisignErrorCode> {
+  override name = 'MinisignError';
+}
+brand(MinisignError, 'MinisignError');
+
+export class DataError extends DroverError<DataErrorCode> {
+  override name = 'DataError';
+}
+brand(DataError, 'DataError');
+
+/** True when `value` is a drover error, optionally with the given code. */
+export function isDroverError(value: unknown, code?: string): value is DroverError {
+  return value instanceof DroverError && (code === undefined || value.code === code);
+}

@@ -1,0 +1,48 @@
+export { toBase64, toBase64Url, fromBase64, fromBase64Url, toHex, fromHex, utf8, concatBytes } from './bytes.js';
+export { sha256, sha256Hex, shortId } from './hash.js';
+export {
+  DroverError,
+  CryptoError,
+  ReleaseError,
+  NonceError,
+  SecretError,
+  AuditError,
+  MinisignError,
+  DataError,
+  isDroverError,
+  protocolErrorCodes,
+  cryptoErrorCodes,
+  releaseErrorCodes,
+  nonceErrorCodes,
+  secretErrorCodes,
+  auditErrorCodes,
+  minisignErrorCodes,
+  dataErrorCodes,
+} from './errors.js';
+export type {
+  ProtocolErrorCode,
+  CryptoErrorCode,
+  ReleaseErrorCode,
+  NonceErrorCode,
+  SecretErrorCode,
+  AuditErrorCode,
+  MinisignErrorCode,
+  DataErrorCode,
+} from './errors.js';
+export {
+  Ed25519PublicKey,
+  Ed25519PrivateKey,
+  nativeEd25519,
+  tweetnaclEd25519,
+  defaultEd25519,
+  keyIdOf,
+  SEED_LENGTH,
+  PUBLIC_KEY_LENGTH,
+  SIGNATURE_LENGTH,
+} from './ed25519.js';
+export type { Ed25519Implementation } from './ed25519.js';
+export { generateServiceToken, verifyServiceToken, tokenId, parseBearer, SERVICE_TOKEN_BYTES } from './service-token.js';
+export { formatShutdownReason, sanitizeReason } from './shutdown-reason.js';
+export type { ShutdownReasonInput } from './shutdown-reason.js';
+export { parseSemver, isCommitSha, parseVersion, compareVersions, isUpgrade, isBelow } from './version.js';
+export type { Version } from './version.js';

@@ -1,0 +1,46 @@
+import { isCommitSha, parseSemver } from './version.js';
+
+export interface ShutdownReasonInput {
+  version?: string | undefined;
+  commitSha?: string | undefined;
+  deploymentId?: string | undefined;
+  /** Release notes: one entry a line; blank lines are dropped. */
+  changelog?: string | undefined;
+  /** Who asked; CIRIS's text says `wa-system-admin`. */
+  actor?: string | undefined;
+}
+
+const PREFIX = 'System shutdown requested: Runtime: ';
+
+/**
+ * The reason text a CIRIS-compatible agent receives when it is asked to shut down for an update.
+ *
+ * @example
+ * formatShutdownReason({ version: '1.2.3', deploymentId: 'abc123', changelog: 'fix: leak' })
+ * // 'System shutdown requested: Runtime: CD update to version v1.2.3 (deployment abc123) - fix: leak
+ * // (API shutdown by wa-system-admin)'
+ */
+export function formatShutdownReason(input: ShutdownReasonInput): string {
+  const version = input.version?.trim();
+  const semver = version === undefined ? undefined : parseSemver(version);
+  const sha = [input.commitSha, version].map((v) => v?.trim()).find((v) => v !== undefined && isCommitSha(v));
+  let text: string;
+  if (semver !== undefined) text = `CD update to version v${semver}`;
+  else if (sha !== undefined) text = `CD update to commit ${sha.slice(0, 7)}`;
+  else text = 'CD update requested';
+  if (input.deploymentId !== undefined && input.deploymentId !== '') text += ` (deployment ${input.deploymentId})`;
+
+  const lines = (input.changelog ?? '')
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
+  if (lines.length === 1) text += ` - ${lines[0] ?? ''}`;
+  else if (lines.length > 1) text += `\nRelease notes:${lines.map((line) => `\n  • ${line}`).join('')}`;
+
+  return `${PREFIX}${text}\n(API shutdown by ${input.actor ?? 'wa-system-admin'})`;
+}
+
+/** Replaces control characters (C0, DEL, C1, line and paragraph separators) with spaces, for logging. */
+export function sanitizeReason(reason: string): string {
+  return reason.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
+}
