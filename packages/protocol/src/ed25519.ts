@@ -84,7 +84,9 @@ function toPem(der: Buffer, label: string): string {
 
 function decodeKeyText(text: string): Uint8Array | undefined {
   const trimmed = text.trim();
-  return fromBase64(trimmed) ?? fromBase64Url(trimmed) ?? (trimmed.length === 64 ? fromHex(trimmed) : undefined);
+  // 64 or 128 hex digits are also valid base64 (of 48 or 96 bytes, never a key): read them as hex.
+  if (/^(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{128})$/.test(trimmed)) return fromHex(trimmed);
+  return fromBase64(trimmed) ?? fromBase64Url(trimmed);
 }
 
 /** An Ed25519 public key. Accepts raw 32 bytes, base64/base64url/hex of them, or an SPKI PEM. */
@@ -186,7 +188,7 @@ export class Ed25519PrivateKey {
       }
       return new Ed25519PrivateKey(der.subarray(PKCS8_PREFIX.length));
     }
-    const raw = decodeKeyText(input) ?? (input.trim().length === 128 ? fromHex(input.trim()) : undefined);
+    const raw = decodeKeyText(input);
     if (raw?.length === SEED_LENGTH) return new Ed25519PrivateKey(raw);
     if (raw?.length === 2 * SEED_LENGTH) {
       const key = new Ed25519PrivateKey(raw.subarray(0, SEED_LENGTH));

@@ -4,7 +4,11 @@
 
 const kBrand = Symbol('drover.error.brand');
 
-function brand(cls: abstract new (...args: never[]) => Error, name: string): void {
+/**
+ * Brands an error class so `instanceof` works across copies of drover's packages. Call it once
+ * after declaring a subclass of {@link DroverError}.
+ */
+export function brandError(cls: abstract new (...args: never[]) => Error, name: string): void {
   const symbol = Symbol.for(`drover.error.${name}`);
   Object.defineProperty(cls.prototype, symbol, { value: true });
   Object.defineProperty(cls, kBrand, { value: symbol });
@@ -116,42 +120,42 @@ export class DroverError<Code extends string = string> extends Error {
     return { code: this.code, message: this.message };
   }
 }
-brand(DroverError, 'DroverError');
+brandError(DroverError, 'DroverError');
 
 export class CryptoError extends DroverError<CryptoErrorCode> {
   override name = 'CryptoError';
 }
-brand(CryptoError, 'CryptoError');
+brandError(CryptoError, 'CryptoError');
 
 export class ReleaseError extends DroverError<ReleaseErrorCode> {
   override name = 'ReleaseError';
 }
-brand(ReleaseError, 'ReleaseError');
+brandError(ReleaseError, 'ReleaseError');
 
 export class NonceError extends DroverError<NonceErrorCode> {
   override name = 'NonceError';
 }
-brand(NonceError, 'NonceError');
+brandError(NonceError, 'NonceError');
 
 export class SecretError extends DroverError<SecretErrorCode> {
   override name = 'SecretError';
 }
-brand(SecretError, 'SecretError');
+brandError(SecretError, 'SecretError');
 
 export class AuditError extends DroverError<AuditErrorCode> {
   override name = 'AuditError';
 }
-brand(AuditError, 'AuditError');
+brandError(AuditError, 'AuditError');
 
 export class MinisignError extends DroverError<MinisignErrorCode> {
   override name = 'MinisignError';
 }
-brand(MinisignError, 'MinisignError');
+brandError(MinisignError, 'MinisignError');
 
 export class DataError extends DroverError<DataErrorCode> {
   override name = 'DataError';
 }
-brand(DataError, 'DataError');
+brandError(DataError, 'DataError');
 
 /** True when `value` is a drover error, optionally with the given code. */
 export function isDroverError(value: unknown, code?: string): value is DroverError {

@@ -10,6 +10,7 @@ export {
   MinisignError,
   DataError,
   isDroverError,
+  brandError,
   protocolErrorCodes,
   cryptoErrorCodes,
   releaseErrorCodes,
@@ -46,3 +47,19 @@ export { formatShutdownReason, sanitizeReason } from './shutdown-reason.js';
 export type { ShutdownReasonInput } from './shutdown-reason.js';
 export { parseSemver, isCommitSha, parseVersion, compareVersions, isUpgrade, isBelow } from './version.js';
 export type { Version } from './version.js';
+export { limits } from './config.js';
+export { pae, signEnvelope, parseEnvelope, parseTrustPolicy, trustPolicyDocument, verifyEnvelope } from './dsse.js';
+export type { TrustPolicy, VerifiedEnvelope } from './dsse.js';
+export {
+  RELEASE_PAYLOAD_TYPE,
+  createReleasePayload,
+  signRelease,
+  verifyRelease,
+  verifyArtifactStream,
+  ArtifactVerifier,
+} from './release-manifest.js';
+export type { ReleaseFile, CreateReleaseInput, ReleaseExpectations } from './release-manifest.js';
+export { NONCE_PAYLOAD_TYPE, issueNonce, verifyNonce, readNonceUnverified } from './nonce.js';
+export type { IssueNonceInput, NonceExpectations } from './nonce.js';
+export { schemaProblems, matchesSchema, describeProblems } from './validate.js';
+export type { SchemaProblem } from './validate.js';

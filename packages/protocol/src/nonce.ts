@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { fromBase64Url, toBase64Url } from './bytes.js';
+import { limits } from './config.js';
+import { pae } from './dsse.js';
+import type { Ed25519PrivateKey, Ed25519PublicKey } from './ed25519.js';
+import { NonceError } from './errors.js';
+import { NoncePayloadSchema } from './schemas.js';
+import type { NoncePayload } from './schemas.js';
+import { matchesSchema } from './validate.js';
+import { isUpgrade } from './version.js';
+
+export const NONCE_PAYLOAD_TYPE = 'application/vnd.drover.nonce+json';
+
+export interface IssueNonceInput {
+  agentId: string;
+  machineId: string;
+  deploymentId: string;
+  artifact: string;
+  fromVersion: string;
+  toVersion: string;
+  rollback?: boolean;
+  /** Seconds the nonce stays valid (default one hour). */
+  ttlSeconds?: number;
+  now?: Date;
+  /** Defaults to 128 random bits, base64url. */
+  nonceId?: string;
+}
+
+/**
+ * Issues an update nonce: `base64url(payload) "." base64url(sig)`, the signature an Ed25519 one
+ * by the manager key over PAE(NONCE_PAYLOAD_TYPE, payload).
+ */
+export function issueNonce(input: IssueNonceInput, key: Ed25519PrivateKey): { token: string; payload: NoncePayload } {
+  const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
+  const payload: NoncePayload = {
+    v: 1,
+    nonceId: input.nonceId ?? randomBytes(16).toString('base64url'),
+    agentId: input.agentId,
+    machineId: input.machineId,
+    deploymentId: input.deploymentId,
+    artifact: input.artifact,
+    fromVersion: input.fromVersion,
+    toVersion: input.toVersion,
+    rollback: input.rollback ?? false,
+    iat,
+    exp: iat + (input.ttlSeconds ?? limits.nonceDefaultTtlSeconds),
+  };
+  if (!matchesSchema(NoncePayloadSchema, payload)) {
+    throw new NonceError('NONCE_MALFORMED', 'The nonce to issue is malformed: check the agent id, the machine id (64 lowercase hex) and the versions.');
+  }
+  const body = new TextEncoder().encode(JSON.stringify(payload));
+  const sig = key.sign(pae(NONCE_PAYLOAD_TYPE, body));
+  return { token: `${toBase64Url(body)}.${toBase64Url(sig)}`, payload };
+}
+
+function split(token: string): { body: Uint8Array; sig: Uint8Array } {
+  if (token.length > limits.nonceMaxLength) throw new NonceError('NONCE_MALFORMED', 'The update nonce is too long to be a drover nonce.');
+  const parts = token.split('.');
+  const body = parts.length === 2 && parts[0] !== undefined ? fromBase64Url(parts[0]) : undefined;
+  const sig = parts.length === 2 && parts[1] !== undefined ? fromBase64Url(parts[1]) : undefined;
+  if (body === undefined || sig === undefined) throw new NonceError('NONCE_MALFORMED', 'The update nonce is not `base64url(payload).base64url(signature)`.');
+  return { body, sig };
+}
+
+function parsePayload(body: Uint8Array): NoncePayload {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+  } catch (error) {
+    throw new NonceError('NONCE_MALFORMED', 'The update nonce payload is not UTF-8 JSON.', { cause: error });
+  }
+  if (!matchesSchema(NoncePayloadSchema, value)) throw new NonceError('NONCE_MALFORMED', 'The update nonce payload does not have the drover nonce fields.');
+  return value;
+}
+
+/**
+ * Reads a nonce's payload WITHOUT verifying it: only for looking up what the token claims (e.g.
+ * which deployment it names) before a full check. Never act on the result alone.
+ */
+export function readNonceUnverified(token: string): NoncePayload {
+  return parsePayload(split(token).body);
+}
+
+export interface NonceExpectations {
+  /** The pinned manager keys; the nonce must be signed by one of them. */
+  managerKeys: readonly Ed25519PublicKey[];
+  agentId: string;
+  machineId: string;
+  /** The version of the artifact running now. */
+  runningVersion: string;
+  /** When given, the nonce must name this artifact. */
+  artifact?: string;
+  /** Caller-supplied: true when this nonce id was used before (the daemon persists them). */
+  isUsed: (nonceId: string) => boolean;
+  now?: Date;
+  skewSeconds?: number;
+}
+
+/** Verifies an update nonce with every check DESIGN.md lists; each refusal has its own code. */
+export function verifyNonce(token: string, expect: NonceExpectations): NoncePayload {
+  const { body, sig } = split(token);
+  const message = pae(NONCE_PAYLOAD_TYPE, body);
+  // A nonce not signed by the pinned manager key could come from anyone on the path.
+  if (!expect.managerKeys.some((key) => key.verify(message, sig))) {
+    throw new NonceError('NONCE_SIGNATURE_INVALID', 'The update nonce is not signed by the pinned manager key. The command is refused.');
+  }
+  const payload = parsePayload(body);
+  // stolen command: a nonce issued to another host is useless here.
+  if (payload.agentId !== expect.agentId) throw new NonceError('NONCE_WRONG_AGENT', 'The update nonce was issued to another agent.');
+  if (payload.machineId !== expect.machineId.toLowerCase()) throw new NonceError('NONCE_WRONG_MACHINE', 'The update nonce was issued for another machine.');
+  if (expect.artifact !== undefined && payload.artifact !== expect.artifact) {
+    throw new NonceError('NONCE_MALFORMED', `The update nonce is for artifact "${payload.artifact}", not "${expect.artifact}".`);
+  }
+  const now = Math.floor((expect.now ?? new Date()).getTime() / 1000);
+  const skew = expect.skewSeconds ?? limits.nonceClockSkewSeconds;
+  if (now < payload.iat - skew) throw new NonceError('NONCE_NOT_YET_VALID', 'The update nonce was issued in the future: check the clocks of the manager and this host.');
+  if (now > payload.exp) throw new NonceError('NONCE_EXPIRED', `The update nonce expired at ${new Date(payload.exp * 1000).toISOString()}; the manager will issue a new one.`);
+  // downgrade: a nonce never moves a host down unless it is a signed rollback.
+  if (!payload.rollback && !isUpgrade(expect.runningVersion, payload.toVersion)) {
+    throw new NonceError('NONCE_DOWNGRADE_REFUSED', `The update nonce moves from ${expect.runningVersion} to ${payload.toVersion}, which is not an upgrade, and it is not a rollback.`);
+  }
+  // replay: each nonce is single use.
+  if (expect.isUsed(payload.nonceId)) throw new NonceError('NONCE_REPLAYED', 'This update nonce was used before; a replayed command is refused.');
+  return payload;
+}
