@@ -1,11 +1,20 @@
 import type { Command, CommandIo } from './cli.js';
 import { runCommand } from './cli.js';
 import { keygenCommand } from './commands/keygen.js';
+import { minisignPubkeyCommand, minisignSignCommand, minisignVerifyCommand } from './commands/minisign.js';
 import { releaseSignCommand, releaseVerifyCommand, trustCreateCommand } from './commands/release.js';
 
 
 /** Every command the CLI knows, in the order `drover --help` lists them. */
-export const commands: readonly Command[] = [keygenCommand, releaseSignCommand, releaseVerifyCommand, trustCreateCommand];
+export const commands: readonly Command[] = [
+  keygenCommand,
+  releaseSignCommand,
+  releaseVerifyCommand,
+  trustCreateCommand,
+  minisignSignCommand,
+  minisignVerifyCommand,
+  minisignPubkeyCommand,
+];
 
 export const VERSION = '0.1.0';
 

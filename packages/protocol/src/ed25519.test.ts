@@ -128,7 +128,7 @@ describe('keys', () => {
     const { inspect } = await import('node:util');
     const seedB64 = Buffer.from(key.exportSeed()).toString('base64');
     const seedHex = toHex(key.exportSeed());
-    for (const text of [JSON.stringify(key), inspect(key), inspect({ nested: key }, { depth: 5 }), String(key)]) {
+    for (const text of [JSON.stringify(key), inspect(key), inspect({ nested: key }, { depth: 5 }), Object.prototype.toString.call(key) + inspect([key])]) {
       expect(text).not.toContain(seedB64);
       expect(text).not.toContain(seedHex);
     }

@@ -110,7 +110,7 @@ export class DroverError<Code extends string = string> extends Error {
     this.code = code;
   }
 
-  static override [Symbol.hasInstance](value: unknown): boolean {
+  static override [Symbol.hasInstance]<C extends abstract new (...args: never[]) => unknown>(this: C, value: unknown): value is InstanceType<C> {
     const symbol = (this as unknown as Record<typeof kBrand, symbol | undefined>)[kBrand];
     if (symbol === undefined || typeof value !== 'object' || value === null) return false;
     return (value as Record<symbol, unknown>)[symbol] === true;

@@ -63,3 +63,44 @@ export { NONCE_PAYLOAD_TYPE, issueNonce, verifyNonce, readNonceUnverified } from
 export type { IssueNonceInput, NonceExpectations } from './nonce.js';
 export { schemaProblems, matchesSchema, describeProblems } from './validate.js';
 export type { SchemaProblem } from './validate.js';
+export { readFileChunks, FILE_CHUNK_BYTES } from './file-chunks.js';
+export {
+  MINISIGN_KEY_ID_LENGTH,
+  MINISIGN_PREHASH_LENGTH,
+  MINISIGN_LEGACY_MAX_BYTES,
+  MINISIGN_TRUSTED_COMMENT_MAX_BYTES,
+  MINISIGN_UNTRUSTED_COMMENT_MAX_BYTES,
+  defaultMinisignKeyId,
+  formatMinisignKeyId,
+  minisignPrehash,
+  encodeMinisignPublicKey,
+  parseMinisignPublicKey,
+  parseMinisignSignature,
+  signMinisign,
+  verifyMinisign,
+  signMinisignStream,
+  verifyMinisignStream,
+} from './minisign.js';
+export type {
+  MinisignPublicKey,
+  MinisignSignature,
+  MinisignVerified,
+  MinisignMessage,
+  MinisignPublicKeyInput,
+  MinisignSignOptions,
+  MinisignVerifyOptions,
+  MinisignStreamOptions,
+} from './minisign.js';
+export {
+  Fernet,
+  generateFernetKey,
+  isFernetKey,
+  deriveCirisEncryptionKey,
+  resolveEncryptionKey,
+  FERNET_VERSION,
+  FERNET_KEY_BYTES,
+  FERNET_MAX_CLOCK_SKEW_SECONDS,
+  CIRIS_PBKDF2_ITERATIONS,
+  CIRIS_MIN_SALT_LENGTH,
+} from './fernet.js';
+export type { FernetEncryptOptions, FernetDecryptOptions, EncryptionKeySource, ResolvedEncryptionKey } from './fernet.js';

@@ -134,6 +134,7 @@ describe('release verification', () => {
 describe('artifact verification', () => {
   async function* chunks(bytes: Uint8Array, size: number, counter: { pulled: number }): AsyncGenerator<Uint8Array> {
     for (let i = 0; i < bytes.length; i += size) {
+      await Promise.resolve();
       const chunk = bytes.subarray(i, i + size);
       counter.pulled += chunk.length;
       yield chunk;
@@ -159,6 +160,7 @@ describe('artifact verification', () => {
     let pulled = 0;
     async function* endless(): AsyncGenerator<Uint8Array> {
       for (;;) {
+        await Promise.resolve();
         pulled += 1;
         yield new Uint8Array([0x41]);
       }

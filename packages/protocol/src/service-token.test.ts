@@ -3,7 +3,7 @@ import { generateServiceToken, parseBearer, tokenId, verifyServiceToken } from '
 import * as nodeCrypto from 'node:crypto';
 
 vi.mock('node:crypto', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('node:crypto')>();
+  const actual = await importOriginal<typeof nodeCrypto>();
   return { ...actual, timingSafeEqual: vi.fn(actual.timingSafeEqual) };
 });
 

@@ -42,5 +42,6 @@ export function formatShutdownReason(input: ShutdownReasonInput): string {
 
 /** Replaces control characters (C0, DEL, C1, line and paragraph separators) with spaces, for logging. */
 export function sanitizeReason(reason: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return reason.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
 }

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Ed25519PrivateKey } from '@drover/protocol';
+import { Ed25519PrivateKey, encodeMinisignPublicKey } from '@drover/protocol';
 import type { Command } from '../cli.js';
 import { flag, optionalString, requireString } from '../cli.js';
 import { CliError } from '../errors.js';
@@ -29,7 +29,7 @@ export const keygenCommand: Command = {
     }
     const force = flag(values, 'force');
     await mkdir(dir, { recursive: true });
-    const paths = { privateKey: join(dir, `${name}.key`), publicKey: join(dir, `${name}.pub`) };
+    const paths = { privateKey: join(dir, `${name}.key`), publicKey: join(dir, `${name}.pub`), minisignPublicKey: join(dir, `${name}.minisign.pub`) };
     if (!force) {
       for (const path of Object.values(paths)) {
         if (await exists(path)) throw new CliError('FILE_EXISTS', `${path} already exists. Choose another --name, or pass --force to replace it.`);
@@ -39,9 +39,10 @@ export const keygenCommand: Command = {
     // The private key is written 0600 from its first byte, never readable by others even briefly.
     await writeFileAtomic(paths.privateKey, key.toPem(), { mode: 0o600, exclusive: !force });
     await writeFileAtomic(paths.publicKey, key.publicKey.toPem(), { exclusive: !force });
+    await writeFileAtomic(paths.minisignPublicKey, encodeMinisignPublicKey(key.publicKey), { exclusive: !force });
     return {
       data: { keyid: key.keyid, publicKey: key.publicKey.toBase64(), files: paths },
-      text: [`Created key ${key.keyid}`, `  private key (keep secret): ${paths.privateKey}`, `  public key:                ${paths.publicKey}`].join('\n'),
+      text: [`Created key ${key.keyid}`, `  private key (keep secret): ${paths.privateKey}`, `  public key:                ${paths.publicKey}`, `  minisign public key:       ${paths.minisignPublicKey}`].join('\n'),
     };
   },
 };

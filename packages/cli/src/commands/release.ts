@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import {
@@ -8,6 +7,7 @@ import {
   createReleasePayload,
   parseEnvelope,
   parseTrustPolicy,
+  readFileChunks,
   signRelease,
   trustPolicyDocument,
   verifyArtifactStream,
@@ -31,9 +31,9 @@ async function hashFile(path: string): Promise<{ size: number; sha256: string }>
   if (!info.isFile()) throw new CliError('USAGE_ERROR', `Artifact ${path} is not a regular file.`);
   const hash = createHash('sha256');
   let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
+  for await (const chunk of readFileChunks(path)) {
+    hash.update(chunk);
+    size += chunk.length;
   }
   return { size, sha256: hash.digest('hex') };
 }
@@ -160,7 +160,7 @@ export const releaseVerifyCommand: Command = {
     await stat(file).catch((error: unknown) => {
       throw new CliError('FILE_NOT_FOUND', `Artifact ${file} does not exist. Check the path.`, { cause: error });
     });
-    await verifyArtifactStream(createReadStream(file, { start: 0, end: manifest.file.size }), manifest.file);
+    await verifyArtifactStream(readFileChunks(file, { limit: manifest.file.size + 1 }), manifest.file);
     const signers = envelope.signatures.map((s) => s.keyid).filter((id) => policy.keys.has(id));
     return {
       data: { verified: true, manifest, signers },

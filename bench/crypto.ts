@@ -1,0 +1,129 @@
+// bench/crypto.ts: Ed25519 throughput (node:crypto vs tweetnacl) and streaming artifact
+// verification against `sha256sum` on the same file in the same run. Prints one JSON line.
+//
+//   npm run bench:crypto [-- --size-mib 256]
+//
+// Targets (issue 2): streaming verification at least 0.8x sha256sum's throughput, peak RSS under 100 MB.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Ed25519PrivateKey, nativeEd25519, tweetnaclEd25519 } from '../packages/protocol/src/index.js';
+import type { Ed25519Implementation } from '../packages/protocol/src/index.js';
+
+const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' } } });
+
+const STREAM_CHUNK = 1024 * 1024; // bytes read per chunk while streaming
+const builtProtocol = fileURLToPath(new URL('../packages/protocol/dist/index.js', import.meta.url));
+
+// The verification runs in a child on the BUILT package under plain node, as the daemon runs it,
+// so that its peak RSS is the verifier's and not this script's or tsx's.
+const STREAM_CHILD = `
+const [path, size, sha256, protocol] = process.argv.slice(1);
+const { readFileChunks, verifyArtifactStream } = await import(protocol);
+const start = process.hrtime.bigint();
+await verifyArtifactStream(readFileChunks(path, { limit: Number(size) + 1 }), { size: Number(size), sha256 });
+const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+process.stdout.write(JSON.stringify({ seconds, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+`;
+
+function opsPerSecond(fn: () => void, minMs = 1000): number {
+  for (let i = 0; i < 20; i++) fn(); // warm up
+  let count = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0n;
+  while (elapsed < BigInt(minMs) * 1_000_000n) {
+    for (let i = 0; i < 10; i++) fn();
+    count += 10;
+    elapsed = process.hrtime.bigint() - start;
+  }
+  return Math.round(count / (Number(elapsed) / 1e9));
+}
+
+function ed25519Figures(impl: Ed25519Implementation): { signPerSec: number; verifyPerSec: number } {
+  const key = Ed25519PrivateKey.generate();
+  const message = randomBytes(256);
+  const signature = key.sign(message, impl);
+  return {
+    signPerSec: opsPerSecond(() => key.sign(message, impl)),
+    verifyPerSec: opsPerSecond(() => {
+      if (!key.publicKey.verify(message, signature, impl)) throw new Error('verification failed');
+    }),
+  };
+}
+
+async function writeRandomFile(path: string, bytes: number): Promise<string> {
+  const handle = await open(path, 'w');
+  const hash = createHash('sha256');
+  const block = randomBytes(STREAM_CHUNK);
+  for (let written = 0; written < bytes; written += block.length) {
+    const chunk = block.subarray(0, Math.min(block.length, bytes - written));
+    block[0] = (block[0] ?? 0) ^ 0x5a; // vary the blocks a little
+    hash.update(chunk);
+    await handle.write(chunk);
+  }
+  await handle.close();
+  return hash.digest('hex');
+}
+
+function best<T extends { seconds: number }>(runs: T[]): T {
+  return runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(builtProtocol)) throw new Error('Build first: npm run build (npm run bench:crypto does).');
+  const sizeMiB = Number(values['size-mib']);
+  const size = sizeMiB * 1024 * 1024;
+  const native = ed25519Figures(nativeEd25519);
+  const tweetnacl = ed25519Figures(tweetnaclEd25519);
+
+  const dir = await mkdtemp(join(tmpdir(), 'drover-bench-'));
+  try {
+    const file = join(dir, 'artifact.bin');
+    const sha256 = await writeRandomFile(file, size);
+    execFileSync('cat', [file], { stdio: ['ignore', 'ignore', 'inherit'] }); // warm the page cache for both peers
+
+    const drover = best(
+      [1, 2, 3].map(() => {
+        const child = spawnSync(process.execPath, ['--input-type=module', '-e', STREAM_CHILD, file, String(size), sha256, builtProtocol], { encoding: 'utf8' });
+        if (child.status !== 0) throw new Error(`stream child failed: ${child.stderr}`);
+        return JSON.parse(child.stdout) as { seconds: number; maxRssBytes: number };
+      }),
+    );
+    const peer = best(
+      [1, 2, 3].map(() => {
+        const start = process.hrtime.bigint();
+        const out = execFileSync('sha256sum', [file], { encoding: 'utf8' });
+        const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+        if (!out.startsWith(sha256)) throw new Error('sha256sum disagrees with node:crypto');
+        return { seconds };
+      }),
+    );
+    const mbps = (seconds: number): number => Math.round((size / 1e6 / seconds) * 10) / 10;
+    const ratio = Math.round((peer.seconds / drover.seconds) * 100) / 100;
+    const peakRssMB = Math.round((drover.maxRssBytes / 1e6) * 10) / 10;
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: 'crypto',
+        node: process.version,
+        ed25519: { native, tweetnacl, nativeOverTweetnacl: { sign: Math.round(native.signPerSec / tweetnacl.signPerSec), verify: Math.round(native.verifyPerSec / tweetnacl.verifyPerSec) } },
+        streamVerify: {
+          fileMiB: sizeMiB,
+          droverMBps: mbps(drover.seconds),
+          sha256sumMBps: mbps(peer.seconds),
+          ratioToSha256sum: ratio,
+          peakRssMB,
+        },
+        targets: { ratioToSha256sum: { min: 0.8, met: ratio >= 0.8 }, peakRssMB: { max: 100, met: peakRssMB < 100 } },
+      })}\n`,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
