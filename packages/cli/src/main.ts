@@ -1,5 +1,6 @@
 import type { Command, CommandIo } from './cli.js';
 import { runCommand } from './cli.js';
+import { auditVerifyCommand } from './commands/audit.js';
 import { keygenCommand } from './commands/keygen.js';
 import { minisignPubkeyCommand, minisignSignCommand, minisignVerifyCommand } from './commands/minisign.js';
 import { releaseSignCommand, releaseVerifyCommand, trustCreateCommand } from './commands/release.js';
@@ -14,6 +15,7 @@ export const commands: readonly Command[] = [
   minisignSignCommand,
   minisignVerifyCommand,
   minisignPubkeyCommand,
+  auditVerifyCommand,
 ];
 
 export const VERSION = '0.1.0';

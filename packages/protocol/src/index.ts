@@ -104,3 +104,37 @@ export {
   CIRIS_MIN_SALT_LENGTH,
 } from './fernet.js';
 export type { FernetEncryptOptions, FernetDecryptOptions, EncryptionKeySource, ResolvedEncryptionKey } from './fernet.js';
+export { canonicalize, CANONICAL_JSON_MAX_DEPTH } from './canonical-json.js';
+export type { JsonValue, JsonObject } from './canonical-json.js';
+export {
+  AuditChain,
+  AuditLogVerifier,
+  ed25519AuditSigner,
+  auditRecordHash,
+  parseAuditSigners,
+  buildAuditSigners,
+  verifyAuditLog,
+  verifyAuditLogLines,
+  auditBreakReasons,
+  AUDIT_GENESIS_HASH,
+  AUDIT_FIRST_SEQ,
+  AUDIT_LINE_MAX_LENGTH,
+} from './audit-chain.js';
+export type {
+  AuditSigner,
+  AuditEntry,
+  AuditRecord,
+  AppendedAuditRecord,
+  AuditChainHead,
+  AuditChainOptions,
+  AuditSignerEntry,
+  AuditSignersDocument,
+  AuditSignerKeys,
+  AuditBreakReason,
+  AuditBreak,
+  AuditIntact,
+  AuditVerification,
+  AuditLogLine,
+  VerifyAuditLogOptions,
+  VerifyAuditLinesOptions,
+} from './audit-chain.js';
