@@ -1,0 +1,14 @@
+export { createAgent } from './agent.js';
+export type { Agent, AgentOptions, HealthStatus, HealthReport, ShutdownInfo } from './agent.js';
+export { AgentError, agentErrorCodes, agentResponseCodes } from './errors.js';
+export type { AgentErrorCode, AgentResponseCode } from './errors.js';
+export { limits, SHUTDOWN_PATH, HEALTH_PATH } from './config.js';
+export type { AgentRequest, AgentResponse } from './response.js';
+export type { Logger } from './logger.js';
+export type { ShutdownRequest } from './shutdown-request.js';
+export { createNodeHandler, createNodeMiddleware, requireServiceTokenNode } from './node-adapter.js';
+export type { NodeHandler, NodeMiddleware, NodeGuard, NodeHandlerOptions } from './node-adapter.js';
+export { createWebHandler, requireServiceTokenWeb } from './web-adapter.js';
+export type { WebHandler, WebGuard } from './web-adapter.js';
+export { droverAgentPlugin, requireServiceTokenFastify } from './fastify-plugin.js';
+export type { DroverAgentPluginOptions } from './fastify-plugin.js';

@@ -1,0 +1,104 @@
+import { createServer, request as httpRequest } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNodeHandler, createNodeMiddleware, requireServiceTokenNode } from './index.js';
+import { AUTH, call, errorCode, makeAgent, shutdownCall, sleep } from '../test/harness.js';
+
+let server: Server | undefined;
+
+async function serve(listener: (req: IncomingMessage, res: ServerResponse) => void): Promise<number> {
+  server = createServer(listener);
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  server = undefined;
+});
+
+const app = (_req: IncomingMessage, res: ServerResponse): void => {
+  res.writeHead(200, { 'content-type': 'text/plain' }).end('app');
+};
+
+describe('node:http adapter', () => {
+  it('the handler takes only the agent routes and returns false for the rest', async () => {
+    const { agent } = makeAgent();
+    const handler = createNodeHandler(agent);
+    const port = await serve((req, res) => {
+      if (!handler(req, res)) app(req, res);
+    });
+    expect((await call(port, { path: '/v1/system/health' })).json).toEqual({ status: 'healthy', version: '1.2.3', busy: false });
+    expect((await call(port, { path: '/v1/system/health?x=1' })).status).toBe(200);
+    expect((await call(port, { path: '/v1/system/other' })).text).toBe('app');
+    expect((await call(port, { path: '/' })).text).toBe('app');
+  });
+
+  it('the middleware answers the agent routes and calls next for the rest', async () => {
+    const { agent } = makeAgent();
+    const middleware = createNodeMiddleware(agent);
+    const port = await serve((req, res) => {
+      middleware(req, res, () => {
+        app(req, res);
+      });
+    });
+    expect((await call(port, shutdownCall({ reason: 'x', confirm: false }))).status).toBe(400);
+    expect((await call(port, { path: '/jobs' })).text).toBe('app');
+  });
+
+  it('uses a body a framework already parsed (Express with express.json() first)', async () => {
+    const t = makeAgent();
+    const handler = createNodeHandler(t.agent);
+    const port = await serve((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        (req as IncomingMessage & { body?: unknown }).body = JSON.parse(Buffer.concat(chunks).toString()) as unknown;
+        handler(req, res);
+      });
+    });
+    const reply = await call(port, shutdownCall({ reason: 'pre-parsed', confirm: true }));
+    expect(reply.status).toBe(200);
+  });
+
+  it('requireServiceTokenNode guards a route of your own, inline or as middleware', async () => {
+    const { agent, lines } = makeAgent();
+    const guard = requireServiceTokenNode(agent);
+    const port = await serve((req, res) => {
+      guard(req, res, () => {
+        app(req, res);
+      });
+    });
+    const refused = await call(port, { method: 'POST', path: '/admin/reload' });
+    expect(refused.status).toBe(401);
+    expect(errorCode(refused)).toBe('AUTH_REQUIRED');
+    expect(lines.some((l) => l.obj.event === 'auth_refused' && l.obj.path === '/admin/reload')).toBe(true);
+    const wrong = await call(port, { method: 'POST', path: '/admin/reload', headers: { authorization: 'Bearer service:nope' } });
+    expect(errorCode(wrong)).toBe('AUTH_INVALID');
+    const allowed = await call(port, { method: 'POST', path: '/admin/reload', headers: AUTH });
+    expect(allowed.status).toBe(200);
+    expect(allowed.text).toBe('app');
+  });
+
+  it('a client that goes away mid-body leaves the agent running and the server answering', async () => {
+    const t = makeAgent();
+    const handler = createNodeHandler(t.agent);
+    const port = await serve((req, res) => void handler(req, res));
+    await new Promise<void>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/v1/system/shutdown', headers: { ...AUTH, 'content-length': '1000' } });
+      req.on('error', () => {
+        resolve();
+      });
+      req.write('{"reason":"x",');
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 50);
+    });
+    await sleep(50);
+    expect(t.agent.shuttingDown()).toBe(false);
+    expect((await call(port)).status).toBe(200);
+  });
+});

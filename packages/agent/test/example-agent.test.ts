@@ -1,0 +1,159 @@
+// The example agent as the daemon runs it: a real child process, found through the JSON line it
+// prints with its bound port, spoken to over real HTTP on loopback.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { call, errorCode, shutdownCall } from './harness.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const script = join(root, 'examples/agent/agent.ts');
+const TOKEN = 'example-agent-test-token-0123456789abcdefghij';
+const AUTH = { authorization: `Bearer service:${TOKEN}` };
+
+interface Started {
+  child: ChildProcess;
+  port: number;
+  ready: Record<string, unknown>;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function launch(env: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+  // Only what the test sets: nothing from the runner's own environment leaks in (a stray token).
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DROVER_|CIRIS_|AGENT_|PORT$)/.test(key)));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: root, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      resolve(code);
+    });
+  });
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+async function start(env: Record<string, string> = {}): Promise<Started> {
+  const launched = launch({ DROVER_SERVICE_TOKEN: TOKEN, AGENT_PORT: '0', ...env });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ready = jsonLines(launched.stdout()).find((l) => l.event === 'listening');
+    if (ready !== undefined) return { ...launched, port: ready.port as number, ready };
+    if (launched.child.exitCode !== null) throw new Error(`example agent exited ${launched.child.exitCode}: ${launched.stderr()}`);
+    if (Date.now() > deadline) throw new Error(`example agent did not print its port: ${launched.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      setTimeout(() => {
+        reject(new Error(`not within ${ms} ms`));
+      }, ms);
+    }),
+  ]);
+}
+
+describe('examples/agent as a real process', () => {
+  it('prints its port, answers health with its version and config hash, refuses strangers, and exits 0 on a valid shutdown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-example-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'agent.json'), '{"workIntervalMs": 0, "workMs": 50}\n');
+    const agent = await start({ DROVER_CONFIG_DIR: dir });
+    const builtIn = /BUILT_IN_VERSION = '([^']+)'/.exec(readFileSync(script, 'utf8'))?.[1];
+    expect(agent.port).toBeGreaterThan(0);
+    expect(agent.ready.configHash).toBe(createHash('sha256').update(readFileSync(join(dir, 'agent.json'))).digest('hex'));
+
+    expect((await call(agent.port)).json).toEqual({ status: 'healthy', version: builtIn, busy: false });
+    expect((await call(agent.port, { path: '/info' })).json).toMatchObject({ version: builtIn, configHash: agent.ready.configHash });
+
+    const stranger = await call(agent.port, shutdownCall({ reason: 'x', confirm: true }, {}));
+    expect(stranger.status).toBe(401);
+    const wrong = await call(agent.port, shutdownCall({ reason: 'x', confirm: true }, { authorization: 'Bearer service:wrong' }));
+    expect(errorCode(wrong)).toBe('AUTH_INVALID');
+
+    const accepted = await call(agent.port, shutdownCall({ reason: 'CD update to version v1.0.1', confirm: true }, AUTH));
+    expect(accepted.status).toBe(200);
+    expect(await within(agent.exited, 10_000)).toBe(0);
+    expect(agent.stdout()).toContain('"event":"shutdown_complete"');
+    expect(agent.stdout()).not.toContain(TOKEN);
+    expect(agent.stderr()).not.toContain(TOKEN);
+  });
+
+  it('is busy on demand: 503 with Retry-After while working, 200 after, and AGENT_VERSION sets the version', async () => {
+    const agent = await start({ AGENT_VERSION: '2.3.4' });
+    expect((await call(agent.port)).json).toEqual({ status: 'healthy', version: '2.3.4', busy: false });
+    const strangerWork = await call(agent.port, { method: 'POST', path: '/work?ms=800' });
+    expect(strangerWork.status).toBe(401);
+    expect((await call(agent.port, { method: 'POST', path: '/work?ms=800', headers: AUTH })).status).toBe(202);
+    expect((await call(agent.port)).json).toMatchObject({ busy: true });
+    const busy = await call(agent.port, shutdownCall({ reason: 'update', confirm: true }, AUTH));
+    expect(busy.status).toBe(503);
+    expect(busy.headers['retry-after']).toMatch(/^\d+$/);
+    expect(JSON.stringify(busy.json)).toContain('on-demand-1');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect((await call(agent.port, shutdownCall({ reason: 'update', confirm: true }, AUTH))).status).toBe(200);
+    expect(await within(agent.exited, 10_000)).toBe(0);
+  });
+
+  it('AGENT_BUSY_MS keeps it busy from the start; AGENT_START_UNHEALTHY reports degraded; SIGTERM drains and exits 0', async () => {
+    const agent = await start({ AGENT_BUSY_MS: '60000', AGENT_START_UNHEALTHY: '1', AGENT_DRAIN_TIMEOUT_MS: '300' });
+    expect((await call(agent.port)).json).toEqual({ status: 'degraded', version: expect.any(String) as unknown, busy: true });
+    expect((await call(agent.port, shutdownCall({ reason: 'update', confirm: true }, AUTH))).status).toBe(503);
+    agent.child.kill('SIGTERM');
+    expect(await within(agent.exited, 10_000)).toBe(0);
+    expect(jsonLines(agent.stdout()).some((l) => l.event === 'drain_timeout')).toBe(true);
+  });
+
+  it('exits 1 at once with AGENT_CRASH_AT_BOOT=1, without listening', async () => {
+    const launched = launch({ DROVER_SERVICE_TOKEN: TOKEN, AGENT_PORT: '0', AGENT_CRASH_AT_BOOT: '1' });
+    expect(await within(launched.exited, 15_000)).toBe(1);
+    expect(launched.stdout()).not.toContain('"listening"');
+    expect(launched.stderr()).toContain('AGENT_CRASH_AT_BOOT');
+  });
+
+  it('exits 1 without a service token, naming the variable to set', async () => {
+    const launched = launch({ AGENT_PORT: '0' });
+    expect(await within(launched.exited, 15_000)).toBe(1);
+    expect(jsonLines(launched.stderr())[0]).toMatchObject({ code: 'SERVICE_TOKEN_MISSING' });
+    expect(launched.stderr()).toContain('DROVER_SERVICE_TOKEN');
+  });
+
+  it('exits 1 on a malformed agent.json', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-example-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'agent.json'), '{not json');
+    const launched = launch({ DROVER_SERVICE_TOKEN: TOKEN, AGENT_PORT: '0', DROVER_CONFIG_DIR: dir });
+    expect(await within(launched.exited, 15_000)).toBe(1);
+    expect(launched.stderr()).toContain('not valid JSON');
+  });
+});
