@@ -63,6 +63,29 @@ describe('node:http adapter', () => {
     expect(reply.status).toBe(200);
   });
 
+  // endless data: a framework's own parser (express.json() allows 100 kB) must not lift the 16 KiB limit.
+  it('a body a framework already read is held to the 16 KiB limit too: 400 BODY_TOO_LARGE', async () => {
+    const t = makeAgent();
+    const handler = createNodeHandler(t.agent);
+    const port = await serve((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        // Both shapes a framework leaves: parsed JSON (express.json) and raw text (express.text).
+        (req as IncomingMessage & { body?: unknown }).body = req.headers['x-raw'] === '1' ? text : (JSON.parse(text) as unknown);
+        handler(req, res);
+      });
+    });
+    const big = { reason: 'x'.repeat(20 * 1024), confirm: true };
+    for (const raw of ['0', '1']) {
+      const reply = await call(port, shutdownCall(big, { ...AUTH, 'x-raw': raw }));
+      expect(reply.status).toBe(400);
+      expect(errorCode(reply)).toBe('BODY_TOO_LARGE');
+    }
+    expect(t.agent.shuttingDown()).toBe(false);
+  });
+
   it('requireServiceTokenNode guards a route of your own, inline or as middleware', async () => {
     const { agent, lines } = makeAgent();
     const guard = requireServiceTokenNode(agent);

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Agent } from './agent.js';
 import { readNodeBody } from './body.js';
 import type { BodyRead } from './body.js';
+import { limits } from './config.js';
 import { errorResponse } from './response.js';
 import type { AgentResponse } from './response.js';
 
@@ -48,8 +49,12 @@ function alreadyRead(req: IncomingMessage): BodyRead | undefined {
   if (!req.readableEnded) return undefined;
   const parsed = (req as IncomingMessage & { body?: unknown }).body;
   if (parsed === undefined || parsed === null) return {};
-  if (typeof parsed === 'string' || parsed instanceof Uint8Array) return { body: parsed };
-  return { body: JSON.stringify(parsed) };
+  // JSON.stringify gives undefined for a value JSON cannot hold (a function): no usable body then.
+  const body = typeof parsed === 'string' || parsed instanceof Uint8Array ? parsed : (JSON.stringify(parsed) as string | undefined);
+  if (body === undefined) return {};
+  // endless data: a framework's parser has its own, larger limit (express.json: 100 kB); drover's holds.
+  const bytes = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+  return bytes > limits.maxBodyBytes ? { bodyTooLarge: true } : { body };
 }
 
 async function serve(agent: Agent, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { link, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { CliError } from './errors.js';
 
@@ -29,11 +29,22 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     throw error;
   }
   await handle.close();
-  if (options.exclusive === true && (await exists(path))) {
-    await rm(temp, { force: true });
-    throw new CliError('FILE_EXISTS', `${path} already exists. Remove it or pass --force to replace it.`);
+  if (options.exclusive === true) {
+    // link(2) fails with EEXIST if the name exists, atomically: unlike a check then rename(2), a
+    // file another writer created in between (a key already handed out) is never replaced.
+    try {
+      await link(temp, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new CliError('FILE_EXISTS', `${path} already exists. Remove it or pass --force to replace it.`, { cause: error });
+      }
+      throw error;
+    } finally {
+      await rm(temp, { force: true });
+    }
+  } else {
+    await rename(temp, path);
   }
-  await rename(temp, path);
   const dirHandle = await open(dir, 'r');
   try {
     await dirHandle.sync();

@@ -107,6 +107,21 @@ describe('drover release sign / verify', () => {
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'RELEASE_SIGNATURE_INVALID']);
   });
 
+  // The report names only keys whose signatures verified: a trusted key with a broken signature
+  // (or one listed twice) did not vouch for the release and must not be shown as a signer.
+  it('reports as signers only the trusted keys whose signatures verified, each once', async () => {
+    const envelope = JSON.parse(await readFile(at('agent.bin.release.json'), 'utf8')) as { signatures: { keyid: string; sig: string }[] };
+    const [a, b] = envelope.signatures;
+    if (a === undefined || b === undefined) throw new Error('expected two signatures');
+    const broken = Buffer.from(b.sig, 'base64');
+    broken[5] = (broken[5] ?? 0) ^ 1;
+    const edited = { ...envelope, signatures: [a, a, { keyid: b.keyid, sig: broken.toString('base64') }] };
+    await writeFile(at('one-broken.json'), JSON.stringify(edited));
+    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--pub', at('keys/b.pub'), '--envelope', at('one-broken.json'), at('agent.bin')]);
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.stdout) as { signers: string[] }).signers).toEqual([a.keyid]);
+  });
+
   it('refuses a bad duration and a missing key with clear codes, writing nothing', async () => {
     let result = await drover(['release', 'sign', '--json', '--key', at('keys/a.key'), '--artifact', 'agent', '--version', '1.3.0', '--platform', 'linux-x64', '--expires-in', 'forever', '--out', at('never.json'), at('agent.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'USAGE_ERROR']);

@@ -21,7 +21,9 @@ export function fromBase64(text: string): Uint8Array | undefined {
 
 /** Decodes canonical unpadded base64url (padding tolerated); returns undefined for anything else. */
 export function fromBase64Url(text: string): Uint8Array | undefined {
+  // Padding, when present, must be exactly what the length calls for (`AA==`, `AAA=`), nothing else.
   const unpadded = text.replace(/={1,2}$/, '');
+  if (unpadded.length !== text.length && (unpadded.length + (text.length - unpadded.length)) % 4 !== 0) return undefined;
   if (!BASE64URL.test(unpadded) || unpadded.length % 4 === 1) return undefined;
   const bytes = new Uint8Array(Buffer.from(unpadded, 'base64url'));
   return toBase64Url(bytes) === unpadded ? bytes : undefined;

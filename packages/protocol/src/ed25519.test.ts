@@ -4,6 +4,7 @@ import { fromHex, toHex } from './bytes.js';
 import { Ed25519PrivateKey, Ed25519PublicKey, keyIdOf, nativeEd25519, tweetnaclEd25519 } from './ed25519.js';
 import { CryptoError } from './errors.js';
 import { sha256Hex } from './hash.js';
+import { expectError } from '../../../test/helpers/expect-error.js';
 
 const hex = (text: string): Uint8Array => fromHex(text) ?? new Uint8Array();
 const implementations = [nativeEd25519, tweetnaclEd25519];
@@ -80,6 +81,32 @@ describe('the two implementations agree', () => {
   });
 });
 
+// Ed25519's group order; a signature's S (its second 32 bytes, little-endian) must be below it.
+const GROUP_ORDER = (1n << 252n) + 27742317777372353535851937790883648493n;
+
+describe('malleability', () => {
+  // RFC 8032 5.1.7 requires 0 <= S < L. node:crypto (OpenSSL) enforces it; tweetnacl does not, so
+  // without a check there the fallback accepted a second, different signature for every message.
+  it('both implementations refuse a signature whose S was replaced by S + L', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 64 }), (seed, message) => {
+        const publicKey = nativeEd25519.publicKeyFromSeed(seed);
+        const signature = nativeEd25519.sign(seed, message);
+        const s = BigInt(`0x${toHex(signature.slice(32).reverse())}`) + GROUP_ORDER;
+        fc.pre(s < 1n << 256n);
+        const malleated = new Uint8Array(signature);
+        malleated.set(hex(s.toString(16).padStart(64, '0')).reverse(), 32);
+        for (const impl of implementations) {
+          expect(impl.verify(publicKey, message, signature), impl.name).toBe(true);
+          expect(impl.verify(publicKey, message, malleated), impl.name).toBe(false);
+          expect(new Ed25519PublicKey(publicKey).verify(message, malleated, impl), impl.name).toBe(false);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
 describe('keys', () => {
   it('round-trips PEM, base64, base64url and hex encodings', () => {
     const key = Ed25519PrivateKey.generate();
@@ -121,6 +148,17 @@ describe('keys', () => {
       expect(caught).toBeInstanceOf(CryptoError);
       expect((caught as CryptoError).code).toBe('KEY_INVALID');
     }
+  });
+
+  it('accepts exactly one PEM block and nothing around it', () => {
+    const key = Ed25519PrivateKey.generate();
+    expect(Ed25519PublicKey.from(`\n${key.publicKey.toPem()}\n`).keyid).toBe(key.keyid);
+    expect(Ed25519PublicKey.from(key.publicKey.toPem().replace(/\n/g, '\r\n')).keyid).toBe(key.keyid);
+    const other = Ed25519PrivateKey.generate();
+    for (const text of [`junk\n${key.publicKey.toPem()}`, `${key.publicKey.toPem()}${other.publicKey.toPem()}`, key.publicKey.toPem().replace('M', 'M=')]) {
+      expectError(() => Ed25519PublicKey.from(text), CryptoError, 'KEY_INVALID');
+    }
+    expectError(() => Ed25519PrivateKey.from(`${key.toPem()}${other.toPem()}`), CryptoError, 'KEY_INVALID');
   });
 
   it('never prints the private key', async () => {

@@ -30,12 +30,26 @@ function nativePublicKey(publicKey: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
 }
 
+// Ed25519's group order L, little-endian: the S half of a signature must be below it (RFC 8032 5.1.7).
+const GROUP_ORDER_LE = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');
+
+// malleability: tweetnacl does not check S < L, so S + L would verify as a second signature of the
+// same message; node:crypto refuses it, and the two implementations must agree.
+function canonicalS(signature: Uint8Array): boolean {
+  for (let i = SIGNATURE_LENGTH - 1; i >= 32; i -= 1) {
+    const s = signature[i] ?? 0;
+    const l = GROUP_ORDER_LE[i - 32] ?? 0;
+    if (s !== l) return s < l;
+  }
+  return false; // S == L
+}
+
 export const tweetnaclEd25519: Ed25519Implementation = {
   name: 'tweetnacl',
   publicKeyFromSeed: (seed) => nacl.sign.keyPair.fromSeed(seed).publicKey,
   sign: (seed, message) => nacl.sign.detached(message, nacl.sign.keyPair.fromSeed(seed).secretKey),
   verify: (publicKey, message, signature) =>
-    signature.length === SIGNATURE_LENGTH && nacl.sign.detached.verify(message, signature, publicKey),
+    signature.length === SIGNATURE_LENGTH && canonicalS(signature) && nacl.sign.detached.verify(message, signature, publicKey),
 };
 
 export const nativeEd25519: Ed25519Implementation = {
@@ -72,9 +86,10 @@ export function keyIdOf(publicKey: Uint8Array): string {
   return shortId(publicKey);
 }
 
-function pemBody(text: string, label: string): Buffer | undefined {
-  const match = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`).exec(text);
-  return match?.[1] === undefined ? undefined : Buffer.from(match[1].replace(/\s+/g, ''), 'base64');
+// Exactly one PEM block and nothing else, strict base64 inside: a key file must mean one thing.
+function pemBody(text: string, label: string): Uint8Array | undefined {
+  const match = new RegExp(`^-----BEGIN ${label}-----\\r?\\n([A-Za-z0-9+/=\\r\\n]+)-----END ${label}-----$`).exec(text.trim());
+  return match?.[1] === undefined ? undefined : fromBase64(match[1].replace(/\r?\n/g, ''));
 }
 
 function toPem(der: Buffer, label: string): string {
@@ -113,7 +128,7 @@ export class Ed25519PublicKey {
         throw new CryptoError('KEY_INVALID', 'Expected a public key but got a private key. Pass the .pub file, never the .key file.');
       }
       const der = pemBody(input, 'PUBLIC KEY');
-      if (der?.length !== SPKI_PREFIX.length + PUBLIC_KEY_LENGTH || !der.subarray(0, SPKI_PREFIX.length).equals(SPKI_PREFIX)) {
+      if (der?.length !== SPKI_PREFIX.length + PUBLIC_KEY_LENGTH || !SPKI_PREFIX.equals(der.subarray(0, SPKI_PREFIX.length))) {
         throw new CryptoError('KEY_INVALID', 'The PEM text is not an Ed25519 SubjectPublicKeyInfo. Export the key with `openssl pkey -pubout` or `drover keygen`.');
       }
       return new Ed25519PublicKey(der.subarray(SPKI_PREFIX.length));
@@ -183,7 +198,7 @@ export class Ed25519PrivateKey {
     }
     if (input.includes('-----BEGIN')) {
       const der = pemBody(input, 'PRIVATE KEY');
-      if (der?.length !== PKCS8_PREFIX.length + SEED_LENGTH || !der.subarray(0, PKCS8_PREFIX.length).equals(PKCS8_PREFIX)) {
+      if (der?.length !== PKCS8_PREFIX.length + SEED_LENGTH || !PKCS8_PREFIX.equals(der.subarray(0, PKCS8_PREFIX.length))) {
         throw new CryptoError('KEY_INVALID', 'The PEM text is not an unencrypted Ed25519 PKCS#8 private key. Create one with `drover keygen`.');
       }
       return new Ed25519PrivateKey(der.subarray(PKCS8_PREFIX.length));

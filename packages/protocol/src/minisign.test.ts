@@ -1,10 +1,14 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromBase64, toBase64, utf8 } from './bytes.js';
 import { Ed25519PrivateKey, tweetnaclEd25519 } from './ed25519.js';
 import { MinisignError } from './errors.js';
+import { readFileChunks } from './file-chunks.js';
 import {
   MINISIGN_TRUSTED_COMMENT_MAX_BYTES,
   defaultMinisignKeyId,
@@ -255,6 +259,30 @@ describe('streaming', () => {
     await expectMinisignRejection(signMinisignStream(key, chunks(big, 65_536), { prehashed: false, maxLegacyBytes: 100_000 }), 'MINISIGN_ALGORITHM_UNSUPPORTED');
     const legacy = signMinisign(key, big, { prehashed: false });
     await expectMinisignRejection(verifyMinisignStream(key.publicKey, legacy, chunks(big, 65_536), { maxLegacyBytes: 100_000 }), 'MINISIGN_ALGORITHM_UNSUPPORTED');
+  });
+
+  // readFileChunks (this package's own file reader) hands out views of ONE reused buffer. A legacy
+  // signature buffers the chunks: without a copy every view showed the last read, so drover signed
+  // and checked other bytes than the file's, and an edit to any earlier chunk went unnoticed.
+  it('legacy mode copies chunks from a source that reuses its buffer (readFileChunks)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'drover-minisign-'));
+    try {
+      const path = join(dir, 'artifact');
+      const bytes = new Uint8Array(randomBytes(10_000)); // no period: every chunk differs
+      await writeFile(path, bytes);
+      const reused = (): AsyncGenerator<Uint8Array> => readFileChunks(path, { chunkBytes: 1024 });
+      // A legacy signature made the ordinary way (or by minisign -l) verifies from the file.
+      const legacy = signMinisign(key, bytes, { prehashed: false });
+      expect((await verifyMinisignStream(key.publicKey, legacy, reused())).prehashed).toBe(false);
+      // What drover signs from the file is a signature over the file's bytes.
+      const streamed = await signMinisignStream(key, reused(), { prehashed: false, trustedComment: 't' });
+      expect(verifyMinisign(key.publicKey, streamed, bytes).prehashed).toBe(false);
+      // And a byte changed in the first chunk is refused.
+      await writeFile(path, flip(bytes, 10));
+      await expectMinisignRejection(verifyMinisignStream(key.publicKey, streamed, reused()), 'MINISIGN_SIGNATURE_INVALID');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('checks the key id before reading the stream', async () => {

@@ -379,7 +379,9 @@ async function readMessage(source: AsyncIterable<Uint8Array>, prehashed: boolean
         `Legacy ("Ed") minisign signatures need the whole file in memory; drover handles them for files up to ${maxLegacyBytes} bytes. Sign with the prehashed mode (the default) instead.`,
       );
     }
-    chunks.push(chunk);
+    // A copy: a source may reuse one buffer for every chunk (readFileChunks does), and keeping
+    // its views would sign or verify the last chunk repeated instead of the file.
+    chunks.push(Uint8Array.from(chunk));
   }
   return new Uint8Array(Buffer.concat(chunks));
 }

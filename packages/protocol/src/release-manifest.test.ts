@@ -116,6 +116,16 @@ describe('release verification', () => {
     expectError(() => parseEnvelope({ ...envelope, extra: true }), ReleaseError, 'RELEASE_MALFORMED');
   });
 
+  it('refuses file names that are paths, and versions with whitespace: RELEASE_MALFORMED', () => {
+    for (const name of ['..', '.', 'a/b', 'a\\b']) {
+      expectError(() => createReleasePayload({ artifact: 'agent', version: '1.2.0', platform: 'linux-x64', file: { ...file, name } }), ReleaseError, 'RELEASE_MALFORMED');
+    }
+    expect(createReleasePayload({ artifact: 'agent', version: '1.2.0', platform: 'linux-x64', file: { ...file, name: '..agent' } }).file.name).toBe('..agent');
+    for (const version of ['1.2.3\n', ' abcdef1', '1.2.3 ']) {
+      expect(() => createReleasePayload({ artifact: 'agent', version, platform: 'linux-x64', file })).toThrow();
+    }
+  });
+
   it('refuses a correctly signed payload that is not a release manifest: RELEASE_MALFORMED', () => {
     const payload = new TextEncoder().encode(JSON.stringify({ schema: 'drover.release/v1', artifact: 'agent' }));
     const sig = toBase64(k1.sign(pae(RELEASE_PAYLOAD_TYPE, payload)));

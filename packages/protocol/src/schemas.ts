@@ -17,7 +17,7 @@ export const ArtifactSchema = Type.String({
   description: '"agent" and "daemon" are the artifacts droverd installs.',
 });
 export const PlatformSchema = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9._-]*$', description: 'e.g. linux-x64, linux-arm64' });
-export const VersionSchema = Type.String({ minLength: 1, maxLength: 128, description: 'A semantic version (leading v allowed) or a commit SHA (6-40 hex).' });
+export const VersionSchema = Type.String({ minLength: 1, maxLength: 128, pattern: '^[0-9A-Za-z][0-9A-Za-z.+-]*$', description: 'A semantic version (leading v allowed) or a commit SHA (6-40 hex).' });
 
 export const DsseSignatureSchema = Type.Object({ keyid: Type.String({ maxLength: 64 }), sig: Base64 }, { additionalProperties: false });
 export const DsseEnvelopeSchema = Type.Object(
@@ -32,7 +32,8 @@ export type DsseEnvelope = Static<typeof DsseEnvelopeSchema>;
 
 export const ReleaseFileSchema = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000]+$' }),
+    // path traversal: a bare file name, never a path, `.` or `..`.
+    name: Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000]+$' }),
     size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'bytes' }),
     sha256: Hex64,
   },

@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import {
   Ed25519PrivateKey,
   Ed25519PublicKey,
+  RELEASE_PAYLOAD_TYPE,
   createReleasePayload,
   parseEnvelope,
   parseTrustPolicy,
@@ -11,6 +12,7 @@ import {
   signRelease,
   trustPolicyDocument,
   verifyArtifactStream,
+  verifyEnvelope,
   verifyRelease,
 } from '@drover/protocol';
 import type { TrustPolicy } from '@drover/protocol';
@@ -161,7 +163,9 @@ export const releaseVerifyCommand: Command = {
       throw new CliError('FILE_NOT_FOUND', `Artifact ${file} does not exist. Check the path.`, { cause: error });
     });
     await verifyArtifactStream(readFileChunks(file, { limit: manifest.file.size + 1 }), manifest.file);
-    const signers = envelope.signatures.map((s) => s.keyid).filter((id) => policy.keys.has(id));
+    // Only the distinct trusted keys whose signatures verified: a trusted key id next to a broken
+    // signature vouches for nothing.
+    const signers = verifyEnvelope(envelope, policy, RELEASE_PAYLOAD_TYPE).keyids;
     return {
       data: { verified: true, manifest, signers },
       text: `VERIFIED ${manifest.artifact} ${manifest.version} for ${manifest.platform} (sha256 ${manifest.file.sha256}, signed by ${signers.join(', ')}, expires ${manifest.expiresAt})`,
