@@ -258,3 +258,5 @@ export type {
   AuditLogRecord,
   AuditSignersFile,
 } from './schemas.js';
+export { writeFileAtomic, fsyncDirectory, tempPathFor } from './durable-file.js';
+export type { AtomicWriteOptions } from './durable-file.js';
