@@ -9,6 +9,7 @@ export default defineConfig({
     alias: {
       '@drover/protocol': source('./packages/protocol/src/index.ts'),
       '@drover/agent': source('./packages/agent/src/index.ts'),
+      '@drover/manager': source('./packages/manager/src/index.ts'),
     },
   },
   test: {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { protocolErrorCodes } from '@drover/protocol';
 import { agentErrorCodes, agentResponseCodes } from '../../packages/agent/src/errors.js';
 import { cliErrorCodes } from '../../packages/cli/src/errors.js';
+import { managerErrorCodes, managerRequestErrorCodes, statusOf } from '@drover/manager';
 
 // STYLE.md: docs/errors.md lists every code a user can see. A code added without its row fails here.
 const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
@@ -18,6 +19,13 @@ describe('docs/errors.md', () => {
 
   it('lists every CLI code, and INTERNAL_ERROR', () => {
     expect(undocumented([...cliErrorCodes, 'INTERNAL_ERROR'])).toEqual([]);
+  });
+
+  it('lists every @drover/manager code, each route code with the status the manager answers it with', () => {
+    expect(undocumented(managerErrorCodes)).toEqual([]);
+    const section = doc.slice(doc.indexOf('## @drover/manager'), doc.indexOf('\n## ', doc.indexOf('## @drover/manager') + 1));
+    const documented = new Map([...section.matchAll(/^\| (\d{3}) \| `([A-Z_]+)` \|/gm)].map((row) => [row[2], Number(row[1])]));
+    expect(Object.fromEntries(managerRequestErrorCodes.map((code) => [code, documented.get(code)]))).toEqual(Object.fromEntries(managerRequestErrorCodes.map((code) => [code, statusOf(code)])));
   });
 
   it('lists every @drover/agent code', () => {

@@ -1,6 +1,6 @@
 import { DroverError, brandError } from '@drover/protocol';
 
-export const cliErrorCodes = ['USAGE_ERROR', 'FILE_NOT_FOUND', 'FILE_EXISTS', 'IO_ERROR'] as const;
+export const cliErrorCodes = ['USAGE_ERROR', 'FILE_NOT_FOUND', 'FILE_EXISTS', 'IO_ERROR', 'NETWORK_ERROR', 'HTTP_ERROR', 'TOKEN_MISSING'] as const;
 export type CliErrorCode = (typeof cliErrorCodes)[number];
 
 /** A mistake in how the CLI was called or in the files it was given. */
@@ -8,3 +8,19 @@ export class CliError extends DroverError<CliErrorCode> {
   override name = 'CliError';
 }
 brandError(CliError, 'CliError');
+
+/**
+ * A refusal by the manager, carrying the manager's own stable code (ENROLLMENT_TOKEN_EXPIRED,
+ * RELEASE_UNTRUSTED_SIGNER, ...), so the CLI prints `drover: <CODE>: <message>` as the manager said it.
+ */
+export class RemoteError extends DroverError {
+  override name = 'RemoteError';
+  /** The HTTP status the manager answered with. */
+  readonly status: number;
+
+  constructor(code: string, message: string, status: number) {
+    super(code, message);
+    this.status = status;
+  }
+}
+brandError(RemoteError, 'RemoteError');

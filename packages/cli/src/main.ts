@@ -1,10 +1,13 @@
 import type { Command, CommandIo } from './cli.js';
 import { runCommand } from './cli.js';
+import { agentsListCommand } from './commands/agents.js';
 import { auditVerifyCommand } from './commands/audit.js';
+import { enrollTokenCreateCommand } from './commands/enroll-token.js';
 import { keygenCommand } from './commands/keygen.js';
 import { minisignPubkeyCommand, minisignSignCommand, minisignVerifyCommand } from './commands/minisign.js';
+import { managerInitCommand, managerStartCommand } from './commands/manager.js';
+import { releasePublishCommand } from './commands/release-publish.js';
 import { releaseSignCommand, releaseVerifyCommand, trustCreateCommand } from './commands/release.js';
-
 
 /** Every command the CLI knows, in the order `drover --help` lists them. */
 export const commands: readonly Command[] = [
@@ -16,6 +19,11 @@ export const commands: readonly Command[] = [
   minisignVerifyCommand,
   minisignPubkeyCommand,
   auditVerifyCommand,
+  managerInitCommand,
+  managerStartCommand,
+  enrollTokenCreateCommand,
+  releasePublishCommand,
+  agentsListCommand,
 ];
 
 export const VERSION = '0.1.0';

@@ -1,0 +1,197 @@
+// bench/checkin.ts: check-in throughput of a real manager (SQLite file, audit log, Fastify) on
+// loopback, with 10,000 enrolled agents and autocannon rotating through their credentials.
+// Prints one JSON line.
+//
+//   npm run bench:checkin [-- --agents 10000 --seconds 10 --connections 64 --quiet]
+//
+// Request logging is on, as operators run the manager (lines go to a sink); --quiet turns it off.
+//
+// Target (issue 4): at least 5,000 check-ins/s with p99 under 25 ms on a 2-core machine.
+//
+// The manager runs in this process; the load generator in a child process, so that the two do
+// not share one event loop. Agents are enrolled through the store API (the path a check-in takes
+// is what is measured, not enrollment).
+import { fork } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { Ed25519PrivateKey, ed25519AuditSigner, generateFernetKey } from '../packages/protocol/src/index.js';
+import { createManager, createManagerLogger, hashSecret, newSecret } from '../packages/manager/src/index.js';
+
+interface Agent {
+  id: string;
+  credential: string;
+  machineId: string;
+}
+
+interface LoadResult {
+  checkinsPerSecond: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+const { values } = parseArgs({
+  options: {
+    agents: { type: 'string', default: '10000' },
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '64' },
+    quiet: { type: 'boolean', default: false },
+    load: { type: 'boolean', default: false },
+  },
+});
+
+const AGENT_VERSION = '1.4.2';
+const DAEMON_VERSION = '0.9.0';
+const body = JSON.stringify({
+  state: { agentVersion: AGENT_VERSION, daemonVersion: DAEMON_VERSION },
+  health: { status: 'healthy', version: AGENT_VERSION, busy: false },
+  acks: [],
+  results: [],
+});
+
+// -- the load generator (child process)
+async function runLoad(url: string, agents: Agent[], seconds: number, connections: number): Promise<LoadResult> {
+  let next = 0;
+  const result = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    pipelining: 1,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (request) => {
+          const agent = agents[next % agents.length];
+          next += 1;
+          if (agent === undefined) return request;
+          return {
+            ...request,
+            method: 'POST',
+            path: `/v1/agents/${agent.id}/checkin`,
+            headers: {
+              'content-type': 'application/json',
+              authorization: `Bearer ${agent.credential}`,
+              'x-machine-id': agent.machineId,
+              'x-agent-version': AGENT_VERSION,
+              'x-daemon-version': DAEMON_VERSION,
+            },
+            body,
+          };
+        },
+      },
+    ],
+  });
+  return {
+    checkinsPerSecond: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p90Ms: result.latency.p90,
+    p99Ms: result.latency.p99,
+    maxMs: result.latency.max,
+    requests: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
+}
+
+if (values.load) {
+  process.once('message', (message: { url: string; agents: Agent[]; seconds: number; connections: number }) => {
+    void runLoad(message.url, message.agents, message.seconds, message.connections).then((result) => {
+      process.send?.(result, () => process.exit(0));
+    });
+  });
+} else {
+  const agentCount = Number(values.agents);
+  const seconds = Number(values.seconds);
+  const connections = Number(values.connections);
+  const dir = await mkdtemp(join(tmpdir(), 'drover-bench-checkin-'));
+  const auditKey = Ed25519PrivateKey.generate();
+  // Request logging on is what an operator runs; lines go to a sink, as they would to journald.
+  const sink = new Writable({ write: (_chunk, _encoding, done) => { done(); } });
+  const app = await createManager({
+    dataDir: dir,
+    adminTokens: [newSecret()],
+    encryptionKey: generateFernetKey(),
+    managerKey: Ed25519PrivateKey.generate(),
+    auditSigner: { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey },
+    logger: createManagerLogger({ level: 'info', destination: sink }),
+    requestLogging: !values.quiet,
+    env: {},
+  });
+  try {
+    const core = app.manager;
+    const { store, fernet } = core.context;
+    const enrollmentToken = newSecret();
+    const now = new Date();
+    await store.createEnrollmentToken({ tokenHash: hashSecret(enrollmentToken), seats: agentCount, createdAt: now, expiresAt: new Date(now.getTime() + 3_600_000), createdBy: 'bench' });
+    const agents: Agent[] = [];
+    const enrollStart = process.hrtime.bigint();
+    for (let i = 0; i < agentCount; i += 1) {
+      const credential = newSecret();
+      const machineId = createHash('sha256').update(randomBytes(16)).digest('hex');
+      const result = await store.enrollAgent({
+        tokenHash: hashSecret(enrollmentToken),
+        now,
+        newAgentId: `agent-${i.toString(16).padStart(16, '0')}`,
+        machineId,
+        hostname: `host-${i}`,
+        platform: 'linux-x64',
+        arch: 'x64',
+        agentVersion: AGENT_VERSION,
+        daemonVersion: DAEMON_VERSION,
+        inventory: { os: { platform: 'linux' } },
+        credentialHash: hashSecret(credential),
+        serviceTokenCiphertext: fernet.encrypt(newSecret()),
+        allowReenrollment: false,
+      });
+      if (!result.ok) throw new Error(`enrollment ${i} refused: ${result.reason}`);
+      agents.push({ id: result.agent.id, credential, machineId });
+    }
+    const enrollSeconds = Number(process.hrtime.bigint() - enrollStart) / 1e9;
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+
+    const child = fork(fileURLToPath(import.meta.url), ['--load'], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const load = await new Promise<LoadResult>((resolve, reject) => {
+      child.once('message', (message) => {
+        resolve(message as LoadResult);
+      });
+      child.once('error', reject);
+      child.once('exit', (code) => {
+        if (code !== 0) reject(new Error(`the load generator exited with ${code}`));
+      });
+      child.send({ url, agents, seconds, connections });
+    });
+    const checkedIn = (await store.listAgents({ limit: agentCount })).filter((a) => a.lastCheckinAt !== undefined).length;
+    const target = { checkinsPerSecond: 5000, p99Ms: 25 };
+    console.log(
+      JSON.stringify({
+        bench: 'checkin',
+        agents: agentCount,
+        agentsCheckedIn: checkedIn,
+        enrollSeconds: Number(enrollSeconds.toFixed(2)),
+        seconds,
+        connections,
+        requestLogging: !values.quiet,
+        ...load,
+        target,
+        meetsTarget: load.checkinsPerSecond >= target.checkinsPerSecond && load.p99Ms < target.p99Ms && load.non2xx === 0 && load.errors === 0,
+        cpus: cpus().length,
+        node: process.version,
+      }),
+    );
+  } finally {
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

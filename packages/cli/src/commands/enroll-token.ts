@@ -1,0 +1,43 @@
+import type { Command } from '../cli.js';
+import { optionalString, parseDurationSeconds } from '../cli.js';
+import { CliError } from '../errors.js';
+import { operatorClient, operatorOptions } from '../operator.js';
+
+interface CreatedToken {
+  token: string;
+  tokenId: string;
+  seats: number;
+  expiresAt: string;
+}
+
+export const enrollTokenCreateCommand: Command = {
+  path: ['enroll-token', 'create'],
+  summary: 'Create an enrollment token with seats and an expiry (printed once; the manager keeps only its hash).',
+  usage: 'drover enroll-token create --manager URL [--token-file FILE] [--seats N] [--expires-in 1h] [--note TEXT]',
+  options: {
+    ...operatorOptions,
+    seats: { type: 'string', arg: 'N', help: 'How many hosts may enroll with it (default: 1).' },
+    'expires-in': { type: 'string', arg: 'DURATION', help: 'How long it stays valid: 30m, 1h, 7d (default: 24h).' },
+    note: { type: 'string', arg: 'TEXT', help: 'What it is for; shown in listings and the audit log.' },
+  },
+  positionals: { min: 0, max: 0 },
+  async run({ values, io }) {
+    const seatsText = optionalString(values, 'seats');
+    const seats = seatsText === undefined ? undefined : Number(seatsText);
+    if (seats !== undefined && (!Number.isInteger(seats) || seats < 1)) throw new CliError('USAGE_ERROR', `--seats takes a whole number of at least 1; got "${seatsText ?? ''}".`);
+    const expiresIn = optionalString(values, 'expires-in');
+    const note = optionalString(values, 'note');
+    const client = await operatorClient(values, io);
+    // Not retried: a retry after a lost answer would create a second token.
+    const created = (await client.json({
+      method: 'POST',
+      path: '/v1/enrollment-tokens',
+      json: { ...(seats === undefined ? {} : { seats }), ...(expiresIn === undefined ? {} : { expiresInSeconds: parseDurationSeconds(expiresIn, 'expires-in') }), ...(note === undefined ? {} : { note }) },
+      retry: false,
+    })) as CreatedToken;
+    return {
+      data: created,
+      text: [`Enrollment token ${created.tokenId} (${created.seats} seat(s), expires ${created.expiresAt}); shown once, keep it secret:`, `  ${created.token}`].join('\n'),
+    };
+  },
+};

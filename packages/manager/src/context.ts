@@ -1,0 +1,52 @@
+import type { Ed25519PrivateKey, Ed25519PublicKey, Fernet, TrustPolicy } from '@drover/protocol';
+import type { Logger } from 'pino';
+import type { AuditLog } from './audit-log.js';
+import type { BlobStore } from './blob-store.js';
+import type { UrlSigner } from './presign.js';
+import type { Store } from './store.js';
+
+/** The manager's tunables, each with a default in config.ts. */
+export interface ManagerSettings {
+  /** Seconds between check-ins, told to every daemon. */
+  checkinIntervalSeconds: number;
+  /** Agents below this version get 426 (still with their commands, so they can upgrade). */
+  minAgentVersion: string | undefined;
+  /** Whether a machine already enrolled may enroll again (rotating its credential, keeping its id). */
+  allowReenrollment: boolean;
+  /** The channel `GET /v1/releases/latest` uses when none is asked for. */
+  defaultChannel: string;
+  /** The path prefix the routes are mounted under (e.g. `/fleet`), for URLs handed to daemons. */
+  routePrefix: string;
+  /** Hand out presigned download URLs in update commands (for a CDN in front of the manager). */
+  presignDownloads: boolean;
+}
+
+/** Everything the manager's operations work with; built once by `openManagerCore`. */
+export interface ManagerContext {
+  store: Store;
+  blobs: BlobStore;
+  audit: AuditLog;
+  /** Signs update nonces. */
+  managerKey: Ed25519PrivateKey;
+  /** The keys daemons may pin: the current one first, then older ones still trusted during a rotation. */
+  managerPublicKeys: readonly Ed25519PublicKey[];
+  /** Encrypts service tokens at rest. */
+  fernet: Fernet;
+  urlSigner: UrlSigner;
+  /** The keys and threshold releases must be signed with; undefined refuses every publication. */
+  trustPolicy: TrustPolicy | undefined;
+  adminTokens: readonly string[];
+  deployTokens: readonly string[];
+  settings: ManagerSettings;
+  logger: Logger;
+  now: () => Date;
+}
+
+/** Who did something, as the audit log and the logs name them. */
+export interface Actor {
+  /** `agent:<id>`, `operator:<tokenId>`, `deploy:<tokenId>`, `system`. */
+  name: string;
+  tokenId?: string | undefined;
+}
+
+export const systemActor: Actor = { name: 'system' };

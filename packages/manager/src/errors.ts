@@ -1,0 +1,94 @@
+import { DroverError, brandError } from '@drover/protocol';
+import type { NonceErrorCode } from '@drover/protocol';
+
+// The manager's own codes, listed in docs/errors.md. Refusals that the protocol already names keep
+// the protocol's code: release verification throws protocol's ReleaseError as is, and a refused
+// update result is a ManagerError carrying the protocol's nonce code (NONCE_REPLAYED, ...) so that
+// it can name the command in its body. The HTTP status of every code is in http-status.ts.
+
+/** Codes of requests the manager refuses (each answered as `{"error":{"code","message"}}`). */
+export const managerRequestErrorCodes = [
+  // the request itself
+  'BAD_REQUEST',
+  'BODY_MALFORMED',
+  'BODY_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'NOT_FOUND',
+  // operator tokens (admin, deploy)
+  'AUTH_REQUIRED',
+  'AUTH_INVALID',
+  'TOKEN_SCOPE_INSUFFICIENT',
+  // agents
+  'CREDENTIAL_INVALID',
+  'CREDENTIAL_AGENT_MISMATCH',
+  'MACHINE_ID_MISMATCH',
+  'AGENT_NOT_FOUND',
+  'AGENT_ALREADY_ENROLLED',
+  'AGENT_VERSION_TOO_OLD',
+  // enrollment tokens
+  'ENROLLMENT_TOKEN_INVALID',
+  'ENROLLMENT_TOKEN_EXPIRED',
+  'ENROLLMENT_TOKEN_EXHAUSTED',
+  'ENROLLMENT_TOKEN_REVOKED',
+  'ENROLLMENT_TOKEN_NOT_FOUND',
+  // commands and update nonces
+  'COMMAND_UNKNOWN',
+  'NONCE_MISSING',
+  'NONCE_UNKNOWN',
+  'NONCE_WRONG_COMMAND',
+  'NONCE_VERSION_MISMATCH',
+  // releases and downloads
+  'TRUST_POLICY_MISSING',
+  'RELEASE_EXISTS',
+  'RELEASE_NOT_FOUND',
+  'RELEASE_NOT_UPLOADED',
+  'UPLOAD_NOT_EXPECTED',
+  'PLATFORM_REQUIRED',
+  'DOWNLOAD_UNAUTHORIZED',
+  'PRESIGNED_URL_INVALID',
+  'PRESIGNED_URL_EXPIRED',
+  'RANGE_NOT_SATISFIABLE',
+  // the manager itself
+  'AUDIT_UNAVAILABLE',
+  'SHUTTING_DOWN',
+  'NOT_READY',
+  'INTERNAL_ERROR',
+] as const;
+
+/** Codes of starting and configuring a manager (thrown by `createManager`, `startManager`, the store). */
+export const managerStartupErrorCodes = [
+  'CONFIG_INVALID',
+  'KEY_FILE_MISSING',
+  'AUDIT_LOG_CORRUPT',
+  'AUDIT_LOG_TRUNCATED',
+  'STORE_SCHEMA_TOO_NEW',
+  'ENCRYPTION_KEY_MISMATCH',
+  'STORE_CLOSED',
+] as const;
+
+export type ManagerRequestErrorCode = (typeof managerRequestErrorCodes)[number];
+export type ManagerStartupErrorCode = (typeof managerStartupErrorCodes)[number];
+export type ManagerErrorCode = ManagerRequestErrorCode | ManagerStartupErrorCode;
+
+/** Every code `@drover/manager` defines, for docs and exhaustiveness tests. */
+export const managerErrorCodes: readonly ManagerErrorCode[] = [...managerRequestErrorCodes, ...managerStartupErrorCodes];
+
+/**
+ * What the manager throws, and what its routes answer with. `details` holds extra members of the
+ * error body (e.g. the `commandId` a refused result named); never a secret.
+ *
+ * @example
+ * try { await manager.core.queueUpdate({ agentId, deploymentId, artifact: 'agent', version: '1.3.0' }) } catch (error) {
+ *   if (error instanceof ManagerError && error.code === 'RELEASE_NOT_FOUND') { ... }
+ * }
+ */
+export class ManagerError extends DroverError<ManagerErrorCode | NonceErrorCode> {
+  override name = 'ManagerError';
+  readonly details: Readonly<Record<string, string>> | undefined;
+
+  constructor(code: ManagerErrorCode | NonceErrorCode, message: string, options: { cause?: unknown; details?: Record<string, string> } = {}) {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.details = options.details;
+  }
+}
+brandError(ManagerError, 'ManagerError');

@@ -1,0 +1,65 @@
+import { readFile, stat } from 'node:fs/promises';
+import { Ed25519PrivateKey } from '@drover/protocol';
+import type { Logger } from 'pino';
+import { ManagerError } from './errors.js';
+
+/** A private key the manager signs with, and whether it lives only in memory. */
+export interface LoadedKey {
+  key: Ed25519PrivateKey;
+  /** True for a key generated at start because DEV_ALLOW_EPHEMERAL=true and no file was given. */
+  ephemeral: boolean;
+}
+
+/** True when the environment allows keys that die with the process (development only). */
+export function ephemeralKeysAllowed(env: Record<string, string | undefined>): boolean {
+  return env['DEV_ALLOW_EPHEMERAL'] === 'true';
+}
+
+/**
+ * Loads a signing key (the manager's nonce key, the audit key) from a PEM or seed file. Without a
+ * file, an ephemeral key is generated only when `DEV_ALLOW_EPHEMERAL=true`: a manager restarted
+ * with a new key could not be verified against what hosts pinned, nor its old audit records
+ * against signers.json, so production refuses to start instead.
+ */
+export async function loadSigningKey(
+  path: string | undefined,
+  what: string,
+  options: { env: Record<string, string | undefined>; logger?: Logger | undefined },
+): Promise<LoadedKey> {
+  if (path === undefined) {
+    if (!ephemeralKeysAllowed(options.env)) {
+      throw new ManagerError('KEY_FILE_MISSING', `No ${what} file is configured. Create one with \`drover manager init\` (or \`drover keygen\`), or set DEV_ALLOW_EPHEMERAL=true for a throwaway development key.`);
+    }
+    const key = Ed25519PrivateKey.generate();
+    options.logger?.warn({ event: 'key.ephemeral', what, keyid: key.keyid }, `using an ephemeral ${what} (DEV_ALLOW_EPHEMERAL=true): it is lost when the manager stops`);
+    return { key, ephemeral: true };
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ManagerError('KEY_FILE_MISSING', `The ${what} file ${path} does not exist. Create it with \`drover manager init\`, or fix the path in the manager config.`, { cause: error });
+    }
+    throw error;
+  }
+  const info = await stat(path);
+  // A key readable by others is a key that may already be copied: say so loudly.
+  if ((info.mode & 0o077) !== 0) {
+    options.logger?.warn({ event: 'key.permissions', what, path, mode: (info.mode & 0o777).toString(8) }, `the ${what} file is readable by other users: chmod 600 it`);
+  }
+  return { key: Ed25519PrivateKey.from(bytes), ephemeral: false };
+}
+
+/** Reads a one-line secret file (a token, a Fernet key), trimmed; undefined when the path is undefined. */
+export async function readSecretFile(path: string | undefined, what: string): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ManagerError('KEY_FILE_MISSING', `The ${what} file ${path} does not exist. Create it with \`drover manager init\`, or fix the path in the manager config.`, { cause: error });
+    }
+    throw error;
+  }
+}

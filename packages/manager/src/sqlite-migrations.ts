@@ -1,0 +1,114 @@
+// The SQLite schema, as an ordered list of migrations. A migration is never edited once released:
+// a change is a new entry with the next version (the rollout engine's deployments and targets
+// come as migration 2). Times are integers, milliseconds since the epoch; JSON columns hold text.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const sqliteMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'agents, enrollment tokens, commands, nonces, releases',
+    sql: `
+      CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT;
+
+      CREATE TABLE enrollment_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        seats INTEGER NOT NULL CHECK (seats > 0),
+        used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0 AND used <= seats),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        created_by TEXT NOT NULL,
+        note TEXT
+      ) STRICT;
+
+      CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        machine_id TEXT NOT NULL UNIQUE,
+        hostname TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        agent_version TEXT NOT NULL,
+        daemon_version TEXT NOT NULL,
+        credential_hash TEXT NOT NULL UNIQUE,
+        service_token_enc TEXT NOT NULL,
+        enrollment_token_id TEXT REFERENCES enrollment_tokens(id),
+        enrolled_at INTEGER NOT NULL,
+        credential_issued_at INTEGER NOT NULL,
+        last_checkin_at INTEGER,
+        health_json TEXT,
+        update_json TEXT,
+        inventory_json TEXT NOT NULL DEFAULT '{}'
+      ) STRICT;
+
+      CREATE TABLE commands (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        deployment_id TEXT,
+        nonce_id TEXT,
+        body_json TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        delivered_count INTEGER NOT NULL DEFAULT 0,
+        last_delivered_at INTEGER,
+        acked_at INTEGER,
+        outcome TEXT,
+        outcome_detail_json TEXT,
+        outcome_at INTEGER
+      ) STRICT;
+      -- The check-in's lookup: this agent's unacked commands, oldest first.
+      CREATE INDEX commands_unacked ON commands (agent_id, seq) WHERE acked_at IS NULL;
+      CREATE INDEX commands_by_agent ON commands (agent_id, seq);
+      CREATE INDEX commands_by_deployment ON commands (deployment_id) WHERE deployment_id IS NOT NULL;
+
+      CREATE TABLE nonces (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        machine_id TEXT NOT NULL,
+        command_id TEXT NOT NULL REFERENCES commands(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL,
+        artifact TEXT NOT NULL,
+        from_version TEXT NOT NULL,
+        to_version TEXT NOT NULL,
+        rollback INTEGER NOT NULL CHECK (rollback IN (0, 1)),
+        token TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        consumed_at INTEGER,
+        consumed_outcome TEXT,
+        reported_version TEXT
+      ) STRICT;
+      CREATE INDEX nonces_by_command ON nonces (command_id);
+
+      CREATE TABLE releases (
+        artifact TEXT NOT NULL,
+        version TEXT NOT NULL,
+        version_key TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        file_size INTEGER NOT NULL CHECK (file_size >= 0),
+        file_sha256 TEXT NOT NULL,
+        envelope_json TEXT NOT NULL,
+        manifest_json TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'published')),
+        registered_at INTEGER NOT NULL,
+        published_at INTEGER,
+        published_by TEXT NOT NULL,
+        PRIMARY KEY (artifact, version_key, platform)
+      ) STRICT;
+      CREATE INDEX releases_catalog ON releases (artifact, platform, channel, state);
+    `,
+  },
+];
