@@ -1,0 +1,90 @@
+import { AgentHealthSchema, matchesSchema, tokenId } from '@drover/protocol';
+import type { AgentHealth } from '@drover/protocol';
+import { limits } from './config.js';
+import { header } from './http.js';
+import type { HttpClient } from './http.js';
+import { parseRetryAfter } from './timing.js';
+
+// droverd's calls to the agent it supervises, on loopback: the health route, and the shutdown
+// route it drains the agent through before a swap. Authorised with the service token, which is
+// never logged (its id is).
+
+export type ShutdownAnswer =
+  | { kind: 'accepted' }
+  | { kind: 'already' }
+  | { kind: 'busy'; retryAfterMs: number | undefined; busyWith: string[] }
+  | { kind: 'unreachable'; error: unknown }
+  | { kind: 'refused'; status: number; code: string | undefined };
+
+export type HealthAnswer = { kind: 'ok'; health: AgentHealth } | { kind: 'unreachable'; error: unknown } | { kind: 'invalid'; status: number };
+
+export class AgentClient {
+  readonly #http: HttpClient;
+  readonly #token: string;
+
+  constructor(http: HttpClient, serviceToken: string) {
+    this.#http = http;
+    this.#token = serviceToken;
+  }
+
+  /** The service token's id, for logs. */
+  get tokenId(): string {
+    return tokenId(this.#token);
+  }
+
+  async health(baseUrl: string, signal?: AbortSignal): Promise<HealthAnswer> {
+    try {
+      const response = await this.#http.json({
+        method: 'GET',
+        url: new URL('/v1/system/health', baseUrl),
+        headers: { authorization: `Bearer service:${this.#token}` },
+        retry: false,
+        timeoutMs: limits.agentRequestTimeoutMs,
+        maxBytes: 64 * 1024,
+        ...(signal === undefined ? {} : { signal }),
+      });
+      if (response.status === 200 && matchesSchema(AgentHealthSchema, response.body)) return { kind: 'ok', health: response.body };
+      return { kind: 'invalid', status: response.status };
+    } catch (error) {
+      if (signal?.aborted === true) throw error;
+      return { kind: 'unreachable', error };
+    }
+  }
+
+  async shutdown(baseUrl: string, input: { reason: string; force: boolean }, signal?: AbortSignal): Promise<ShutdownAnswer> {
+    let response;
+    try {
+      response = await this.#http.json({
+        method: 'POST',
+        url: new URL('/v1/system/shutdown', baseUrl),
+        headers: { authorization: `Bearer service:${this.#token}` },
+        json: { reason: input.reason.slice(0, 4096), force: input.force, confirm: true },
+        retry: false,
+        timeoutMs: limits.agentRequestTimeoutMs,
+        maxBytes: 64 * 1024,
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (error) {
+      if (signal?.aborted === true) throw error;
+      return { kind: 'unreachable', error };
+    }
+    if (response.status === 200) return { kind: 'accepted' };
+    if (response.status === 409) return { kind: 'already' };
+    const code = errorCodeOf(response.body);
+    if (response.status === 503) {
+      const busyWith = busyWithOf(response.body);
+      return { kind: 'busy', retryAfterMs: parseRetryAfter(header(response.headers, 'retry-after')), busyWith };
+    }
+    return { kind: 'refused', status: response.status, code };
+  }
+}
+
+function errorCodeOf(body: unknown): string | undefined {
+  const error = (body as { error?: { code?: unknown } } | undefined)?.error;
+  return typeof error?.code === 'string' ? error.code.slice(0, 64) : undefined;
+}
+
+function busyWithOf(body: unknown): string[] {
+  const list = (body as { error?: { busy_with?: unknown } } | undefined)?.error?.busy_with;
+  return Array.isArray(list) ? list.filter((item): item is string => typeof item === 'string').slice(0, 64).map((item) => item.slice(0, 256)) : [];
+}

@@ -1,0 +1,179 @@
+import { CheckinResponseSchema, CheckinUpgradeRequiredSchema, matchesSchema } from '@drover/protocol';
+import type { AgentHealthReport, CheckinRequest, CommandResult, DaemonState } from '@drover/protocol';
+import { limits } from './config.js';
+import type { Credentials } from './credentials.js';
+import { DaemonError } from './errors.js';
+import type { HttpClient } from './http.js';
+import type { Journal } from './journal.js';
+import type { Logger } from './logger.js';
+import { backoffDelay, isAbortError, sleep, withJitter } from './timing.js';
+
+// Check-ins: the daemon reports its state, its agent's health, the commands it took (acks) and
+// the outcomes not yet confirmed (results), and receives commands. Intervals carry jitter so a
+// fleet spreads out; while the manager is unreachable the delay backs off exponentially. Acks and
+// results live in the journal until a check-in carrying them gets a 200, so none is lost to a crash.
+
+export interface CheckinLoopOptions {
+  http: HttpClient;
+  credentials: Credentials;
+  machineId: string;
+  journal: Journal;
+  daemonVersion: string;
+  agentVersion: () => Promise<string>;
+  health: () => Promise<AgentHealthReport>;
+  /** Handles the commands of a check-in (already shape-checked as command stubs). */
+  onCommands: (commands: unknown[]) => Promise<void>;
+  logger: Logger;
+  backoffMaxMs: number;
+  random?: () => number;
+}
+
+// A function, so the compiler does not narrow `signal.aborted` across awaits.
+function aborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
+export class CheckinLoop {
+  readonly #o: CheckinLoopOptions;
+  readonly #logger: Logger;
+  #wake: (() => void) | undefined;
+  #wakeRequested = false;
+  #failures = 0;
+  #successWaiters = new Set<() => void>();
+
+  constructor(options: CheckinLoopOptions) {
+    this.#o = options;
+    this.#logger = options.logger.child({ component: 'drover:daemon:checkin', agentId: options.credentials.agentId });
+  }
+
+  /** Checks in now instead of at the next interval (results to report). */
+  wake(): void {
+    this.#wakeRequested = true;
+    this.#wake?.();
+  }
+
+  /** Resolves true at the next successful check-in, false after `timeoutMs` (or on abort). */
+  waitForSuccess(signal: AbortSignal, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (value: boolean): void => {
+        clearTimeout(timer);
+        this.#successWaiters.delete(onSuccess);
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      };
+      const onSuccess = (): void => {
+        done(true);
+      };
+      const onAbort = (): void => {
+        done(false);
+      };
+      const timer = setTimeout(() => {
+        done(false);
+      }, timeoutMs);
+      this.#successWaiters.add(onSuccess);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.wake();
+    });
+  }
+
+  #takeWake(): boolean {
+    const requested = this.#wakeRequested;
+    this.#wakeRequested = false;
+    return requested;
+  }
+
+  /** Runs until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      this.#takeWake();
+      let waitMs: number;
+      try {
+        const next = await this.checkInOnce(signal);
+        this.#failures = 0;
+        waitMs = withJitter(next * 1000, limits.checkinJitterRatio, this.#o.random);
+      } catch (error) {
+        if (isAbortError(error) || aborted(signal)) return;
+        this.#failures += 1;
+        waitMs = Math.max(limits.checkinBackoffBaseMs / 2, backoffDelay(this.#failures, limits.checkinBackoffBaseMs, this.#o.backoffMaxMs, this.#o.random));
+        this.#logger.warn({ event: 'checkin.failed', err: error, failures: this.#failures, retryInMs: waitMs }, 'Check-in failed; backing off');
+        // While the manager is unreachable, a wake-up does not cut the backoff short.
+        try {
+          await sleep(waitMs, signal);
+        } catch {
+          return;
+        }
+        continue;
+      }
+      if (this.#takeWake()) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(finish, waitMs);
+        function finish(): void {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', finish);
+          resolve();
+        }
+        this.#wake = finish;
+        signal.addEventListener('abort', finish, { once: true });
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  /** One check-in; resolves with the seconds until the next one. */
+  async checkInOnce(signal?: AbortSignal, depth = 0): Promise<number> {
+    const o = this.#o;
+    const journal = o.journal.state;
+    const acks = journal.pendingAcks.slice(0, 64);
+    const results: CommandResult[] = journal.pendingResults.slice(0, 64);
+    const update = journal.update;
+    const agentVersion = await o.agentVersion();
+    const state: DaemonState = {
+      agentVersion,
+      daemonVersion: o.daemonVersion,
+      ...(update === null ? {} : { update: { commandId: update.commandId, step: update.step, nonce: update.command.nonce } }),
+    };
+    const body: CheckinRequest = { state, health: await o.health(), acks, results };
+    const nonce = update?.command.nonce ?? results.find((r) => r.nonce !== undefined)?.nonce;
+    const response = await o.http.json({
+      method: 'POST',
+      url: new URL(`/v1/agents/${encodeURIComponent(o.credentials.agentId)}/checkin`, `${o.credentials.managerUrl}/`),
+      headers: {
+        authorization: `Bearer ${o.credentials.credential}`,
+        'x-machine-id': o.machineId,
+        'x-agent-version': agentVersion,
+        'x-daemon-version': o.daemonVersion,
+        ...(nonce === undefined ? {} : { 'x-update-nonce': nonce }),
+      },
+      json: body,
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (response.status !== 200 && response.status !== 426) {
+      const error = (response.body as { error?: { code?: unknown; commandId?: unknown } } | undefined)?.error;
+      const code = typeof error?.code === 'string' ? error.code.slice(0, 64) : `HTTP_${response.status}`;
+      const refused = error?.commandId;
+      if (response.status >= 400 && response.status < 500 && typeof refused === 'string' && results.some((r) => r.commandId === refused) && depth < 64) {
+        // The manager refused one result, and with it the whole check-in (docs/decisions/0008). It
+        // can never accept that result (NONCE_REPLAYED: it already holds an outcome for the nonce),
+        // so the result is dropped and the check-in made again without it.
+        this.#logger.warn({ event: 'checkin.result_refused', commandId: refused, code, status: response.status }, 'The manager refused a result; dropping it');
+        await o.journal.mutate((draft) => {
+          draft.pendingResults = draft.pendingResults.filter((r) => r.commandId !== refused);
+        });
+        return this.checkInOnce(signal, depth + 1);
+      }
+      throw new DaemonError('MANAGER_REFUSED', `The manager refused the check-in (HTTP ${response.status}, ${code}). ${response.status === 401 ? 'The credential is not valid: enroll again.' : response.status === 403 ? 'The machine id differs from the enrolled one.' : 'It is retried.'}`);
+    }
+    const valid = response.status === 200 ? matchesSchema(CheckinResponseSchema, response.body) : matchesSchema(CheckinUpgradeRequiredSchema, response.body);
+    if (!valid) throw new DaemonError('RESPONSE_INVALID', 'The manager\'s check-in answer is malformed; it is retried.');
+    const answer = response.body as { commands: unknown[]; nextCheckinSeconds: number };
+    if (response.status === 426) this.#logger.warn({ event: 'checkin.upgrade_required' }, 'The manager says this agent is below its minimum version; its update commands follow');
+    // Acks and results the manager now holds are dropped from the journal, in one write.
+    await o.journal.mutate((draft) => {
+      draft.pendingAcks = draft.pendingAcks.filter((id) => !acks.includes(id));
+      draft.pendingResults = draft.pendingResults.filter((r) => !results.some((sent) => sent.commandId === r.commandId && sent.outcome === r.outcome));
+    });
+    for (const resolve of [...this.#successWaiters]) resolve();
+    if (answer.commands.length > 0) await o.onCommands(answer.commands);
+    return answer.nextCheckinSeconds;
+  }
+}

@@ -1,0 +1,82 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, readFile, rm } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { parseEnvelope, parseVersion, readFileChunks, verifyArtifactStream, verifyRelease } from '@drover/protocol';
+import { DaemonError } from '../errors.js';
+import { acquireStateLock } from '../lock.js';
+import { ReleaseStore } from '../release-store.js';
+import { loadTrustPolicy } from '../trust.js';
+import { loadContext } from './context.js';
+import { stringOption } from './framework.js';
+import type { CliCommand } from './framework.js';
+
+export const installCommand: CliCommand = {
+  name: 'install',
+  summary: 'Install a release from local files and make it current (first install, or repair). droverd must be stopped.',
+  usage: 'droverd install [--artifact agent|daemon] (--release FILE.release.json | --unsigned --version V) FILE',
+  description:
+    'A signed release is verified exactly as an update is (trust.json, artifact, platform, expiry, no downgrade unless --allow-downgrade, size and SHA-256 of the copy that is installed). --unsigned is only for the daemon bundle a package installs (install.sh): its trust comes from the package.',
+  options: {
+    artifact: { type: 'string', arg: 'NAME', help: 'agent (default) or daemon.' },
+    release: { type: 'string', arg: 'FILE', help: 'The signed release envelope (FILE.release.json from `drover release sign`).' },
+    unsigned: { type: 'boolean', help: 'Install the daemon bundle without a signed release (install.sh).' },
+    version: { type: 'string', arg: 'V', help: 'With --unsigned: the version of the bundle.' },
+    'allow-downgrade': { type: 'boolean', help: 'Install a version below the current one.' },
+  },
+  positionals: { min: 1, max: 1 },
+  async run(input) {
+    const { settings, paths } = await loadContext(input);
+    const artifact = stringOption(input.values, 'artifact') ?? 'agent';
+    if (artifact !== 'agent' && artifact !== 'daemon') throw new DaemonError('USAGE_ERROR', '--artifact must be agent or daemon.');
+    const file = input.positionals[0] ?? '';
+    const releasePath = stringOption(input.values, 'release');
+    const unsigned = input.values['unsigned'] === true;
+    if ((releasePath === undefined) === !unsigned) throw new DaemonError('USAGE_ERROR', 'Pass exactly one of --release FILE.release.json and --unsigned.');
+    if (unsigned && artifact !== 'daemon') throw new DaemonError('USAGE_ERROR', '--unsigned installs only the daemon bundle; an agent must come as a signed release.');
+
+    const lock = await acquireStateLock(paths.state, { lockPath: paths.lock, ownerPath: paths.lockOwner, onCompromised: () => {
+        // a one-shot command: nothing to stop
+      },
+    });
+    const store = new ReleaseStore(paths);
+    const commandId = `install-${randomBytes(6).toString('hex')}`;
+    const part = store.partPath(commandId);
+    try {
+      await store.ensureLayout();
+      const current = (await store.currentVersion(artifact)) ?? null;
+      // The file is copied into the private staging directory first; the copy is what is verified and installed.
+      await copyFile(file, part);
+      let manifest: { version: string; file: { name: string; size: number; sha256: string } };
+      let envelope;
+      if (releasePath !== undefined) {
+        envelope = parseEnvelope(await readFile(releasePath, 'utf8'));
+        const verified = verifyRelease(envelope, await loadTrustPolicy(paths.trust), {
+          artifact,
+          platform: settings.platform,
+          runningVersion: current ?? undefined,
+          rollback: input.values['allow-downgrade'] === true,
+        });
+        await verifyArtifactStream(readFileChunks(part, { limit: verified.file.size + 1 }), verified.file);
+        manifest = verified;
+      } else {
+        const version = stringOption(input.values, 'version');
+        if (version === undefined) throw new DaemonError('USAGE_ERROR', '--unsigned needs --version.');
+        parseVersion(version);
+        const hash = createHash('sha256');
+        let size = 0;
+        for await (const chunk of readFileChunks(part)) {
+          hash.update(chunk);
+          size += chunk.length;
+        }
+        manifest = { version, file: { name: basename(file), size, sha256: hash.digest('hex') } };
+      }
+      const installed = await store.install({ commandId, artifact, manifest, envelope, source: part });
+      await store.activate(artifact, installed.version, current);
+      const data = { artifact, version: installed.version, previous: current, dir: installed.dir, signed: installed.signed };
+      return { data, text: `Installed ${artifact} ${installed.version}${current === null ? '' : ` (previous ${current})`} in ${installed.dir}.` };
+    } finally {
+      await rm(part, { force: true });
+      await lock.release();
+    }
+  },
+};

@@ -1,0 +1,36 @@
+import { LAUNCHER_ENV } from '../config.js';
+import { Daemon } from '../daemon.js';
+import { failpointsFromEnv } from '../failpoints.js';
+import { createJsonLogger } from '../logger.js';
+import { loadContext } from './context.js';
+import type { CliCommand } from './framework.js';
+
+
+export const runCommand: CliCommand = {
+  name: 'run',
+  summary: 'Run the daemon: supervise the agent, check in, carry out updates. Stops cleanly on SIGTERM.',
+  usage: 'droverd run [--config FILE] [--state-dir DIR]',
+  description: 'Logs JSON lines on stdout (journald under systemd). Enrolls first when droverd.json has manager.url and manager.enrollmentToken and the host is not enrolled.',
+  options: {},
+  positionals: { min: 0, max: 0 },
+  async run(input) {
+    const { settings, paths } = await loadContext(input);
+    const logger = createJsonLogger(
+      (line) => {
+        input.io.stdout(line);
+      },
+      { level: settings.logLevel },
+    );
+    const daemon = await Daemon.start({ paths, settings, logger, underLauncher: input.io.env[LAUNCHER_ENV] === '1', failpoints: failpointsFromEnv(input.io.env) });
+    const onSignal = (signal: NodeJS.Signals): void => {
+      logger.info({ event: 'daemon.signal', signal }, 'Signal received; stopping');
+      void daemon.stop(0);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    const code = await daemon.done;
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    return { data: { stopped: true, exitCode: code }, text: '', exitCode: code };
+  },
+};

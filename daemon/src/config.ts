@@ -1,0 +1,77 @@
+// Every limit and default of droverd, in one place, each with its unit. droverd.json may override
+// the few an operator tunes (see settings.ts); everything else is fixed here.
+export const limits = {
+  // All outbound HTTP (http.ts)
+  httpConnectTimeoutMs: 10_000, // ms to open a TCP (and TLS) connection
+  httpHeadersTimeoutMs: 30_000, // ms from the request sent to the response headers
+  httpBodyTimeoutMs: 30_000, // ms between two chunks of a response body
+  httpMaxAttempts: 4, // attempts of one API call (network errors, 408, 429, 5xx)
+  httpBackoffBaseMs: 250, // ms: first retry delay, doubled per attempt, full jitter
+  httpBackoffMaxMs: 10_000, // ms: longest delay between two attempts
+  httpRetryAfterMaxMs: 60_000, // ms: a Retry-After above this is capped
+  jsonResponseMaxBytes: 4 * 1024 * 1024, // bytes: an API response body; reading stops past it
+  agentRequestTimeoutMs: 5_000, // ms: one call to the agent's health or shutdown route
+
+  // Enrollment and check-ins (enroll.ts, check-in.ts)
+  inventoryTimeoutMs: 5_000, // ms: systeminformation may take this long, then the inventory is sent partial
+  checkinDefaultIntervalSeconds: 60, // seconds between check-ins when the manager names none
+  checkinJitterRatio: 0.1, // +-10% on every interval, so a fleet does not check in in lockstep
+  checkinBackoffBaseMs: 1_000, // ms: first delay after a failed check-in, doubled per failure
+  checkinBackoffMaxMs: 300_000, // ms: longest delay while the manager is unreachable
+
+  // Journal (journal.ts)
+  journalMaxSeenCommands: 1_000, // command ids remembered for de-duplication
+  journalMaxUsedNonces: 10_000, // nonce ids remembered (expired ones are dropped first)
+  journalMaxPendingResults: 64, // results waiting for a check-in (the wire allows 64)
+  journalMaxBytes: 16 * 1024 * 1024, // bytes: a larger journal.json is refused as corrupt
+
+  // Downloads (download.ts)
+  downloadStallTimeoutMs: 30_000, // ms without a byte before a download counts as stalled
+  downloadMaxAttempts: 5, // attempts (the first and the resumptions) of one download
+  downloadMaxDurationMs: 3_600_000, // ms: a download still running after this is abandoned (slow retrieval)
+  downloadWriteChunkBytes: 1024 * 1024, // bytes: largest write to the .part file
+
+  // Agent supervision (supervisor.ts)
+  restartBackoffBaseMs: 1_000, // ms before restarting an agent that died, doubled per crash
+  restartBackoffMaxMs: 60_000, // ms: longest delay between two restarts
+  restartStableAfterMs: 60_000, // ms of uptime after which the restart delay resets
+  agentStopTimeoutMs: 30_000, // ms an agent has to exit after SIGTERM before SIGKILL
+  agentLogLineMaxBytes: 16 * 1024, // bytes: longer agent output lines are cut
+
+  // The update state machine (update-machine.ts)
+  healthPollIntervalMs: 250, // ms between two health probes during a health check
+  healthGraceMs: 10_000, // ms the new version must stay healthy before it is committed
+  healthTimeoutMs: 60_000, // ms to become healthy at the target version, else roll back
+  drainExitMarginMs: 10_000, // ms past the command's drainTimeoutSeconds for the agent to exit after a 200
+  deferBackoffBaseMs: 2_000, // ms: first wait after a busy agent's 503 (Retry-After wins when longer)
+  deferBackoffMaxMs: 300_000, // ms: longest wait between two drain attempts
+  keepReleases: 3, // releases kept per artifact (current and previous always are)
+  maxResumesPerStep: 3, // restarts of droverd inside starting/health_check before it rolls back instead
+
+  // One daemon per state dir (lock.ts)
+  lockStaleMs: 10_000, // ms: proper-lockfile's staleness, when the owner file cannot be read
+  lockUpdateMs: 2_000, // ms between two refreshes of the lock's mtime
+
+  // Self-update (launcher.ts)
+  daemonMaxFailedBoots: 3, // boots of an uncommitted daemon update before the launcher flips back
+} as const;
+
+/** Exit codes of the `droverd` CLI: stable, documented in `droverd --help` and docs/install.md. */
+export const exitCodes = {
+  ok: 0,
+  error: 1, // a DaemonError (the code is printed)
+  usage: 2, // unknown command or option
+  locked: 3, // another droverd holds the state directory
+  notEnrolled: 4, // `run`, `status --require-enrolled`: enroll first
+  verifyFailed: 5, // `droverd verify` found an installed release that does not verify
+  restart: 75, // EX_TEMPFAIL: droverd swapped itself; the service manager starts the new one
+} as const;
+
+/** Where droverd looks for its configuration when `--config` is not given. */
+export const DEFAULT_CONFIG_PATH = '/etc/drover/droverd.json';
+/** The agent's configuration directory: given to the agent, never written by an update. */
+export const DEFAULT_AGENT_CONFIG_DIR = '/etc/drover/agent';
+/** The env-paths name of droverd's directories outside systemd. */
+export const APP_NAME = 'drover';
+/** Set by the launcher before it imports current/daemon: self-update is allowed only under it. */
+export const LAUNCHER_ENV = 'DROVERD_LAUNCHER';

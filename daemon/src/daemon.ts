@@ -1,0 +1,269 @@
+import type { AgentHealthReport } from '@drover/protocol';
+import type { Dispatcher } from 'undici';
+import { AgentClient } from './agent-client.js';
+import { CheckinLoop } from './check-in.js';
+import { takeCommands } from './commands.js';
+import { limits } from './config.js';
+import { loadCredentials, saveCredentials } from './credentials.js';
+import type { Credentials } from './credentials.js';
+import { enroll } from './enroll.js';
+import { DaemonError } from './errors.js';
+import type { Failpoints } from './failpoints.js';
+import { noFailpoints } from './failpoints.js';
+import { HttpClient, userAgent } from './http.js';
+import { collectInventory } from './inventory.js';
+import { Journal } from './journal.js';
+import { acquireStateLock } from './lock.js';
+import type { StateLock } from './lock.js';
+import type { Logger } from './logger.js';
+import { resolveMachineId, systemMachineId } from './machine-id.js';
+import type { MachineIdSource } from './machine-id.js';
+import type { DaemonPaths } from './paths.js';
+import { ReleaseStore } from './release-store.js';
+import type { Settings } from './settings.js';
+import { Supervisor } from './supervisor.js';
+import { UpdateMachine } from './update-machine.js';
+import { DAEMON_VERSION, NO_VERSION } from './version.js';
+
+// `droverd run`: one daemon per state directory. It holds the lock, supervises the agent, checks
+// in, and drives the update in the journal. SIGTERM stops it cleanly: loops end, the update stays
+// in the journal (it resumes at the next start), and the agent gets SIGTERM and time to drain.
+
+export interface DaemonOptions {
+  paths: DaemonPaths;
+  settings: Settings;
+  logger: Logger;
+  /** True when started by the launcher (self-update is possible only then). */
+  underLauncher: boolean;
+  failpoints?: Failpoints;
+  machineIdSource?: MachineIdSource;
+  /** An undici dispatcher for the manager's HTTP (tests inject one). */
+  dispatcher?: Dispatcher;
+  daemonVersion?: string;
+}
+
+/** A running daemon; `done` resolves with the process exit code once it stopped. */
+export class Daemon {
+  readonly done: Promise<number>;
+  readonly #o: DaemonOptions;
+  readonly #controller = new AbortController();
+  readonly #lock: StateLock;
+  readonly #journal: Journal;
+  readonly #supervisor: Supervisor;
+  readonly #machine: UpdateMachine;
+  readonly #checkins: CheckinLoop;
+  readonly #http: HttpClient;
+  readonly #agentHttp: HttpClient;
+  readonly #logger: Logger;
+  #machineRunning: Promise<void> | undefined;
+  #checkinRunning: Promise<void> | undefined;
+  #resolveDone: (code: number) => void = () => undefined;
+  #stopping = false;
+
+  private constructor(parts: {
+    options: DaemonOptions;
+    lock: StateLock;
+    journal: Journal;
+    supervisor: Supervisor;
+    machineFactory: (daemon: Daemon) => UpdateMachine;
+    checkinFactory: (daemon: Daemon) => CheckinLoop;
+    http: HttpClient;
+    agentHttp: HttpClient;
+  }) {
+    this.#o = parts.options;
+    this.#lock = parts.lock;
+    this.#journal = parts.journal;
+    this.#supervisor = parts.supervisor;
+    this.#http = parts.http;
+    this.#agentHttp = parts.agentHttp;
+    this.#logger = parts.options.logger.child({ component: 'drover:daemon' });
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
+    this.#machine = parts.machineFactory(this);
+    this.#checkins = parts.checkinFactory(this);
+  }
+
+  /** Takes the state lock, enrolls if configured to and not enrolled yet, then starts everything. */
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const { paths, settings } = options;
+    const logger = options.logger;
+    let daemon: Daemon | undefined;
+    const lock = await acquireStateLock(paths.state, {
+      lockPath: paths.lock,
+      ownerPath: paths.lockOwner,
+      onCompromised: (error) => {
+        logger.error({ event: 'lock.compromised', err: error }, 'The state lock was lost; stopping so two daemons never share the state');
+        void daemon?.stop(1);
+      },
+    });
+    try {
+      const daemonVersion = options.daemonVersion ?? DAEMON_VERSION;
+      const store = new ReleaseStore(paths);
+      await store.ensureLayout();
+      const machineId = await resolveMachineId(settings.machineId, options.machineIdSource ?? systemMachineId);
+      const http = new HttpClient({ userAgent: userAgent(daemonVersion), logger, ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }) });
+      const agentHttp = new HttpClient({ userAgent: userAgent(daemonVersion), proxy: false, maxAttempts: 1 });
+      const credentials = await ensureEnrolled({ paths, settings, logger, machineId, http, daemonVersion, store });
+      const journal = await Journal.open(paths.journal, logger);
+      const agentClient = new AgentClient(agentHttp, credentials.serviceToken);
+      const supervisor = new Supervisor({ store, settings: settings.agent, serviceToken: credentials.serviceToken, runtimePath: paths.agentRuntime, logger });
+      const failpoints = options.failpoints ?? noFailpoints;
+      daemon = new Daemon({
+        options,
+        lock,
+        journal,
+        supervisor,
+        http,
+        agentHttp,
+        machineFactory: (self) =>
+          new UpdateMachine({
+            journal,
+            store,
+            supervisor,
+            agent: agentClient,
+            http,
+            credentials,
+            machineId,
+            settings,
+            paths,
+            daemonVersion,
+            underLauncher: options.underLauncher,
+            failpoints,
+            logger,
+            notify: () => {
+              self.#checkins.wake();
+            },
+            waitForCheckin: (signal, timeoutMs) => self.#checkins.waitForSuccess(signal, timeoutMs),
+            restartDaemon: () => {
+              void self.stop(75);
+            },
+          }),
+        checkinFactory: (self) =>
+          new CheckinLoop({
+            http,
+            credentials,
+            machineId,
+            journal,
+            daemonVersion,
+            agentVersion: async () => (await store.currentVersion('agent')) ?? NO_VERSION,
+            health: () => self.#health(agentClient),
+            onCommands: (commands) =>
+              takeCommands(commands, {
+                journal,
+                store,
+                daemonVersion,
+                failpoints,
+                logger,
+                onUpdate: () => {
+                  self.#kickMachine();
+                },
+              }),
+            logger,
+            backoffMaxMs: settings.checkin.backoffMaxMs,
+          }),
+      });
+      const started = daemon;
+      logger.info({ event: 'daemon.started', version: daemonVersion, agentId: credentials.agentId, pid: process.pid, state: paths.state, underLauncher: options.underLauncher }, 'droverd started');
+      await supervisor.stopOrphan();
+      const { startAgent } = await started.#machine.recover();
+      if (startAgent) {
+        supervisor.setAutoRestart(true);
+        try {
+          await supervisor.start();
+        } catch (error) {
+          if (!(error instanceof DaemonError && error.code === 'AGENT_NOT_INSTALLED')) throw error;
+          logger.warn({ event: 'agent.not_installed' }, 'No agent is installed yet; waiting for an update command');
+        }
+      }
+      started.#checkinRunning = started.#checkins.run(started.#controller.signal);
+      started.#kickMachine();
+      return started;
+    } catch (error) {
+      await lock.release().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #health(agent: AgentClient): Promise<AgentHealthReport> {
+    const running = this.#supervisor.running;
+    const checkedAt = new Date().toISOString();
+    if (running === undefined) return { status: 'stopped', busy: false, checkedAt };
+    const answer = await agent.health(running.baseUrl, this.#controller.signal);
+    if (answer.kind !== 'ok') return { status: 'unreachable', busy: false, checkedAt };
+    return { status: answer.health.status, version: answer.health.version, busy: answer.health.busy, checkedAt };
+  }
+
+  #kickMachine(): void {
+    if (this.#machineRunning !== undefined || this.#journal.update === null || this.#controller.signal.aborted) return;
+    this.#machineRunning = this.#machine
+      .run(this.#controller.signal)
+      .catch((error: unknown) => {
+        this.#logger.error({ event: 'update.crashed', err: error }, 'The update machine failed unexpectedly');
+      })
+      .finally(() => {
+        this.#machineRunning = undefined;
+        if (this.#journal.update !== null && !this.#controller.signal.aborted) setTimeout(() => {
+          this.#kickMachine();
+        }, 1_000).unref();
+      });
+  }
+
+  /**
+   * Stops the daemon: ends the loops (an update in progress stays in the journal), forwards
+   * SIGTERM to the agent and waits for it, releases the lock. Resolves `done` with `code`.
+   */
+  async stop(code = 0): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#controller.abort();
+    this.#logger.info({ event: 'daemon.stopping', code }, 'droverd is stopping');
+    this.#supervisor.close();
+    await Promise.allSettled([this.#machineRunning, this.#checkinRunning]);
+    await this.#supervisor.stop(this.#o.settings.agent.stopTimeoutMs);
+    await Promise.allSettled([this.#http.close(), this.#agentHttp.close()]);
+    await this.#lock.release().catch(() => undefined);
+    this.#logger.info({ event: 'daemon.stopped', code }, 'droverd stopped');
+    this.#resolveDone(code);
+  }
+}
+
+async function ensureEnrolled(input: {
+  paths: DaemonPaths;
+  settings: Settings;
+  logger: Logger;
+  machineId: string;
+  http: HttpClient;
+  daemonVersion: string;
+  store: ReleaseStore;
+}): Promise<Credentials> {
+  const { paths, settings, logger, machineId } = input;
+  const existing = await loadCredentials(paths.credentials);
+  if (existing !== undefined) {
+    if (existing.machineId !== machineId) {
+      throw new DaemonError('NOT_ENROLLED', `${paths.credentials} was issued to another machine (its machine id differs). Remove it and enroll this host (droverd enroll).`);
+    }
+    return existing;
+  }
+  const { url, enrollmentToken } = settings.manager;
+  if (url === undefined || enrollmentToken === undefined) {
+    throw new DaemonError('NOT_ENROLLED', 'This host is not enrolled. Run `droverd enroll --manager URL --token T --manager-key K`, or set manager.url and manager.enrollmentToken in droverd.json.');
+  }
+  const credentials = await enroll({
+    http: input.http,
+    managerUrl: url,
+    enrollmentToken,
+    pinnedKey: settings.manager.key,
+    tofu: settings.manager.tofu,
+    machineId,
+    platform: settings.platform,
+    agentVersion: (await input.store.currentVersion('agent')) ?? NO_VERSION,
+    daemonVersion: input.daemonVersion,
+    inventory: () => collectInventory(logger, limits.inventoryTimeoutMs),
+    logger,
+  });
+  await saveCredentials(paths.credentials, credentials);
+  logger.info({ event: 'enroll.done', agentId: credentials.agentId, trust: credentials.trust }, 'Enrolled with the manager');
+  return credentials;
+}
+

@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ReleaseError } from '@drover/protocol';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { expectRejection } from '../../test/helpers/expect-error.js';
+import { downloadArtifact } from './download.js';
+import type { DownloadInput } from './download.js';
+import { DaemonError } from './errors.js';
+import { HttpClient } from './http.js';
+import { silentLogger } from './logger.js';
+
+const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 251));
+const file = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+
+describe('downloadArtifact', () => {
+  let dir: string;
+  let server: Server | undefined;
+  let http: HttpClient;
+  const ranges: (string | undefined)[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'droverd-download-'));
+    http = new HttpClient({ userAgent: 'droverd/test', proxy: false });
+    ranges.length = 0;
+  });
+  afterEach(async () => {
+    await http.close();
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => {
+      if (server === undefined) resolve();
+      else server.close(() => {
+        resolve();
+      });
+    });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<URL> {
+    server = createServer((req, res) => {
+      ranges.push(req.headers.range);
+      handler(req, res);
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (typeof address !== 'object' || address === null) throw new Error('no address');
+    return new URL(`http://127.0.0.1:${address.port}/artifact`);
+  }
+
+  const input = (url: URL, extra: Partial<DownloadInput> = {}): DownloadInput => ({
+    http,
+    url,
+    headers: {},
+    partPath: join(dir, 'x.part'),
+    file,
+    stallTimeoutMs: 500,
+    maxAttempts: 2,
+    maxDurationMs: 10_000,
+    signal: new AbortController().signal,
+    logger: silentLogger,
+    random: () => 0,
+    ...extra,
+  });
+
+  const ranged = (req: IncomingMessage, res: ServerResponse): void => {
+    const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    if (start > 0) res.writeHead(206, { 'content-length': String(bytes.length - start), 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` });
+    else res.writeHead(200, { 'content-length': String(bytes.length) });
+    res.end(bytes.subarray(start));
+  };
+
+  it('downloads, hashing as it streams, into the .part file', async () => {
+    const url = await serve(ranged);
+    const outcome = await downloadArtifact(input(url));
+    expect(outcome).toMatchObject({ bytes: bytes.length, attempts: 1, resumedFrom: [] });
+    expect(await readFile(join(dir, 'x.part'))).toEqual(bytes);
+  });
+
+  it('resumes a .part left by an earlier run with Range, and verifies the whole', async () => {
+    await writeFile(join(dir, 'x.part'), bytes.subarray(0, 123_456));
+    const url = await serve(ranged);
+    const outcome = await downloadArtifact(input(url));
+    expect(outcome.resumedFrom).toEqual([123_456]);
+    expect(ranges).toEqual(['bytes=123456-']);
+    expect(await readFile(join(dir, 'x.part'))).toEqual(bytes);
+  });
+
+  it('starts over when the server ignores the Range (200)', async () => {
+    await writeFile(join(dir, 'x.part'), bytes.subarray(0, 1000));
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': String(bytes.length) }).end(bytes);
+    });
+    await downloadArtifact(input(url));
+    expect(await readFile(join(dir, 'x.part'))).toEqual(bytes);
+  });
+
+  it('resumes after a connection cut half-way', async () => {
+    let first = true;
+    const url = await serve((req, res) => {
+      if (first) {
+        first = false;
+        res.writeHead(200, { 'content-length': String(bytes.length) });
+        res.write(bytes.subarray(0, 100_000), () => setTimeout(() => res.socket?.destroy(), 20));
+        return;
+      }
+      ranged(req, res);
+    });
+    const outcome = await downloadArtifact(input(url));
+    expect(outcome.attempts).toBe(2);
+    expect(outcome.resumedFrom[0]).toBeGreaterThan(0);
+    expect(await readFile(join(dir, 'x.part'))).toEqual(bytes);
+  });
+
+  it('stops at size + 1 when a server streams more than the signed size, and removes the .part (ARTIFACT_TOO_LARGE)', async () => {
+    let sent = 0;
+    const url = await serve((_req, res) => {
+      res.writeHead(200); // chunked: no length announced
+      const chunk = Buffer.alloc(16 * 1024, 1);
+      const pump = (): void => {
+        while (!res.destroyed && sent < 64 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    await expectRejection(downloadArtifact(input(url)), ReleaseError, 'ARTIFACT_TOO_LARGE');
+    await expect(stat(join(dir, 'x.part'))).rejects.toThrow();
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('refuses a declared Content-Length above the size before reading (ARTIFACT_TOO_LARGE)', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': String(bytes.length + 1) }).end(Buffer.concat([bytes, Buffer.from([0])]));
+    });
+    await expectRejection(downloadArtifact(input(url)), ReleaseError, 'ARTIFACT_TOO_LARGE');
+  });
+
+  it('refuses other bytes than the signed ones and removes the .part (ARTIFACT_DIGEST_MISMATCH)', async () => {
+    const flipped = Buffer.from(bytes);
+    flipped[10] = (flipped[10] ?? 0) ^ 1;
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': String(flipped.length) }).end(flipped);
+    });
+    await expectRejection(downloadArtifact(input(url)), ReleaseError, 'ARTIFACT_DIGEST_MISMATCH');
+    await expect(stat(join(dir, 'x.part'))).rejects.toThrow();
+  });
+
+  it('gives up on a server that stalls, keeping the .part to resume (DOWNLOAD_STALLED)', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': String(bytes.length) });
+      res.write(bytes.subarray(0, 50_000));
+    });
+    const started = Date.now();
+    await expectRejection(downloadArtifact(input(url)), DaemonError, 'DOWNLOAD_STALLED');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect((await stat(join(dir, 'x.part'))).size).toBe(50_000);
+  });
+
+  it('fails on a 404 without retrying (DOWNLOAD_FAILED)', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(404).end();
+    });
+    await expectRejection(downloadArtifact(input(url)), DaemonError, 'DOWNLOAD_FAILED');
+    expect(ranges.length).toBe(1);
+  });
+});

@@ -1,0 +1,185 @@
+import { open, rm } from 'node:fs/promises';
+import { ArtifactVerifier, ReleaseError, readFileChunks } from '@drover/protocol';
+import { limits } from './config.js';
+import { DaemonError } from './errors.js';
+import { header, isRetryableStatus } from './http.js';
+import type { Headers, HttpClient } from './http.js';
+import type { Logger } from './logger.js';
+import { boundedBackoff, sleep } from './timing.js';
+
+// Downloads an artifact into a private .part file, resumably: after a cut connection or a restart
+// of droverd it asks for the rest with `Range: bytes=<have>-` and goes on hashing from where it
+// was. Every byte is counted against the signed manifest's size as it arrives.
+
+export interface DownloadInput {
+  http: HttpClient;
+  url: URL;
+  /** Sent with every request (the manager credential, only when the URL is the manager's). */
+  headers: Headers;
+  partPath: string;
+  file: { size: number; sha256: string };
+  stallTimeoutMs: number;
+  maxAttempts: number;
+  maxDurationMs: number;
+  signal: AbortSignal;
+  logger: Logger;
+  random?: () => number;
+}
+
+export interface DownloadOutcome {
+  bytes: number; // bytes of the complete file
+  attempts: number;
+  /** Offsets requests were resumed from (empty: one straight download). */
+  resumedFrom: number[];
+}
+
+const STALL_CODES = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
+
+function errorCodeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+async function partSize(path: string): Promise<number> {
+  try {
+    const handle = await open(path, 'r');
+    try {
+      return (await handle.stat()).size;
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+}
+
+/** Parses `Content-Range: bytes <start>-<end>/<total>`; undefined when malformed. */
+function contentRangeStart(value: string | undefined): number | undefined {
+  const match = value === undefined ? null : /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value.trim());
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+/**
+ * Downloads `url` into `partPath` until it holds exactly `file.size` bytes whose SHA-256 is
+ * `file.sha256`. Throws ReleaseError ARTIFACT_TOO_LARGE / ARTIFACT_DIGEST_MISMATCH (the .part is
+ * removed), or DaemonError DOWNLOAD_STALLED / DOWNLOAD_FAILED (the .part is kept for a resume).
+ */
+export async function downloadArtifact(input: DownloadInput): Promise<DownloadOutcome> {
+  const { file } = input;
+  const started = Date.now();
+  const resumedFrom: number[] = [];
+  let lastError: unknown;
+  let stalled = false;
+  for (let attempt = 1; attempt <= input.maxAttempts; attempt += 1) {
+    const remainingMs = input.maxDurationMs - (Date.now() - started);
+    if (remainingMs <= 0) break;
+    try {
+      const done = await downloadOnce(input, AbortSignal.any([input.signal, AbortSignal.timeout(remainingMs)]), resumedFrom);
+      if (done) return { bytes: file.size, attempts: attempt, resumedFrom };
+      lastError = undefined;
+    } catch (error) {
+      if (input.signal.aborted) throw error;
+      if (error instanceof ReleaseError) {
+        // endless data, or bytes that are not the signed ones: nothing of this download is kept.
+        await rm(input.partPath, { force: true });
+        throw error;
+      }
+      if (error instanceof DaemonError) throw error;
+      lastError = error;
+      stalled = STALL_CODES.has(errorCodeOf(error) ?? '') || (error as Error).name === 'TimeoutError';
+      input.logger.warn({ event: 'download.interrupted', attempt, err: error, stalled }, 'The download was interrupted; it will resume');
+    }
+    if (attempt < input.maxAttempts) await sleep(boundedBackoff(attempt - 1, 500, 10_000, input.random), input.signal);
+  }
+  const have = await partSize(input.partPath);
+  if (stalled || Date.now() - started >= input.maxDurationMs) {
+    // slow retrieval: a server that trickles or stalls cannot hold an update open forever.
+    throw new DaemonError(
+      'DOWNLOAD_STALLED',
+      `The download stalled (no data for ${Math.round(input.stallTimeoutMs / 1000)} s, or over ${Math.round(input.maxDurationMs / 1000)} s in all) at ${have} of ${file.size} bytes. It resumes on the next attempt.`,
+      { cause: lastError },
+    );
+  }
+  throw new DaemonError('DOWNLOAD_FAILED', `The download failed after ${input.maxAttempts} attempt(s) at ${have} of ${file.size} bytes. Check the network and the download URL.`, {
+    cause: lastError,
+  });
+}
+
+/** One request; true when the file is complete and verified, false to try again. */
+async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFrom: number[]): Promise<boolean> {
+  const { file } = input;
+  let have = await partSize(input.partPath);
+  if (have > file.size) {
+    await rm(input.partPath, { force: true });
+    have = 0;
+  }
+  // The hash continues from the bytes already on disk: read them back through one reused buffer.
+  let verifier = new ArtifactVerifier(file);
+  if (have > 0) for await (const chunk of readFileChunks(input.partPath, { limit: have })) verifier.update(chunk);
+  if (have === file.size) {
+    verifier.finish();
+    return true;
+  }
+
+  const headers: Headers = { ...input.headers, 'accept-encoding': 'identity' };
+  if (have > 0) {
+    headers['range'] = `bytes=${have}-`;
+    resumedFrom.push(have);
+  }
+  const response = await input.http.stream({ url: input.url, headers, signal, bodyTimeoutMs: input.stallTimeoutMs });
+  let truncate = false;
+  if (response.status === 200) {
+    truncate = have > 0; // the server ignored the range: start over
+    if (truncate) verifier = new ArtifactVerifier(file);
+  } else if (response.status === 206) {
+    if (contentRangeStart(header(response.headers, 'content-range')) !== have) {
+      await response.body.dump();
+      await rm(input.partPath, { force: true });
+      return false;
+    }
+  } else if (response.status === 416) {
+    await response.body.dump();
+    await rm(input.partPath, { force: true });
+    return false;
+  } else {
+    await response.body.dump();
+    if (isRetryableStatus(response.status)) throw Object.assign(new Error(`HTTP ${response.status} from the download server`), { code: `HTTP_${response.status}` });
+    throw new DaemonError('DOWNLOAD_FAILED', `The download server answered ${response.status}. Check the command's URL and the host's credential.`);
+  }
+  const start = truncate ? 0 : have;
+  // endless data: a declared length beyond the manifest's size is refused before reading a byte.
+  const declared = Number(header(response.headers, 'content-length') ?? Number.NaN);
+  if (Number.isFinite(declared) && start + declared > file.size) {
+    response.body.destroy();
+    throw new ReleaseError('ARTIFACT_TOO_LARGE', `The server announces ${start + declared} bytes, more than the ${file.size} the signed manifest states; nothing was installed.`);
+  }
+
+  const handle = await open(input.partPath, truncate ? 'w' : 'a', 0o600);
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      // endless data: the verifier refuses as soon as more than `size` bytes arrived (at size + 1),
+      // before anything past the size is written; the stream is then destroyed.
+      try {
+        verifier.update(chunk);
+      } catch (error) {
+        response.body.destroy();
+        throw error;
+      }
+      for (let offset = 0; offset < chunk.length; offset += limits.downloadWriteChunkBytes) {
+        const piece = chunk.subarray(offset, offset + limits.downloadWriteChunkBytes);
+        await handle.write(piece);
+      }
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  if (verifier.received < file.size) {
+    // The body ended early without an error (a server closing a chunked response): resume.
+    throw Object.assign(new Error(`The response ended at ${verifier.received} of ${file.size} bytes`), { code: 'SHORT_BODY' });
+  }
+  verifier.finish();
+  return true;
+}
+

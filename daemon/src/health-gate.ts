@@ -1,0 +1,66 @@
+import { compareVersions } from '@drover/protocol';
+import type { AgentClient } from './agent-client.js';
+import { DaemonError } from './errors.js';
+import type { RunningAgent } from './supervisor.js';
+import { sleep } from './timing.js';
+
+// The health gate of an update: the agent counts as healthy only when its health route says
+// "healthy" AT THE TARGET VERSION, continuously for a grace period. An agent that exits, stays
+// degraded or starting, or reports another version fails the gate, and the update rolls back.
+
+export interface HealthGateOptions {
+  agent: AgentClient;
+  running: RunningAgent;
+  version: string;
+  graceMs: number;
+  timeoutMs: number;
+  pollMs: number;
+  signal: AbortSignal;
+}
+
+/** True when two versions name the same release (`v1.2.3` and `1.2.3` do). */
+export function sameVersion(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return compareVersions(a, b) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once the agent passed the gate; throws AGENT_EXITED or HEALTH_CHECK_FAILED. */
+export async function passHealthGate(options: HealthGateOptions): Promise<void> {
+  const { running } = options;
+  const deadline = Date.now() + options.timeoutMs;
+  let healthySince: number | undefined;
+  const state = { exited: false };
+  let last = 'no answer yet';
+  void running.exited.then(() => {
+    state.exited = true;
+  });
+  for (;;) {
+    if (state.exited) {
+      const exit = await running.exited;
+      throw new DaemonError(
+        'AGENT_EXITED',
+        `The agent ${options.version} exited during its health check (${exit.signal === null ? `code ${String(exit.code)}` : `signal ${exit.signal}`}). It was rolled back.`,
+      );
+    }
+    const answer = await options.agent.health(running.baseUrl, options.signal);
+    const now = Date.now();
+    if (answer.kind === 'ok' && answer.health.status === 'healthy' && sameVersion(answer.health.version, options.version)) {
+      healthySince ??= now;
+      if (now - healthySince >= options.graceMs) return;
+    } else {
+      healthySince = undefined;
+      last = answer.kind === 'ok' ? `${answer.health.status} at version ${answer.health.version}` : answer.kind === 'invalid' ? `HTTP ${answer.status}` : 'unreachable';
+    }
+    if (now >= deadline) {
+      throw new DaemonError(
+        'HEALTH_CHECK_FAILED',
+        `The agent ${options.version} was not healthy at its version for ${Math.round(options.graceMs / 1000)} s within ${Math.round(options.timeoutMs / 1000)} s (last: ${last}). It was rolled back.`,
+      );
+    }
+    await Promise.race([sleep(options.pollMs, options.signal), running.exited]);
+  }
+}

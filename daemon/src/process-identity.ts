@@ -1,0 +1,55 @@
+import { readFile } from 'node:fs/promises';
+
+// A pid alone is not an identity: after a crash the kernel may give the same pid to an unrelated
+// process. A pid together with its start time (field 22 of /proc/<pid>/stat, in clock ticks since
+// boot) is, so droverd never signals or trusts a process that merely reuses a recorded pid.
+
+export interface ProcessIdentity {
+  pid: number;
+  /** /proc/<pid>/stat start time; undefined where /proc is unavailable. */
+  startTime: string | undefined;
+}
+
+/** The start time of `pid`, or undefined when the process does not exist (or /proc is missing). */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export async function currentIdentity(pid = process.pid): Promise<ProcessIdentity> {
+  return { pid, startTime: await processStartTime(pid) };
+}
+
+/** True when a process with this identity is still alive (not a zombie of ours waiting to be reaped). */
+export async function isAlive(identity: ProcessIdentity): Promise<boolean> {
+  if (!Number.isInteger(identity.pid) || identity.pid <= 1) return false;
+  try {
+    process.kill(identity.pid, 0);
+  } catch (error) {
+    // EPERM: it exists but we may not signal it; count it as alive (the cautious answer).
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const startTime = await processStartTime(identity.pid);
+  if (identity.startTime !== undefined && startTime !== undefined && startTime !== identity.startTime) return false;
+  try {
+    const stat = await readFile(`/proc/${identity.pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+  } catch {
+    // no /proc: trust kill(0)
+  }
+  return true;
+}
+
+/** Parses a recorded identity; undefined when malformed. */
+export function parseIdentity(value: unknown): ProcessIdentity | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { pid, startTime } = value as { pid?: unknown; startTime?: unknown };
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 1) return undefined;
+  return { pid, startTime: typeof startTime === 'string' ? startTime : undefined };
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Installs droverd on a host: the drover system user, the directories, the package (the launcher
+# and the droverd bundle), optionally droverd.json, trust.json and a first agent release, then the
+# systemd unit, enabled and started. Idempotent: run it again to repair or to add what was left
+# out; it never replaces droverd.json, trust.json or an agent, nor a droverd that has since
+# updated itself (unless --force-daemon). See docs/install.md.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bundle="$here/../daemon/dist/bundle/droverd.mjs"
+launcher="$here/../daemon/dist/bundle/launcher.mjs"
+unit_src="$here/droverd.service"
+version=""
+manager="" manager_key="" token="" tofu=0 trust="" agent="" agent_release=""
+root="" start=1 force_daemon=0
+
+usage() {
+  cat <<USAGE
+Usage: install.sh [options]
+
+  --bundle FILE          droverd single-file bundle (default: daemon/dist/bundle/droverd.mjs;
+                         build it with: node daemon/scripts/bundle.js)
+  --launcher FILE        the launcher bundle (default: daemon/dist/bundle/launcher.mjs)
+  --version V            the bundle's version (default: what \`node BUNDLE --version\` prints)
+  --manager URL          write /etc/drover/droverd.json (if absent) for this manager ...
+  --manager-key KEY      ... pinning its public key (recommended), or
+  --tofu                 ... trusting the key it presents at enrollment
+  --token TOKEN          ... with this enrollment token (droverd enrolls at its first start)
+  --trust FILE           install FILE as the release trust policy (trust.json), if none is installed
+  --agent FILE --agent-release FILE.release.json
+                         install a first agent release (verified against trust.json), if none is
+  --root DIR             install under DIR instead of / (image builds, tests): no user, no systemctl
+  --no-start             do not enable and start the service
+  --force-daemon         make this bundle current even if droverd updated itself since
+  -h, --help             this help
+USAGE
+}
+
+while (($# > 0)); do
+  case "$1" in
+    --bundle) bundle="$2"; shift 2 ;;
+    --launcher) launcher="$2"; shift 2 ;;
+    --version) version="$2"; shift 2 ;;
+    --manager) manager="$2"; shift 2 ;;
+    --manager-key) manager_key="$2"; shift 2 ;;
+    --token) token="$2"; shift 2 ;;
+    --tofu) tofu=1; shift ;;
+    --trust) trust="$2"; shift 2 ;;
+    --agent) agent="$2"; shift 2 ;;
+    --agent-release) agent_release="$2"; shift 2 ;;
+    --root) root="$2"; shift 2 ;;
+    --no-start) start=0; shift ;;
+    --force-daemon) force_daemon=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf 'install.sh: %s\n' "$*"; }
+die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+
+[[ -n "$root" ]] || [[ $(id -u) -eq 0 ]] || die "run as root (droverd is a system service), or pass --root DIR"
+[[ -f "$bundle" ]] || die "no droverd bundle at $bundle; build it with: node daemon/scripts/bundle.js"
+[[ -f "$launcher" ]] || die "no launcher bundle at $launcher; build it with: node daemon/scripts/bundle.js"
+[[ -f "$unit_src" ]] || die "no unit file at $unit_src"
+if [[ -n "$agent" || -n "$agent_release" ]] && [[ -z "$agent" || -z "$agent_release" ]]; then die "--agent and --agent-release go together"; fi
+
+node_bin="$(command -v node)" || die "Node.js >= 20.18 is required (node is not on PATH)"
+"$node_bin" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' ||
+  die "Node.js >= 20.18 is required; $node_bin is $("$node_bin" --version)"
+[[ -n "$version" ]] || version="$("$node_bin" "$bundle" --version)"
+
+lib="$root/usr/lib/drover"
+etc="$root/etc/drover"
+state="$root/var/lib/drover"
+logs="$root/var/log/drover"
+unit_dir="$root/etc/systemd/system"
+
+# droverd's CLI, run from the package's bundle against this host's directories.
+droverd() { CONFIGURATION_DIRECTORY="$etc" STATE_DIRECTORY="$state" LOGS_DIRECTORY="$logs" "$node_bin" "$bundle" "$@"; }
+
+# 1. The user: droverd runs as root (it supervises an agent that may need it); the drover system
+#    user is reserved for running agents unprivileged and for group-readable logs.
+if [[ -z "$root" ]]; then
+  if getent passwd drover >/dev/null; then say "user drover exists"
+  else useradd --system --user-group --no-create-home --home-dir /var/lib/drover --shell /usr/sbin/nologin drover; say "created system user drover"; fi
+fi
+
+# 2. Directories (systemd also creates the last three, with the same modes, from the unit).
+install -d -m 0755 "$lib" "$etc" "$etc/agent" "$unit_dir"
+install -d -m 0700 "$state"
+install -d -m 0750 "$logs"
+
+# 3. The package: the launcher (installed here once, never replaced by droverd itself) and the
+#    droverd bundle, which becomes current/daemon unless droverd has updated itself since.
+install -m 0644 "$launcher" "$lib/launcher.mjs"
+install -m 0644 "$bundle" "$lib/droverd-$version.mjs"
+if [[ -L "$state/current/daemon" && $force_daemon -eq 0 ]]; then
+  say "droverd $(basename "$(readlink "$state/current/daemon")") is installed; kept (pass --force-daemon to make $version current)"
+else
+  droverd install --artifact daemon --unsigned --version "$version" "$lib/droverd-$version.mjs" >/dev/null
+  say "droverd $version installed as current/daemon"
+fi
+
+# 4. Configuration, written once: droverd never writes it, and neither does this script again.
+if [[ -f "$etc/droverd.json" ]]; then
+  say "$etc/droverd.json exists; kept"
+elif [[ -n "$manager" ]]; then
+  [[ -n "$manager_key" || $tofu -eq 1 ]] || die "--manager needs --manager-key KEY (or, knowingly, --tofu)"
+  umask 077
+  MANAGER="$manager" KEY="$manager_key" TOKEN="$token" TOFU="$tofu" AGENT_DIR="/etc/drover/agent" "$node_bin" -e '
+    const e = process.env;
+    const manager = { url: e.MANAGER };
+    if (e.KEY) manager.key = e.KEY; else manager.tofu = true;
+    if (e.TOKEN) manager.enrollmentToken = e.TOKEN;
+    process.stdout.write(JSON.stringify({ manager, agent: { configDir: e.AGENT_DIR } }, null, 2) + "\n");
+  ' >"$etc/droverd.json"
+  chmod 0600 "$etc/droverd.json"
+  umask 022
+  say "wrote $etc/droverd.json (mode 0600: it holds the enrollment token)"
+else
+  say "no $etc/droverd.json: write one (docs/install.md), or run: droverd enroll --manager URL --token T --manager-key K"
+fi
+
+# 5. The release trust policy: the root of trust for every agent and droverd release.
+if [[ -f "$state/trust.json" ]]; then say "$state/trust.json exists; kept"
+elif [[ -n "$trust" ]]; then install -m 0644 "$trust" "$state/trust.json"; say "installed the trust policy"
+else say "no trust policy: install one at $state/trust.json (drover trust create), or no update will verify"; fi
+
+# 6. A first agent release, verified like any update.
+if [[ -n "$agent" ]]; then
+  if [[ -L "$state/current/agent" ]]; then say "an agent is installed ($(basename "$(readlink "$state/current/agent")")); kept"
+  else droverd install --release "$agent_release" "$agent" >/dev/null; say "installed the first agent release"; fi
+fi
+
+# 7. The unit, with this host's node; flags after the node path are kept.
+sed "s#^ExecStart=/usr/bin/node #ExecStart=$node_bin #" "$unit_src" >"$unit_dir/droverd.service.tmp"
+chmod 0644 "$unit_dir/droverd.service.tmp"
+mv -f "$unit_dir/droverd.service.tmp" "$unit_dir/droverd.service"
+say "installed $unit_dir/droverd.service"
+
+# 8. Enable and start, only on a host booted with systemd, never under --root.
+if [[ -z "$root" && $start -eq 1 && -d /run/systemd/system ]]; then
+  systemctl daemon-reload
+  systemctl enable --now droverd.service
+  say "droverd is enabled and running (journalctl -u droverd -f); a running droverd picks up a changed unit at its next restart"
+else
+  say "not starting the service (--root, --no-start, or not booted with systemd)"
+fi
