@@ -167,6 +167,47 @@ export class HttpClient {
     }
   }
 
+  /**
+   * Opens a long-lived answer (server-sent events) and hands each piece of text to `onText` until
+   * the manager ends it, `onText` returns false, or `signal` aborts. Never retried; a refusal
+   * becomes a RemoteError like json()'s.
+   */
+  async stream(request: HttpRequest, onText: (text: string) => boolean, signal?: AbortSignal): Promise<void> {
+    const headers: Record<string, string> = { 'user-agent': USER_AGENT, accept: 'text/event-stream', ...request.headers };
+    if (this.#options.token !== undefined) headers['authorization'] = `Bearer ${this.#options.token}`;
+    const url = this.#url(request.path, false);
+    let answer: Dispatcher.ResponseData;
+    try {
+      answer = await dispatcherOf(this.#options).request({ origin: url.origin, path: url.pathname + url.search, method: request.method, headers, ...(signal === undefined ? {} : { signal }) });
+    } catch (error) {
+      throw new CliError('NETWORK_ERROR', `Failed to reach the manager at ${url.origin} (${(error as { code?: string }).code ?? 'network error'}). Check the URL and that the manager is running.`, { cause: error });
+    }
+    if (answer.statusCode < 200 || answer.statusCode >= 300) {
+      const text = await readBounded(answer.body);
+      let detail: { code?: unknown; message?: unknown } | undefined;
+      try {
+        detail = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+      } catch {
+        detail = undefined;
+      }
+      if (typeof detail?.code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(detail.code) && typeof detail.message === 'string') {
+        throw new RemoteError(detail.code, printable(detail.message).slice(0, 4096), answer.statusCode);
+      }
+      throw new CliError('HTTP_ERROR', `The manager answered ${answer.statusCode} to the event stream. Check that --manager points at a drover manager.`);
+    }
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of answer.body as AsyncIterable<Uint8Array>) {
+        if (!onText(decoder.decode(chunk, { stream: true }))) break;
+      }
+    } catch (error) {
+      if (signal?.aborted === true) return;
+      throw new CliError('NETWORK_ERROR', `The event stream from ${url.origin} broke (${(error as { code?: string }).code ?? 'network error'}). Run the command again to resume.`, { cause: error });
+    } finally {
+      answer.body.destroy();
+    }
+  }
+
   /** Sends a request and parses a 2xx JSON answer; a refusal becomes a RemoteError with the manager's code. */
   async json(request: HttpRequest): Promise<unknown> {
     const response = await this.request(request);

@@ -7,6 +7,16 @@ import { keygenCommand } from './commands/keygen.js';
 import { minisignPubkeyCommand, minisignSignCommand, minisignVerifyCommand } from './commands/minisign.js';
 import { managerInitCommand, managerStartCommand } from './commands/manager.js';
 import { releasePublishCommand } from './commands/release-publish.js';
+import {
+  rolloutAbortCommand,
+  rolloutPauseCommand,
+  rolloutPromoteCommand,
+  rolloutResumeCommand,
+  rolloutRollbackCommand,
+  rolloutStartCommand,
+  rolloutStatusCommand,
+  rolloutWatchCommand,
+} from './commands/rollout.js';
 import { releaseSignCommand, releaseVerifyCommand, trustCreateCommand } from './commands/release.js';
 
 /** Every command the CLI knows, in the order `drover --help` lists them. */
@@ -24,6 +34,14 @@ export const commands: readonly Command[] = [
   enrollTokenCreateCommand,
   releasePublishCommand,
   agentsListCommand,
+  rolloutStartCommand,
+  rolloutStatusCommand,
+  rolloutWatchCommand,
+  rolloutPauseCommand,
+  rolloutResumeCommand,
+  rolloutAbortCommand,
+  rolloutPromoteCommand,
+  rolloutRollbackCommand,
 ];
 
 export const VERSION = '0.1.0';

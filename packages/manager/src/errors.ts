@@ -48,6 +48,13 @@ export const managerRequestErrorCodes = [
   'PRESIGNED_URL_INVALID',
   'PRESIGNED_URL_EXPIRED',
   'RANGE_NOT_SATISFIABLE',
+  // deployments (the deploy API and the rollout engine)
+  'DEPLOYMENT_ACTIVE',
+  'DEPLOYMENT_NOT_FOUND',
+  'DEPLOYMENT_ACTION_INVALID',
+  'DEPLOYMENT_VERSION_REQUIRED',
+  'ROLLOUT_OPTIONS_INVALID',
+  'PUSH_URL_INVALID',
   // the manager itself
   'AUDIT_UNAVAILABLE',
   'SHUTTING_DOWN',
@@ -66,12 +73,31 @@ export const managerStartupErrorCodes = [
   'STORE_CLOSED',
 ] as const;
 
+/**
+ * Codes of why one target of a rollout ended failed, skipped or rolled back: shown per agent by
+ * `GET /manager/v1/updates/status` and `drover rollout status`, never thrown.
+ */
+export const managerRolloutCodes = [
+  'TARGET_DEADLINE_EXCEEDED',
+  'DEFERRAL_WINDOW_EXPIRED',
+  'UPDATE_FAILED',
+  'TARGET_UNHEALTHY',
+  'PUSH_UNAUTHORIZED',
+  'PUSH_REFUSED',
+  'PUSH_UNREACHABLE',
+  'ROLLBACK_FAILED',
+  'RELEASE_MISSING_FOR_PLATFORM',
+  'ALREADY_ON_VERSION',
+  'DEPLOYMENT_STOPPED',
+] as const;
+
 export type ManagerRequestErrorCode = (typeof managerRequestErrorCodes)[number];
 export type ManagerStartupErrorCode = (typeof managerStartupErrorCodes)[number];
+export type ManagerRolloutCode = (typeof managerRolloutCodes)[number];
 export type ManagerErrorCode = ManagerRequestErrorCode | ManagerStartupErrorCode;
 
 /** Every code `@drover/manager` defines, for docs and exhaustiveness tests. */
-export const managerErrorCodes: readonly ManagerErrorCode[] = [...managerRequestErrorCodes, ...managerStartupErrorCodes];
+export const managerErrorCodes: readonly (ManagerErrorCode | ManagerRolloutCode)[] = [...managerRequestErrorCodes, ...managerStartupErrorCodes, ...managerRolloutCodes];
 
 /**
  * What the manager throws, and what its routes answer with. `details` holds extra members of the

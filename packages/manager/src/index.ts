@@ -1,5 +1,5 @@
-export { ManagerError, managerErrorCodes, managerRequestErrorCodes, managerStartupErrorCodes } from './errors.js';
-export type { ManagerErrorCode, ManagerRequestErrorCode, ManagerStartupErrorCode } from './errors.js';
+export { ManagerError, managerErrorCodes, managerRequestErrorCodes, managerStartupErrorCodes, managerRolloutCodes } from './errors.js';
+export type { ManagerErrorCode, ManagerRequestErrorCode, ManagerStartupErrorCode, ManagerRolloutCode } from './errors.js';
 export { managerLimits, managerLayout } from './config.js';
 export type {
   Store,
@@ -42,7 +42,7 @@ export type { ManagerContext, ManagerSettings, Actor } from './context.js';
 export { systemActor } from './context.js';
 export type { OperatorRole, OperatorIdentity } from './operator-auth.js';
 export type { CheckinHeaders, CheckinOutcome } from './check-in.js';
-export type { QueueUpdateInput } from './update-commands.js';
+export type { QueueUpdateInput, BuiltUpdate } from './update-commands.js';
 export type { CreateEnrollmentTokenInput, CreatedEnrollmentToken } from './enrollment-tokens.js';
 export type { RegisteredRelease } from './release-catalog.js';
 export { versionKey, downloadPath, uploadPath } from './release-catalog.js';
@@ -72,3 +72,36 @@ export { initManagerDirectory } from './init-manager.js';
 export type { InitManagerOptions, InitializedManager } from './init-manager.js';
 export { startManager } from './start-manager.js';
 export type { StartManagerOptions, RunningManager } from './start-manager.js';
+export { RolloutEngine } from './rollout-engine.js';
+export type { RolloutEngineOptions } from './rollout-engine.js';
+export { rolloutGroups } from './rollout-records.js';
+export type {
+  RolloutGroup,
+  RolloutOptions,
+  RolloutPhase,
+  PhaseState,
+  DeploymentRecord,
+  TargetRecord,
+  TargetView,
+  TargetRollbackState,
+  DeploymentEventRecord,
+  NewDeploymentEvent,
+  AgentRolloutSettings,
+  RolloutCandidate,
+  RolloutWrite,
+  TargetCounts,
+} from './rollout-records.js';
+export { defaultRolloutOptions, resolveRolloutOptions, RolloutOptionsSchema } from './rollout-options.js';
+export type { RolloutOptionsInput } from './rollout-options.js';
+export { planPhases, canaryRank } from './rollout-phases.js';
+export type { PhasePlan } from './rollout-phases.js';
+export { evaluateGate } from './rollout-gate.js';
+export type { GateVerdict } from './rollout-gate.js';
+export { summaryOf } from './deployment-status.js';
+export type { DeploymentSummary } from './deployment-status.js';
+export { createOutboundHttp, outboundDefaults, MANAGER_USER_AGENT } from './outbound-http.js';
+export type { OutboundHttp, OutboundRequest, OutboundResponse } from './outbound-http.js';
+export { shutdownReason, SHUTDOWN_REASON_MAX_CHARS } from './push-client.js';
+export { activeDeploymentStatuses } from './sqlite-rollouts.js';
+export { AgentRolloutRequestSchema, DeploymentEventsQuerySchema } from './operator-schemas.js';
+export type { AgentRolloutRequest } from './operator-schemas.js';

@@ -5,6 +5,7 @@ import type { Static } from '@sinclair/typebox';
 import { describeProblems, schemaProblems } from '@drover/protocol';
 import { managerLayout, managerLimits } from './config.js';
 import { ManagerError } from './errors.js';
+import { RolloutOptionsSchema } from './rollout-options.js';
 
 // manager.json: what `drover manager init` writes and `drover manager start` reads. Paths are
 // relative to the manager directory unless absolute. Secrets are never in this file: it names
@@ -39,6 +40,8 @@ export const ManagerConfigSchema = Type.Object(
         defaultChannel: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         routePrefix: Type.Optional(Type.String({ maxLength: 256, pattern: '^(/[A-Za-z0-9._~-]+)*/?$' })),
         presignDownloads: Type.Optional(Type.Boolean()),
+        rolloutTickMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, description: 'Milliseconds between two rollout engine ticks (default 1000).' })),
+        rollout: Type.Optional(RolloutOptionsSchema),
       },
       { additionalProperties: false },
     ),

@@ -11,7 +11,12 @@ import type {
   EnrollResponse,
   TrustPolicy,
   TrustPolicyDocument,
+  DeploymentAction,
+  DeploymentStatus,
+  LatestChangelogResponse,
   UpdateCommand,
+  UpdateNotification,
+  UpdateNotifyResponse,
 } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { authenticateAgent } from './agent-auth.js';
@@ -40,6 +45,10 @@ import type { RegisteredRelease } from './release-catalog.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { AgentIdentity, AgentRecord, CommandRecord, EnrollmentTokenRecord, ReleaseRecord, Store } from './store.js';
 import { queueUpdate } from './update-commands.js';
+import { latestChangelog } from './deployment-notify.js';
+import { RolloutEngine } from './rollout-engine.js';
+import type { RolloutEngineOptions } from './rollout-engine.js';
+import type { AgentRolloutSettings } from './rollout-records.js';
 import type { QueueUpdateInput } from './update-commands.js';
 
 const META_AUDIT_HEAD = 'audit.head';
@@ -83,6 +92,8 @@ export interface ManagerOptions {
   /** Read for the encryption key and DEV_ALLOW_EPHEMERAL (default process.env). */
   env?: Record<string, string | undefined> | undefined;
   now?: (() => Date) | undefined;
+  /** The rollout engine: tick interval, defaults of new rollouts, push-mode HTTP client, and whether it starts with the manager (default true). */
+  rollout?: (RolloutEngineOptions & { autoStart?: boolean | undefined }) | undefined;
 }
 
 function pathOf(explicit: string | undefined, dataDir: string | undefined, relative: string, what: string): string {
@@ -107,13 +118,65 @@ function parseHead(text: string | undefined): AuditChainHead | undefined {
  */
 export class ManagerCore {
   readonly context: ManagerContext;
+  /** Drives deployments (canary phases, gates, deferral, rollback, push mode). */
+  readonly rollouts: RolloutEngine;
   readonly #ownsStore: boolean;
   #closing = false;
   #closed: Promise<void> | undefined;
 
-  constructor(context: ManagerContext, options: { ownsStore: boolean }) {
+  constructor(context: ManagerContext, options: { ownsStore: boolean; rollout?: ManagerOptions['rollout'] }) {
     this.context = context;
     this.#ownsStore = options.ownsStore;
+    this.rollouts = new RolloutEngine(context, options.rollout);
+    // Resumes any rollout a previous run left open: its state and timers are all in the store.
+    if (options.rollout?.autoStart !== false) this.rollouts.start();
+  }
+
+  /** Creates a deployment from a deploy notification (POST /manager/v1/updates/notify). */
+  notifyUpdate(notification: UpdateNotification, actor: Actor = systemActor): Promise<UpdateNotifyResponse> {
+    return this.rollouts.notify(notification, actor);
+  }
+
+  /** A deployment's status; without an id, the newest active one (null when none is). */
+  async deploymentStatus(deploymentId?: string): Promise<DeploymentStatus | null> {
+    if (deploymentId !== undefined) return this.rollouts.status(deploymentId);
+    const [active] = await this.context.store.listDeployments({ active: true, limit: 1 });
+    return active === undefined ? null : this.rollouts.status(active.id);
+  }
+
+  /** pause, resume, abort, promote or rollback a deployment. */
+  deploymentAction(deploymentId: string, action: DeploymentAction, actor: Actor = systemActor, reason?: string): Promise<DeploymentStatus> {
+    return this.rollouts.act(deploymentId, action, actor, reason);
+  }
+
+  latestChangelog(artifact?: 'agent' | 'daemon'): Promise<LatestChangelogResponse> {
+    return latestChangelog(this.context, artifact);
+  }
+
+  /** Sets an agent's canary group and push URL (push mode: the manager calls its shutdown route). */
+  async setAgentRollout(agentId: string, settings: AgentRolloutSettings, actor: Actor = systemActor): Promise<void> {
+    if (settings.pushUrl !== undefined) {
+      let url: URL | undefined;
+      try {
+        url = new URL(settings.pushUrl);
+      } catch {
+        url = undefined;
+      }
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
+        throw new ManagerError('PUSH_URL_INVALID', 'pushUrl must be an http(s) URL of the agent without credentials, e.g. http://10.0.0.5:8080.');
+      }
+    }
+    if (!(await this.context.store.setAgentRolloutSettings(agentId, settings))) {
+      throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${agentId.slice(0, 128)}. List the agents with \`drover agents list\`.`);
+    }
+    await this.context.audit.append({
+      event: 'agent.rollout_settings',
+      actor: actor.name,
+      tokenId: actor.tokenId,
+      agentId,
+      outcome: 'success',
+      details: { group: settings.group ?? null, pushMode: settings.pushUrl !== undefined },
+    });
   }
 
   /** True once close() has begun: new requests are refused with 503 SHUTTING_DOWN. */
@@ -223,6 +286,7 @@ export class ManagerCore {
   close(): Promise<void> {
     this.#closing = true;
     this.#closed ??= (async () => {
+      await this.rollouts.stop();
       try {
         await this.context.audit.append({ event: 'manager.stopped', actor: 'system', outcome: 'success', details: {} });
       } catch (error) {
@@ -338,7 +402,7 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
       },
     });
     logger.info({ event: 'manager.started', managerKeyId: managerKey.keyid, auditKeyId: auditSigner.signer.kid, store: store.kind, encryptionKeySource: keySource }, 'manager core ready');
-    return new ManagerCore(context, { ownsStore });
+    return new ManagerCore(context, { ownsStore, rollout: options.rollout });
   } catch (error) {
     if (ownsStore) await store.close();
     throw error;

@@ -99,3 +99,28 @@ export const QueueUpdateRequestSchema = Type.Object(
   { $id: 'QueueUpdateRequest', additionalProperties: false, description: 'POST /v1/agents/{agentId}/commands, admin token: queue a signed update command.' },
 );
 export type QueueUpdateRequest = Static<typeof QueueUpdateRequestSchema>;
+
+export const AgentRolloutRequestSchema = Type.Object(
+  {
+    group: Type.Optional(
+      Type.Union([Type.Literal('explorer'), Type.Literal('early_adopter'), Type.Literal('general'), Type.Null()], {
+        description: 'The canary group (explorer -> early_adopter -> general); null: none (the agent is general when groups are used).',
+      }),
+    ),
+    pushUrl: Type.Optional(
+      Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()], {
+        description: "Push mode (no daemon): the agent's base URL; the manager calls its POST /v1/system/shutdown. null: daemon mode.",
+      }),
+    ),
+  },
+  { $id: 'AgentRolloutRequest', additionalProperties: false, description: 'PUT /v1/agents/{agentId}/rollout, with an admin token. A field left out keeps its value.' },
+);
+export type AgentRolloutRequest = Static<typeof AgentRolloutRequestSchema>;
+
+export const DeploymentEventsQuerySchema = Type.Object(
+  { deployment_id: Type.Optional(DeploymentIdSchema) },
+  { $id: 'DeploymentEventsQuery', additionalProperties: false, description: 'Query of GET /manager/v1/updates/events (server-sent events).' },
+);
+export type DeploymentEventsQuery = Static<typeof DeploymentEventsQuerySchema>;
+
+export const ChangelogQuerySchema = Type.Object({ artifact: Type.Optional(Type.Union([Type.Literal('agent'), Type.Literal('daemon')])) }, { $id: 'ChangelogQuery', additionalProperties: false });

@@ -4,6 +4,7 @@ import { ManagerError } from './errors.js';
 import { installErrorHandling, sendError } from './http-errors.js';
 import type { ManagerCore } from './manager-core.js';
 import { agentRoutes } from './routes-agents.js';
+import { deployRoutes } from './routes-deploy.js';
 import { operatorRoutes } from './routes-operator.js';
 import { releaseRoutes } from './routes-releases.js';
 
@@ -46,4 +47,5 @@ export const managerPlugin: FastifyPluginAsyncTypebox<ManagerPluginOptions> = as
   await app.register(agentRoutes, { core });
   await app.register(releaseRoutes, { core });
   await app.register(operatorRoutes, { core });
+  await app.register(deployRoutes, { core });
 };

@@ -6,6 +6,7 @@ import type { ManagerCore } from './manager-core.js';
 import type { OperatorIdentity } from './operator-auth.js';
 import {
   AgentParamsSchema,
+  AgentRolloutRequestSchema,
   CreateEnrollmentTokenRequestSchema,
   ListAgentsQuerySchema,
   QueueUpdateRequestSchema,
@@ -90,6 +91,19 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
     async (request, reply) => {
       const command = await core.queueUpdate({ ...request.body, agentId: request.params.agentId, deploymentId: request.body.deploymentId ?? newId('manual') }, operatorOf(request));
       return reply.code(201).send(command);
+    },
+  );
+
+  app.put(
+    '/v1/agents/:agentId/rollout',
+    { bodyLimit: managerLimits.adminBodyMaxBytes, schema: { params: AgentParamsSchema, body: AgentRolloutRequestSchema } },
+    async (request) => {
+      const current = await core.context.store.getAgentRolloutSettings(request.params.agentId);
+      if (current === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${request.params.agentId}. List the agents with \`drover agents list\`.`);
+      const group = request.body.group === undefined ? current.group : (request.body.group ?? undefined);
+      const pushUrl = request.body.pushUrl === undefined ? current.pushUrl : (request.body.pushUrl ?? undefined);
+      await core.setAgentRollout(request.params.agentId, { group, pushUrl }, operatorOf(request));
+      return { agentId: request.params.agentId, group: group ?? null, pushUrl: pushUrl ?? null };
     },
   );
 

@@ -111,4 +111,77 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX releases_catalog ON releases (artifact, platform, channel, state);
     `,
   },
+  {
+    version: 2,
+    name: 'rollouts: agent rollout settings, deployments, targets, events',
+    sql: `
+      -- The operator's rollout settings of an agent: its canary group, and the URL of its agent for
+      -- push mode (no daemon: the manager calls the agent's shutdown endpoint itself).
+      ALTER TABLE agents ADD COLUMN rollout_group TEXT CHECK (rollout_group IN ('explorer', 'early_adopter', 'general'));
+      ALTER TABLE agents ADD COLUMN push_url TEXT;
+
+      CREATE TABLE deployments (
+        id TEXT PRIMARY KEY,
+        artifact TEXT NOT NULL,
+        version TEXT NOT NULL,
+        commit_sha TEXT,
+        changelog TEXT,
+        strategy TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL,
+        -- The rollout's options (maxInFlight, gates, soak, windows, ...), fixed at creation.
+        options_json TEXT NOT NULL,
+        -- [{name, label}] in order; every target names its phase by index.
+        phases_json TEXT NOT NULL,
+        notification_json TEXT,
+        phase_index INTEGER NOT NULL DEFAULT 0,
+        -- rolling | soaking | awaiting_promote | done
+        phase_state TEXT NOT NULL,
+        phase_started_at INTEGER,
+        soak_until INTEGER,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        completed_at INTEGER,
+        updated_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX deployments_active ON deployments (artifact, status);
+      CREATE INDEX deployments_by_created ON deployments (created_at);
+
+      CREATE TABLE deployment_targets (
+        deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        phase INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('daemon', 'push')),
+        from_version TEXT,
+        to_version TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        command_id TEXT,
+        rollback_command_id TEXT,
+        rollback_state TEXT,
+        notified_at INTEGER,
+        deadline_at INTEGER,
+        deferred_count INTEGER NOT NULL DEFAULT 0,
+        first_deferred_at INTEGER,
+        deferred_until INTEGER,
+        healthy_since INTEGER,
+        last_probe_at INTEGER,
+        error_code TEXT,
+        message TEXT,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (deployment_id, agent_id)
+      ) STRICT;
+
+      CREATE TABLE deployment_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        message TEXT NOT NULL,
+        details_json TEXT
+      ) STRICT;
+      CREATE INDEX deployment_events_by_deployment ON deployment_events (deployment_id, seq);
+    `,
+  },
 ];

@@ -53,12 +53,12 @@ const machine = (n: number): string => n.toString(16).padStart(64, '0');
 
 describe('SqliteStore', () => {
   it('opens one file in WAL mode with foreign keys and records its migrations', () => {
-    expect(store.appliedMigrations()).toEqual([1]);
+    expect(store.appliedMigrations()).toEqual([1, 2]);
     const db = new Database(path, { readonly: true });
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
-      expect(tables).toEqual(expect.arrayContaining(['agents', 'commands', 'enrollment_tokens', 'meta', 'nonces', 'releases', 'schema_migrations']));
+      expect(tables).toEqual(expect.arrayContaining(['agents', 'commands', 'enrollment_tokens', 'meta', 'nonces', 'releases', 'schema_migrations', 'deployments', 'deployment_targets', 'deployment_events']));
     } finally {
       db.close();
     }

@@ -4,6 +4,18 @@ import Database from 'better-sqlite3';
 import type { JsonObject } from '@drover/protocol';
 import { ManagerError } from './errors.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
+import { SqliteRollouts } from './sqlite-rollouts.js';
+import type {
+  AgentRolloutSettings,
+  DeploymentEventRecord,
+  DeploymentRecord,
+  NewDeploymentEvent,
+  RolloutCandidate,
+  RolloutWrite,
+  TargetCounts,
+  TargetRecord,
+  TargetView,
+} from './rollout-records.js';
 import type { Migration } from './sqlite-migrations.js';
 import type {
   AgentIdentity,
@@ -346,6 +358,7 @@ export class SqliteStore implements Store {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #s: Statements;
+  readonly #r: SqliteRollouts;
   #closed = false;
   readonly #liveness = new Map<string, LivenessParams>();
   #livenessTimer: NodeJS.Timeout | undefined;
@@ -354,6 +367,7 @@ export class SqliteStore implements Store {
     this.path = path;
     this.#db = db;
     this.#s = prepareStatements(db);
+    this.#r = new SqliteRollouts(db);
   }
 
   /** Opens (creating if needed) the database at `path` and migrates it. `:memory:` works for tests. */
@@ -590,6 +604,13 @@ export class SqliteStore implements Store {
 
   insertCommand(command: NewCommand, nonce?: NewNonce): Promise<void> {
     this.#durable(() => {
+      this.#insertCommand(command, nonce);
+    });
+    return Promise.resolve();
+  }
+
+  #insertCommand(command: NewCommand, nonce: NewNonce | undefined): void {
+    {
       this.#s.commandInsert.run(command.id, command.agentId, command.type, command.deploymentId ?? null, nonce?.id ?? null, JSON.stringify(command.body), command.createdAt.getTime());
       if (nonce !== undefined) {
         this.#s.nonceInsert.run(
@@ -597,8 +618,7 @@ export class SqliteStore implements Store {
           nonce.rollback ? 1 : 0, nonce.token, nonce.issuedAt.getTime(), nonce.expiresAt.getTime(),
         );
       }
-    });
-    return Promise.resolve();
+    }
   }
 
   getCommand(commandId: string): Promise<CommandRecord | undefined> {
@@ -658,5 +678,82 @@ export class SqliteStore implements Store {
   setMeta(key: string, value: string): Promise<void> {
     this.#durable(() => this.#s.metaSet.run(key, value));
     return Promise.resolve();
+  }
+
+  // -- rollouts
+
+  setAgentRolloutSettings(agentId: string, settings: AgentRolloutSettings): Promise<boolean> {
+    return Promise.resolve(this.#durable(() => this.#r.setSettings(agentId, settings)));
+  }
+
+  getAgentRolloutSettings(agentId: string): Promise<AgentRolloutSettings | undefined> {
+    this.#open();
+    return Promise.resolve(this.#r.getSettings(agentId));
+  }
+
+  listRolloutCandidates(): Promise<RolloutCandidate[]> {
+    this.#open();
+    return Promise.resolve(this.#r.candidates());
+  }
+
+  createDeployment(
+    deployment: DeploymentRecord,
+    targets: readonly TargetRecord[],
+    events: readonly NewDeploymentEvent[],
+    supersede: RolloutWrite[] = [],
+  ): Promise<{ ok: true } | { ok: false; active: string }> {
+    return Promise.resolve(
+      this.#durable((): { ok: true } | { ok: false; active: string } => {
+        for (const write of supersede) this.#r.write(write, (c, n) => {
+          this.#insertCommand(c, n);
+        });
+        // One active deployment per artifact: checked and created in one transaction, so two notifies cannot both win.
+        const active = this.#r.activeOf(deployment.artifact);
+        if (active !== undefined) return { ok: false, active };
+        this.#r.write({ deployment, targets, events }, (c, n) => {
+          this.#insertCommand(c, n);
+        });
+        return { ok: true };
+      }),
+    );
+  }
+
+  getDeployment(id: string): Promise<DeploymentRecord | undefined> {
+    this.#open();
+    return Promise.resolve(this.#r.getDeployment(id));
+  }
+
+  listDeployments(options: { active?: boolean; open?: boolean; limit: number }): Promise<DeploymentRecord[]> {
+    this.#open();
+    return Promise.resolve(this.#r.listDeployments(options.active === true ? 'active' : options.open === true ? 'open' : 'all', options.limit));
+  }
+
+  writeRollout(write: RolloutWrite): Promise<void> {
+    this.#durable(() => {
+      this.#r.write(write, (c, n) => {
+        this.#insertCommand(c, n);
+      });
+    });
+    return Promise.resolve();
+  }
+
+  listTargets(deploymentId: string): Promise<TargetRecord[]> {
+    this.#open();
+    return Promise.resolve(this.#r.targets(deploymentId));
+  }
+
+  listTargetViews(deploymentId: string, options: { open?: boolean; phase?: number } = {}): Promise<TargetView[]> {
+    this.#open();
+    return Promise.resolve(this.#r.targetViews(deploymentId, options.open ?? false, options.phase));
+  }
+
+  countTargets(deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }> {
+    this.#open();
+    return Promise.resolve(this.#r.counts(deploymentId));
+  }
+
+  listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<DeploymentEventRecord[]> {
+    this.#open();
+    return Promise.resolve(this.#r.events(deploymentId, afterSeq, limit, options.latest ?? false));
   }
 }

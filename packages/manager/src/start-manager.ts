@@ -97,6 +97,7 @@ export async function startManager(options: StartManagerOptions): Promise<Runnin
     encryptionKey,
     trustPolicy: await readTrustPolicy(path('trustPolicy')),
     settings: config.settings,
+    rollout: { tickMs: config.settings.rolloutTickMs, defaults: config.settings.rollout },
     logger,
     env,
   });

@@ -1,4 +1,15 @@
 import type { JsonObject } from '@drover/protocol';
+import type {
+  AgentRolloutSettings,
+  DeploymentEventRecord,
+  DeploymentRecord,
+  NewDeploymentEvent,
+  RolloutCandidate,
+  RolloutWrite,
+  TargetCounts,
+  TargetRecord,
+  TargetView,
+} from './rollout-records.js';
 
 // The manager's persistent state behind one interface: SQLite (sqlite-store.ts) is the embedded
 // default; a PostgreSQL store can back several managers later. Every method is one atomic step
@@ -257,4 +268,36 @@ export interface Store {
   // Small key/value state of the manager itself (e.g. the audit chain head).
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
+
+  // Rollouts (rollout-records.ts)
+  /** Sets an agent's canary group and push URL; false when no such agent exists. */
+  setAgentRolloutSettings(agentId: string, settings: AgentRolloutSettings): Promise<boolean>;
+  getAgentRolloutSettings(agentId: string): Promise<AgentRolloutSettings | undefined>;
+  /** Every enrolled agent, as a new deployment picks its targets. */
+  listRolloutCandidates(): Promise<RolloutCandidate[]>;
+  /**
+   * Creates a deployment with its targets and first events, unless another deployment of the same
+   * artifact is active (`active` names it); `supersede` lists active deployments to cancel first,
+   * with the records (cancelled) and events to write for them, all in the same transaction.
+   */
+  createDeployment(
+    deployment: DeploymentRecord,
+    targets: readonly TargetRecord[],
+    events: readonly NewDeploymentEvent[],
+    supersede?: RolloutWrite[],
+  ): Promise<{ ok: true } | { ok: false; active: string }>;
+  getDeployment(id: string): Promise<DeploymentRecord | undefined>;
+  /** Newest first; `active` keeps only pending, in_progress, paused and rolling_back ones; `open` those not completed yet (targets still moving). */
+  listDeployments(options: { active?: boolean; open?: boolean; limit: number }): Promise<DeploymentRecord[]>;
+  /** Writes one engine step atomically (see RolloutWrite). */
+  writeRollout(write: RolloutWrite): Promise<void>;
+  listTargets(deploymentId: string): Promise<TargetRecord[]>;
+  /**
+   * Targets with their agent and commands; `open` keeps those not in a final state or with a rollback under way,
+   * and, with `phase`, only the pending ones of that phase (the engine's per-tick read stays small in a big fleet).
+   */
+  listTargetViews(deploymentId: string, options?: { open?: boolean; phase?: number }): Promise<TargetView[]>;
+  countTargets(deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }>;
+  /** Events after `afterSeq`, oldest first; with `latest`, the last `limit` events instead (still oldest first). */
+  listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options?: { latest?: boolean }): Promise<DeploymentEventRecord[]>;
 }

@@ -5,6 +5,7 @@ import { managerLimits } from './config.js';
 import { ManagerError } from './errors.js';
 import { downloadPath, versionKey } from './release-catalog.js';
 import { newId } from './secrets.js';
+import type { AgentRecord, NewCommand, NewNonce, ReleaseRecord } from './store.js';
 
 export interface QueueUpdateInput {
   agentId: string;
@@ -23,17 +24,25 @@ export interface QueueUpdateInput {
   deadlineSeconds?: number | undefined;
 }
 
+/** An update command built and signed, not stored yet: what the rollout engine writes in batches. */
+export interface BuiltUpdate {
+  command: UpdateCommand;
+  record: NewCommand;
+  nonce: NewNonce;
+  fromVersion: string;
+  toVersion: string;
+  platform: string;
+}
+
 /**
- * Queues an update command for one agent: issues an update nonce signed with the manager key
- * (bound to this agent, its machine, this deployment and the from/to versions), stores the
- * command and the nonce together, and audits it. The command is then delivered on every check-in
- * until the daemon acks it.
+ * Builds an update command for one agent, with its update nonce signed by the manager key (bound
+ * to this agent, its machine, this deployment and the from/to versions); stores nothing.
  */
-export async function queueUpdate(ctx: ManagerContext, input: QueueUpdateInput, actor: Actor): Promise<UpdateCommand> {
-  const agent = await ctx.store.getAgent(input.agentId);
+export async function buildUpdate(ctx: ManagerContext, input: QueueUpdateInput, known?: { agent?: AgentRecord | undefined; release?: ReleaseRecord | undefined }): Promise<BuiltUpdate> {
+  const agent = known?.agent ?? (await ctx.store.getAgent(input.agentId));
   if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${input.agentId.slice(0, 128)}. List the agents with \`drover agents list\`.`);
   const platform = input.platform ?? agent.platform;
-  const release = await ctx.store.getRelease(input.artifact, versionKey(input.version), platform);
+  const release = known?.release ?? (await ctx.store.getRelease(input.artifact, versionKey(input.version), platform));
   if (release === undefined) {
     throw new ManagerError('RELEASE_NOT_FOUND', `No ${input.artifact} release ${input.version} for ${platform} is registered. Publish it with \`drover release publish\`.`);
   }
@@ -73,9 +82,10 @@ export async function queueUpdate(ctx: ManagerContext, input: QueueUpdateInput, 
     drainTimeoutSeconds: input.drainTimeoutSeconds ?? managerLimits.drainTimeoutSeconds,
     deadline: new Date(now.getTime() + deadlineSeconds * 1000).toISOString(),
   };
-  await ctx.store.insertCommand(
-    { id: commandId, agentId: agent.id, type: 'update', deploymentId: input.deploymentId, body: command, createdAt: now },
-    {
+  return {
+    command,
+    record: { id: commandId, agentId: agent.id, type: 'update', deploymentId: input.deploymentId, body: command, createdAt: now },
+    nonce: {
       id: payload.nonceId,
       agentId: agent.id,
       machineId: agent.machineId,
@@ -89,16 +99,44 @@ export async function queueUpdate(ctx: ManagerContext, input: QueueUpdateInput, 
       issuedAt: new Date(payload.iat * 1000),
       expiresAt: new Date(payload.exp * 1000),
     },
-  );
+    fromVersion,
+    toVersion: release.version,
+    platform,
+  };
+}
+
+/** The audit record of a queued update command. */
+export async function auditQueued(ctx: ManagerContext, built: BuiltUpdate, actor: Actor): Promise<void> {
   await ctx.audit.append({
     event: 'command.queued',
     actor: actor.name,
     tokenId: actor.tokenId,
-    agentId: agent.id,
-    deploymentId: input.deploymentId,
+    agentId: built.record.agentId,
+    deploymentId: built.nonce.deploymentId,
     outcome: 'success',
-    details: { commandId, type: 'update', nonceId: payload.nonceId, artifact: input.artifact, fromVersion, toVersion: release.version, rollback, platform },
+    details: {
+      commandId: built.record.id,
+      type: 'update',
+      nonceId: built.nonce.id,
+      artifact: built.nonce.artifact,
+      fromVersion: built.fromVersion,
+      toVersion: built.toVersion,
+      rollback: built.nonce.rollback,
+      platform: built.platform,
+    },
   });
-  ctx.logger.info({ event: 'command.queued', agentId: agent.id, deploymentId: input.deploymentId, commandId }, 'update command queued');
-  return command;
+}
+
+/**
+ * Queues an update command for one agent: issues an update nonce signed with the manager key
+ * (bound to this agent, its machine, this deployment and the from/to versions), stores the
+ * command and the nonce together, and audits it. The command is then delivered on every check-in
+ * until the daemon acks it.
+ */
+export async function queueUpdate(ctx: ManagerContext, input: QueueUpdateInput, actor: Actor): Promise<UpdateCommand> {
+  const built = await buildUpdate(ctx, input);
+  await ctx.store.insertCommand(built.record, built.nonce);
+  await auditQueued(ctx, built, actor);
+  ctx.logger.info({ event: 'command.queued', agentId: built.record.agentId, deploymentId: input.deploymentId, commandId: built.record.id }, 'update command queued');
+  return built.command;
 }

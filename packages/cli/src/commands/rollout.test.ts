@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { sseParser, watchFrame } from './rollout.js';
+
+describe('rollout watch', () => {
+  it('parses server-sent events split anywhere across chunks, with their ids', () => {
+    const seen: [string, string, string | undefined][] = [];
+    const parse = sseParser((type, data, id) => {
+      seen.push([type, data, id]);
+      return type !== 'stop';
+    });
+    const stream = 'retry: 2000\n\nid: 7\nevent: deployment\ndata: {"a":1}\n\n: keep-alive\n\nevent: status\r\ndata: {"b":2}\r\n\r\nevent: stop\ndata: x\n\nevent: late\ndata: y\n\n';
+    let going = true;
+    for (let i = 0; i < stream.length && going; i += 5) going = parse(stream.slice(i, i + 5));
+    expect(going).toBe(false);
+    expect(seen).toEqual([
+      ['deployment', '{"a":1}', '7'],
+      ['status', '{"b":2}', undefined],
+      ['stop', 'x', undefined],
+    ]);
+  });
+
+  it('draws the phase, counts per state, a progress bar per phase and the latest events', () => {
+    const frame = watchFrame(
+      {
+        deployment_id: 'dep-1', status: 'in_progress', strategy: 'canary', artifact: 'agent', version: '2.0.0', canary_phase: '30%', phase_index: 1,
+        phase_state: 'rolling', phases: [{ name: '10%', counts: { succeeded: 1 } }, { name: '30%', counts: { succeeded: 1, updating: 1 } }, { name: '100%', counts: { pending: 7 } }],
+        counts: { succeeded: 2, updating: 1, pending: 7 }, agents_total: 10, agents_deferred: 0, message: 'Phase 30% started.',
+      },
+      [{ timestamp: '2026-11-24T15:00:00.000Z', event_type: 'phase_started', message: 'Phase 30% started.' }],
+    );
+    expect(frame).toContain('phase 30% (rolling)');
+    expect(frame).toContain('updating 1  succeeded 2');
+    expect(frame).toMatch(/ {2}10% +\[#{24}\] 1\/1/);
+    expect(frame).toMatch(/> 30% +\[#{12}\.{12}\] 1\/2/);
+    expect(frame).toMatch(/ {2}100% +\[\.{24}\] 0\/7/);
+    expect(frame).toContain('15:00:00 phase_started: Phase 30% started.');
+  });
+});

@@ -1,0 +1,262 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command, OptionValues } from '../cli.js';
+import { optionalString } from '../cli.js';
+import { CliError } from '../errors.js';
+import { readInput } from '../fs-atomic.js';
+import { operatorClient, operatorOptions } from '../operator.js';
+
+// `drover rollout ...`: start a deployment through the deploy API (CIRIS's notify), see it, steer
+// it, and watch it live from the manager's server-sent events.
+
+type Counts = Partial<Record<string, number>>;
+
+interface Summary {
+  deployment_id: string;
+  status: string;
+  strategy: string;
+  artifact: string;
+  version: string;
+  canary_phase: string | null;
+  phase_index: number;
+  phase_state: string;
+  phases: { name: string; counts: Counts }[];
+  counts: Counts;
+  agents_total: number;
+  agents_deferred: number;
+  message: string;
+}
+
+interface StatusAnswer {
+  deployment_id: string;
+  status: string;
+  strategy: string | null;
+  version: string | null;
+  canary_phase: string | null;
+  agents_total: number;
+  agents_updated: number;
+  agents_deferred: number;
+  agents_failed: number;
+  message: string;
+  events: { timestamp: string; event_type: string; message: string }[];
+  agents: { agent_id: string; state: string; phase: string | null; error?: { code: string } | null }[];
+}
+
+const WATCH_RECONNECTS = 30; // times `watch` resumes a broken event stream
+const WATCH_RECONNECT_MS = 1000; // milliseconds between two attempts
+const FINAL_STATUSES = new Set(['completed', 'failed', 'cancelled', 'rolled_back', 'rejected']);
+const STATES = ['pending', 'notified', 'deferred', 'updating', 'health_check', 'succeeded', 'failed', 'skipped', 'rolled_back'];
+const deployTokens = ['DROVER_DEPLOY_TOKEN', 'DROVER_ADMIN_TOKEN'];
+
+function number(values: OptionValues, name: string, min: number, max: number): number | undefined {
+  const text = optionalString(values, name);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < min || value > max) throw new CliError('USAGE_ERROR', `--${name} takes a number from ${min} to ${max}; got "${text}".`);
+  return value;
+}
+
+export const rolloutStartCommand: Command = {
+  path: ['rollout', 'start'],
+  summary: 'Start a deployment of a published release (the deploy API notify, with the deploy token).',
+  usage: 'drover rollout start --manager URL --version V [--strategy canary|immediate|manual] [options]',
+  description: 'The token comes from $DROVER_DEPLOY_TOKEN (else $DROVER_ADMIN_TOKEN) or --token-file.',
+  options: {
+    ...operatorOptions,
+    version: { type: 'string', arg: 'V', help: 'The version to roll out (published for the daemons\' platforms).' },
+    artifact: { type: 'string', arg: 'agent|daemon', help: 'The artifact (default agent).' },
+    strategy: { type: 'string', arg: 'S', help: 'canary (default), immediate or manual.' },
+    release: { type: 'string', arg: 'FILE', help: 'A signed release envelope (FILE.release.json) to register and roll out.' },
+    changelog: { type: 'string', arg: 'FILE', help: 'Release notes, one entry a line (shown to agents in the shutdown reason).' },
+    commit: { type: 'string', arg: 'SHA', help: 'The commit the release was built from.' },
+    supersede: { type: 'boolean', help: 'Replace an active deployment of the artifact instead of failing with DEPLOYMENT_ACTIVE.' },
+    percentages: { type: 'string', arg: 'LIST', help: 'Cumulative canary shares, e.g. 10,30,100 (default).' },
+    'max-in-flight': { type: 'string', arg: 'N', help: 'Agents updating at once.' },
+    'soak-seconds': { type: 'string', arg: 'S', help: 'Wait after each passed gate.' },
+    'health-grace-seconds': { type: 'string', arg: 'S', help: 'Healthy time on the new version before an agent counts as updated.' },
+    'min-healthy-ratio': { type: 'string', arg: 'R', help: 'Share (0..1) of a phase that must succeed.' },
+    'max-failures': { type: 'string', arg: 'N', help: 'Failures a phase may have.' },
+    'deferral-window-seconds': { type: 'string', arg: 'S', help: 'How long a busy agent may defer.' },
+    'no-auto-rollback': { type: 'boolean', help: 'Do not roll back the agents of a phase whose gate failed.' },
+  },
+  positionals: { min: 0, max: 0 },
+  async run({ values, io }) {
+    const client = await operatorClient(values, io, { tokenVariables: deployTokens });
+    const body: Record<string, unknown> = { source: 'drover-cli' };
+    const version = optionalString(values, 'version');
+    if (version !== undefined) body['version'] = version;
+    const releaseFile = optionalString(values, 'release');
+    if (releaseFile !== undefined) body['release'] = JSON.parse((await readInput(releaseFile, 'Release file')).toString('utf8')) as unknown;
+    if (version === undefined && releaseFile === undefined) throw new CliError('USAGE_ERROR', 'Name what to roll out: --version V (or --release FILE).');
+    const artifact = optionalString(values, 'artifact');
+    if (artifact !== undefined) body['artifact'] = artifact;
+    const strategy = optionalString(values, 'strategy');
+    if (strategy !== undefined) {
+      if (!['canary', 'immediate', 'manual'].includes(strategy)) throw new CliError('USAGE_ERROR', `--strategy is canary, immediate or manual; got "${strategy}".`);
+      body['strategy'] = strategy;
+    }
+    const changelog = optionalString(values, 'changelog');
+    if (changelog !== undefined) body['changelog'] = (await readInput(changelog, 'Changelog file')).toString('utf8');
+    const commit = optionalString(values, 'commit');
+    if (commit !== undefined) body['commit_sha'] = commit;
+    if (values['supersede'] === true) body['supersede'] = true;
+    const rollout: Record<string, unknown> = {};
+    const percentages = optionalString(values, 'percentages');
+    if (percentages !== undefined) rollout['percentages'] = percentages.split(',').map((p) => Number(p.trim()));
+    const numeric: [string, string, number, number][] = [
+      ['max-in-flight', 'maxInFlight', 1, 1_000_000],
+      ['soak-seconds', 'soakSeconds', 0, 30 * 86400],
+      ['health-grace-seconds', 'healthGraceSeconds', 0, 86400],
+      ['min-healthy-ratio', 'minHealthyRatio', 0, 1],
+      ['max-failures', 'maxFailures', 0, 1_000_000],
+      ['deferral-window-seconds', 'deferralWindowSeconds', 0, 30 * 86400],
+    ];
+    for (const [flag, key, min, max] of numeric) {
+      const value = number(values, flag, min, max);
+      if (value !== undefined) rollout[key] = value;
+    }
+    if (values['no-auto-rollback'] === true) rollout['autoRollback'] = false;
+    if (Object.keys(rollout).length > 0) body['metadata'] = { rollout };
+    const answer = (await client.json({ method: 'POST', path: '/manager/v1/updates/notify', json: body, retry: false })) as { deployment_id: string; status: string; message: string; agents_affected: number };
+    return { data: answer, text: `STARTED ${answer.deployment_id} (${answer.status}): ${answer.message}\nWatch it with: drover rollout watch ${answer.deployment_id}` };
+  },
+};
+
+function statusText(s: StatusAnswer): string {
+  const byState = new Map<string, number>();
+  for (const agent of s.agents) byState.set(agent.state, (byState.get(agent.state) ?? 0) + 1);
+  const lines = [
+    `${s.deployment_id}  ${s.status}  ${s.strategy ?? '-'} ${s.version ?? ''}  phase ${s.canary_phase ?? '-'}`,
+    s.message,
+    `agents ${s.agents_total}: updated ${s.agents_updated}, failed ${s.agents_failed}, deferred ${s.agents_deferred}`,
+    STATES.filter((state) => byState.has(state)).map((state) => `${state} ${byState.get(state) ?? 0}`).join(', '),
+    ...s.agents.filter((a) => a.error).map((a) => `  ${a.agent_id} ${a.state} ${a.error?.code ?? ''}`),
+    'latest events:',
+    ...s.events.slice(-5).map((e) => `  ${e.timestamp} ${e.event_type}: ${e.message}`),
+  ];
+  return lines.join('\n');
+}
+
+export const rolloutStatusCommand: Command = {
+  path: ['rollout', 'status'],
+  summary: 'Show a deployment (default: the active one): phase, counts, failed agents, latest events.',
+  usage: 'drover rollout status [DEPLOYMENT_ID] --manager URL',
+  options: { ...operatorOptions },
+  positionals: { min: 0, max: 1 },
+  async run({ values, positionals, io }) {
+    const client = await operatorClient(values, io, { tokenVariables: ['DROVER_ADMIN_TOKEN', 'DROVER_DEPLOY_TOKEN'] });
+    const id = positionals[0];
+    const status = (await client.json({ method: 'GET', path: `/manager/v1/updates/status${id === undefined ? '' : `?deployment_id=${encodeURIComponent(id)}`}` })) as StatusAnswer | null;
+    return { data: status, text: status === null ? 'No deployment is active.' : statusText(status) };
+  },
+};
+
+function bar(done: number, total: number, width = 24): string {
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
+}
+
+/** One frame of the live view: the phase, counts per state, a progress bar per phase, the latest events. */
+export function watchFrame(summary: Summary, events: readonly { timestamp: string; event_type: string; message: string }[]): string {
+  const ended = (c: Counts): number => (c['succeeded'] ?? 0) + (c['failed'] ?? 0) + (c['skipped'] ?? 0) + (c['rolled_back'] ?? 0);
+  const total = (c: Counts): number => Object.values(c).reduce<number>((sum, n) => sum + (n ?? 0), 0);
+  return [
+    `deployment ${summary.deployment_id}  ${summary.artifact} ${summary.version}  ${summary.strategy}  status ${summary.status}`,
+    `phase ${summary.canary_phase ?? '-'} (${summary.phase_state})  deferred so far: ${summary.agents_deferred}`,
+    STATES.filter((s) => (summary.counts[s] ?? 0) > 0).map((s) => `${s} ${summary.counts[s] ?? 0}`).join('  '),
+    '',
+    ...summary.phases.map((p, i) => `${i === summary.phase_index ? '>' : ' '} ${p.name.padEnd(14)} ${bar(ended(p.counts), total(p.counts))}  ok ${p.counts['succeeded'] ?? 0} failed ${p.counts['failed'] ?? 0}`),
+    '',
+    summary.message,
+    '',
+    ...events.slice(-8).map((e) => `${e.timestamp.slice(11, 19)} ${e.event_type}: ${e.message}`),
+  ].join('\n');
+}
+
+/** Splits a server-sent event stream into events, across chunk boundaries. */
+export function sseParser(onEvent: (type: string, data: string, id: string | undefined) => boolean): (text: string) => boolean {
+  let buffer = '';
+  return (text) => {
+    // Normalised after joining: a CRLF may be split across two chunks.
+    buffer = (buffer + text).replace(/\r\n/g, '\n');
+    let index = buffer.indexOf('\n\n');
+    while (index !== -1) {
+      const block = buffer.slice(0, index);
+      buffer = buffer.slice(index + 2);
+      let type = 'message';
+      let id: string | undefined;
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) type = line.slice(6).trim();
+        else if (line.startsWith('id:')) id = line.slice(3).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+      }
+      if (data.length > 0 && !onEvent(type, data.join('\n'), id)) return false;
+      index = buffer.indexOf('\n\n');
+    }
+    return true;
+  };
+}
+
+export const rolloutWatchCommand: Command = {
+  path: ['rollout', 'watch'],
+  summary: 'Watch a deployment live until it ends; --json prints each event as a JSON line.',
+  usage: 'drover rollout watch [DEPLOYMENT_ID] --manager URL [--json]',
+  options: { ...operatorOptions },
+  positionals: { min: 0, max: 1 },
+  async run({ values, positionals, io, json }) {
+    const client = await operatorClient(values, io, { tokenVariables: ['DROVER_ADMIN_TOKEN', 'DROVER_DEPLOY_TOKEN'] });
+    const id = positionals[0];
+    const events: { timestamp: string; event_type: string; message: string }[] = [];
+    let last: Summary | undefined;
+    let lastEventId: string | undefined;
+    const clear = !json && process.stdout.isTTY ? '\x1b[H\x1b[2J' : '';
+    const parse = sseParser((type, data, eventId) => {
+      if (eventId !== undefined) lastEventId = eventId;
+      const value = JSON.parse(data) as Record<string, unknown>;
+      if (json) io.stdout(`${JSON.stringify({ type, ...value })}\n`);
+      if (type === 'deployment') events.push(value as unknown as (typeof events)[number]);
+      if (type === 'status') {
+        last = value as unknown as Summary;
+        if (!json) io.stdout(`${clear}${watchFrame(last, events)}\n${clear === '' ? '\n' : ''}`);
+        if (FINAL_STATUSES.has(last.status)) return false;
+      }
+      return true;
+    });
+    const path = `/manager/v1/updates/events${id === undefined ? '' : `?deployment_id=${encodeURIComponent(id)}`}`;
+    // A stream cut by a manager restart is resumed where it stopped (Last-Event-ID), a bounded number of times.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await client.stream({ method: 'GET', path, headers: lastEventId === undefined ? {} : { 'last-event-id': lastEventId } }, parse);
+      } catch (error) {
+        if (!(error instanceof CliError) || error.code !== 'NETWORK_ERROR' || attempt >= WATCH_RECONNECTS) throw error;
+      }
+      if (last !== undefined && FINAL_STATUSES.has(last.status)) break;
+      if (attempt >= WATCH_RECONNECTS) break;
+      await sleep(WATCH_RECONNECT_MS);
+    }
+    return { data: last ?? null, text: last === undefined ? 'The stream ended.' : `deployment ${last.deployment_id} ended: ${last.status}`, exitCode: last !== undefined && last.status !== 'completed' ? 1 : 0 };
+  },
+};
+
+function actionCommand(action: 'pause' | 'resume' | 'abort' | 'promote' | 'rollback', summary: string): Command {
+  return {
+    path: ['rollout', action],
+    summary,
+    usage: `drover rollout ${action} DEPLOYMENT_ID --manager URL [--reason TEXT]`,
+    options: { ...operatorOptions, reason: { type: 'string', arg: 'TEXT', help: 'Recorded in the audit log and the deployment events.' } },
+    positionals: { min: 1, max: 1 },
+    async run({ values, positionals, io }) {
+      const client = await operatorClient(values, io);
+      const id = positionals[0] ?? '';
+      const reason = optionalString(values, 'reason');
+      const status = (await client.json({ method: 'POST', path: `/manager/v1/updates/${encodeURIComponent(id)}/${action}`, json: reason === undefined ? {} : { reason }, retry: false })) as StatusAnswer;
+      return { data: status, text: `${action.toUpperCase()} ${id}: ${status.status}\n${status.message}` };
+    },
+  };
+}
+
+export const rolloutPauseCommand = actionCommand('pause', 'Pause a deployment: no new agent starts; agents updating finish.');
+export const rolloutResumeCommand = actionCommand('resume', 'Resume a paused deployment.');
+export const rolloutAbortCommand = actionCommand('abort', 'Abort a deployment: done hosts stay done, queued hosts never start.');
+export const rolloutPromoteCommand = actionCommand('promote', 'Start the next phase (manual strategy), or end a soak early.');
+export const rolloutRollbackCommand = actionCommand('rollback', 'Roll every updated agent back to its previous version with signed rollback commands.');

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { formatShutdownReason } from '@drover/protocol';
+import { ManagerError } from './errors.js';
+import { shutdownReason } from './push-client.js';
+import { evaluateGate } from './rollout-gate.js';
+import { resolveRolloutOptions } from './rollout-options.js';
+import { planPhases } from './rollout-phases.js';
+import type { RolloutCandidate } from './rollout-records.js';
+
+const agents = (n: number, group?: RolloutCandidate['group']): RolloutCandidate[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `agent-${i}`, platform: 'linux-x64', agentVersion: '1.0.0', daemonVersion: '0.5.0', group, pushUrl: undefined }));
+
+describe('phase planning', () => {
+  it('percentages: ceil(10%), ceil(30%), the rest; stable per agent within a deployment, different across deployments', () => {
+    const fleet = agents(100);
+    const a = planPhases('canary', 'dep-1', fleet, [10, 30, 100]);
+    const counts = [0, 1, 2].map((p) => [...a.phaseOf.values()].filter((x) => x === p).length);
+    expect(counts).toEqual([10, 20, 70]);
+    expect(planPhases('canary', 'dep-1', [...fleet].reverse(), [10, 30, 100]).phaseOf).toEqual(a.phaseOf);
+    const b = planPhases('canary', 'dep-2', fleet, [10, 30, 100]);
+    const firstA = [...a.phaseOf].filter(([, p]) => p === 0).map(([id]) => id);
+    const firstB = [...b.phaseOf].filter(([, p]) => p === 0).map(([id]) => id);
+    expect(firstA).not.toEqual(firstB);
+    expect(a.phases.map((p) => p.name)).toEqual(['10%', '30%', '100%']);
+  });
+
+  it('groups when any agent has one (none = general); immediate is one phase', () => {
+    const fleet = [...agents(1, 'explorer'), ...agents(2, 'early_adopter').map((x) => ({ ...x, id: `${x.id}-e` })), ...agents(3).map((x) => ({ ...x, id: `${x.id}-g` }))];
+    const plan = planPhases('canary', 'dep-1', fleet, [10, 30, 100]);
+    expect(plan.phases.map((p) => p.name)).toEqual(['explorers', 'early_adopters', 'general']);
+    expect([0, 1, 2].map((p) => [...plan.phaseOf.values()].filter((x) => x === p).length)).toEqual([1, 2, 3]);
+    expect(planPhases('immediate', 'dep-1', fleet, [10, 30, 100]).phases).toEqual([{ name: 'all' }]);
+  });
+});
+
+describe('phase gate', () => {
+  it('fails early on too many failures, passes only once every target ended with enough successes', () => {
+    const options = { minHealthyRatio: 0.8, maxFailures: 1 };
+    expect(evaluateGate({ succeeded: 3, updating: 1 }, options).verdict).toBe('open');
+    expect(evaluateGate({ failed: 2, updating: 5 }, options).verdict).toBe('failed');
+    expect(evaluateGate({ succeeded: 4, failed: 1 }, options).verdict).toBe('passed');
+    expect(evaluateGate({ succeeded: 3, failed: 1, skipped: 1 }, { minHealthyRatio: 0.8, maxFailures: 1 }).verdict).toBe('failed');
+    expect(evaluateGate({ skipped: 3 }, options).verdict).toBe('passed');
+  });
+});
+
+describe('rollout options', () => {
+  it('overrides defaults and refuses bad options with ROLLOUT_OPTIONS_INVALID', () => {
+    expect(resolveRolloutOptions({ soakSeconds: 1 }).soakSeconds).toBe(1);
+    for (const bad of [{ percentages: [50, 30, 100] }, { percentages: [10, 50] }, { maxInFlight: 0 }, { unknown: 1 }]) {
+      try {
+        resolveRolloutOptions(bad);
+        expect.unreachable();
+      } catch (error) {
+        expect(error).toBeInstanceOf(ManagerError);
+        expect((error as ManagerError).code).toBe('ROLLOUT_OPTIONS_INVALID');
+      }
+    }
+  });
+});
+
+describe('shutdown reason', () => {
+  it('is formatShutdownReason output, shortened to 4096 characters by dropping changelog lines only', () => {
+    const input = { version: '1.2.3', deploymentId: 'abc123', changelog: 'fix: memory leak in telemetry service\nfeat: add new monitoring endpoint\ntest: improve coverage' };
+    expect(shutdownReason(input)).toBe(formatShutdownReason(input));
+    const long = { ...input, changelog: Array.from({ length: 1000 }, (_, i) => `fix: change ${i}`).join('\n') };
+    const text = shutdownReason(long);
+    expect(text.length).toBeLessThanOrEqual(4096);
+    expect(text.startsWith('System shutdown requested: Runtime: CD update to version v1.2.3 (deployment abc123)\nRelease notes:\n  • fix: change 0\n')).toBe(true);
+    expect(text.endsWith('more changes not shown)\n(API shutdown by wa-system-admin)')).toBe(true);
+  });
+});

@@ -1,0 +1,70 @@
+// The rollout engine on an injected clock, ticked by hand: grace periods and soaks are decided by
+// stored timestamps against the clock alone, and a manager restarted mid-soak picks the soak up
+// from the store (no timer survives a restart; none needs to).
+import { afterEach, describe, expect, it } from 'vitest';
+import type { UpdateCommand } from '@drover/protocol';
+import { checkinBody, commandsOf, startTestManager } from './harness.js';
+import type { EnrolledAgent, TestManager } from './harness.js';
+
+let manager: TestManager | undefined;
+afterEach(async () => {
+  await manager?.close();
+  manager = undefined;
+});
+
+describe('rollout engine timers', () => {
+  it('counts grace and soak on the injected clock, and resumes a soak after a restart', async () => {
+    let clock = Date.now();
+    let m = await startTestManager({ now: () => new Date(clock), rollout: { autoStart: false } });
+    manager = m;
+    await m.publish({ version: '1.0.0' });
+    await m.publish({ version: '2.0.0' });
+    const agents: EnrolledAgent[] = [await m.enroll(), await m.enroll()];
+    const res = await m.request('POST', '/manager/v1/updates/notify', {
+      headers: { authorization: `Bearer ${m.deployToken}` },
+      json: { version: '2.0.0', metadata: { rollout: { percentages: [50, 100], soakSeconds: 600, healthGraceSeconds: 60 } } },
+    });
+    expect(res.status, res.text).toBe(200);
+    const id = (res.json as { deployment_id: string }).deployment_id;
+    const deployment = async (): Promise<{ phaseIndex: number; phaseState: string; status: string }> => {
+      const d = await m.app.manager.context.store.getDeployment(id);
+      if (d === undefined) throw new Error('gone');
+      return d;
+    };
+    await m.app.manager.rollouts.tick();
+    // The first phase's agent got its command; drive it like a daemon would.
+    let first: EnrolledAgent | undefined;
+    let command: UpdateCommand | undefined;
+    for (const agent of agents) {
+      const commands = commandsOf(await m.checkin(agent)) as UpdateCommand[];
+      if (commands.length > 0) [first, command] = [agent, commands[0]];
+    }
+    if (first === undefined || command === undefined) throw new Error('no command went out');
+    const done = await m.checkin(first, { agentVersion: '2.0.0', body: checkinBody('2.0.0', '0.5.0', { acks: [command.id], results: [{ commandId: command.id, outcome: 'succeeded', detail: {}, nonce: command.nonce }] }) });
+    expect(done.status).toBe(200);
+    await m.app.manager.rollouts.tick();
+    expect((await m.app.manager.context.store.listTargets(id)).find((t) => t.agentId === first.agentId)?.state).toBe('health_check');
+    clock += 59_000;
+    await m.checkin(first, { agentVersion: '2.0.0' });
+    await m.app.manager.rollouts.tick();
+    expect((await m.app.manager.context.store.listTargets(id)).find((t) => t.agentId === first.agentId)?.state).toBe('health_check');
+    clock += 2_000;
+    await m.checkin(first, { agentVersion: '2.0.0' });
+    await m.app.manager.rollouts.tick();
+    expect(await deployment()).toMatchObject({ phaseIndex: 0, phaseState: 'soaking' });
+
+    // Restart mid-soak: the soak's end is a stored time.
+    m = await m.restart();
+    manager = m;
+    clock += 599_000;
+    await m.app.manager.rollouts.tick();
+    expect(await deployment()).toMatchObject({ phaseIndex: 0, phaseState: 'soaking' });
+    clock += 2_000;
+    await m.app.manager.rollouts.tick();
+    expect(await deployment()).toMatchObject({ phaseIndex: 1, phaseState: 'rolling', status: 'in_progress' });
+    await m.app.manager.rollouts.tick();
+    const second = agents.find((a) => a !== first);
+    if (second === undefined) throw new Error('no second agent');
+    expect(commandsOf(await m.checkin(second))).toHaveLength(1);
+  });
+});

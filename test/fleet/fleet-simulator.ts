@@ -1,0 +1,269 @@
+// A fleet of simulated daemons that speak the real protocol over HTTP to a real manager: enroll,
+// check in, ack commands, verify each update nonce (signature by the manager key from the
+// enrollment answer, agent, machine, downgrade unless rollback, single use), report results with
+// the nonce, and report health. Each host can be healthy, unhealthy on some versions, busy for a
+// while, offline or slow. It never runs real agents: "installing" a version is setting it.
+import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import { Ed25519PublicKey, readNonceUnverified, verifyNonce } from '@drover/protocol';
+import type { EnrollResponse, NoncePayload } from '@drover/protocol';
+
+export interface HostBehaviour {
+  /** Versions this host runs unhealthily (health `degraded`) once installed. */
+  unhealthyOn?: readonly string[];
+  /** Busy (defers every update) until this many ms after the fleet starts. */
+  busyForMs?: number;
+  /** Never checks in after enrolling. */
+  offline?: boolean;
+  /** Check-in interval of this host (default the fleet's). */
+  checkinEveryMs?: number;
+  /** Ms an install takes once started. */
+  installMs?: number;
+}
+
+export interface ReceivedCommand {
+  id: string;
+  deploymentId: string;
+  toVersion: string;
+  rollback: boolean;
+  nonceId: string;
+  /** True when the nonce verified against the pinned manager key and every other rule. */
+  verified: boolean;
+  /** When the host first saw it, and when it finished installing it (ms since the epoch). */
+  receivedAt: number;
+  installedAt?: number;
+}
+
+interface QueueEntry {
+  id: string;
+  token: string;
+  payload: NoncePayload;
+  deadline: number;
+  deferredReported: boolean;
+  installAt: number | undefined;
+}
+
+export class SimulatedHost {
+  readonly machineId = createHash('sha256').update(randomBytes(16)).digest('hex');
+  agentId = '';
+  credential = '';
+  serviceToken = '';
+  version: string;
+  readonly received: ReceivedCommand[] = [];
+  /** Update commands with force: true this host received (must stay 0: nobody forces a busy agent). */
+  forced = 0;
+  #managerKeys: Ed25519PublicKey[] = [];
+  #seen = new Set<string>();
+  #usedNonces = new Set<string>();
+  #acks: string[] = [];
+  #results: { commandId: string; outcome: string; detail: Record<string, string>; nonce?: string }[] = [];
+  #queue: QueueEntry[] = [];
+  #stopped = false;
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly behaviour: HostBehaviour,
+    initialVersion: string,
+    readonly started: number,
+  ) {
+    this.version = initialVersion;
+  }
+
+  busy(now = Date.now()): boolean {
+    return this.behaviour.busyForMs !== undefined && now - this.started < this.behaviour.busyForMs;
+  }
+
+  health(): { status: string; version: string; busy: boolean } {
+    const unhealthy = this.behaviour.unhealthyOn?.includes(this.version) ?? false;
+    return { status: unhealthy ? 'degraded' : 'healthy', version: this.version, busy: this.busy() };
+  }
+
+  async enroll(pool: Pool, enrollmentToken: string): Promise<void> {
+    const res = await pool.request({
+      method: 'POST',
+      path: '/v1/agents/enroll',
+      headers: { 'content-type': 'application/json', 'x-machine-id': this.machineId },
+      body: JSON.stringify({
+        enrollmentToken,
+        machineId: this.machineId,
+        hostname: this.name,
+        platform: 'linux-x64',
+        arch: 'x64',
+        agentVersion: this.version,
+        daemonVersion: '0.5.0',
+        inventory: { os: { platform: 'linux' } },
+      }),
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`enroll ${this.name}: ${res.statusCode} ${text}`);
+    const enrolled = JSON.parse(text) as EnrollResponse;
+    this.agentId = enrolled.agentId;
+    this.credential = enrolled.credential;
+    this.serviceToken = enrolled.serviceToken;
+    this.#managerKeys = enrolled.managerKeys.map((k) => Ed25519PublicKey.from(k.publicKey));
+  }
+
+  /** One check-in, then the work it brought. Returns false when the manager was unreachable. */
+  async checkIn(pool: Pool): Promise<boolean> {
+    const acks = [...this.#acks];
+    const results = [...this.#results];
+    let status: number;
+    let text: string;
+    try {
+      const res = await pool.request({
+        method: 'POST',
+        path: `/v1/agents/${this.agentId}/checkin`,
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${this.credential}`,
+          'x-machine-id': this.machineId,
+          'x-agent-version': this.version,
+          'x-daemon-version': '0.5.0',
+        },
+        body: JSON.stringify({ state: { agentVersion: this.version, daemonVersion: '0.5.0' }, health: this.health(), acks, results }),
+      });
+      status = res.statusCode;
+      text = await res.body.text();
+    } catch {
+      return false;
+    }
+    if (status === 200 || status === 426) {
+      this.#acks = this.#acks.filter((id) => !acks.includes(id));
+      this.#results = this.#results.filter((r) => !results.includes(r));
+    } else if (status === 409) {
+      // NONCE_REPLAYED: the manager has this outcome already.
+      this.#results = this.#results.filter((r) => !results.includes(r));
+      return true;
+    } else return status < 500 ? true : false;
+    const body = JSON.parse(text) as { commands: { id: string; type: string; nonce: string; deadline: string; force: boolean }[] };
+    for (const command of body.commands) {
+      if (this.#seen.has(command.id)) continue;
+      this.#seen.add(command.id);
+      this.#acks.push(command.id);
+      if (command.force) this.forced++;
+      let payload: NoncePayload;
+      let verified = true;
+      try {
+        payload = verifyNonce(command.nonce, {
+          managerKeys: this.#managerKeys,
+          agentId: this.agentId,
+          machineId: this.machineId,
+          runningVersion: this.version,
+          isUsed: (id) => this.#usedNonces.has(id),
+        });
+      } catch {
+        verified = false;
+        payload = readNonceUnverified(command.nonce);
+      }
+      this.received.push({ id: command.id, deploymentId: payload.deploymentId, toVersion: payload.toVersion, rollback: payload.rollback, nonceId: payload.nonceId, verified, receivedAt: Date.now() });
+      if (!verified) {
+        this.#results.push({ commandId: command.id, outcome: 'rejected', detail: { code: 'NONCE_SIGNATURE_INVALID' }, nonce: command.nonce });
+        continue;
+      }
+      this.#usedNonces.add(payload.nonceId);
+      this.#queue.push({ id: command.id, token: command.nonce, payload, deadline: Date.parse(command.deadline), deferredReported: false, installAt: undefined });
+    }
+    this.#work();
+    return true;
+  }
+
+  #work(): void {
+    const now = Date.now();
+    const entry = this.#queue[0];
+    if (entry === undefined) return;
+    if (now > entry.deadline) {
+      this.#queue.shift();
+      this.#results.push({ commandId: entry.id, outcome: 'failed', detail: { code: 'DEADLINE_EXCEEDED' }, nonce: entry.token });
+      return;
+    }
+    // A busy agent is never stopped: the daemon reports `deferred` and tries again later.
+    if (this.busy(now)) {
+      if (!entry.deferredReported) {
+        entry.deferredReported = true;
+        this.#results.push({ commandId: entry.id, outcome: 'deferred', detail: { code: 'AGENT_BUSY' } });
+      }
+      return;
+    }
+    entry.installAt ??= now + (this.behaviour.installMs ?? 0);
+    if (now < entry.installAt) return;
+    this.#queue.shift();
+    this.version = entry.payload.toVersion;
+    const received = this.received.find((c) => c.id === entry.id);
+    if (received !== undefined) received.installedAt = now;
+    this.#results.push({ commandId: entry.id, outcome: 'succeeded', detail: {}, nonce: entry.token });
+  }
+
+  start(pool: () => Pool, everyMs: number): void {
+    if (this.behaviour.offline === true) return;
+    const interval = this.behaviour.checkinEveryMs ?? everyMs;
+    this.#loop = (async () => {
+      while (!this.#stopped) {
+        await this.checkIn(pool());
+        await sleep(interval);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#loop;
+  }
+}
+
+/** N simulated hosts against one manager URL. */
+export class FleetSimulator {
+  readonly hosts: SimulatedHost[] = [];
+  #pool: Pool;
+
+  constructor(
+    url: string,
+    readonly options: { checkinEveryMs?: number } = {},
+  ) {
+    this.#pool = new Pool(url, { connections: 16, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  }
+
+  /** Points the fleet at another URL (a restarted manager); the hosts keep their identity. */
+  async retarget(url: string): Promise<void> {
+    const old = this.#pool;
+    this.#pool = new Pool(url, { connections: 16, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    await old.destroy();
+  }
+
+  get pool(): Pool {
+    return this.#pool;
+  }
+
+  async enroll(enrollmentToken: string, behaviours: readonly HostBehaviour[], initialVersion = '1.0.0'): Promise<SimulatedHost[]> {
+    const started = Date.now();
+    const added = behaviours.map((b, i) => new SimulatedHost(`host-${this.hosts.length + i}`, b, initialVersion, started));
+    for (const host of added) await host.enroll(this.#pool, enrollmentToken);
+    this.hosts.push(...added);
+    return added;
+  }
+
+  start(): void {
+    for (const host of this.hosts) host.start(() => this.#pool, this.options.checkinEveryMs ?? 50);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => h.stop()));
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await this.#pool.close();
+  }
+}
+
+/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}

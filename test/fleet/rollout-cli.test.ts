@@ -1,0 +1,66 @@
+// `drover rollout ...` (the built CLI, a real process) against a real manager and a simulated
+// fleet: start, status, pause/resume, watch (live frames, and --json lines from the event stream).
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestManager } from '../../packages/manager/test/harness.js';
+import type { TestManager } from '../../packages/manager/test/harness.js';
+import { drover } from '../helpers/cli.js';
+import { FleetSimulator } from './fleet-simulator.js';
+
+let manager: TestManager | undefined;
+let fleet: FleetSimulator | undefined;
+afterEach(async () => {
+  await fleet?.close();
+  await manager?.close();
+  fleet = undefined;
+  manager = undefined;
+});
+
+describe('drover rollout', () => {
+  it('starts, shows, pauses, resumes and watches a rollout to its end', async () => {
+    const m = await startTestManager({ rollout: { tickMs: 40 } });
+    manager = m;
+    await m.publish({ version: '1.0.0' });
+    await m.publish({ version: '2.0.0' });
+    const f = new FleetSimulator(m.url, { checkinEveryMs: 30 });
+    fleet = f;
+    await f.enroll(await m.createEnrollmentToken(5), Array.from({ length: 5 }, () => ({})));
+    f.start();
+    const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', DROVER_MANAGER_URL: m.url, DROVER_ADMIN_TOKEN: m.adminToken, DROVER_DEPLOY_TOKEN: m.deployToken };
+    const started = await drover(['rollout', 'start', '--version', '2.0.0', '--strategy', 'manual', '--percentages', '40,100', '--soak-seconds', '0.2', '--health-grace-seconds', '0.1', '--json'], { env });
+    expect(started.code, started.stderr).toBe(0);
+    const id = (JSON.parse(started.stdout) as { deployment_id: string }).deployment_id;
+    const again = await drover(['rollout', 'start', '--version', '2.0.0'], { env });
+    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('DEPLOYMENT_ACTIVE')]);
+    const status = await drover(['rollout', 'status', id], { env });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`${id}  pending`);
+    expect((await drover(['rollout', 'pause', id], { env })).stdout).toContain('PAUSE');
+    const refused = await drover(['rollout', 'promote', id, '--json'], { env });
+    expect([refused.code, refused.stdout]).toEqual([1, expect.stringContaining('DEPLOYMENT_ACTION_INVALID')]);
+    expect((await drover(['rollout', 'resume', id], { env })).code).toBe(0);
+    expect((await drover(['rollout', 'promote', id, '--reason', 'looks good'], { env })).code).toBe(0);
+    // Watch with --json until the first phase waits for promote, then promote from here.
+    const watching = drover(['rollout', 'watch', id, '--json'], { env });
+    const promoteLater = (async () => {
+      for (let i = 0; i < 200; i++) {
+        const s = await drover(['rollout', 'status', id, '--json'], { env });
+        if (s.stdout.includes('phase_awaiting_promote')) return drover(['rollout', 'promote', id], { env });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('the second phase never waited for promote');
+    })();
+    expect((await promoteLater).code).toBe(0);
+    const watched = await watching;
+    expect(watched.code, watched.stderr).toBe(0);
+    const lines = watched.stdout.trim().split('\n').filter((l) => l.startsWith('{"type"')).map((l) => JSON.parse(l) as { type: string; event_type?: string; status?: string });
+    expect(lines.some((l) => l.type === 'deployment' && l.event_type === 'created')).toBe(true);
+    expect(lines.some((l) => l.type === 'deployment' && l.event_type === 'completed')).toBe(true);
+    expect(lines.at(-1)).toMatchObject({ type: 'status', status: 'completed' });
+    // The live view of an ended rollout: its frame with a full progress bar per phase.
+    const view = await drover(['rollout', 'watch', id], { env });
+    expect(view.code).toBe(0);
+    expect(view.stdout).toContain('status completed');
+    expect(view.stdout).toMatch(/40% +\[#{24}\] 2\/2/);
+    expect(view.stdout).toMatch(/100% +\[#{24}\] 3\/3/);
+  });
+});
