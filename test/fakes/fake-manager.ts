@@ -3,8 +3,9 @@
 // release key, nonces issued with protocol's issueNonce under the manager key), and the artifact
 // download with Range and ETag. It records what the daemon sends (acks, results with their
 // nonces, download requests) and can misbehave on demand: send more than the signed size, stall,
-// cut the connection half-way, serve a flipped byte. It stands in for @drover/manager until the
-// daemon's suites switch to the real one.
+// cut the connection half-way, serve a flipped byte. The real @drover/manager is what
+// test/daemon/real-manager.test.ts runs droverd against; this peer stays for the faults and
+// forgeries a correct manager never produces (oversize, stall, cut, foreign or replayed nonces).
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';

@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TrustPolicyDocument } from '@drover/protocol';
 import type { FakeManager } from '../fakes/fake-manager.js';
 import { run } from './cli.js';
 import type { RunResult } from './cli.js';
@@ -34,8 +35,26 @@ export interface HostOptions {
   agentConfig?: string;
 }
 
+/** What a host needs from its manager: where it is, the key it pins, the trust policy of its releases. */
+export interface ManagerPeer {
+  url: string;
+  /** The manager's nonce-signing public key (base64, hex or PEM). */
+  managerKey: string;
+  /** Put in droverd.json so `droverd run` enrolls by itself; leave out to enroll with `droverd enroll`. */
+  enrollmentToken?: string;
+  trustPolicy: TrustPolicyDocument;
+}
+
 /** A temporary host enrolled-by-config against `manager`, with trust.json for its release key. */
-export async function createHost(manager: FakeManager, options: HostOptions = {}): Promise<Host> {
+export function createHost(manager: FakeManager, options: HostOptions = {}): Promise<Host> {
+  return createHostFor(
+    { url: manager.url, managerKey: manager.managerKey.publicKey.toBase64(), enrollmentToken: manager.enrollmentToken, trustPolicy: manager.trustPolicy() },
+    options,
+  );
+}
+
+/** A temporary host for any manager (the test peer or a real `drover manager start`). */
+export async function createHostFor(peer: ManagerPeer, options: HostOptions = {}): Promise<Host> {
   const dir = await mkdtemp(join(tmpdir(), 'droverd-host-'));
   const host: Host = {
     dir,
@@ -50,7 +69,7 @@ export async function createHost(manager: FakeManager, options: HostOptions = {}
   await mkdir(host.stateDir, { recursive: true, mode: 0o700 });
   await mkdir(host.logsDir, { recursive: true });
   const settings = {
-    manager: { url: manager.url, key: manager.managerKey.publicKey.toBase64(), enrollmentToken: manager.enrollmentToken },
+    manager: { url: peer.url, key: peer.managerKey, ...(peer.enrollmentToken === undefined ? {} : { enrollmentToken: peer.enrollmentToken }) },
     agent: { configDir: host.agentConfigDir, port: 0, stopTimeoutSeconds: 5, restartBackoffMaxSeconds: 2 },
     update: { healthGraceSeconds: 0.5, healthTimeoutSeconds: 5, deferBackoffMaxSeconds: 1 },
     download: { stallTimeoutSeconds: 1, maxAttempts: 2 },
@@ -58,7 +77,7 @@ export async function createHost(manager: FakeManager, options: HostOptions = {}
   };
   await writeFile(host.configPath, `${JSON.stringify(settings, null, 2)}\n`);
   await writeFile(host.agentConfigPath, options.agentConfig ?? '{\n  "workIntervalMs": 0,\n  "workMs": 200\n}\n');
-  await writeFile(join(host.stateDir, 'trust.json'), `${JSON.stringify(manager.trustPolicy(), null, 2)}\n`);
+  await writeFile(join(host.stateDir, 'trust.json'), `${JSON.stringify(peer.trustPolicy, null, 2)}\n`);
   host.env = {
     PATH: process.env['PATH'],
     STATE_DIRECTORY: host.stateDir,

@@ -1,0 +1,79 @@
+// A real manager for cross-package suites: `drover manager start --dir DIR --port 0` as a child
+// process of the built CLI, its JSON log collected, and a small admin client over undici.
+import { spawn } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { request } from 'undici';
+import { droverBin } from './cli.js';
+
+export class ManagerProcess {
+  readonly url: string;
+  readonly #child: ChildProcessByStdio<null, Readable, Readable>;
+  readonly #output: () => string;
+  readonly exited: Promise<number | null>;
+
+  private constructor(child: ChildProcessByStdio<null, Readable, Readable>, url: string, output: () => string, exited: Promise<number | null>) {
+    this.#child = child;
+    this.url = url;
+    this.#output = output;
+    this.exited = exited;
+  }
+
+  /** Starts the manager in `dir` (made by `drover manager init`) on `port` (0: any free one) and waits, bounded, for its listening line. */
+  static start(dir: string, env: NodeJS.ProcessEnv, port = 0): Promise<ManagerProcess> {
+    const child = spawn(process.execPath, [droverBin, 'manager', 'start', '--dir', dir, '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const exited = new Promise<number | null>((resolve) => {
+      child.once('exit', (code) => {
+        resolve(code);
+      });
+    });
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`the manager did not start within 15 s:\n${out}`));
+      }, 15_000);
+      const check = (): void => {
+        const line = out.split('\n').find((l) => l.includes('"manager.listening"'));
+        if (line === undefined) return;
+        clearTimeout(timer);
+        child.stdout.off('data', check);
+        resolve(new ManagerProcess(child, (JSON.parse(line) as { url: string }).url, () => out, exited));
+      };
+      child.stdout.on('data', check);
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`the manager exited (${String(code)}) before listening:\n${out}`));
+      });
+    });
+  }
+
+  /** What the manager printed (its JSON log). */
+  output(): string {
+    return this.#output();
+  }
+
+  /** SIGTERM (a graceful stop), SIGKILL after `timeoutMs`. */
+  async stop(timeoutMs = 15_000): Promise<number | null> {
+    if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM');
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** One JSON call to the manager. */
+  async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; json: unknown }> {
+    const response = await request(new URL(path, this.url), {
+      method,
+      headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    const text = await response.body.text();
+    return { status: response.statusCode, json: text === '' ? undefined : (JSON.parse(text) as unknown) };
+  }
+}
