@@ -1,24 +1,15 @@
 // The manager as operators run it: `drover manager init`, `drover manager start` as a real
 // process, the CLI against it, a restart between two check-ins, then `drover audit verify` on
 // its audit log and a search for every secret of the run in the log and in all it printed.
-import { spawn } from 'node:child_process';
-import type { ChildProcessByStdio } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnrollResponse, UpdateCommand } from '@drover/protocol';
-import { drover, droverBin } from '../helpers/cli.js';
-
-interface ManagerProcess {
-  child: ChildProcessByStdio<null, Readable, Readable>;
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
+import { drover } from '../helpers/cli.js';
+import { ManagerProcess } from '../helpers/manager-process.js';
 
 let dir: string;
 // Everything any process of the run printed, except the two commands whose job is to show a new
@@ -37,41 +28,15 @@ async function cli(args: string[], extraEnv: Record<string, string> = {}): Promi
   return result;
 }
 
-/** Starts `drover manager start` and waits (bounded) for its listening line. */
-function startManager(): Promise<ManagerProcess> {
-  const child = spawn(process.execPath, [droverBin, 'manager', 'start', '--dir', at('m'), '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code); }));
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the manager did not start within 15 s:\n${out}`));
-    }, 15_000);
-    const check = (): void => {
-      const line = out.split('\n').find((l) => l.includes('"manager.listening"'));
-      if (line === undefined) return;
-      clearTimeout(timer);
-      const managerProcess: ManagerProcess = { child, url: (JSON.parse(line) as { url: string }).url, output: () => out, exited };
-      running.add(managerProcess);
-      void exited.then(() => {
-        running.delete(managerProcess);
-        printed.push(out);
-      });
-      resolve(managerProcess);
-    };
-    child.stdout.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the manager exited (${code}) before listening:\n${out}`));
-    });
+/** Starts `drover manager start` (bounded) and keeps what it prints for the secret search. */
+async function startManager(): Promise<ManagerProcess> {
+  const manager = await ManagerProcess.start(at('m'), env);
+  running.add(manager);
+  void manager.exited.then(() => {
+    running.delete(manager);
+    printed.push(manager.output());
   });
-}
-
-async function stop(manager: ManagerProcess): Promise<number | null> {
-  manager.child.kill('SIGTERM');
-  return manager.exited;
+  return manager;
 }
 
 async function http(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; json: unknown }> {
@@ -93,7 +58,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'drover-manager-process-'));
 });
 afterAll(async () => {
-  for (const manager of running) manager.child.kill('SIGKILL');
+  await Promise.all([...running].map((manager) => manager.stop(1_000)));
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -167,7 +132,7 @@ describe('drover manager init / start', () => {
     expect((await checkin(manager.url, '1.0.0')).json).toMatchObject({ commands: [{ id: command.id }] });
 
     // Restart between two check-ins: SIGTERM is a clean stop (exit 0).
-    expect(await stop(manager)).toBe(0);
+    expect(await manager.stop()).toBe(0);
     manager = await startManager();
     const after = await checkin(manager.url, '1.0.0');
     expect(after).toMatchObject({ status: 200, json: { commands: [{ id: command.id, nonce: command.nonce }] } });
@@ -177,7 +142,7 @@ describe('drover manager init / start', () => {
     expect(replayed).toMatchObject({ status: 409, json: { error: { code: 'NONCE_REPLAYED' } } });
     const download = await http(manager.url, 'GET', '/v1/download/agent/1.1.0/linux-x64', {});
     expect(download).toMatchObject({ status: 401, json: { error: { code: 'DOWNLOAD_UNAUTHORIZED' } } });
-    expect(await stop(manager)).toBe(0);
+    expect(await manager.stop()).toBe(0);
 
     // The audit chain continued across both restarts and verifies with the published signers.json.
     const verified = await cli(['audit', 'verify', '--signers', at('m', 'audit', 'signers.json'), at('m', 'audit', 'audit.jsonl')]);
