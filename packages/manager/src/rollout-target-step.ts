@@ -64,7 +64,8 @@ export function recordOf(view: TargetView): TargetRecord {
 export function failTarget(target: TargetRecord, code: ManagerRolloutCode, message: string, now: Date): TargetStep {
   return {
     next: { ...target, state: 'failed', errorCode: code, message, healthySince: undefined, deferredUntil: undefined, updatedAt: now },
-    decision: { event: target.state === 'notified' && code === 'UPDATE_FAILED' ? 'agent_rejected' : 'agent_failed', message, details: { code, previousState: target.state } },
+    // A refusal before anything changed is marked agent_rejected by the caller; anything else failed.
+    decision: { event: 'agent_failed', message, details: { code, previousState: target.state } },
   };
 }
 
