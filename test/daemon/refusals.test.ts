@@ -100,6 +100,16 @@ describe('droverd refuses what it must not install', () => {
     await expectRefused({ nonce: { machineId: OTHER_MACHINE } }, 'NONCE_WRONG_MACHINE');
   });
 
+  it('a command whose nonce authorises another version than its release (COMMAND_MISMATCH)', async () => {
+    // Both pieces are valid on their own: a signed 2.0.0 release, and a signed upgrade nonce to 3.0.0.
+    await expectRefused({ nonce: { toVersion: '3.0.0' } }, 'COMMAND_MISMATCH');
+  });
+
+  it('a command whose nonce authorises another artifact than the command names (NONCE_MALFORMED)', async () => {
+    // A signed nonce for a droverd update, put in an agent command with a valid agent release.
+    await expectRefused({ nonce: { artifact: 'daemon' } }, 'NONCE_MALFORMED');
+  });
+
   it('an expired nonce (NONCE_EXPIRED)', async () => {
     await expectRefused({ nonce: { now: new Date(Date.now() - 2 * 3_600_000), ttlSeconds: 60 } }, 'NONCE_EXPIRED');
   });

@@ -78,6 +78,13 @@ describe('update nonces', () => {
     expect(verifyNonce(issueNonce({ ...down, rollback: true }, manager).token, expectations()).rollback).toBe(true);
   });
 
+  it('refuses a stale rollback nonce, issued for a host running another version: NONCE_DOWNGRADE_REFUSED', () => {
+    const rollback = { ...input, fromVersion: '1.2.0', toVersion: '1.1.0', rollback: true };
+    expect(verifyNonce(issueNonce(rollback, manager).token, expectations({ runningVersion: '1.2.0' })).rollback).toBe(true);
+    expectError(() => verifyNonce(issueNonce(rollback, manager).token, expectations({ runningVersion: '1.3.0' })), NonceError, 'NONCE_DOWNGRADE_REFUSED');
+    expectError(() => verifyNonce(issueNonce(rollback, manager).token, expectations({ runningVersion: '1.1.0' })), NonceError, 'NONCE_DOWNGRADE_REFUSED');
+  });
+
   it('refuses malformed tokens: NONCE_MALFORMED', () => {
     for (const token of ['', 'abc', 'a.b.c', '!!.??', 'x'.repeat(5000), `${Buffer.from('{}').toString('base64url')}.${Buffer.from(manager.sign(new Uint8Array())).toString('base64url')}`]) {
       expectError(() => verifyNonce(token, expectations()), NonceError, token.startsWith('e30') ? 'NONCE_SIGNATURE_INVALID' : 'NONCE_MALFORMED');

@@ -7,7 +7,7 @@ import { NonceError } from './errors.js';
 import { NoncePayloadSchema } from './schemas.js';
 import type { NoncePayload } from './schemas.js';
 import { matchesSchema } from './validate.js';
-import { isUpgrade } from './version.js';
+import { compareVersions, isUpgrade } from './version.js';
 
 export const NONCE_PAYLOAD_TYPE = 'application/vnd.drover.nonce+json';
 
@@ -118,6 +118,11 @@ export function verifyNonce(token: string, expect: NonceExpectations): NoncePayl
   // downgrade: a nonce never moves a host down unless it is a signed rollback.
   if (!payload.rollback && !isUpgrade(expect.runningVersion, payload.toVersion)) {
     throw new NonceError('NONCE_DOWNGRADE_REFUSED', `The update nonce moves from ${expect.runningVersion} to ${payload.toVersion}, which is not an upgrade, and it is not a rollback.`);
+  }
+  // A rollback is a downgrade the manager signed for one situation: the host running fromVersion.
+  // A stale one (the host has moved on since) must not take it down from wherever it is now.
+  if (payload.rollback && compareVersions(payload.fromVersion, expect.runningVersion) !== 0) {
+    throw new NonceError('NONCE_DOWNGRADE_REFUSED', `The rollback nonce was issued for a host running ${payload.fromVersion}, but ${expect.runningVersion} is running: it is stale and refused.`);
   }
   // replay: each nonce is single use.
   if (expect.isUsed(payload.nonceId)) throw new NonceError('NONCE_REPLAYED', 'This update nonce was used before; a replayed command is refused.');
