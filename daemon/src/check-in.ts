@@ -4,6 +4,7 @@ import { limits } from './config.js';
 import type { Credentials } from './credentials.js';
 import { DaemonError } from './errors.js';
 import type { HttpClient } from './http.js';
+import { managerEndpoint } from './http.js';
 import type { Journal } from './journal.js';
 import type { Logger } from './logger.js';
 import { backoffDelay, isAbortError, sleep, withJitter } from './timing.js';
@@ -136,7 +137,7 @@ export class CheckinLoop {
     const nonce = update?.command.nonce ?? results.find((r) => r.nonce !== undefined)?.nonce;
     const response = await o.http.json({
       method: 'POST',
-      url: new URL(`/v1/agents/${encodeURIComponent(o.credentials.agentId)}/checkin`, `${o.credentials.managerUrl}/`),
+      url: managerEndpoint(o.credentials.managerUrl, `/v1/agents/${encodeURIComponent(o.credentials.agentId)}/checkin`),
       headers: {
         authorization: `Bearer ${o.credentials.credential}`,
         'x-machine-id': o.machineId,

@@ -4,6 +4,7 @@ import type { EnrollRequest, Inventory, ManagerKey } from '@drover/protocol';
 import type { Credentials } from './credentials.js';
 import { DaemonError } from './errors.js';
 import type { HttpClient } from './http.js';
+import { managerEndpoint } from './http.js';
 import type { Logger } from './logger.js';
 
 // Enrollment: the host presents a one-time enrollment token and its machine id, and receives its
@@ -64,7 +65,7 @@ export async function enroll(input: EnrollInput): Promise<Credentials> {
     daemonVersion: input.daemonVersion,
     inventory: await input.inventory(),
   };
-  const url = new URL('/v1/agents/enroll', input.managerUrl);
+  const url = managerEndpoint(input.managerUrl, '/v1/agents/enroll');
   const response = await input.http.json({
     method: 'POST',
     url,

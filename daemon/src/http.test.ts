@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectRejection } from '../../test/helpers/expect-error.js';
 import { DaemonError } from './errors.js';
-import { HttpClient, isRetryableStatus } from './http.js';
+import { HttpClient, isRetryableStatus, managerEndpoint } from './http.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 
@@ -100,5 +100,15 @@ describe('HttpClient (all outbound HTTP)', () => {
   it('classifies statuses as the retry rule says', () => {
     expect([408, 429, 500, 502, 503, 504].every(isRetryableStatus)).toBe(true);
     expect([200, 400, 401, 403, 404, 409, 426].some(isRetryableStatus)).toBe(false);
+  });
+});
+
+describe('managerEndpoint', () => {
+  it('appends the route to a manager served at the root or under a path, with or without a trailing slash', () => {
+    expect(managerEndpoint('https://m.example:8443', '/v1/agents/enroll').href).toBe('https://m.example:8443/v1/agents/enroll');
+    expect(managerEndpoint('https://m.example:8443/', '/v1/agents/enroll').href).toBe('https://m.example:8443/v1/agents/enroll');
+    expect(managerEndpoint('https://ops.example/drover', '/v1/agents/a-1/checkin').href).toBe('https://ops.example/drover/v1/agents/a-1/checkin');
+    expect(managerEndpoint('https://ops.example/drover//', '/v1/agents/enroll').href).toBe('https://ops.example/drover/v1/agents/enroll');
+    expect(managerEndpoint('https://ops.example/drover?x=1#y', '/v1/agents/enroll').href).toBe('https://ops.example/drover/v1/agents/enroll');
   });
 });

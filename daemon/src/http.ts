@@ -73,6 +73,19 @@ export function isRetryableStatus(status: number): boolean {
   return RETRY_STATUSES.has(status) || (status >= 500 && status <= 599);
 }
 
+/**
+ * The URL of one of the manager's routes. The manager may be served under a path
+ * (`https://ops.example/drover`, its `settings.routePrefix`): the route is appended to that path,
+ * where `new URL('/v1/...', base)` would drop it.
+ */
+export function managerEndpoint(managerUrl: string, route: string): URL {
+  const base = new URL(managerUrl);
+  base.pathname = `${base.pathname.replace(/\/+$/, '')}${route}`;
+  base.search = '';
+  base.hash = '';
+  return base;
+}
+
 /** One header value as a string (the first of a list). */
 export function header(headers: ResponseHeaders, name: string): string | undefined {
   const value = headers[name.toLowerCase()];
