@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs droverd on a host: the drover system user, the directories, the package (the launcher
-# and the droverd bundle), optionally droverd.json, trust.json and a first agent release, then the
-# systemd unit, enabled and started. Idempotent: run it again to repair or to add what was left
+# Installs droverd on a host: the drover system user, the directories, the package (the launcher,
+# the droverd bundle and the droverd command, /usr/local/sbin/droverd), optionally droverd.json,
+# trust.json and a first agent release, then the systemd unit, enabled and started. Idempotent: run it again to repair or to add what was left
 # out; it never replaces droverd.json, trust.json or an agent, nor a droverd that has since
 # updated itself (unless --force-daemon). See docs/install.md.
 set -euo pipefail
@@ -10,8 +10,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bundle="$here/../daemon/dist/bundle/droverd.mjs"
 launcher="$here/../daemon/dist/bundle/launcher.mjs"
 unit_src="$here/droverd.service"
+cli_src="$here/droverd-cli.sh"
+cli_marker="Installed by drover's systemd/install.sh"
 version=""
-manager="" manager_key="" token="" tofu=0 trust="" agent="" agent_release=""
+manager="" manager_key="" token="" token_file="" tofu=0 trust="" agent="" agent_release=""
 root="" start=1 force_daemon=0
 
 usage() {
@@ -25,7 +27,11 @@ Usage: install.sh [options]
   --manager URL          write /etc/drover/droverd.json (if absent) for this manager ...
   --manager-key KEY      ... pinning its public key (recommended), or
   --tofu                 ... trusting the key it presents at enrollment
-  --token TOKEN          ... with this enrollment token (droverd enrolls at its first start)
+  --token-file FILE      ... with the enrollment token in FILE (droverd enrolls at its first
+                         start); or set \$DROVER_ENROLLMENT_TOKEN. The token is written only into
+                         droverd.json (mode 0600), never printed
+  --token TOKEN          ... the same, but TOKEN shows in ps and in shell history: prefer the two
+                         above (kept for compatibility)
   --trust FILE           install FILE as the release trust policy (trust.json), if none is installed
   --agent FILE --agent-release FILE.release.json
                          install a first agent release (verified against trust.json), if none is
@@ -44,6 +50,7 @@ while (($# > 0)); do
     --manager) manager="$2"; shift 2 ;;
     --manager-key) manager_key="$2"; shift 2 ;;
     --token) token="$2"; shift 2 ;;
+    --token-file) token_file="$2"; shift 2 ;;
     --tofu) tofu=1; shift ;;
     --trust) trust="$2"; shift 2 ;;
     --agent) agent="$2"; shift 2 ;;
@@ -58,11 +65,29 @@ done
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+usage_error() { printf 'install.sh: error: %s\n' "$*" >&2; exit 2; }
+
+# The enrollment token: --token-file FILE, --token TOKEN, else $DROVER_ENROLLMENT_TOKEN. It is never
+# printed: it goes into droverd.json (step 4) through node's environment, not a command line.
+token_from="--token"
+if [[ -n "$token_file" ]]; then
+  [[ -z "$token" ]] || usage_error "give the enrollment token once: --token-file or --token, not both"
+  token_from="--token-file $token_file"
+  # cat, not a test of the path: FILE may be a pipe (--token-file <(...)). $(...) drops the final newlines.
+  token="$(cat -- "$token_file" 2>/dev/null)" || usage_error "cannot read the enrollment token file $token_file"
+elif [[ -z "$token" && -n "${DROVER_ENROLLMENT_TOKEN:-}" ]]; then
+  token="$DROVER_ENROLLMENT_TOKEN"
+  token_from="\$DROVER_ENROLLMENT_TOKEN"
+fi
+token="${token%"${token##*[![:space:]]}"}"  # trailing blanks and a CR (a file edited on Windows)
+if [[ -n "$token_file" && -z "$token" ]]; then usage_error "the enrollment token file $token_file is empty"; fi
+if [[ "$token" =~ [[:space:][:cntrl:]] ]]; then usage_error "the enrollment token ($token_from) must be the token alone, on one line (it holds a space or a control character)"; fi
 
 [[ -n "$root" ]] || [[ $(id -u) -eq 0 ]] || die "run as root (droverd is a system service), or pass --root DIR"
 [[ -f "$bundle" ]] || die "no droverd bundle at $bundle; build it with: node daemon/scripts/bundle.js"
 [[ -f "$launcher" ]] || die "no launcher bundle at $launcher; build it with: node daemon/scripts/bundle.js"
 [[ -f "$unit_src" ]] || die "no unit file at $unit_src"
+[[ -f "$cli_src" ]] || die "no droverd command at $cli_src"
 if [[ -n "$agent" || -n "$agent_release" ]] && [[ -z "$agent" || -z "$agent_release" ]]; then die "--agent and --agent-release go together"; fi
 
 node_bin="$(command -v node)" || die "Node.js >= 20.18 is required (node is not on PATH)"
@@ -75,6 +100,7 @@ etc="$root/etc/drover"
 state="$root/var/lib/drover"
 logs="$root/var/log/drover"
 unit_dir="$root/etc/systemd/system"
+sbin="$root/usr/local/sbin"
 
 # droverd's CLI, run from the package's bundle against this host's directories.
 droverd() { CONFIGURATION_DIRECTORY="$etc" STATE_DIRECTORY="$state" LOGS_DIRECTORY="$logs" "$node_bin" "$bundle" "$@"; }
@@ -101,10 +127,23 @@ else
   droverd install --artifact daemon --unsigned --version "$version" "$lib/droverd-$version.mjs" >/dev/null
   say "droverd $version installed as current/daemon"
 fi
+# The droverd command (droverd status, verify, ...): runs current/daemon with node and the unit's
+# directories, not through the launcher (a command is no boot of a pending self-update).
+[[ -d "$sbin" ]] || install -d -m 0755 "$sbin"
+if [[ -e "$sbin/droverd" || -L "$sbin/droverd" ]] && ! grep -qF "$cli_marker" "$sbin/droverd" 2>/dev/null; then
+  say "$sbin/droverd exists and is not drover's; kept (remove it and run install.sh again for the droverd command)"
+else
+  sed "s#^node='/usr/bin/node'\$#node='$node_bin'#" "$cli_src" >"$sbin/droverd.tmp"
+  chmod 0755 "$sbin/droverd.tmp"
+  [[ $(id -u) -ne 0 ]] || chown 0:0 "$sbin/droverd.tmp"
+  mv -f "$sbin/droverd.tmp" "$sbin/droverd"
+  say "installed $sbin/droverd (droverd status, droverd verify, ...; as root)"
+fi
 
 # 4. Configuration, written once: droverd never writes it, and neither does this script again.
 if [[ -f "$etc/droverd.json" ]]; then
-  say "$etc/droverd.json exists; kept"
+  if [[ -n "$token" ]]; then say "$etc/droverd.json exists; kept (the enrollment token given was not written)"
+  else say "$etc/droverd.json exists; kept"; fi
 elif [[ -n "$manager" ]]; then
   [[ -n "$manager_key" || $tofu -eq 1 ]] || die "--manager needs --manager-key KEY (or, knowingly, --tofu)"
   umask 077
@@ -119,7 +158,8 @@ elif [[ -n "$manager" ]]; then
   umask 022
   say "wrote $etc/droverd.json (mode 0600: it holds the enrollment token)"
 else
-  say "no $etc/droverd.json: write one (docs/install.md), or run: droverd enroll --manager URL --token T --manager-key K"
+  [[ -z "$token" ]] || say "the enrollment token given was not written: it goes into droverd.json, which needs --manager"
+  say "no $etc/droverd.json: write one (docs/install.md), or run install.sh again with --manager URL --manager-key KEY --token-file FILE"
 fi
 
 # 5. The release trust policy: the root of trust for every agent and droverd release.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Removes droverd: stops and disables the unit, removes it and the package (/usr/lib/drover).
+# Removes droverd: stops and disables the unit, removes it, the package (/usr/lib/drover) and the
+# droverd command (/usr/local/sbin/droverd, when install.sh installed it).
 # Keeps the configuration (/etc/drover), the state (/var/lib/drover: releases, credentials,
 # journal) and the logs unless --purge, which also removes the drover user. The agent stops with
 # droverd (it runs inside the unit). See docs/install.md.
@@ -22,9 +23,12 @@ if [[ -z "$root" && -d /run/systemd/system ]] && systemctl list-unit-files drove
   say "stopped and disabled droverd"
 fi
 rm -f "$root/etc/systemd/system/droverd.service"
-[[ -z "$root" && -d /run/systemd/system ]] && systemctl daemon-reload || true
+if [[ -z "$root" && -d /run/systemd/system ]]; then systemctl daemon-reload || true; fi
 rm -rf "$root/usr/lib/drover"
-say "removed the unit and the package"
+# The droverd command, only if it is the one install.sh wrote (never a file of the same name of yours).
+cli="$root/usr/local/sbin/droverd"
+if [[ -f "$cli" ]] && grep -qF "Installed by drover's systemd/install.sh" "$cli"; then rm -f "$cli"; fi
+say "removed the unit, the package and the droverd command"
 
 if [[ $purge -eq 1 ]]; then
   rm -rf "$root/etc/drover" "$root/var/lib/drover" "$root/var/log/drover"

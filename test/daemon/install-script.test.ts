@@ -10,8 +10,11 @@ import { run } from '../helpers/cli.js';
 
 // systemd/install.sh and uninstall.sh, run for real into a staging root (--root: no user, no
 // systemctl; this machine must never run systemctl). Install twice: the second run changes nothing.
+// The droverd command it installs (/usr/local/sbin/droverd) is run on the staged tree through
+// DROVER_INSTALL_ROOT. The enrollment token, however given, never appears in the scripts' output.
 
 const script = (name: string): string => fileURLToPath(new URL(`../../systemd/${name}`, import.meta.url));
+const TOKEN = 'an-enrollment-token-0123456789';
 
 describe('systemd/install.sh and uninstall.sh', () => {
   let dir: string;
@@ -37,7 +40,7 @@ describe('systemd/install.sh and uninstall.sh', () => {
       '--launcher', join(dir, 'launcher.mjs'),
       '--manager', 'https://manager.example.com',
       '--manager-key', manager.managerKey.publicKey.toBase64(),
-      '--token', 'an-enrollment-token-0123456789',
+      '--token', TOKEN,
       '--trust', join(dir, 'trust.json'),
       '--agent', join(dir, 'agent.cjs'),
       '--agent-release', join(dir, 'agent.release.json'),
@@ -57,13 +60,19 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(await readlink(join(state, 'current/daemon'))).toBe('../releases/daemon/1.2.3');
     expect(await readlink(join(state, 'current/agent'))).toBe('../releases/agent/1.0.0');
     const config = JSON.parse(await readFile(join(root, 'etc/drover/droverd.json'), 'utf8')) as { manager: { url: string; key: string; enrollmentToken: string } };
-    expect(config.manager).toEqual({ url: 'https://manager.example.com', key: manager.managerKey.publicKey.toBase64(), enrollmentToken: 'an-enrollment-token-0123456789' });
+    expect(config.manager).toEqual({ url: 'https://manager.example.com', key: manager.managerKey.publicKey.toBase64(), enrollmentToken: TOKEN });
     expect((await stat(join(root, 'etc/drover/droverd.json'))).mode & 0o777).toBe(0o600);
     expect((await stat(state)).mode & 0o777).toBe(0o700);
     expect(JSON.parse(await readFile(join(state, 'trust.json'), 'utf8'))).toEqual(manager.trustPolicy());
     const unit = await readFile(join(root, 'etc/systemd/system/droverd.service'), 'utf8');
     expect(unit).toMatch(/^ExecStart=\S+node --max-semi-space-size=1 --liftoff-only \/usr\/lib\/drover\/launcher\.mjs run$/m);
     expect(result.stdout).toContain('not starting the service');
+    expect(result.stdout + result.stderr).not.toContain(TOKEN);
+    // The droverd command: executable, root's when installed by root, running this host's node.
+    const cli = await stat(join(root, 'usr/local/sbin/droverd'));
+    expect(cli.mode & 0o777).toBe(0o755);
+    if (process.getuid?.() === 0) expect([cli.uid, cli.gid]).toEqual([0, 0]);
+    expect(await readFile(join(root, 'usr/local/sbin/droverd'), 'utf8')).toMatch(/^node='\/\S+'$/m);
   }, 60_000);
 
   it('is idempotent: a second run keeps config, trust, agent and droverd, and exits 0', async () => {
@@ -75,12 +84,112 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(result.stdout).toContain('trust.json exists; kept');
     expect(result.stdout).toContain('an agent is installed (1.0.0); kept');
     expect(await readFile(join(root, 'etc/drover/droverd.json'))).toEqual(configBefore);
-    // The installed releases verify.
-    const verify = await run(process.execPath, [join(dir, 'droverd.mjs'), 'verify', '--json', '--state-dir', join(root, 'var/lib/drover')], {
-      env: { PATH: process.env['PATH'], CONFIGURATION_DIRECTORY: join(root, 'etc/drover') },
-    });
+    expect(result.stdout).toContain('installed ' + join(root, 'usr/local/sbin/droverd'));
+    expect((await stat(join(root, 'usr/local/sbin/droverd'))).mode & 0o777).toBe(0o755);
+    // The installed releases verify, through the installed droverd command.
+    const verify = await droverdCommand(['verify', '--json']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
+  }, 60_000);
+
+  /** The installed /usr/local/sbin/droverd, run on the staged tree, with nothing of droverd's environment but that. */
+  const droverdCommand = (commandArgs: string[]) =>
+    run(join(root, 'usr/local/sbin/droverd'), commandArgs, { env: { PATH: process.env['PATH'], DROVER_INSTALL_ROOT: root }, timeoutMs: 20_000 });
+
+  it('the droverd command runs the current droverd on the unit\'s directories, passing its arguments through', async () => {
+    const version = await droverdCommand(['--version']);
+    expect(version.code, version.stderr).toBe(0);
+    expect(version.stdout).toBe('1.2.3\n');
+    const status = await droverdCommand(['status', '--json']);
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      state: join(root, 'var/lib/drover'),
+      enrolled: false,
+      daemon: { running: false, version: '1.2.3', installed: '1.2.3' },
+      agent: { current: '1.0.0' },
+    });
+    // Arguments arrive whole and win over the unit's directories, as droverd's own options do.
+    const elsewhere = join(dir, 'a state dir');
+    const other = await droverdCommand(['status', '--json', '--state-dir', elsewhere]);
+    expect(other.code, other.stdout + other.stderr).toBe(0);
+    expect(JSON.parse(other.stdout)).toMatchObject({ state: elsewhere, daemon: { installed: null } });
+  }, 60_000);
+
+  it('the droverd command refuses `run`: the service runs the daemon', async () => {
+    const refused = await droverdCommand(['run']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('systemctl');
+    expect(refused.stdout).toBe('');
+    await expect(lstat(join(root, 'var/lib/drover/droverd.pid'))).rejects.toThrow();
+  });
+
+  /** install.sh into a fresh staging root with a manager and whatever token options, then the config it wrote. */
+  async function installFresh(name: string, extra: string[], env: NodeJS.ProcessEnv = process.env) {
+    const fresh = join(dir, name);
+    await mkdir(fresh, { recursive: true });
+    const result = await run(
+      'bash',
+      [
+        script('install.sh'),
+        '--root', fresh,
+        '--bundle', join(dir, 'droverd.mjs'),
+        '--launcher', join(dir, 'launcher.mjs'),
+        '--manager', 'https://manager.example.com',
+        '--manager-key', manager.managerKey.publicKey.toBase64(),
+        ...extra,
+      ],
+      { env, timeoutMs: 60_000 },
+    );
+    const config = await readFile(join(fresh, 'etc/drover/droverd.json'), 'utf8').then(
+      (text) => JSON.parse(text) as { manager: { enrollmentToken?: string } },
+      () => undefined,
+    );
+    return { fresh, result, output: result.stdout + result.stderr, config };
+  }
+
+  it('--token-file FILE: the token, without its newline, goes into droverd.json and nowhere else', async () => {
+    const file = join(dir, 'token.txt');
+    await writeFile(file, `${TOKEN}-file\r\n`, { mode: 0o600 });
+    const { result, output, config } = await installFresh('root-token-file', ['--token-file', file]);
+    expect(result.code, output).toBe(0);
+    expect(config?.manager.enrollmentToken).toBe(`${TOKEN}-file`);
+    expect(output).not.toContain(TOKEN);
+  }, 60_000);
+
+  it('refuses an empty, unreadable or two-line token file, and --token with --token-file (exit 2, nothing installed)', async () => {
+    const empty = join(dir, 'empty.token');
+    await writeFile(empty, '\n');
+    const twoLines = join(dir, 'two-lines.token');
+    await writeFile(twoLines, `${TOKEN}\nsecond line\n`);
+    const cases: [string, string[], string][] = [
+      ['root-token-empty', ['--token-file', empty], 'is empty'],
+      ['root-token-missing', ['--token-file', join(dir, 'no-such.token')], 'cannot read the enrollment token file'],
+      ['root-token-dir', ['--token-file', dir], 'cannot read the enrollment token file'],
+      ['root-token-two-lines', ['--token-file', twoLines], 'alone, on one line'],
+      ['root-token-both', ['--token-file', empty, '--token', TOKEN], 'not both'],
+    ];
+    for (const [name, extra, message] of cases) {
+      const { fresh, result, output, config } = await installFresh(name, extra);
+      expect(result.code, `${name}: ${output}`).toBe(2);
+      expect(result.stderr).toContain(message);
+      expect(output).not.toContain(TOKEN);
+      expect(config).toBeUndefined();
+      await expect(lstat(join(fresh, 'usr/lib/drover')), name).rejects.toThrow();
+    }
+  }, 60_000);
+
+  it('$DROVER_ENROLLMENT_TOKEN: written into droverd.json, never printed; a droverd command that is not drover\'s is kept', async () => {
+    const sbin = join(dir, 'root-token-env', 'usr/local/sbin');
+    await mkdir(sbin, { recursive: true });
+    await writeFile(join(sbin, 'droverd'), '#!/bin/sh\necho mine\n', { mode: 0o755 });
+    const { fresh, result, output, config } = await installFresh('root-token-env', [], { ...process.env, DROVER_ENROLLMENT_TOKEN: `${TOKEN}-env` });
+    expect(result.code, output).toBe(0);
+    expect(config?.manager.enrollmentToken).toBe(`${TOKEN}-env`);
+    expect(output).not.toContain(TOKEN);
+    expect(result.stdout).toContain("droverd exists and is not drover's; kept");
+    const uninstalled = await run('bash', [script('uninstall.sh'), '--root', fresh]);
+    expect(uninstalled.code, uninstalled.stderr).toBe(0);
+    expect(await readFile(join(sbin, 'droverd'), 'utf8')).toBe('#!/bin/sh\necho mine\n');
   }, 60_000);
 
   it('refuses --manager without a pinned key or --tofu', async () => {
@@ -96,6 +205,7 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(kept.code, kept.stderr).toBe(0);
     await expect(lstat(join(root, 'etc/systemd/system/droverd.service'))).rejects.toThrow();
     await expect(lstat(join(root, 'usr/lib/drover'))).rejects.toThrow();
+    await expect(lstat(join(root, 'usr/local/sbin/droverd'))).rejects.toThrow();
     expect((await stat(join(root, 'etc/drover/droverd.json'))).isFile()).toBe(true);
     expect((await lstat(join(root, 'var/lib/drover/current/agent'))).isSymbolicLink()).toBe(true);
     const purged = await run('bash', [script('uninstall.sh'), '--root', root, '--purge']);
