@@ -1,5 +1,6 @@
 // A real manager for cross-package suites: `drover manager start --dir DIR --port 0` as a child
-// process of the built CLI, its JSON log collected, and a small admin client over undici.
+// process of the built CLI (or any program serving the manager, such as examples/manager), its JSON
+// log collected, and a small admin client over undici.
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
@@ -21,7 +22,16 @@ export class ManagerProcess {
 
   /** Starts the manager in `dir` (made by `drover manager init`) on `port` (0: any free one) and waits, bounded, for its listening line. */
   static start(dir: string, env: NodeJS.ProcessEnv, port = 0): Promise<ManagerProcess> {
-    const child = spawn(process.execPath, [droverBin, 'manager', 'start', '--dir', dir, '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    return ManagerProcess.spawn([droverBin, 'manager', 'start', '--dir', dir, '--port', String(port)], env);
+  }
+
+  /**
+   * Starts `node ARGS` and waits, bounded, for the JSON line whose `event` is `event` (by default the
+   * line `drover manager start` prints); its `url` becomes this process's URL.
+   */
+  static spawn(args: readonly string[], env: NodeJS.ProcessEnv, options: { cwd?: string; event?: string } = {}): Promise<ManagerProcess> {
+    const event = options.event ?? 'manager.listening';
+    const child = spawn(process.execPath, args, { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const exited = new Promise<number | null>((resolve) => {
       child.once('exit', (code) => {
@@ -36,7 +46,7 @@ export class ManagerProcess {
         reject(new Error(`the manager did not start within 15 s:\n${out}`));
       }, 15_000);
       const check = (): void => {
-        const line = out.split('\n').find((l) => l.includes('"manager.listening"'));
+        const line = out.split('\n').find((l) => l.includes(`"event":"${event}"`));
         if (line === undefined) return;
         clearTimeout(timer);
         child.stdout.off('data', check);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnrollResponse, UpdateCommand } from '@drover/protocol';
 import { drover } from '../helpers/cli.js';
 import { ManagerProcess } from '../helpers/manager-process.js';
+import { enrollBody } from '../../packages/manager/test/harness.js';
 
 let dir: string;
 // Everything any process of the run printed, except the two commands whose job is to show a new
@@ -90,16 +91,7 @@ describe('drover manager init / start', () => {
     expect(init.stdout).not.toContain(adminToken);
 
     let manager = await startManager();
-    const enrolled = await http(manager.url, 'POST', '/v1/agents/enroll', { 'x-machine-id': machineId }, {
-      enrollmentToken: created.enrollmentToken,
-      machineId,
-      hostname: 'web-1',
-      platform: 'linux-x64',
-      arch: 'x64',
-      agentVersion: '1.0.0',
-      daemonVersion: '0.5.0',
-      inventory: {},
-    });
+    const enrolled = await http(manager.url, 'POST', '/v1/agents/enroll', { 'x-machine-id': machineId }, enrollBody(created.enrollmentToken, machineId, { inventory: {} }));
     expect(enrolled.status).toBe(200);
     agent = enrolled.json as EnrollResponse;
     secrets.add(agent.credential);

@@ -49,16 +49,10 @@ export async function createManager(options: CreateManagerOptions): Promise<Mana
       frameworkErrors,
     }) as unknown as FastifyInstance;
     app.decorate('manager', core);
-    app.addHook('preClose', (done) => {
-      core.beginShutdown();
-      done();
-    });
-    app.addHook('onClose', async () => {
-      await core.close();
-    });
     const prefix = core.context.settings.routePrefix;
     // Under a prefix, the rest of the server is ours too: its 404s and errors keep the manager's shape.
     if (prefix !== '') installErrorHandling(app);
+    // The plugin stops the manager with the server (preClose: 503 SHUTTING_DOWN; onClose: core.close()).
     await app.register(managerPlugin, { core, prefix });
     await app.ready();
   } catch (error) {

@@ -70,6 +70,8 @@ export { ManagerConfigSchema, defaultManagerConfig, readManagerConfig, resolvePa
 export type { ManagerConfig } from './manager-config.js';
 export { initManagerDirectory } from './init-manager.js';
 export type { InitManagerOptions, InitializedManager } from './init-manager.js';
+export { readManagerDirectory } from './manager-directory.js';
+export type { ReadManagerDirectoryOptions, ManagerDirectory } from './manager-directory.js';
 export { startManager } from './start-manager.js';
 export type { StartManagerOptions, RunningManager } from './start-manager.js';
 export { RolloutEngine } from './rollout-engine.js';

@@ -8,8 +8,9 @@ import { deployRoutes } from './routes-deploy.js';
 import { operatorRoutes } from './routes-operator.js';
 import { releaseRoutes } from './routes-releases.js';
 
+/** The plugin's own option; where it is mounted is Fastify's `prefix` register option. */
 export interface ManagerPluginOptions {
-  /** The manager to serve, from `openManagerCore`. */
+  /** The manager to serve, from `openManagerCore`; closed when the server closes. */
   core: ManagerCore;
 }
 
@@ -28,14 +29,23 @@ function healthRoutes(app: FastifyInstance, core: ManagerCore): void {
 }
 
 /**
- * The manager's routes as a Fastify plugin, to mount in your own server (under a prefix if you
- * like: pass the same prefix as `settings.routePrefix` so the URLs the manager hands out match).
- * It brings its own validation, error and not-found handling, scoped to its routes.
+ * The manager's routes as a Fastify plugin, to mount in your own server. Give Fastify's `prefix`
+ * register option the same path as the core's `settings.routePrefix`, so the URLs the manager hands
+ * out (downloads, uploads) match where it is mounted. The plugin brings its own validation, error
+ * and not-found handling, scoped to its prefix: mount it under one in an app with routes of its own,
+ * since at the root its not-found handler would answer every 404 of the app (and the app's own
+ * `setNotFoundHandler` would be refused).
+ *
+ * The manager stops with the server: from `preClose`, new requests to its routes get 503
+ * SHUTTING_DOWN while in-flight ones finish (give the app's Fastify `return503OnClosing: false`,
+ * or Fastify answers them 503 itself, in its own shape); `onClose` then closes the core
+ * (`manager.stopped` audited, audit log and store closed). Register one core in one server.
  *
  * @example
- * const core = await openManagerCore({ dataDir, adminTokens: [token] })
+ * const core = await openManagerCore({ dataDir, adminTokens: [token], settings: { routePrefix: '/fleet' } })
  * await app.register(managerPlugin, { core, prefix: '/fleet' })
- * app.addHook('onClose', () => core.close())
+ * await app.listen({ port: 8080 })
+ * // later: app.close() stops the manager too
  */
 export const managerPlugin: FastifyPluginAsyncTypebox<ManagerPluginOptions> = async (app, { core }) => {
   installErrorHandling(app);
@@ -43,6 +53,13 @@ export const managerPlugin: FastifyPluginAsyncTypebox<ManagerPluginOptions> = as
   app.addHook('onRequest', (_request, _reply, done) => {
     done(core.closing ? new ManagerError('SHUTTING_DOWN', 'The manager is shutting down; retry in a few seconds (against another replica, if any).') : undefined);
   });
+  // Application hooks, run by the root server's close() even from this encapsulated plugin:
+  // preClose before the server stops accepting, onClose once it has (in-flight requests done).
+  app.addHook('preClose', (done) => {
+    core.beginShutdown();
+    done();
+  });
+  app.addHook('onClose', () => core.close());
   healthRoutes(app, core);
   await app.register(agentRoutes, { core });
   await app.register(releaseRoutes, { core });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnrollResponseSchema, matchesSchema } from '@drover/protocol';
 import type { EnrollResponse } from '@drover/protocol';
 import { hashSecret } from '../src/secrets.js';
-import { errorOf, inventory, machineId, refusal, startTestManager } from './harness.js';
+import { enrollBody as harnessEnrollBody, errorOf, machineId, refusal, startTestManager } from './harness.js';
 import type { TestManager } from './harness.js';
 
 let m: TestManager;
@@ -17,7 +17,7 @@ afterAll(async () => {
 });
 
 function enrollBody(token: string, id = machineId()): Record<string, unknown> {
-  return { enrollmentToken: token, machineId: id, hostname: 'web-1', platform: 'linux-x64', arch: 'x64', agentVersion: '1.0.0', daemonVersion: '0.5.0', inventory };
+  return harnessEnrollBody(token, id);
 }
 
 describe('POST /v1/agents/enroll', () => {

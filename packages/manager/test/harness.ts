@@ -91,6 +91,11 @@ export function machineId(): string {
   return createHash('sha256').update(randomBytes(16)).digest('hex');
 }
 
+/** A valid enrollment request body; `overrides` replaces any field. */
+export function enrollBody(enrollmentToken: string, id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return { enrollmentToken, machineId: id, hostname: 'web-1', platform: 'linux-x64', arch: 'x64', agentVersion: '1.0.0', daemonVersion: '0.5.0', inventory, ...overrides };
+}
+
 export function checkinBody(agentVersion = '1.0.0', daemonVersion = '0.5.0', extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     state: { agentVersion, daemonVersion },
@@ -216,16 +221,7 @@ export async function startTestManager(overrides: Partial<CreateManagerOptions> 
       const id = options.machineId ?? machineId();
       const res = await request('POST', '/v1/agents/enroll', {
         headers: { 'x-machine-id': id },
-        json: {
-          enrollmentToken: token,
-          machineId: id,
-          hostname: 'host-1',
-          platform: 'linux-x64',
-          arch: 'x64',
-          agentVersion: options.agentVersion ?? '1.0.0',
-          daemonVersion: options.daemonVersion ?? '0.5.0',
-          inventory,
-        },
+        json: enrollBody(token, id, { hostname: 'host-1', agentVersion: options.agentVersion ?? '1.0.0', daemonVersion: options.daemonVersion ?? '0.5.0' }),
       });
       if (res.status !== 200) throw new Error(`enroll: ${res.status} ${res.text}`);
       const enrolled = res.json as EnrollResponse;

@@ -1,12 +1,13 @@
 // The manager mounted as a plugin in someone else's Fastify app, and its health routes.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ed25519PrivateKey, ed25519AuditSigner, generateFernetKey, generateServiceToken } from '@drover/protocol';
 import { managerPlugin, openManagerCore } from '../src/index.js';
-import type { ManagerCore } from '../src/index.js';
+import type { ManagerCore, ManagerOptions } from '../src/index.js';
 import { startTestManager } from './harness.js';
 
 let dir: string;
@@ -14,22 +15,25 @@ let core: ManagerCore;
 const app = Fastify();
 const adminToken = generateServiceToken();
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'drover-plugin-'));
+function coreOptions(dataDir: string): ManagerOptions {
   const auditKey = Ed25519PrivateKey.generate();
-  core = await openManagerCore({
-    dataDir: dir,
+  return {
+    dataDir,
     adminTokens: [adminToken],
     encryptionKey: generateFernetKey(),
     managerKey: Ed25519PrivateKey.generate(),
     auditSigner: { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey },
     settings: { routePrefix: '/fleet' },
     env: {},
-  });
+  };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'drover-plugin-'));
+  core = await openManagerCore(coreOptions(dir));
   app.get('/mine', () => ({ mine: true }));
   app.post('/echo', { schema: { body: { type: 'object', properties: { a: { type: 'string' } } } } }, (request) => request.body);
   await app.register(managerPlugin, { core, prefix: '/fleet' });
-  app.addHook('onClose', () => core.close());
   await app.ready();
 });
 afterAll(async () => {
@@ -54,6 +58,51 @@ describe('managerPlugin', () => {
     const theirs = await app.inject({ method: 'GET', url: '/elsewhere' });
     expect(theirs.statusCode).toBe(404);
     expect(theirs.json()).toMatchObject({ statusCode: 404 });
+  });
+
+  it("stops the manager with the host app: closing from preClose, closed once the app's in-flight requests are done", async () => {
+    const own = await mkdtemp(join(tmpdir(), 'drover-plugin-close-'));
+    const host = Fastify();
+    try {
+      const mounted = await openManagerCore(coreOptions(join(own, 'data')));
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let started: () => void = () => undefined;
+      const inFlight = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      host.get('/slow', async () => {
+        started();
+        await held;
+        return { done: true };
+      });
+      await host.register(managerPlugin, { core: mounted, prefix: '/fleet' });
+      const url = await host.listen({ host: '127.0.0.1', port: 0 });
+      // reset: the connection closes after the answer, so the server's close does not wait for its keep-alive.
+      const slow = request(`${url}/slow`, { headersTimeout: 10_000, reset: true });
+      await inFlight;
+
+      const closed = host.close();
+      const deadline = Date.now() + 5_000;
+      while (!mounted.closing && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      // preClose ran: the manager refuses new work, but is not closed while the app still serves a request.
+      expect(mounted.closing).toBe(true);
+      const auditPath = join(own, 'data', 'audit', 'audit.jsonl');
+      const eventsOf = async (): Promise<string[]> => (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => (JSON.parse(line) as { event: string }).event);
+      expect(await eventsOf()).not.toContain('manager.stopped');
+
+      release();
+      expect(await (await slow).body.json()).toEqual({ done: true });
+      await closed;
+      // onClose ran: the stop is audited (once), and the store is closed.
+      expect((await eventsOf()).filter((event) => event === 'manager.stopped')).toHaveLength(1);
+      await expect(Promise.resolve().then(() => mounted.context.store.ping())).rejects.toThrow();
+    } finally {
+      await host.close();
+      await rm(own, { recursive: true, force: true });
+    }
   });
 });
 
