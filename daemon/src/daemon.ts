@@ -24,6 +24,7 @@ import type { Settings } from './settings.js';
 import { Supervisor } from './supervisor.js';
 import { UpdateMachine } from './update-machine.js';
 import { DAEMON_VERSION, NO_VERSION } from './version.js';
+import { isAbortError, sleep } from './timing.js';
 
 // `droverd run`: one daemon per state directory. It holds the lock, supervises the agent, checks
 // in, and drives the update in the journal. SIGTERM stops it cleanly: loops end, the update stays
@@ -178,6 +179,7 @@ export class Daemon {
       }
       started.#checkinRunning = started.#checkins.run(started.#controller.signal);
       started.#kickMachine();
+      if (startAgent) void started.#checkInWhenAgentAnswers(agentClient);
       return started;
     } catch (error) {
       await lock.release().catch(() => undefined);
@@ -192,6 +194,28 @@ export class Daemon {
     const answer = await agent.health(running.baseUrl, this.#controller.signal);
     if (answer.kind !== 'ok') return { status: 'unreachable', busy: false, checkedAt };
     return { status: answer.health.status, version: answer.health.version, busy: answer.health.busy, checkedAt };
+  }
+
+  /**
+   * The first check-in goes out while the agent is still starting, and would report it unreachable
+   * until the next one, a whole interval later. One more check-in as soon as it answers its health
+   * route lets the manager see the host as it is within seconds of a (re)start.
+   */
+  async #checkInWhenAgentAnswers(agent: AgentClient): Promise<void> {
+    const signal = this.#controller.signal;
+    const deadline = Date.now() + limits.agentFirstAnswerWaitMs;
+    try {
+      while (Date.now() < deadline) {
+        const running = this.#supervisor.running;
+        if (running !== undefined && (await agent.health(running.baseUrl, signal)).kind === 'ok') {
+          this.#checkins.wake();
+          return;
+        }
+        await sleep(limits.agentFirstAnswerPollMs, signal);
+      }
+    } catch (error) {
+      if (!isAbortError(error)) this.#logger.debug({ event: 'agent.first_answer_probe_failed', err: error }, 'Could not probe the agent after its start');
+    }
   }
 
   #kickMachine(): void {

@@ -79,8 +79,8 @@ done
 read -r -a drover <<<"${DROVER:-drover}"
 command -v "${drover[0]}" >/dev/null || usage_error "the drover CLI (${drover[0]}) is not found: put drover on PATH or set DROVER"
 
-# Only the deploy token: publishing and notifying need no more. `drover release publish` would
-# prefer an admin token found in the environment, so none is passed on.
+# Only the deploy token: publishing and notifying need no more, so an admin token that happens to
+# be in the CI environment is not passed on (least privilege).
 unset DROVER_ADMIN_TOKEN
 export DROVER_MANAGER_URL DROVER_DEPLOY_TOKEN
 

@@ -25,15 +25,21 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, 
   }
 }
 
+/** A fake manager (with `settings` applied) and a host enrolled with it, running agent 1.0.0. */
+async function managerAndHost(settings: Partial<Pick<FakeManager, 'enrollCheckinIntervalSeconds' | 'nextCheckinSeconds'>> = {}): Promise<{ manager: FakeManager; host: Host }> {
+  const manager = Object.assign(await FakeManager.start(), settings);
+  const host = await createHost(manager);
+  await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0'));
+  return { manager, host };
+}
+
 describe('droverd lifecycle: one daemon per state dir, supervision, SIGTERM, outages', () => {
   let manager: FakeManager;
   let host: Host;
   const daemons: DaemonProcess[] = [];
 
   beforeAll(async () => {
-    manager = await FakeManager.start();
-    host = await createHost(manager);
-    await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0'));
+    ({ manager, host } = await managerAndHost());
   }, 30_000);
 
   afterAll(async () => {
@@ -179,5 +185,28 @@ describe('droverd enroll: the manager key is pinned, or trusted on first use onl
     const exit = await daemon.exited;
     expect(exit.code).toBe(4);
     expect(daemon.output.join('\n')).toContain('NOT_ENROLLED');
+  });
+});
+
+describe('droverd at start: the manager sees the agent as soon as it answers', () => {
+  let manager: FakeManager;
+  let host: Host;
+  const daemons: DaemonProcess[] = [];
+
+  beforeAll(async () => {
+    // Ten minutes between check-ins: any second check-in within the test is the one sent on the agent's first answer.
+    ({ manager, host } = await managerAndHost({ enrollCheckinIntervalSeconds: 600, nextCheckinSeconds: 600 }));
+  }, 30_000);
+
+  afterAll(async () => {
+    await destroyHost(host, daemons);
+    await manager.close();
+  });
+
+  it('checks in once more when the starting agent first answers, not a whole interval later', async () => {
+    daemons.push(new DaemonProcess(host));
+    const healthy = await manager.waitFor(() => manager.checkins.find((checkin) => checkin.body.health.status === 'healthy'), 20_000, 'a check-in reporting the agent healthy');
+    expect(healthy.body.health).toMatchObject({ status: 'healthy', version: '1.0.0' });
+    expect(manager.checkins.length).toBeLessThanOrEqual(2);
   });
 });

@@ -113,6 +113,8 @@ export class FakeManager {
   url = '';
   machineId: string | undefined;
   nextCheckinSeconds = 1;
+  /** The check-in interval the enrollment answer names. */
+  enrollCheckinIntervalSeconds = 5;
   readonly enrollments: unknown[] = [];
   readonly checkins: CheckinRecord[] = [];
   readonly results: CommandResult[] = [];
@@ -303,7 +305,7 @@ export class FakeManager {
       credential: this.credential,
       serviceToken: this.serviceToken,
       managerKeys: [{ keyid: this.managerKey.keyid, publicKey: this.managerKey.publicKey.toBase64() }],
-      checkinIntervalSeconds: 5,
+      checkinIntervalSeconds: this.enrollCheckinIntervalSeconds,
     });
   }
 

@@ -8,13 +8,28 @@ import { HttpClient } from './http.js';
 // operator token from DROVER_ADMIN_TOKEN or --token-file (never from the command line, where it
 // would land in shell history and `ps`).
 
-export const operatorOptions: Record<string, OptionSpec> = {
-  manager: { type: 'string', arg: 'URL', help: 'The manager, e.g. https://manager.example:8443 (default: $DROVER_MANAGER_URL).' },
-  'token-file': { type: 'string', arg: 'FILE', help: 'A file holding the admin token (default: $DROVER_ADMIN_TOKEN).' },
+/** Which tokens a command accepts, in the order it looks for them in the environment. */
+export type TokenScope = 'admin' | 'admin-or-deploy' | 'deploy-or-admin';
+
+const tokenVariables: Record<TokenScope, readonly string[]> = {
+  admin: ['DROVER_ADMIN_TOKEN'],
+  'admin-or-deploy': ['DROVER_ADMIN_TOKEN', 'DROVER_DEPLOY_TOKEN'],
+  'deploy-or-admin': ['DROVER_DEPLOY_TOKEN', 'DROVER_ADMIN_TOKEN'],
 };
 
+const tokenNames: Record<TokenScope, string> = { admin: 'admin token', 'admin-or-deploy': 'admin or deploy token', 'deploy-or-admin': 'deploy or admin token' };
+
+/** --manager and --token-file, with help that names the token this command takes. */
+export function operatorOptions(scope: TokenScope = 'admin'): Record<string, OptionSpec> {
+  const variables = tokenVariables[scope].map((name) => `$${name}`).join(', else ');
+  return {
+    manager: { type: 'string', arg: 'URL', help: 'The manager, e.g. https://manager.example:8443 (default: $DROVER_MANAGER_URL).' },
+    'token-file': { type: 'string', arg: 'FILE', help: `A file holding the ${tokenNames[scope]} (default: ${variables}).` },
+  };
+}
+
 /** A client for the manager named by --manager, authenticated with the operator token. */
-export async function operatorClient(values: OptionValues, io: CommandIo, options: { tokenVariables?: readonly string[] } = {}): Promise<HttpClient> {
+export async function operatorClient(values: OptionValues, io: CommandIo, scope: TokenScope = 'admin'): Promise<HttpClient> {
   const manager = optionalString(values, 'manager') ?? io.env['DROVER_MANAGER_URL'];
   if (manager === undefined || manager === '') throw new CliError('USAGE_ERROR', '--manager is required (or set DROVER_MANAGER_URL).');
   const tokenFile = optionalString(values, 'token-file');
@@ -22,11 +37,10 @@ export async function operatorClient(values: OptionValues, io: CommandIo, option
   if (tokenFile !== undefined) {
     token = (await readInput(tokenFile, 'Token file')).toString('utf8').split('\n').map((line) => line.trim()).find((line) => line !== '');
   } else {
-    const variables = options.tokenVariables ?? ['DROVER_ADMIN_TOKEN'];
-    token = variables.map((name) => io.env[name]).find((value) => value !== undefined && value !== '');
+    token = tokenVariables[scope].map((name) => io.env[name]).find((value) => value !== undefined && value !== '');
   }
   if (token === undefined || token === '') {
-    const variables = (options.tokenVariables ?? ['DROVER_ADMIN_TOKEN']).join(' or ');
+    const variables = tokenVariables[scope].join(' or ');
     throw new CliError('TOKEN_MISSING', `No operator token: set ${variables}, or pass --token-file (e.g. <manager dir>/secrets/admin.token).`);
   }
   return new HttpClient({ baseUrl: manager, token });

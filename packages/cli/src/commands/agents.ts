@@ -26,7 +26,7 @@ export const agentsListCommand: Command = {
   summary: 'List the enrolled agents: id, host, platform, versions, last check-in, health.',
   usage: 'drover agents list --manager URL [--token-file FILE] [--limit N]',
   options: {
-    ...operatorOptions,
+    ...operatorOptions(),
     limit: { type: 'string', arg: 'N', help: 'List at most N agents (default: all).' },
   },
   positionals: { min: 0, max: 0 },

@@ -21,8 +21,8 @@ export const releasePublishCommand: Command = {
   description:
     'Two steps: POST /v1/releases with the envelope, then the artifact streamed as the raw body of a PUT to the\n' +
     'upload URL the manager answers with (skipped when the manager already holds those bytes). The manager keeps\n' +
-    'the bytes only if their size and SHA-256 match the signed manifest. Token: DROVER_ADMIN_TOKEN, DROVER_DEPLOY_TOKEN or --token-file.',
-  options: { ...operatorOptions },
+    'the bytes only if their size and SHA-256 match the signed manifest. Token: DROVER_DEPLOY_TOKEN (else DROVER_ADMIN_TOKEN) or --token-file.',
+  options: operatorOptions('deploy-or-admin'),
   positionals: { min: 1, max: 2 },
   async run({ values, positionals, io }) {
     const file = positionals[0] ?? '';
@@ -32,7 +32,7 @@ export const releasePublishCommand: Command = {
       throw new CliError('FILE_NOT_FOUND', `Artifact ${file} does not exist. Check the path.`, { cause: error });
     });
     if (!info.isFile()) throw new CliError('USAGE_ERROR', `Artifact ${file} is not a regular file.`);
-    const client = await operatorClient(values, io, { tokenVariables: ['DROVER_ADMIN_TOKEN', 'DROVER_DEPLOY_TOKEN'] });
+    const client = await operatorClient(values, io, 'deploy-or-admin');
     // Registering the same envelope twice is harmless, so this one may be retried.
     const registered = (await client.json({ method: 'POST', path: '/v1/releases', json: { release: envelope } })) as PublishAnswer;
     const manifest = registered.manifest;

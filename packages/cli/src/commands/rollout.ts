@@ -45,7 +45,6 @@ const WATCH_RECONNECTS = 30; // times `watch` resumes a broken event stream
 const WATCH_RECONNECT_MS = 1000; // milliseconds between two attempts
 const FINAL_STATUSES = new Set(['completed', 'failed', 'cancelled', 'rolled_back', 'rejected']);
 const STATES = ['pending', 'notified', 'deferred', 'updating', 'health_check', 'succeeded', 'failed', 'skipped', 'rolled_back'];
-const deployTokens = ['DROVER_DEPLOY_TOKEN', 'DROVER_ADMIN_TOKEN'];
 
 function number(values: OptionValues, name: string, min: number, max: number): number | undefined {
   const text = optionalString(values, name);
@@ -61,7 +60,7 @@ export const rolloutStartCommand: Command = {
   usage: 'drover rollout start --manager URL --version V [--strategy canary|immediate|manual] [options]',
   description: 'The token comes from $DROVER_DEPLOY_TOKEN (else $DROVER_ADMIN_TOKEN) or --token-file.',
   options: {
-    ...operatorOptions,
+    ...operatorOptions('deploy-or-admin'),
     version: { type: 'string', arg: 'V', help: 'The version to roll out (published for the daemons\' platforms).' },
     artifact: { type: 'string', arg: 'agent|daemon', help: 'The artifact (default agent).' },
     strategy: { type: 'string', arg: 'S', help: 'canary (default), immediate or manual.' },
@@ -80,7 +79,7 @@ export const rolloutStartCommand: Command = {
   },
   positionals: { min: 0, max: 0 },
   async run({ values, io }) {
-    const client = await operatorClient(values, io, { tokenVariables: deployTokens });
+    const client = await operatorClient(values, io, 'deploy-or-admin');
     const body: Record<string, unknown> = { source: 'drover-cli' };
     const version = optionalString(values, 'version');
     if (version !== undefined) body['version'] = version;
@@ -140,10 +139,10 @@ export const rolloutStatusCommand: Command = {
   path: ['rollout', 'status'],
   summary: 'Show a deployment (default: the active one): phase, counts, failed agents, latest events.',
   usage: 'drover rollout status [DEPLOYMENT_ID] --manager URL',
-  options: { ...operatorOptions },
+  options: operatorOptions('admin-or-deploy'),
   positionals: { min: 0, max: 1 },
   async run({ values, positionals, io }) {
-    const client = await operatorClient(values, io, { tokenVariables: ['DROVER_ADMIN_TOKEN', 'DROVER_DEPLOY_TOKEN'] });
+    const client = await operatorClient(values, io, 'admin-or-deploy');
     const id = positionals[0];
     const status = (await client.json({ method: 'GET', path: `/manager/v1/updates/status${id === undefined ? '' : `?deployment_id=${encodeURIComponent(id)}`}` })) as StatusAnswer | null;
     return { data: status, text: status === null ? 'No deployment is active.' : statusText(status) };
@@ -201,10 +200,10 @@ export const rolloutWatchCommand: Command = {
   path: ['rollout', 'watch'],
   summary: 'Watch a deployment live until it ends; --json prints each event as a JSON line.',
   usage: 'drover rollout watch [DEPLOYMENT_ID] --manager URL [--json]',
-  options: { ...operatorOptions },
+  options: operatorOptions('admin-or-deploy'),
   positionals: { min: 0, max: 1 },
   async run({ values, positionals, io, json }) {
-    const client = await operatorClient(values, io, { tokenVariables: ['DROVER_ADMIN_TOKEN', 'DROVER_DEPLOY_TOKEN'] });
+    const client = await operatorClient(values, io, 'admin-or-deploy');
     const id = positionals[0];
     const events: { timestamp: string; event_type: string; message: string }[] = [];
     let last: Summary | undefined;
@@ -243,7 +242,7 @@ function actionCommand(action: 'pause' | 'resume' | 'abort' | 'promote' | 'rollb
     path: ['rollout', action],
     summary,
     usage: `drover rollout ${action} DEPLOYMENT_ID --manager URL [--reason TEXT]`,
-    options: { ...operatorOptions, reason: { type: 'string', arg: 'TEXT', help: 'Recorded in the audit log and the deployment events.' } },
+    options: { ...operatorOptions(), reason: { type: 'string', arg: 'TEXT', help: 'Recorded in the audit log and the deployment events.' } },
     positionals: { min: 1, max: 1 },
     async run({ values, positionals, io }) {
       const client = await operatorClient(values, io);
