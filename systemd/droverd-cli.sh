@@ -51,4 +51,12 @@ LOGS_DIRECTORY="$root/var/log/drover"
 NODE_ENV=production
 export CONFIGURATION_DIRECTORY STATE_DIRECTORY LOGS_DIRECTORY NODE_ENV
 umask 077
+# Here droverd runs outside the unit's sandbox. As root it still gets no capabilities (it needs none
+# for root's own files under /etc/drover and /var/lib/drover) and can never gain privileges.
+if [ "$(id -u)" -eq 0 ]; then
+  if command -v setpriv >/dev/null 2>&1; then
+    exec setpriv --no-new-privs --inh-caps=-all --bounding-set=-all -- "$node" "$entry" "$@"
+  fi
+  echo "droverd: setpriv (util-linux) is missing: running with root's full capabilities." >&2
+fi
 exec "$node" "$entry" "$@"

@@ -91,6 +91,28 @@ if [[ "$token" =~ [[:space:][:cntrl:]] ]]; then usage_error "the enrollment toke
 if [[ -n "$agent" || -n "$agent_release" ]] && [[ -z "$agent" || -z "$agent_release" ]]; then die "--agent and --agent-release go together"; fi
 
 node_bin="$(command -v node)" || die "Node.js >= 20.18 is required (node is not on PATH)"
+# The unit and the root-run droverd command hard-code this path: it must be absolute, and (on a real
+# install) no one but root may be able to change it or any directory above it, or whoever can
+# would run code as root. A node under a user's nvm directory is refused for that reason.
+node_bin="$(readlink -f -- "$node_bin")" || die "cannot resolve the path of node"
+[[ "$node_bin" == /* && "$node_bin" =~ ^[A-Za-z0-9._+/-]+$ ]] ||
+  die "node resolves to $node_bin: install.sh needs an absolute path of letters, digits and . _ + - / (e.g. /usr/bin/node)"
+# Fails, saying why, when $1 or a directory above it is not root's alone.
+root_only_path() {
+  local path="$1" owner mode
+  while :; do
+    if ! owner="$(stat -c %u -- "$path")" || ! mode="$(stat -c %a -- "$path")"; then printf 'cannot stat %s\n' "$path"; return 1; fi
+    [[ "$owner" == 0 ]] || { printf '%s is owned by uid %s, not root\n' "$path" "$owner"; return 1; }
+    (( (8#$mode & 8#022) == 0 )) || { printf '%s is writable by its group or by others (mode %s)\n' "$path" "$mode"; return 1; }
+    [[ "$path" == / ]] && return 0
+    path="$(dirname -- "$path")"
+  done
+}
+# As root (a real install, or an image staged by root), the node the unit will run must be root's alone.
+if [[ $(id -u) -eq 0 ]]; then
+  why="$(root_only_path "$node_bin")" ||
+    die "node at $node_bin is not safe to run as root: $why. Install Node.js system-wide (e.g. /usr/bin/node from your distribution or NodeSource)."
+fi
 "$node_bin" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' ||
   die "Node.js >= 20.18 is required; $node_bin is $("$node_bin" --version)"
 [[ -n "$version" ]] || version="$("$node_bin" "$bundle" --version)"
@@ -133,10 +155,12 @@ fi
 if [[ -e "$sbin/droverd" || -L "$sbin/droverd" ]] && ! grep -qF "$cli_marker" "$sbin/droverd" 2>/dev/null; then
   say "$sbin/droverd exists and is not drover's; kept (remove it and run install.sh again for the droverd command)"
 else
-  sed "s#^node='/usr/bin/node'\$#node='$node_bin'#" "$cli_src" >"$sbin/droverd.tmp"
-  chmod 0755 "$sbin/droverd.tmp"
-  [[ $(id -u) -ne 0 ]] || chown 0:0 "$sbin/droverd.tmp"
-  mv -f "$sbin/droverd.tmp" "$sbin/droverd"
+  # A fresh temporary name (never a fixed one another user could have planted as a symlink).
+  tmp="$(mktemp "$sbin/.droverd.XXXXXX")"
+  sed "s#^node='/usr/bin/node'\$#node='$node_bin'#" "$cli_src" >"$tmp"
+  chmod 0755 "$tmp"
+  [[ $(id -u) -ne 0 ]] || chown 0:0 "$tmp"
+  mv -f "$tmp" "$sbin/droverd"
   say "installed $sbin/droverd (droverd status, droverd verify, ...; as root)"
 fi
 
@@ -174,9 +198,10 @@ if [[ -n "$agent" ]]; then
 fi
 
 # 7. The unit, with this host's node; flags after the node path are kept.
-sed "s#^ExecStart=/usr/bin/node #ExecStart=$node_bin #" "$unit_src" >"$unit_dir/droverd.service.tmp"
-chmod 0644 "$unit_dir/droverd.service.tmp"
-mv -f "$unit_dir/droverd.service.tmp" "$unit_dir/droverd.service"
+tmp="$(mktemp "$unit_dir/.droverd.service.XXXXXX")"
+sed "s#^ExecStart=/usr/bin/node #ExecStart=$node_bin #" "$unit_src" >"$tmp"
+chmod 0644 "$tmp"
+mv -f "$tmp" "$unit_dir/droverd.service"
 say "installed $unit_dir/droverd.service"
 
 # 8. Enable and start, only on a host booted with systemd, never under --root.

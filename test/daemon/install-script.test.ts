@@ -1,4 +1,4 @@
-import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,6 +121,38 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(refused.stderr).toContain('systemctl');
     expect(refused.stdout).toBe('');
     await expect(lstat(join(root, 'var/lib/drover/droverd.pid'))).rejects.toThrow();
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('as root, the droverd command runs droverd with no capabilities and no_new_privs', async () => {
+    // A stand-in "droverd" release that reports the capabilities it runs with.
+    const probeRoot = join(dir, 'probe-root');
+    const release = join(probeRoot, 'var/lib/drover/releases/daemon/9.9.9');
+    await mkdir(release, { recursive: true });
+    await mkdir(join(probeRoot, 'var/lib/drover/current'), { recursive: true });
+    await writeFile(join(release, 'installed.json'), JSON.stringify({ schema: 'drover.installed/v1', artifact: 'daemon', version: '9.9.9', file: { name: 'probe.mjs' } }));
+    await writeFile(
+      join(release, 'probe.mjs'),
+      "import { readFileSync } from 'node:fs';\n" +
+        "const fields = Object.fromEntries(readFileSync('/proc/self/status', 'utf8').split('\\n').map((l) => l.split(':\\t')).filter((p) => p.length === 2));\n" +
+        'console.log(JSON.stringify({ capEff: fields.CapEff, capPrm: fields.CapPrm, capBnd: fields.CapBnd, noNewPrivs: fields.NoNewPrivs, args: process.argv.slice(2) }));\n',
+    );
+    await symlink(release, join(probeRoot, 'var/lib/drover/current/daemon'));
+    const probe = await run(join(root, 'usr/local/sbin/droverd'), ['status', '--json'], { env: { PATH: process.env['PATH'], DROVER_INSTALL_ROOT: probeRoot }, timeoutMs: 20_000 });
+    expect(probe.code, probe.stderr).toBe(0);
+    expect(JSON.parse(probe.stdout)).toEqual({ capEff: '0000000000000000', capPrm: '0000000000000000', capBnd: '0000000000000000', noNewPrivs: '1', args: ['status', '--json'] });
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('as root, refuses a node that anyone but root could replace, installing nothing', async () => {
+    // A "node" in a world-writable directory: whoever can write there would run code as root through the unit.
+    const unsafe = join(dir, 'unsafe-bin');
+    await mkdir(unsafe, { recursive: true });
+    await chmod(unsafe, 0o777);
+    await writeFile(join(unsafe, 'node'), `#!/bin/sh\nexec ${process.execPath} "$@"\n`, { mode: 0o755 });
+    const { fresh, result } = await installFresh('unsafe-node', ['--token', TOKEN], { PATH: `${unsafe}:${process.env['PATH'] ?? ''}` });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`node at ${join(unsafe, 'node')} is not safe to run as root`);
+    expect(result.stderr).toContain('writable by its group or by others');
+    expect(await readdir(fresh)).toEqual([]);
   });
 
   /** install.sh into a fresh staging root with a manager and whatever token options, then the config it wrote. */
