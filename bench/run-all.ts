@@ -82,6 +82,12 @@ function runBench(script: string): Promise<BenchRun> {
       // The bench runs in its own process group; end it and whatever it started.
       if (child.pid !== undefined) endGroup(child.pid);
     }, timeoutMs);
+    child.once('error', (error) => {
+      // tsx missing or not executable: a failed run, recorded like any other.
+      clearTimeout(timer);
+      running = undefined;
+      resolve({ script, ok: false, seconds: Math.round((Date.now() - started) / 100) / 10, exitCode: null, timedOut: false, error: `could not start: ${error.message}` });
+    });
     child.once('close', (code) => {
       clearTimeout(timer);
       running = undefined;

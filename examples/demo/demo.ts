@@ -147,6 +147,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// A crash outside main's try (a background loop's rejection, a throw in a timer) still cleans up.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (error: unknown) => {
+    endLive();
+    say(`\nFAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\nstopping everything.`);
+    void cleanup().finally(() => process.exit(1));
+  });
+}
+
 // -- the CLI, the manager's API, the hosts
 
 const cliEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir() };
