@@ -58,6 +58,8 @@ export class Daemon {
   readonly #logger: Logger;
   #machineRunning: Promise<void> | undefined;
   #checkinRunning: Promise<void> | undefined;
+  /** The probe that checks in once more when the agent first answers (see #checkInWhenAgentAnswers). */
+  #firstAnswer: Promise<void> | undefined;
   #resolveDone: (code: number) => void = () => undefined;
   #stopping = false;
 
@@ -179,7 +181,7 @@ export class Daemon {
       }
       started.#checkinRunning = started.#checkins.run(started.#controller.signal);
       started.#kickMachine();
-      if (startAgent) void started.#checkInWhenAgentAnswers(agentClient);
+      if (startAgent) started.#firstAnswer = started.#checkInWhenAgentAnswers(agentClient);
       return started;
     } catch (error) {
       await lock.release().catch(() => undefined);
@@ -199,7 +201,7 @@ export class Daemon {
   /**
    * The first check-in goes out while the agent is still starting, and would report it unreachable
    * until the next one, a whole interval later. One more check-in as soon as it answers its health
-   * route lets the manager see the host as it is within seconds of a (re)start.
+   * route lets the manager see the host as it is within seconds of droverd's start.
    */
   async #checkInWhenAgentAnswers(agent: AgentClient): Promise<void> {
     const signal = this.#controller.signal;
@@ -207,7 +209,9 @@ export class Daemon {
     try {
       while (Date.now() < deadline) {
         const running = this.#supervisor.running;
-        if (running !== undefined && (await agent.health(running.baseUrl, signal)).kind === 'ok') {
+        const answer = running === undefined ? undefined : await agent.health(running.baseUrl, signal);
+        // An agent still warming up reports `starting`: wait for what it says once it is up.
+        if (answer?.kind === 'ok' && answer.health.status !== 'starting') {
           this.#checkins.wake();
           return;
         }
@@ -243,7 +247,7 @@ export class Daemon {
     this.#controller.abort();
     this.#logger.info({ event: 'daemon.stopping', code }, 'droverd is stopping');
     this.#supervisor.close();
-    await Promise.allSettled([this.#machineRunning, this.#checkinRunning]);
+    await Promise.allSettled([this.#machineRunning, this.#checkinRunning, this.#firstAnswer]);
     await this.#supervisor.stop(this.#o.settings.agent.stopTimeoutMs);
     await Promise.allSettled([this.#http.close(), this.#agentHttp.close()]);
     await this.#lock.release().catch(() => undefined);

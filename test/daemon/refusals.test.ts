@@ -88,6 +88,11 @@ describe('droverd refuses what it must not install', () => {
     expect(result.detail.code).toBe('ARTIFACT_DIGEST_MISMATCH');
   });
 
+  it('a stale rollback nonce, issued for a host running another version (NONCE_DOWNGRADE_REFUSED)', async () => {
+    // A genuine, signed rollback from 1.5.0 to 0.9.0: this host runs 1.0.0, so it is not the rollback it was signed for.
+    await expectRefused({ version: '0.9.0', bytes: await agentArtifact('0.9.0'), nonce: { rollback: true, fromVersion: '1.5.0' } }, 'NONCE_DOWNGRADE_REFUSED');
+  });
+
   it('a release below the running version, even under an upgrade nonce (DOWNGRADE_REFUSED, the release rule)', async () => {
     await expectRefused({ version: '0.9.0', bytes: await agentArtifact('0.9.0'), nonce: { toVersion: '3.0.0' } }, 'DOWNGRADE_REFUSED');
   });
