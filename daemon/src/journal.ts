@@ -33,6 +33,11 @@ export interface UpdateRecord {
   resumes: number;
   /** How many times the agent answered 503 to a drain. */
   deferrals: number;
+  /**
+   * When the agent first answered 503 to this update (set once, in the write that enters deferred):
+   * the start of the command's deferral window, kept across restarts.
+   */
+  firstDeferredAt?: string;
   receivedAt: string;
   stepAt: string;
 }

@@ -76,7 +76,7 @@ export function isPreSwap(step: UpdateStep): boolean {
 }
 
 // Refusals of what the command asks (bad signature, nonce, release, name) are `rejected`;
-// failures to carry out a valid command (network, busy past the deadline) are `failed`.
+// failures to carry out a valid command (network, busy past the deadline or the deferral window) are `failed`.
 function outcomeOf(error: unknown): CommandOutcome {
   if (error instanceof NonceError || error instanceof ReleaseError) return 'rejected';
   const code = errorCode(error);
@@ -209,6 +209,23 @@ export class UpdateMachine {
   #checkDeadline(update: UpdateRecord): void {
     if (this.#deadlinePassed(update)) {
       throw new DaemonError('UPDATE_DEADLINE_EXCEEDED', `The update was not carried out before its deadline (${update.command.deadline}); the running version stays. The manager may send it again.`);
+    }
+  }
+
+  /** When the command's deferral window ends (ms since the epoch); undefined: no window, or no deferral yet. */
+  #deferralEnd(update: UpdateRecord): number | undefined {
+    const window = update.command.deferralWindowSeconds;
+    if (window === undefined || update.firstDeferredAt === undefined) return undefined;
+    return Date.parse(update.firstDeferredAt) + window * 1000;
+  }
+
+  #checkDeferralWindow(update: UpdateRecord): void {
+    const end = this.#deferralEnd(update);
+    if (end !== undefined && Date.now() >= end) {
+      throw new DaemonError(
+        'DEFERRAL_WINDOW_EXPIRED',
+        `The agent stayed busy for the command's deferral window (${update.command.deferralWindowSeconds ?? 0} s from ${update.firstDeferredAt ?? 'its first deferral'}); it was not forced and the running version stays. The manager may send the update again in a quieter window.`,
+      );
     }
   }
 
@@ -388,6 +405,8 @@ export class UpdateMachine {
     const o = this.#o;
     const { version, verified } = this.#target(update);
     this.#checkDeadline(update);
+    // busy agent: past the command's deferral window the update is given up, not forced.
+    this.#checkDeferralWindow(update);
     const log = this.#log(update);
     let running = o.supervisor.running;
     if (running !== undefined) {
@@ -418,6 +437,8 @@ export class UpdateMachine {
           const message = `The agent is busy${answer.busyWith.length > 0 ? ` with ${answer.busyWith.join(', ')}` : ''}; the update is deferred and retried.`;
           await this.#enter('deferred', (u, draft) => {
             u.deferrals += 1;
+            // The window's start is journaled once, so a restarted droverd keeps the same window.
+            u.firstDeferredAt ??= new Date().toISOString();
             draft.pendingResults = [
               ...draft.pendingResults.filter((r) => r.commandId !== u.commandId),
               { commandId: u.commandId, outcome: 'deferred', detail: { code: 'AGENT_BUSY', message: message.slice(0, 4096) }, nonce: u.command.nonce },
@@ -440,12 +461,15 @@ export class UpdateMachine {
   }
 
   async #waitDeferred(update: UpdateRecord, signal: AbortSignal): Promise<void> {
-    // deadline: a busy agent defers the update, but not past the command's deadline.
+    // deadline: a busy agent defers the update, but not past the command's deadline nor its deferral window.
     this.#checkDeadline(update);
-    // The agent's Retry-After is honoured, within the operator's deferBackoffMaxSeconds and the deadline.
+    this.#checkDeferralWindow(update);
+    // The agent's Retry-After is honoured, within the operator's deferBackoffMaxSeconds, the deadline
+    // and the window: the drain after the last wait finds the window ended and gives up on time.
     const maxMs = this.#o.settings.update.deferBackoffMaxMs;
     const backoff = boundedBackoff(Math.max(0, update.deferrals - 1), Math.min(limits.deferBackoffBaseMs, maxMs), maxMs);
-    const wait = Math.min(maxMs, Math.max(backoff, this.#retryAfterMs ?? 0), Math.max(0, Date.parse(update.command.deadline) - Date.now()) + 1);
+    const windowLeftMs = Math.max(0, (this.#deferralEnd(update) ?? Number.POSITIVE_INFINITY) - Date.now());
+    const wait = Math.min(maxMs, Math.max(backoff, this.#retryAfterMs ?? 0), Math.max(0, Date.parse(update.command.deadline) - Date.now()) + 1, windowLeftMs);
     this.#retryAfterMs = undefined;
     this.#log(update).info({ event: 'update.deferred', waitMs: wait, deferrals: update.deferrals }, 'The agent is busy; retrying the drain later');
     await sleep(wait, signal);

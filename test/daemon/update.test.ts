@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FakeManager } from '../fakes/fake-manager.js';
 import { agentArtifact } from '../helpers/agent-artifact.js';
 import { DaemonProcess, agentGet, createHost, destroyHost, droverd, installAgent, releaseTree, waitForAgent } from '../helpers/droverd.js';
-import type { Host } from '../helpers/droverd.js';
+import type { Host, HostOptions } from '../helpers/droverd.js';
 
 // End to end with real processes: the built droverd, the example agent packaged as the artifact,
 // real HTTP on loopback to a test peer speaking the manager's protocol.
@@ -21,9 +21,9 @@ describe('droverd updates the agent', () => {
   });
 
   // One manager per host: the fake manager serves one enrolled agent.
-  async function bootHost(v1?: Buffer): Promise<{ host: Host; daemon: DaemonProcess; configBefore: Buffer; droverdJsonBefore: Buffer }> {
+  async function bootHost(v1?: Buffer, options?: HostOptions): Promise<{ host: Host; daemon: DaemonProcess; configBefore: Buffer; droverdJsonBefore: Buffer }> {
     manager = await FakeManager.start();
-    const host = await createHost(manager);
+    const host = await createHost(manager, options);
     await installAgent(host, manager, '1.0.0', v1 ?? (await agentArtifact('1.0.0')));
     const entry = { host, daemons: [] as DaemonProcess[], manager };
     hosts.push(entry);
@@ -69,6 +69,70 @@ describe('droverd updates the agent', () => {
     expect(result.outcome).toBe('succeeded');
     await waitForAgent(host, '2.0.0');
   }, 45_000);
+
+  it("gives a busy agent up at the command's deferral window: failed DEFERRAL_WINDOW_EXPIRED, v1 untouched, not updated once free", async () => {
+    // A long backoff cap, so the agent's Retry-After (5 s) would be slept in full were the wait not cut at the window's end.
+    const settings = { update: { healthGraceSeconds: 0.5, healthTimeoutSeconds: 5, deferBackoffMaxSeconds: 30 } };
+    const { host, configBefore, droverdJsonBefore } = await bootHost(await agentArtifact('1.0.0', { busyMs: 9_000 }), { settings });
+    const runtime = (await agentGet(host, '/info')) as { pid: number };
+    const currentDir = join(host.stateDir, 'current');
+    const currentBefore = { entries: await readdir(currentDir), agent: await readlink(join(currentDir, 'agent')) };
+    const { commandId, nonce } = manager.queueUpdate({ version: '2.0.0', bytes: await agentArtifact('2.0.0'), deferralWindowSeconds: 2 });
+    expect(await manager.waitForResult(commandId, ['deferred'], 15_000)).toMatchObject({ outcome: 'deferred', detail: { code: 'AGENT_BUSY' }, nonce });
+    const result = await manager.waitForResult(commandId, ['succeeded', 'failed', 'rolled_back', 'rejected'], 15_000);
+    expect(result).toMatchObject({ outcome: 'failed', detail: { code: 'DEFERRAL_WINDOW_EXPIRED' }, nonce });
+    // The window counts from the first deferral: about 2 s, not the 10 minutes of the deadline, nor
+    // the 5 s of the agent's Retry-After.
+    const waited = (manager.resultAt.get(`${commandId}:failed`) ?? 0) - (manager.resultAt.get(`${commandId}:deferred`) ?? 0);
+    expect(waited).toBeGreaterThanOrEqual(1_500);
+    expect(waited).toBeLessThan(4_000);
+    // Never forced: the same v1 process, config byte-identical, nothing new under current/ or staging/.
+    expect(((await agentGet(host, '/info')) as { pid: number }).pid).toBe(runtime.pid);
+    expect(await readFile(host.agentConfigPath)).toEqual(configBefore);
+    expect(await readFile(host.configPath)).toEqual(droverdJsonBefore);
+    expect({ entries: await readdir(currentDir), agent: await readlink(join(currentDir, 'agent')) }).toEqual(currentBefore);
+    expect(await readdir(join(host.stateDir, 'staging')).catch(() => [])).toEqual([]);
+    const status = JSON.parse((await droverd(host, ['status', '--json'])).stdout) as { update: unknown; lastResult: { outcome: string; commandId: string } };
+    expect(status).toMatchObject({ update: null, lastResult: { outcome: 'failed', commandId } });
+    // Once the agent is free, droverd does not come back to the update it gave up.
+    await manager.waitFor(() => (manager.checkins.at(-1)?.body.health.busy === false ? true : undefined), 15_000, 'a check-in with the agent free');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(((await agentGet(host, '/info')) as { pid: number; version: string })).toMatchObject({ pid: runtime.pid, version: '1.0.0' });
+    expect(manager.resultsFor(commandId).map((r) => r.outcome)).not.toContain('succeeded');
+    expect(await readlink(join(currentDir, 'agent'))).toBe(currentBefore.agent);
+  }, 45_000);
+
+  it('keeps the first deferral time across a SIGKILL: the window ends when it would have without the restart', async () => {
+    manager = await FakeManager.start();
+    const host = await createHost(manager);
+    await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0', { busyMs: 30_000 }));
+    const entry = { host, daemons: [] as DaemonProcess[], manager };
+    hosts.push(entry);
+    // The failpoint SIGKILLs droverd right after the journal records the first deferral.
+    const first = new DaemonProcess(host, { DROVER_FAILPOINT: 'deferred' });
+    entry.daemons.push(first);
+    await manager.waitFor(() => (manager.checkins.length > 0 ? true : undefined), 15_000, 'a first check-in');
+    const { commandId } = manager.queueUpdate({ version: '2.0.0', bytes: await agentArtifact('2.0.0'), deferralWindowSeconds: 12 });
+    expect((await first.exited).signal).toBe('SIGKILL');
+    const journalPath = join(host.stateDir, 'journal.json');
+    const readUpdate = async (): Promise<{ step: string; deferrals: number; firstDeferredAt?: string } | null> =>
+      (JSON.parse(await readFile(journalPath, 'utf8')) as { update: { step: string; deferrals: number; firstDeferredAt?: string } | null }).update;
+    const killed = await readUpdate();
+    expect(killed).toMatchObject({ step: 'deferred', deferrals: 1 });
+    const firstDeferredAt = killed?.firstDeferredAt ?? '';
+    expect(Date.parse(firstDeferredAt)).not.toBeNaN();
+    const second = new DaemonProcess(host);
+    entry.daemons.push(second);
+    // The restarted droverd defers again (its agent restarted busy) under the same window start.
+    await second.waitForLine((line) => line.event === 'update.step' && line.step === 'deferred', 20_000);
+    const again = await readUpdate();
+    expect(again?.deferrals).toBeGreaterThanOrEqual(2);
+    expect(again?.firstDeferredAt).toBe(firstDeferredAt);
+    const result = await manager.waitForResult(commandId, ['succeeded', 'failed', 'rolled_back', 'rejected'], 20_000);
+    expect(result).toMatchObject({ outcome: 'failed', detail: { code: 'DEFERRAL_WINDOW_EXPIRED' } });
+    expect((manager.resultAt.get(`${commandId}:failed`) ?? 0) - Date.parse(firstDeferredAt)).toBeLessThan(12_000 + 3_000);
+    await waitForAgent(host, '1.0.0');
+  }, 60_000);
 
   for (const [name, options, code] of [
     ['crashes at boot', { crashAtBoot: true }, 'AGENT_EXITED'],

@@ -52,6 +52,8 @@ export interface QueueUpdateInput {
   force?: boolean;
   drainTimeoutSeconds?: number;
   deadline?: Date;
+  /** The command's deferralWindowSeconds (absent by default, as from a manager that predates it). */
+  deferralWindowSeconds?: number;
   behaviour?: ArtifactBehaviour;
   /** Send the URL as given instead of the artifact's. */
   url?: string;
@@ -224,6 +226,7 @@ export class FakeManager {
       force: input.force ?? false,
       drainTimeoutSeconds: input.drainTimeoutSeconds ?? 10,
       deadline: (input.deadline ?? new Date(Date.now() + 10 * 60_000)).toISOString(),
+      ...(input.deferralWindowSeconds === undefined ? {} : { deferralWindowSeconds: input.deferralWindowSeconds }),
     });
     return { commandId, nonce, nonceId: issued.payload.nonceId, envelope, path };
   }

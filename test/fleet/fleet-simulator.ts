@@ -1,8 +1,9 @@
 // A fleet of simulated daemons that speak the real protocol over HTTP to a real manager: enroll,
 // check in, ack commands, verify each update nonce (signature by the manager key from the
 // enrollment answer, agent, machine, downgrade unless rollback, single use), report results with
-// the nonce, and report health. Each host can be healthy, unhealthy on some versions, busy for a
-// while, offline or slow. It never runs real agents: "installing" a version is setting it.
+// the nonce, and report health; a busy host defers, within the command's deferralWindowSeconds.
+// Each host can be healthy, unhealthy on some versions, busy for a while, offline or slow. It never
+// runs real agents: "installing" a version is setting it.
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
@@ -33,6 +34,8 @@ export interface ReceivedCommand {
   /** When the host first saw it, and when it finished installing it (ms since the epoch). */
   receivedAt: number;
   installedAt?: number;
+  /** The code the host gave the command up with (failed), if it did. */
+  gaveUpWith?: string;
 }
 
 interface QueueEntry {
@@ -40,6 +43,9 @@ interface QueueEntry {
   token: string;
   payload: NoncePayload;
   deadline: number;
+  /** The command's deferral window (ms), if it has one. */
+  windowMs: number | undefined;
+  firstDeferredAt: number | undefined;
   deferredReported: boolean;
   installAt: number | undefined;
 }
@@ -137,7 +143,7 @@ export class SimulatedHost {
       this.#results = this.#results.filter((r) => !results.includes(r));
       return true;
     } else return status < 500 ? true : false;
-    const body = JSON.parse(text) as { commands: { id: string; type: string; nonce: string; deadline: string; force: boolean }[] };
+    const body = JSON.parse(text) as { commands: { id: string; type: string; nonce: string; deadline: string; force: boolean; deferralWindowSeconds?: number }[] };
     for (const command of body.commands) {
       if (this.#seen.has(command.id)) continue;
       this.#seen.add(command.id);
@@ -163,7 +169,16 @@ export class SimulatedHost {
         continue;
       }
       this.#usedNonces.add(payload.nonceId);
-      this.#queue.push({ id: command.id, token: command.nonce, payload, deadline: Date.parse(command.deadline), deferredReported: false, installAt: undefined });
+      this.#queue.push({
+        id: command.id,
+        token: command.nonce,
+        payload,
+        deadline: Date.parse(command.deadline),
+        windowMs: command.deferralWindowSeconds === undefined ? undefined : command.deferralWindowSeconds * 1000,
+        firstDeferredAt: undefined,
+        deferredReported: false,
+        installAt: undefined,
+      });
     }
     this.#work();
     return true;
@@ -174,12 +189,17 @@ export class SimulatedHost {
     const entry = this.#queue[0];
     if (entry === undefined) return;
     if (now > entry.deadline) {
-      this.#queue.shift();
-      this.#results.push({ commandId: entry.id, outcome: 'failed', detail: { code: 'DEADLINE_EXCEEDED' }, nonce: entry.token });
+      this.#giveUp(entry, 'DEADLINE_EXCEEDED');
       return;
     }
-    // A busy agent is never stopped: the daemon reports `deferred` and tries again later.
+    // A busy agent is never stopped: the daemon reports `deferred` and tries again later, until the
+    // command's deferral window (from the first deferral) ends.
     if (this.busy(now)) {
+      entry.firstDeferredAt ??= now;
+      if (entry.windowMs !== undefined && now >= entry.firstDeferredAt + entry.windowMs) {
+        this.#giveUp(entry, 'DEFERRAL_WINDOW_EXPIRED');
+        return;
+      }
       if (!entry.deferredReported) {
         entry.deferredReported = true;
         this.#results.push({ commandId: entry.id, outcome: 'deferred', detail: { code: 'AGENT_BUSY' } });
@@ -193,6 +213,13 @@ export class SimulatedHost {
     const received = this.received.find((c) => c.id === entry.id);
     if (received !== undefined) received.installedAt = now;
     this.#results.push({ commandId: entry.id, outcome: 'succeeded', detail: {}, nonce: entry.token });
+  }
+
+  #giveUp(entry: QueueEntry, code: string): void {
+    this.#queue.shift();
+    const received = this.received.find((c) => c.id === entry.id);
+    if (received !== undefined) received.gaveUpWith = code;
+    this.#results.push({ commandId: entry.id, outcome: 'failed', detail: { code }, nonce: entry.token });
   }
 
   start(pool: () => Pool, everyMs: number): void {

@@ -142,6 +142,9 @@ describe('rollout engine with a simulated fleet', () => {
     expect(target?.error?.code).toBe('DEFERRAL_WINDOW_EXPIRED');
     expect(late.forced).toBe(0);
     expect(late.version).toBe('1.0.0');
+    // The command carried the window, and the host's daemon gave up with it too: it will not update later.
+    await waitFor('the late host to give up', () => late.received.find((c) => c.deploymentId === id2)?.gaveUpWith, 5_000);
+    expect(late.received.find((c) => c.deploymentId === id2)?.gaveUpWith).toBe('DEFERRAL_WINDOW_EXPIRED');
   });
 
   it('maxInFlight 1 updates one host at a time; an offline host fails at its deadline, a slow one still succeeds', async () => {

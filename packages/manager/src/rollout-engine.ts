@@ -303,7 +303,16 @@ export class RolloutEngine {
           const release = await this.#release(releases, deployment, agent);
           const update = await buildUpdate(
             ctx,
-            { agentId: view.agentId, deploymentId: deployment.id, artifact: deployment.artifact, version: deployment.version, deadlineSeconds: Math.ceil(deployment.options.targetDeadlineSeconds) },
+            {
+              agentId: view.agentId,
+              deploymentId: deployment.id,
+              artifact: deployment.artifact,
+              version: deployment.version,
+              deadlineSeconds: Math.ceil(deployment.options.targetDeadlineSeconds),
+              // The daemon stops deferring when the engine would mark the target failed (decision 0012);
+              // a rollback command below carries no window: undoing a bad release is worth the whole deadline.
+              deferralWindowSeconds: deployment.options.deferralWindowSeconds,
+            },
             { agent, release },
           );
           built.push(update);

@@ -114,7 +114,11 @@ export function stepDaemonTarget(view: TargetView, deployment: DeploymentRecord,
   const outcome = view.command?.outcome;
   if (outcome !== undefined && FAILED_OUTCOMES.has(outcome) && target.state !== 'health_check') {
     const code = typeof view.command?.detail?.['code'] === 'string' ? view.command.detail['code'] : outcome;
-    const step = failTarget(target, 'UPDATE_FAILED', `the daemon reported ${outcome} (${code})`, now);
+    // The daemon gave up a busy agent at the end of the command's deferral window: the same end as the engine's own.
+    const step =
+      outcome === 'failed' && code === 'DEFERRAL_WINDOW_EXPIRED'
+        ? failTarget(target, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; its daemon gave up without forcing it`, now)
+        : failTarget(target, 'UPDATE_FAILED', `the daemon reported ${outcome} (${code})`, now);
     if (outcome === 'rejected' && step.decision !== undefined) step.decision = { ...step.decision, event: 'agent_rejected' };
     return step;
   }

@@ -3,9 +3,10 @@ import { formatShutdownReason } from '@drover/protocol';
 import { ManagerError } from './errors.js';
 import { shutdownReason } from './push-client.js';
 import { evaluateGate } from './rollout-gate.js';
-import { resolveRolloutOptions } from './rollout-options.js';
+import { defaultRolloutOptions, resolveRolloutOptions } from './rollout-options.js';
 import { planPhases } from './rollout-phases.js';
-import type { RolloutCandidate } from './rollout-records.js';
+import type { DeploymentRecord, RolloutCandidate, TargetView } from './rollout-records.js';
+import { stepDaemonTarget } from './rollout-target-step.js';
 
 const agents = (n: number, group?: RolloutCandidate['group']): RolloutCandidate[] =>
   Array.from({ length: n }, (_, i) => ({ id: `agent-${i}`, platform: 'linux-x64', agentVersion: '1.0.0', daemonVersion: '0.5.0', group, pushUrl: undefined }));
@@ -68,5 +69,31 @@ describe('shutdown reason', () => {
     expect(text.length).toBeLessThanOrEqual(4096);
     expect(text.startsWith('System shutdown requested: Runtime: CD update to version v1.2.3 (deployment abc123)\nRelease notes:\n  • fix: change 0\n')).toBe(true);
     expect(text.endsWith('more changes not shown)\n(API shutdown by wa-system-admin)')).toBe(true);
+  });
+});
+
+describe('a daemon-mode target whose daemon gave up', () => {
+  const t0 = new Date('2026-01-01T00:00:00Z');
+  const deployment = { id: 'dep-1', options: defaultRolloutOptions } as DeploymentRecord;
+  // Deferred 10 s ago: the manager's own window (3600 s) is far from over.
+  const view = (detail: { code: string }): TargetView => ({
+    deploymentId: 'dep-1', agentId: 'agent-1', phase: 0, state: 'deferred', mode: 'daemon', fromVersion: '1.0.0', toVersion: '2.0.0', attempts: 1,
+    commandId: 'cmd-1', rollbackCommandId: undefined, rollbackState: undefined, notifiedAt: t0, deadlineAt: new Date(t0.getTime() + 7_200_000),
+    deferredCount: 1, firstDeferredAt: t0, deferredUntil: undefined, healthySince: undefined, lastProbeAt: undefined, errorCode: undefined,
+    message: undefined, updatedAt: t0, agentVersion: '1.0.0', agentHealth: undefined, lastCheckinAt: t0, pushUrl: undefined,
+    command: { ackedAt: t0, outcome: 'failed', detail }, rollbackCommand: undefined,
+  });
+  const now = new Date(t0.getTime() + 10_000);
+
+  it('at the end of the deferral window the command carried: failed DEFERRAL_WINDOW_EXPIRED, audited as agent_failed with that code', () => {
+    const step = stepDaemonTarget(view({ code: 'DEFERRAL_WINDOW_EXPIRED' }), deployment, now, 60_000);
+    expect(step?.next).toMatchObject({ state: 'failed', errorCode: 'DEFERRAL_WINDOW_EXPIRED' });
+    expect(step?.decision).toMatchObject({ event: 'agent_failed', details: { code: 'DEFERRAL_WINDOW_EXPIRED', previousState: 'deferred' } });
+  });
+
+  it('for any other reason: failed UPDATE_FAILED, naming the daemon code in the message', () => {
+    const step = stepDaemonTarget(view({ code: 'UPDATE_DEADLINE_EXCEEDED' }), deployment, now, 60_000);
+    expect(step?.next).toMatchObject({ state: 'failed', errorCode: 'UPDATE_FAILED' });
+    expect(step?.next.message).toContain('UPDATE_DEADLINE_EXCEEDED');
   });
 });

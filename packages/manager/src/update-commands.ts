@@ -22,6 +22,11 @@ export interface QueueUpdateInput {
   drainTimeoutSeconds?: number | undefined;
   /** Seconds the daemon has to commit the update (default one hour). */
   deadlineSeconds?: number | undefined;
+  /**
+   * Seconds the daemon may keep deferring the update for a busy agent, from its first deferral
+   * (then it reports failed DEFERRAL_WINDOW_EXPIRED); undefined: bounded by the deadline only.
+   */
+  deferralWindowSeconds?: number | undefined;
 }
 
 /** An update command built and signed, not stored yet: what the rollout engine writes in batches. */
@@ -81,6 +86,8 @@ export async function buildUpdate(ctx: ManagerContext, input: QueueUpdateInput, 
     force: input.force ?? false,
     drainTimeoutSeconds: input.drainTimeoutSeconds ?? managerLimits.drainTimeoutSeconds,
     deadline: new Date(now.getTime() + deadlineSeconds * 1000).toISOString(),
+    // Sent only when set, so a manual update's command is what it was before the field existed.
+    ...(input.deferralWindowSeconds === undefined ? {} : { deferralWindowSeconds: input.deferralWindowSeconds }),
   };
   return {
     command,

@@ -422,7 +422,7 @@ export type AgentHealthReport = Static<typeof AgentHealthReportSchema>;
 
 /**
  * How a command ended. `deferred` is a progress report, not an end: the agent was busy, the daemon
- * retries until the command's deadline and reports again.
+ * retries until the command's deadline (or the end of its deferral window) and reports again.
  */
 export const commandOutcomes = ['succeeded', 'failed', 'rolled_back', 'deferred', 'rejected'] as const;
 export type CommandOutcome = (typeof commandOutcomes)[number];
@@ -492,6 +492,16 @@ const updateCommandProperties = {
   force: Type.Boolean({ description: 'Stop the agent even if busy, after a drain of drainTimeoutSeconds.' }),
   drainTimeoutSeconds: Type.Integer({ minimum: 0, maximum: 86400 }),
   deadline: dateTime('Give up (outcome failed, or rolled_back once swapped) if not committed by then.'),
+  // Optional, so a command of a manager that predates it stays valid; a daemon that predates it
+  // ignores it (responses are read tolerantly, see above) and defers until `deadline` only.
+  deferralWindowSeconds: Type.Optional(
+    Type.Number({
+      minimum: 0,
+      maximum: 30 * 86400,
+      description:
+        'How long the daemon may keep deferring this update for a busy agent, from its first deferral; then it gives up and reports failed DEFERRAL_WINDOW_EXPIRED, leaving the running version. Absent: bounded by deadline only.',
+    }),
+  ),
 };
 export const UpdateCommandSchema = Type.Object(updateCommandProperties, {
   $id: 'UpdateCommand',
