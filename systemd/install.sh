@@ -103,7 +103,10 @@ root_only_path() {
   while :; do
     if ! owner="$(stat -c %u -- "$path")" || ! mode="$(stat -c %a -- "$path")"; then printf 'cannot stat %s\n' "$path"; return 1; fi
     [[ "$owner" == 0 ]] || { printf '%s is owned by uid %s, not root\n' "$path" "$owner"; return 1; }
-    (( (8#$mode & 8#022) == 0 )) || { printf '%s is writable by its group or by others (mode %s)\n' "$path" "$mode"; return 1; }
+    # A root-owned sticky directory (/tmp) is fine: no one else may rename or remove root's entries in it.
+    if (( (8#$mode & 8#022) != 0 )) && ! [[ -d "$path" && -k "$path" ]]; then
+      printf '%s is writable by its group or by others (mode %s)\n' "$path" "$mode"; return 1
+    fi
     [[ "$path" == / ]] && return 0
     path="$(dirname -- "$path")"
   done

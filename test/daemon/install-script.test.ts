@@ -1,4 +1,4 @@
-import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -153,6 +153,24 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(result.stderr).toContain(`node at ${join(unsafe, 'node')} is not safe to run as root`);
     expect(result.stderr).toContain('writable by its group or by others');
     expect(await readdir(fresh)).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('as root, takes a node under a root-owned sticky directory like /tmp, not under one another user owns', async () => {
+    // No one but root may rename or remove root's entries in a sticky directory root owns.
+    const sticky = join(dir, 'sticky');
+    await mkdir(join(sticky, 'bin'), { recursive: true });
+    await chmod(sticky, 0o1777);
+    const wrapper = `#!/bin/sh\nexec ${process.execPath} "$@"\n`;
+    await writeFile(join(sticky, 'bin', 'node'), wrapper, { mode: 0o755 });
+    const safe = await installFresh('sticky-root', ['--token', TOKEN], { PATH: `${join(sticky, 'bin')}:${process.env['PATH'] ?? ''}` });
+    expect(safe.result.code, safe.output).toBe(0);
+    expect(await readFile(join(safe.fresh, 'etc/systemd/system/droverd.service'), 'utf8')).toContain(`ExecStart=${join(sticky, 'bin', 'node')} `);
+    // The same directory, owned by another user: that user may replace bin/ and the node in it.
+    await chown(sticky, 1000, 1000);
+    const unsafe = await installFresh('sticky-user', ['--token', TOKEN], { PATH: `${join(sticky, 'bin')}:${process.env['PATH'] ?? ''}` });
+    expect(unsafe.result.code).toBe(1);
+    expect(unsafe.result.stderr).toContain(`${sticky} is owned by uid 1000, not root`);
+    expect(await readdir(unsafe.fresh)).toEqual([]);
   });
 
   /** install.sh into a fresh staging root with a manager and whatever token options, then the config it wrote. */

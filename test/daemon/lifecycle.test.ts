@@ -164,7 +164,8 @@ describe('droverd enroll: the manager key is pinned, or trusted on first use onl
 
   it('refuses a bad enrollment token (ENROLLMENT_REFUSED)', async () => {
     const host = await bareHost();
-    const result = await droverd(host, ['enroll', '--manager', manager.url, '--token', 'x'.repeat(32), '--manager-key', manager.managerKey.publicKey.toBase64(), '--json']);
+    // One base64url token in 64 starts with a dash: it is still the value of --token, not an option.
+    const result = await droverd(host, ['enroll', '--manager', manager.url, '--token', `-${'x'.repeat(31)}`, '--manager-key', manager.managerKey.publicKey.toBase64(), '--json']);
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({ error: { code: 'ENROLLMENT_REFUSED' } });
   });

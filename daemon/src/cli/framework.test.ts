@@ -30,9 +30,15 @@ describe('runCommand', () => {
     expect(seen[0]?.values).toMatchObject({ 'manager-key': pem, token: 't', json: true });
   });
 
-  it('still refuses a value that starts with a dash but is not PEM, naming the usage error', async () => {
+  it('takes a dash-leading value that is not one of its options (a base64url token may start with "-")', async () => {
+    const { command, seen, io } = recorder();
+    expect(await runCommand(command, ['--token', '-x7Tq', '--manager-key', '-', '--json'], io)).toBe(exitCodes.ok);
+    expect(seen[0]?.values).toMatchObject({ token: '-x7Tq', 'manager-key': '-', json: true });
+  });
+
+  it('still refuses a missing value followed by one of its options, naming the usage error', async () => {
     const { command, seen, io, out } = recorder();
-    expect(await runCommand(command, ['--manager-key', '-x', '--json'], io)).toBe(exitCodes.usage);
+    expect(await runCommand(command, ['--manager-key', '--json'], io)).toBe(exitCodes.usage);
     expect(seen).toEqual([]);
     expect(JSON.parse(out.join(''))).toMatchObject({ error: { code: 'USAGE_ERROR' } });
   });

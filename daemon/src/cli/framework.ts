@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DroverError } from '@drover/protocol';
+import { DroverError, joinDashValues } from '@drover/protocol';
 import { exitCodes } from '../config.js';
 import { DaemonError } from '../errors.js';
 
@@ -90,30 +90,11 @@ export function printError(error: unknown, io: CliIo, json: boolean): number {
   return exitCodeOf(error);
 }
 
-// A PEM block (`--manager-key "$(cat manager.key.pub)"`, as docs/install.md shows) starts with
-// dashes, which parseArgs takes for an option and refuses as ambiguous. Only a value that is
-// plainly PEM is joined to its string option (`--name=<PEM>`), so no real option is swallowed.
-function joinPemValues(args: readonly string[], options: Record<string, OptionSpec>): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i += 1) {
-    const arg = args[i] ?? '';
-    const next = args[i + 1];
-    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
-    if (name !== undefined && options[name]?.type === 'string' && next?.startsWith('-----BEGIN ') === true) {
-      out.push(`${arg}=${next}`);
-      i += 1;
-    } else {
-      out.push(arg);
-    }
-  }
-  return out;
-}
-
 export async function runCommand(command: CliCommand, argv: string[], io: CliIo): Promise<number> {
   const json = argv.includes('--json');
   try {
     const options = { ...command.options, ...commonOptions };
-    const args = joinPemValues(argv, options);
+    const args = joinDashValues(argv, options);
     let parsed;
     try {
       parsed = parseArgs({ args, options: Object.fromEntries(Object.entries(options).map(([name, spec]) => [name, { type: spec.type }])), allowPositionals: true, strict: true });

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DroverError } from '@drover/protocol';
+import { DroverError, joinDashValues } from '@drover/protocol';
 import { CliError } from './errors.js';
 
 export type OptionValue = string | boolean | string[] | undefined;
@@ -71,7 +71,7 @@ export async function runCommand(command: Command, args: string[], io: CommandIo
     let parsed;
     try {
       parsed = parseArgs({
-        args,
+        args: joinDashValues(args, options),
         options: Object.fromEntries(
           Object.entries(options).map(([name, spec]) => [name, { type: spec.type, multiple: spec.multiple ?? false, ...(spec.short === undefined ? {} : { short: spec.short }) }]),
         ),

@@ -49,6 +49,17 @@ describe('drover keygen', () => {
   });
 });
 
+describe('drover option values', () => {
+  it('takes a value that starts with a dash, unless it is one of the command\'s options', async () => {
+    const dashed = await drover(['keygen', '--out', '-keys', '--name', 'dash', '--json'], { cwd: dir });
+    expect(dashed.code, dashed.stderr).toBe(0);
+    expect((await stat(at('-keys/dash.key'))).isFile()).toBe(true);
+    const missing = await drover(['keygen', '--out', '--name', 'x', '--json'], { cwd: dir });
+    expect([missing.code, errorCode(missing.stdout)]).toEqual([1, 'USAGE_ERROR']);
+    await expect(stat(at('--name'))).rejects.toThrow();
+  });
+});
+
 describe('drover release sign / verify', () => {
   beforeAll(async () => {
     await drover(['keygen', '--out', at('keys'), '--name', 'a']);
