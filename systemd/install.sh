@@ -44,6 +44,10 @@ USAGE
 
 while (($# > 0)); do
   case "$1" in
+    --bundle|--launcher|--version|--manager|--manager-key|--token|--token-file|--trust|--agent|--agent-release|--root)
+      (($# >= 2)) || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
+  esac
+  case "$1" in
     --bundle) bundle="$2"; shift 2 ;;
     --launcher) launcher="$2"; shift 2 ;;
     --version) version="$2"; shift 2 ;;

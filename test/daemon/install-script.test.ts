@@ -250,6 +250,16 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(result.stderr).toContain('--manager needs --manager-key');
   }, 60_000);
 
+  it('an option left without its value is a usage error (exit 2) that names it, installing nothing', async () => {
+    const bare = join(dir, 'bare-root');
+    await mkdir(bare);
+    const install = await run('bash', [script('install.sh'), '--root', bare, '--token']);
+    expect([install.code, install.stderr.trim()]).toEqual([2, 'install.sh: --token needs a value (see --help)']);
+    expect(await readdir(bare)).toEqual([]);
+    const uninstall = await run('bash', [script('uninstall.sh'), '--root']);
+    expect([uninstall.code, uninstall.stderr.trim()]).toEqual([2, 'uninstall.sh: --root needs a value (see --help)']);
+  });
+
   it('uninstall.sh removes the unit and the package but keeps config and state; --purge removes them', async () => {
     const kept = await run('bash', [script('uninstall.sh'), '--root', root]);
     expect(kept.code, kept.stderr).toBe(0);
