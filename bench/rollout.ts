@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     }
 
     const enrollStarted = Date.now();
-    for (let i = 0; i < AGENTS; i++) hosts.push(new SimulatedHost(`host-${i}`, {}, '1.0.0', Date.now()));
+    for (let i = 0; i < AGENTS; i++) hosts.push(new SimulatedHost(`host-${i}`, {}, '1.0.0'));
     for (let i = 0; i < hosts.length; i += 64) await Promise.all(hosts.slice(i, i + 64).map((h) => h.enroll(pool, enrollmentToken)));
     const enrollSeconds = (Date.now() - enrollStarted) / 1000;
     // Spread the first check-ins over one interval, as a real fleet's are.

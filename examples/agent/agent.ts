@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { AgentError, createAgent, createNodeHandler, requireServiceTokenNode } from '@drover/agent';
+import { AgentError, createAgent, createNodeHandler, requireServiceTokenNode, SHUTDOWN_PATH } from '@drover/agent';
 import type { Logger } from '@drover/agent';
 
 /** The version this file ships as; a release build rewrites this line. `AGENT_VERSION` overrides it. */
@@ -92,6 +92,7 @@ function main(): void {
   const port = integer('AGENT_PORT', env.AGENT_PORT ?? env.PORT, 8080, 65_535);
   const host = env.AGENT_HOST ?? '127.0.0.1';
   const busyMs = integer('AGENT_BUSY_MS', env.AGENT_BUSY_MS, 0, 86_400_000);
+  const busyAfterRefusalMs = integer('AGENT_BUSY_AFTER_REFUSAL_MS', env.AGENT_BUSY_AFTER_REFUSAL_MS, 0, 86_400_000);
   const drainTimeoutMs = integer('AGENT_DRAIN_TIMEOUT_MS', env.AGENT_DRAIN_TIMEOUT_MS, 30_000, 86_400_000);
   const { config, configHash, configPath } = loadConfig(env.DROVER_CONFIG_DIR);
 
@@ -130,9 +131,17 @@ function main(): void {
 
   const drover = createNodeHandler(agent);
   const guard = requireServiceTokenNode(agent);
+  // AGENT_BUSY_AFTER_REFUSAL_MS: startup work that ends that long after the first shutdown request
+  // the agent refuses as busy, so a test sees at least one deferral however slow the host is.
+  let refused: (() => void) | undefined;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    if (drover(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://agent.local');
+    if (refused !== undefined && url.pathname.endsWith(SHUTDOWN_PATH)) {
+      res.once('finish', () => {
+        if (res.statusCode === 503) refused?.();
+      });
+    }
+    if (drover(req, res)) return;
     // On-demand work, for tests that need a busy agent: POST /work?ms=N (service token required).
     if (url.pathname === '/work') {
       if (!guard(req, res)) return;
@@ -167,7 +176,24 @@ function main(): void {
     line(process.stdout, 'info', 'listening', { event: 'listening', port: bound, host, version, configHash, pid: process.pid });
   });
 
-  if (busyMs > 0) runJob('startup-work', busyMs);
+  if (busyAfterRefusalMs > 0) {
+    const firstRefusal = new Promise<void>((resolve) => {
+      refused = () => {
+        refused = undefined;
+        resolve();
+      };
+    });
+    agent
+      .critical('startup-work', async () => {
+        await firstRefusal;
+        await sleep(busyAfterRefusalMs);
+      })
+      .catch((error: unknown) => {
+        logger.error({ err: error, job: 'startup-work' }, 'Job failed');
+      });
+  } else if (busyMs > 0) {
+    runJob('startup-work', busyMs);
+  }
   if (config.workIntervalMs > 0) {
     workTimer = setInterval(() => {
       runJob(`job-${++jobs}`, config.workMs);

@@ -57,7 +57,7 @@ async function crashRun(point: Point, run: number): Promise<Row> {
   const host = await createHost(manager);
   const daemons: DaemonProcess[] = [];
   try {
-    await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0', point.scenario === 'busy' ? { busyMs: 1_500 } : {}));
+    await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0', point.scenario === 'busy' ? { busyAfterRefusalMs: 1_000 } : {}));
     const configBefore = await readFile(host.agentConfigPath);
     const first = new DaemonProcess(host, { DROVER_FAILPOINT: point.name });
     daemons.push(first);

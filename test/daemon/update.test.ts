@@ -58,7 +58,7 @@ describe('droverd updates the agent', () => {
   });
 
   it('defers while the agent is busy (503), reports deferred, and updates once it is free', async () => {
-    const { host } = await bootHost(await agentArtifact('1.0.0', { busyMs: 2_500 }));
+    const { host } = await bootHost(await agentArtifact('1.0.0', { busyAfterRefusalMs: 1_000 }));
     const runtime = (await agentGet(host, '/info')) as { pid: number };
     const { commandId, nonce } = manager.queueUpdate({ version: '2.0.0', bytes: await agentArtifact('2.0.0') });
     const deferred = await manager.waitForResult(commandId, ['deferred'], 15_000);

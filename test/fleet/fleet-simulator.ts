@@ -13,7 +13,7 @@ import type { EnrollResponse, NoncePayload } from '@drover/protocol';
 export interface HostBehaviour {
   /** Versions this host runs unhealthily (health `degraded`) once installed. */
   unhealthyOn?: readonly string[];
-  /** Busy (defers every update) until this many ms after the fleet starts. */
+  /** Busy (defers every update) until this many ms after its first update command reaches it. */
   busyForMs?: number;
   /** Never checks in after enrolling. */
   offline?: boolean;
@@ -65,6 +65,8 @@ export class SimulatedHost {
   #acks: string[] = [];
   #results: { commandId: string; outcome: string; detail: Record<string, string>; nonce?: string }[] = [];
   #queue: QueueEntry[] = [];
+  /** When its first update command reached its queue: a busy host's busy time counts from there. */
+  #firstCommandAt: number | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
 
@@ -72,13 +74,14 @@ export class SimulatedHost {
     readonly name: string,
     readonly behaviour: HostBehaviour,
     initialVersion: string,
-    readonly started: number,
   ) {
     this.version = initialVersion;
   }
 
   busy(now = Date.now()): boolean {
-    return this.behaviour.busyForMs !== undefined && now - this.started < this.behaviour.busyForMs;
+    const { busyForMs } = this.behaviour;
+    if (busyForMs === undefined) return false;
+    return this.#firstCommandAt === undefined || now - this.#firstCommandAt < busyForMs;
   }
 
   health(): { status: string; version: string; busy: boolean } {
@@ -188,6 +191,7 @@ export class SimulatedHost {
     const now = Date.now();
     const entry = this.#queue[0];
     if (entry === undefined) return;
+    this.#firstCommandAt ??= now;
     if (now > entry.deadline) {
       this.#giveUp(entry, 'DEADLINE_EXCEEDED');
       return;
@@ -263,8 +267,7 @@ export class FleetSimulator {
   }
 
   async enroll(enrollmentToken: string, behaviours: readonly HostBehaviour[], initialVersion = '1.0.0'): Promise<SimulatedHost[]> {
-    const started = Date.now();
-    const added = behaviours.map((b, i) => new SimulatedHost(`host-${this.hosts.length + i}`, b, initialVersion, started));
+    const added = behaviours.map((b, i) => new SimulatedHost(`host-${this.hosts.length + i}`, b, initialVersion));
     for (const host of added) await host.enroll(this.#pool, enrollmentToken);
     this.hosts.push(...added);
     return added;

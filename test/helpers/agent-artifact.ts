@@ -29,6 +29,8 @@ export interface AgentArtifactOptions {
   crashAtBoot?: boolean;
   unhealthy?: boolean;
   busyMs?: number;
+  /** Busy from boot until this many ms after its first busy refusal (503) of a shutdown. */
+  busyAfterRefusalMs?: number;
 }
 
 /** The example agent as a release of `version` (a Buffer, the artifact's exact bytes). */
@@ -41,6 +43,7 @@ export async function agentArtifact(version: string, options: AgentArtifactOptio
     options.crashAtBoot === true ? 'process.env.AGENT_CRASH_AT_BOOT = "1";' : '',
     options.unhealthy === true ? 'process.env.AGENT_START_UNHEALTHY = "1";' : '',
     options.busyMs === undefined ? '' : `process.env.AGENT_BUSY_MS = "${options.busyMs}";`,
+    options.busyAfterRefusalMs === undefined ? '' : `process.env.AGENT_BUSY_AFTER_REFUSAL_MS = "${options.busyAfterRefusalMs}";`,
   ].join('');
   return Buffer.from(`${env}\n${text.replace(marker, `BUILT_IN_VERSION = ${JSON.stringify(version)}`)}`);
 }

@@ -209,7 +209,7 @@ describe.each(adapters)('$name adapter over real HTTP', ({ name, start }) => {
     const section = hold(t.agent, 'upload');
     let releasedAt = 0;
     const pending = call(port, shutdownCall({ ...valid, force: true }));
-    await sleep(300);
+    await until(() => t.agent.shuttingDown());
     // Draining: no new work, and other callers are told a shutdown is under way.
     expect(t.agent.shuttingDown()).toBe(true);
     expect((await call(port, shutdownCall(valid))).status).toBe(409);

@@ -53,6 +53,16 @@ function launch(env: Record<string, string>): { child: ChildProcess; stdout: () 
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
+/** Asks for a shutdown every 100 ms while the agent answers 503 (busy), for at most 10 s; the last status. */
+async function shutdownOnceFree(port: number): Promise<number> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { status } = await call(port, shutdownCall({ reason: 'update', confirm: true }, AUTH));
+    if (status !== 503 || Date.now() > deadline) return status;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 function jsonLines(text: string): Record<string, unknown>[] {
   return text
     .split('\n')
@@ -112,16 +122,26 @@ describe('examples/agent as a real process', () => {
   it('is busy on demand: 503 with Retry-After while working, 200 after, and AGENT_VERSION sets the version', async () => {
     const agent = await start({ AGENT_VERSION: '2.3.4' });
     expect((await call(agent.port)).json).toEqual({ status: 'healthy', version: '2.3.4', busy: false });
-    const strangerWork = await call(agent.port, { method: 'POST', path: '/work?ms=800' });
+    const strangerWork = await call(agent.port, { method: 'POST', path: '/work?ms=3000' });
     expect(strangerWork.status).toBe(401);
-    expect((await call(agent.port, { method: 'POST', path: '/work?ms=800', headers: AUTH })).status).toBe(202);
+    expect((await call(agent.port, { method: 'POST', path: '/work?ms=3000', headers: AUTH })).status).toBe(202);
     expect((await call(agent.port)).json).toMatchObject({ busy: true });
     const busy = await call(agent.port, shutdownCall({ reason: 'update', confirm: true }, AUTH));
     expect(busy.status).toBe(503);
     expect(busy.headers['retry-after']).toMatch(/^\d+$/);
     expect(JSON.stringify(busy.json)).toContain('on-demand-1');
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect((await call(agent.port, shutdownCall({ reason: 'update', confirm: true }, AUTH))).status).toBe(200);
+    expect(await shutdownOnceFree(agent.port)).toBe(200);
+    expect(await within(agent.exited, 10_000)).toBe(0);
+  });
+
+  it('AGENT_BUSY_AFTER_REFUSAL_MS keeps it busy until that long after its first busy refusal, however long that takes', async () => {
+    const agent = await start({ AGENT_BUSY_AFTER_REFUSAL_MS: '300' });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect((await call(agent.port)).json).toMatchObject({ busy: true });
+    const refusedAt = Date.now();
+    expect((await call(agent.port, shutdownCall({ reason: 'update', confirm: true }, AUTH))).status).toBe(503);
+    expect(await shutdownOnceFree(agent.port)).toBe(200);
+    expect(Date.now() - refusedAt).toBeGreaterThanOrEqual(300);
     expect(await within(agent.exited, 10_000)).toBe(0);
   });
 
