@@ -93,6 +93,7 @@ function main(): void {
   const host = env.AGENT_HOST ?? '127.0.0.1';
   const busyMs = integer('AGENT_BUSY_MS', env.AGENT_BUSY_MS, 0, 86_400_000);
   const busyAfterRefusalMs = integer('AGENT_BUSY_AFTER_REFUSAL_MS', env.AGENT_BUSY_AFTER_REFUSAL_MS, 0, 86_400_000);
+  const listenDelayMs = integer('AGENT_LISTEN_DELAY_MS', env.AGENT_LISTEN_DELAY_MS, 0, 600_000);
   const drainTimeoutMs = integer('AGENT_DRAIN_TIMEOUT_MS', env.AGENT_DRAIN_TIMEOUT_MS, 30_000, 86_400_000);
   const { config, configHash, configPath } = loadConfig(env.DROVER_CONFIG_DIR);
 
@@ -169,12 +170,16 @@ function main(): void {
   server.on('error', (error: NodeJS.ErrnoException) => {
     die('The server failed', { err: error.message, code: error.code, port, host });
   });
-  server.listen(port, host, () => {
-    const address = server.address();
-    const bound = typeof address === 'object' && address !== null ? address.port : port;
-    // The one line tests and the daemon look for: the port actually bound (AGENT_PORT=0 picks one).
-    line(process.stdout, 'info', 'listening', { event: 'listening', port: bound, host, version, configHash, pid: process.pid });
-  });
+  const listen = (): void => {
+    server.listen(port, host, () => {
+      const address = server.address();
+      const bound = typeof address === 'object' && address !== null ? address.port : port;
+      // The one line tests and the daemon look for: the port actually bound (AGENT_PORT=0 picks one).
+      line(process.stdout, 'info', 'listening', { event: 'listening', port: bound, host, version, configHash, pid: process.pid });
+    });
+  };
+  if (listenDelayMs > 0) setTimeout(listen, listenDelayMs);
+  else listen();
 
   if (busyAfterRefusalMs > 0) {
     const firstRefusal = new Promise<void>((resolve) => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeManager } from '../fakes/fake-manager.js';
 import { agentArtifact } from '../helpers/agent-artifact.js';
+import type { AgentArtifactOptions } from '../helpers/agent-artifact.js';
 import { DaemonProcess, agentRuntime, createHost, destroyHost, droverd, installAgent, waitForAgent } from '../helpers/droverd.js';
 import type { Host } from '../helpers/droverd.js';
 
@@ -26,10 +27,10 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, 
 }
 
 /** A fake manager (with `settings` applied) and a host enrolled with it, running agent 1.0.0. */
-async function managerAndHost(settings: Partial<Pick<FakeManager, 'enrollCheckinIntervalSeconds' | 'nextCheckinSeconds'>> = {}): Promise<{ manager: FakeManager; host: Host }> {
+async function managerAndHost(settings: Partial<Pick<FakeManager, 'enrollCheckinIntervalSeconds' | 'nextCheckinSeconds'>> = {}, agent: AgentArtifactOptions = {}): Promise<{ manager: FakeManager; host: Host }> {
   const manager = Object.assign(await FakeManager.start(), settings);
   const host = await createHost(manager);
-  await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0'));
+  await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0', agent));
   return { manager, host };
 }
 
@@ -195,8 +196,9 @@ describe('droverd at start: the manager sees the agent as soon as it answers', (
   const daemons: DaemonProcess[] = [];
 
   beforeAll(async () => {
-    // Ten minutes between check-ins: any second check-in within the test is the one sent on the agent's first answer.
-    ({ manager, host } = await managerAndHost({ enrollCheckinIntervalSeconds: 600, nextCheckinSeconds: 600 }));
+    // Ten minutes between check-ins: any second check-in within the test is the one sent on the agent's
+    // first answer. The agent listens 2 s after it starts, so the first check-in cannot find it answering.
+    ({ manager, host } = await managerAndHost({ enrollCheckinIntervalSeconds: 600, nextCheckinSeconds: 600 }, { listenDelayMs: 2_000 }));
   }, 30_000);
 
   afterAll(async () => {

@@ -145,6 +145,13 @@ describe('examples/agent as a real process', () => {
     expect(await within(agent.exited, 10_000)).toBe(0);
   });
 
+  it('AGENT_LISTEN_DELAY_MS: listens only that long after it starts, then answers as usual', async () => {
+    const launchedAt = Date.now();
+    const agent = await start({ AGENT_LISTEN_DELAY_MS: '700' });
+    expect(Date.now() - launchedAt).toBeGreaterThanOrEqual(700);
+    expect((await call(agent.port)).json).toMatchObject({ status: 'healthy', busy: false });
+  });
+
   it('AGENT_BUSY_MS keeps it busy from the start; AGENT_START_UNHEALTHY reports degraded; SIGTERM drains and exits 0', async () => {
     const agent = await start({ AGENT_BUSY_MS: '60000', AGENT_START_UNHEALTHY: '1', AGENT_DRAIN_TIMEOUT_MS: '300' });
     expect((await call(agent.port)).json).toEqual({ status: 'degraded', version: expect.any(String) as unknown, busy: true });
