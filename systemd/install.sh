@@ -45,7 +45,7 @@ USAGE
 while (($# > 0)); do
   case "$1" in
     --bundle|--launcher|--version|--manager|--manager-key|--token|--token-file|--trust|--agent|--agent-release|--root)
-      (($# >= 2)) || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
+      [[ -n "${2:-}" ]] || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
   esac
   case "$1" in
     --bundle) bundle="$2"; shift 2 ;;
@@ -107,10 +107,9 @@ root_only_path() {
   while :; do
     if ! owner="$(stat -c %u -- "$path")" || ! mode="$(stat -c %a -- "$path")"; then printf 'cannot stat %s\n' "$path"; return 1; fi
     [[ "$owner" == 0 ]] || { printf '%s is owned by uid %s, not root\n' "$path" "$owner"; return 1; }
-    # A root-owned sticky directory (/tmp) is fine: no one else may rename or remove root's entries in it.
-    if (( (8#$mode & 8#022) != 0 )) && ! [[ -d "$path" && -k "$path" ]]; then
-      printf '%s is writable by its group or by others (mode %s)\n' "$path" "$mode"; return 1
-    fi
+    # No exception for a sticky directory such as /tmp: a cleaner (tmpfiles, a reboot) removes root's
+    # entry there sooner or later, and then anyone may create the same path with their own node.
+    (( (8#$mode & 8#022) == 0 )) || { printf '%s is writable by its group or by others (mode %s)\n' "$path" "$mode"; return 1; }
     [[ "$path" == / ]] && return 0
     path="$(dirname -- "$path")"
   done

@@ -10,7 +10,8 @@ root="" purge=0
 while (($# > 0)); do
   case "$1" in
     --purge) purge=1; shift ;;
-    --root) (($# >= 2)) || { echo "uninstall.sh: --root needs a value (see --help)" >&2; exit 2; }; root="$2"; shift 2 ;;
+    # An empty DIR (--root "$UNSET") would mean the live system: refused, not taken for /.
+    --root) [[ -n "${2:-}" ]] || { echo "uninstall.sh: --root needs a value (see --help)" >&2; exit 2; }; root="$2"; shift 2 ;;
     -h|--help) echo "Usage: uninstall.sh [--purge] [--root DIR]"; exit 0 ;;
     *) echo "uninstall.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac

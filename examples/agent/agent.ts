@@ -3,7 +3,7 @@
 // environment to misbehave (start degraded, crash at boot), which the daemon's end-to-end and
 // rollback tests need. Every line it prints is JSON; see README.md beside it for the environment.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -93,7 +93,7 @@ function main(): void {
   const host = env.AGENT_HOST ?? '127.0.0.1';
   const busyMs = integer('AGENT_BUSY_MS', env.AGENT_BUSY_MS, 0, 86_400_000);
   const busyAfterRefusalMs = integer('AGENT_BUSY_AFTER_REFUSAL_MS', env.AGENT_BUSY_AFTER_REFUSAL_MS, 0, 86_400_000);
-  const listenDelayMs = integer('AGENT_LISTEN_DELAY_MS', env.AGENT_LISTEN_DELAY_MS, 0, 600_000);
+  const listenWhenFile = env.AGENT_LISTEN_WHEN_FILE?.trim() ?? '';
   const drainTimeoutMs = integer('AGENT_DRAIN_TIMEOUT_MS', env.AGENT_DRAIN_TIMEOUT_MS, 30_000, 86_400_000);
   const { config, configHash, configPath } = loadConfig(env.DROVER_CONFIG_DIR);
 
@@ -136,7 +136,13 @@ function main(): void {
   // the agent refuses as busy, so a test sees at least one deferral however slow the host is.
   let refused: (() => void) | undefined;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://agent.local');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://agent.local');
+    } catch {
+      json(res, 400, { error: { code: 'BAD_REQUEST_TARGET', message: 'The request target is not a valid URL path.' } });
+      return;
+    }
     if (refused !== undefined && url.pathname.endsWith(SHUTDOWN_PATH)) {
       res.once('finish', () => {
         if (res.statusCode === 503) refused?.();
@@ -178,8 +184,15 @@ function main(): void {
       line(process.stdout, 'info', 'listening', { event: 'listening', port: bound, host, version, configHash, pid: process.pid });
     });
   };
-  if (listenDelayMs > 0) setTimeout(listen, listenDelayMs);
-  else listen();
+  if (listenWhenFile === '') {
+    listen();
+  } else {
+    const poll = setInterval(() => {
+      if (!existsSync(listenWhenFile)) return;
+      clearInterval(poll);
+      listen();
+    }, 50);
+  }
 
   if (busyAfterRefusalMs > 0) {
     const firstRefusal = new Promise<void>((resolve) => {

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeManager } from '../fakes/fake-manager.js';
@@ -27,10 +27,10 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, 
 }
 
 /** A fake manager (with `settings` applied) and a host enrolled with it, running agent 1.0.0. */
-async function managerAndHost(settings: Partial<Pick<FakeManager, 'enrollCheckinIntervalSeconds' | 'nextCheckinSeconds'>> = {}, agent: AgentArtifactOptions = {}): Promise<{ manager: FakeManager; host: Host }> {
+async function managerAndHost(settings: Partial<Pick<FakeManager, 'enrollCheckinIntervalSeconds' | 'nextCheckinSeconds'>> = {}, agent: (host: Host) => AgentArtifactOptions = () => ({})): Promise<{ manager: FakeManager; host: Host }> {
   const manager = Object.assign(await FakeManager.start(), settings);
   const host = await createHost(manager);
-  await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0', agent));
+  await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0', agent(host)));
   return { manager, host };
 }
 
@@ -197,8 +197,8 @@ describe('droverd at start: the manager sees the agent as soon as it answers', (
 
   beforeAll(async () => {
     // Ten minutes between check-ins: any second check-in within the test is the one sent on the agent's
-    // first answer. The agent listens 2 s after it starts, so the first check-in cannot find it answering.
-    ({ manager, host } = await managerAndHost({ enrollCheckinIntervalSeconds: 600, nextCheckinSeconds: 600 }, { listenDelayMs: 2_000 }));
+    // first answer. The agent listens only once the test says so, after droverd's first check-in.
+    ({ manager, host } = await managerAndHost({ enrollCheckinIntervalSeconds: 600, nextCheckinSeconds: 600 }, (h) => ({ listenWhenFile: join(h.dir, 'agent-may-listen') })));
   }, 30_000);
 
   afterAll(async () => {
@@ -208,6 +208,8 @@ describe('droverd at start: the manager sees the agent as soon as it answers', (
 
   it('checks in once more when the starting agent first answers, not a whole interval later', async () => {
     daemons.push(new DaemonProcess(host));
+    await manager.waitFor(() => (manager.checkins.length > 0 ? true : undefined), 20_000, 'a first check-in');
+    await writeFile(join(host.dir, 'agent-may-listen'), '');
     const healthy = await manager.waitFor(() => manager.checkins.find((checkin) => checkin.body.health.status === 'healthy'), 20_000, 'a check-in reporting the agent healthy');
     expect(healthy.body.health).toMatchObject({ status: 'healthy', version: '1.0.0' });
     // The first check-in went out before the agent listened; the second is the one its first answer sent.

@@ -31,8 +31,8 @@ export interface AgentArtifactOptions {
   busyMs?: number;
   /** Busy from boot until this many ms after its first busy refusal (503) of a shutdown. */
   busyAfterRefusalMs?: number;
-  /** Listens only this many ms after boot. */
-  listenDelayMs?: number;
+  /** Listens only once this file exists. */
+  listenWhenFile?: string;
 }
 
 /** The example agent as a release of `version` (a Buffer, the artifact's exact bytes). */
@@ -46,7 +46,7 @@ export async function agentArtifact(version: string, options: AgentArtifactOptio
     options.unhealthy === true ? 'process.env.AGENT_START_UNHEALTHY = "1";' : '',
     options.busyMs === undefined ? '' : `process.env.AGENT_BUSY_MS = "${options.busyMs}";`,
     options.busyAfterRefusalMs === undefined ? '' : `process.env.AGENT_BUSY_AFTER_REFUSAL_MS = "${options.busyAfterRefusalMs}";`,
-    options.listenDelayMs === undefined ? '' : `process.env.AGENT_LISTEN_DELAY_MS = "${options.listenDelayMs}";`,
+    options.listenWhenFile === undefined ? '' : `process.env.AGENT_LISTEN_WHEN_FILE = ${JSON.stringify(options.listenWhenFile)};`,
   ].join('');
   return Buffer.from(`${env}\n${text.replace(marker, `BUILT_IN_VERSION = ${JSON.stringify(version)}`)}`);
 }

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -70,8 +71,12 @@ function jsonLines(text: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-async function start(env: Record<string, string> = {}): Promise<Started> {
-  const launched = launch({ DROVER_SERVICE_TOKEN: TOKEN, AGENT_PORT: '0', ...env });
+function start(env: Record<string, string> = {}): Promise<Started> {
+  return listening(launch({ DROVER_SERVICE_TOKEN: TOKEN, AGENT_PORT: '0', ...env }));
+}
+
+/** The launched agent once it prints its `listening` line. */
+async function listening(launched: ReturnType<typeof launch>): Promise<Started> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     const ready = jsonLines(launched.stdout()).find((l) => l.event === 'listening');
@@ -145,11 +150,29 @@ describe('examples/agent as a real process', () => {
     expect(await within(agent.exited, 10_000)).toBe(0);
   });
 
-  it('AGENT_LISTEN_DELAY_MS: listens only that long after it starts, then answers as usual', async () => {
-    const launchedAt = Date.now();
-    const agent = await start({ AGENT_LISTEN_DELAY_MS: '700' });
-    expect(Date.now() - launchedAt).toBeGreaterThanOrEqual(700);
+  it('AGENT_LISTEN_WHEN_FILE: listens only once the file exists; a request target that is not a URL path gets 400, not a crash', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'example-agent-'));
+    dirs.push(dir);
+    const gate = join(dir, 'listen-now');
+    const launched = launch({ DROVER_SERVICE_TOKEN: TOKEN, AGENT_PORT: '0', AGENT_LISTEN_WHEN_FILE: gate });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(jsonLines(launched.stdout()).some((l) => l.event === 'listening')).toBe(false);
+    expect(launched.child.exitCode).toBe(null);
+    writeFileSync(gate, '');
+    const agent = await listening(launched);
     expect((await call(agent.port)).json).toMatchObject({ status: 'healthy', busy: false });
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(agent.port, '127.0.0.1', () => socket.end('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => {
+        resolve(text);
+      });
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    expect(raw).toContain('BAD_REQUEST_TARGET');
+    expect((await call(agent.port)).status).toBe(200);
   });
 
   it('AGENT_BUSY_MS keeps it busy from the start; AGENT_START_UNHEALTHY reports degraded; SIGTERM drains and exits 0', async () => {

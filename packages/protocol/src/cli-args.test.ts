@@ -17,6 +17,13 @@ describe('joinDashValues', () => {
     expect(() => parse(['--token', '-h'])).toThrow(/ambiguous/);
     expect(() => parse(['--token', '--json=true'])).toThrow();
     expect(() => parse(['--token', '--', 'x'])).toThrow(/ambiguous/);
+    // A misspelt option is not taken for a value: `--nmae` stays an unknown option.
+    expect(() => parse(['--token', '--nmae', 'x'])).toThrow(/ambiguous/);
+  });
+
+  it('touches nothing after --', () => {
+    expect(joinDashValues(['--json', '--', '--token', '-x'], options)).toEqual(['--json', '--', '--token', '-x']);
+    expect(parse(['--', '--token', '-x']).positionals).toEqual(['--token', '-x']);
   });
 
   it('leaves everything else as it is', () => {
