@@ -108,6 +108,8 @@ export interface TargetView extends TargetRecord {
   agentVersion: string;
   agentHealth: JsonObject | undefined;
   lastCheckinAt: Date | undefined;
+  /** The update the agent's daemon last said it was carrying out (UpdateProgress of its check-in state). */
+  agentUpdate: { commandId: string; step: string } | undefined;
   pushUrl: string | undefined;
   command: { ackedAt: Date | undefined; outcome: string | undefined; detail: JsonObject | undefined } | undefined;
   rollbackCommand: { ackedAt: Date | undefined; outcome: string | undefined; detail: JsonObject | undefined } | undefined;

@@ -24,6 +24,8 @@ export interface TargetStep {
 }
 
 const FAILED_OUTCOMES: ReadonlySet<string> = new Set(['failed', 'rolled_back', 'rejected']);
+/** Update steps a daemon reaches only once its agent accepted the shutdown: the swap is under way. */
+const DRAIN_ACCEPTED_STEPS: ReadonlySet<string> = new Set(['swapped', 'starting', 'health_check', 'committed', 'rolling_back', 'rolled_back']);
 
 export function sameVersion(a: string | undefined, b: string): boolean {
   if (a === undefined) return false;
@@ -101,8 +103,15 @@ function onDeadline(target: TargetRecord, now: Date): TargetStep {
   return failTarget(target, 'TARGET_DEADLINE_EXCEEDED', `${target.agentId} did not finish the update before its deadline`, now);
 }
 
-function windowPassed(target: TargetRecord, deployment: DeploymentRecord, now: Date): boolean {
-  return target.firstDeferredAt !== undefined && now.getTime() >= target.firstDeferredAt.getTime() + deployment.options.deferralWindowSeconds * 1000;
+/**
+ * The engine's own end of a daemon's deferral window: a backstop for a daemon that ignores the
+ * window its command carries (an older droverd) or went quiet. A current daemon gives up, or has its
+ * drain accepted, by its own window's end, which comes first (it starts at its first 503, before
+ * the manager hears of it); the backstop waits one stale interval more for that news, so that it
+ * never fails a target whose drain the daemon accepted just in time (decision 0012).
+ */
+function windowPassed(target: TargetRecord, deployment: DeploymentRecord, now: Date, graceMs: number): boolean {
+  return target.firstDeferredAt !== undefined && now.getTime() >= target.firstDeferredAt.getTime() + deployment.options.deferralWindowSeconds * 1000 + graceMs;
 }
 
 /**
@@ -122,12 +131,19 @@ export function stepDaemonTarget(view: TargetView, deployment: DeploymentRecord,
     if (outcome === 'rejected' && step.decision !== undefined) step.decision = { ...step.decision, event: 'agent_rejected' };
     return step;
   }
-  if (target.state === 'deferred' && outcome === 'deferred' && windowPassed(target, deployment, now)) {
+  // The last result is still `deferred`, but the daemon's check-in state shows the agent freed up:
+  // its drain was accepted and the swap is under way. The outcome follows, by the deadline at the latest.
+  const progress = view.agentUpdate?.commandId === target.commandId ? view.agentUpdate?.step : undefined;
+  const drainAccepted = outcome === 'deferred' && progress !== undefined && DRAIN_ACCEPTED_STEPS.has(progress);
+  if (drainAccepted && target.state === 'deferred') {
+    return { next: { ...target, state: 'updating', updatedAt: now }, decision: { event: 'agent_accepted', message: `${target.agentId} is free again: its daemon's drain was accepted (${progress})`, details: { deferrals: target.deferredCount } } };
+  }
+  if (target.state === 'deferred' && outcome === 'deferred' && progress !== 'draining' && windowPassed(target, deployment, now, staleAfterMs)) {
     return failTarget(target, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; it was not forced`, now);
   }
   if (deadlinePassed(target, now)) return onDeadline(target, now);
   if (outcome === 'deferred') {
-    if (target.state === 'deferred') return undefined;
+    if (target.state === 'deferred' || drainAccepted) return undefined;
     return {
       next: { ...target, state: 'deferred', deferredCount: target.deferredCount + 1, firstDeferredAt: target.firstDeferredAt ?? now, updatedAt: now },
       decision: { event: 'agent_deferred', message: `${target.agentId} is busy; the daemon retries inside the deferral window`, details: { deferrals: target.deferredCount + 1 } },

@@ -80,7 +80,7 @@ describe('a daemon-mode target whose daemon gave up', () => {
     deploymentId: 'dep-1', agentId: 'agent-1', phase: 0, state: 'deferred', mode: 'daemon', fromVersion: '1.0.0', toVersion: '2.0.0', attempts: 1,
     commandId: 'cmd-1', rollbackCommandId: undefined, rollbackState: undefined, notifiedAt: t0, deadlineAt: new Date(t0.getTime() + 7_200_000),
     deferredCount: 1, firstDeferredAt: t0, deferredUntil: undefined, healthySince: undefined, lastProbeAt: undefined, errorCode: undefined,
-    message: undefined, updatedAt: t0, agentVersion: '1.0.0', agentHealth: undefined, lastCheckinAt: t0, pushUrl: undefined,
+    message: undefined, updatedAt: t0, agentVersion: '1.0.0', agentHealth: undefined, lastCheckinAt: t0, agentUpdate: undefined, pushUrl: undefined,
     command: { ackedAt: t0, outcome: 'failed', detail }, rollbackCommand: undefined,
   });
   const now = new Date(t0.getTime() + 10_000);
@@ -95,5 +95,40 @@ describe('a daemon-mode target whose daemon gave up', () => {
     const step = stepDaemonTarget(view({ code: 'UPDATE_DEADLINE_EXCEEDED' }), deployment, now, 60_000);
     expect(step?.next).toMatchObject({ state: 'failed', errorCode: 'UPDATE_FAILED' });
     expect(step?.next.message).toContain('UPDATE_DEADLINE_EXCEEDED');
+  });
+});
+
+describe("a daemon-mode target deferred past the engine's own window (the backstop)", () => {
+  const t0 = new Date('2026-01-01T00:00:00Z');
+  const deployment = { id: 'dep-1', options: { ...defaultRolloutOptions, deferralWindowSeconds: 600 } } as DeploymentRecord;
+  const stale = 60_000;
+  const at = (ms: number): Date => new Date(t0.getTime() + ms);
+  const view = (state: TargetView['state'], agentUpdate: TargetView['agentUpdate']): TargetView => ({
+    deploymentId: 'dep-1', agentId: 'agent-1', phase: 0, state, mode: 'daemon', fromVersion: '1.0.0', toVersion: '2.0.0', attempts: 1,
+    commandId: 'cmd-1', rollbackCommandId: undefined, rollbackState: undefined, notifiedAt: t0, deadlineAt: at(7_200_000),
+    deferredCount: 1, firstDeferredAt: t0, deferredUntil: undefined, healthySince: undefined, lastProbeAt: undefined, errorCode: undefined,
+    message: undefined, updatedAt: t0, agentVersion: '1.0.0', agentHealth: undefined, lastCheckinAt: t0, agentUpdate, pushUrl: undefined,
+    command: { ackedAt: t0, outcome: 'deferred', detail: { code: 'AGENT_BUSY' } }, rollbackCommand: undefined,
+  });
+
+  it('waits one stale interval past the window for the daemon to report, then fails DEFERRAL_WINDOW_EXPIRED', () => {
+    const still = view('deferred', { commandId: 'cmd-1', step: 'deferred' });
+    expect(stepDaemonTarget(still, deployment, at(600_000), stale)).toBeUndefined();
+    expect(stepDaemonTarget(still, deployment, at(660_000 - 1), stale)).toBeUndefined();
+    expect(stepDaemonTarget(still, deployment, at(660_000), stale)?.next).toMatchObject({ state: 'failed', errorCode: 'DEFERRAL_WINDOW_EXPIRED' });
+    // A daemon that reports no update, or another command's, is judged by the window alone.
+    expect(stepDaemonTarget(view('deferred', undefined), deployment, at(660_000), stale)?.next.state).toBe('failed');
+    expect(stepDaemonTarget(view('deferred', { commandId: 'cmd-0', step: 'health_check' }), deployment, at(660_000), stale)?.next.state).toBe('failed');
+  });
+
+  it("is not failed while the daemon reports its drain accepted: it moves to updating and stays there, whatever the window says", () => {
+    const step = stepDaemonTarget(view('deferred', { commandId: 'cmd-1', step: 'health_check' }), deployment, at(700_000), stale);
+    expect(step?.next).toMatchObject({ state: 'updating', deferredCount: 1 });
+    expect(step?.decision).toMatchObject({ event: 'agent_accepted' });
+    expect(stepDaemonTarget(view('updating', { commandId: 'cmd-1', step: 'committed' }), deployment, at(900_000), stale)).toBeUndefined();
+    // Still draining (the answer not in yet): no verdict from the backstop either.
+    expect(stepDaemonTarget(view('deferred', { commandId: 'cmd-1', step: 'draining' }), deployment, at(700_000), stale)).toBeUndefined();
+    // The command's deadline still bounds it.
+    expect(stepDaemonTarget(view('updating', { commandId: 'cmd-1', step: 'health_check' }), deployment, at(7_200_000), stale)?.next).toMatchObject({ state: 'failed', errorCode: 'TARGET_DEADLINE_EXCEEDED' });
   });
 });

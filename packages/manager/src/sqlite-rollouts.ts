@@ -77,6 +77,7 @@ interface TargetViewRow extends TargetRow {
   agent_version: string;
   health_json: string | null;
   last_checkin_at: number | null;
+  update_json: string | null;
   push_url: string | null;
   c_acked_at: number | null;
   c_outcome: string | null;
@@ -152,12 +153,20 @@ function targetRecord(row: TargetRow): TargetRecord {
   };
 }
 
+/** The daemon's reported update progress, when it has the shape check-in validated; else undefined. */
+function updateProgress(update: JsonObject | undefined): TargetView['agentUpdate'] {
+  const commandId = update?.['commandId'];
+  const step = update?.['step'];
+  return typeof commandId === 'string' && typeof step === 'string' ? { commandId, step } : undefined;
+}
+
 function targetView(row: TargetViewRow): TargetView {
   return {
     ...targetRecord(row),
     agentVersion: row.agent_version,
     agentHealth: optJson(row.health_json),
     lastCheckinAt: optDate(row.last_checkin_at),
+    agentUpdate: updateProgress(optJson(row.update_json)),
     pushUrl: row.push_url ?? undefined,
     command: row.c_exists === null ? undefined : { ackedAt: optDate(row.c_acked_at), outcome: row.c_outcome ?? undefined, detail: optJson(row.c_detail) },
     rollbackCommand: row.r_exists === null ? undefined : { ackedAt: optDate(row.r_acked_at), outcome: row.r_outcome ?? undefined, detail: optJson(row.r_detail) },
@@ -169,7 +178,7 @@ function eventRecord(row: EventRow): DeploymentEventRecord {
 }
 
 const TARGET_VIEW_SQL = `
-  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.push_url,
+  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url,
     c.acked_at AS c_acked_at, c.outcome AS c_outcome, c.outcome_detail_json AS c_detail, c.seq AS c_exists,
     r.acked_at AS r_acked_at, r.outcome AS r_outcome, r.outcome_detail_json AS r_detail, r.seq AS r_exists
   FROM deployment_targets t
