@@ -138,12 +138,17 @@ export function stepDaemonTarget(view: TargetView, deployment: DeploymentRecord,
   if (drainAccepted && target.state === 'deferred') {
     return { next: { ...target, state: 'updating', updatedAt: now }, decision: { event: 'agent_accepted', message: `${target.agentId} is free again: its daemon's drain was accepted (${progress})`, details: { deferrals: target.deferredCount } } };
   }
-  if (target.state === 'deferred' && outcome === 'deferred' && progress !== 'draining' && windowPassed(target, deployment, now, staleAfterMs)) {
+  // A drain in flight at the last check-in holds the backstop off, as long as that check-in is recent.
+  const draining = progress === 'draining' && view.lastCheckinAt !== undefined && now.getTime() - view.lastCheckinAt.getTime() <= staleAfterMs;
+  if (target.state === 'deferred' && outcome === 'deferred' && !draining && windowPassed(target, deployment, now, staleAfterMs)) {
     return failTarget(target, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; it was not forced`, now);
   }
   if (deadlinePassed(target, now)) return onDeadline(target, now);
   if (outcome === 'deferred') {
-    if (target.state === 'deferred' || drainAccepted) return undefined;
+    // Deferred once and then seen accepted: it never goes back to `deferred` (droverd's progress may
+    // vanish before its outcome arrives, e.g. a result the manager refused); the outcome or the deadline ends it.
+    const acceptedAfterDeferral = target.state === 'updating' && target.firstDeferredAt !== undefined;
+    if (target.state === 'deferred' || drainAccepted || acceptedAfterDeferral) return undefined;
     return {
       next: { ...target, state: 'deferred', deferredCount: target.deferredCount + 1, firstDeferredAt: target.firstDeferredAt ?? now, updatedAt: now },
       decision: { event: 'agent_deferred', message: `${target.agentId} is busy; the daemon retries inside the deferral window`, details: { deferrals: target.deferredCount + 1 } },

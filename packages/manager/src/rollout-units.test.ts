@@ -126,9 +126,29 @@ describe("a daemon-mode target deferred past the engine's own window (the backst
     expect(step?.next).toMatchObject({ state: 'updating', deferredCount: 1 });
     expect(step?.decision).toMatchObject({ event: 'agent_accepted' });
     expect(stepDaemonTarget(view('updating', { commandId: 'cmd-1', step: 'committed' }), deployment, at(900_000), stale)).toBeUndefined();
-    // Still draining (the answer not in yet): no verdict from the backstop either.
-    expect(stepDaemonTarget(view('deferred', { commandId: 'cmd-1', step: 'draining' }), deployment, at(700_000), stale)).toBeUndefined();
+    // Its progress gone before its outcome came (a refused result, a lost journal): still updating, not deferred again.
+    expect(stepDaemonTarget(view('updating', undefined), deployment, at(900_000), stale)).toBeUndefined();
+    // Still draining at a recent check-in (the answer not in yet): no verdict from the backstop either...
+    const draining = view('deferred', { commandId: 'cmd-1', step: 'draining' });
+    expect(stepDaemonTarget({ ...draining, lastCheckinAt: at(690_000) }, deployment, at(700_000), stale)).toBeUndefined();
+    // ...but a droverd silent since it said so is failed by the backstop.
+    expect(stepDaemonTarget({ ...draining, lastCheckinAt: at(600_000) }, deployment, at(700_000), stale)?.next).toMatchObject({ state: 'failed', errorCode: 'DEFERRAL_WINDOW_EXPIRED' });
     // The command's deadline still bounds it.
     expect(stepDaemonTarget(view('updating', { commandId: 'cmd-1', step: 'health_check' }), deployment, at(7_200_000), stale)?.next).toMatchObject({ state: 'failed', errorCode: 'TARGET_DEADLINE_EXCEEDED' });
+  });
+
+  it('then ends by the outcome droverd reports: succeeded moves it to health_check, rolled_back fails it', () => {
+    const updating = view('updating', undefined);
+    const succeeded = stepDaemonTarget({ ...updating, command: { ackedAt: t0, outcome: 'succeeded', detail: {} } }, deployment, at(900_000), stale);
+    expect(succeeded?.next).toMatchObject({ state: 'health_check' });
+    const rolledBack = stepDaemonTarget({ ...updating, command: { ackedAt: t0, outcome: 'rolled_back', detail: { code: 'HEALTH_CHECK_FAILED' } } }, deployment, at(900_000), stale);
+    expect(rolledBack?.next).toMatchObject({ state: 'failed', errorCode: 'UPDATE_FAILED' });
+  });
+
+  it('a first deferral after the command was acked (updating, never deferred) still moves it to deferred', () => {
+    const acked = { ...view('updating', { commandId: 'cmd-1', step: 'deferred' }), deferredCount: 0, firstDeferredAt: undefined };
+    const step = stepDaemonTarget(acked, deployment, at(10_000), stale);
+    expect(step?.next).toMatchObject({ state: 'deferred', deferredCount: 1, firstDeferredAt: at(10_000) });
+    expect(step?.decision).toMatchObject({ event: 'agent_deferred' });
   });
 });
