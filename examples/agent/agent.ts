@@ -99,8 +99,8 @@ function main(): void {
 
   let workTimer: NodeJS.Timeout | undefined;
   let jobs = 0;
-  const runJob = (name: string, ms: number): void => {
-    agent.critical(name, () => sleep(ms)).catch((error: unknown) => {
+  const runJob = (name: string, work: () => Promise<void>): void => {
+    agent.critical(name, work).catch((error: unknown) => {
       // A job refused because the agent is draining is expected; anything else is worth a line.
       if (!(error instanceof AgentError && error.code === 'AGENT_SHUTTING_DOWN')) logger.error({ err: error, job: name }, 'Job failed');
     });
@@ -162,7 +162,7 @@ function main(): void {
         json(res, 409, { error: { code: 'SHUTDOWN_IN_PROGRESS', message: 'The agent is shutting down.' } });
         return;
       }
-      runJob(name, ms);
+      runJob(name, () => sleep(ms));
       json(res, 202, { started: name, ms });
       return;
     }
@@ -201,20 +201,16 @@ function main(): void {
         resolve();
       };
     });
-    agent
-      .critical('startup-work', async () => {
-        await firstRefusal;
-        await sleep(busyAfterRefusalMs);
-      })
-      .catch((error: unknown) => {
-        logger.error({ err: error, job: 'startup-work' }, 'Job failed');
-      });
+    runJob('startup-work', async () => {
+      await firstRefusal;
+      await sleep(busyAfterRefusalMs);
+    });
   } else if (busyMs > 0) {
-    runJob('startup-work', busyMs);
+    runJob('startup-work', () => sleep(busyMs));
   }
   if (config.workIntervalMs > 0) {
     workTimer = setInterval(() => {
-      runJob(`job-${++jobs}`, config.workMs);
+      runJob(`job-${++jobs}`, () => sleep(config.workMs));
     }, config.workIntervalMs);
   }
 

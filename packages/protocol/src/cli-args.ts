@@ -12,11 +12,9 @@ const LONG_OPTION = /^--[a-z][a-z0-9-]*(=|$)/;
 
 /** The arguments with each string option joined to a dash-leading value. */
 export function joinDashValues(args: readonly string[], options: Readonly<Record<string, { type: 'string' | 'boolean'; short?: string }>>): string[] {
-  const isOption = (arg: string): boolean => {
-    if (arg === '--' || LONG_OPTION.test(arg)) return true;
-    if (arg.startsWith('--')) return Object.hasOwn(options, arg.slice(2).split('=')[0] ?? '');
-    return arg.length === 2 && Object.values(options).some((spec) => spec.short === arg.slice(1));
-  };
+  // Every long option of both CLIs has LONG_OPTION's shape, so only `--` and short ones need naming.
+  const isOption = (arg: string): boolean =>
+    arg === '--' || LONG_OPTION.test(arg) || (arg.length === 2 && Object.values(options).some((spec) => spec.short === arg.slice(1)));
   const out: string[] = [];
   for (let i = 0; i < args.length; i += 1) {
     const arg = args[i] ?? '';
