@@ -1,9 +1,9 @@
 import type { Ed25519PrivateKey, Ed25519PublicKey, Fernet, TrustPolicy } from '@drover/protocol';
 import type { Logger } from 'pino';
-import type { AuditLog } from './audit-log.js';
-import type { BlobStore } from './blob-store.js';
-import type { UrlSigner } from './presign.js';
-import type { Store } from './store.js';
+import type { AuditLog } from './audit/log.js';
+import type { BlobStore } from './blobs/blob-store.js';
+import type { UrlSigner } from './releases/presign.js';
+import type { Store } from './store/store.js';
 
 /** The manager's tunables, each with a default in config.ts. */
 export interface ManagerSettings {

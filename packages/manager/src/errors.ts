@@ -4,7 +4,7 @@ import type { NonceErrorCode } from '@drover/protocol';
 // The manager's own codes, listed in docs/errors.md. Refusals that the protocol already names keep
 // the protocol's code: release verification throws protocol's ReleaseError as is, and a refused
 // update result is a ManagerError carrying the protocol's nonce code (NONCE_REPLAYED, ...) so that
-// it can name the command in its body. The HTTP status of every code is in http-status.ts.
+// it can name the command in its body. The HTTP status of every code is in http/status.ts.
 
 /** Codes of requests the manager refuses (each answered as `{"error":{"code","message"}}`). */
 export const managerRequestErrorCodes = [

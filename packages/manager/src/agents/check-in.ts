@@ -1,0 +1,211 @@
+import { NONCE_PAYLOAD_TYPE, compareVersions, fromBase64Url, isBelow, pae, readNonceUnverified } from '@drover/protocol';
+import type { CheckinRequest, CheckinResponse, CheckinUpgradeRequired, CommandResult, CommandStub, Ed25519PublicKey, NonceErrorCode, NoncePayload } from '@drover/protocol';
+import type { ManagerContext } from '../context.js';
+import { managerLimits } from '../config.js';
+import { ManagerError } from '../errors.js';
+import type { ManagerErrorCode } from '../errors.js';
+import type { AgentIdentity, CheckinResultWrite, CommandRecord } from '../store/store.js';
+
+// The check-in (DESIGN.md "Check-in"): the daemon reports its state, acks the commands it has
+// persisted and reports results; the manager answers with every command not yet acked
+// (at-least-once delivery; the daemon de-duplicates by command id).
+//
+// A result that completes an update carries the command's update nonce, and the manager accepts
+// it only if the nonce is one it signed and issued to this agent for this command (and so this
+// deployment), not consumed before, and, for a success, the agent now reports the target version.
+// A refused result refuses the whole check-in (nothing of it is written) with 403/409 and an
+// audit record. A daemon whose earlier delivery of a result got lost on the way back sees 409
+// NONCE_REPLAYED for the retry: the manager has the result already and the daemon drops it.
+
+export interface CheckinHeaders {
+  machineId: string;
+  agentVersion: string;
+  daemonVersion: string;
+}
+
+export type CheckinOutcome = { status: 200; body: CheckinResponse } | { status: 426; body: CheckinUpgradeRequired };
+
+/** Outcomes after which an update is over: its nonce is spent. `deferred` is progress only. */
+const FINAL_OUTCOMES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'rolled_back', 'rejected']);
+
+function signedBy(token: string, keys: readonly Ed25519PublicKey[]): boolean {
+  const parts = token.split('.');
+  const body = parts.length === 2 && parts[0] !== undefined ? fromBase64Url(parts[0]) : undefined;
+  const sig = parts.length === 2 && parts[1] !== undefined ? fromBase64Url(parts[1]) : undefined;
+  if (body === undefined || sig === undefined) return false;
+  const message = pae(NONCE_PAYLOAD_TYPE, body);
+  return keys.some((key) => key.verify(message, sig));
+}
+
+function sameVersion(a: string, b: string): boolean {
+  try {
+    return compareVersions(a, b) === 0;
+  } catch {
+    return false;
+  }
+}
+
+function toStub(command: CommandRecord): CommandStub {
+  return command.body as unknown as CommandStub;
+}
+
+class ResultRefused extends Error {
+  constructor(
+    readonly code: ManagerErrorCode | NonceErrorCode,
+    readonly why: string,
+    readonly result: CommandResult,
+    readonly nonce: NoncePayload | undefined,
+    readonly command: CommandRecord | undefined,
+  ) {
+    super(why);
+  }
+}
+
+/** Checks one result; returns what to write, or throws ResultRefused. */
+async function checkResult(ctx: ManagerContext, agent: AgentIdentity, headers: CheckinHeaders, result: CommandResult): Promise<CheckinResultWrite> {
+  const command = await ctx.store.getCommand(result.commandId);
+  // A result for a command this agent was never sent is refused: it could only be a forgery or a mix-up.
+  if (command?.agentId !== agent.id) {
+    throw new ResultRefused('COMMAND_UNKNOWN', `Command ${result.commandId} was not issued to this agent; drop this result.`, result, undefined, undefined);
+  }
+  const write: CheckinResultWrite = { commandId: result.commandId, outcome: result.outcome, detail: result.detail };
+  if (command.type !== 'update' || !FINAL_OUTCOMES.has(result.outcome)) return write;
+
+  const token = result.nonce;
+  if (token === undefined) {
+    throw new ResultRefused('NONCE_MISSING', `The result of update command ${command.id} must carry the command's update nonce.`, result, undefined, command);
+  }
+  let claimed: NoncePayload;
+  try {
+    claimed = readNonceUnverified(token);
+  } catch {
+    throw new ResultRefused('NONCE_MALFORMED', 'The update nonce in the result is not a drover nonce.', result, undefined, command);
+  }
+  // forgery: only nonces this manager signed count.
+  if (!signedBy(token, ctx.managerPublicKeys)) {
+    throw new ResultRefused('NONCE_SIGNATURE_INVALID', 'The update nonce in the result is not signed by this manager.', result, claimed, command);
+  }
+  const issued = await ctx.store.getNonce(claimed.nonceId);
+  if (issued?.token !== token) {
+    throw new ResultRefused('NONCE_UNKNOWN', 'The update nonce in the result was not issued by this manager (or not with this content).', result, claimed, command);
+  }
+  // stolen command: a nonce issued to another host proves nothing about this one.
+  if (issued.agentId !== agent.id) {
+    throw new ResultRefused('NONCE_WRONG_AGENT', 'The update nonce in the result was issued to another agent.', result, claimed, command);
+  }
+  if (issued.commandId !== command.id || issued.deploymentId !== command.deploymentId) {
+    throw new ResultRefused('NONCE_WRONG_COMMAND', `The update nonce in the result was issued for another command or deployment than ${command.id}.`, result, claimed, command);
+  }
+  // replay: each nonce completes one update, once.
+  if (issued.consumedAt !== undefined) {
+    throw new ResultRefused('NONCE_REPLAYED', `The update nonce of command ${command.id} was already used to report its outcome (${issued.consumedOutcome ?? 'unknown'}); the manager keeps that one. Drop this result.`, result, claimed, command);
+  }
+  const reported = issued.artifact === 'daemon' ? headers.daemonVersion : headers.agentVersion;
+  // A success is only a success if the host now runs the version the nonce moved it to.
+  if (result.outcome === 'succeeded' && !sameVersion(reported, issued.toVersion)) {
+    throw new ResultRefused(
+      'NONCE_VERSION_MISMATCH',
+      `The result says command ${command.id} succeeded, but the host reports ${issued.artifact} version ${reported.slice(0, 128)}, not ${issued.toVersion}. Report the outcome once the new version runs.`,
+      result,
+      claimed,
+      command,
+    );
+  }
+  return { ...write, consumeNonce: { nonceId: issued.id, reportedVersion: reported } };
+}
+
+async function refuse(ctx: ManagerContext, agent: AgentIdentity, refused: ResultRefused): Promise<never> {
+  await ctx.audit.append({
+    event: 'update.result_refused',
+    actor: `agent:${agent.id}`,
+    agentId: agent.id,
+    deploymentId: refused.command?.deploymentId ?? refused.nonce?.deploymentId,
+    outcome: 'denied',
+    details: {
+      code: refused.code,
+      commandId: refused.result.commandId,
+      reportedOutcome: refused.result.outcome,
+      ...(refused.nonce === undefined ? {} : { nonceId: refused.nonce.nonceId, nonceAgentId: refused.nonce.agentId, toVersion: refused.nonce.toVersion }),
+    },
+  });
+  ctx.logger.warn({ event: 'update.result_refused', code: refused.code, agentId: agent.id, commandId: refused.result.commandId }, 'refused an update result');
+  throw new ManagerError(refused.code, refused.why, { details: { commandId: refused.result.commandId } });
+}
+
+/**
+ * Handles one check-in of an authenticated agent. Throws ManagerError MACHINE_ID_MISMATCH (403,
+ * audited) or a refused result's code; otherwise returns 200, or 426 (still with the commands)
+ * when the agent is below the manager's minimum version.
+ */
+export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers: CheckinHeaders, body: CheckinRequest): Promise<CheckinOutcome> {
+  // cloned credentials: a credential copied to another machine is refused, and the security team told.
+  if (headers.machineId.toLowerCase() !== agent.machineId) {
+    await ctx.audit.append({
+      event: 'agent.machine_id_mismatch',
+      actor: `agent:${agent.id}`,
+      agentId: agent.id,
+      outcome: 'denied',
+      details: { enrolledMachineId: agent.machineId, presentedMachineId: headers.machineId.toLowerCase(), reason: "the agent's credential was presented from another machine" },
+    });
+    ctx.logger.warn({ event: 'agent.machine_id_mismatch', agentId: agent.id }, 'refused a check-in from another machine');
+    throw new ManagerError('MACHINE_ID_MISMATCH', 'This credential was issued to another machine. If the host was rebuilt, enroll it again with an enrollment token.');
+  }
+  const minimum = ctx.settings.minAgentVersion;
+  const tooOld = minimum !== undefined && isBelow(headers.agentVersion, minimum);
+
+  const results: CheckinResultWrite[] = [];
+  for (const result of body.results) {
+    try {
+      results.push(await checkResult(ctx, agent, headers, result));
+    } catch (error) {
+      if (error instanceof ResultRefused) await refuse(ctx, agent, error);
+      throw error;
+    }
+  }
+  const written = await ctx.store.recordCheckin({
+    agentId: agent.id,
+    at: ctx.now(),
+    agentVersion: headers.agentVersion,
+    daemonVersion: headers.daemonVersion,
+    health: body.health,
+    update: body.state.update,
+    inventory: body.inventory,
+    acks: body.acks,
+    results,
+    commandLimit: managerLimits.commandsPerCheckin,
+  });
+  if (!written.ok) {
+    // Lost a race: the same nonce was consumed by a concurrent check-in between the check and the write.
+    const result = body.results.find((r) => r.commandId === written.commandId);
+    if (result !== undefined) await refuse(ctx, agent, new ResultRefused('NONCE_REPLAYED', 'The update nonce of this result was already used to report an outcome. Drop this result.', result, undefined, undefined));
+    throw new ManagerError('NONCE_REPLAYED', 'An update nonce of this check-in was already used to report an outcome.');
+  }
+  for (const result of results) {
+    if (result.consumeNonce === undefined && result.outcome !== 'deferred') continue;
+    await ctx.audit.append({
+      event: result.outcome === 'deferred' ? 'update.deferred' : 'update.completed',
+      actor: `agent:${agent.id}`,
+      agentId: agent.id,
+      deploymentId: (await ctx.store.getCommand(result.commandId))?.deploymentId,
+      outcome: result.outcome,
+      details: {
+        commandId: result.commandId,
+        ...(result.consumeNonce === undefined ? {} : { nonceId: result.consumeNonce.nonceId, reportedVersion: result.consumeNonce.reportedVersion }),
+        ...(typeof result.detail['code'] === 'string' ? { code: result.detail['code'] } : {}),
+      },
+    });
+  }
+  const commands = written.commands.map(toStub);
+  const nextCheckinSeconds = ctx.settings.checkinIntervalSeconds;
+  if (tooOld) {
+    return {
+      status: 426,
+      body: {
+        error: { code: 'AGENT_VERSION_TOO_OLD', message: `Agent version ${headers.agentVersion} is below this manager's minimum ${minimum}. Install the update command in this response.` },
+        commands,
+        nextCheckinSeconds,
+      },
+    };
+  }
+  return { status: 200, body: { commands, nextCheckinSeconds } };
+}

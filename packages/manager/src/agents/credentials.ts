@@ -1,0 +1,40 @@
+import { parseBearer } from '@drover/protocol';
+import type { ManagerContext } from '../context.js';
+import { ManagerError } from '../errors.js';
+import { hashSecret, hashesEqual, idOfHash } from '../secrets.js';
+import type { AgentIdentity } from '../store/store.js';
+
+/**
+ * Authenticates a daemon by its credential (`Authorization: Bearer <credential>`).
+ *
+ * The credential is hashed and looked up by its hash. Timing reveals nothing useful: an index
+ * lookup leaks at most something about the SHA-256 of what was presented, which the caller cannot
+ * steer towards a stored hash. The stored hash is then compared again in constant time.
+ *
+ * With `agentId` (the check-in URL's), the credential must be that agent's: another enrolled
+ * agent's credential there is refused with CREDENTIAL_AGENT_MISMATCH and a security audit record
+ * (a host, or someone holding its credential, is trying to act as another host).
+ */
+export async function authenticateAgent(ctx: ManagerContext, authorization: string | undefined, agentId?: string): Promise<AgentIdentity> {
+  const credential = parseBearer(authorization, '');
+  if (credential === undefined || credential === '') {
+    throw new ManagerError('AUTH_REQUIRED', 'This route needs the agent credential issued at enrollment: send `Authorization: Bearer <credential>`.');
+  }
+  const hash = hashSecret(credential);
+  const agent = await ctx.store.getAgentByCredentialHash(hash);
+  if (agent === undefined || !hashesEqual(agent.credentialHash, hash)) {
+    throw new ManagerError('CREDENTIAL_INVALID', 'The agent credential is not valid (never issued, or replaced by a re-enrollment). Enroll the host again with an enrollment token.');
+  }
+  if (agentId !== undefined && agent.id !== agentId) {
+    await ctx.audit.append({
+      event: 'agent.credential_misused',
+      actor: `agent:${agent.id}`,
+      agentId: agent.id,
+      outcome: 'denied',
+      details: { targetAgentId: agentId.slice(0, 128), credentialId: idOfHash(hash), reason: "an agent's credential was presented on another agent's URL" },
+    });
+    ctx.logger.warn({ event: 'agent.credential_misused', agentId: agent.id, targetAgentId: agentId.slice(0, 128) }, "refused an agent's credential on another agent's URL");
+    throw new ManagerError('CREDENTIAL_AGENT_MISMATCH', `This credential belongs to another agent than ${agentId.slice(0, 128)}. Each host checks in with its own credential only.`);
+  }
+  return agent;
+}

@@ -1,0 +1,104 @@
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Ed25519PrivateKey, ed25519AuditSigner, parseAuditSigners, verifyAuditLog } from '@drover/protocol';
+import { expectRejection } from '../../../../test/helpers/expect-error.js';
+import { AuditLog } from './log.js';
+import type { AuditSignerWithKey } from './log.js';
+import { ManagerError } from '../errors.js';
+
+let dir: string;
+let path: string;
+const key = Ed25519PrivateKey.generate();
+const signer: AuditSignerWithKey = { signer: ed25519AuditSigner(key), publicKey: key.publicKey };
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'drover-audit-'));
+  path = join(dir, 'audit', 'audit.jsonl');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function verify(): Promise<ReturnType<typeof verifyAuditLog>> {
+  const signers = parseAuditSigners(await readFile(join(dir, 'audit', 'signers.json'), 'utf8'));
+  return verifyAuditLog(await readFile(path), signers);
+}
+
+const entry = (i: number) => ({ event: 'test.event', actor: 'system', outcome: 'success', details: { i } });
+
+describe('AuditLog', () => {
+  it('writes a verifiable chain (mode 0600) with signers.json beside it, and continues it after reopening', async () => {
+    const log = await AuditLog.open({ path, signer });
+    await log.append(entry(1));
+    await log.append(entry(2));
+    await log.close();
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    const reopened = await AuditLog.open({ path, signer });
+    expect(reopened.head?.seq).toBe(2);
+    await reopened.append(entry(3));
+    await reopened.close();
+    expect(await verify()).toMatchObject({ ok: true, count: 3, lastSeq: 3 });
+  });
+
+  it('keeps concurrent appends in order, each durable when it resolves', async () => {
+    const heads: number[] = [];
+    const log = await AuditLog.open({ path, signer, onHead: (head) => void heads.push(head.seq) });
+    const records = await Promise.all(Array.from({ length: 50 }, (_, i) => log.append(entry(i))));
+    expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    // Each resolved append is on disk: the file already holds every record.
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(50);
+    expect(Math.max(...heads)).toBe(50);
+    expect(heads).toEqual([...heads].sort((a, b) => a - b));
+    await log.close();
+    expect(await verify()).toMatchObject({ ok: true, count: 50 });
+  });
+
+  it('cuts a partial last line left by a crash and records that it did', async () => {
+    const log = await AuditLog.open({ path, signer });
+    await log.append(entry(1));
+    await log.close();
+    const partial = '{"seq":2,"ts":"2026-01-01T00:00:00.000Z","ev';
+    await appendFile(path, partial);
+    const repaired = await AuditLog.open({ path, signer });
+    await repaired.append(entry(3));
+    await repaired.close();
+    const lines = (await readFile(path, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { seq: number; event: string; details: { bytes?: number } });
+    expect(lines.map((r) => r.event)).toEqual(['test.event', 'audit.partial_line_removed', 'test.event']);
+    expect(lines[1]?.details.bytes).toBe(partial.length);
+    expect(await verify()).toMatchObject({ ok: true, count: 3 });
+  });
+
+  it('refuses to continue a log whose last record was edited, or whose tail was cut off', async () => {
+    const log = await AuditLog.open({ path, signer });
+    await log.append(entry(1));
+    const second = await log.append(entry(2));
+    await log.close();
+    const text = await readFile(path, 'utf8');
+    await writeFile(path, text.replace('"i":2', '"i":7'));
+    await expectRejection(AuditLog.open({ path, signer }), ManagerError, 'AUDIT_LOG_CORRUPT');
+    // The first line alone is a valid log, but the manager had written seq 2.
+    await writeFile(path, `${text.split('\n')[0] ?? ''}\n`);
+    await expectRejection(AuditLog.open({ path, signer, expectedHead: { seq: second.seq, hash: second.hash } }), ManagerError, 'AUDIT_LOG_TRUNCATED');
+  });
+
+  it('keeps every old signer in signers.json when the audit key rotates', async () => {
+    const first = await AuditLog.open({ path, signer });
+    await first.append(entry(1));
+    await first.close();
+    const next = Ed25519PrivateKey.generate();
+    const rotated = await AuditLog.open({ path, signer: { signer: ed25519AuditSigner(next), publicKey: next.publicKey } });
+    await rotated.append(entry(2));
+    await rotated.close();
+    const signers = parseAuditSigners(await readFile(join(dir, 'audit', 'signers.json'), 'utf8'));
+    expect([...signers.keys()].sort()).toEqual([key.keyid, next.keyid].sort());
+    expect(await verify()).toMatchObject({ ok: true, count: 2 });
+  });
+
+  it('refuses appends after close', async () => {
+    const log = await AuditLog.open({ path, signer });
+    await log.close();
+    await expectRejection(log.append(entry(1)), ManagerError, 'AUDIT_UNAVAILABLE');
+  });
+});

@@ -1,0 +1,50 @@
+import { CheckinHeadersSchema, CheckinParamsSchema, CheckinRequestSchema, EnrollRequestSchema, wireHeaders } from '@drover/protocol';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { managerLimits } from '../../config.js';
+import type { ManagerCore } from '../../server/core.js';
+import type { AgentIdentity } from '../../store/store.js';
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The daemon-facing routes: enrollment and check-in. */
+export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
+  app.post(
+    '/v1/agents/enroll',
+    { bodyLimit: managerLimits.enrollBodyMaxBytes, schema: { body: EnrollRequestSchema } },
+    async (request, reply) => {
+      const response = await core.enroll(request.body, header(request, wireHeaders.machineId));
+      return reply.code(200).header('cache-control', 'no-store').send(response);
+    },
+  );
+
+  // The agent the credential authenticated, per request; a WeakMap keeps it off the request type.
+  const authenticated = new WeakMap<FastifyRequest, AgentIdentity>();
+  app.post(
+    '/v1/agents/:agentId/checkin',
+    {
+      bodyLimit: managerLimits.checkinBodyMaxBytes,
+      schema: { params: CheckinParamsSchema, headers: CheckinHeadersSchema, body: CheckinRequestSchema },
+      // Authenticate before the body is even read: an unauthenticated peer costs no parsing.
+      onRequest: async (request) => {
+        const { agentId } = request.params as { agentId?: unknown };
+        authenticated.set(request, await core.authenticateAgent(request.headers.authorization, typeof agentId === 'string' ? agentId : ''));
+      },
+    },
+    async (request, reply) => {
+      const agent = authenticated.get(request);
+      if (agent === undefined) throw new Error('check-in reached its handler unauthenticated');
+      const headers = request.headers;
+      const outcome = await core.checkIn(
+        agent,
+        { machineId: headers[wireHeaders.machineId], agentVersion: headers[wireHeaders.agentVersion], daemonVersion: headers[wireHeaders.daemonVersion] },
+        request.body,
+      );
+      return reply.code(outcome.status).header('cache-control', 'no-store').send(outcome.body);
+    },
+  );
+  return Promise.resolve();
+};

@@ -1,0 +1,126 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { managerLimits } from '../../config.js';
+import { ManagerError } from '../../errors.js';
+import type { ManagerCore } from '../../server/core.js';
+import type { OperatorIdentity } from '../operator-auth.js';
+import {
+  AgentParamsSchema,
+  AgentRolloutRequestSchema,
+  CreateEnrollmentTokenRequestSchema,
+  ListAgentsQuerySchema,
+  QueueUpdateRequestSchema,
+  TokenIdParamsSchema,
+} from '../operator-schemas.js';
+import type { AgentView, EnrollmentTokenView } from '../operator-schemas.js';
+import { newId } from '../../secrets.js';
+import type { AgentRecord, EnrollmentTokenRecord } from '../../store/store.js';
+
+/** An agent as the operator API shows it: no credential hash, no service token. */
+export function agentView(agent: AgentRecord): AgentView {
+  return {
+    agentId: agent.id,
+    machineId: agent.machineId,
+    hostname: agent.hostname,
+    platform: agent.platform,
+    arch: agent.arch,
+    agentVersion: agent.agentVersion,
+    daemonVersion: agent.daemonVersion,
+    enrolledAt: agent.enrolledAt.toISOString(),
+    credentialIssuedAt: agent.credentialIssuedAt.toISOString(),
+    lastCheckinAt: agent.lastCheckinAt?.toISOString() ?? null,
+    health: agent.health ?? null,
+    update: agent.update ?? null,
+  };
+}
+
+export function enrollmentTokenView(token: EnrollmentTokenRecord): EnrollmentTokenView {
+  return {
+    tokenId: token.id,
+    seats: token.seats,
+    used: token.used,
+    createdAt: token.createdAt.toISOString(),
+    expiresAt: token.expiresAt.toISOString(),
+    revokedAt: token.revokedAt?.toISOString() ?? null,
+    createdBy: token.createdBy,
+    note: token.note ?? null,
+  };
+}
+
+/** The operator API (admin token): agents, enrollment tokens, commands. */
+export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
+  const operators = new WeakMap<FastifyRequest, OperatorIdentity>();
+  app.addHook('onRequest', async (request) => {
+    operators.set(request, await core.authenticateOperator(request.headers.authorization, ['admin'], `${request.method} ${request.routeOptions.url ?? ''}`));
+  });
+  const operatorOf = (request: FastifyRequest): OperatorIdentity => {
+    const operator = operators.get(request);
+    if (operator === undefined) throw new Error('operator route reached its handler unauthenticated');
+    return operator;
+  };
+
+  app.get('/v1/agents', { schema: { querystring: ListAgentsQuerySchema } }, async (request) => {
+    const limit = request.query.limit === undefined ? 100 : Math.min(Number(request.query.limit), managerLimits.listAgentsMax);
+    const agents = await core.listAgents({ limit: Math.max(1, limit), after: request.query.after });
+    const last = agents.at(-1);
+    return { agents: agents.map(agentView), next: agents.length === Math.max(1, limit) && last !== undefined ? last.id : null, total: await core.context.store.countAgents() };
+  });
+
+  app.get('/v1/agents/:agentId', { schema: { params: AgentParamsSchema } }, async (request) => {
+    const agent = await core.getAgent(request.params.agentId);
+    if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${request.params.agentId}. List the agents with \`drover agents list\`.`);
+    const commands = await core.listCommands(agent.id);
+    return {
+      agent: agentView(agent),
+      commands: commands.map((c) => ({
+        id: c.id,
+        type: c.type,
+        deploymentId: c.deploymentId ?? null,
+        createdAt: c.createdAt.toISOString(),
+        deliveredCount: c.deliveredCount,
+        ackedAt: c.ackedAt?.toISOString() ?? null,
+        outcome: c.outcome ?? null,
+        outcomeDetail: c.outcomeDetail ?? null,
+      })),
+    };
+  });
+
+  app.post(
+    '/v1/agents/:agentId/commands',
+    { bodyLimit: managerLimits.adminBodyMaxBytes, schema: { params: AgentParamsSchema, body: QueueUpdateRequestSchema } },
+    async (request, reply) => {
+      const command = await core.queueUpdate({ ...request.body, agentId: request.params.agentId, deploymentId: request.body.deploymentId ?? newId('manual') }, operatorOf(request));
+      return reply.code(201).send(command);
+    },
+  );
+
+  app.put(
+    '/v1/agents/:agentId/rollout',
+    { bodyLimit: managerLimits.adminBodyMaxBytes, schema: { params: AgentParamsSchema, body: AgentRolloutRequestSchema } },
+    async (request) => {
+      const current = await core.context.store.getAgentRolloutSettings(request.params.agentId);
+      if (current === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${request.params.agentId}. List the agents with \`drover agents list\`.`);
+      const group = request.body.group === undefined ? current.group : (request.body.group ?? undefined);
+      const pushUrl = request.body.pushUrl === undefined ? current.pushUrl : (request.body.pushUrl ?? undefined);
+      await core.setAgentRollout(request.params.agentId, { group, pushUrl }, operatorOf(request));
+      return { agentId: request.params.agentId, group: group ?? null, pushUrl: pushUrl ?? null };
+    },
+  );
+
+  app.post(
+    '/v1/enrollment-tokens',
+    { bodyLimit: managerLimits.adminBodyMaxBytes, schema: { body: CreateEnrollmentTokenRequestSchema } },
+    async (request, reply) => {
+      const { token, record } = await core.createEnrollmentToken(request.body, operatorOf(request));
+      return reply.code(201).header('cache-control', 'no-store').send({ token, ...enrollmentTokenView(record) });
+    },
+  );
+
+  app.get('/v1/enrollment-tokens', async () => ({ tokens: (await core.listEnrollmentTokens()).map(enrollmentTokenView) }));
+
+  app.delete('/v1/enrollment-tokens/:tokenId', { schema: { params: TokenIdParamsSchema } }, async (request, reply) => {
+    await core.revokeEnrollmentToken(request.params.tokenId, operatorOf(request));
+    return reply.code(204).send();
+  });
+  return Promise.resolve();
+};

@@ -1,0 +1,121 @@
+import { DownloadParamsSchema, DownloadQuerySchema, ReleaseLatestQuerySchema, ReleaseParamsSchema, wireHeaders } from '@drover/protocol';
+import type { ReleaseResponse } from '@drover/protocol';
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { managerLimits } from '../../config.js';
+import { ManagerError } from '../../errors.js';
+import type { ManagerCore } from '../../server/core.js';
+import type { OperatorIdentity } from '../operator-auth.js';
+import { PublishReleaseRequestSchema, ReleaseQuerySchema, UploadParamsSchema } from '../operator-schemas.js';
+import type { PublishReleaseResponse } from '../operator-schemas.js';
+import { uploadPath } from '../../releases/catalog.js';
+import type { ReleaseRecord } from '../../store/store.js';
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Release catalog routes: publish (two steps), look up, download. */
+export const releaseRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
+  const prefix = core.context.settings.routePrefix;
+  const operators = new WeakMap<FastifyRequest, OperatorIdentity>();
+  const publisher = (route: string) => async (request: FastifyRequest): Promise<void> => {
+    operators.set(request, await core.authenticateOperator(request.headers.authorization, ['admin', 'deploy'], route));
+  };
+  const operatorOf = (request: FastifyRequest): OperatorIdentity => {
+    const operator = operators.get(request);
+    if (operator === undefined) throw new Error('publish route reached its handler unauthenticated');
+    return operator;
+  };
+  // Release metadata is for enrolled agents and operators: either credential opens it.
+  const reader = async (request: FastifyRequest): Promise<void> => {
+    const authorization = request.headers.authorization;
+    try {
+      await core.authenticateAgent(authorization);
+    } catch (error) {
+      if (!(error instanceof ManagerError) || error.code !== 'CREDENTIAL_INVALID') throw error;
+      await core.authenticateOperator(authorization, ['admin', 'deploy'], request.routeOptions.url ?? '');
+    }
+  };
+  const view = (release: ReleaseRecord): ReleaseResponse => ({
+    release: release.envelope as unknown as ReleaseResponse['release'],
+    manifest: release.manifest as unknown as ReleaseResponse['manifest'],
+    url: core.downloadUrl(release),
+  });
+
+  // Step 1: the envelope, verified against the manager's trust policy.
+  app.post(
+    '/v1/releases',
+    { bodyLimit: managerLimits.releaseBodyMaxBytes, schema: { body: PublishReleaseRequestSchema }, onRequest: publisher('POST /v1/releases') },
+    async (request, reply) => {
+      const { release, created } = await core.registerRelease(request.body.release, operatorOf(request));
+      const response: PublishReleaseResponse = {
+        status: release.state === 'published' ? 'published' : 'awaiting_upload',
+        created,
+        uploadUrl: release.state === 'published' ? null : prefix + uploadPath(release),
+        manifest: release.manifest as unknown as PublishReleaseResponse['manifest'],
+      };
+      return reply.code(created ? 201 : 200).send(response);
+    },
+  );
+
+  // Step 2: the bytes, streamed through the manifest's size and SHA-256 checks.
+  app.register((scope, _options, done) => {
+    // The body stays a stream: no buffering, no body limit but the signed manifest's size.
+    scope.addContentTypeParser('application/octet-stream', (_request, payload, parsed) => {
+      parsed(null, payload);
+    });
+    scope.withTypeProvider<TypeBoxTypeProvider>().put(
+      '/v1/releases/:artifact/:version/:platform/artifact',
+      { schema: { params: UploadParamsSchema }, onRequest: publisher('PUT /v1/releases/:artifact/:version/:platform/artifact') },
+      async (request, reply) => {
+        const body = request.body as AsyncIterable<Uint8Array> | undefined;
+        if (body === undefined || typeof (body as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function') {
+          throw new ManagerError('UNSUPPORTED_MEDIA_TYPE', 'Upload the artifact as the raw body with Content-Type: application/octet-stream.');
+        }
+        const release = await core.uploadArtifact(request.params, body, operatorOf(request));
+        const response: PublishReleaseResponse = {
+          status: 'published',
+          created: true,
+          uploadUrl: null,
+          manifest: release.manifest as unknown as PublishReleaseResponse['manifest'],
+        };
+        return reply.code(200).send(response);
+      },
+    );
+    done();
+  });
+
+  app.get('/v1/releases/latest', { schema: { querystring: ReleaseLatestQuerySchema }, onRequest: reader }, async (request, reply) => {
+    const release = await core.latestRelease(request.query);
+    return reply.header('cache-control', 'no-cache').send(view(release));
+  });
+
+  app.get('/v1/releases/:artifact/:version', { schema: { params: ReleaseParamsSchema, querystring: ReleaseQuerySchema }, onRequest: reader }, async (request, reply) => {
+    const release = await core.findRelease({ ...request.params, platform: request.query.platform });
+    return reply.header('cache-control', 'no-cache').send(view(release));
+  });
+
+  app.get('/v1/download/:artifact/:version/:platform', { schema: { params: DownloadParamsSchema, querystring: DownloadQuerySchema } }, async (request, reply) => {
+    let download;
+    try {
+      download = await core.openDownload({
+        ...request.params,
+        expires: request.query.expires,
+        sig: request.query.sig,
+        authorization: request.headers.authorization,
+        machineId: header(request, wireHeaders.machineId),
+        range: header(request, 'range'),
+        ifRange: header(request, 'if-range'),
+        ifNoneMatch: header(request, 'if-none-match'),
+      });
+    } catch (error) {
+      if (error instanceof ManagerError && error.code === 'RANGE_NOT_SATISFIABLE') void reply.header('content-range', `bytes */${error.details?.['size'] ?? '*'}`);
+      throw error;
+    }
+    void reply.code(download.status).headers(download.headers);
+    return download.body === undefined ? reply.send() : reply.send(download.body);
+  });
+  return Promise.resolve();
+};

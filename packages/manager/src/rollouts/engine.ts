@@ -1,0 +1,537 @@
+import type { DeploymentAction, DeploymentStatus, JsonObject, UpdateNotification, UpdateNotifyResponse } from '@drover/protocol';
+import { createDeployment } from '../deploy/notify.js';
+import { defaultRolloutOptions } from './options.js';
+import type { Actor, ManagerContext } from '../context.js';
+import { statusOf as deploymentStatusOf } from '../deploy/status.js';
+import { ManagerError } from '../errors.js';
+import { createOutboundHttp } from '../outbound-http.js';
+import type { OutboundHttp } from '../outbound-http.js';
+import { probeHealth, requestShutdown, shutdownReason } from './push-client.js';
+import type { AgentHealthProbe } from './push-client.js';
+import { evaluateGate } from './gate.js';
+import { activeDeploymentStatuses } from '../store/sqlite/rollouts.js';
+import type { DeploymentRecord, NewDeploymentEvent, RolloutOptions, RolloutWrite, TargetRecord, TargetView } from './records.js';
+import { deferralDelayMs, failTarget, finalTargetStates, installed, recordOf, stepDaemonTarget, stepPushProbe } from './target-step.js';
+import type { TargetDecision, TargetStep } from './target-step.js';
+import { auditQueued, buildUpdate } from '../agents/update-commands.js';
+import type { BuiltUpdate } from '../agents/update-commands.js';
+import { versionKey } from '../releases/catalog.js';
+import type { AgentRecord, ReleaseRecord } from '../store/store.js';
+
+// The rollout engine: a tick loop driven by what the store holds (DESIGN.md "Rollout engine";
+// docs/decisions/0009). Each tick reads every open deployment and its open targets, decides
+// every transition from stored timestamps and the clock, writes them (with the update commands
+// they send) in one transaction, and only then acts: audits, push-mode shutdown calls. Nothing
+// lives only in memory, so a manager killed at any point and restarted resumes the rollout on its
+// first tick: a deadline, a soak or a backoff is a stored time compared with the clock, never a
+// timer that a crash would lose.
+//
+// Ticks, operator actions and notifications run one at a time (#serial): a decision is always
+// taken on the state the previous one wrote.
+
+export interface RolloutEngineOptions {
+  /** Milliseconds between ticks (default 1000). */
+  tickMs?: number | undefined;
+  /** The client for push mode (default: undici through outbound-http.ts). */
+  http?: OutboundHttp | undefined;
+  /** Push-mode calls made at once (default 16). */
+  pushConcurrency?: number | undefined;
+  /** Defaults of new rollouts (each notification may override them in metadata.rollout). */
+  defaults?: Partial<RolloutOptions> | undefined;
+}
+
+const EVENTS_IN_STATUS = 200; // latest events a status answer carries
+const OPEN_DEPLOYMENTS_MAX = 64; // deployments one tick drives (one active per artifact, plus draining ones)
+
+function isFinal(target: TargetRecord): boolean {
+  return finalTargetStates.has(target.state);
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+export class RolloutEngine {
+  readonly #ctx: ManagerContext;
+  readonly #tickMs: number;
+  readonly #http: OutboundHttp;
+  readonly #ownsHttp: boolean;
+  readonly #pushConcurrency: number;
+  readonly defaults: RolloutOptions;
+  #queue: Promise<unknown> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  #stopped = false;
+
+  constructor(ctx: ManagerContext, options: RolloutEngineOptions = {}) {
+    this.#ctx = ctx;
+    this.#tickMs = options.tickMs ?? 1000;
+    this.#ownsHttp = options.http === undefined;
+    this.#http = options.http ?? createOutboundHttp();
+    this.#pushConcurrency = options.pushConcurrency ?? 16;
+    this.defaults = { ...defaultRolloutOptions, ...options.defaults };
+  }
+
+  /** Creates a deployment from a CIRIS notification (see deploy/notify.ts), between two ticks. */
+  notify(notification: UpdateNotification, actor: Actor): Promise<UpdateNotifyResponse> {
+    return this.#serial(() => createDeployment(this.#ctx, notification, actor, this.defaults));
+  }
+
+  /** Starts the tick loop. */
+  start(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    const loop = (): void => {
+      this.#timer = setTimeout(() => {
+        void this.tick()
+          .catch((error: unknown) => {
+            this.#ctx.logger.error({ event: 'rollout.tick_failed', err: error }, 'a rollout tick failed; the next one retries');
+          })
+          .finally(() => {
+            if (this.#running) loop();
+          });
+      }, this.#tickMs);
+      this.#timer.unref();
+    };
+    loop();
+  }
+
+  /** Stops the loop and waits for the step under way. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    await this.#queue.catch(() => undefined);
+    if (this.#ownsHttp) await this.#http.close();
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One pass over every open deployment (the loop calls this; tests with an injected clock call it directly). */
+  tick(): Promise<void> {
+    return this.#serial(async () => {
+      const open = await this.#ctx.store.listDeployments({ open: true, limit: OPEN_DEPLOYMENTS_MAX });
+      for (const deployment of open) await this.#drive(deployment);
+    });
+  }
+
+  // -- operator actions
+
+  /** pause, resume, abort, promote, rollback: persisted and audited; answers the deployment's status. */
+  act(deploymentId: string, action: DeploymentAction, actor: Actor, reason?: string): Promise<DeploymentStatus> {
+    return this.#serial(async () => {
+      const deployment = await this.#ctx.store.getDeployment(deploymentId);
+      if (deployment === undefined) throw new ManagerError('DEPLOYMENT_NOT_FOUND', `No deployment has id ${deploymentId}. List them with \`drover rollout status\`.`);
+      const now = this.#ctx.now();
+      const invalid = (why: string): ManagerError =>
+        new ManagerError('DEPLOYMENT_ACTION_INVALID', `Cannot ${action} deployment ${deploymentId}: ${why}. See its state with \`drover rollout status ${deploymentId}\`.`);
+      let next: DeploymentRecord;
+      let targets: TargetRecord[] = [];
+      const active = activeDeploymentStatuses.includes(deployment.status);
+      switch (action) {
+        case 'pause':
+          if (deployment.status !== 'in_progress' && deployment.status !== 'pending') throw invalid(`it is ${deployment.status}`);
+          next = { ...deployment, status: 'paused', message: 'Paused by an operator: no new agent starts; agents already updating finish.' };
+          break;
+        case 'resume':
+          if (deployment.status !== 'paused') throw invalid(`it is ${deployment.status}, not paused`);
+          next = { ...deployment, status: deployment.startedAt === undefined ? 'pending' : 'in_progress', message: 'Resumed by an operator.' };
+          break;
+        case 'abort':
+          if (!active || deployment.status === 'rolling_back') throw invalid(`it is ${deployment.status}`);
+          next = { ...deployment, status: 'cancelled', phaseState: 'stopped', message: 'Aborted by an operator: agents already done stay done, queued agents never start.' };
+          targets = await this.#skipPending(deployment, now, 'the deployment was aborted');
+          break;
+        case 'promote':
+          if (deployment.status !== 'in_progress' && deployment.status !== 'pending') throw invalid(`it is ${deployment.status}`);
+          if (deployment.phaseState === 'awaiting_promote') {
+            next = {
+              ...deployment,
+              status: 'in_progress',
+              phaseState: 'rolling',
+              phaseStartedAt: now,
+              startedAt: deployment.startedAt ?? now,
+              message: `Phase ${deployment.phases[deployment.phaseIndex]?.name ?? deployment.phaseIndex} promoted by an operator.`,
+            };
+          } else if (deployment.phaseState === 'soaking') {
+            // Promote during a soak: the operator has seen enough, the next phase starts now.
+            next = { ...deployment, soakUntil: now, message: 'Soak ended early by an operator.' };
+          } else throw invalid(`its phase is ${deployment.phaseState}, not awaiting promote or soaking`);
+          break;
+        case 'rollback':
+          if (deployment.status === 'rolled_back' || deployment.status === 'rolling_back') throw invalid(`it is already ${deployment.status}`);
+          next = { ...deployment, status: 'rolling_back', phaseState: 'stopped', completedAt: undefined, message: 'Rollback requested by an operator: updated agents get signed rollback commands.' };
+          targets = await this.#skipPending(deployment, now, 'the deployment is being rolled back');
+          break;
+      }
+      next = { ...next, updatedAt: now };
+      const eventType = { pause: 'paused', resume: 'resumed', abort: 'aborted', promote: 'promoted', rollback: 'rollback_started' }[action];
+      const event: NewDeploymentEvent = { deploymentId, at: now, type: eventType, message: next.message, details: { actor: actor.name, ...(reason === undefined ? {} : { reason }) } };
+      await this.#ctx.store.writeRollout({ deployment: next, targets, events: [event] });
+      await this.#ctx.audit.append({
+        event: `deployment.${action}`,
+        actor: actor.name,
+        tokenId: actor.tokenId,
+        deploymentId,
+        outcome: 'success',
+        details: { from: deployment.status, to: next.status, skippedTargets: targets.length, ...(reason === undefined ? {} : { reason }) },
+      });
+      this.#ctx.logger.info({ event: `deployment.${action}`, deploymentId, status: next.status }, 'deployment action');
+      return this.#status(next);
+    });
+  }
+
+  async #skipPending(deployment: DeploymentRecord, now: Date, why: string): Promise<TargetRecord[]> {
+    const targets = await this.#ctx.store.listTargets(deployment.id);
+    return targets
+      .filter((t) => t.state === 'pending')
+      .map((t) => ({ ...t, state: 'skipped' as const, errorCode: 'DEPLOYMENT_STOPPED', message: `never started: ${why}`, updatedAt: now }));
+  }
+
+  /** The deployment's status (CIRIS's DeploymentStatus plus every target). */
+  async status(deploymentId: string): Promise<DeploymentStatus> {
+    const deployment = await this.#ctx.store.getDeployment(deploymentId);
+    if (deployment === undefined) throw new ManagerError('DEPLOYMENT_NOT_FOUND', `No deployment has id ${deploymentId}. List them with \`drover rollout status\`.`);
+    return this.#status(deployment);
+  }
+
+  async #status(deployment: DeploymentRecord): Promise<DeploymentStatus> {
+    const targets = await this.#ctx.store.listTargets(deployment.id);
+    const events = await this.#ctx.store.listDeploymentEvents(deployment.id, 0, EVENTS_IN_STATUS, { latest: true });
+    return deploymentStatusOf(deployment, targets, events);
+  }
+
+  // -- the tick
+
+  async #drive(deployment: DeploymentRecord): Promise<void> {
+    const ctx = this.#ctx;
+    const now = ctx.now();
+    const rollingBack = deployment.status === 'rolling_back';
+    // A rollback concerns every target that got the update, finished or not; otherwise only open ones move.
+    // Pending targets of later phases cannot move this tick: they are not read.
+    const views = await ctx.store.listTargetViews(deployment.id, rollingBack ? {} : { open: true, phase: deployment.phaseIndex });
+    const staleAfterMs = Math.max(3 * ctx.settings.checkinIntervalSeconds * 1000, 30_000);
+
+    // 1. Push mode: probe the agents being updated (reads only; decided below).
+    const probing = views.filter((v) => v.mode === 'push' && v.rollbackState === undefined && (v.state === 'updating' || v.state === 'health_check'));
+    const probes = new Map<string, AgentHealthProbe | undefined>();
+    await pool(probing, this.#pushConcurrency, async (v) => {
+      if (v.pushUrl !== undefined) probes.set(v.agentId, await probeHealth(this.#http, v.pushUrl));
+    });
+
+    // 2. Decide every open target's next state.
+    const changed = new Map<string, TargetRecord>();
+    const decisions: { target: TargetRecord; decision: TargetDecision }[] = [];
+    const take = (step: TargetStep | undefined): void => {
+      if (step === undefined) return;
+      changed.set(step.next.agentId, step.next);
+      if (step.decision !== undefined) decisions.push({ target: step.next, decision: step.decision });
+    };
+    const rollbacks: TargetView[] = [];
+    for (const view of views) {
+      if (view.rollbackState === 'queued') {
+        take(this.#stepRollback(view, now));
+        continue;
+      }
+      if (view.rollbackState !== undefined) continue;
+      // A failed gate rolls back its own phase's updated agents; an operator's rollback every updated agent.
+      if (rollingBack && view.mode === 'daemon' && installed(view) && (deployment.phaseState !== 'gate_failed' || view.phase === deployment.phaseIndex)) {
+        rollbacks.push(view);
+        continue;
+      }
+      if (isFinal(view)) continue;
+      if (view.mode === 'daemon') {
+        if (view.state !== 'pending') take(stepDaemonTarget(view, deployment, now, staleAfterMs));
+      } else if (view.state === 'updating' || view.state === 'health_check') {
+        take(stepPushProbe(view, deployment, probes.get(view.agentId), now));
+      } else if (view.state === 'deferred') {
+        const target = recordOf(view);
+        if (target.firstDeferredAt !== undefined && now.getTime() >= target.firstDeferredAt.getTime() + deployment.options.deferralWindowSeconds * 1000) {
+          take(failTarget(target, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; it was not forced`, now));
+        } else if (target.deadlineAt !== undefined && now >= target.deadlineAt) {
+          take(failTarget(target, 'TARGET_DEADLINE_EXCEEDED', `${target.agentId} did not finish the update before its deadline`, now));
+        }
+      }
+    }
+
+    // 3. Start new targets of the current phase, within maxInFlight.
+    const built: BuiltUpdate[] = [];
+    const pushCalls: TargetRecord[] = [];
+    if (deployment.status === 'in_progress' && deployment.phaseState === 'rolling') {
+      const current = (v: TargetView): TargetRecord => changed.get(v.agentId) ?? recordOf(v);
+      const inFlight = views.filter((v) => {
+        const t = current(v);
+        return !isFinal(t) && t.state !== 'pending';
+      }).length;
+      let room = deployment.options.maxInFlight - inFlight;
+      const releases = new Map<string, ReleaseRecord | undefined>();
+      for (const view of views) {
+        if (room <= 0) break;
+        if (view.state !== 'pending' || view.phase !== deployment.phaseIndex || changed.has(view.agentId)) continue;
+        room--;
+        const target = recordOf(view);
+        const notified: TargetRecord = {
+          ...target,
+          state: 'notified',
+          attempts: target.attempts + 1,
+          notifiedAt: now,
+          deadlineAt: new Date(now.getTime() + deployment.options.targetDeadlineSeconds * 1000),
+          updatedAt: now,
+        };
+        if (view.mode === 'push') {
+          changed.set(view.agentId, notified);
+          pushCalls.push(notified);
+          continue;
+        }
+        try {
+          const agent = await ctx.store.getAgent(view.agentId);
+          if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `agent ${view.agentId} is gone`);
+          const release = await this.#release(releases, deployment, agent);
+          const update = await buildUpdate(
+            ctx,
+            {
+              agentId: view.agentId,
+              deploymentId: deployment.id,
+              artifact: deployment.artifact,
+              version: deployment.version,
+              deadlineSeconds: Math.ceil(deployment.options.targetDeadlineSeconds),
+              // The daemon stops deferring when the engine would mark the target failed (decision 0012);
+              // a rollback command below carries no window: undoing a bad release is worth the whole deadline.
+              deferralWindowSeconds: deployment.options.deferralWindowSeconds,
+            },
+            { agent, release },
+          );
+          built.push(update);
+          changed.set(view.agentId, { ...notified, commandId: update.record.id, fromVersion: update.fromVersion });
+        } catch (error) {
+          take(failTarget(target, 'UPDATE_FAILED', `could not build the update command (${error instanceof ManagerError ? error.code : 'error'})`, now));
+        }
+      }
+      // Push mode: deferred agents whose backoff has passed are asked again.
+      for (const view of views) {
+        if (view.mode !== 'push' || view.state !== 'deferred' || changed.has(view.agentId)) continue;
+        if (view.deferredUntil !== undefined && now < view.deferredUntil) continue;
+        const again: TargetRecord = { ...recordOf(view), state: 'notified', attempts: view.attempts + 1, updatedAt: now };
+        changed.set(view.agentId, again);
+        pushCalls.push(again);
+      }
+    }
+
+    // 4. Rollback commands for updated agents of a failed gate, or of an operator's rollback.
+    const rollbackBuilt: BuiltUpdate[] = [];
+    for (const view of rollbacks) {
+      const target = changed.get(view.agentId) ?? recordOf(view);
+      if (view.fromVersion === undefined) continue;
+      try {
+        const update = await buildUpdate(ctx, {
+          agentId: view.agentId,
+          deploymentId: deployment.id,
+          artifact: deployment.artifact,
+          version: view.fromVersion,
+          rollback: true,
+          deadlineSeconds: Math.ceil(deployment.options.targetDeadlineSeconds),
+        });
+        rollbackBuilt.push(update);
+        changed.set(view.agentId, { ...target, rollbackCommandId: update.record.id, rollbackState: 'queued', message: `rolling back to ${view.fromVersion}`, updatedAt: now });
+        decisions.push({ target, decision: { event: 'agent_rolled_back', message: `${view.agentId} gets a signed rollback command to ${view.fromVersion}`, details: { commandId: update.record.id, toVersion: view.fromVersion } } });
+      } catch (error) {
+        changed.set(view.agentId, { ...target, rollbackState: 'failed', errorCode: 'ROLLBACK_FAILED', message: `could not build the rollback command (${error instanceof ManagerError ? error.code : 'error'}); publish ${view.fromVersion} for its platform`, updatedAt: now });
+      }
+    }
+
+    // 5. Persist every transition and the commands they send, together; then act.
+    const events: NewDeploymentEvent[] = decisions
+      .filter((d) => d.decision.event !== 'agent_accepted')
+      .map((d) => ({ deploymentId: deployment.id, at: now, type: d.decision.event, message: d.decision.message, details: { agent_id: d.target.agentId, ...d.decision.details } }));
+    if (changed.size > 0 || built.length > 0 || rollbackBuilt.length > 0) {
+      await ctx.store.writeRollout({
+        targets: [...changed.values()],
+        commands: [...built, ...rollbackBuilt].map((b) => ({ command: b.record, nonce: b.nonce })),
+        events,
+      });
+    }
+    // Started together, the records of a tick share the audit log's group commit (their order is the call order).
+    await Promise.all([
+      ...[...built, ...rollbackBuilt].map((b) => auditQueued(ctx, b, { name: 'system' })),
+      ...decisions.map(({ target, decision }) => this.#auditDecision(deployment, target, decision)),
+    ]);
+    if (pushCalls.length > 0) await this.#push(deployment, pushCalls);
+
+    // 6. The phase: gate, soak, next phase, end.
+    await this.#advance(deployment, now);
+  }
+
+  async #release(cache: Map<string, ReleaseRecord | undefined>, deployment: DeploymentRecord, agent: AgentRecord): Promise<ReleaseRecord | undefined> {
+    if (!cache.has(agent.platform)) cache.set(agent.platform, await this.#ctx.store.getRelease(deployment.artifact, versionKey(deployment.version), agent.platform));
+    return cache.get(agent.platform);
+  }
+
+  #stepRollback(view: TargetView, now: Date): TargetStep | undefined {
+    const target = recordOf(view);
+    const outcome = view.rollbackCommand?.outcome;
+    if (outcome === 'succeeded') {
+      return {
+        next: { ...target, state: 'rolled_back', rollbackState: 'succeeded', message: `rolled back to ${target.fromVersion ?? 'the previous version'}`, updatedAt: now },
+        decision: { event: 'agent_rolled_back', message: `${target.agentId} is back on ${target.fromVersion ?? 'the previous version'}`, details: { done: true } },
+      };
+    }
+    if (outcome !== undefined && outcome !== 'deferred') {
+      return { next: { ...target, state: 'failed', rollbackState: 'failed', errorCode: 'ROLLBACK_FAILED', message: `the rollback command ended ${outcome}`, updatedAt: now } };
+    }
+    return undefined;
+  }
+
+  async #auditDecision(deployment: DeploymentRecord, target: TargetRecord, decision: TargetDecision): Promise<void> {
+    const outcome = decision.event === 'agent_accepted' ? 'accepted' : decision.event === 'agent_rejected' ? 'rejected' : decision.event === 'agent_deferred' ? 'deferred' : target.state;
+    await this.#ctx.audit.append({
+      event: `deployment.${decision.event}`,
+      actor: 'system',
+      agentId: target.agentId,
+      deploymentId: deployment.id,
+      outcome,
+      details: { state: target.state, toVersion: target.toVersion, ...(target.errorCode === undefined ? {} : { code: target.errorCode }), ...decision.details },
+    });
+    this.#ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);
+  }
+
+  // Push mode: the transitions to `notified` are stored; now call each agent and store what it said.
+  async #push(deployment: DeploymentRecord, targets: readonly TargetRecord[]): Promise<void> {
+    const ctx = this.#ctx;
+    const reason = shutdownReason({ version: deployment.version, commitSha: deployment.commitSha, deploymentId: deployment.id, changelog: deployment.changelog });
+    const results = await pool(targets, this.#pushConcurrency, async (target): Promise<TargetStep> => {
+      const agent = await ctx.store.getAgentRolloutSettings(target.agentId);
+      const now = ctx.now();
+      if (agent?.pushUrl === undefined) return failTarget(target, 'PUSH_REFUSED', `${target.agentId} has no push URL any more`, now);
+      let token: string;
+      try {
+        const record = await ctx.store.getAgent(target.agentId);
+        if (record === undefined) return failTarget(target, 'PUSH_REFUSED', `${target.agentId} is gone`, now);
+        token = ctx.fernet.decryptText(record.serviceTokenCiphertext);
+      } catch {
+        return failTarget(target, 'PUSH_REFUSED', `the service token of ${target.agentId} cannot be decrypted`, now);
+      }
+      const answer = await requestShutdown(this.#http, agent.pushUrl, token, reason);
+      switch (answer.kind) {
+        case 'accepted':
+          return { next: { ...target, state: 'updating', updatedAt: now }, decision: { event: 'agent_accepted', message: `${target.agentId} accepted the shutdown`, details: { mode: 'push' } } };
+        case 'busy': {
+          const deferrals = target.deferredCount + 1;
+          const first = target.firstDeferredAt ?? now;
+          if (now.getTime() >= first.getTime() + deployment.options.deferralWindowSeconds * 1000) {
+            return failTarget({ ...target, deferredCount: deferrals, firstDeferredAt: first }, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; it was not forced`, now);
+          }
+          const until = new Date(now.getTime() + deferralDelayMs(deferrals, deployment, answer.retryAfterSeconds));
+          return {
+            next: { ...target, state: 'deferred', deferredCount: deferrals, firstDeferredAt: first, deferredUntil: until, message: `busy (${answer.detail})`, updatedAt: now },
+            decision: { event: 'agent_deferred', message: `${target.agentId} is busy; asking again at ${until.toISOString()}`, details: { deferrals, mode: 'push' } },
+          };
+        }
+        case 'unauthorized':
+          return failTarget(target, 'PUSH_UNAUTHORIZED', `${target.agentId} refused the manager's service token (401); re-enroll it or fix DROVER_SERVICE_TOKEN on the agent`, now);
+        case 'refused':
+          return failTarget(target, 'PUSH_REFUSED', `${target.agentId} answered the shutdown with ${answer.status} (${answer.detail})`, now);
+        case 'unreachable':
+          return failTarget(target, 'PUSH_UNREACHABLE', `${target.agentId} did not answer the shutdown call (${answer.detail})`, now);
+      }
+    });
+    const now = ctx.now();
+    const events: NewDeploymentEvent[] = results
+      .filter((r) => r.decision !== undefined && r.decision.event !== 'agent_accepted')
+      .map((r) => ({ deploymentId: deployment.id, at: now, type: r.decision?.event ?? 'agent', message: r.decision?.message ?? '', details: { agent_id: r.next.agentId, ...r.decision?.details } }));
+    await ctx.store.writeRollout({ targets: results.map((r) => r.next), events });
+    await Promise.all(results.flatMap((r) => (r.decision === undefined ? [] : [this.#auditDecision(deployment, r.next, r.decision)])));
+  }
+
+  async #advance(before: DeploymentRecord, now: Date): Promise<void> {
+    const ctx = this.#ctx;
+    const deployment = (await ctx.store.getDeployment(before.id)) ?? before;
+    const counts = await ctx.store.countTargets(deployment.id);
+    const open = Object.entries(counts.byState).some(([state, n]) => n > 0 && !finalTargetStates.has(state as TargetRecord['state']));
+    const views = deployment.status === 'rolling_back' || deployment.phaseState === 'gate_failed' ? await ctx.store.listTargetViews(deployment.id, { open: true }) : [];
+    const rollbacksOpen = views.some((v) => v.rollbackState === 'queued') || views.some((v) => !isFinal(v));
+    let next: DeploymentRecord | undefined;
+    const events: NewDeploymentEvent[] = [];
+    const audits: { event: string; outcome: string; details: JsonObject }[] = [];
+    const event = (type: string, message: string, details: JsonObject = {}): void => {
+      events.push({ deploymentId: deployment.id, at: now, type, message, details });
+      audits.push({ event: `deployment.${type}`, outcome: type === 'gate_failed' || type === 'failed' ? 'failure' : 'success', details: { phase: deployment.phases[deployment.phaseIndex]?.name ?? null, ...details } });
+    };
+    let skipped: TargetRecord[] = [];
+
+    if (deployment.status === 'in_progress' && deployment.phaseState === 'rolling') {
+      const phaseCounts = counts.byPhase[deployment.phaseIndex] ?? {};
+      const gate = evaluateGate(phaseCounts, deployment.options);
+      const phaseName = deployment.phases[deployment.phaseIndex]?.name ?? String(deployment.phaseIndex);
+      if (gate.verdict === 'passed') {
+        const empty = gate.eligible === 0;
+        next = { ...deployment, phaseState: 'soaking', soakUntil: new Date(now.getTime() + (empty ? 0 : deployment.options.soakSeconds * 1000)), message: `Phase ${phaseName} passed its gate (${gate.succeeded}/${gate.eligible}); soaking.` };
+        event('phase_passed', next.message, { succeeded: gate.succeeded, eligible: gate.eligible, soak_until: next.soakUntil?.toISOString() ?? null });
+      } else if (gate.verdict === 'failed') {
+        const rollback = deployment.options.autoRollback;
+        next = {
+          ...deployment,
+          status: rollback ? 'rolling_back' : 'failed',
+          phaseState: 'gate_failed',
+          message: `Phase ${phaseName} failed its gate: ${gate.reason}.${rollback ? " Its updated agents get signed rollback commands." : ''} Later phases never start.`,
+        };
+        skipped = (await ctx.store.listTargets(deployment.id))
+          .filter((t) => t.state === 'pending')
+          .map((t) => ({ ...t, state: 'skipped' as const, errorCode: 'DEPLOYMENT_STOPPED', message: 'never started: an earlier phase failed its gate', updatedAt: now }));
+        event('gate_failed', next.message, { failed: gate.failed, succeeded: gate.succeeded, eligible: gate.eligible, auto_rollback: rollback });
+      }
+    } else if (deployment.status === 'in_progress' && deployment.phaseState === 'soaking' && deployment.soakUntil !== undefined && now >= deployment.soakUntil) {
+      const nextPhase = deployment.phaseIndex + 1;
+      if (nextPhase >= deployment.phases.length) {
+        next = { ...deployment, status: 'completed', phaseState: 'done', message: `Rolled out ${deployment.version}: every phase passed its gate.` };
+        event('completed', next.message);
+      } else {
+        const manual = deployment.strategy === 'manual';
+        const name = deployment.phases[nextPhase]?.name ?? String(nextPhase);
+        next = {
+          ...deployment,
+          phaseIndex: nextPhase,
+          phaseState: manual ? 'awaiting_promote' : 'rolling',
+          phaseStartedAt: manual ? undefined : now,
+          soakUntil: undefined,
+          message: manual ? `Phase ${name} waits for promote.` : `Phase ${name} started.`,
+        };
+        event(manual ? 'phase_awaiting_promote' : 'phase_started', next.message, { phase_name: name });
+      }
+    }
+
+    // The end: a stopped, failed or completed deployment closes once none of its targets moves.
+    const status = next?.status ?? deployment.status;
+    const closing = !activeDeploymentStatuses.includes(status) || status === 'rolling_back';
+    if (closing && next === undefined && deployment.completedAt === undefined && !open && !rollbacksOpen && skipped.length === 0) {
+      if (status === 'rolling_back') {
+        const final = deployment.phaseState === 'gate_failed' ? 'failed' : 'rolled_back';
+        next = { ...deployment, status: final, completedAt: now, message: `${deployment.message} Rollback finished.` };
+        event(final === 'failed' ? 'failed' : 'rolled_back', next.message);
+      } else {
+        next = { ...deployment, completedAt: now };
+        if (status === 'failed') event('failed', deployment.message);
+      }
+    }
+    if (next === undefined) return;
+    next = { ...next, updatedAt: now };
+    if (next.status === 'completed' && !open) next.completedAt ??= now;
+    const write: RolloutWrite = { deployment: next, targets: skipped, events };
+    await ctx.store.writeRollout(write);
+    for (const audit of audits) await ctx.audit.append({ event: audit.event, actor: 'system', deploymentId: deployment.id, outcome: audit.outcome, details: audit.details });
+    if (events.length > 0) ctx.logger.info({ event: 'deployment.transition', deploymentId: deployment.id, status: next.status, phase: next.phaseIndex, phaseState: next.phaseState }, next.message);
+  }
+}

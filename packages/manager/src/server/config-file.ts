@@ -1,0 +1,102 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { describeProblems, schemaProblems } from '@drover/protocol';
+import { managerLayout, managerLimits } from '../config.js';
+import { ManagerError } from '../errors.js';
+import { RolloutOptionsSchema } from '../rollouts/options.js';
+
+// manager.json: what `drover manager init` writes and `drover manager start` reads. Paths are
+// relative to the manager directory unless absolute. Secrets are never in this file: it names
+// the files (mode 0600) that hold them.
+
+const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
+
+export const ManagerConfigSchema = Type.Object(
+  {
+    schema: Type.Literal('drover.manager/v1'),
+    listen: Type.Object({ host: Type.String({ minLength: 1, maxLength: 255 }), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
+    paths: Type.Object(
+      {
+        database: RelativePath,
+        blobs: RelativePath,
+        auditLog: RelativePath,
+        auditSigners: RelativePath,
+        managerKey: RelativePath,
+        auditKey: RelativePath,
+        adminTokens: RelativePath,
+        deployTokens: RelativePath,
+        encryptionKey: RelativePath,
+        trustPolicy: RelativePath,
+      },
+      { additionalProperties: false },
+    ),
+    settings: Type.Object(
+      {
+        checkinIntervalSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 86400 })),
+        minAgentVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        allowReenrollment: Type.Optional(Type.Boolean()),
+        defaultChannel: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        routePrefix: Type.Optional(Type.String({ maxLength: 256, pattern: '^(/[A-Za-z0-9._~-]+)*/?$' })),
+        presignDownloads: Type.Optional(Type.Boolean()),
+        rolloutTickMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, description: 'Milliseconds between two rollout engine ticks (default 1000).' })),
+        rollout: Type.Optional(RolloutOptionsSchema),
+      },
+      { additionalProperties: false },
+    ),
+    logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)))),
+  },
+  { $id: 'ManagerConfig', additionalProperties: false, description: 'manager.json, in the manager directory.' },
+);
+export type ManagerConfig = Static<typeof ManagerConfigSchema>;
+
+/** The default configuration `drover manager init` writes. */
+export function defaultManagerConfig(listen: { host: string; port: number } = { host: '127.0.0.1', port: 8443 }): ManagerConfig {
+  return {
+    schema: 'drover.manager/v1',
+    listen,
+    paths: {
+      database: managerLayout.database,
+      blobs: managerLayout.blobs,
+      auditLog: managerLayout.auditLog,
+      auditSigners: managerLayout.auditSigners,
+      managerKey: managerLayout.managerKey,
+      auditKey: managerLayout.auditKey,
+      adminTokens: managerLayout.adminToken,
+      deployTokens: managerLayout.deployToken,
+      encryptionKey: managerLayout.encryptionKey,
+      trustPolicy: managerLayout.trustPolicy,
+    },
+    settings: { checkinIntervalSeconds: managerLimits.checkinIntervalSeconds, allowReenrollment: true, defaultChannel: 'stable' },
+    logLevel: 'info',
+  };
+}
+
+/** A configured path, resolved against the manager directory. */
+export function resolvePath(dir: string, path: string): string {
+  return isAbsolute(path) ? path : join(dir, path);
+}
+
+/** Reads and checks `<dir>/manager.json`. */
+export async function readManagerConfig(dir: string): Promise<ManagerConfig> {
+  const path = join(dir, managerLayout.config);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ManagerError('CONFIG_INVALID', `${path} does not exist. Create the manager directory with \`drover manager init --dir ${dir}\`.`, { cause: error });
+    }
+    throw error;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ManagerError('CONFIG_INVALID', `${path} is not JSON. Fix it, or recreate it with \`drover manager init\`.`, { cause: error });
+  }
+  const problems = schemaProblems(ManagerConfigSchema, value);
+  if (problems.length > 0) throw new ManagerError('CONFIG_INVALID', `${path} is not a valid manager config (${describeProblems(problems)}).`);
+  return value as ManagerConfig;
+}

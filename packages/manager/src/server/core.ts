@@ -1,0 +1,410 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Fernet, ed25519AuditSigner, isDroverError, parseTrustPolicy, resolveEncryptionKey } from '@drover/protocol';
+import type {
+  AuditChainHead,
+  CheckinRequest,
+  Ed25519PrivateKey,
+  Ed25519PublicKey,
+  EncryptionKeySource,
+  EnrollRequest,
+  EnrollResponse,
+  TrustPolicy,
+  TrustPolicyDocument,
+  DeploymentAction,
+  DeploymentStatus,
+  LatestChangelogResponse,
+  UpdateCommand,
+  UpdateNotification,
+  UpdateNotifyResponse,
+} from '@drover/protocol';
+import type { Logger } from 'pino';
+import { authenticateAgent } from '../agents/credentials.js';
+import { AuditLog } from '../audit/log.js';
+import type { AuditSignerWithKey } from '../audit/log.js';
+import type { BlobStore } from '../blobs/blob-store.js';
+import { checkIn } from '../agents/check-in.js';
+import type { CheckinHeaders, CheckinOutcome } from '../agents/check-in.js';
+import { managerLimits } from '../config.js';
+import { systemActor } from '../context.js';
+import type { Actor, ManagerContext, ManagerSettings } from '../context.js';
+import { openDownload } from '../releases/downloads.js';
+import type { DownloadRequest, DownloadResponse } from '../releases/downloads.js';
+import { enroll } from '../agents/enrollment.js';
+import { createEnrollmentToken, revokeEnrollmentToken } from '../agents/enrollment-tokens.js';
+import type { CreateEnrollmentTokenInput, CreatedEnrollmentToken } from '../agents/enrollment-tokens.js';
+import { ManagerError } from '../errors.js';
+import { FsBlobStore } from '../blobs/fs-blob-store.js';
+import { loadSigningKey } from '../keys.js';
+import { silentLogger } from '../logger.js';
+import { authenticateOperator } from '../http/operator-auth.js';
+import type { OperatorIdentity, OperatorRole } from '../http/operator-auth.js';
+import { UrlSigner } from '../releases/presign.js';
+import { downloadPath, findRelease, latestRelease, registerRelease, uploadArtifact } from '../releases/catalog.js';
+import type { RegisteredRelease } from '../releases/catalog.js';
+import { SqliteStore } from '../store/sqlite/store.js';
+import type { AgentIdentity, AgentRecord, CommandRecord, EnrollmentTokenRecord, ReleaseRecord, Store } from '../store/store.js';
+import { queueUpdate } from '../agents/update-commands.js';
+import { latestChangelog } from '../deploy/notify.js';
+import { RolloutEngine } from '../rollouts/engine.js';
+import type { RolloutEngineOptions } from '../rollouts/engine.js';
+import type { AgentRolloutSettings } from '../rollouts/records.js';
+import type { QueueUpdateInput } from '../agents/update-commands.js';
+
+const META_AUDIT_HEAD = 'audit.head';
+const META_KEY_CHECK = 'encryption.check';
+const META_PRESIGN_SECRET = 'presign.secret';
+const KEY_CHECK_TEXT = 'drover encryption key check';
+
+/** How to open a manager. Every path defaults to a file under `dataDir`. */
+export interface ManagerOptions {
+  /** The directory holding the database, blobs and audit log unless given one by one. */
+  dataDir?: string | undefined;
+  /** A ready store (default: SQLite at `databasePath`, else `<dataDir>/manager.db`). */
+  store?: Store | undefined;
+  databasePath?: string | undefined;
+  /** A ready blob store (default: the filesystem at `blobDir`, else `<dataDir>/blobs`). */
+  blobs?: BlobStore | undefined;
+  blobDir?: string | undefined;
+  /** The audit log (default `<dataDir>/audit/audit.jsonl`); signers.json goes beside it. */
+  auditLogPath?: string | undefined;
+  auditSignersPath?: string | undefined;
+  /** The audit signer (a KMS fits here); default: the key in `auditKeyPath`. */
+  auditSigner?: AuditSignerWithKey | undefined;
+  auditKeyPath?: string | undefined;
+  /** The key that signs update nonces; default: the key in `managerKeyPath`. */
+  managerKey?: Ed25519PrivateKey | undefined;
+  managerKeyPath?: string | undefined;
+  /** Older manager public keys still handed to daemons during a key rotation. */
+  previousManagerKeys?: readonly Ed25519PublicKey[] | undefined;
+  /** The Fernet key for service tokens at rest; default: resolveEncryptionKey(env). */
+  encryptionKey?: string | undefined;
+  /** The releases trust policy (keys and threshold); without one, every publication is refused. */
+  trustPolicy?: TrustPolicy | TrustPolicyDocument | undefined;
+  /** Tokens with every right (operators). */
+  adminTokens?: readonly string[] | undefined;
+  /** Tokens that may publish releases (CI). */
+  deployTokens?: readonly string[] | undefined;
+  /** The secret of presigned URLs (default: one kept encrypted in the store). */
+  presignSecret?: Uint8Array | undefined;
+  settings?: Partial<ManagerSettings> | undefined;
+  logger?: Logger | undefined;
+  /** Read for the encryption key and DEV_ALLOW_EPHEMERAL (default process.env). */
+  env?: Record<string, string | undefined> | undefined;
+  now?: (() => Date) | undefined;
+  /** The rollout engine: tick interval, defaults of new rollouts, push-mode HTTP client, and whether it starts with the manager (default true). */
+  rollout?: (RolloutEngineOptions & { autoStart?: boolean | undefined }) | undefined;
+}
+
+function pathOf(explicit: string | undefined, dataDir: string | undefined, relative: string, what: string): string {
+  if (explicit !== undefined) return explicit;
+  if (dataDir === undefined) throw new ManagerError('CONFIG_INVALID', `No ${what} is configured: pass dataDir (or the path of the ${what}).`);
+  return join(dataDir, relative);
+}
+
+function parseHead(text: string | undefined): AuditChainHead | undefined {
+  if (text === undefined) return undefined;
+  const value = JSON.parse(text) as Partial<AuditChainHead>;
+  return typeof value.seq === 'number' && typeof value.hash === 'string' ? { seq: value.seq, hash: value.hash } : undefined;
+}
+
+/**
+ * The manager's operations, over its store, blob store, audit log and keys: what the HTTP routes
+ * call, and what an embedding program (or the rollout engine) calls directly.
+ *
+ * @example
+ * const core = await openManagerCore({ dataDir: '/var/lib/drover-manager', adminTokens: [adminToken] })
+ * await core.queueUpdate({ agentId, deploymentId: 'manual-1', artifact: 'agent', version: '1.3.0' })
+ */
+export class ManagerCore {
+  readonly context: ManagerContext;
+  /** Drives deployments (canary phases, gates, deferral, rollback, push mode). */
+  readonly rollouts: RolloutEngine;
+  readonly #ownsStore: boolean;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(context: ManagerContext, options: { ownsStore: boolean; rollout?: ManagerOptions['rollout'] }) {
+    this.context = context;
+    this.#ownsStore = options.ownsStore;
+    this.rollouts = new RolloutEngine(context, options.rollout);
+    // Resumes any rollout a previous run left open: its state and timers are all in the store.
+    if (options.rollout?.autoStart !== false) this.rollouts.start();
+  }
+
+  /** Creates a deployment from a deploy notification (POST /manager/v1/updates/notify). */
+  notifyUpdate(notification: UpdateNotification, actor: Actor = systemActor): Promise<UpdateNotifyResponse> {
+    return this.rollouts.notify(notification, actor);
+  }
+
+  /** A deployment's status; without an id, the newest active one (null when none is). */
+  async deploymentStatus(deploymentId?: string): Promise<DeploymentStatus | null> {
+    if (deploymentId !== undefined) return this.rollouts.status(deploymentId);
+    const [active] = await this.context.store.listDeployments({ active: true, limit: 1 });
+    return active === undefined ? null : this.rollouts.status(active.id);
+  }
+
+  /** pause, resume, abort, promote or rollback a deployment. */
+  deploymentAction(deploymentId: string, action: DeploymentAction, actor: Actor = systemActor, reason?: string): Promise<DeploymentStatus> {
+    return this.rollouts.act(deploymentId, action, actor, reason);
+  }
+
+  latestChangelog(artifact?: 'agent' | 'daemon'): Promise<LatestChangelogResponse> {
+    return latestChangelog(this.context, artifact);
+  }
+
+  /** Sets an agent's canary group and push URL (push mode: the manager calls its shutdown route). */
+  async setAgentRollout(agentId: string, settings: AgentRolloutSettings, actor: Actor = systemActor): Promise<void> {
+    if (settings.pushUrl !== undefined) {
+      let url: URL | undefined;
+      try {
+        url = new URL(settings.pushUrl);
+      } catch {
+        url = undefined;
+      }
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
+        throw new ManagerError('PUSH_URL_INVALID', 'pushUrl must be an http(s) URL of the agent without credentials, e.g. http://10.0.0.5:8080.');
+      }
+    }
+    if (!(await this.context.store.setAgentRolloutSettings(agentId, settings))) {
+      throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${agentId.slice(0, 128)}. List the agents with \`drover agents list\`.`);
+    }
+    await this.context.audit.append({
+      event: 'agent.rollout_settings',
+      actor: actor.name,
+      tokenId: actor.tokenId,
+      agentId,
+      outcome: 'success',
+      details: { group: settings.group ?? null, pushMode: settings.pushUrl !== undefined },
+    });
+  }
+
+  /** True once close() has begun: new requests are refused with 503 SHUTTING_DOWN. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  get logger(): Logger {
+    return this.context.logger;
+  }
+
+  enroll(request: EnrollRequest, headerMachineId?: string): Promise<EnrollResponse> {
+    return enroll(this.context, request, headerMachineId);
+  }
+
+  authenticateAgent(authorization: string | undefined, agentId?: string): Promise<AgentIdentity> {
+    return authenticateAgent(this.context, authorization, agentId);
+  }
+
+  authenticateOperator(authorization: string | undefined, allowed: readonly OperatorRole[], route: string): Promise<OperatorIdentity> {
+    return authenticateOperator(this.context, authorization, allowed, route);
+  }
+
+  checkIn(agent: AgentIdentity, headers: CheckinHeaders, body: CheckinRequest): Promise<CheckinOutcome> {
+    return checkIn(this.context, agent, headers, body);
+  }
+
+  /** Queues a signed update command for an agent (see agents/update-commands.ts). */
+  queueUpdate(input: QueueUpdateInput, actor: Actor = systemActor): Promise<UpdateCommand> {
+    return queueUpdate(this.context, input, actor);
+  }
+
+  createEnrollmentToken(input: CreateEnrollmentTokenInput, actor: Actor = systemActor): Promise<CreatedEnrollmentToken> {
+    return createEnrollmentToken(this.context, input, actor);
+  }
+
+  revokeEnrollmentToken(id: string, actor: Actor = systemActor): Promise<void> {
+    return revokeEnrollmentToken(this.context, id, actor);
+  }
+
+  listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]> {
+    return this.context.store.listEnrollmentTokens();
+  }
+
+  registerRelease(envelope: unknown, actor: Actor = systemActor): Promise<RegisteredRelease> {
+    return registerRelease(this.context, envelope, actor);
+  }
+
+  uploadArtifact(params: { artifact: string; version: string; platform: string }, source: AsyncIterable<Uint8Array>, actor: Actor = systemActor): Promise<ReleaseRecord> {
+    return uploadArtifact(this.context, params, source, actor);
+  }
+
+  latestRelease(query: { artifact: string; platform: string; channel?: string | undefined }): Promise<ReleaseRecord> {
+    return latestRelease(this.context, query);
+  }
+
+  findRelease(query: { artifact: string; version: string; platform?: string | undefined }): Promise<ReleaseRecord> {
+    return findRelease(this.context, query);
+  }
+
+  openDownload(request: DownloadRequest): Promise<DownloadResponse> {
+    return openDownload(this.context, request);
+  }
+
+  /** The manager-relative download URL of a release (with the route prefix). */
+  downloadUrl(release: Pick<ReleaseRecord, 'artifact' | 'version' | 'platform'>): string {
+    return this.context.settings.routePrefix + downloadPath(release);
+  }
+
+  /** A presigned download URL (path and query, with the route prefix), valid for `ttlSeconds`. */
+  presignDownload(release: Pick<ReleaseRecord, 'artifact' | 'version' | 'platform'>, ttlSeconds?: number): { url: string; expiresAt: Date } {
+    const signed = this.context.urlSigner.presign(downloadPath(release), { ...(ttlSeconds === undefined ? {} : { ttlSeconds }), now: this.context.now() });
+    return { url: this.context.settings.routePrefix + signed.url, expiresAt: signed.expiresAt };
+  }
+
+  getAgent(agentId: string): Promise<AgentRecord | undefined> {
+    return this.context.store.getAgent(agentId);
+  }
+
+  listAgents(options: { limit?: number; after?: string | undefined } = {}): Promise<AgentRecord[]> {
+    return this.context.store.listAgents({ limit: Math.min(options.limit ?? managerLimits.listAgentsMax, managerLimits.listAgentsMax), after: options.after });
+  }
+
+  listCommands(agentId: string): Promise<CommandRecord[]> {
+    return this.context.store.listCommands(agentId);
+  }
+
+  /** An agent's service token, decrypted: what the manager presents to the agent in push mode. */
+  async serviceToken(agentId: string): Promise<string> {
+    const agent = await this.context.store.getAgent(agentId);
+    if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${agentId.slice(0, 128)}.`);
+    return this.context.fernet.decryptText(agent.serviceTokenCiphertext);
+  }
+
+  /** Throws unless the manager can serve requests (for /readyz). */
+  async ready(): Promise<void> {
+    if (this.#closing) throw new ManagerError('SHUTTING_DOWN', 'The manager is shutting down.');
+    await this.context.store.ping();
+  }
+
+  /** Marks the manager closing (new requests get 503) without closing anything yet. */
+  beginShutdown(): void {
+    this.#closing = true;
+  }
+
+  /** Audits the stop, closes the audit log and (if it opened it) the store. Idempotent. */
+  close(): Promise<void> {
+    this.#closing = true;
+    this.#closed ??= (async () => {
+      await this.rollouts.stop();
+      try {
+        await this.context.audit.append({ event: 'manager.stopped', actor: 'system', outcome: 'success', details: {} });
+      } catch (error) {
+        this.context.logger.error({ event: 'audit.write_failed', err: error }, 'could not audit the manager stop');
+      }
+      await this.context.audit.close();
+      if (this.#ownsStore) await this.context.store.close();
+      this.context.logger.info({ event: 'manager.stopped' }, 'manager stopped');
+    })();
+    return this.#closed;
+  }
+}
+
+/**
+ * Opens a manager: store (migrated), blob store, keys, encryption key, audit log (resumed, and
+ * checked against the head kept in the store). Refuses to start without an encryption key
+ * (ENCRYPTION_KEY_MISSING), without key files unless DEV_ALLOW_EPHEMERAL=true (KEY_FILE_MISSING),
+ * with an encryption key other than the one the stored tokens were written with
+ * (ENCRYPTION_KEY_MISMATCH), or with a damaged audit log (AUDIT_LOG_CORRUPT, AUDIT_LOG_TRUNCATED).
+ */
+export async function openManagerCore(options: ManagerOptions): Promise<ManagerCore> {
+  const env = options.env ?? process.env;
+  const logger = options.logger ?? silentLogger();
+  const now = options.now ?? ((): Date => new Date());
+  // The encryption key first: without it nothing else is worth opening.
+  let encryptionKey = options.encryptionKey;
+  let keySource: EncryptionKeySource | 'option' = 'option';
+  if (encryptionKey === undefined) {
+    const resolved = resolveEncryptionKey(env);
+    encryptionKey = resolved.key;
+    keySource = resolved.source;
+  }
+  const fernet = new Fernet(encryptionKey);
+  const managerKey = options.managerKey ?? (await loadSigningKey(options.managerKeyPath, 'manager signing key', { env, logger })).key;
+  let auditSigner = options.auditSigner;
+  if (auditSigner === undefined) {
+    const auditKey = (await loadSigningKey(options.auditKeyPath, 'audit key', { env, logger })).key;
+    auditSigner = { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey };
+  }
+  const trustPolicy = options.trustPolicy === undefined ? undefined : 'keys' in options.trustPolicy && options.trustPolicy.keys instanceof Map ? (options.trustPolicy as TrustPolicy) : parseTrustPolicy(options.trustPolicy);
+
+  const ownsStore = options.store === undefined;
+  const store = options.store ?? SqliteStore.open(pathOf(options.databasePath, options.dataDir, 'manager.db', 'database'));
+  try {
+    // Tokens written under one key are unreadable under another: refuse rather than find out per agent.
+    const check = await store.getMeta(META_KEY_CHECK);
+    if (check === undefined) await store.setMeta(META_KEY_CHECK, fernet.encrypt(KEY_CHECK_TEXT));
+    else {
+      let matches = false;
+      try {
+        matches = fernet.decryptText(check) === KEY_CHECK_TEXT;
+      } catch (error) {
+        if (!isDroverError(error)) throw error;
+      }
+      if (!matches) {
+        throw new ManagerError('ENCRYPTION_KEY_MISMATCH', 'The encryption key differs from the one this manager\'s stored service tokens were encrypted with. Set DROVER_ENCRYPTION_KEY (or the CIRIS variables) to the original key.');
+      }
+    }
+    let presignSecret = options.presignSecret;
+    if (presignSecret === undefined) {
+      // Kept in the store, encrypted, so presigned URLs survive restarts and are shared by replicas.
+      const stored = await store.getMeta(META_PRESIGN_SECRET);
+      if (stored === undefined) {
+        presignSecret = randomBytes(32);
+        await store.setMeta(META_PRESIGN_SECRET, fernet.encrypt(presignSecret));
+      } else presignSecret = fernet.decrypt(stored);
+    }
+    const audit = await AuditLog.open({
+      path: pathOf(options.auditLogPath, options.dataDir, 'audit/audit.jsonl', 'audit log'),
+      ...(options.auditSignersPath === undefined ? {} : { signersPath: options.auditSignersPath }),
+      signer: auditSigner,
+      expectedHead: parseHead(await store.getMeta(META_AUDIT_HEAD)),
+      onHead: (head) => store.setMeta(META_AUDIT_HEAD, JSON.stringify(head)),
+      logger,
+      now,
+    });
+    const settings: ManagerSettings = {
+      checkinIntervalSeconds: options.settings?.checkinIntervalSeconds ?? managerLimits.checkinIntervalSeconds,
+      minAgentVersion: options.settings?.minAgentVersion,
+      allowReenrollment: options.settings?.allowReenrollment ?? true,
+      defaultChannel: options.settings?.defaultChannel ?? 'stable',
+      routePrefix: (options.settings?.routePrefix ?? '').replace(/\/+$/, ''),
+      presignDownloads: options.settings?.presignDownloads ?? false,
+    };
+    const context: ManagerContext = {
+      store,
+      blobs: options.blobs ?? new FsBlobStore(pathOf(options.blobDir, options.dataDir, 'blobs', 'blob directory')),
+      audit,
+      managerKey,
+      managerPublicKeys: [managerKey.publicKey, ...(options.previousManagerKeys ?? []).filter((key) => !key.equals(managerKey.publicKey))],
+      fernet,
+      urlSigner: new UrlSigner(presignSecret),
+      trustPolicy,
+      adminTokens: [...(options.adminTokens ?? [])],
+      deployTokens: [...(options.deployTokens ?? [])],
+      settings,
+      logger,
+      now,
+    };
+    if (context.adminTokens.length === 0) logger.warn({ event: 'config.no_admin_token' }, 'no admin token is configured: the operator API refuses every request');
+    if (trustPolicy === undefined) logger.warn({ event: 'config.no_trust_policy' }, 'no release trust policy is configured: every release publication is refused');
+    await audit.append({
+      event: 'manager.started',
+      actor: 'system',
+      outcome: 'success',
+      details: {
+        managerKeyId: managerKey.keyid,
+        auditKeyId: auditSigner.signer.kid,
+        store: store.kind,
+        encryptionKeySource: keySource,
+        trustedReleaseKeys: trustPolicy === undefined ? [] : [...trustPolicy.keys.keys()],
+        releaseThreshold: trustPolicy?.threshold ?? 0,
+      },
+    });
+    logger.info({ event: 'manager.started', managerKeyId: managerKey.keyid, auditKeyId: auditSigner.signer.kid, store: store.kind, encryptionKeySource: keySource }, 'manager core ready');
+    return new ManagerCore(context, { ownsStore, rollout: options.rollout });
+  } catch (error) {
+    if (ownsStore) await store.close();
+    throw error;
+  }
+}

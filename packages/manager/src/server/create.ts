@@ -1,0 +1,63 @@
+import Fastify, { LogController } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { managerLimits } from '../config.js';
+import { frameworkErrors, installErrorHandling } from '../http/errors.js';
+import { silentLogger } from '../logger.js';
+import { openManagerCore } from './core.js';
+import type { ManagerCore, ManagerOptions } from './core.js';
+import { managerPlugin } from '../http/plugin.js';
+
+export interface CreateManagerOptions extends ManagerOptions {
+  /** Log every request (method, path without query, status, time); default true. */
+  requestLogging?: boolean | undefined;
+  /** Trust X-Forwarded-For from these proxies (Fastify's trustProxy); default false. */
+  trustProxy?: boolean | string | string[] | undefined;
+  /** Milliseconds to receive a whole request (an artifact upload included); default 15 minutes. */
+  requestTimeoutMs?: number | undefined;
+}
+
+/** A ready manager server: a Fastify instance with the manager's operations at `.manager`. */
+export type ManagerServer = FastifyInstance & { readonly manager: ManagerCore };
+
+/**
+ * Opens a manager and returns a ready Fastify server for it; call `listen` on it. Closing the
+ * server closes the manager (audit record, audit log, store).
+ *
+ * @example
+ * const app = await createManager({ dataDir: '/var/lib/drover-manager', adminTokens: [adminToken], logger: createManagerLogger() })
+ * await app.listen({ host: '127.0.0.1', port: 8443 })
+ */
+export async function createManager(options: CreateManagerOptions): Promise<ManagerServer> {
+  const logger: Logger = options.logger ?? silentLogger();
+  const core = await openManagerCore({ ...options, logger });
+  let app: FastifyInstance;
+  try {
+    app = Fastify({
+      loggerInstance: logger,
+      logController: new LogController({ disableRequestLogging: options.requestLogging === false }),
+      bodyLimit: managerLimits.adminBodyMaxBytes,
+      // The manager answers 503 itself while stopping, in its own error shape.
+      return503OnClosing: false,
+      forceCloseConnections: 'idle',
+      trustProxy: options.trustProxy ?? false,
+      requestTimeout: options.requestTimeoutMs ?? 15 * 60_000,
+      connectionTimeout: 0,
+      keepAliveTimeout: 72_000,
+      // Ids and versions are up to 128 characters; a longer segment matches no route.
+      routerOptions: { maxParamLength: 256 },
+      frameworkErrors,
+    }) as unknown as FastifyInstance;
+    app.decorate('manager', core);
+    const prefix = core.context.settings.routePrefix;
+    // Under a prefix, the rest of the server is ours too: its 404s and errors keep the manager's shape.
+    if (prefix !== '') installErrorHandling(app);
+    // The plugin stops the manager with the server (preClose: 503 SHUTTING_DOWN; onClose: core.close()).
+    await app.register(managerPlugin, { core, prefix });
+    await app.ready();
+  } catch (error) {
+    await core.close();
+    throw error;
+  }
+  return app as ManagerServer;
+}

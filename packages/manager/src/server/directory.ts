@@ -1,0 +1,99 @@
+import { readFile } from 'node:fs/promises';
+import { isDroverError, resolveEncryptionKey } from '@drover/protocol';
+import type { TrustPolicyDocument } from '@drover/protocol';
+import type { Logger } from 'pino';
+import { ManagerError } from '../errors.js';
+import { readSecretFile } from '../keys.js';
+import { createManagerLogger } from '../logger.js';
+import type { ManagerOptions } from './core.js';
+import { readManagerConfig, resolvePath } from './config-file.js';
+import type { ManagerConfig } from './config-file.js';
+
+export interface ReadManagerDirectoryOptions {
+  /** Read for the encryption key (DROVER_ENCRYPTION_KEY, ...) and DEV_ALLOW_EPHEMERAL; default process.env. */
+  env?: Record<string, string | undefined> | undefined;
+  /** Default: a JSON logger at manager.json's `logLevel`. */
+  logger?: Logger | undefined;
+}
+
+/** A manager directory, read: its manager.json, and the options that open the manager it holds. */
+export interface ManagerDirectory {
+  config: ManagerConfig;
+  /** For `openManagerCore` or `createManager`: paths, tokens, trust policy, encryption key, settings, logger, env. */
+  options: ManagerOptions & { logger: Logger };
+}
+
+async function readTokens(path: string, what: string, logger: Logger): Promise<string[]> {
+  try {
+    // One token a line: several lines let a new token overlap the old one during a rotation.
+    return ((await readSecretFile(path, what)) ?? '').split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  } catch (error) {
+    if (!isDroverError(error, 'KEY_FILE_MISSING')) throw error;
+    logger.warn({ event: 'config.token_file_missing', what, path }, `no ${what} file: those requests will be refused`);
+    return [];
+  }
+}
+
+async function readTrustPolicy(path: string): Promise<TrustPolicyDocument | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    // No trust policy: the manager runs, and refuses every release publication.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as TrustPolicyDocument;
+  } catch (error) {
+    throw new ManagerError('CONFIG_INVALID', `The trust policy ${path} is not JSON. Recreate it with \`drover trust create\`.`, { cause: error });
+  }
+}
+
+/**
+ * Reads a directory made by `drover manager init` the way `drover manager start` does: manager.json,
+ * the key files, the admin and deploy tokens (one a line), the trust policy, and the encryption key
+ * (from the environment: DROVER_ENCRYPTION_KEY, CIRIS_ENCRYPTION_KEY or MANAGER_JWT_SECRET +
+ * CIRIS_ENCRYPTION_SALT; when none is set, from the key file init wrote). Opens nothing.
+ *
+ * @example
+ * const { options } = await readManagerDirectory('/var/lib/drover-manager')
+ * const core = await openManagerCore({ ...options, settings: { ...options.settings, routePrefix: '/drover' } })
+ * await app.register(managerPlugin, { core, prefix: '/drover' })
+ */
+export async function readManagerDirectory(dir: string, options: ReadManagerDirectoryOptions = {}): Promise<ManagerDirectory> {
+  const env = options.env ?? process.env;
+  const config = await readManagerConfig(dir);
+  const logger = options.logger ?? createManagerLogger({ level: config.logLevel ?? 'info' });
+  const path = (name: keyof ManagerConfig['paths']): string => resolvePath(dir, config.paths[name]);
+
+  let encryptionKey: string | undefined;
+  try {
+    resolveEncryptionKey(env);
+  } catch (error) {
+    if (!isDroverError(error, 'ENCRYPTION_KEY_MISSING')) throw error;
+    encryptionKey = await readSecretFile(path('encryptionKey'), 'encryption key').catch((cause: unknown) => {
+      // Neither the environment nor the file: the protocol's own error says which variables to set.
+      throw isDroverError(cause, 'KEY_FILE_MISSING') ? error : cause;
+    });
+  }
+  return {
+    config,
+    options: {
+      databasePath: path('database'),
+      blobDir: path('blobs'),
+      auditLogPath: path('auditLog'),
+      auditSignersPath: path('auditSigners'),
+      managerKeyPath: path('managerKey'),
+      auditKeyPath: path('auditKey'),
+      adminTokens: await readTokens(path('adminTokens'), 'admin token', logger),
+      deployTokens: await readTokens(path('deployTokens'), 'deploy token', logger),
+      encryptionKey,
+      trustPolicy: await readTrustPolicy(path('trustPolicy')),
+      settings: config.settings,
+      rollout: { tickMs: config.settings.rolloutTickMs, defaults: config.settings.rollout },
+      logger,
+      env,
+    },
+  };
+}

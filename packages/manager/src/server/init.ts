@@ -1,0 +1,143 @@
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Ed25519PrivateKey, ed25519AuditSigner, generateFernetKey, generateServiceToken, isDroverError, parseTrustPolicy, resolveEncryptionKey, writeFileAtomic } from '@drover/protocol';
+import type { TrustPolicyDocument } from '@drover/protocol';
+import { managerLayout } from '../config.js';
+import { ManagerError } from '../errors.js';
+import { defaultManagerConfig, resolvePath } from './config-file.js';
+import type { ManagerConfig } from './config-file.js';
+import { openManagerCore } from './core.js';
+
+export interface InitManagerOptions {
+  dir: string;
+  host?: string | undefined;
+  port?: number | undefined;
+  /** Seats of the first enrollment token (default 1). */
+  seats?: number | undefined;
+  /** Seconds until the first enrollment token expires (default 24 h). */
+  expiresInSeconds?: number | undefined;
+  /** The keys releases must be signed with; without one, the manager accepts no release until trust.json exists. */
+  trustPolicy?: TrustPolicyDocument | undefined;
+  /** Read for an existing encryption key (DROVER_ENCRYPTION_KEY, ...) and DEV_ALLOW_EPHEMERAL. */
+  env?: Record<string, string | undefined> | undefined;
+}
+
+/** What `initManagerDirectory` created; the secrets are shown once. */
+export interface InitializedManager {
+  dir: string;
+  config: string;
+  /** Secrets: the operator keeps these (they are also in the 0600 files named in `files`). */
+  adminToken: string;
+  deployToken: string;
+  enrollmentToken: string;
+  enrollmentTokenId: string;
+  enrollmentTokenSeats: number;
+  enrollmentTokenExpiresAt: string;
+  managerKeyId: string;
+  auditKeyId: string;
+  /** Where the encryption key is: the file written, or the environment variable already set. */
+  encryptionKeySource: string;
+  files: Record<string, string>;
+  trustPolicy: boolean;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeSecret(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  // 0600 from the first byte: never readable by others, even for an instant.
+  await writeFileAtomic(path, text, { mode: 0o600 });
+}
+
+/**
+ * Creates a manager directory: manager.json, the manager's signing key and audit key, admin and
+ * deploy tokens, a Fernet key (unless the environment already names one), the database with a
+ * first enrollment token, the audit log and signers.json. Secret files are 0600.
+ */
+export async function initManagerDirectory(options: InitManagerOptions): Promise<InitializedManager> {
+  const dir = options.dir;
+  const env = options.env ?? {};
+  const configPath = join(dir, managerLayout.config);
+  if (await exists(configPath)) {
+    throw new ManagerError('CONFIG_INVALID', `${configPath} already exists: this directory holds a manager. Start it with \`drover manager start --dir ${dir}\`, or choose another directory.`);
+  }
+  if (options.trustPolicy !== undefined) parseTrustPolicy(options.trustPolicy);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const config: ManagerConfig = defaultManagerConfig({ host: options.host ?? '127.0.0.1', port: options.port ?? 8443 });
+  const path = (name: keyof ManagerConfig['paths']): string => resolvePath(dir, config.paths[name]);
+
+  const managerKey = Ed25519PrivateKey.generate();
+  const auditKey = Ed25519PrivateKey.generate();
+  const adminToken = generateServiceToken();
+  const deployToken = generateServiceToken();
+  await writeSecret(path('managerKey'), managerKey.toPem());
+  await writeSecret(path('auditKey'), auditKey.toPem());
+  await writeSecret(path('adminTokens'), `${adminToken}\n`);
+  await writeSecret(path('deployTokens'), `${deployToken}\n`);
+  await writeFile(`${path('managerKey')}.pub`, managerKey.publicKey.toPem(), { mode: 0o644 });
+
+  let encryptionKey: string;
+  let encryptionKeySource: string;
+  try {
+    const resolved = resolveEncryptionKey(env);
+    encryptionKey = resolved.key;
+    encryptionKeySource = resolved.source;
+  } catch (error) {
+    if (!isDroverError(error, 'ENCRYPTION_KEY_MISSING')) throw error;
+    encryptionKey = generateFernetKey();
+    encryptionKeySource = path('encryptionKey');
+    await writeSecret(path('encryptionKey'), `${encryptionKey}\n`);
+  }
+  if (options.trustPolicy !== undefined) await writeFileAtomic(path('trustPolicy'), `${JSON.stringify(options.trustPolicy, null, 2)}\n`);
+  await writeFileAtomic(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+
+  const core = await openManagerCore({
+    databasePath: path('database'),
+    blobDir: path('blobs'),
+    auditLogPath: path('auditLog'),
+    auditSignersPath: path('auditSigners'),
+    managerKey,
+    auditSigner: { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey },
+    encryptionKey,
+    env,
+  });
+  let created;
+  try {
+    created = await core.createEnrollmentToken({ seats: options.seats, expiresInSeconds: options.expiresInSeconds, note: 'created by drover manager init' }, { name: 'cli:init' });
+  } finally {
+    await core.close();
+  }
+  return {
+    dir,
+    config: configPath,
+    adminToken,
+    deployToken,
+    enrollmentToken: created.token,
+    enrollmentTokenId: created.record.id,
+    enrollmentTokenSeats: created.record.seats,
+    enrollmentTokenExpiresAt: created.record.expiresAt.toISOString(),
+    managerKeyId: managerKey.keyid,
+    auditKeyId: auditKey.keyid,
+    encryptionKeySource,
+    trustPolicy: options.trustPolicy !== undefined,
+    files: {
+      managerKey: path('managerKey'),
+      managerPublicKey: `${path('managerKey')}.pub`,
+      auditKey: path('auditKey'),
+      adminToken: path('adminTokens'),
+      deployToken: path('deployTokens'),
+      ...(encryptionKeySource === path('encryptionKey') ? { encryptionKey: path('encryptionKey') } : {}),
+      database: path('database'),
+      auditLog: path('auditLog'),
+      auditSigners: path('auditSigners'),
+      trustPolicy: path('trustPolicy'),
+    },
+  };
+}
