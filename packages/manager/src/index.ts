@@ -1,8 +1,8 @@
 export { ManagerError, managerErrorCodes, managerRequestErrorCodes, managerStartupErrorCodes, managerRolloutCodes } from './errors.js';
 export type { ManagerErrorCode, ManagerRequestErrorCode, ManagerStartupErrorCode, ManagerRolloutCode } from './errors.js';
 export { managerLimits, managerLayout } from './config.js';
+export type { Store } from './store/store.js';
 export type {
-  Store,
   AgentRecord,
   AgentIdentity,
   EnrollmentTokenRecord,
@@ -22,7 +22,7 @@ export type {
   ReleaseState,
   ReleaseQuery,
   ListAgentsOptions,
-} from './store/store.js';
+} from './store/records.js';
 export { SqliteStore, migrate } from './store/sqlite/store.js';
 export type { SqliteStoreOptions } from './store/sqlite/store.js';
 export { sqliteMigrations } from './store/sqlite/migrations.js';
@@ -104,6 +104,6 @@ export type { DeploymentSummary } from './deploy/status.js';
 export { createOutboundHttp, outboundDefaults, MANAGER_USER_AGENT } from './outbound-http.js';
 export type { OutboundHttp, OutboundRequest, OutboundResponse } from './outbound-http.js';
 export { shutdownReason, SHUTDOWN_REASON_MAX_CHARS } from './rollouts/push-client.js';
-export { activeDeploymentStatuses } from './store/sqlite/rollouts.js';
+export { activeDeploymentStatuses } from './rollouts/records.js';
 export { AgentRolloutRequestSchema, DeploymentEventsQuerySchema } from './http/operator-schemas.js';
 export type { AgentRolloutRequest } from './http/operator-schemas.js';

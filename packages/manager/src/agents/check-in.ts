@@ -4,7 +4,7 @@ import type { ManagerContext } from '../context.js';
 import { managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
 import type { ManagerErrorCode } from '../errors.js';
-import type { AgentIdentity, CheckinResultWrite, CommandRecord } from '../store/store.js';
+import type { AgentIdentity, CheckinResultWrite, CommandRecord } from '../store/records.js';
 
 // The check-in (DESIGN.md "Check-in"): the daemon reports its state, acks the commands it has
 // persisted and reports results; the manager answers with every command not yet acked

@@ -2,7 +2,7 @@ import { parseBearer } from '@drover/protocol';
 import type { ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
 import { hashSecret, hashesEqual, idOfHash } from '../secrets.js';
-import type { AgentIdentity } from '../store/store.js';
+import type { AgentIdentity } from '../store/records.js';
 
 /**
  * Authenticates a daemon by its credential (`Authorization: Bearer <credential>`).

@@ -2,7 +2,7 @@ import type { Actor, ManagerContext } from '../context.js';
 import { managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
 import { hashSecret, newSecret } from '../secrets.js';
-import type { EnrollmentTokenRecord } from '../store/store.js';
+import type { EnrollmentTokenRecord } from '../store/records.js';
 
 export interface CreateEnrollmentTokenInput {
   /** How many enrollments the token allows (default 1). */

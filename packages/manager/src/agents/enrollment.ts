@@ -4,7 +4,7 @@ import type { ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
 import type { ManagerErrorCode } from '../errors.js';
 import { hashSecret, idOfHash, newId, newSecret, secretId } from '../secrets.js';
-import type { EnrollRefusal } from '../store/store.js';
+import type { EnrollRefusal } from '../store/records.js';
 
 const refusals: Record<EnrollRefusal, { code: ManagerErrorCode; message: string }> = {
   token_unknown: { code: 'ENROLLMENT_TOKEN_INVALID', message: 'The enrollment token is not one this manager issued. Ask the operator for a token (`drover enroll-token create`).' },

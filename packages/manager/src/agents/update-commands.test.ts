@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Ed25519PrivateKey } from '@drover/protocol';
 import type { ManagerContext } from '../context.js';
-import type { AgentRecord, ReleaseRecord } from '../store/store.js';
+import type { AgentRecord, ReleaseRecord } from '../store/records.js';
 import { buildUpdate } from './update-commands.js';
 
 // buildUpdate reads nothing from the store when the agent and the release are given: a context with

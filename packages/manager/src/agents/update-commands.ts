@@ -5,7 +5,7 @@ import { managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
 import { downloadPath, versionKey } from '../releases/catalog.js';
 import { newId } from '../secrets.js';
-import type { AgentRecord, NewCommand, NewNonce, ReleaseRecord } from '../store/store.js';
+import type { AgentRecord, NewCommand, NewNonce, ReleaseRecord } from '../store/records.js';
 
 export interface QueueUpdateInput {
   agentId: string;

@@ -3,7 +3,7 @@ import type { DsseEnvelope, JsonObject, ReleasePayload } from '@drover/protocol'
 import type { Actor, ManagerContext } from '../context.js';
 import { managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
-import type { ReleaseRecord } from '../store/store.js';
+import type { ReleaseRecord } from '../store/records.js';
 
 // The release catalog: publishing is two steps, so an artifact of any size streams straight to
 // disk and is never held in memory or base64-inflated:

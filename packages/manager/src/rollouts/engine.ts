@@ -9,14 +9,14 @@ import type { OutboundHttp } from '../outbound-http.js';
 import { probeHealth, requestShutdown, shutdownReason } from './push-client.js';
 import type { AgentHealthProbe } from './push-client.js';
 import { evaluateGate } from './gate.js';
-import { activeDeploymentStatuses } from '../store/sqlite/rollouts.js';
+import { activeDeploymentStatuses } from './records.js';
 import type { DeploymentRecord, NewDeploymentEvent, RolloutOptions, RolloutWrite, TargetRecord, TargetView } from './records.js';
 import { deferralDelayMs, failTarget, finalTargetStates, installed, recordOf, stepDaemonTarget, stepPushProbe } from './target-step.js';
 import type { TargetDecision, TargetStep } from './target-step.js';
 import { auditQueued, buildUpdate } from '../agents/update-commands.js';
 import type { BuiltUpdate } from '../agents/update-commands.js';
 import { versionKey } from '../releases/catalog.js';
-import type { AgentRecord, ReleaseRecord } from '../store/store.js';
+import type { AgentRecord, ReleaseRecord } from '../store/records.js';
 
 // The rollout engine: a tick loop driven by what the store holds (DESIGN.md "Rollout engine";
 // docs/decisions/0009). Each tick reads every open deployment and its open targets, decides

@@ -1,5 +1,5 @@
 import type { DeploymentStatusValue, DeploymentStrategy, JsonObject, RolloutTargetState } from '@drover/protocol';
-import type { NewCommand, NewNonce } from '../store/store.js';
+import type { NewCommand, NewNonce } from '../store/records.js';
 
 // What the store keeps of a rollout: the deployment (its options fixed at creation, where its
 // phases stand), one target per agent, and the deployment's event timeline. Times are Dates; the
@@ -8,6 +8,12 @@ import type { NewCommand, NewNonce } from '../store/store.js';
 /** The operator-set canary groups, in the order their phases run. */
 export const rolloutGroups = ['explorer', 'early_adopter', 'general'] as const;
 export type RolloutGroup = (typeof rolloutGroups)[number];
+
+/**
+ * Statuses of a deployment that still drives targets: one of them per artifact at a time, and a
+ * deployment leaves them only to end (completed, failed, cancelled, rolled back).
+ */
+export const activeDeploymentStatuses: readonly DeploymentStatusValue[] = ['pending', 'in_progress', 'paused', 'rolling_back'];
 
 /** How a rollout behaves; fixed when the deployment is created (see options.ts for defaults). */
 export interface RolloutOptions {

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { managerLimits } from '../../config.js';
 import type { ManagerCore } from '../../server/core.js';
-import type { AgentIdentity } from '../../store/store.js';
+import type { AgentIdentity } from '../../store/records.js';
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];

@@ -14,7 +14,7 @@ import {
 } from '../operator-schemas.js';
 import type { AgentView, EnrollmentTokenView } from '../operator-schemas.js';
 import { newId } from '../../secrets.js';
-import type { AgentRecord, EnrollmentTokenRecord } from '../../store/store.js';
+import type { AgentRecord, EnrollmentTokenRecord } from '../../store/records.js';
 
 /** An agent as the operator API shows it: no credential hash, no service token. */
 export function agentView(agent: AgentRecord): AgentView {

@@ -9,7 +9,7 @@ import type { OperatorIdentity } from '../operator-auth.js';
 import { PublishReleaseRequestSchema, ReleaseQuerySchema, UploadParamsSchema } from '../operator-schemas.js';
 import type { PublishReleaseResponse } from '../operator-schemas.js';
 import { uploadPath } from '../../releases/catalog.js';
-import type { ReleaseRecord } from '../../store/store.js';
+import type { ReleaseRecord } from '../../store/records.js';
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];

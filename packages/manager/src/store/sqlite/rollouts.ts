@@ -15,14 +15,13 @@ import type {
   TargetRollbackState,
   TargetView,
 } from '../../rollouts/records.js';
-import type { NewCommand, NewNonce } from '../store.js';
+import { activeDeploymentStatuses } from '../../rollouts/records.js';
+import type { NewCommand, NewNonce } from '../records.js';
 
 // The rollout tables of the SQLite store (migration 2): SqliteStore delegates to this, inside its
 // own transactions. A deployment or target is written whole (an upsert of every column): the
 // engine holds the record it decided on, and the row becomes exactly that.
 
-/** Statuses of a deployment that still drives targets. */
-export const activeDeploymentStatuses: readonly DeploymentStatusValue[] = ['pending', 'in_progress', 'paused', 'rolling_back'];
 const ACTIVE_SQL = activeDeploymentStatuses.map((s) => `'${s}'`).join(', ');
 const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back')";
 

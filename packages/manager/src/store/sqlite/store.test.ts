@@ -7,7 +7,7 @@ import { expectError, expectRejection } from '../../../../../test/helpers/expect
 import { ManagerError } from '../../errors.js';
 import { hashSecret, newSecret } from '../../secrets.js';
 import { SqliteStore } from './store.js';
-import type { EnrollAgentInput } from '../store.js';
+import type { EnrollAgentInput } from '../records.js';
 
 let dir: string;
 let path: string;

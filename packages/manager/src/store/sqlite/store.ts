@@ -34,8 +34,8 @@ import type {
   NonceRecord,
   ReleaseQuery,
   ReleaseRecord,
-  Store,
-} from '../store.js';
+} from '../records.js';
+import type { Store } from '../store.js';
 
 // The embedded store: one SQLite file through better-sqlite3.
 //

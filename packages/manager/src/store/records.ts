@@ -1,0 +1,207 @@
+import type { JsonObject } from '@drover/protocol';
+
+// What the store keeps of enrollment tokens, agents, commands, nonces and releases, and the
+// writes a check-in makes: plain records with Dates, the same whichever store implements them.
+// The rollout records are in rollouts/records.ts; the Store interface that reads and writes all
+// of them is store.ts. Secrets never reach the store in clear: credentials and enrollment tokens
+// arrive hashed (secrets.ts), service tokens Fernet-encrypted.
+
+export interface EnrollmentTokenRecord {
+  /** The token's id: first 16 hex of its SHA-256 (what logs and the audit log show). */
+  id: string;
+  seats: number;
+  /** Seats spent: successful enrollments, re-enrollments included. */
+  used: number;
+  createdAt: Date;
+  expiresAt: Date;
+  revokedAt: Date | undefined;
+  /** Who created it: `operator:<tokenId>`, `cli:init`, ... */
+  createdBy: string;
+  note: string | undefined;
+}
+
+export interface NewEnrollmentToken {
+  /** Hex SHA-256 of the token. */
+  tokenHash: string;
+  seats: number;
+  createdAt: Date;
+  expiresAt: Date;
+  createdBy: string;
+  note?: string | undefined;
+}
+
+export interface AgentRecord {
+  id: string;
+  /** Lowercase hex SHA-256 of the host's machine id: the agent is bound to it. */
+  machineId: string;
+  hostname: string;
+  platform: string;
+  arch: string;
+  agentVersion: string;
+  daemonVersion: string;
+  /** Hex SHA-256 of the credential. */
+  credentialHash: string;
+  /** The agent's service token, Fernet-encrypted. */
+  serviceTokenCiphertext: string;
+  enrollmentTokenId: string | undefined;
+  enrolledAt: Date;
+  /** When the current credential was issued (enrollment or re-enrollment). */
+  credentialIssuedAt: Date;
+  lastCheckinAt: Date | undefined;
+  /** The daemon's last health report (AgentHealthReport). */
+  health: JsonObject | undefined;
+  /** The update the daemon last said it was carrying out (UpdateProgress). */
+  update: JsonObject | undefined;
+  inventory: JsonObject;
+}
+
+/** What authenticating a credential needs: the check-in hot path reads only this. */
+export type AgentIdentity = Pick<AgentRecord, 'id' | 'machineId' | 'credentialHash'>;
+
+export interface EnrollAgentInput {
+  tokenHash: string;
+  now: Date;
+  /** The id a new agent gets; ignored when the machine is already enrolled (it keeps its id). */
+  newAgentId: string;
+  machineId: string;
+  hostname: string;
+  platform: string;
+  arch: string;
+  agentVersion: string;
+  daemonVersion: string;
+  inventory: JsonObject;
+  credentialHash: string;
+  serviceTokenCiphertext: string;
+  /** When false, a machine already enrolled is refused (`already_enrolled`) instead of re-enrolled. */
+  allowReenrollment: boolean;
+}
+
+export type EnrollRefusal = 'token_unknown' | 'token_expired' | 'token_exhausted' | 'token_revoked' | 'already_enrolled';
+
+export type EnrollAgentResult =
+  | {
+      ok: true;
+      agent: AgentRecord;
+      token: EnrollmentTokenRecord;
+      /** True when this machine was enrolled before: it kept its id, its credential was rotated. */
+      reenrolled: boolean;
+      /** The replaced credential's hash, on re-enrollment. */
+      previousCredentialHash: string | undefined;
+    }
+  | { ok: false; reason: EnrollRefusal; token: EnrollmentTokenRecord | undefined; agentId: string | undefined };
+
+export interface CommandRecord {
+  id: string;
+  agentId: string;
+  type: string;
+  deploymentId: string | undefined;
+  nonceId: string | undefined;
+  /** The command exactly as sent to the daemon. */
+  body: JsonObject;
+  createdAt: Date;
+  deliveredCount: number;
+  lastDeliveredAt: Date | undefined;
+  ackedAt: Date | undefined;
+  /** The last outcome the daemon reported (`deferred` is progress, the others are final). */
+  outcome: string | undefined;
+  outcomeDetail: JsonObject | undefined;
+  outcomeAt: Date | undefined;
+}
+
+export interface NewCommand {
+  id: string;
+  agentId: string;
+  type: string;
+  deploymentId?: string | undefined;
+  body: JsonObject;
+  createdAt: Date;
+}
+
+export interface NonceRecord {
+  id: string;
+  agentId: string;
+  machineId: string;
+  commandId: string;
+  deploymentId: string;
+  artifact: string;
+  fromVersion: string;
+  toVersion: string;
+  rollback: boolean;
+  /** The compact token as issued. Not a secret (it only authorises what the command already says). */
+  token: string;
+  issuedAt: Date;
+  expiresAt: Date;
+  consumedAt: Date | undefined;
+  consumedOutcome: string | undefined;
+  reportedVersion: string | undefined;
+}
+
+export type NewNonce = Omit<NonceRecord, 'consumedAt' | 'consumedOutcome' | 'reportedVersion'>;
+
+export interface CheckinResultWrite {
+  commandId: string;
+  outcome: string;
+  detail: JsonObject;
+  /** Set when the result completes an update: the nonce is consumed, once. */
+  consumeNonce?: { nonceId: string; reportedVersion: string } | undefined;
+}
+
+export interface CheckinWrite {
+  agentId: string;
+  at: Date;
+  agentVersion: string;
+  daemonVersion: string;
+  health: JsonObject;
+  update: JsonObject | undefined;
+  /** Replaces the stored inventory when given. */
+  inventory: JsonObject | undefined;
+  acks: readonly string[];
+  results: readonly CheckinResultWrite[];
+  /** At most this many unacked commands come back (oldest first). */
+  commandLimit: number;
+}
+
+export type CheckinWriteResult =
+  | { ok: true; commands: CommandRecord[] }
+  /** A nonce was consumed by someone else first: nothing of the check-in was written. */
+  | { ok: false; reason: 'nonce_replayed'; nonceId: string; commandId: string };
+
+export type ReleaseState = 'pending' | 'published';
+
+export interface ReleaseRecord {
+  artifact: string;
+  /** The version as the manifest states it. */
+  version: string;
+  /** The version normalised for lookups (`v1.2.3` and `1.2.3` are one release). */
+  versionKey: string;
+  platform: string;
+  channel: string;
+  file: { name: string; size: number; sha256: string };
+  /** The DSSE envelope exactly as published. */
+  envelope: JsonObject;
+  /** The verified payload, decoded. */
+  manifest: JsonObject;
+  createdAt: Date;
+  expiresAt: Date;
+  /** `pending` until the artifact's bytes are uploaded and verified. */
+  state: ReleaseState;
+  registeredAt: Date;
+  publishedAt: Date | undefined;
+  /** Who published it: `operator:<tokenId>` or `deploy:<tokenId>`. */
+  publishedBy: string;
+}
+
+export type NewRelease = Omit<ReleaseRecord, 'publishedAt'> & { publishedAt?: Date | undefined };
+
+export interface ReleaseQuery {
+  artifact: string;
+  platform?: string | undefined;
+  channel?: string | undefined;
+  state?: ReleaseState | undefined;
+}
+
+export interface ListAgentsOptions {
+  limit: number;
+  /** Page after this agent id (ids sort as text). */
+  after?: string | undefined;
+}
