@@ -23,7 +23,8 @@ export type {
   ReleaseQuery,
   ListAgentsOptions,
 } from './store/records.js';
-export { SqliteStore, migrate } from './store/sqlite/store.js';
+export { SqliteStore } from './store/sqlite/store.js';
+export { migrate } from './store/sqlite/migrate.js';
 export type { SqliteStoreOptions } from './store/sqlite/store.js';
 export { sqliteMigrations } from './store/sqlite/migrations.js';
 export type { Migration } from './store/sqlite/migrations.js';

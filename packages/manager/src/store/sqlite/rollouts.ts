@@ -1,180 +1,27 @@
 import type Database from 'better-sqlite3';
-import type { DeploymentStatusValue, DeploymentStrategy, JsonObject, RolloutTargetState } from '@drover/protocol';
+import type { RolloutTargetState } from '@drover/protocol';
 import type {
   AgentRolloutSettings,
   DeploymentEventRecord,
   DeploymentRecord,
-  PhaseState,
   RolloutCandidate,
   RolloutGroup,
-  RolloutOptions,
-  RolloutPhase,
   RolloutWrite,
   TargetCounts,
   TargetRecord,
-  TargetRollbackState,
   TargetView,
 } from '../../rollouts/records.js';
 import { activeDeploymentStatuses } from '../../rollouts/records.js';
 import type { NewCommand, NewNonce } from '../records.js';
+import { deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetView } from './rollout-rows.js';
+import type { DeploymentRow, EventRow, TargetRow, TargetViewRow } from './rollout-rows.js';
 
 // The rollout tables of the SQLite store (migration 2): SqliteStore delegates to this, inside its
 // own transactions. A deployment or target is written whole (an upsert of every column): the
-// engine holds the record it decided on, and the row becomes exactly that.
+// engine holds the record it decided on, and the row becomes exactly that (rollout-rows.ts).
 
 const ACTIVE_SQL = activeDeploymentStatuses.map((s) => `'${s}'`).join(', ');
 const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back')";
-
-interface DeploymentRow {
-  id: string;
-  artifact: string;
-  version: string;
-  commit_sha: string | null;
-  changelog: string | null;
-  strategy: string;
-  status: string;
-  message: string;
-  options_json: string;
-  phases_json: string;
-  notification_json: string | null;
-  phase_index: number;
-  phase_state: string;
-  phase_started_at: number | null;
-  soak_until: number | null;
-  created_by: string;
-  created_at: number;
-  started_at: number | null;
-  completed_at: number | null;
-  updated_at: number;
-}
-
-interface TargetRow {
-  deployment_id: string;
-  agent_id: string;
-  phase: number;
-  state: string;
-  mode: string;
-  from_version: string | null;
-  to_version: string;
-  attempts: number;
-  command_id: string | null;
-  rollback_command_id: string | null;
-  rollback_state: string | null;
-  notified_at: number | null;
-  deadline_at: number | null;
-  deferred_count: number;
-  first_deferred_at: number | null;
-  deferred_until: number | null;
-  healthy_since: number | null;
-  last_probe_at: number | null;
-  error_code: string | null;
-  message: string | null;
-  updated_at: number;
-}
-
-interface TargetViewRow extends TargetRow {
-  agent_version: string;
-  health_json: string | null;
-  last_checkin_at: number | null;
-  update_json: string | null;
-  push_url: string | null;
-  c_acked_at: number | null;
-  c_outcome: string | null;
-  c_detail: string | null;
-  c_exists: number | null;
-  r_acked_at: number | null;
-  r_outcome: string | null;
-  r_detail: string | null;
-  r_exists: number | null;
-}
-
-interface EventRow {
-  seq: number;
-  deployment_id: string;
-  ts: number;
-  event_type: string;
-  message: string;
-  details_json: string | null;
-}
-
-const ms = (date: Date | undefined): number | null => (date === undefined ? null : date.getTime());
-const optDate = (value: number | null): Date | undefined => (value === null ? undefined : new Date(value));
-const optJson = (text: string | null): JsonObject | undefined => (text === null ? undefined : (JSON.parse(text) as JsonObject));
-
-function deploymentRecord(row: DeploymentRow): DeploymentRecord {
-  return {
-    id: row.id,
-    artifact: row.artifact === 'daemon' ? 'daemon' : 'agent',
-    version: row.version,
-    commitSha: row.commit_sha ?? undefined,
-    changelog: row.changelog ?? undefined,
-    strategy: row.strategy as DeploymentStrategy,
-    status: row.status as DeploymentStatusValue,
-    message: row.message,
-    options: JSON.parse(row.options_json) as RolloutOptions,
-    phases: JSON.parse(row.phases_json) as RolloutPhase[],
-    notification: optJson(row.notification_json),
-    phaseIndex: row.phase_index,
-    phaseState: row.phase_state as PhaseState,
-    phaseStartedAt: optDate(row.phase_started_at),
-    soakUntil: optDate(row.soak_until),
-    createdBy: row.created_by,
-    createdAt: new Date(row.created_at),
-    startedAt: optDate(row.started_at),
-    completedAt: optDate(row.completed_at),
-    updatedAt: new Date(row.updated_at),
-  };
-}
-
-function targetRecord(row: TargetRow): TargetRecord {
-  return {
-    deploymentId: row.deployment_id,
-    agentId: row.agent_id,
-    phase: row.phase,
-    state: row.state as RolloutTargetState,
-    mode: row.mode === 'push' ? 'push' : 'daemon',
-    fromVersion: row.from_version ?? undefined,
-    toVersion: row.to_version,
-    attempts: row.attempts,
-    commandId: row.command_id ?? undefined,
-    rollbackCommandId: row.rollback_command_id ?? undefined,
-    rollbackState: (row.rollback_state ?? undefined) as TargetRollbackState | undefined,
-    notifiedAt: optDate(row.notified_at),
-    deadlineAt: optDate(row.deadline_at),
-    deferredCount: row.deferred_count,
-    firstDeferredAt: optDate(row.first_deferred_at),
-    deferredUntil: optDate(row.deferred_until),
-    healthySince: optDate(row.healthy_since),
-    lastProbeAt: optDate(row.last_probe_at),
-    errorCode: row.error_code ?? undefined,
-    message: row.message ?? undefined,
-    updatedAt: new Date(row.updated_at),
-  };
-}
-
-/** The daemon's reported update progress, when it has the shape check-in validated; else undefined. */
-function updateProgress(update: JsonObject | undefined): TargetView['agentUpdate'] {
-  const commandId = update?.['commandId'];
-  const step = update?.['step'];
-  return typeof commandId === 'string' && typeof step === 'string' ? { commandId, step } : undefined;
-}
-
-function targetView(row: TargetViewRow): TargetView {
-  return {
-    ...targetRecord(row),
-    agentVersion: row.agent_version,
-    agentHealth: optJson(row.health_json),
-    lastCheckinAt: optDate(row.last_checkin_at),
-    agentUpdate: updateProgress(optJson(row.update_json)),
-    pushUrl: row.push_url ?? undefined,
-    command: row.c_exists === null ? undefined : { ackedAt: optDate(row.c_acked_at), outcome: row.c_outcome ?? undefined, detail: optJson(row.c_detail) },
-    rollbackCommand: row.r_exists === null ? undefined : { ackedAt: optDate(row.r_acked_at), outcome: row.r_outcome ?? undefined, detail: optJson(row.r_detail) },
-  };
-}
-
-function eventRecord(row: EventRow): DeploymentEventRecord {
-  return { seq: row.seq, deploymentId: row.deployment_id, at: new Date(row.ts), type: row.event_type, message: row.message, details: optJson(row.details_json) };
-}
 
 const TARGET_VIEW_SQL = `
   SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url,
@@ -280,55 +127,12 @@ export class SqliteRollouts {
   write(write: RolloutWrite, insertCommand: (command: NewCommand, nonce: NewNonce) => void): void {
     const d = write.deployment;
     if (d !== undefined) {
-      this.#s.deploymentUpsert.run({
-        id: d.id,
-        artifact: d.artifact,
-        version: d.version,
-        commit_sha: d.commitSha ?? null,
-        changelog: d.changelog ?? null,
-        strategy: d.strategy,
-        status: d.status,
-        message: d.message,
-        options_json: JSON.stringify(d.options),
-        phases_json: JSON.stringify(d.phases),
-        notification_json: d.notification === undefined ? null : JSON.stringify(d.notification),
-        phase_index: d.phaseIndex,
-        phase_state: d.phaseState,
-        phase_started_at: ms(d.phaseStartedAt),
-        soak_until: ms(d.soakUntil),
-        created_by: d.createdBy,
-        created_at: d.createdAt.getTime(),
-        started_at: ms(d.startedAt),
-        completed_at: ms(d.completedAt),
-        updated_at: d.updatedAt.getTime(),
-      });
+      this.#s.deploymentUpsert.run(deploymentRow(d));
     }
     // Commands before targets: a target names its command, and both land in this one transaction.
     for (const { command, nonce } of write.commands ?? []) insertCommand(command, nonce);
     for (const t of write.targets ?? []) {
-      this.#s.targetUpsert.run({
-        deployment_id: t.deploymentId,
-        agent_id: t.agentId,
-        phase: t.phase,
-        state: t.state,
-        mode: t.mode,
-        from_version: t.fromVersion ?? null,
-        to_version: t.toVersion,
-        attempts: t.attempts,
-        command_id: t.commandId ?? null,
-        rollback_command_id: t.rollbackCommandId ?? null,
-        rollback_state: t.rollbackState ?? null,
-        notified_at: ms(t.notifiedAt),
-        deadline_at: ms(t.deadlineAt),
-        deferred_count: t.deferredCount,
-        first_deferred_at: ms(t.firstDeferredAt),
-        deferred_until: ms(t.deferredUntil),
-        healthy_since: ms(t.healthySince),
-        last_probe_at: ms(t.lastProbeAt),
-        error_code: t.errorCode ?? null,
-        message: t.message ?? null,
-        updated_at: t.updatedAt.getTime(),
-      });
+      this.#s.targetUpsert.run(targetRow(t));
     }
     for (const e of write.events ?? []) {
       this.#s.eventInsert.run(e.deploymentId, e.at.getTime(), e.type, e.message, e.details === undefined ? null : JSON.stringify(e.details));

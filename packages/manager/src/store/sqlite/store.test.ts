@@ -2,10 +2,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { expectError, expectRejection } from '../../../../../test/helpers/expect-error.js';
 import { ManagerError } from '../../errors.js';
 import { hashSecret, newSecret } from '../../secrets.js';
+import { LIVENESS_FLUSH_MS } from './liveness-buffer.js';
 import { SqliteStore } from './store.js';
 import type { EnrollAgentInput } from '../records.js';
 
@@ -153,10 +154,16 @@ describe('SqliteStore', () => {
     const base = { at: new Date(t0.getTime() + 1000), daemonVersion: '0.1.0', health: { status: 'healthy' }, update: undefined, inventory: undefined, acks: [], results: [], commandLimit: 32 };
     await store.recordCheckin({ ...base, agentId: a.agent.id, agentVersion: '1.0.1' });
     expect((await store.getAgent(a.agent.id))?.agentVersion).toBe('1.0.1');
-    await store.recordCheckin({ ...base, agentId: a.agent.id, agentVersion: '1.0.2' });
-    // A later durable check-in (it acks) is not overwritten by the older buffered one.
-    await store.recordCheckin({ ...base, agentId: a.agent.id, agentVersion: '1.0.5', acks: ['cmd-none'] });
-    await new Promise((resolve) => setTimeout(resolve, 120));
+    // The buffer's flush timer runs on vitest's clock: the test moves it past the flush instead of sleeping.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      await store.recordCheckin({ ...base, agentId: a.agent.id, agentVersion: '1.0.2' });
+      // A later durable check-in (it acks) is not overwritten by the older buffered one.
+      await store.recordCheckin({ ...base, agentId: a.agent.id, agentVersion: '1.0.5', acks: ['cmd-none'] });
+      vi.advanceTimersByTime(LIVENESS_FLUSH_MS * 2);
+    } finally {
+      vi.useRealTimers();
+    }
     expect((await store.getAgent(a.agent.id))?.agentVersion).toBe('1.0.5');
     // Check-ins of an agent with a pending command are written at once.
     await store.insertCommand({ id: 'cmd-b', agentId: b.agent.id, type: 'update', body: {}, createdAt: t0 });

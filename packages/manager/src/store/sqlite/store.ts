@@ -1,10 +1,12 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { JsonObject } from '@drover/protocol';
 import { ManagerError } from '../../errors.js';
-import { sqliteMigrations } from './migrations.js';
+import { LivenessBuffer } from './liveness-buffer.js';
+import { migrate } from './migrate.js';
 import { SqliteRollouts } from './rollouts.js';
+import { agentRecord, commandRecord, nonceRecord, releaseRecord, tokenRecord } from './rows.js';
+import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from './rows.js';
 import type {
   AgentRolloutSettings,
   DeploymentEventRecord,
@@ -16,7 +18,6 @@ import type {
   TargetRecord,
   TargetView,
 } from '../../rollouts/records.js';
-import type { Migration } from './migrations.js';
 import type {
   AgentIdentity,
   AgentRecord,
@@ -45,198 +46,14 @@ import type { Store } from '../store.js';
 //   a check-in that only refreshes liveness and health (the daemon says it all again next time).
 //   Writes whose loss would matter (an enrollment, a spent seat, a consumed nonce, an ack, a
 //   queued command, a release) run in `durable()`, with synchronous=FULL: synced before they return.
-// - the plain check-in (no acks, no results) only refreshes liveness and health: those writes are
-//   buffered per agent (the latest wins) and written in one transaction every LIVENESS_FLUSH_MS,
-//   or sooner when many are waiting. An autocommit UPDATE costs ~11 us (its own WAL commit), a
-//   batched one ~1 us: this is most of the check-in path's SQLite time. Any other call writes the
-//   buffer out first, so no reader ever sees stale state, and close() writes it out too. A crash
-//   loses at most the last LIVENESS_FLUSH_MS of liveness, which the next check-ins restore.
-// - foreign keys on; every statement prepared once.
+// - the plain check-in (no acks, no results) only refreshes liveness and health: those writes wait
+//   in a buffer (liveness-buffer.ts) and are written in one transaction every 50 ms, or sooner
+//   when many are waiting. Any other call writes the buffer out first, so no reader ever sees
+//   stale state, and close() writes it out too.
+// - foreign keys on; every statement prepared once. Rows map to records in rows.ts (rollout-rows.ts
+//   for the rollout tables); migrations.ts is the schema, migrate.ts applies it.
 
-interface TokenRow {
-  id: string;
-  token_hash: string;
-  seats: number;
-  used: number;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-  created_by: string;
-  note: string | null;
-}
-
-interface AgentRow {
-  id: string;
-  machine_id: string;
-  hostname: string;
-  platform: string;
-  arch: string;
-  agent_version: string;
-  daemon_version: string;
-  credential_hash: string;
-  service_token_enc: string;
-  enrollment_token_id: string | null;
-  enrolled_at: number;
-  credential_issued_at: number;
-  last_checkin_at: number | null;
-  health_json: string | null;
-  update_json: string | null;
-  inventory_json: string;
-}
-
-interface CommandRow {
-  seq: number;
-  id: string;
-  agent_id: string;
-  type: string;
-  deployment_id: string | null;
-  nonce_id: string | null;
-  body_json: string;
-  created_at: number;
-  delivered_count: number;
-  last_delivered_at: number | null;
-  acked_at: number | null;
-  outcome: string | null;
-  outcome_detail_json: string | null;
-  outcome_at: number | null;
-}
-
-interface NonceRow {
-  id: string;
-  agent_id: string;
-  machine_id: string;
-  command_id: string;
-  deployment_id: string;
-  artifact: string;
-  from_version: string;
-  to_version: string;
-  rollback: number;
-  token: string;
-  issued_at: number;
-  expires_at: number;
-  consumed_at: number | null;
-  consumed_outcome: string | null;
-  reported_version: string | null;
-}
-
-interface ReleaseRow {
-  artifact: string;
-  version: string;
-  version_key: string;
-  platform: string;
-  channel: string;
-  file_name: string;
-  file_size: number;
-  file_sha256: string;
-  envelope_json: string;
-  manifest_json: string;
-  created_at: number;
-  expires_at: number;
-  state: string;
-  registered_at: number;
-  published_at: number | null;
-  published_by: string;
-}
-
-const date = (ms: number): Date => new Date(ms);
-const optionalDate = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
-const json = (text: string): JsonObject => JSON.parse(text) as JsonObject;
-const optionalJson = (text: string | null): JsonObject | undefined => (text === null ? undefined : json(text));
-
-function tokenRecord(row: TokenRow): EnrollmentTokenRecord {
-  return {
-    id: row.id,
-    seats: row.seats,
-    used: row.used,
-    createdAt: date(row.created_at),
-    expiresAt: date(row.expires_at),
-    revokedAt: optionalDate(row.revoked_at),
-    createdBy: row.created_by,
-    note: row.note ?? undefined,
-  };
-}
-
-function agentRecord(row: AgentRow): AgentRecord {
-  return {
-    id: row.id,
-    machineId: row.machine_id,
-    hostname: row.hostname,
-    platform: row.platform,
-    arch: row.arch,
-    agentVersion: row.agent_version,
-    daemonVersion: row.daemon_version,
-    credentialHash: row.credential_hash,
-    serviceTokenCiphertext: row.service_token_enc,
-    enrollmentTokenId: row.enrollment_token_id ?? undefined,
-    enrolledAt: date(row.enrolled_at),
-    credentialIssuedAt: date(row.credential_issued_at),
-    lastCheckinAt: optionalDate(row.last_checkin_at),
-    health: optionalJson(row.health_json),
-    update: optionalJson(row.update_json),
-    inventory: json(row.inventory_json),
-  };
-}
-
-function commandRecord(row: CommandRow): CommandRecord {
-  return {
-    id: row.id,
-    agentId: row.agent_id,
-    type: row.type,
-    deploymentId: row.deployment_id ?? undefined,
-    nonceId: row.nonce_id ?? undefined,
-    body: json(row.body_json),
-    createdAt: date(row.created_at),
-    deliveredCount: row.delivered_count,
-    lastDeliveredAt: optionalDate(row.last_delivered_at),
-    ackedAt: optionalDate(row.acked_at),
-    outcome: row.outcome ?? undefined,
-    outcomeDetail: optionalJson(row.outcome_detail_json),
-    outcomeAt: optionalDate(row.outcome_at),
-  };
-}
-
-function nonceRecord(row: NonceRow): NonceRecord {
-  return {
-    id: row.id,
-    agentId: row.agent_id,
-    machineId: row.machine_id,
-    commandId: row.command_id,
-    deploymentId: row.deployment_id,
-    artifact: row.artifact,
-    fromVersion: row.from_version,
-    toVersion: row.to_version,
-    rollback: row.rollback === 1,
-    token: row.token,
-    issuedAt: date(row.issued_at),
-    expiresAt: date(row.expires_at),
-    consumedAt: optionalDate(row.consumed_at),
-    consumedOutcome: row.consumed_outcome ?? undefined,
-    reportedVersion: row.reported_version ?? undefined,
-  };
-}
-
-function releaseRecord(row: ReleaseRow): ReleaseRecord {
-  return {
-    artifact: row.artifact,
-    version: row.version,
-    versionKey: row.version_key,
-    platform: row.platform,
-    channel: row.channel,
-    file: { name: row.file_name, size: row.file_size, sha256: row.file_sha256 },
-    envelope: json(row.envelope_json),
-    manifest: json(row.manifest_json),
-    createdAt: date(row.created_at),
-    expiresAt: date(row.expires_at),
-    state: row.state === 'published' ? 'published' : 'pending',
-    registeredAt: date(row.registered_at),
-    publishedAt: optionalDate(row.published_at),
-    publishedBy: row.published_by,
-  };
-}
-
-const LIVENESS_FLUSH_MS = 50; // milliseconds a buffered liveness write may wait
-const LIVENESS_FLUSH_COUNT = 1000; // buffered agents that trigger an immediate write
-
+// The parameters of the agentCheckin statement: what a plain check-in writes.
 type LivenessParams = [number, string, string, string, string | null, string | null, string];
 
 class NonceReplayed extends Error {
@@ -319,29 +136,6 @@ function prepareStatements(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareStatements>;
 
-/** Applies the migrations not yet applied, each in its own transaction. */
-export function migrate(db: Database.Database, migrations: readonly Migration[] = sqliteMigrations): number[] {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT');
-  const applied = new Set(db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((row) => row.version));
-  const known = Math.max(0, ...migrations.map((m) => m.version));
-  const newest = Math.max(0, ...applied);
-  // A database written by a newer manager may hold columns this one would mishandle: refuse.
-  if (newest > known) {
-    throw new ManagerError('STORE_SCHEMA_TOO_NEW', `The database schema is at version ${newest}, newer than this manager knows (${known}). Run the newer manager, or restore a backup made by this version.`);
-  }
-  const ran: number[] = [];
-  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
-    if (applied.has(migration.version)) continue;
-    db.transaction(() => {
-      db.exec(migration.sql);
-      record.run(migration.version, migration.name, Date.now());
-    })();
-    ran.push(migration.version);
-  }
-  return ran;
-}
-
 export interface SqliteStoreOptions {
   /** Milliseconds to wait for a lock held by another connection (default 5000). */
   busyTimeoutMs?: number;
@@ -360,14 +154,18 @@ export class SqliteStore implements Store {
   readonly #s: Statements;
   readonly #r: SqliteRollouts;
   #closed = false;
-  readonly #liveness = new Map<string, LivenessParams>();
-  #livenessTimer: NodeJS.Timeout | undefined;
+  readonly #liveness: LivenessBuffer<LivenessParams>;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
     this.#db = db;
     this.#s = prepareStatements(db);
     this.#r = new SqliteRollouts(db);
+    this.#liveness = new LivenessBuffer((batch) => {
+      this.#db.transaction(() => {
+        for (const params of batch) this.#s.agentCheckin.run(...params);
+      })();
+    });
   }
 
   /** Opens (creating if needed) the database at `path` and migrates it. `:memory:` works for tests. */
@@ -401,36 +199,7 @@ export class SqliteStore implements Store {
   // Every call but the check-in hot path goes through here: buffered liveness is written first.
   #open(): void {
     this.#notClosed();
-    this.#flushLiveness();
-  }
-
-  #flushLiveness(): void {
-    if (this.#livenessTimer !== undefined) {
-      clearTimeout(this.#livenessTimer);
-      this.#livenessTimer = undefined;
-    }
-    if (this.#liveness.size === 0) return;
-    const batch = [...this.#liveness.values()];
-    this.#liveness.clear();
-    this.#db.transaction(() => {
-      for (const params of batch) this.#s.agentCheckin.run(...params);
-    })();
-  }
-
-  #bufferLiveness(agentId: string, params: LivenessParams): void {
-    this.#liveness.set(agentId, params);
-    if (this.#liveness.size >= LIVENESS_FLUSH_COUNT) {
-      this.#flushLiveness();
-      return;
-    }
-    this.#livenessTimer ??= setTimeout(() => {
-      this.#livenessTimer = undefined;
-      try {
-        this.#flushLiveness();
-      } catch {
-        // The batch is lost (liveness only); the next check-ins write it again.
-      }
-    }, LIVENESS_FLUSH_MS).unref();
+    this.#liveness.flush();
   }
 
   // Runs `fn` in a transaction synced to disk before it returns (see the header comment).
@@ -452,7 +221,7 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     if (!this.#closed) {
-      this.#flushLiveness();
+      this.#liveness.flush();
       this.#closed = true;
       // Fold the WAL back into the main file so a copy of manager.db alone is complete.
       try {
@@ -591,10 +360,10 @@ export class SqliteStore implements Store {
       this.#notClosed();
       // The common check-in: liveness buffered, one indexed read for pending commands.
       if (this.#s.commandsUnacked.all(write.agentId, 1).length === 0) {
-        this.#bufferLiveness(write.agentId, liveness);
+        this.#liveness.add(write.agentId, liveness);
         return Promise.resolve({ ok: true, commands: [] });
       }
-      this.#flushLiveness();
+      this.#liveness.flush();
       return Promise.resolve(this.#db.transaction(apply)());
     } catch (error) {
       if (error instanceof NonceReplayed) return Promise.resolve({ ok: false, reason: 'nonce_replayed', nonceId: error.nonceId, commandId: error.commandId });
