@@ -61,6 +61,30 @@ async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => P
   return results;
 }
 
+/** What one tick changes, in decision order: the targets' next records and the decisions to audit. */
+class TickChanges {
+  readonly changed = new Map<string, TargetRecord>();
+  readonly decisions: { target: TargetRecord; decision: TargetDecision }[] = [];
+
+  /** Records a step's next state and its decision, if any. */
+  take(step: TargetStep | undefined): void {
+    if (step === undefined) return;
+    this.changed.set(step.next.agentId, step.next);
+    if (step.decision !== undefined) this.decisions.push({ target: step.next, decision: step.decision });
+  }
+
+  /** The target as this tick left it so far. */
+  current(view: TargetView): TargetRecord {
+    return this.changed.get(view.agentId) ?? recordOf(view);
+  }
+}
+
+/** The targets a tick starts: update commands to store, push-mode agents to call once stored. */
+interface StartedTargets {
+  built: BuiltUpdate[];
+  pushCalls: TargetRecord[];
+}
+
 export class RolloutEngine {
   readonly #ctx: ManagerContext;
   readonly #tickMs: number;
@@ -217,34 +241,55 @@ export class RolloutEngine {
 
   // -- the tick
 
+  // One tick of one deployment: read its open targets, probe push-mode agents, decide every
+  // target's next state, start new targets within maxInFlight, queue rollback commands, store all
+  // of it in one transaction, and only then act (audits, push calls) and move the phase on.
   async #drive(deployment: DeploymentRecord): Promise<void> {
-    const ctx = this.#ctx;
-    const now = ctx.now();
+    const now = this.#ctx.now();
     const rollingBack = deployment.status === 'rolling_back';
     // A rollback concerns every target that got the update, finished or not; otherwise only open ones move.
     // Pending targets of later phases cannot move this tick: they are not read.
-    const views = await ctx.store.listTargetViews(deployment.id, rollingBack ? {} : { open: true, phase: deployment.phaseIndex });
-    const staleAfterMs = Math.max(3 * ctx.settings.checkinIntervalSeconds * 1000, 30_000);
+    const views = await this.#ctx.store.listTargetViews(deployment.id, rollingBack ? {} : { open: true, phase: deployment.phaseIndex });
+    const tick = new TickChanges();
 
-    // 1. Push mode: probe the agents being updated (reads only; decided below).
+    const probes = await this.#probeUpdatingPushTargets(views);
+    const rollbacks = this.#stepOpenTargets(deployment, views, probes, now, tick);
+    const started: StartedTargets = { built: [], pushCalls: [] };
+    if (deployment.status === 'in_progress' && deployment.phaseState === 'rolling') {
+      await this.#startPendingTargets(deployment, views, now, tick, started);
+      this.#askDeferredPushTargetsAgain(views, now, tick, started);
+    }
+    const rollbackBuilt = await this.#queueRollbackCommands(deployment, rollbacks, now, tick);
+    await this.#storeAndAuditTick(deployment, now, tick, [...started.built, ...rollbackBuilt]);
+    if (started.pushCalls.length > 0) await this.#push(deployment, started.pushCalls);
+    await this.#advance(deployment, now);
+  }
+
+  // Push mode: probe the health of the agents being updated (reads only; #stepOpenTargets decides).
+  async #probeUpdatingPushTargets(views: readonly TargetView[]): Promise<Map<string, AgentHealthProbe | undefined>> {
     const probing = views.filter((v) => v.mode === 'push' && v.rollbackState === undefined && (v.state === 'updating' || v.state === 'health_check'));
     const probes = new Map<string, AgentHealthProbe | undefined>();
     await pool(probing, this.#pushConcurrency, async (v) => {
       if (v.pushUrl !== undefined) probes.set(v.agentId, await probeHealth(this.#http, v.pushUrl));
     });
+    return probes;
+  }
 
-    // 2. Decide every open target's next state.
-    const changed = new Map<string, TargetRecord>();
-    const decisions: { target: TargetRecord; decision: TargetDecision }[] = [];
-    const take = (step: TargetStep | undefined): void => {
-      if (step === undefined) return;
-      changed.set(step.next.agentId, step.next);
-      if (step.decision !== undefined) decisions.push({ target: step.next, decision: step.decision });
-    };
+  // Decides every open target's next state into `tick`; answers the updated daemon-mode targets a
+  // rollback must reach (#queueRollbackCommands sends them their commands).
+  #stepOpenTargets(
+    deployment: DeploymentRecord,
+    views: readonly TargetView[],
+    probes: ReadonlyMap<string, AgentHealthProbe | undefined>,
+    now: Date,
+    tick: TickChanges,
+  ): TargetView[] {
+    const rollingBack = deployment.status === 'rolling_back';
+    const staleAfterMs = Math.max(3 * this.#ctx.settings.checkinIntervalSeconds * 1000, 30_000);
     const rollbacks: TargetView[] = [];
     for (const view of views) {
       if (view.rollbackState === 'queued') {
-        take(this.#stepRollback(view, now));
+        tick.take(this.#stepRollback(view, now));
         continue;
       }
       if (view.rollbackState !== undefined) continue;
@@ -255,89 +300,99 @@ export class RolloutEngine {
       }
       if (isFinal(view)) continue;
       if (view.mode === 'daemon') {
-        if (view.state !== 'pending') take(stepDaemonTarget(view, deployment, now, staleAfterMs));
+        if (view.state !== 'pending') tick.take(stepDaemonTarget(view, deployment, now, staleAfterMs));
       } else if (view.state === 'updating' || view.state === 'health_check') {
-        take(stepPushProbe(view, deployment, probes.get(view.agentId), now));
+        tick.take(stepPushProbe(view, deployment, probes.get(view.agentId), now));
       } else if (view.state === 'deferred') {
-        const target = recordOf(view);
-        if (target.firstDeferredAt !== undefined && now.getTime() >= target.firstDeferredAt.getTime() + deployment.options.deferralWindowSeconds * 1000) {
-          take(failTarget(target, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; it was not forced`, now));
-        } else if (target.deadlineAt !== undefined && now >= target.deadlineAt) {
-          take(failTarget(target, 'TARGET_DEADLINE_EXCEEDED', `${target.agentId} did not finish the update before its deadline`, now));
-        }
+        tick.take(this.#expireDeferredPushTarget(recordOf(view), deployment, now));
       }
     }
+    return rollbacks;
+  }
 
-    // 3. Start new targets of the current phase, within maxInFlight.
+  // Push mode: a deferred target fails once its deferral window or its deadline has passed.
+  #expireDeferredPushTarget(target: TargetRecord, deployment: DeploymentRecord, now: Date): TargetStep | undefined {
+    if (target.firstDeferredAt !== undefined && now.getTime() >= target.firstDeferredAt.getTime() + deployment.options.deferralWindowSeconds * 1000) {
+      return failTarget(target, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; it was not forced`, now);
+    }
+    if (target.deadlineAt !== undefined && now >= target.deadlineAt) {
+      return failTarget(target, 'TARGET_DEADLINE_EXCEEDED', `${target.agentId} did not finish the update before its deadline`, now);
+    }
+    return undefined;
+  }
+
+  // Starts pending targets of the current phase while fewer than maxInFlight are under way: a
+  // daemon-mode target gets a signed update command, a push-mode one a shutdown call after the write.
+  async #startPendingTargets(deployment: DeploymentRecord, views: readonly TargetView[], now: Date, tick: TickChanges, started: StartedTargets): Promise<void> {
+    const inFlight = views.filter((v) => {
+      const t = tick.current(v);
+      return !isFinal(t) && t.state !== 'pending';
+    }).length;
+    let room = deployment.options.maxInFlight - inFlight;
+    const releases = new Map<string, ReleaseRecord | undefined>();
+    for (const view of views) {
+      if (room <= 0) break;
+      if (view.state !== 'pending' || view.phase !== deployment.phaseIndex || tick.changed.has(view.agentId)) continue;
+      room--;
+      const target = recordOf(view);
+      const notified: TargetRecord = {
+        ...target,
+        state: 'notified',
+        attempts: target.attempts + 1,
+        notifiedAt: now,
+        deadlineAt: new Date(now.getTime() + deployment.options.targetDeadlineSeconds * 1000),
+        updatedAt: now,
+      };
+      if (view.mode === 'push') {
+        tick.changed.set(view.agentId, notified);
+        started.pushCalls.push(notified);
+        continue;
+      }
+      try {
+        const agent = await this.#ctx.store.getAgent(view.agentId);
+        if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `agent ${view.agentId} is gone`);
+        const release = await this.#release(releases, deployment, agent);
+        const update = await buildUpdate(
+          this.#ctx,
+          {
+            agentId: view.agentId,
+            deploymentId: deployment.id,
+            artifact: deployment.artifact,
+            version: deployment.version,
+            deadlineSeconds: Math.ceil(deployment.options.targetDeadlineSeconds),
+            // The daemon stops deferring when the engine would mark the target failed (decision 0012);
+            // a rollback command (#queueRollbackCommands) carries no window: undoing a bad release is worth the whole deadline.
+            deferralWindowSeconds: deployment.options.deferralWindowSeconds,
+          },
+          { agent, release },
+        );
+        started.built.push(update);
+        tick.changed.set(view.agentId, { ...notified, commandId: update.record.id, fromVersion: update.fromVersion });
+      } catch (error) {
+        tick.take(failTarget(target, 'UPDATE_FAILED', `could not build the update command (${error instanceof ManagerError ? error.code : 'error'})`, now));
+      }
+    }
+  }
+
+  // Push mode: deferred agents whose backoff has passed are asked again.
+  #askDeferredPushTargetsAgain(views: readonly TargetView[], now: Date, tick: TickChanges, started: StartedTargets): void {
+    for (const view of views) {
+      if (view.mode !== 'push' || view.state !== 'deferred' || tick.changed.has(view.agentId)) continue;
+      if (view.deferredUntil !== undefined && now < view.deferredUntil) continue;
+      const again: TargetRecord = { ...recordOf(view), state: 'notified', attempts: view.attempts + 1, updatedAt: now };
+      tick.changed.set(view.agentId, again);
+      started.pushCalls.push(again);
+    }
+  }
+
+  // Signed rollback commands for the updated agents of a failed gate, or of an operator's rollback.
+  async #queueRollbackCommands(deployment: DeploymentRecord, rollbacks: readonly TargetView[], now: Date, tick: TickChanges): Promise<BuiltUpdate[]> {
     const built: BuiltUpdate[] = [];
-    const pushCalls: TargetRecord[] = [];
-    if (deployment.status === 'in_progress' && deployment.phaseState === 'rolling') {
-      const current = (v: TargetView): TargetRecord => changed.get(v.agentId) ?? recordOf(v);
-      const inFlight = views.filter((v) => {
-        const t = current(v);
-        return !isFinal(t) && t.state !== 'pending';
-      }).length;
-      let room = deployment.options.maxInFlight - inFlight;
-      const releases = new Map<string, ReleaseRecord | undefined>();
-      for (const view of views) {
-        if (room <= 0) break;
-        if (view.state !== 'pending' || view.phase !== deployment.phaseIndex || changed.has(view.agentId)) continue;
-        room--;
-        const target = recordOf(view);
-        const notified: TargetRecord = {
-          ...target,
-          state: 'notified',
-          attempts: target.attempts + 1,
-          notifiedAt: now,
-          deadlineAt: new Date(now.getTime() + deployment.options.targetDeadlineSeconds * 1000),
-          updatedAt: now,
-        };
-        if (view.mode === 'push') {
-          changed.set(view.agentId, notified);
-          pushCalls.push(notified);
-          continue;
-        }
-        try {
-          const agent = await ctx.store.getAgent(view.agentId);
-          if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `agent ${view.agentId} is gone`);
-          const release = await this.#release(releases, deployment, agent);
-          const update = await buildUpdate(
-            ctx,
-            {
-              agentId: view.agentId,
-              deploymentId: deployment.id,
-              artifact: deployment.artifact,
-              version: deployment.version,
-              deadlineSeconds: Math.ceil(deployment.options.targetDeadlineSeconds),
-              // The daemon stops deferring when the engine would mark the target failed (decision 0012);
-              // a rollback command below carries no window: undoing a bad release is worth the whole deadline.
-              deferralWindowSeconds: deployment.options.deferralWindowSeconds,
-            },
-            { agent, release },
-          );
-          built.push(update);
-          changed.set(view.agentId, { ...notified, commandId: update.record.id, fromVersion: update.fromVersion });
-        } catch (error) {
-          take(failTarget(target, 'UPDATE_FAILED', `could not build the update command (${error instanceof ManagerError ? error.code : 'error'})`, now));
-        }
-      }
-      // Push mode: deferred agents whose backoff has passed are asked again.
-      for (const view of views) {
-        if (view.mode !== 'push' || view.state !== 'deferred' || changed.has(view.agentId)) continue;
-        if (view.deferredUntil !== undefined && now < view.deferredUntil) continue;
-        const again: TargetRecord = { ...recordOf(view), state: 'notified', attempts: view.attempts + 1, updatedAt: now };
-        changed.set(view.agentId, again);
-        pushCalls.push(again);
-      }
-    }
-
-    // 4. Rollback commands for updated agents of a failed gate, or of an operator's rollback.
-    const rollbackBuilt: BuiltUpdate[] = [];
     for (const view of rollbacks) {
-      const target = changed.get(view.agentId) ?? recordOf(view);
+      const target = tick.current(view);
       if (view.fromVersion === undefined) continue;
       try {
-        const update = await buildUpdate(ctx, {
+        const update = await buildUpdate(this.#ctx, {
           agentId: view.agentId,
           deploymentId: deployment.id,
           artifact: deployment.artifact,
@@ -345,34 +400,33 @@ export class RolloutEngine {
           rollback: true,
           deadlineSeconds: Math.ceil(deployment.options.targetDeadlineSeconds),
         });
-        rollbackBuilt.push(update);
-        changed.set(view.agentId, { ...target, rollbackCommandId: update.record.id, rollbackState: 'queued', message: `rolling back to ${view.fromVersion}`, updatedAt: now });
-        decisions.push({ target, decision: { event: 'agent_rolled_back', message: `${view.agentId} gets a signed rollback command to ${view.fromVersion}`, details: { commandId: update.record.id, toVersion: view.fromVersion } } });
+        built.push(update);
+        tick.changed.set(view.agentId, { ...target, rollbackCommandId: update.record.id, rollbackState: 'queued', message: `rolling back to ${view.fromVersion}`, updatedAt: now });
+        tick.decisions.push({ target, decision: { event: 'agent_rolled_back', message: `${view.agentId} gets a signed rollback command to ${view.fromVersion}`, details: { commandId: update.record.id, toVersion: view.fromVersion } } });
       } catch (error) {
-        changed.set(view.agentId, { ...target, rollbackState: 'failed', errorCode: 'ROLLBACK_FAILED', message: `could not build the rollback command (${error instanceof ManagerError ? error.code : 'error'}); publish ${view.fromVersion} for its platform`, updatedAt: now });
+        tick.changed.set(view.agentId, { ...target, rollbackState: 'failed', errorCode: 'ROLLBACK_FAILED', message: `could not build the rollback command (${error instanceof ManagerError ? error.code : 'error'}); publish ${view.fromVersion} for its platform`, updatedAt: now });
       }
     }
+    return built;
+  }
 
-    // 5. Persist every transition and the commands they send, together; then act.
-    const events: NewDeploymentEvent[] = decisions
+  // Persists every transition of the tick and the commands they send, together; then audits them.
+  async #storeAndAuditTick(deployment: DeploymentRecord, now: Date, tick: TickChanges, commands: readonly BuiltUpdate[]): Promise<void> {
+    const events: NewDeploymentEvent[] = tick.decisions
       .filter((d) => d.decision.event !== 'agent_accepted')
       .map((d) => ({ deploymentId: deployment.id, at: now, type: d.decision.event, message: d.decision.message, details: { agent_id: d.target.agentId, ...d.decision.details } }));
-    if (changed.size > 0 || built.length > 0 || rollbackBuilt.length > 0) {
-      await ctx.store.writeRollout({
-        targets: [...changed.values()],
-        commands: [...built, ...rollbackBuilt].map((b) => ({ command: b.record, nonce: b.nonce })),
+    if (tick.changed.size > 0 || commands.length > 0) {
+      await this.#ctx.store.writeRollout({
+        targets: [...tick.changed.values()],
+        commands: commands.map((b) => ({ command: b.record, nonce: b.nonce })),
         events,
       });
     }
     // Started together, the records of a tick share the audit log's group commit (their order is the call order).
     await Promise.all([
-      ...[...built, ...rollbackBuilt].map((b) => auditQueued(ctx, b, { name: 'system' })),
-      ...decisions.map(({ target, decision }) => this.#auditDecision(deployment, target, decision)),
+      ...commands.map((b) => auditQueued(this.#ctx, b, { name: 'system' })),
+      ...tick.decisions.map(({ target, decision }) => this.#auditDecision(deployment, target, decision)),
     ]);
-    if (pushCalls.length > 0) await this.#push(deployment, pushCalls);
-
-    // 6. The phase: gate, soak, next phase, end.
-    await this.#advance(deployment, now);
   }
 
   async #release(cache: Map<string, ReleaseRecord | undefined>, deployment: DeploymentRecord, agent: AgentRecord): Promise<ReleaseRecord | undefined> {
