@@ -106,30 +106,14 @@ export {
 export type { FernetEncryptOptions, FernetDecryptOptions, EncryptionKeySource, ResolvedEncryptionKey } from './fernet.js';
 export { canonicalize, CANONICAL_JSON_MAX_DEPTH } from './canonical-json.js';
 export type { JsonValue, JsonObject } from './canonical-json.js';
-export {
-  AuditChain,
-  AuditLogVerifier,
-  ed25519AuditSigner,
-  auditRecordHash,
-  parseAuditSigners,
-  buildAuditSigners,
-  verifyAuditLog,
-  verifyAuditLogLines,
-  auditBreakReasons,
-  AUDIT_GENESIS_HASH,
-  AUDIT_FIRST_SEQ,
-  AUDIT_LINE_MAX_LENGTH,
-} from './audit-chain.js';
+export { auditRecordHash, AUDIT_GENESIS_HASH, AUDIT_FIRST_SEQ, AUDIT_LINE_MAX_LENGTH } from './audit/record.js';
+export type { AuditRecord, AuditChainHead } from './audit/record.js';
+export { ed25519AuditSigner, parseAuditSigners, buildAuditSigners } from './audit/signers.js';
+export type { AuditSigner, AuditSignerEntry, AuditSignersDocument, AuditSignerKeys } from './audit/signers.js';
+export { AuditChain } from './audit/writer.js';
+export type { AuditEntry, AppendedAuditRecord, AuditChainOptions } from './audit/writer.js';
+export { AuditLogVerifier, verifyAuditLog, verifyAuditLogLines, auditBreakReasons } from './audit/verifier.js';
 export type {
-  AuditSigner,
-  AuditEntry,
-  AuditRecord,
-  AppendedAuditRecord,
-  AuditChainHead,
-  AuditChainOptions,
-  AuditSignerEntry,
-  AuditSignersDocument,
-  AuditSignerKeys,
   AuditBreakReason,
   AuditBreak,
   AuditIntact,
@@ -137,7 +121,7 @@ export type {
   AuditLogLine,
   VerifyAuditLogOptions,
   VerifyAuditLinesOptions,
-} from './audit-chain.js';
+} from './audit/verifier.js';
 export {
   ArtifactSchema,
   PlatformSchema,
