@@ -91,19 +91,10 @@ export type {
   MinisignVerifyOptions,
   MinisignStreamOptions,
 } from './minisign.js';
-export {
-  Fernet,
-  generateFernetKey,
-  isFernetKey,
-  deriveCirisEncryptionKey,
-  resolveEncryptionKey,
-  FERNET_VERSION,
-  FERNET_KEY_BYTES,
-  FERNET_MAX_CLOCK_SKEW_SECONDS,
-  CIRIS_PBKDF2_ITERATIONS,
-  CIRIS_MIN_SALT_LENGTH,
-} from './fernet.js';
-export type { FernetEncryptOptions, FernetDecryptOptions, EncryptionKeySource, ResolvedEncryptionKey } from './fernet.js';
+export { Fernet, generateFernetKey, isFernetKey, FERNET_VERSION, FERNET_KEY_BYTES, FERNET_MAX_CLOCK_SKEW_SECONDS } from './fernet.js';
+export type { FernetEncryptOptions, FernetDecryptOptions } from './fernet.js';
+export { deriveCirisEncryptionKey, resolveEncryptionKey, CIRIS_PBKDF2_ITERATIONS, CIRIS_MIN_SALT_LENGTH } from './encryption-key.js';
+export type { EncryptionKeySource, ResolvedEncryptionKey } from './encryption-key.js';
 export { canonicalize, CANONICAL_JSON_MAX_DEPTH } from './canonical-json.js';
 export type { JsonValue, JsonObject } from './canonical-json.js';
 export { auditRecordHash, AUDIT_GENESIS_HASH, AUDIT_FIRST_SEQ, AUDIT_LINE_MAX_LENGTH } from './audit/record.js';
