@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ed25519PrivateKey } from '@drover/protocol';
-import { AuditChain, buildAuditSigners, ed25519AuditSigner } from '../../protocol/src/audit-chain.js';
-import type { AuditRecord } from '../../protocol/src/audit-chain.js';
+import type { AuditRecord } from '../../protocol/src/audit/record.js';
+import { buildAuditSigners, ed25519AuditSigner } from '../../protocol/src/audit/signers.js';
+import { AuditChain } from '../../protocol/src/audit/writer.js';
 import { canonicalize } from '../../protocol/src/canonical-json.js';
 import { drover } from '../../../test/helpers/cli.js';
 

@@ -1,6 +1,8 @@
 // Writes every wire schema as a JSON Schema (draft 2020-12) file, for agents and tools written in
 // other languages: dist/schemas/<Name>.json and dist/schemas/index.json listing them. Run after
-// tsc (`npm run build` does): it reads the compiled schemas, so the files always match the code.
+// tsc (`npm run build` does): it reads the compiled schemas (dist/schemas/wire-schemas.js), so the
+// files always match the code. The JSON files sit beside the compiled schema modules, which the
+// package's exports map does not expose.
 //
 //   node packages/protocol/scripts/write-json-schemas.js [--out <dir>]   (default: packages/protocol/dist/schemas)
 //
@@ -8,7 +10,7 @@
 // UpdateCommand) is inlined without its $id, so loading every file into one validator (Ajv, say)
 // never finds the same $id defined twice, and no file needs another to resolve.
 
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -39,7 +41,7 @@ function dropNestedIds(schema, isRoot) {
 }
 
 async function loadWireSchemas() {
-  const compiled = join(packageDir, 'dist', 'schemas.js');
+  const compiled = join(packageDir, 'dist', 'schemas', 'wire-schemas.js');
   try {
     const module = await import(pathToFileURL(compiled).href);
     return module.wireSchemas;
@@ -53,9 +55,13 @@ async function main() {
   const outDir = resolve(values.out ?? join(packageDir, 'dist', 'schemas'));
   const wireSchemas = await loadWireSchemas();
 
-  // Start from an empty directory, so a renamed or removed schema leaves no stale file behind.
-  await rm(outDir, { recursive: true, force: true });
+  // Remove every JSON file first, so a renamed or removed schema leaves no stale file behind. Only
+  // the JSON files: the default directory also holds tsc's output for src/schemas/, which an
+  // incremental build would not write again.
   await mkdir(outDir, { recursive: true });
+  for (const entry of await readdir(outDir, { withFileTypes: true })) {
+    if (entry.isFile() && entry.name.endsWith('.json')) await rm(join(outDir, entry.name));
+  }
 
   const index = [];
   for (const [name, schema] of Object.entries(wireSchemas)) {

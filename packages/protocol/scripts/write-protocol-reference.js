@@ -159,7 +159,7 @@ async function main() {
     '     @drover/protocol (`npm run build && npm run docs:protocol`). Do not edit by hand:',
     '     test/docs/protocol-reference.test.ts fails when this file differs from the schemas. -->',
     '',
-    'Every message drover puts on the wire, as defined once in `packages/protocol/src/schemas.ts` and',
+    'Every message drover puts on the wire, as defined once in `packages/protocol/src/schemas/` and',
     'exported as JSON Schema (draft 2020-12) in `packages/protocol/dist/schemas/` by `npm run build`, for',
     'agents and tools written in other languages. The manager\'s routes are described in',
     '[manager.md](manager.md), the agent\'s in [agent-sdk.md](agent-sdk.md), the error codes in',

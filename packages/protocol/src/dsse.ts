@@ -3,8 +3,8 @@ import type { Ed25519PrivateKey } from './ed25519.js';
 import { fromBase64, toBase64, utf8 } from './bytes.js';
 import { ReleaseError } from './errors.js';
 import { limits } from './config.js';
-import { DsseEnvelopeSchema, TrustPolicySchema } from './schemas.js';
-import type { DsseEnvelope, TrustPolicyDocument } from './schemas.js';
+import { DsseEnvelopeSchema, TrustPolicySchema } from './schemas/releases.js';
+import type { DsseEnvelope, TrustPolicyDocument } from './schemas/releases.js';
 import { describeProblems, schemaProblems } from './validate.js';
 
 /** A parsed trust policy: the keys a host trusts, by key id, and how many must sign. */

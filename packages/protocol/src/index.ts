@@ -91,45 +91,20 @@ export type {
   MinisignVerifyOptions,
   MinisignStreamOptions,
 } from './minisign.js';
-export {
-  Fernet,
-  generateFernetKey,
-  isFernetKey,
-  deriveCirisEncryptionKey,
-  resolveEncryptionKey,
-  FERNET_VERSION,
-  FERNET_KEY_BYTES,
-  FERNET_MAX_CLOCK_SKEW_SECONDS,
-  CIRIS_PBKDF2_ITERATIONS,
-  CIRIS_MIN_SALT_LENGTH,
-} from './fernet.js';
-export type { FernetEncryptOptions, FernetDecryptOptions, EncryptionKeySource, ResolvedEncryptionKey } from './fernet.js';
+export { Fernet, generateFernetKey, isFernetKey, FERNET_VERSION, FERNET_KEY_BYTES, FERNET_MAX_CLOCK_SKEW_SECONDS } from './fernet.js';
+export type { FernetEncryptOptions, FernetDecryptOptions } from './fernet.js';
+export { deriveCirisEncryptionKey, resolveEncryptionKey, CIRIS_PBKDF2_ITERATIONS, CIRIS_MIN_SALT_LENGTH } from './encryption-key.js';
+export type { EncryptionKeySource, ResolvedEncryptionKey } from './encryption-key.js';
 export { canonicalize, CANONICAL_JSON_MAX_DEPTH } from './canonical-json.js';
 export type { JsonValue, JsonObject } from './canonical-json.js';
-export {
-  AuditChain,
-  AuditLogVerifier,
-  ed25519AuditSigner,
-  auditRecordHash,
-  parseAuditSigners,
-  buildAuditSigners,
-  verifyAuditLog,
-  verifyAuditLogLines,
-  auditBreakReasons,
-  AUDIT_GENESIS_HASH,
-  AUDIT_FIRST_SEQ,
-  AUDIT_LINE_MAX_LENGTH,
-} from './audit-chain.js';
+export { auditRecordHash, AUDIT_GENESIS_HASH, AUDIT_FIRST_SEQ, AUDIT_LINE_MAX_LENGTH } from './audit/record.js';
+export type { AuditRecord, AuditChainHead } from './audit/record.js';
+export { ed25519AuditSigner, parseAuditSigners, buildAuditSigners } from './audit/signers.js';
+export type { AuditSigner, AuditSignerEntry, AuditSignersDocument, AuditSignerKeys } from './audit/signers.js';
+export { AuditChain } from './audit/writer.js';
+export type { AuditEntry, AppendedAuditRecord, AuditChainOptions } from './audit/writer.js';
+export { AuditLogVerifier, verifyAuditLog, verifyAuditLogLines, auditBreakReasons } from './audit/verifier.js';
 export type {
-  AuditSigner,
-  AuditEntry,
-  AuditRecord,
-  AppendedAuditRecord,
-  AuditChainHead,
-  AuditChainOptions,
-  AuditSignerEntry,
-  AuditSignersDocument,
-  AuditSignerKeys,
   AuditBreakReason,
   AuditBreak,
   AuditIntact,
@@ -137,55 +112,93 @@ export type {
   AuditLogLine,
   VerifyAuditLogOptions,
   VerifyAuditLinesOptions,
-} from './audit-chain.js';
+} from './audit/verifier.js';
 export {
   ArtifactSchema,
   PlatformSchema,
   VersionSchema,
-  DsseEnvelopeSchema,
-  ReleasePayloadSchema,
-  TrustPolicySchema,
-  NoncePayloadSchema,
   AgentIdSchema,
   DeploymentIdSchema,
   CommandIdSchema,
   MachineIdSchema,
   ErrorCodeSchema,
-  NonceTokenSchema,
   VersionPathSegmentSchema,
   wireHeaders,
-  wireSchemas,
   ErrorDetailSchema,
   ErrorBodySchema,
-  ShutdownRequestSchema,
-  ShutdownResponseSchema,
-  AgentBusyErrorSchema,
-  agentHealthStatuses,
-  AgentHealthSchema,
-  InventorySchema,
-  EnrollRequestSchema,
-  ManagerKeySchema,
-  EnrollResponseSchema,
-  updateSteps,
-  UpdateProgressSchema,
-  DaemonStateSchema,
-  agentHealthReportStatuses,
-  AgentHealthReportSchema,
-  commandOutcomes,
-  CommandResultSchema,
-  CheckinRequestSchema,
-  CheckinHeadersSchema,
-  CheckinParamsSchema,
-  UpdateCommandSchema,
-  CommandSchema,
-  CommandStubSchema,
-  CheckinResponseSchema,
-  CheckinUpgradeRequiredSchema,
+} from './schemas/common.js';
+export type { ErrorDetail, ErrorBody } from './schemas/common.js';
+export {
+  DsseEnvelopeSchema,
+  ReleasePayloadSchema,
+  TrustPolicySchema,
   ReleaseLatestQuerySchema,
   ReleaseParamsSchema,
   ReleaseResponseSchema,
   DownloadParamsSchema,
   DownloadQuerySchema,
+} from './schemas/releases.js';
+export type {
+  DsseEnvelope,
+  ReleasePayload,
+  TrustPolicyDocument,
+  ReleaseLatestQuery,
+  ReleaseParams,
+  ReleaseResponse,
+  DownloadParams,
+  DownloadQuery,
+} from './schemas/releases.js';
+export {
+  NoncePayloadSchema,
+  NonceTokenSchema,
+  commandOutcomes,
+  CommandResultSchema,
+  UpdateCommandSchema,
+  CommandSchema,
+  CommandStubSchema,
+} from './schemas/commands.js';
+export type { NoncePayload, CommandOutcome, CommandResult, UpdateCommand, Command, CommandStub } from './schemas/commands.js';
+export {
+  ShutdownRequestSchema,
+  ShutdownResponseSchema,
+  AgentBusyErrorSchema,
+  agentHealthStatuses,
+  AgentHealthSchema,
+} from './schemas/agent-endpoints.js';
+export type {
+  ShutdownRequest,
+  ShutdownResponse,
+  AgentBusyError,
+  AgentHealthStatus,
+  AgentHealth,
+} from './schemas/agent-endpoints.js';
+export { InventorySchema, EnrollRequestSchema, ManagerKeySchema, EnrollResponseSchema } from './schemas/enrollment.js';
+export type { Inventory, EnrollRequest, ManagerKey, EnrollResponse } from './schemas/enrollment.js';
+export {
+  updateSteps,
+  UpdateProgressSchema,
+  DaemonStateSchema,
+  agentHealthReportStatuses,
+  AgentHealthReportSchema,
+  CheckinRequestSchema,
+  CheckinHeadersSchema,
+  CheckinParamsSchema,
+  CheckinResponseSchema,
+  CheckinUpgradeRequiredSchema,
+} from './schemas/check-in.js';
+export type {
+  UpdateStep,
+  UpdateProgress,
+  DaemonState,
+  AgentHealthReportStatus,
+  AgentHealthReport,
+  CheckinRequest,
+  CheckinHeaders,
+  CheckinParams,
+  CheckinResponse,
+  CheckinUpgradeRequired,
+} from './schemas/check-in.js';
+export {
   deploymentStrategies,
   riskLevels,
   deploymentStatuses,
@@ -201,45 +214,8 @@ export {
   DeploymentActionParamsSchema,
   DeploymentActionRequestSchema,
   LatestChangelogResponseSchema,
-  AuditRecordSchema,
-  AuditSignersSchema,
-} from './schemas.js';
+} from './schemas/deploy.js';
 export type {
-  DsseEnvelope,
-  ReleasePayload,
-  TrustPolicyDocument,
-  NoncePayload,
-  ErrorDetail,
-  ErrorBody,
-  ShutdownRequest,
-  ShutdownResponse,
-  AgentBusyError,
-  AgentHealthStatus,
-  AgentHealth,
-  Inventory,
-  EnrollRequest,
-  ManagerKey,
-  EnrollResponse,
-  UpdateStep,
-  UpdateProgress,
-  DaemonState,
-  AgentHealthReportStatus,
-  AgentHealthReport,
-  CommandOutcome,
-  CommandResult,
-  CheckinRequest,
-  CheckinHeaders,
-  CheckinParams,
-  UpdateCommand,
-  Command,
-  CommandStub,
-  CheckinResponse,
-  CheckinUpgradeRequired,
-  ReleaseLatestQuery,
-  ReleaseParams,
-  ReleaseResponse,
-  DownloadParams,
-  DownloadQuery,
   DeploymentStrategy,
   RiskLevel,
   DeploymentStatusValue,
@@ -255,9 +231,10 @@ export type {
   DeploymentActionParams,
   DeploymentActionRequest,
   LatestChangelogResponse,
-  AuditLogRecord,
-  AuditSignersFile,
-} from './schemas.js';
+} from './schemas/deploy.js';
+export { AuditRecordSchema, AuditSignersSchema } from './schemas/audit.js';
+export type { AuditLogRecord, AuditSignersFile } from './schemas/audit.js';
+export { wireSchemas } from './schemas/wire-schemas.js';
 export { writeFileAtomic, fsyncDirectory, tempPathFor } from './durable-file.js';
 export type { AtomicWriteOptions } from './durable-file.js';
 export { joinDashValues } from './cli-args.js';

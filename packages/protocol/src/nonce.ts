@@ -4,8 +4,8 @@ import { limits } from './config.js';
 import { pae } from './dsse.js';
 import type { Ed25519PrivateKey, Ed25519PublicKey } from './ed25519.js';
 import { NonceError } from './errors.js';
-import { NoncePayloadSchema } from './schemas.js';
-import type { NoncePayload } from './schemas.js';
+import { NoncePayloadSchema } from './schemas/commands.js';
+import type { NoncePayload } from './schemas/commands.js';
 import { matchesSchema } from './validate.js';
 import { compareVersions, isUpgrade } from './version.js';
 

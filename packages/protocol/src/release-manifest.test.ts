@@ -7,7 +7,7 @@ import { pae, parseEnvelope, parseTrustPolicy, trustPolicyDocument, verifyEnvelo
 import { Ed25519PrivateKey } from './ed25519.js';
 import { ReleaseError } from './errors.js';
 import { ArtifactVerifier, RELEASE_PAYLOAD_TYPE, createReleasePayload, signRelease, verifyArtifactStream, verifyRelease } from './release-manifest.js';
-import type { DsseEnvelope } from './schemas.js';
+import type { DsseEnvelope } from './schemas/releases.js';
 
 const artifactBytes = new TextEncoder().encode('#!/bin/sh\necho agent v1.2.0\n'.repeat(100));
 const file = { name: 'agent', size: artifactBytes.length, sha256: createHash('sha256').update(artifactBytes).digest('hex') };

@@ -5,8 +5,8 @@ import { signEnvelope, verifyEnvelope } from './dsse.js';
 import type { TrustPolicy } from './dsse.js';
 import type { Ed25519PrivateKey } from './ed25519.js';
 import { ReleaseError } from './errors.js';
-import { ReleasePayloadSchema } from './schemas.js';
-import type { DsseEnvelope, ReleasePayload } from './schemas.js';
+import { ReleasePayloadSchema } from './schemas/releases.js';
+import type { DsseEnvelope, ReleasePayload } from './schemas/releases.js';
 import { describeProblems, schemaProblems } from './validate.js';
 import { isUpgrade, parseVersion } from './version.js';
 

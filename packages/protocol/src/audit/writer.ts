@@ -1,0 +1,195 @@
+// The audit log's writer: AuditChain stamps, links, hashes and signs each record (the format is in
+// record.ts) and returns the line to append; the caller owns the file.
+
+import { toBase64, toHex } from '../bytes.js';
+import { canonicalize } from '../canonical-json.js';
+import type { JsonObject } from '../canonical-json.js';
+import { SIGNATURE_LENGTH } from '../ed25519.js';
+import { AuditError, CryptoError, isDroverError } from '../errors.js';
+import { AUDIT_FIRST_SEQ, AUDIT_GENESIS_HASH, AUDIT_LINE_MAX_LENGTH, chainHash, hashedBody, HEX_HASH, isObject, KID, quote, shapeProblem } from './record.js';
+import type { AuditChainHead, AuditRecord } from './record.js';
+import type { AuditSigner } from './signers.js';
+
+/** What happened, as the caller of {@link AuditChain.append} describes it. */
+export interface AuditEntry {
+  /** What happened, e.g. `token.used`, `agent.enrolled`, `deployment.started`. */
+  event: string;
+  /** Who did it: an operator, `agent:<id>`, `system`. */
+  actor: string;
+  /** How it ended, e.g. `success`, `failure`, `denied`, `deferred`. */
+  outcome: string;
+  agentId?: string;
+  deploymentId?: string;
+  /** A token is named by its id (first 16 hex of its SHA-256), never by its value. */
+  tokenId?: string;
+  /** Any JSON object; members whose value is undefined are left out. Never put a secret here. */
+  details?: Record<string, unknown>;
+}
+
+/** A record made by {@link AuditChain.append} and the exact text to append to the log. */
+export interface AppendedAuditRecord {
+  record: AuditRecord;
+  /** The record's canonical JSON followed by "\n": write it in one call to a file opened with O_APPEND. */
+  line: string;
+}
+
+export interface AuditChainOptions {
+  /** The clock that stamps `ts`; tests inject one. */
+  now?: () => Date;
+  /** Continue after this record instead of starting a new log; see {@link AuditChain.resume}. */
+  head?: AuditChainHead;
+}
+
+function requireText(value: unknown, name: string, optional: boolean): void {
+  if (optional && value === undefined) return;
+  if (typeof value !== 'string' || value === '') {
+    throw new AuditError('AUDIT_RECORD_MALFORMED', `The audit entry's ${name} must be a non-empty string${optional ? ' when given' : ''}, got ${quote(value)}.`);
+  }
+}
+
+/**
+ * Builds the audit chain: stamps, links, hashes and signs each record, and returns the line to
+ * append. It keeps the chain state (next seq, previous hash) in memory; the caller owns the file.
+ *
+ * Appends are serialised in call order, and the state advances only once a record is complete,
+ * so a signer that fails leaves the chain as it was. Pass `persist` to write the line inside that
+ * same serialised step: lines then reach the file in seq order even under concurrent appends, and
+ * a failed write does not advance the chain (the file may then end with a partial line, which
+ * `verifyAuditLog` reports and which must be cut off before appending again).
+ *
+ * @example
+ * const chain = AuditChain.resume(lastLineOfTheLog, ed25519AuditSigner(key));
+ * await chain.append({ event: 'token.used', actor: 'system', outcome: 'success', tokenId, details: {} }, async ({ line }) => {
+ *   await handle.appendFile(line); // opened with O_APPEND
+ *   await handle.sync();
+ * });
+ */
+export class AuditChain {
+  readonly #signer: AuditSigner;
+  readonly #now: () => Date;
+  #nextSeq: number;
+  #prevHash: string;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** Starts a new log (seq 1), or continues after `options.head`. */
+  constructor(signer: AuditSigner, options: AuditChainOptions = {}) {
+    // Checked at run time too: a KMS adapter in plain JavaScript may hand over anything.
+    const kid: unknown = signer.kid;
+    if (typeof kid !== 'string' || !KID.test(kid)) {
+      throw new AuditError('AUDIT_SIGNERS_INVALID', `The audit signer's kid must be 1-256 printable ASCII characters without spaces, got ${quote(kid)}.`);
+    }
+    const head = options.head;
+    if (head !== undefined && (!Number.isSafeInteger(head.seq) || head.seq < AUDIT_FIRST_SEQ || !HEX_HASH.test(head.hash))) {
+      throw new AuditError('AUDIT_RECORD_MALFORMED', 'The chain head must have an integer seq >= 1 and a 64-hex hash.');
+    }
+    this.#signer = signer;
+    this.#now = options.now ?? (() => new Date());
+    this.#nextSeq = head === undefined ? AUDIT_FIRST_SEQ : head.seq + 1;
+    this.#prevHash = head === undefined ? AUDIT_GENESIS_HASH : head.hash;
+  }
+
+  /**
+   * Continues a log after a restart, from its last line (or last record). An empty or missing
+   * last line starts a new log. The last record must be intact (its hash recomputes); a partial
+   * line left by a crash is refused, so the log is verified and repaired before anything is
+   * appended to it. Its signature is not checked here: that is `verifyAuditLog`'s job.
+   */
+  static resume(last: string | AuditRecord | undefined, signer: AuditSigner, options: Omit<AuditChainOptions, 'head'> = {}): AuditChain {
+    if (last === undefined || last === '') return new AuditChain(signer, options);
+    let record: unknown = last;
+    if (typeof last === 'string') {
+      const line = last.endsWith('\n') ? last.slice(0, -1) : last;
+      if (line.includes('\n')) throw new AuditError('AUDIT_RECORD_MALFORMED', 'AuditChain.resume takes the last line of the audit log, not several lines.');
+      try {
+        record = JSON.parse(line);
+      } catch (error) {
+        throw new AuditError(
+          'AUDIT_RECORD_MALFORMED',
+          'The last line of the audit log is not JSON: probably a write cut short by a crash. Run `drover audit verify` on the log, then remove the partial line before appending.',
+          { cause: error },
+        );
+      }
+    }
+    if (!isObject(record)) throw new AuditError('AUDIT_RECORD_MALFORMED', 'The last line of the audit log is not a JSON object. Run `drover audit verify` on the log.');
+    const problem = shapeProblem(record);
+    if (problem !== undefined) throw new AuditError('AUDIT_RECORD_MALFORMED', `The last record of the audit log is malformed: ${problem}. Run \`drover audit verify\` on the log.`);
+    const { seq, hash, prev } = record as unknown as AuditRecord;
+    let computed: string;
+    try {
+      computed = toHex(chainHash(canonicalize(hashedBody(record)), prev));
+    } catch (error) {
+      if (!isDroverError(error)) throw error;
+      throw new AuditError('AUDIT_RECORD_MALFORMED', `The last record of the audit log cannot be canonicalized: ${error.message}`, { cause: error });
+    }
+    if (computed !== hash) {
+      throw new AuditError('AUDIT_RECORD_MALFORMED', `The last record of the audit log (seq ${seq}) does not match its hash: the log was modified. Run \`drover audit verify\` on it before appending.`);
+    }
+    return new AuditChain(signer, { ...options, head: { seq, hash } });
+  }
+
+  /** The seq the next record gets. */
+  get nextSeq(): number {
+    return this.#nextSeq;
+  }
+
+  /** The last record appended (or resumed from); undefined for a new, empty log. */
+  get head(): AuditChainHead | undefined {
+    return this.#nextSeq === AUDIT_FIRST_SEQ ? undefined : { seq: this.#nextSeq - 1, hash: this.#prevHash };
+  }
+
+  /**
+   * Makes the next record and, if given, hands it to `persist` before the chain moves on. Rejects
+   * with AUDIT_RECORD_MALFORMED or CANONICAL_JSON_UNSUPPORTED for a bad entry, or with the
+   * signer's or `persist`'s error; in every case the chain stays where it was.
+   */
+  append(entry: AuditEntry, persist?: (appended: AppendedAuditRecord) => void | Promise<void>): Promise<AppendedAuditRecord> {
+    const result = this.#queue.then(() => this.#appendNow(entry, persist));
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async #appendNow(entry: AuditEntry, persist: ((appended: AppendedAuditRecord) => void | Promise<void>) | undefined): Promise<AppendedAuditRecord> {
+    requireText(entry.event, 'event', false);
+    requireText(entry.actor, 'actor', false);
+    requireText(entry.outcome, 'outcome', false);
+    requireText(entry.agentId, 'agentId', true);
+    requireText(entry.deploymentId, 'deploymentId', true);
+    requireText(entry.tokenId, 'tokenId', true);
+    if (entry.details !== undefined && !isObject(entry.details)) {
+      throw new AuditError('AUDIT_RECORD_MALFORMED', "The audit entry's details must be a JSON object.");
+    }
+    const seq = this.#nextSeq;
+    const prev = this.#prevHash;
+    const now = this.#now();
+    if (Number.isNaN(now.getTime())) throw new AuditError('AUDIT_RECORD_MALFORMED', 'The audit clock returned an invalid date.');
+    const body = {
+      seq,
+      ts: now.toISOString(),
+      event: entry.event,
+      actor: entry.actor,
+      agentId: entry.agentId,
+      deploymentId: entry.deploymentId,
+      tokenId: entry.tokenId,
+      outcome: entry.outcome,
+      details: entry.details ?? {},
+    };
+    const bodyJson = canonicalize(body);
+    const hash = chainHash(bodyJson, prev);
+    const sig: unknown = await this.#signer.sign(hash);
+    if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_LENGTH) {
+      throw new CryptoError('SIGNATURE_MALFORMED', `The audit signer ${this.#signer.kid} returned ${sig instanceof Uint8Array ? `${sig.length} bytes` : 'no bytes'}; an Ed25519 signature is ${SIGNATURE_LENGTH} bytes. Check the signer.`);
+    }
+    // The record is rebuilt from its canonical text, so what the caller gets back is exactly what
+    // a verifier will parse from the line (toJSON applied, undefined members gone).
+    const record = { ...(JSON.parse(bodyJson) as JsonObject), prev, hash: toHex(hash), kid: this.#signer.kid, sig: toBase64(sig) } as unknown as AuditRecord;
+    const line = canonicalize(record);
+    if (line.length > AUDIT_LINE_MAX_LENGTH) {
+      throw new AuditError('AUDIT_RECORD_MALFORMED', `The audit record would be ${line.length} characters long, above the limit of ${AUDIT_LINE_MAX_LENGTH}. Put less in details.`);
+    }
+    const appended = { record, line: `${line}\n` };
+    if (persist !== undefined) await persist(appended);
+    this.#nextSeq = seq + 1;
+    this.#prevHash = record.hash;
+    return appended;
+  }
+}

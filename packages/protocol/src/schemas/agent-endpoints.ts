@@ -1,0 +1,62 @@
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { dateTime, literalUnion, ResponseText, VersionSchema } from './common.js';
+
+// The agent's own endpoints (CIRIS-compatible): POST /v1/system/shutdown, GET /v1/system/health,
+// called by droverd and the manager with Bearer service:<token>.
+
+export const CriticalSectionName = Type.String({ minLength: 1, maxLength: 256, description: "A critical section's name, as the agent's code named it." });
+
+export const ShutdownRequestSchema = Type.Object(
+  {
+    reason: Type.String({
+      maxLength: 4096,
+      description: 'Why the agent is asked to stop (e.g. the CD update text); control characters become spaces before it is logged.',
+    }),
+    force: Type.Optional(Type.Boolean({ description: 'Skip the busy check: drain for a bounded time, then stop anyway.', default: false })),
+    confirm: Type.Boolean({ description: 'Must be true; false is refused with 400 CONFIRM_REQUIRED, so a stray call cannot stop the agent.' }),
+  },
+  { $id: 'ShutdownRequest', additionalProperties: false, description: 'POST /v1/system/shutdown, authorised by Bearer service:<token>.' },
+);
+export type ShutdownRequest = Static<typeof ShutdownRequestSchema>;
+
+export const ShutdownResponseSchema = Type.Object(
+  {
+    data: Type.Object({
+      status: Type.Literal('initiated'),
+      message: ResponseText,
+      shutdown_initiated: Type.Literal(true),
+      timestamp: dateTime(),
+    }),
+  },
+  { $id: 'ShutdownResponse', description: '200 from POST /v1/system/shutdown: the agent drains in-flight work, then exits 0.' },
+);
+export type ShutdownResponse = Static<typeof ShutdownResponseSchema>;
+
+export const AgentBusyErrorSchema = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.Literal('AGENT_BUSY'),
+      message: ResponseText,
+      busy_with: Type.Array(CriticalSectionName, { maxItems: 1024, description: 'Distinct names of the critical sections running, oldest first.' }),
+    }),
+  },
+  {
+    $id: 'AgentBusyError',
+    description: '503 from POST /v1/system/shutdown while a critical section runs, with a Retry-After header (seconds). The caller defers, it does not fail.',
+  },
+);
+export type AgentBusyError = Static<typeof AgentBusyErrorSchema>;
+
+export const agentHealthStatuses = ['healthy', 'degraded', 'starting'] as const;
+export type AgentHealthStatus = (typeof agentHealthStatuses)[number];
+
+export const AgentHealthSchema = Type.Object(
+  {
+    status: literalUnion(agentHealthStatuses),
+    version: VersionSchema,
+    busy: Type.Boolean({ description: 'True while any critical section runs: a shutdown now would get 503.' }),
+  },
+  { $id: 'AgentHealth', description: 'GET /v1/system/health.' },
+);
+export type AgentHealth = Static<typeof AgentHealthSchema>;

@@ -1,0 +1,44 @@
+import { at, describeWireFamily, hex64, keyid, machineId, publicKey, refuse, signature } from '../../test/wire-examples.js';
+import type { Examples } from '../../test/wire-examples.js';
+import * as audit from './audit.js';
+
+const auditRecord = {
+  seq: 42,
+  ts: at,
+  event: 'agent.machine_id_mismatch',
+  actor: 'agent:agent-7f3a',
+  agentId: 'agent-7f3a',
+  tokenId: hex64('credential').slice(0, 16),
+  outcome: 'denied',
+  details: { expected: machineId.slice(0, 16), got: hex64('machine-2').slice(0, 16) },
+  prev: hex64('record 41'),
+  hash: hex64('record 42'),
+  kid: keyid,
+  sig: signature,
+};
+const signers = { signers: [{ kid: keyid, algorithm: 'ed25519', publicKey }] };
+
+const examples: Record<string, Examples> = {
+  AuditRecord: {
+    valid: [auditRecord, { ...auditRecord, seq: 1, prev: '0'.repeat(64), details: {} }],
+    invalid: [
+      refuse('seq 0', auditRecord, '/seq', 0),
+      refuse('a short prev', auditRecord, '/prev', hex64('x').slice(1)),
+      refuse('a 63-byte signature', auditRecord, '/sig', Buffer.alloc(63).toString('base64')),
+      refuse('details that are a list', auditRecord, '/details', []),
+      refuse('an empty event', auditRecord, '/event', ''),
+      refuse('a kid with a space', auditRecord, '/kid', 'audit key'),
+    ],
+  },
+  AuditSigners: {
+    valid: [signers],
+    invalid: [
+      refuse('another algorithm', signers, '/signers/0/algorithm', 'rsa'),
+      refuse('no signer', signers, '/signers', []),
+      refuse('a hex public key', signers, '/signers/0/publicKey', Buffer.alloc(32, 7).toString('hex')),
+      refuse('an unknown signer field', signers, '/signers/0/comment', 'old key'),
+    ],
+  },
+};
+
+describeWireFamily(audit, examples);

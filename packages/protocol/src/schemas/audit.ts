@@ -1,0 +1,57 @@
+import { Type } from '@sinclair/typebox';
+import type { Static, TString } from '@sinclair/typebox';
+import { dateTime, Ed25519PublicKeyBase64 } from './common.js';
+
+// The audit log: one record a line, and signers.json.
+//
+// The record schema is as lenient as the verifier (verifyAuditLog) and no more, so the two never
+// disagree about a line; it stays open because a later version may add fields, which the hash covers.
+
+function ed25519Signature(description: string): TString {
+  return Type.String({ pattern: '^[A-Za-z0-9+/]{86}==$', description: `Base64 of a 64-byte Ed25519 signature: ${description}` });
+}
+
+const AUDIT_TEXT_MAX_LENGTH = 1024 * 1024; // characters: a whole record line is at most this long
+function auditText(description: string): TString {
+  return Type.String({ minLength: 1, maxLength: AUDIT_TEXT_MAX_LENGTH, description });
+}
+export const AuditRecordSchema = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: '1 for the first record, then +1 per record, no gaps.' }),
+    ts: dateTime(),
+    event: auditText('What happened, e.g. token.used, agent.enrolled, deployment.started.'),
+    actor: auditText('Who did it: an operator, agent:<id>, system.'),
+    agentId: Type.Optional(Type.String({ maxLength: AUDIT_TEXT_MAX_LENGTH })),
+    deploymentId: Type.Optional(Type.String({ maxLength: AUDIT_TEXT_MAX_LENGTH })),
+    tokenId: Type.Optional(Type.String({ maxLength: AUDIT_TEXT_MAX_LENGTH, description: "A token's id (first 16 hex of its SHA-256), never the token." })),
+    outcome: auditText('How it ended, e.g. success, failure, denied, deferred.'),
+    details: Type.Record(Type.String(), Type.Unknown(), { description: 'Any JSON object; never a secret.' }),
+    prev: Type.String({ pattern: '^[0-9a-f]{64}$', description: "The previous record's hash; 64 zeros before the first." }),
+    hash: Type.String({
+      pattern: '^[0-9a-f]{64}$',
+      description: 'hex SHA-256(RFC 8785 canonical JSON of the record without prev/hash/kid/sig || the 32 bytes of prev).',
+    }),
+    kid: Type.String({ pattern: '^[\\x21-\\x7E]{1,256}$', description: 'The signing key, named in signers.json.' }),
+    sig: ed25519Signature('Ed25519 over the 32 bytes of hash, by the key kid.'),
+  },
+  { $id: 'AuditRecord', description: 'One line of the audit log (JSON Lines; each line the canonical JSON of a record).' },
+);
+export type AuditLogRecord = Static<typeof AuditRecordSchema>;
+
+export const AuditSignersSchema = Type.Object(
+  {
+    signers: Type.Array(
+      Type.Object(
+        {
+          kid: Type.String({ pattern: '^[\\x21-\\x7E]{1,256}$' }),
+          algorithm: Type.Literal('ed25519'),
+          publicKey: Ed25519PublicKeyBase64,
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 1024, description: 'Distinct kids.' },
+    ),
+  },
+  { $id: 'AuditSigners', additionalProperties: false, description: 'signers.json: the keys whose audit records a verifier accepts.' },
+);
+export type AuditSignersFile = Static<typeof AuditSignersSchema>;

@@ -1,0 +1,120 @@
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { agentHealthStatuses, CriticalSectionName } from './agent-endpoints.js';
+import { CommandIdSchema, dateTime, ErrorDetailSchema, AgentIdSchema, MachineIdSchema, literalUnion, VersionSchema, wireHeaders } from './common.js';
+import { CommandResultSchema, CommandStubSchema, NonceTokenSchema } from './commands.js';
+import { InventorySchema } from './enrollment.js';
+
+// Check-in: POST /v1/agents/{agentId}/checkin, a daemon's periodic call: what it runs, how its agent
+// is, what became of its commands; answered with the commands to run next.
+
+/** Steps of the daemon's update state machine, in order (`deferred` follows `draining` when the agent is busy). */
+export const updateSteps = [
+  'received',
+  'command_verified',
+  'downloading',
+  'downloaded',
+  'artifact_verified',
+  'staged',
+  'draining',
+  'deferred',
+  'swapped',
+  'starting',
+  'health_check',
+  'committed',
+  'rolling_back',
+  'rolled_back',
+] as const;
+export type UpdateStep = (typeof updateSteps)[number];
+
+export const UpdateProgressSchema = Type.Object(
+  {
+    commandId: CommandIdSchema,
+    step: literalUnion(updateSteps),
+    nonce: Type.Optional(NonceTokenSchema),
+  },
+  { additionalProperties: false, description: "The update in progress, as the daemon's journal records it." },
+);
+export type UpdateProgress = Static<typeof UpdateProgressSchema>;
+
+export const DaemonStateSchema = Type.Object(
+  {
+    agentVersion: VersionSchema,
+    daemonVersion: VersionSchema,
+    update: Type.Optional(UpdateProgressSchema),
+  },
+  { $id: 'DaemonState', additionalProperties: false, description: 'What the daemon runs, and the update it is carrying out, if any.' },
+);
+export type DaemonState = Static<typeof DaemonStateSchema>;
+
+/** What the daemon can say of its agent: the agent's own statuses, or that it could not get one. */
+export const agentHealthReportStatuses = [...agentHealthStatuses, 'unreachable', 'stopped'] as const;
+export type AgentHealthReportStatus = (typeof agentHealthReportStatuses)[number];
+
+export const AgentHealthReportSchema = Type.Object(
+  {
+    status: literalUnion(agentHealthReportStatuses, {
+      description: "The agent's health status; unreachable: running but its health route did not answer; stopped: not running.",
+    }),
+    version: Type.Optional(VersionSchema),
+    busy: Type.Boolean(),
+    busyWith: Type.Optional(Type.Array(CriticalSectionName, { maxItems: 64 })),
+    checkedAt: Type.Optional(dateTime()),
+  },
+  { $id: 'AgentHealthReport', additionalProperties: false, description: "The agent's health as the daemon last read it from GET /v1/system/health." },
+);
+export type AgentHealthReport = Static<typeof AgentHealthReportSchema>;
+
+export const CheckinRequestSchema = Type.Object(
+  {
+    state: DaemonStateSchema,
+    health: AgentHealthReportSchema,
+    acks: Type.Array(CommandIdSchema, {
+      maxItems: 64,
+      description: 'Commands received and persisted since the last check-in; the manager stops re-sending them.',
+    }),
+    results: Type.Array(CommandResultSchema, {
+      maxItems: 64,
+      description: 'Outcomes not yet reported; the daemon sends each again until a check-in carrying it gets a 200.',
+    }),
+    inventory: Type.Optional(InventorySchema),
+  },
+  {
+    $id: 'CheckinRequest',
+    additionalProperties: false,
+    description: 'POST /v1/agents/{agentId}/checkin, with Authorization: Bearer <credential> and the CheckinHeaders.',
+  },
+);
+export type CheckinRequest = Static<typeof CheckinRequestSchema>;
+
+export const CheckinHeadersSchema = Type.Object(
+  {
+    [wireHeaders.machineId]: MachineIdSchema,
+    [wireHeaders.agentVersion]: VersionSchema,
+    [wireHeaders.daemonVersion]: VersionSchema,
+    [wireHeaders.updateNonce]: Type.Optional(NonceTokenSchema),
+  },
+  { $id: 'CheckinHeaders', description: 'Headers of a check-in (other headers may be present).' },
+);
+export type CheckinHeaders = Static<typeof CheckinHeadersSchema>;
+
+export const CheckinParamsSchema = Type.Object({ agentId: AgentIdSchema }, { $id: 'CheckinParams', additionalProperties: false, description: 'Path parameters of POST /v1/agents/{agentId}/checkin.' });
+export type CheckinParams = Static<typeof CheckinParamsSchema>;
+
+const checkinCommands = Type.Array(CommandStubSchema, { maxItems: 32, description: 'Re-sent on every check-in until acked.' });
+const nextCheckinSeconds = Type.Integer({ minimum: 1, maximum: 86400 });
+
+export const CheckinResponseSchema = Type.Object(
+  { commands: checkinCommands, nextCheckinSeconds },
+  { $id: 'CheckinResponse', description: '200 from a check-in.' },
+);
+export type CheckinResponse = Static<typeof CheckinResponseSchema>;
+
+export const CheckinUpgradeRequiredSchema = Type.Object(
+  { error: ErrorDetailSchema, commands: checkinCommands, nextCheckinSeconds },
+  {
+    $id: 'CheckinUpgradeRequired',
+    description: "426 from a check-in: the agent's version is below the manager's minimum. The commands still come, so an old agent can always upgrade.",
+  },
+);
+export type CheckinUpgradeRequired = Static<typeof CheckinUpgradeRequiredSchema>;

@@ -1,0 +1,201 @@
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { AgentIdSchema, ArtifactSchema, DeploymentIdSchema, dateTime, ErrorDetailSchema, literalUnion, nullable, ResponseText, VersionSchema } from './common.js';
+import { DsseEnvelopeSchema } from './releases.js';
+
+// The deploy API (CIRIS-compatible): POST /manager/v1/updates/notify, GET /manager/v1/updates/status,
+// POST /manager/v1/updates/{deployment_id}/{action}, GET /manager/v1/updates/latest/changelog.
+
+const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+export const deploymentStrategies = ['canary', 'immediate', 'manual'] as const;
+export type DeploymentStrategy = (typeof deploymentStrategies)[number];
+export const riskLevels = ['low', 'medium', 'high', 'unknown'] as const;
+export type RiskLevel = (typeof riskLevels)[number];
+/** CIRIS's deployment statuses. */
+export const deploymentStatuses = [
+  'pending',
+  'in_progress',
+  'paused',
+  'completed',
+  'failed',
+  'cancelled',
+  'rejected',
+  'rolling_back',
+  'rolled_back',
+  'rollback_proposed',
+] as const;
+export type DeploymentStatusValue = (typeof deploymentStatuses)[number];
+/** Where one target of a rollout stands: pending -> notified -> [deferred] -> updating -> health_check -> an end. */
+export const rolloutTargetStates = ['pending', 'notified', 'deferred', 'updating', 'health_check', 'succeeded', 'failed', 'skipped', 'rolled_back'] as const;
+export type RolloutTargetState = (typeof rolloutTargetStates)[number];
+
+const ImageReference = Type.String({ maxLength: 512, description: 'A container image, e.g. ghcr.io/cirisai/ciris-agent:latest' });
+// CIRIS's metadata is a free-form dict; keys are bounded and free of control characters so they log safely.
+const Metadata = Type.Record(Type.String({ pattern: '^[^\\u0000-\\u001f]{1,128}$' }), Type.Unknown(), {
+  maxProperties: 64,
+  additionalProperties: false,
+  default: {},
+  description: 'Additional deployment metadata.',
+});
+
+// Optional fields CIRIS declares Optional[...] accept null too, as its pydantic model does; the
+// defaults are CIRIS's.
+export const UpdateNotificationSchema = Type.Object(
+  {
+    agent_image: Type.Optional(nullable(ImageReference)),
+    gui_image: Type.Optional(nullable(ImageReference)),
+    nginx_image: Type.Optional(nullable(ImageReference)),
+    version: Type.Optional(nullable(Type.String({ maxLength: 128, description: 'Semantic version if available' }))),
+    commit_sha: Type.Optional(nullable(Type.String({ maxLength: 64, pattern: '^[0-9a-fA-F]*$' }))),
+    changelog: Type.Optional(nullable(Type.String({ maxLength: 65536, description: 'Release notes: one entry a line.' }))),
+    risk_level: Type.Optional(nullable(literalUnion(riskLevels), { default: 'unknown' })),
+    strategy: Type.Optional(literalUnion(deploymentStrategies, { default: 'canary' })),
+    message: Type.Optional(Type.String({ maxLength: 4096, default: 'Update available' })),
+    metadata: Type.Optional(Metadata),
+    source: Type.Optional(nullable(Type.String({ maxLength: 128 }), { default: 'github-actions' })),
+    artifact: Type.Optional(ArtifactSchema),
+    release: Type.Optional(DsseEnvelopeSchema),
+    supersede: Type.Optional(
+      Type.Boolean({ default: false, description: 'drover: replace the active deployment of the same artifact instead of getting 409.' }),
+    ),
+  },
+  {
+    $id: 'UpdateNotification',
+    additionalProperties: false,
+    description:
+      "POST /manager/v1/updates/notify, Authorization: Bearer <deploy token>: CIRIS's UpdateNotification plus drover's artifact (default agent), release (the signed release to roll out; omitted, the manager takes artifact at version from its catalog) and supersede. Beyond this schema the server requires one of agent_image, gui_image, nginx_image (push mode, as CIRIS does) or a release or a version.",
+  },
+);
+export type UpdateNotification = Static<typeof UpdateNotificationSchema>;
+
+export const UpdateNotifyResponseSchema = Type.Object(
+  {
+    deployment_id: DeploymentIdSchema,
+    status: literalUnion([...deploymentStatuses, 'staged']),
+    message: ResponseText,
+    agents_affected: Count,
+    deployment_type: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { $id: 'UpdateNotifyResponse', description: '200 from POST /manager/v1/updates/notify.' },
+);
+export type UpdateNotifyResponse = Static<typeof UpdateNotifyResponseSchema>;
+
+export const DeploymentEventSchema = Type.Object(
+  {
+    timestamp: dateTime(),
+    event_type: Type.String({ minLength: 1, maxLength: 64, description: 'e.g. started, phase_started, agent_updated, agent_deferred, completed, failed' }),
+    message: ResponseText,
+    details: Type.Optional(nullable(Type.Record(Type.String(), Type.Unknown()))),
+  },
+  { $id: 'DeploymentEvent', description: "One event of a deployment's timeline (CIRIS's DeploymentEvent)." },
+);
+export type DeploymentEvent = Static<typeof DeploymentEventSchema>;
+
+export const DeploymentTargetSchema = Type.Object(
+  {
+    agent_id: AgentIdSchema,
+    state: literalUnion(rolloutTargetStates),
+    phase: nullable(Type.String({ maxLength: 64 })),
+    from_version: nullable(VersionSchema),
+    to_version: VersionSchema,
+    attempts: Count,
+    updated_at: dateTime(),
+    deferred_until: Type.Optional(nullable(dateTime())),
+    message: Type.Optional(ResponseText),
+    error: Type.Optional(nullable(ErrorDetailSchema)),
+  },
+  { $id: 'DeploymentTarget', description: 'drover: where one agent stands in a deployment.' },
+);
+export type DeploymentTarget = Static<typeof DeploymentTargetSchema>;
+
+export const DeploymentStatusSchema = Type.Object(
+  {
+    deployment_id: DeploymentIdSchema,
+    notification: Type.Optional(nullable(UpdateNotificationSchema)),
+    agents_total: Count,
+    agents_updated: Count,
+    agents_deferred: Count,
+    agents_failed: Count,
+    canary_phase: nullable(
+      Type.String({
+        maxLength: 64,
+        description: "Group phases use CIRIS's names (explorers, early_adopters, general); percentage phases their share, e.g. 30%.",
+      }),
+    ),
+    started_at: nullable(dateTime()),
+    staged_at: Type.Optional(nullable(dateTime())),
+    completed_at: nullable(dateTime()),
+    status: literalUnion(deploymentStatuses),
+    message: ResponseText,
+    events: Type.Array(DeploymentEventSchema, { maxItems: 10000 }),
+    strategy: nullable(literalUnion(deploymentStrategies)),
+    updated_at: Type.Optional(nullable(dateTime())),
+    agents_pending_restart: Type.Optional(Type.Array(AgentIdSchema, { maxItems: 100000 })),
+    agents_in_progress: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 64 }))),
+    canary_assignments: Type.Optional(nullable(Type.Record(Type.String(), Type.Array(AgentIdSchema, { maxItems: 100000 })))),
+    artifact: ArtifactSchema,
+    version: nullable(VersionSchema),
+    agents: Type.Array(DeploymentTargetSchema, { maxItems: 100000, description: 'drover: every target of the deployment.' }),
+  },
+  { $id: 'DeploymentStatus', description: "A deployment: CIRIS's DeploymentStatus fields plus drover's per-agent states." },
+);
+export type DeploymentStatus = Static<typeof DeploymentStatusSchema>;
+
+export const DeploymentStatusResponseSchema = Type.Union([DeploymentStatusSchema, Type.Null()], {
+  $id: 'DeploymentStatusResponse',
+  description: 'GET /manager/v1/updates/status[?deployment_id=]: null when no id is given and no deployment is active (as CIRIS answers).',
+});
+export type DeploymentStatusResponse = Static<typeof DeploymentStatusResponseSchema>;
+
+export const DeploymentStatusQuerySchema = Type.Object(
+  { deployment_id: Type.Optional(DeploymentIdSchema) },
+  { $id: 'DeploymentStatusQuery', additionalProperties: false, description: 'Query of GET /manager/v1/updates/status.' },
+);
+export type DeploymentStatusQuery = Static<typeof DeploymentStatusQuerySchema>;
+
+export const deploymentActions = ['pause', 'resume', 'abort', 'promote', 'rollback'] as const;
+export type DeploymentAction = (typeof deploymentActions)[number];
+
+export const DeploymentActionParamsSchema = Type.Object(
+  { deployment_id: DeploymentIdSchema, action: literalUnion(deploymentActions) },
+  {
+    $id: 'DeploymentActionParams',
+    additionalProperties: false,
+    description: 'Path parameters of POST /manager/v1/updates/{deployment_id}/{action}, with an admin token; answered with DeploymentStatus.',
+  },
+);
+export type DeploymentActionParams = Static<typeof DeploymentActionParamsSchema>;
+
+export const DeploymentActionRequestSchema = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 1024, description: 'Recorded in the audit log and the deployment events.' })) },
+  { $id: 'DeploymentActionRequest', additionalProperties: false, description: 'Body of a deployment action; an empty body means {}.' },
+);
+export type DeploymentActionRequest = Static<typeof DeploymentActionRequestSchema>;
+
+export const LatestChangelogResponseSchema = Type.Object(
+  {
+    artifact: ArtifactSchema,
+    version: VersionSchema,
+    commit_sha: nullable(Type.String({ pattern: '^[0-9a-f]{6,40}$' })),
+    released_at: dateTime(),
+    changelog: ResponseText,
+    latest: Type.Object({
+      version: VersionSchema,
+      date: Type.String({ maxLength: 64, description: 'YYYY-MM-DD' }),
+      changes: Type.Array(
+        Type.Object({
+          type: Type.String({ maxLength: 32, description: 'The conventional-commit prefix of the line (fix, feat, ...), else change.' }),
+          description: Type.String({ maxLength: 4096 }),
+        }),
+        { maxItems: 1000 },
+      ),
+    }),
+    summary: ResponseText,
+  },
+  {
+    $id: 'LatestChangelogResponse',
+    description: "GET /manager/v1/updates/latest/changelog: the latest release's changelog, raw and as CIRIS's latest.changes list.",
+  },
+);
+export type LatestChangelogResponse = Static<typeof LatestChangelogResponseSchema>;

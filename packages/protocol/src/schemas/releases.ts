@@ -1,0 +1,114 @@
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { ArtifactSchema, DownloadUrl, Hex64, KeyId, Name, PlatformSchema, VersionPathSegmentSchema, VersionSchema } from './common.js';
+
+// Releases: the signed release (a DSSE envelope around a release payload), the trust policy that
+// says whose signatures count, and the manager's release and download routes.
+
+const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', maxLength: 1 << 20 });
+
+export const DsseSignatureSchema = Type.Object({ keyid: Type.String({ maxLength: 64 }), sig: Base64 }, { additionalProperties: false });
+export const DsseEnvelopeSchema = Type.Object(
+  {
+    payloadType: Type.String({ minLength: 1, maxLength: 256 }),
+    payload: Base64,
+    signatures: Type.Array(DsseSignatureSchema, { minItems: 1, maxItems: 16 }),
+  },
+  { additionalProperties: false, $id: 'DsseEnvelope' },
+);
+export type DsseEnvelope = Static<typeof DsseEnvelopeSchema>;
+
+export const ReleaseFileSchema = Type.Object(
+  {
+    // path traversal: a bare file name, never a path, `.` or `..`.
+    name: Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000]+$' }),
+    size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'bytes' }),
+    sha256: Hex64,
+  },
+  { additionalProperties: false },
+);
+
+export const ReleasePayloadSchema = Type.Object(
+  {
+    schema: Type.Literal('drover.release/v1'),
+    artifact: ArtifactSchema,
+    version: VersionSchema,
+    commitSha: Type.Optional(Type.String({ pattern: '^[0-9a-f]{6,40}$' })),
+    channel: Name,
+    platform: PlatformSchema,
+    file: ReleaseFileSchema,
+    createdAt: Type.String({ format: 'date-time', maxLength: 64 }),
+    expiresAt: Type.String({ format: 'date-time', maxLength: 64 }),
+    changelog: Type.Optional(Type.String({ maxLength: 65536 })),
+    minDaemonVersion: Type.Optional(VersionSchema),
+  },
+  { additionalProperties: false, $id: 'ReleasePayload' },
+);
+export type ReleasePayload = Static<typeof ReleasePayloadSchema>;
+
+export const TrustedKeySchema = Type.Object(
+  { keyid: KeyId, publicKey: Type.String({ description: 'base64 of the raw 32-byte Ed25519 key, or an SPKI PEM', maxLength: 4096 }), name: Type.Optional(Type.String({ maxLength: 128 })) },
+  { additionalProperties: false },
+);
+export const TrustPolicySchema = Type.Object(
+  {
+    schema: Type.Optional(Type.Literal('drover.trust/v1')),
+    threshold: Type.Integer({ minimum: 1, maximum: 16 }),
+    keys: Type.Array(TrustedKeySchema, { minItems: 1, maxItems: 64 }),
+  },
+  { additionalProperties: false, $id: 'TrustPolicy' },
+);
+export type TrustPolicyDocument = Static<typeof TrustPolicySchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Release and download routes: GET /v1/releases/latest, GET /v1/releases/{artifact}/{version},
+// GET /v1/download/{artifact}/{version}/{platform}
+
+export const ReleaseLatestQuerySchema = Type.Object(
+  {
+    artifact: ArtifactSchema,
+    channel: Type.Optional(Name),
+    platform: PlatformSchema,
+  },
+  { $id: 'ReleaseLatestQuery', additionalProperties: false, description: "Query of GET /v1/releases/latest; without channel, the manager's default channel." },
+);
+export type ReleaseLatestQuery = Static<typeof ReleaseLatestQuerySchema>;
+
+export const ReleaseParamsSchema = Type.Object(
+  { artifact: ArtifactSchema, version: VersionPathSegmentSchema },
+  { $id: 'ReleaseParams', additionalProperties: false, description: 'Path parameters of GET /v1/releases/{artifact}/{version}.' },
+);
+export type ReleaseParams = Static<typeof ReleaseParamsSchema>;
+
+export const ReleaseResponseSchema = Type.Object(
+  {
+    release: DsseEnvelopeSchema,
+    manifest: ReleasePayloadSchema,
+    url: DownloadUrl,
+  },
+  {
+    $id: 'ReleaseResponse',
+    description:
+      "GET /v1/releases/latest and GET /v1/releases/{artifact}/{version}. manifest is the envelope's payload decoded, for display only: act only on the payload that verifying release returns.",
+  },
+);
+export type ReleaseResponse = Static<typeof ReleaseResponseSchema>;
+
+export const DownloadParamsSchema = Type.Object(
+  { artifact: ArtifactSchema, version: VersionPathSegmentSchema, platform: PlatformSchema },
+  { $id: 'DownloadParams', additionalProperties: false, description: 'Path parameters of GET /v1/download/{artifact}/{version}/{platform}.' },
+);
+export type DownloadParams = Static<typeof DownloadParamsSchema>;
+
+export const DownloadQuerySchema = Type.Object(
+  {
+    expires: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$', description: 'seconds since the epoch' })),
+    sig: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'hex HMAC-SHA256 of the presigned URL' })),
+  },
+  {
+    $id: 'DownloadQuery',
+    additionalProperties: false,
+    description: 'Query of a presigned download: both expires and sig, or neither (then an agent credential authorises).',
+  },
+);
+export type DownloadQuery = Static<typeof DownloadQuerySchema>;
