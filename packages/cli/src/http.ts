@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EnvHttpProxyAgent } from 'undici';
 import type { Dispatcher } from 'undici';
 import { CliError, RemoteError } from './errors.js';
+import { PACKAGE_VERSION } from './version.js';
 
 // The one module through which the CLI talks HTTP (to a manager): undici with timeouts on
 // connect, headers and body; proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY; retries with
@@ -19,7 +20,7 @@ export const httpDefaults = {
   maxResponseBytes: 16 * 1024 * 1024, // bytes of a response body the CLI reads
 } as const;
 
-export const USER_AGENT = `drover-cli/0.1.0 (node/${process.versions.node})`;
+export const USER_AGENT = `drover-cli/${PACKAGE_VERSION} (node/${process.versions.node})`;
 
 export interface HttpClientOptions {
   /** The manager's URL, e.g. https://manager.example:8443 (a path prefix is kept). */

@@ -18,6 +18,7 @@ import {
   rolloutWatchCommand,
 } from './commands/rollout.js';
 import { releaseSignCommand, releaseVerifyCommand, trustCreateCommand } from './commands/release.js';
+import { PACKAGE_VERSION } from './version.js';
 
 /** Every command the CLI knows, in the order `drover --help` lists them. */
 export const commands: readonly Command[] = [
@@ -44,7 +45,7 @@ export const commands: readonly Command[] = [
   rolloutRollbackCommand,
 ];
 
-export const VERSION = '0.1.0';
+export const VERSION = PACKAGE_VERSION;
 
 function topLevelHelp(): string {
   const width = Math.max(...commands.map((c) => c.path.join(' ').length));

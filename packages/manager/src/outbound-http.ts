@@ -1,5 +1,6 @@
 import { Agent, EnvHttpProxyAgent } from 'undici';
 import type { Dispatcher } from 'undici';
+import { PACKAGE_VERSION } from './version.js';
 
 // The one module through which the manager makes HTTP requests (push mode: agents' shutdown and
 // health routes). undici with timeouts on connect, headers and body; proxies from
@@ -14,7 +15,7 @@ export const outboundDefaults = {
   maxResponseBytes: 64 * 1024, // bytes of a response body the manager reads
 } as const;
 
-export const MANAGER_USER_AGENT = `drover-manager/0.1.0 (node/${process.versions.node})`;
+export const MANAGER_USER_AGENT = `drover-manager/${PACKAGE_VERSION} (node/${process.versions.node})`;
 
 export interface OutboundRequest {
   method: 'GET' | 'POST';
