@@ -14,6 +14,12 @@ export default defineConfig({
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'daemon/src/**/*.test.ts', 'daemon/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // expectTypeOf/assertType checks live in *.test-d.ts files: tsc checks them (they are no-ops at runtime).
+    typecheck: {
+      enabled: true,
+      include: ['packages/*/src/**/*.test-d.ts', 'packages/*/test/**/*.test-d.ts', 'daemon/src/**/*.test-d.ts', 'test/**/*.test-d.ts'],
+      tsconfig: './tsconfig.typecheck.json',
+    },
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',

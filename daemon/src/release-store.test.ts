@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { expectError, expectRejection } from '../../test/helpers/expect-error.js';
 import { DaemonError } from './errors.js';
 import { resolvePaths } from './paths.js';
@@ -81,9 +81,15 @@ describe('releases/, current/ and previous/', () => {
   });
 
   it('keeps the newest N releases and never the current or the previous one', async () => {
-    for (const version of ['1.0.0', '2.0.0', '3.0.0', '4.0.0', '5.0.0']) {
-      await install(version);
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    // Installed one second apart on a fake clock (only Date is faked: the file system runs as usual).
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      for (const [i, version] of ['1.0.0', '2.0.0', '3.0.0', '4.0.0', '5.0.0'].entries()) {
+        vi.setSystemTime(Date.UTC(2026, 0, 1, 0, 0, i));
+        await install(version);
+      }
+    } finally {
+      vi.useRealTimers();
     }
     await store.activate('agent', '1.0.0', null);
     await store.activate('agent', '5.0.0', '1.0.0');

@@ -187,6 +187,7 @@ function main(): void {
   if (listenWhenFile === '') {
     listen();
   } else {
+    logger.info({ event: 'listen_waiting', file: listenWhenFile }, 'Not listening until AGENT_LISTEN_WHEN_FILE exists');
     const poll = setInterval(() => {
       if (!existsSync(listenWhenFile)) return;
       clearInterval(poll);

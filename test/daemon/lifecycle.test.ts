@@ -5,7 +5,7 @@ import { FakeManager } from '../fakes/fake-manager.js';
 import { agentArtifact } from '../helpers/agent-artifact.js';
 import type { AgentArtifactOptions } from '../helpers/agent-artifact.js';
 import { DaemonProcess, agentRuntime, createHost, destroyHost, droverd, installAgent, waitForAgent } from '../helpers/droverd.js';
-import type { Host } from '../helpers/droverd.js';
+import type { Host, LogLine } from '../helpers/droverd.js';
 
 function alive(pid: number): boolean {
   try {
@@ -13,16 +13,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -74,26 +64,34 @@ describe('droverd lifecycle: one daemon per state dir, supervision, SIGTERM, out
   });
 
   it('restarts an agent that dies outside an update, with backoff', async () => {
+    const daemon = daemons[0];
     const before = await agentRuntime(host);
     expect(before).toBeDefined();
     process.kill(before?.pid ?? 0, 'SIGKILL');
-    const after = await until(async () => {
-      const runtime = await agentRuntime(host);
-      return runtime !== undefined && runtime.pid !== before?.pid ? runtime : undefined;
-    }, 10_000, 'a restarted agent');
-    expect(after.version).toBe('1.0.0');
+    // droverd's own account: the exit, a restart scheduled after a backoff, a new agent process.
+    const scheduled = await daemon?.waitForLine((l) => l.event === 'agent.restart_scheduled', 10_000);
+    expect(scheduled?.['inMs']).toBeGreaterThanOrEqual(1_000);
+    const started = await daemon?.waitForLine((l) => l.event === 'agent.started' && l['pid'] !== before?.pid, 10_000);
+    expect(started?.['version']).toBe('1.0.0');
     await waitForAgent(host, '1.0.0');
+    expect((await agentRuntime(host))?.pid).toBe(started?.['pid']);
   });
 
   it('backs off while the manager is unreachable, then checks in again', async () => {
+    const daemon = daemons[0];
+    const failedSince = (from: number): LogLine[] => (daemon?.lines.slice(from) ?? []).filter((l) => l.event === 'checkin.failed');
+    const from = daemon?.lines.length ?? 0;
     manager.checkinStatus = 503;
     const start = manager.checkinAttempts;
-    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    // Two check-ins fail: droverd logs each one with the backoff it then waits.
+    await daemon?.waitForLine(() => failedSince(from).length >= 2, 20_000);
     const during = manager.checkinAttempts - start;
+    const failed = failedSince(from);
     // Each failed check-in is retried by the HTTP client (4 attempts, jittered), then the loop backs
-    // off exponentially: far fewer requests than a tight loop would make.
+    // off exponentially (at least half its 1 s base): far fewer requests than a tight loop would make.
     expect(during).toBeGreaterThan(0);
-    expect(during).toBeLessThan(20);
+    expect(during).toBeLessThanOrEqual(4 * (failed.length + 1));
+    for (const line of failed) expect(line['retryInMs']).toBeGreaterThanOrEqual(500);
     const answered = manager.checkins.length;
     manager.checkinStatus = undefined;
     await manager.waitFor(() => (manager.checkins.length > answered ? true : undefined), 15_000, 'a check-in after the outage');

@@ -38,7 +38,8 @@ class ServiceLoop {
     void daemon.exited.then((exit) => {
       const started = daemon.lines.find((line) => line.event === 'daemon.started');
       this.boots.push({ exit, version: typeof started?.['version'] === 'string' ? started['version'] : undefined });
-      if (!this.#stopped) setTimeout(() => { this.start(); }, 200);
+      // Restart=always with no RestartSec: the next boot as soon as this one has exited.
+      if (!this.#stopped) setImmediate(() => { this.start(); });
     });
   }
 

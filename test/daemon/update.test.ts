@@ -96,7 +96,10 @@ describe('droverd updates the agent', () => {
     expect(status).toMatchObject({ update: null, lastResult: { outcome: 'failed', commandId } });
     // Once the agent is free, droverd does not come back to the update it gave up.
     await manager.waitFor(() => (manager.checkins.at(-1)?.body.health.busy === false ? true : undefined), 15_000, 'a check-in with the agent free');
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // One more whole check-in cycle with the agent free: droverd had every chance to come back to the update.
+    const free = manager.checkins.length;
+    await manager.waitFor(() => (manager.checkins.length > free ? true : undefined), 15_000, 'another check-in with the agent free');
+    expect(manager.checkins.at(-1)?.body.health).toMatchObject({ busy: false, version: '1.0.0' });
     expect(((await agentGet(host, '/info')) as { pid: number; version: string })).toMatchObject({ pid: runtime.pid, version: '1.0.0' });
     expect(manager.resultsFor(commandId).map((r) => r.outcome)).not.toContain('succeeded');
     expect(await readlink(join(currentDir, 'agent'))).toBe(currentBefore.agent);

@@ -59,6 +59,8 @@ export class SimulatedHost {
   readonly received: ReceivedCommand[] = [];
   /** Update commands with force: true this host received (must stay 0: nobody forces a busy agent). */
   forced = 0;
+  /** Check-ins the manager answered. */
+  checkins = 0;
   #managerKeys: Ed25519PublicKey[] = [];
   #seen = new Set<string>();
   #usedNonces = new Set<string>();
@@ -138,6 +140,7 @@ export class SimulatedHost {
     } catch {
       return false;
     }
+    this.checkins++;
     if (status === 200 || status === 426) {
       this.#acks = this.#acks.filter((id) => !acks.includes(id));
       this.#results = this.#results.filter((r) => !results.includes(r));
@@ -279,6 +282,17 @@ export class FleetSimulator {
 
   async stop(): Promise<void> {
     await Promise.all(this.hosts.map((h) => h.stop()));
+  }
+
+  /**
+   * Resolves once every host that checks in has had `rounds` more check-ins answered: whatever the
+   * manager would send them by then, they have received. Counted in check-ins, not wall time, so a
+   * slow machine slows the wait down with the fleet.
+   */
+  async checkInRounds(rounds: number): Promise<void> {
+    const live = this.hosts.filter((h) => h.behaviour.offline !== true);
+    const target = new Map(live.map((h) => [h, h.checkins + rounds]));
+    await waitFor(`${rounds} check-in rounds`, () => (live.every((h) => h.checkins >= (target.get(h) ?? 0)) ? true : undefined), 20_000, 5);
   }
 
   async close(): Promise<void> {

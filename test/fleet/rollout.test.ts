@@ -164,16 +164,18 @@ describe('rollout engine with a simulated fleet', () => {
   });
 
   it('manual waits for promote before each phase', async () => {
-    const { m } = await setup(Array.from({ length: 4 }, () => ({})));
+    const { m, f } = await setup(Array.from({ length: 4 }, () => ({})));
     const id = await notify(m, { version: '2.0.0', strategy: 'manual', metadata: { rollout: { ...fast, percentages: [50, 100] } } });
-    await new Promise((r) => setTimeout(r, 400));
+    // Ten check-ins per host (several engine ticks): nothing starts without a promote.
+    await f.checkInRounds(10);
     let s = await status(m, id);
     expect(s.status).toBe('pending');
     expect(s.agents.every((a) => a.state === 'pending')).toBe(true);
+    expect(f.hosts.every((h) => h.received.length === 0)).toBe(true);
     const promote = (): Promise<unknown> => m.request('POST', `/manager/v1/updates/${id}/promote`, { headers: { authorization: `Bearer ${m.adminToken}` } });
     expect(((await promote()) as { status: number }).status).toBe(200);
     s = await until(m, id, (x) => x.events.some((e) => e.event_type === 'phase_awaiting_promote'));
-    await new Promise((r) => setTimeout(r, 400));
+    await f.checkInRounds(10);
     s = await status(m, id);
     expect(s.agents.filter((a) => a.state === 'succeeded')).toHaveLength(2);
     expect(s.agents.filter((a) => a.state === 'pending')).toHaveLength(2);
@@ -196,7 +198,8 @@ describe('rollout engine with a simulated fleet', () => {
     expect(s.status).toBe('cancelled');
     expect(s.agents.filter((a) => a.state === 'succeeded')).toHaveLength(1);
     expect(s.agents.filter((a) => a.state === 'skipped')).toHaveLength(9);
-    await new Promise((r) => setTimeout(r, 300));
+    // Every host checks in again several times after the abort: none of the skipped ones gets a command.
+    await f.checkInRounds(10);
     expect(f.hosts.filter((h) => h.received.length > 0)).toHaveLength(1);
     expect(f.hosts.filter((h) => h.version === '2.0.0')).toHaveLength(1);
     // Only one active deployment per artifact: a second notify gets 409 unless it supersedes.

@@ -118,6 +118,7 @@ export class DaemonProcess {
   readonly lines: LogLine[] = [];
   readonly output: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly #waiters = new Set<() => void>();
 
   constructor(host: Host, env: NodeJS.ProcessEnv = {}, args: readonly string[] = [droverdBin, 'run']) {
     requireBuiltDaemon();
@@ -137,23 +138,35 @@ export class DaemonProcess {
         }
         newline = buffered.indexOf('\n');
       }
+      for (const wake of [...this.#waiters]) wake();
     };
     this.child.stdout?.on('data', onData);
     this.child.stderr?.on('data', onData);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         resolve({ code, signal });
+        for (const wake of [...this.#waiters]) wake();
       });
     });
   }
 
+  /** The first log line matching `predicate`, looked for again on each chunk droverd writes. */
   async waitForLine(predicate: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.lines.find(predicate);
       if (found !== undefined) return found;
-      if (Date.now() > deadline) throw new Error(`Timed out waiting for a droverd log line; last lines:\n${this.output.slice(-30).join('\n')}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`Timed out waiting for a droverd log line; last lines:\n${this.output.slice(-30).join('\n')}`);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.#waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        this.#waiters.add(done);
+      });
     }
   }
 

@@ -1,7 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { limits } from './config.js';
 import { AgentError, createAgent } from './index.js';
 import type { AgentOptions, AgentRequest } from './index.js';
-import { AUTH, TOKEN, hold, makeAgent, sleep, until } from '../test/harness.js';
+import { AUTH, TOKEN, hold, makeAgent, until } from '../test/harness.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 const base = { version: '1.0.0', drainTimeoutMs: 1_000, onShutdown: () => undefined, exit: false } satisfies Partial<AgentOptions>;
 
@@ -74,12 +79,19 @@ describe('critical sections', () => {
   it('mark the agent busy while they run and pass the result through', async () => {
     const { agent } = makeAgent();
     expect(agent.busy()).toBe(false);
-    const running = agent.critical('job', async () => {
-      await sleep(20);
-      return 42;
-    });
+    let finish = (): void => undefined;
+    const running = agent.critical(
+      'job',
+      () =>
+        new Promise<number>((resolve) => {
+          finish = () => {
+            resolve(42);
+          };
+        }),
+    );
     expect(agent.busy()).toBe(true);
     expect(agent.busyWith()).toEqual(['job']);
+    finish();
     await expect(running).resolves.toBe(42);
     expect(agent.busy()).toBe(false);
   });
@@ -100,8 +112,8 @@ describe('critical sections', () => {
 
     let innerRelease = (): void => undefined;
     const outer = agent.critical('outer', async () => {
+      // A section counts from the moment critical() is called: nothing to wait for.
       const inner = agent.critical('inner', () => new Promise<void>((resolve) => (innerRelease = resolve)));
-      await sleep(1);
       expect(agent.busyWith()).toEqual(['outer', 'inner']);
       innerRelease();
       await inner;
@@ -146,12 +158,15 @@ describe('critical sections', () => {
 
 describe('shutdown', () => {
   it('agent.shutdown drains, calls onShutdown once (source api) and exits 0; HTTP then answers 409', async () => {
+    // The drain's clock is faked: the shutdown must still be waiting for 'flush' a hair before its 5 s drain timeout.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const t = makeAgent({ drainTimeoutMs: 5_000 });
     const section = hold(t.agent, 'flush');
     const first = t.agent.shutdown('SIGTERM\n');
     const second = t.agent.shutdown('again');
-    await sleep(50);
+    await vi.advanceTimersByTimeAsync(4_900);
     expect(t.shutdowns).toHaveLength(0);
+    vi.useRealTimers();
     section.release();
     await Promise.all([first, second]);
     expect(t.shutdowns).toEqual([expect.objectContaining({ reason: 'SIGTERM ', drained: true })]);
@@ -189,11 +204,15 @@ describe('shutdown', () => {
   });
 
   it('goes ahead on its own when an adapter never reports the 200 sent', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const t = makeAgent();
     const reply = await t.agent.handle(shutdownRequest({ reason: 'x', confirm: true }));
     expect(reply.status).toBe(200);
     expect(reply.sent).toBeTypeOf('function');
-    await until(() => t.exits.length > 0, 5_000);
+    await vi.advanceTimersByTimeAsync(limits.responseFlushFallbackMs - 1);
+    expect(t.exits).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    await t.agent.closed;
     expect(t.exits).toEqual([0]);
   });
 
@@ -202,9 +221,10 @@ describe('shutdown', () => {
     const reply = await t.agent.handle(shutdownRequest({ reason: 'x', confirm: true }));
     reply.sent?.();
     reply.sent?.();
-    await until(() => t.exits.length > 0);
-    await sleep(20);
+    // Both reports are in before the shutdown runs: once it has closed, a second onShutdown would be recorded.
+    await t.agent.closed;
     expect(t.shutdowns).toHaveLength(1);
+    expect(t.exits).toEqual([0]);
   });
 });
 

@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNodeHandler, createNodeMiddleware, requireServiceTokenNode } from './index.js';
-import { AUTH, call, errorCode, makeAgent, shutdownCall, sleep } from '../test/harness.js';
+import { AUTH, call, errorCode, makeAgent, shutdownCall } from '../test/harness.js';
 
 let server: Server | undefined;
 
@@ -108,19 +108,24 @@ describe('node:http adapter', () => {
   it('a client that goes away mid-body leaves the agent running and the server answering', async () => {
     const t = makeAgent();
     const handler = createNodeHandler(t.agent);
-    const port = await serve((req, res) => void handler(req, res));
-    await new Promise<void>((resolve) => {
-      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/v1/system/shutdown', headers: { ...AUTH, 'content-length': '1000' } });
-      req.on('error', () => {
-        resolve();
-      });
-      req.write('{"reason":"x",');
-      setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 50);
+    let arrived = (): void => undefined;
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
+    let closed: Promise<void> | undefined;
+    const port = await serve((req, res) => {
+      handler(req, res);
+      closed = new Promise((resolve) => req.once('close', resolve));
+      arrived();
     });
-    await sleep(50);
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/v1/system/shutdown', headers: { ...AUTH, 'content-length': '1000' } });
+    req.on('error', () => undefined);
+    req.write('{"reason":"x",');
+    // Once the server has the request (14 of its 1000 bytes sent), the client goes away. The test
+    // waits for the server to see it gone, then for the handler's reaction to settle (setImmediate
+    // runs after every promise that close settled).
+    await reached;
+    req.destroy();
+    await closed;
+    await new Promise(setImmediate);
     expect(t.agent.shuttingDown()).toBe(false);
     expect((await call(port)).status).toBe(200);
   });

@@ -75,16 +75,33 @@ function start(env: Record<string, string> = {}): Promise<Started> {
   return listening(launch({ DROVER_SERVICE_TOKEN: TOKEN, AGENT_PORT: '0', ...env }));
 }
 
-/** The launched agent once it prints its `listening` line. */
-async function listening(launched: ReturnType<typeof launch>): Promise<Started> {
+/** The first stdout line of the launched agent with this `event`, looked for on each chunk it prints. */
+async function printed(launched: ReturnType<typeof launch>, event: string): Promise<Record<string, unknown>> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const ready = jsonLines(launched.stdout()).find((l) => l.event === 'listening');
-    if (ready !== undefined) return { ...launched, port: ready.port as number, ready };
+    const found = jsonLines(launched.stdout()).find((l) => l.event === event);
+    if (found !== undefined) return found;
     if (launched.child.exitCode !== null) throw new Error(`example agent exited ${launched.child.exitCode}: ${launched.stderr()}`);
-    if (Date.now() > deadline) throw new Error(`example agent did not print its port: ${launched.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`example agent did not print ${event}: ${launched.stderr()}`);
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        launched.child.stdout?.off('data', done);
+        launched.child.off('exit', done);
+        resolve();
+      };
+      const timer = setTimeout(done, left);
+      launched.child.stdout?.on('data', done);
+      launched.child.once('exit', done);
+    });
   }
+}
+
+/** The launched agent once it prints its `listening` line. */
+async function listening(launched: ReturnType<typeof launch>): Promise<Started> {
+  const ready = await printed(launched, 'listening');
+  return { ...launched, port: ready.port as number, ready };
 }
 
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -155,7 +172,9 @@ describe('examples/agent as a real process', () => {
     dirs.push(dir);
     const gate = join(dir, 'listen-now');
     const launched = launch({ DROVER_SERVICE_TOKEN: TOKEN, AGENT_PORT: '0', AGENT_LISTEN_WHEN_FILE: gate });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Booted and waiting for the file; still not listening after three of its 50 ms looks for it.
+    await printed(launched, 'listen_waiting');
+    await new Promise((resolve) => setTimeout(resolve, 150));
     expect(jsonLines(launched.stdout()).some((l) => l.event === 'listening')).toBe(false);
     expect(launched.child.exitCode).toBe(null);
     writeFileSync(gate, '');

@@ -69,8 +69,8 @@ describe('AuditChain', () => {
     };
     const chain = new AuditChain(signer, { now: clock() });
     const pending = Array.from({ length: 10 }, (_, i) => chain.append(entry(i + 1)));
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    resolveSlow?.();
+    while (resolveSlow === undefined) await new Promise(setImmediate); // the first signature started: all ten appends ran up to the chain
+    resolveSlow();
     const results = await Promise.all(pending);
     expect(results.map((r) => r.record.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(results.map((r) => r.record.tokenId)).toEqual(results.map((_, i) => `tok${i + 1}`));
@@ -105,7 +105,7 @@ describe('AuditChain', () => {
     let failNext = false;
     const persist = async ({ line: text }: { line: string }): Promise<void> => {
       // Random delays: without the chain's serialisation, writes would land out of order.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+      for (let turns = Math.floor(Math.random() * 4); turns > 0; turns--) await new Promise(setImmediate);
       if (failNext) {
         failNext = false;
         throw new Error('ENOSPC');

@@ -1,8 +1,6 @@
-import { expectTypeOf, it } from 'vitest';
 import { at, describeWireFamily, long, many, patch, refuse } from '../../test/wire-examples.js';
 import type { Examples } from '../../test/wire-examples.js';
 import * as agentEndpoints from './agent-endpoints.js';
-import type { ShutdownRequest } from './agent-endpoints.js';
 
 const busy = { error: { code: 'AGENT_BUSY', message: 'The agent is busy with db-migration. Retry after 5 s.', busy_with: ['db-migration'] } };
 const shutdownRequest = {
@@ -50,6 +48,3 @@ const examples: Record<string, Examples> = {
 
 describeWireFamily(agentEndpoints, examples);
 
-it('gives the TypeScript types the wire shapes', () => {
-  expectTypeOf<ShutdownRequest>().toEqualTypeOf<{ reason: string; force?: boolean; confirm: boolean }>();
-});

@@ -1,8 +1,6 @@
-import { expectTypeOf, it } from 'vitest';
 import { commandResults, describeWireFamily, long, machineId, noncePayload, presignedUrl, refuse, updateCommand } from '../../test/wire-examples.js';
 import type { Examples } from '../../test/wire-examples.js';
 import * as commands from './commands.js';
-import type { Command, CommandOutcome, UpdateCommand } from './commands.js';
 
 const examples: Record<string, Examples> = {
   NoncePayload: {
@@ -41,9 +39,3 @@ const examples: Record<string, Examples> = {
 
 describeWireFamily(commands, examples);
 
-it('gives the TypeScript types the wire shapes', () => {
-  expectTypeOf<Command>().toEqualTypeOf<UpdateCommand>();
-  expectTypeOf<CommandOutcome>().toEqualTypeOf<'succeeded' | 'failed' | 'rolled_back' | 'deferred' | 'rejected'>();
-  // The Static types of the schemas carry the literal unions, not plain strings.
-  expectTypeOf<UpdateCommand['artifact']>().toEqualTypeOf<'agent' | 'daemon'>();
-});
