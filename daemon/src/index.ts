@@ -19,8 +19,7 @@ export type { JournalState, UpdateRecord, LastResult, Artifact } from './journal
 export { loadCredentials, saveCredentials } from './credentials.js';
 export type { Credentials } from './credentials.js';
 export { loadTrustPolicy } from './trust.js';
-export { HttpClient, userAgent, isRetryableStatus } from './http.js';
-export type { HttpClientOptions, JsonRequest, JsonResponse, StreamRequest, StreamResponse } from './http.js';
+export { createManagerHttp, createAgentHttp, managerCallError } from './http-clients.js';
 export { AgentClient } from './agent-client.js';
 export type { ShutdownAnswer, HealthAnswer } from './agent-client.js';
 export { enroll, pinnedManagerKey, wireHostname } from './enroll.js';
@@ -43,4 +42,4 @@ export type { Failpoints } from './failpoints.js';
 export { Daemon } from './daemon.js';
 export type { DaemonOptions } from './daemon.js';
 export { DAEMON_VERSION, NO_VERSION } from './version.js';
-export { backoffDelay, withJitter, parseRetryAfter } from './timing.js';
+export { withJitter } from './timing.js';

@@ -2,7 +2,7 @@ import { exitCodes, limits } from '../config.js';
 import { loadCredentials, saveCredentials } from '../credentials.js';
 import { enroll } from '../enroll.js';
 import { DaemonError } from '../errors.js';
-import { HttpClient, userAgent } from '../http.js';
+import { createManagerHttp } from '../http-clients.js';
 import { collectInventory } from '../inventory.js';
 import { acquireStateLock } from '../lock.js';
 import { createJsonLogger } from '../logger.js';
@@ -47,7 +47,7 @@ export const enrollCommand: CliCommand = {
         // a one-shot command: nothing to stop
       },
     });
-    const http = new HttpClient({ userAgent: userAgent(DAEMON_VERSION), logger });
+    const http = createManagerHttp({ daemonVersion: DAEMON_VERSION, logger });
     try {
       if ((await loadCredentials(paths.credentials)) !== undefined && input.values['force'] !== true) {
         throw new DaemonError('ALREADY_ENROLLED', `This host is already enrolled (${paths.credentials}). Pass --force to enroll again.`);

@@ -140,7 +140,7 @@ function checkedUrl(url: string | URL): URL {
   return parsed;
 }
 
-async function readBounded(body: Dispatcher.ResponseData['body'], maxBytes: number, url: URL): Promise<Buffer> {
+async function readBounded(body: Dispatcher.ResponseData['body'], maxBytes: number, from: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -148,7 +148,7 @@ async function readBounded(body: Dispatcher.ResponseData['body'], maxBytes: numb
     // endless data: a peer cannot make the caller buffer more than it reads.
     if (total > maxBytes) {
       body.destroy();
-      throw new HttpError('RESPONSE_TOO_LARGE', `The answer from ${redactUrl(url)} is larger than ${maxBytes} bytes; it was not read. Check the URL.`);
+      throw new HttpError('RESPONSE_TOO_LARGE', `The answer from ${from} is larger than ${maxBytes} bytes; it was not read. Check the URL.`);
     }
     chunks.push(chunk);
   }
@@ -260,6 +260,11 @@ export class HttpClient {
     }
   }
 
+  /** Reads a streamed body to its end, up to `maxBytes` (default the client's maximum; RESPONSE_TOO_LARGE beyond). */
+  async read(body: StreamResponse['body'], maxBytes: number = this.#maxResponseBytes): Promise<Buffer> {
+    return readBounded(body, maxBytes, 'the peer');
+  }
+
   /** Closes the connections this client opened (not an injected dispatcher's). */
   async close(): Promise<void> {
     if (this.#owned) await this.#transport.close();
@@ -354,7 +359,7 @@ export class HttpClient {
       headersTimeout: req.timeoutMs ?? this.#timeouts.headersMs,
       bodyTimeout: req.timeoutMs ?? this.#timeouts.bodyMs,
     });
-    const bytes = await readBounded(response.body, req.maxBytes ?? this.#maxResponseBytes, url);
+    const bytes = await readBounded(response.body, req.maxBytes ?? this.#maxResponseBytes, redactUrl(url));
     return { status: response.statusCode, headers: response.headers, body: bytes };
   }
 }

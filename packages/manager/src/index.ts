@@ -101,8 +101,6 @@ export { evaluateGate } from './rollout-gate.js';
 export type { GateVerdict } from './rollout-gate.js';
 export { summaryOf } from './deployment-status.js';
 export type { DeploymentSummary } from './deployment-status.js';
-export { createOutboundHttp, outboundDefaults, MANAGER_USER_AGENT } from './outbound-http.js';
-export type { OutboundHttp, OutboundRequest, OutboundResponse } from './outbound-http.js';
 export { shutdownReason, SHUTDOWN_REASON_MAX_CHARS } from './push-client.js';
 export { activeDeploymentStatuses } from './sqlite-rollouts.js';
 export { AgentRolloutRequestSchema, DeploymentEventsQuerySchema } from './operator-schemas.js';
