@@ -103,7 +103,7 @@ export async function enroll(input: EnrollInput): Promise<Credentials> {
     managerKeys = [{ keyid: pinned.keyid, publicKey: pinned.toBase64() }];
   } else {
     managerKeys = answer.managerKeys.map((key) => ({ keyid: Ed25519PublicKey.from(key.publicKey).keyid, publicKey: key.publicKey }));
-    input.logger.warn(
+    input.logger.child({ component: 'drover:daemon:enroll' }).warn(
       { event: 'enroll.tofu', keyids: managerKeys.map((k) => k.keyid), manager: url.origin },
       'Trusting the manager keys presented at enrollment (tofu: true). Pin the key in droverd.json to remove this trust-on-first-use.',
     );

@@ -2,8 +2,8 @@
 export { DaemonError, daemonErrorCodes, errorCode } from './errors.js';
 export type { DaemonErrorCode } from './errors.js';
 export { limits, exitCodes, DEFAULT_CONFIG_PATH, DEFAULT_AGENT_CONFIG_DIR } from './config.js';
-export { createJsonLogger, silentLogger, parseLogLevel } from './logger.js';
-export type { Logger, LogLevel, LogFields, JsonLoggerOptions } from './logger.js';
+export { createDaemonLogger, silentLogger, parseLogLevel, redactPaths } from './logger.js';
+export type { Logger, LogLevel, DaemonLoggerOptions } from './logger.js';
 export { resolvePaths, resolveConfigFile } from './paths.js';
 export type { DaemonPaths, PathInputs } from './paths.js';
 export { parseSettings, loadSettings, hostPlatform } from './settings.js';
