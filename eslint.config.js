@@ -22,6 +22,14 @@ export default tseslint.config(
     rules: { 'no-console': 'error' },
   },
   {
+    // One module owns undici (docs/decisions/0015-one-http-layer.md); others may name its types.
+    files: ['packages/*/src/**/*.ts', 'daemon/src/**/*.ts'],
+    ignores: ['packages/http/src/**', '**/*.test.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { paths: [{ name: 'undici', message: 'All outbound HTTP goes through @drover/http.', allowTypeImports: true }] }],
+    },
+  },
+  {
     files: ['packages/cli/src/**/*.ts', 'daemon/src/cli/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
     rules: { 'no-console': 'off' },
   },

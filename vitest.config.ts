@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests run against the TypeScript sources; the CLI and daemon tests spawn the built output.
     alias: {
       '@drover/protocol': source('./packages/protocol/src/index.ts'),
+      '@drover/http': source('./packages/http/src/index.ts'),
       '@drover/agent': source('./packages/agent/src/index.ts'),
       '@drover/manager': source('./packages/manager/src/index.ts'),
     },

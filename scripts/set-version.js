@@ -1,5 +1,5 @@
 // Sets drover's one version. The root package.json's "version" is the source; this writes it into
-// the five workspace packages: their package.json "version", every dependency of one on another
+// the workspace packages: their package.json "version", every dependency of one on another
 // (an exact version: they are released together), and the line
 // `export const PACKAGE_VERSION = '...';` of any source file (src/**/*.ts) that has one (the
 // version a package reports, compiled in); then it refreshes package-lock.json.

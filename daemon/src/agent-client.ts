@@ -1,9 +1,8 @@
 import { AgentHealthSchema, matchesSchema, tokenId } from '@drover/protocol';
 import type { AgentHealth } from '@drover/protocol';
+import { header, parseRetryAfter } from '@drover/http';
+import type { HttpClient } from '@drover/http';
 import { limits } from './config.js';
-import { header } from './http.js';
-import type { HttpClient } from './http.js';
-import { parseRetryAfter } from './timing.js';
 
 // droverd's calls to the agent it supervises, on loopback: the health route, and the shutdown
 // route it drains the agent through before a swap. Authorised with the service token, which is
@@ -40,7 +39,6 @@ export class AgentClient {
         headers: { authorization: `Bearer service:${this.#token}` },
         retry: false,
         timeoutMs: limits.agentRequestTimeoutMs,
-        maxBytes: 64 * 1024,
         ...(signal === undefined ? {} : { signal }),
       });
       if (response.status === 200 && matchesSchema(AgentHealthSchema, response.body)) return { kind: 'ok', health: response.body };
@@ -61,7 +59,6 @@ export class AgentClient {
         json: { reason: input.reason.slice(0, 4096), force: input.force, confirm: true },
         retry: false,
         timeoutMs: limits.agentRequestTimeoutMs,
-        maxBytes: 64 * 1024,
         ...(signal === undefined ? {} : { signal }),
       });
     } catch (error) {

@@ -3,11 +3,12 @@ import type { AgentHealthReport, CheckinRequest, CommandResult, DaemonState } fr
 import { limits } from './config.js';
 import type { Credentials } from './credentials.js';
 import { DaemonError } from './errors.js';
-import type { HttpClient } from './http.js';
-import { managerEndpoint } from './http.js';
+import type { HttpClient } from '@drover/http';
+import { backoffDelay, endpoint } from '@drover/http';
+import { managerCallError } from './http-clients.js';
 import type { Journal } from './journal.js';
 import type { Logger } from './logger.js';
-import { backoffDelay, isAbortError, sleep, withJitter } from './timing.js';
+import { isAbortError, sleep, withJitter } from './timing.js';
 
 // Check-ins: the daemon reports its state, its agent's health, the commands it took (acks) and
 // the outcomes not yet confirmed (results), and receives commands. Intervals carry jitter so a
@@ -135,19 +136,26 @@ export class CheckinLoop {
     };
     const body: CheckinRequest = { state, health: await o.health(), acks, results };
     const nonce = update?.command.nonce ?? results.find((r) => r.nonce !== undefined)?.nonce;
-    const response = await o.http.json({
-      method: 'POST',
-      url: managerEndpoint(o.credentials.managerUrl, `/v1/agents/${encodeURIComponent(o.credentials.agentId)}/checkin`),
-      headers: {
-        authorization: `Bearer ${o.credentials.credential}`,
-        'x-machine-id': o.machineId,
-        'x-agent-version': agentVersion,
-        'x-daemon-version': o.daemonVersion,
-        ...(nonce === undefined ? {} : { 'x-update-nonce': nonce }),
-      },
-      json: body,
-      ...(signal === undefined ? {} : { signal }),
-    });
+    const response = await o.http
+      .json({
+        method: 'POST',
+        url: endpoint(o.credentials.managerUrl, `/v1/agents/${encodeURIComponent(o.credentials.agentId)}/checkin`),
+        headers: {
+          authorization: `Bearer ${o.credentials.credential}`,
+          'x-machine-id': o.machineId,
+          'x-agent-version': agentVersion,
+          'x-daemon-version': o.daemonVersion,
+          ...(nonce === undefined ? {} : { 'x-update-nonce': nonce }),
+        },
+        json: body,
+        // A check-in may be sent twice: it is a report the daemon repeats until a 200, and a result the
+        // manager already recorded comes back NONCE_REPLAYED, handled below (docs/decisions/0008).
+        idempotent: true,
+        ...(signal === undefined ? {} : { signal }),
+      })
+      .catch((error: unknown) => {
+        throw managerCallError(error);
+      });
     if (response.status !== 200 && response.status !== 426) {
       const error = (response.body as { error?: { code?: unknown; commandId?: unknown } } | undefined)?.error;
       const code = typeof error?.code === 'string' ? error.code.slice(0, 64) : `HTTP_${response.status}`;

@@ -1,7 +1,7 @@
 // Every limit and default of droverd, in one place, each with its unit. droverd.json may override
 // the few an operator tunes (see settings.ts); everything else is fixed here.
 export const limits = {
-  // All outbound HTTP (http.ts)
+  // All outbound HTTP (@drover/http, set up in http-clients.ts)
   httpConnectTimeoutMs: 10_000, // ms to open a TCP (and TLS) connection
   httpHeadersTimeoutMs: 30_000, // ms from the request sent to the response headers
   httpBodyTimeoutMs: 30_000, // ms between two chunks of a response body
@@ -11,6 +11,7 @@ export const limits = {
   httpRetryAfterMaxMs: 60_000, // ms: a Retry-After above this is capped
   jsonResponseMaxBytes: 4 * 1024 * 1024, // bytes: an API response body; reading stops past it
   agentRequestTimeoutMs: 5_000, // ms: one call to the agent's health or shutdown route
+  agentResponseMaxBytes: 64 * 1024, // bytes: an answer of the agent's health or shutdown route
 
   // Enrollment and check-ins (enroll.ts, check-in.ts)
   inventoryTimeoutMs: 5_000, // ms: systeminformation may take this long, then the inventory is sent partial

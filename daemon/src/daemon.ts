@@ -1,3 +1,4 @@
+import type { HttpClient } from '@drover/http';
 import type { AgentHealthReport } from '@drover/protocol';
 import type { Dispatcher } from 'undici';
 import { AgentClient } from './agent-client.js';
@@ -10,7 +11,7 @@ import { enroll } from './enroll.js';
 import { DaemonError } from './errors.js';
 import type { Failpoints } from './failpoints.js';
 import { noFailpoints } from './failpoints.js';
-import { HttpClient, userAgent } from './http.js';
+import { createAgentHttp, createManagerHttp } from './http-clients.js';
 import { collectInventory } from './inventory.js';
 import { Journal } from './journal.js';
 import { acquireStateLock } from './lock.js';
@@ -105,8 +106,8 @@ export class Daemon {
       const store = new ReleaseStore(paths);
       await store.ensureLayout();
       const machineId = await resolveMachineId(settings.machineId, options.machineIdSource ?? systemMachineId);
-      const http = new HttpClient({ userAgent: userAgent(daemonVersion), logger, ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }) });
-      const agentHttp = new HttpClient({ userAgent: userAgent(daemonVersion), proxy: false, maxAttempts: 1 });
+      const http = createManagerHttp({ daemonVersion, logger, dispatcher: options.dispatcher });
+      const agentHttp = createAgentHttp({ daemonVersion });
       const credentials = await ensureEnrolled({ paths, settings, logger, machineId, http, daemonVersion, store });
       const journal = await Journal.open(paths.journal, logger);
       const agentClient = new AgentClient(agentHttp, credentials.serviceToken);

@@ -10,7 +10,7 @@ import { expectRejection } from '../../test/helpers/expect-error.js';
 import { downloadArtifact } from './download.js';
 import type { DownloadInput } from './download.js';
 import { DaemonError } from './errors.js';
-import { HttpClient } from './http.js';
+import { HttpClient } from '@drover/http';
 import { silentLogger } from './logger.js';
 
 const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 251));

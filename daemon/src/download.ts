@@ -1,9 +1,9 @@
 import { open, rm } from 'node:fs/promises';
+import { HttpError, deadlineSignal, header, isRetryableStatus } from '@drover/http';
+import type { HttpClient } from '@drover/http';
 import { ArtifactVerifier, ReleaseError, readFileChunks } from '@drover/protocol';
 import { limits } from './config.js';
 import { DaemonError } from './errors.js';
-import { header, isRetryableStatus } from './http.js';
-import type { Headers, HttpClient } from './http.js';
 import type { Logger } from './logger.js';
 import { boundedBackoff, sleep } from './timing.js';
 
@@ -15,7 +15,7 @@ export interface DownloadInput {
   http: HttpClient;
   url: URL;
   /** Sent with every request (the manager credential, only when the URL is the manager's). */
-  headers: Headers;
+  headers: Record<string, string>;
   partPath: string;
   file: { size: number; sha256: string };
   stallTimeoutMs: number;
@@ -35,9 +35,10 @@ export interface DownloadOutcome {
 
 const STALL_CODES = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
 
-function errorCodeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
+/** True when the server went silent (a timeout of undici's, or of the whole download's deadline). */
+function isStall(error: unknown): boolean {
+  if (error instanceof HttpError) return error.code === 'DEADLINE_EXCEEDED' || STALL_CODES.has(String((error.cause as { code?: unknown } | undefined)?.code));
+  return STALL_CODES.has(String((error as { code?: unknown } | undefined)?.code));
 }
 
 async function partSize(path: string): Promise<number> {
@@ -74,8 +75,10 @@ export async function downloadArtifact(input: DownloadInput): Promise<DownloadOu
   for (let attempt = 1; attempt <= input.maxAttempts; attempt += 1) {
     const remainingMs = input.maxDurationMs - (Date.now() - started);
     if (remainingMs <= 0) break;
+    // slow retrieval: the whole download has a deadline, not only each read.
+    const deadline = deadlineSignal(remainingMs, input.signal, 'The download');
     try {
-      const done = await downloadOnce(input, AbortSignal.any([input.signal, AbortSignal.timeout(remainingMs)]), resumedFrom);
+      const done = await downloadOnce(input, deadline.signal, resumedFrom);
       if (done) return { bytes: file.size, attempts: attempt, resumedFrom };
       lastError = undefined;
     } catch (error) {
@@ -87,8 +90,10 @@ export async function downloadArtifact(input: DownloadInput): Promise<DownloadOu
       }
       if (error instanceof DaemonError) throw error;
       lastError = error;
-      stalled = STALL_CODES.has(errorCodeOf(error) ?? '') || (error as Error).name === 'TimeoutError';
+      stalled = isStall(error);
       input.logger.warn({ event: 'download.interrupted', attempt, err: error, stalled }, 'The download was interrupted; it will resume');
+    } finally {
+      deadline.clear();
     }
     if (attempt < input.maxAttempts) await sleep(boundedBackoff(attempt - 1, 500, 10_000, input.random), input.signal);
   }
@@ -122,7 +127,7 @@ async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFr
     return true;
   }
 
-  const headers: Headers = { ...input.headers, 'accept-encoding': 'identity' };
+  const headers: Record<string, string> = { ...input.headers, 'accept-encoding': 'identity' };
   if (have > 0) {
     headers['range'] = `bytes=${have}-`;
     resumedFrom.push(have);

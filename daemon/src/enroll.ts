@@ -1,10 +1,11 @@
 import { hostname } from 'node:os';
 import { EnrollResponseSchema, Ed25519PublicKey, describeProblems, schemaProblems } from '@drover/protocol';
 import type { EnrollRequest, Inventory, ManagerKey } from '@drover/protocol';
+import { endpoint } from '@drover/http';
+import type { HttpClient } from '@drover/http';
 import type { Credentials } from './credentials.js';
 import { DaemonError } from './errors.js';
-import type { HttpClient } from './http.js';
-import { managerEndpoint } from './http.js';
+import { managerCallError } from './http-clients.js';
 import type { Logger } from './logger.js';
 
 // Enrollment: the host presents a one-time enrollment token and its machine id, and receives its
@@ -65,14 +66,20 @@ export async function enroll(input: EnrollInput): Promise<Credentials> {
     daemonVersion: input.daemonVersion,
     inventory: await input.inventory(),
   };
-  const url = managerEndpoint(input.managerUrl, '/v1/agents/enroll');
-  const response = await input.http.json({
-    method: 'POST',
-    url,
-    headers: { 'x-machine-id': input.machineId },
-    json: body,
-    ...(input.signal === undefined ? {} : { signal: input.signal }),
-  });
+  const url = endpoint(input.managerUrl, '/v1/agents/enroll');
+  // Sent once: a second enrollment spends another seat of the token and revokes the credential the
+  // first one issued (docs/decisions/0006). After a failure the operator, or systemd, runs it again.
+  const response = await input.http
+    .json({
+      method: 'POST',
+      url,
+      headers: { 'x-machine-id': input.machineId },
+      json: body,
+      ...(input.signal === undefined ? {} : { signal: input.signal }),
+    })
+    .catch((error: unknown) => {
+      throw managerCallError(error);
+    });
   if (response.status !== 200) {
     const error = (response.body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
     const code = typeof error?.code === 'string' ? error.code.slice(0, 64) : `HTTP_${response.status}`;
@@ -96,7 +103,7 @@ export async function enroll(input: EnrollInput): Promise<Credentials> {
     managerKeys = [{ keyid: pinned.keyid, publicKey: pinned.toBase64() }];
   } else {
     managerKeys = answer.managerKeys.map((key) => ({ keyid: Ed25519PublicKey.from(key.publicKey).keyid, publicKey: key.publicKey }));
-    input.logger.warn(
+    input.logger.child({ component: 'drover:daemon:enroll' }).warn(
       { event: 'enroll.tofu', keyids: managerKeys.map((k) => k.keyid), manager: url.origin },
       'Trusting the manager keys presented at enrollment (tofu: true). Pin the key in droverd.json to remove this trust-on-first-use.',
     );

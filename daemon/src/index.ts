@@ -2,8 +2,8 @@
 export { DaemonError, daemonErrorCodes, errorCode } from './errors.js';
 export type { DaemonErrorCode } from './errors.js';
 export { limits, exitCodes, DEFAULT_CONFIG_PATH, DEFAULT_AGENT_CONFIG_DIR } from './config.js';
-export { createJsonLogger, silentLogger, parseLogLevel } from './logger.js';
-export type { Logger, LogLevel, LogFields, JsonLoggerOptions } from './logger.js';
+export { createDaemonLogger, silentLogger, parseLogLevel, redactPaths } from './logger.js';
+export type { Logger, LogLevel, DaemonLoggerOptions } from './logger.js';
 export { resolvePaths, resolveConfigFile } from './paths.js';
 export type { DaemonPaths, PathInputs } from './paths.js';
 export { parseSettings, loadSettings, hostPlatform } from './settings.js';
@@ -19,8 +19,7 @@ export type { JournalState, UpdateRecord, LastResult, Artifact } from './journal
 export { loadCredentials, saveCredentials } from './credentials.js';
 export type { Credentials } from './credentials.js';
 export { loadTrustPolicy } from './trust.js';
-export { HttpClient, userAgent, isRetryableStatus } from './http.js';
-export type { HttpClientOptions, JsonRequest, JsonResponse, StreamRequest, StreamResponse } from './http.js';
+export { createManagerHttp, createAgentHttp, managerCallError } from './http-clients.js';
 export { AgentClient } from './agent-client.js';
 export type { ShutdownAnswer, HealthAnswer } from './agent-client.js';
 export { enroll, pinnedManagerKey, wireHostname } from './enroll.js';
@@ -43,4 +42,4 @@ export type { Failpoints } from './failpoints.js';
 export { Daemon } from './daemon.js';
 export type { DaemonOptions } from './daemon.js';
 export { DAEMON_VERSION, NO_VERSION } from './version.js';
-export { backoffDelay, withJitter, parseRetryAfter } from './timing.js';
+export { withJitter } from './timing.js';

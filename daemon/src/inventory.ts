@@ -45,7 +45,7 @@ export async function collectInventory(logger: Logger, timeoutMs: number = limit
     withTimeout(Promise.resolve(si.time()), timeoutMs),
   ]);
   if (os === undefined || cpu === undefined || mem === undefined || disks === undefined) {
-    logger.warn({ event: 'inventory.partial' }, 'Some inventory probes did not answer in time; enrolling with what is known');
+    logger.child({ component: 'drover:daemon:inventory' }).warn({ event: 'inventory.partial' }, 'Some inventory probes did not answer in time; enrolling with what is known');
   }
   const inventory: Inventory = {};
   const osPart = os === undefined ? undefined : compact({ platform: text(os.platform), distro: text(os.distro), release: text(os.release), codename: text(os.codename), kernel: text(os.kernel), arch: text(os.arch) });

@@ -126,7 +126,7 @@ export class Journal {
     if (isJournal(value)) return new Journal(path, value);
     const aside = `${path}.corrupt-${Date.now()}`;
     await rename(path, aside);
-    logger.error({ event: 'journal.corrupt', movedTo: aside }, 'journal.json was unreadable; it was moved aside and a new one started');
+    logger.child({ component: 'drover:daemon:journal' }).error({ event: 'journal.corrupt', movedTo: aside }, 'journal.json was unreadable; it was moved aside and a new one started');
     const journal = new Journal(path, emptyJournal());
     await journal.mutate(() => undefined);
     return journal;

@@ -1,83 +1,87 @@
-// droverd logs JSON lines: one object per line with time, level, component, message and the
-// context of the moment (agentId, deploymentId, step). Library modules log only through a Logger
-// they are given; the CLI entry decides where lines go (stdout, so journald under systemd).
+import { pino, stdSerializers } from 'pino';
+import type { DestinationStream, Logger as PinoLogger, LoggerOptions } from 'pino';
+
+// droverd logs JSON lines through pino, one object per line on stdout (journald under systemd):
+// time (ISO 8601), level (its name), component, event, msg, and the context of the moment (agentId,
+// commandId, step). One logger per process, made by createDaemonLogger; each module derives a child
+// with its component (`drover:daemon:update`) from it. No transport: pino's worker-thread transports
+// do not survive droverd's single-file esbuild bundle, and journald needs nothing but stdout.
+// Secrets stay out in two layers: code logs ids, never values (a token by its tokenId), and the
+// redaction list censors a field named like a secret should a line carry one by mistake.
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-export type LogFields = Record<string, unknown>;
+export type Logger = PinoLogger;
 
-export interface Logger {
-  debug(fields: LogFields, msg: string): void;
-  info(fields: LogFields, msg: string): void;
-  warn(fields: LogFields, msg: string): void;
-  error(fields: LogFields, msg: string): void;
-  /** A logger whose lines all carry `bindings` (e.g. `{ component: 'drover:daemon:update' }`). */
-  child(bindings: LogFields): Logger;
-}
+/** The component of a line logged by the process logger itself, not a module's child. */
+export const COMPONENT = 'drover:daemon';
 
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** Paths pino censors in every line: the credential, tokens, nonces, passwords, Authorization headers. */
+export const redactPaths: readonly string[] = [
+  'credential',
+  'serviceToken',
+  'enrollmentToken',
+  'token',
+  'nonce',
+  'password',
+  'secret',
+  'privateKey',
+  'authorization',
+  'headers.authorization',
+  'headers["x-update-nonce"]',
+  '*.credential',
+  '*.serviceToken',
+  '*.enrollmentToken',
+  '*.token',
+  '*.nonce',
+  '*.password',
+  '*.secret',
+  '*.privateKey',
+  '*.authorization',
+  '*.headers.authorization',
+  '*.headers["x-update-nonce"]',
+];
 
-// Belt and braces: a field whose name says secret is never written, whoever passed it.
-const SECRET_KEY = /^(?:credential|servicetoken|token|enrollmenttoken|authorization|password|secret|privatekey)$/i;
-
-function clean(value: unknown, depth: number): unknown {
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code;
-    return { name: value.name, message: value.message, ...(typeof code === 'string' ? { code } : {}) };
-  }
-  if (typeof value === 'bigint') return value.toString();
-  if (value === null || typeof value !== 'object' || depth > 4) return value;
-  if (Array.isArray(value)) return value.slice(0, 64).map((item) => clean(item, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = SECRET_KEY.test(key) ? '[redacted]' : clean(item, depth + 1);
-  return out;
-}
-
-export interface JsonLoggerOptions {
+export interface DaemonLoggerOptions {
+  /** Lines below this level are not written (default `info`). */
   level?: LogLevel;
-  bindings?: LogFields;
-  now?: () => Date;
+  /** Where lines go (default stdout). Anything with a `write(line)` method. */
+  destination?: { write(line: string): unknown };
 }
 
 /**
- * A logger writing one JSON object per line through `write`.
+ * droverd's process logger: JSON lines, secrets redacted, errors with their stack and `cause`.
  *
  * @example
- * const logger = createJsonLogger((line) => process.stdout.write(line), { bindings: { component: 'drover:daemon' } })
+ * const logger = createDaemonLogger({ level: settings.logLevel })
+ * const updates = logger.child({ component: 'drover:daemon:update', agentId })
  */
-export function createJsonLogger(write: (line: string) => void, options: JsonLoggerOptions = {}): Logger {
-  const threshold = ORDER[options.level ?? 'info'];
-  const bindings = options.bindings ?? {};
-  const now = options.now ?? ((): Date => new Date());
-  const emit = (level: LogLevel, fields: LogFields, msg: string): void => {
-    if (ORDER[level] < threshold) return;
-    const record = clean({ time: now().toISOString(), level, ...bindings, ...fields, msg }, 0);
-    try {
-      write(`${JSON.stringify(record)}\n`);
-    } catch {
-      // A log sink that fails (a closed pipe) must never stop an update half-way.
-    }
+export function createDaemonLogger(options: DaemonLoggerOptions = {}): Logger {
+  const sink = options.destination ?? { write: (line: string) => process.stdout.write(line) };
+  const destination: DestinationStream = {
+    write(line: string): void {
+      try {
+        sink.write(line);
+      } catch {
+        // A log sink that fails (a closed pipe) must never stop an update half-way.
+      }
+    },
   };
-  return {
-    debug: (fields, msg) => {
-      emit('debug', fields, msg);
-    },
-    info: (fields, msg) => {
-      emit('info', fields, msg);
-    },
-    warn: (fields, msg) => {
-      emit('warn', fields, msg);
-    },
-    error: (fields, msg) => {
-      emit('error', fields, msg);
-    },
-    child: (more) => createJsonLogger(write, { ...options, bindings: { ...bindings, ...more } }),
+  const settings: LoggerOptions = {
+    level: options.level ?? 'info',
+    base: undefined, // journald records the pid and the host
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: [...redactPaths], censor: '[redacted]' },
+    serializers: { err: stdSerializers.errWithCause },
+    // A line of the process logger names droverd; a module's child names its own component (a
+    // second `component` binding would repeat the key in the JSON, not replace it).
+    mixin: (_line, _level, logger) => ('component' in logger.bindings() ? {} : { component: COMPONENT }),
   };
+  return pino(settings, destination);
 }
 
-const ignore = (): void => undefined;
-
 /** Writes nothing: the default of every module, and what unit tests pass. */
-export const silentLogger: Logger = { debug: ignore, info: ignore, warn: ignore, error: ignore, child: () => silentLogger };
+export const silentLogger: Logger = pino({ level: 'silent' }, { write: () => undefined });
 
 /** Parses a level name from configuration; undefined for anything else. */
 export function parseLogLevel(text: string | undefined): LogLevel | undefined {

@@ -1,17 +1,12 @@
 import { setTimeout as delay } from 'node:timers/promises';
 
 // Waiting, backing off and jittering, in one place so every loop of the daemon waits the same way
-// and can be stopped: every wait takes an AbortSignal and rejects with an AbortError on abort.
+// and can be stopped: every wait takes an AbortSignal and rejects with an AbortError on abort. The
+// HTTP layer's backoff and Retry-After parsing are @drover/http's (backoffDelay, parseRetryAfter).
 
 /** Sleeps `ms`, or rejects with an AbortError as soon as `signal` aborts. */
 export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   await delay(Math.max(0, ms), undefined, signal === undefined ? undefined : { signal });
-}
-
-/** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^attempt)]. attempt counts from 0. */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * ceiling);
 }
 
 /** Exponential backoff without jitter below it: between half and all of min(max, base * 2^attempt). */
@@ -28,13 +23,4 @@ export function withJitter(ms: number, ratio: number, random: () => number = Mat
 /** True for the error an aborted wait or request rejects with. */
 export function isAbortError(error: unknown): boolean {
   return error instanceof Error && (error.name === 'AbortError' || (error as { code?: unknown }).code === 'ABORT_ERR');
-}
-
-/** Parses Retry-After (seconds, or an HTTP date) into ms; undefined when absent or malformed. */
-export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined || text.trim() === '') return undefined;
-  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }

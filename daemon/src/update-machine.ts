@@ -9,6 +9,7 @@ import {
   verifyNonce,
   verifyRelease,
 } from '@drover/protocol';
+import type { HttpClient } from '@drover/http';
 import type { CommandOutcome, CommandResult, UpdateStep } from '@drover/protocol';
 import type { AgentClient } from './agent-client.js';
 import { clearBootRecord, readBootRecord, writeBootRecord } from './boot-counter.js';
@@ -20,7 +21,6 @@ import { DaemonError, errorCode, errorMessage } from './errors.js';
 import type { Failpoints } from './failpoints.js';
 import { pathExists } from './fs-atomic.js';
 import { passHealthGate, sameVersion } from './health-gate.js';
-import type { HttpClient } from './http.js';
 import type { Journal, UpdateRecord } from './journal.js';
 import type { Logger } from './logger.js';
 import type { DaemonPaths } from './paths.js';

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { httpErrorCodes } from '@drover/http';
 import { protocolErrorCodes } from '@drover/protocol';
 import { agentErrorCodes, agentResponseCodes } from '../../packages/agent/src/errors.js';
 import { cliErrorCodes } from '../../packages/cli/src/errors.js';
@@ -15,6 +16,13 @@ function undocumented(codes: readonly string[]): string[] {
 describe('docs/errors.md', () => {
   it('lists every @drover/protocol code', () => {
     expect(undocumented(protocolErrorCodes)).toEqual([]);
+  });
+
+  it('lists every @drover/http code in its own section', () => {
+    const start = doc.indexOf('## @drover/http');
+    const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
+    expect(start).toBeGreaterThan(-1);
+    expect(httpErrorCodes.filter((code) => !section.includes(`\`${code}\``))).toEqual([]);
   });
 
   it('lists every CLI code, and INTERNAL_ERROR', () => {

@@ -13,7 +13,7 @@ import type { RunResult } from '../helpers/cli.js';
 // Slow by nature (two npm installs, two compilations): about a minute.
 
 const TIMEOUT_MS = 300_000;
-const PACKAGES = ['@drover/protocol', '@drover/agent', '@drover/manager', '@drover/cli', 'droverd'] as const;
+const PACKAGES = ['@drover/protocol', '@drover/http', '@drover/agent', '@drover/manager', '@drover/cli', 'droverd'] as const;
 
 interface PackedFile {
   path: string;
@@ -183,11 +183,11 @@ describe('the published packages, from their tarballs', { timeout: TIMEOUT_MS },
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('packs each of the five with its README, LICENSE and built code, and no tests, build info, source or declaration maps', () => {
+  it('packs each of the six with its README, LICENSE and built code, and no tests, build info, source or declaration maps', () => {
     expect(packed.map((p) => p.name).sort()).toEqual([...PACKAGES].sort());
     const license = readFileSync(join(repoRoot, 'LICENSE'), 'utf8');
     expect(license).toContain('Apache License\n                           Version 2.0, January 2004');
-    for (const dir of ['packages/protocol', 'packages/agent', 'packages/manager', 'packages/cli', 'daemon']) {
+    for (const dir of ['packages/protocol', 'packages/http', 'packages/agent', 'packages/manager', 'packages/cli', 'daemon']) {
       expect(readFileSync(join(repoRoot, dir, 'LICENSE'), 'utf8') === license, `${dir}/LICENSE is the root LICENSE`).toBe(true);
     }
     for (const p of packed) {
@@ -222,7 +222,7 @@ describe('the published packages, from their tarballs', { timeout: TIMEOUT_MS },
     expect(await agent.exit).toEqual({ code: 0, stderr: '' });
   });
 
-  it('with all five installed: the Fastify adapter compiles against real Fastify, an in-process manager answers and stops, and the CLIs run', async () => {
+  it('with all six installed: the Fastify adapter compiles against real Fastify, an in-process manager answers and stops, and the CLIs run', async () => {
     const dir = fullProject;
     writeFileSync(join(dir, 'fastify-agent.ts'), FASTIFY_AGENT_TS);
     writeFileSync(join(dir, 'manager.ts'), MANAGER_TS);

@@ -34,10 +34,10 @@ function compiledInVersions(dir: string): { file: string; version: string }[] {
   return found;
 }
 
-describe('one version for the five packages', () => {
-  it('the root package.json names it, and the five workspaces are all there', () => {
+describe('one version for the six packages', () => {
+  it('the root package.json names it, and the six workspaces are all there', () => {
     expect(version).toMatch(/^\d+\.\d+\.\d+/);
-    expect([...names].sort()).toEqual(['@drover/agent', '@drover/cli', '@drover/manager', '@drover/protocol', 'droverd']);
+    expect([...names].sort()).toEqual(['@drover/agent', '@drover/cli', '@drover/http', '@drover/manager', '@drover/protocol', 'droverd']);
   });
 
   it('every workspace package.json has the root version', () => {
@@ -46,7 +46,7 @@ describe('one version for the five packages', () => {
     );
   });
 
-  it('a package depends on another of the five at exactly the root version', () => {
+  it('a package depends on another of the six at exactly the root version', () => {
     const internal: string[] = [];
     for (const { manifest } of workspaces) {
       for (const field of ['dependencies', 'devDependencies', 'peerDependencies', 'optionalDependencies'] as const) {
@@ -71,7 +71,7 @@ describe('one version for the five packages', () => {
       expect(found.length, `${dir}/src has one PACKAGE_VERSION line`).toBe(1);
       expect(found[0]?.version, found[0]?.file).toBe(version);
     }
-    for (const dir of ['packages/protocol', 'packages/agent']) {
+    for (const dir of ['packages/protocol', 'packages/http', 'packages/agent']) {
       for (const { file, version: v } of compiledInVersions(dir)) expect(v, file).toBe(version);
     }
   });

@@ -2,10 +2,10 @@ import { exitCodes, limits } from '../config.js';
 import { loadCredentials, saveCredentials } from '../credentials.js';
 import { enroll } from '../enroll.js';
 import { DaemonError } from '../errors.js';
-import { HttpClient, userAgent } from '../http.js';
+import { createManagerHttp } from '../http-clients.js';
 import { collectInventory } from '../inventory.js';
 import { acquireStateLock } from '../lock.js';
-import { createJsonLogger } from '../logger.js';
+import { createDaemonLogger } from '../logger.js';
 import { resolveMachineId } from '../machine-id.js';
 import { ReleaseStore } from '../release-store.js';
 import { DAEMON_VERSION, NO_VERSION } from '../version.js';
@@ -34,12 +34,14 @@ export const enrollCommand: CliCommand = {
     const token = stringOption(input.values, 'token') ?? settings.manager.enrollmentToken ?? requireOption(input.values, 'token');
     const pinnedKey = stringOption(input.values, 'manager-key') ?? settings.manager.key;
     const tofu = input.values['tofu'] === true || (pinnedKey === undefined && settings.manager.tofu);
-    const logger = createJsonLogger(
-      (line) => {
-        input.io.stderr(line);
+    const logger = createDaemonLogger({
+      level: settings.logLevel,
+      destination: {
+        write: (line: string) => {
+          input.io.stderr(line);
+        },
       },
-      { level: settings.logLevel },
-    );
+    });
     const lock = await acquireStateLock(paths.state, {
       lockPath: paths.lock,
       ownerPath: paths.lockOwner,
@@ -47,7 +49,7 @@ export const enrollCommand: CliCommand = {
         // a one-shot command: nothing to stop
       },
     });
-    const http = new HttpClient({ userAgent: userAgent(DAEMON_VERSION), logger });
+    const http = createManagerHttp({ daemonVersion: DAEMON_VERSION, logger });
     try {
       if ((await loadCredentials(paths.credentials)) !== undefined && input.values['force'] !== true) {
         throw new DaemonError('ALREADY_ENROLLED', `This host is already enrolled (${paths.credentials}). Pass --force to enroll again.`);

@@ -1,7 +1,7 @@
 import { LAUNCHER_ENV } from '../config.js';
 import { Daemon } from '../daemon.js';
 import { failpointsFromEnv } from '../failpoints.js';
-import { createJsonLogger } from '../logger.js';
+import { createDaemonLogger } from '../logger.js';
 import { loadContext } from './context.js';
 import type { CliCommand } from './framework.js';
 
@@ -15,12 +15,14 @@ export const runCommand: CliCommand = {
   positionals: { min: 0, max: 0 },
   async run(input) {
     const { settings, paths } = await loadContext(input);
-    const logger = createJsonLogger(
-      (line) => {
-        input.io.stdout(line);
+    const logger = createDaemonLogger({
+      level: settings.logLevel,
+      destination: {
+        write: (line: string) => {
+          input.io.stdout(line);
+        },
       },
-      { level: settings.logLevel },
-    );
+    });
     const daemon = await Daemon.start({ paths, settings, logger, underLauncher: input.io.env[LAUNCHER_ENV] === '1', failpoints: failpointsFromEnv(input.io.env) });
     const onSignal = (signal: NodeJS.Signals): void => {
       logger.info({ event: 'daemon.signal', signal }, 'Signal received; stopping');

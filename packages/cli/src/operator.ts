@@ -2,7 +2,7 @@ import type { CommandIo, OptionSpec, OptionValues } from './cli.js';
 import { optionalString } from './cli.js';
 import { CliError } from './errors.js';
 import { readInput } from './fs-atomic.js';
-import { HttpClient } from './http.js';
+import { ManagerClient } from './manager-client.js';
 
 // What every command that talks to a manager takes: --manager URL (or DROVER_MANAGER_URL) and an
 // operator token from DROVER_ADMIN_TOKEN or --token-file (never from the command line, where it
@@ -29,7 +29,7 @@ export function operatorOptions(scope: TokenScope = 'admin'): Record<string, Opt
 }
 
 /** A client for the manager named by --manager, authenticated with the operator token. */
-export async function operatorClient(values: OptionValues, io: CommandIo, scope: TokenScope = 'admin'): Promise<HttpClient> {
+export async function operatorClient(values: OptionValues, io: CommandIo, scope: TokenScope = 'admin'): Promise<ManagerClient> {
   const manager = optionalString(values, 'manager') ?? io.env['DROVER_MANAGER_URL'];
   if (manager === undefined || manager === '') throw new CliError('USAGE_ERROR', '--manager is required (or set DROVER_MANAGER_URL).');
   const tokenFile = optionalString(values, 'token-file');
@@ -43,5 +43,5 @@ export async function operatorClient(values: OptionValues, io: CommandIo, scope:
     const variables = tokenVariables[scope].join(' or ');
     throw new CliError('TOKEN_MISSING', `No operator token: set ${variables}, or pass --token-file (e.g. <manager dir>/secrets/admin.token).`);
   }
-  return new HttpClient({ baseUrl: manager, token });
+  return new ManagerClient({ baseUrl: manager, token });
 }

@@ -102,8 +102,6 @@ export { evaluateGate } from './rollouts/gate.js';
 export type { GateVerdict } from './rollouts/gate.js';
 export { summaryOf } from './deploy/status.js';
 export type { DeploymentSummary } from './deploy/status.js';
-export { createOutboundHttp, outboundDefaults, MANAGER_USER_AGENT } from './outbound-http.js';
-export type { OutboundHttp, OutboundRequest, OutboundResponse } from './outbound-http.js';
 export { shutdownReason, SHUTDOWN_REASON_MAX_CHARS } from './rollouts/push-client.js';
 export { activeDeploymentStatuses } from './rollouts/records.js';
 export { AgentRolloutRequestSchema, DeploymentEventsQuerySchema } from './http/operator-schemas.js';

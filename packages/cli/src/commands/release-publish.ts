@@ -34,7 +34,7 @@ export const releasePublishCommand: Command = {
     if (!info.isFile()) throw new CliError('USAGE_ERROR', `Artifact ${file} is not a regular file.`);
     const client = await operatorClient(values, io, 'deploy-or-admin');
     // Registering the same envelope twice is harmless, so this one may be retried.
-    const registered = (await client.json({ method: 'POST', path: '/v1/releases', json: { release: envelope } })) as PublishAnswer;
+    const registered = (await client.json({ method: 'POST', path: '/v1/releases', json: { release: envelope }, idempotent: true })) as PublishAnswer;
     const manifest = registered.manifest;
     if (registered.status === 'awaiting_upload') {
       if (info.size !== manifest.file.size) {

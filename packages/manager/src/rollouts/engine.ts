@@ -4,9 +4,8 @@ import { defaultRolloutOptions } from './options.js';
 import type { Actor, ManagerContext } from '../context.js';
 import { statusOf as deploymentStatusOf } from '../deploy/status.js';
 import { ManagerError } from '../errors.js';
-import { createOutboundHttp } from '../outbound-http.js';
-import type { OutboundHttp } from '../outbound-http.js';
-import { probeHealth, requestShutdown, shutdownReason } from './push-client.js';
+import type { HttpClient } from '@drover/http';
+import { createPushHttp, probeHealth, requestShutdown, shutdownReason } from './push-client.js';
 import type { AgentHealthProbe } from './push-client.js';
 import { evaluateGate } from './gate.js';
 import { activeDeploymentStatuses } from './records.js';
@@ -32,8 +31,8 @@ import type { AgentRecord, ReleaseRecord } from '../store/records.js';
 export interface RolloutEngineOptions {
   /** Milliseconds between ticks (default 1000). */
   tickMs?: number | undefined;
-  /** The client for push mode (default: undici through outbound-http.ts). */
-  http?: OutboundHttp | undefined;
+  /** The client for push mode (default: createPushHttp(), @drover/http). */
+  http?: HttpClient | undefined;
   /** Push-mode calls made at once (default 16). */
   pushConcurrency?: number | undefined;
   /** Defaults of new rollouts (each notification may override them in metadata.rollout). */
@@ -88,7 +87,7 @@ interface StartedTargets {
 export class RolloutEngine {
   readonly #ctx: ManagerContext;
   readonly #tickMs: number;
-  readonly #http: OutboundHttp;
+  readonly #http: HttpClient;
   readonly #ownsHttp: boolean;
   readonly #pushConcurrency: number;
   readonly defaults: RolloutOptions;
@@ -101,7 +100,7 @@ export class RolloutEngine {
     this.#ctx = ctx;
     this.#tickMs = options.tickMs ?? 1000;
     this.#ownsHttp = options.http === undefined;
-    this.#http = options.http ?? createOutboundHttp();
+    this.#http = options.http ?? createPushHttp();
     this.#pushConcurrency = options.pushConcurrency ?? 16;
     this.defaults = { ...defaultRolloutOptions, ...options.defaults };
   }

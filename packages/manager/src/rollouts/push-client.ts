@@ -1,11 +1,27 @@
+import { HttpClient, HttpError, userAgent } from '@drover/http';
 import { formatShutdownReason } from '@drover/protocol';
-import type { OutboundHttp } from '../outbound-http.js';
+import { PACKAGE_VERSION } from './version.js';
 
 // Push mode (agents without a daemon, e.g. containers under a restart policy): the manager asks the
 // agent itself to stop, with the CIRIS shutdown call, and watches its health route for the new
 // version. What each answer means for the rollout is decided by the engine; this only speaks HTTP.
 
 export const SHUTDOWN_REASON_MAX_CHARS = 4096; // characters: ShutdownRequestSchema's reason maxLength
+
+/**
+ * The manager's client for agents' routes (@drover/http): short timeouts, small answers, one
+ * attempt. The rollout engine owns retrying (deferral with backoff; the next tick probes again),
+ * and a shutdown request is never sent twice by a transport that cannot know whether the first
+ * one arrived.
+ */
+export function createPushHttp(): HttpClient {
+  return new HttpClient({
+    userAgent: userAgent('drover-manager', PACKAGE_VERSION),
+    timeouts: { connectMs: 5_000, headersMs: 10_000, bodyMs: 10_000 },
+    retry: { maxAttempts: 1 },
+    maxResponseBytes: 64 * 1024, // bytes of an agent's answer the manager reads
+  });
+}
 
 /**
  * formatShutdownReason's text, within the agent's 4096-character limit: when the changelog makes it
@@ -35,38 +51,40 @@ function joinUrl(base: string, path: string): string {
   return base.replace(/\/+$/, '') + path;
 }
 
-function errorCodeOf(text: string): string {
-  try {
-    const body = JSON.parse(text) as { error?: { code?: unknown }; detail?: unknown };
-    if (typeof body.error?.code === 'string') return body.error.code.slice(0, 64);
-  } catch {
-    // not JSON: no code to report
-  }
-  return 'none';
+function errorCodeOf(body: unknown): string {
+  const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code;
+  return typeof code === 'string' ? code.slice(0, 64) : 'none';
+}
+
+/** What went wrong on the way, for the target's message: the network's code (ECONNREFUSED, ...). */
+function failureOf(error: unknown): string {
+  const cause = error instanceof HttpError ? error.cause : error;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : error instanceof Error ? error.name : 'error';
 }
 
 /** POST /v1/system/shutdown with the agent's service token. */
-export async function requestShutdown(http: OutboundHttp, pushUrl: string, serviceToken: string, reason: string): Promise<ShutdownAnswer> {
+export async function requestShutdown(http: HttpClient, pushUrl: string, serviceToken: string, reason: string): Promise<ShutdownAnswer> {
   let res;
   try {
-    res = await http.request({
+    res = await http.json({
       method: 'POST',
       url: joinUrl(pushUrl, '/v1/system/shutdown'),
       headers: { authorization: `Bearer service:${serviceToken}` },
       json: { reason, force: false, confirm: true },
     });
   } catch (error) {
-    return { kind: 'unreachable', detail: (error as { code?: string }).code ?? (error instanceof Error ? error.name : 'error') };
+    return { kind: 'unreachable', detail: failureOf(error) };
   }
   // 409: a shutdown is already under way (e.g. our own earlier call before a manager restart): that is the outcome we asked for.
   if (res.status === 200 || res.status === 409) return { kind: 'accepted' };
   if (res.status === 503) {
     const header = res.headers['retry-after'];
     const seconds = Number(Array.isArray(header) ? header[0] : header);
-    return { kind: 'busy', retryAfterSeconds: Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined, detail: errorCodeOf(res.text) };
+    return { kind: 'busy', retryAfterSeconds: Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined, detail: errorCodeOf(res.body) };
   }
   if (res.status === 401) return { kind: 'unauthorized' };
-  return { kind: 'refused', status: res.status, detail: errorCodeOf(res.text) };
+  return { kind: 'refused', status: res.status, detail: errorCodeOf(res.body) };
 }
 
 export interface AgentHealthProbe {
@@ -75,11 +93,11 @@ export interface AgentHealthProbe {
 }
 
 /** GET /v1/system/health; undefined when the agent does not answer (it is restarting). */
-export async function probeHealth(http: OutboundHttp, pushUrl: string): Promise<AgentHealthProbe | undefined> {
+export async function probeHealth(http: HttpClient, pushUrl: string): Promise<AgentHealthProbe | undefined> {
   try {
-    const res = await http.request({ method: 'GET', url: joinUrl(pushUrl, '/v1/system/health') });
-    if (res.status !== 200) return undefined;
-    const body = JSON.parse(res.text) as { status?: unknown; version?: unknown };
+    const res = await http.json({ method: 'GET', url: joinUrl(pushUrl, '/v1/system/health') });
+    if (res.status !== 200 || typeof res.body !== 'object' || res.body === null) return undefined;
+    const body = res.body as { status?: unknown; version?: unknown };
     return { status: typeof body.status === 'string' ? body.status : 'unknown', version: typeof body.version === 'string' ? body.version : undefined };
   } catch {
     return undefined;

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectRejection } from '../../../test/helpers/expect-error.js';
 import { CliError, RemoteError } from '../src/errors.js';
-import { HttpClient, USER_AGENT, backoffMs, httpDefaults } from '../src/http.js';
+import { ManagerClient, USER_AGENT, cliHttpDefaults, createCliHttp } from '../src/manager-client.js';
 
 // A real server on 127.0.0.1:0 that answers from a script, one step per request.
 type Step = (req: IncomingMessage, res: ServerResponse, body: string) => void;
@@ -38,11 +38,11 @@ beforeEach(() => {
   waits.length = 0;
 });
 
-const client = (options: { token?: string; base?: string } = {}): HttpClient =>
-  new HttpClient({ baseUrl: options.base ?? url, token: options.token, wait: (ms) => Promise.resolve(void waits.push(ms)) });
+const client = (options: { token?: string; base?: string } = {}): ManagerClient =>
+  new ManagerClient({ baseUrl: options.base ?? url, token: options.token, http: createCliHttp({ sleep: (ms) => Promise.resolve(void waits.push(ms)) }) });
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): Step => (_req, res) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 
-describe('HttpClient', () => {
+describe('ManagerClient (the CLI\'s calls to a manager, over @drover/http)', () => {
   it('sends the token, a User-Agent and JSON, under the URL prefix', async () => {
     script = [json(201, { made: 1 })];
     expect(await client({ token: 'secret-token', base: `${url}/fleet/` }).json({ method: 'POST', path: '/v1/x', json: { a: 1 } })).toEqual({ made: 1 });
@@ -55,13 +55,13 @@ describe('HttpClient', () => {
     expect(await client().json({ method: 'GET', path: '/r' })).toEqual({ ok: 1 });
     expect(seen).toHaveLength(4);
     expect(waits[1]).toBe(2000);
-    expect(waits.every((ms) => ms >= 0 && ms <= httpDefaults.backoffMaxMs)).toBe(true);
+    expect(waits.every((ms) => ms >= 0 && ms <= cliHttpDefaults.backoffMaxMs)).toBe(true);
   });
 
-  it('gives up after the retries, and never retries a refusal or a request marked not to be', async () => {
+  it('gives up after the retries with the manager\'s code, and never retries a refusal, a POST or a request marked not to be', async () => {
     script = Array.from({ length: 10 }, () => json(500, { error: { code: 'INTERNAL_ERROR', message: 'boom' } }));
     await expectRejection(client().json({ method: 'GET', path: '/fail' }), RemoteError, 'INTERNAL_ERROR');
-    expect(seen).toHaveLength(1 + httpDefaults.retries);
+    expect(seen).toHaveLength(cliHttpDefaults.maxAttempts);
     seen.length = 0;
     script = [json(403, { error: { code: 'ENROLLMENT_TOKEN_EXPIRED', message: 'expired\u001b[31m' } })];
     let caught: unknown;
@@ -76,8 +76,16 @@ describe('HttpClient', () => {
     expect(seen).toHaveLength(1);
     seen.length = 0;
     script = [json(503, {}), json(200, {})];
-    await expectRejection(client().json({ method: 'POST', path: '/once', json: {}, retry: false }), CliError, 'HTTP_ERROR');
+    await expectRejection(client().json({ method: 'GET', path: '/once', retry: false }), CliError, 'HTTP_ERROR');
     expect(seen).toHaveLength(1);
+    seen.length = 0;
+    script = [json(503, {}), json(200, {})];
+    await expectRejection(client().json({ method: 'POST', path: '/tokens', json: {} }), CliError, 'HTTP_ERROR');
+    expect(seen).toHaveLength(1);
+    seen.length = 0;
+    script = [json(503, {}), json(200, { registered: true })];
+    expect(await client().json({ method: 'POST', path: '/v1/releases', json: {}, idempotent: true })).toEqual({ registered: true });
+    expect(seen).toHaveLength(2);
   });
 
   it('retries a streamed body with a fresh stream each attempt', async () => {
@@ -94,20 +102,13 @@ describe('HttpClient', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     await expectRejection(client({ base: `http://127.0.0.1:${port}` }).json({ method: 'GET', path: '/' }), CliError, 'NETWORK_ERROR');
-    expect(waits).toHaveLength(httpDefaults.retries);
+    expect(waits).toHaveLength(cliHttpDefaults.maxAttempts - 1);
   });
 
   it('refuses a non-drover answer, a URL that is not http(s), and a manager-named URL off the manager', async () => {
     script = [(_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<html>')];
     await expectRejection(client().json({ method: 'GET', path: '/' }), CliError, 'HTTP_ERROR');
-    expect(() => new HttpClient({ baseUrl: 'ftp://x' })).toThrow(CliError);
+    expect(() => new ManagerClient({ baseUrl: 'ftp://x' })).toThrow(CliError);
     await expectRejection(client().json({ method: 'GET', path: '//evil.example/x', fromOrigin: true }), CliError, 'HTTP_ERROR');
-  });
-
-  it('jitters backoff within the exponential bound', () => {
-    for (let attempt = 0; attempt < 6; attempt += 1) {
-      const bound = Math.min(httpDefaults.backoffMaxMs, httpDefaults.backoffBaseMs * 2 ** attempt);
-      for (let i = 0; i < 50; i += 1) expect(backoffMs(attempt)).toBeLessThanOrEqual(bound);
-    }
   });
 });
