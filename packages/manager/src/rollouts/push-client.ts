@@ -1,6 +1,6 @@
 import { HttpClient, HttpError, userAgent } from '@drover/http';
 import { formatShutdownReason } from '@drover/protocol';
-import { PACKAGE_VERSION } from './version.js';
+import { PACKAGE_VERSION } from '../version.js';
 
 // Push mode (agents without a daemon, e.g. containers under a restart policy): the manager asks the
 // agent itself to stop, with the CIRIS shutdown call, and watches its health route for the new
