@@ -44,7 +44,7 @@ describe('drover keygen', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: drover keygen --out DIR');
     const bad = await drover(['keygen', '--bogus']);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('USAGE_ERROR');
   });
 });
@@ -55,7 +55,7 @@ describe('drover option values', () => {
     expect(dashed.code, dashed.stderr).toBe(0);
     expect((await stat(at('-keys/dash.key'))).isFile()).toBe(true);
     const missing = await drover(['keygen', '--out', '--name', 'x', '--json'], { cwd: dir });
-    expect([missing.code, errorCode(missing.stdout)]).toEqual([1, 'USAGE_ERROR']);
+    expect([missing.code, errorCode(missing.stdout)]).toEqual([2, 'USAGE_ERROR']);
     await expect(stat(at('--name'))).rejects.toThrow();
   });
 });
@@ -79,7 +79,7 @@ describe('drover release sign / verify', () => {
     expect(verified.code).toBe(0);
   });
 
-  it('refuses each broken rule with its code and exit 1', async () => {
+  it('refuses each broken rule with its code and exit 1 (2 for a usage error)', async () => {
     const base = ['release', 'verify', '--json'];
     const cases: [string[], string][] = [
       [['--pub', at('keys/stranger.pub'), at('agent.bin')], 'RELEASE_UNTRUSTED_SIGNER'],
@@ -92,7 +92,7 @@ describe('drover release sign / verify', () => {
     ];
     for (const [args, code] of cases) {
       const result = await drover([...base, ...args]);
-      expect({ args, code: result.code, error: errorCode(result.stdout) }).toEqual({ args, code: 1, error: code });
+      expect({ args, code: result.code, error: errorCode(result.stdout) }).toEqual({ args, code: code === 'USAGE_ERROR' ? 2 : 1, error: code });
     }
   });
 
@@ -135,7 +135,7 @@ describe('drover release sign / verify', () => {
 
   it('refuses a bad duration and a missing key with clear codes, writing nothing', async () => {
     let result = await drover(['release', 'sign', '--json', '--key', at('keys/a.key'), '--artifact', 'agent', '--version', '1.3.0', '--platform', 'linux-x64', '--expires-in', 'forever', '--out', at('never.json'), at('agent.bin')]);
-    expect([result.code, errorCode(result.stdout)]).toEqual([1, 'USAGE_ERROR']);
+    expect([result.code, errorCode(result.stdout)]).toEqual([2, 'USAGE_ERROR']);
     result = await drover(['release', 'sign', '--json', '--key', at('keys/nope.key'), '--artifact', 'agent', '--version', '1.3.0', '--platform', 'linux-x64', '--out', at('never.json'), at('agent.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'FILE_NOT_FOUND']);
     result = await drover(['release', 'sign', '--json', '--key', at('keys/a.pub'), '--artifact', 'agent', '--version', '1.3.0', '--platform', 'linux-x64', '--out', at('never.json'), at('agent.bin')]);

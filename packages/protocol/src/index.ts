@@ -260,4 +260,3 @@ export type {
 } from './schemas.js';
 export { writeFileAtomic, fsyncDirectory, tempPathFor } from './durable-file.js';
 export type { AtomicWriteOptions } from './durable-file.js';
-export { joinDashValues } from './cli-args.js';
