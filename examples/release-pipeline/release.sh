@@ -105,7 +105,7 @@ say "signing $artifact_name $VERSION for $PLATFORM ($channel)"
 if [[ -n "${TRUST:-}" ]]; then
   step="verify"
   say "verifying against $TRUST"
-  "${drover[@]}" release verify --trust "$TRUST" --platform "$PLATFORM" --artifact "$artifact_name" --envelope "$envelope" "$ARTIFACT"
+  "${drover[@]}" release verify --trust "$TRUST" --platform "$PLATFORM" --artifact "$artifact_name" --release "$envelope" "$ARTIFACT"
 fi
 
 # 3. Publish: the envelope (the manager checks it against its trust policy), then the bytes.

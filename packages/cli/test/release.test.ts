@@ -79,6 +79,15 @@ describe('drover release sign / verify', () => {
     expect(verified.code).toBe(0);
   });
 
+  it('takes the old spellings --changelog and --commit as hidden aliases of --changelog-file and --commit-sha', async () => {
+    const signed = await drover(['release', 'sign', '--json', '--key', at('keys/a.key'), '--artifact', 'agent', '--version', '1.2.1', '--platform', 'linux-x64', '--changelog', at('CHANGES'), '--commit', 'abc1234', '--out', at('aliases.json'), at('agent.bin')]);
+    expect(signed.code, signed.stdout).toBe(0);
+    expect((JSON.parse(signed.stdout) as { manifest: unknown }).manifest).toMatchObject({ commitSha: 'abc1234', changelog: 'fix: memory leak\nfeat: new endpoint' });
+    const help = await drover(['release', 'sign', '--help']);
+    expect(help.stdout).toContain('--changelog-file <FILE>');
+    expect(help.stdout).not.toMatch(/--changelog |--commit /);
+  });
+
   it('refuses each broken rule with its code and exit 1 (2 for a usage error)', async () => {
     const base = ['release', 'verify', '--json'];
     const cases: [string[], string][] = [
@@ -101,9 +110,10 @@ describe('drover release sign / verify', () => {
     const flipped = Buffer.from(original);
     flipped[1234] = (flipped[1234] ?? 0) ^ 1;
     await writeFile(at('flipped.bin'), flipped);
-    let result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--envelope', at('agent.bin.release.json'), at('flipped.bin')]);
+    let result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--release', at('agent.bin.release.json'), at('flipped.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'ARTIFACT_DIGEST_MISMATCH']);
     await writeFile(at('grown.bin'), Buffer.concat([original, Buffer.from('x')]));
+    // --envelope: the old spelling of --release, kept as a hidden alias.
     result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--envelope', at('agent.bin.release.json'), at('grown.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'ARTIFACT_TOO_LARGE']);
   });
@@ -114,7 +124,7 @@ describe('drover release sign / verify', () => {
     payload.version = '9.9.9';
     envelope.payload = Buffer.from(JSON.stringify(payload)).toString('base64');
     await writeFile(at('tampered.json'), JSON.stringify(envelope));
-    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--envelope', at('tampered.json'), at('agent.bin')]);
+    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--release', at('tampered.json'), at('agent.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'RELEASE_SIGNATURE_INVALID']);
   });
 
@@ -128,7 +138,7 @@ describe('drover release sign / verify', () => {
     broken[5] = (broken[5] ?? 0) ^ 1;
     const edited = { ...envelope, signatures: [a, a, { keyid: b.keyid, sig: broken.toString('base64') }] };
     await writeFile(at('one-broken.json'), JSON.stringify(edited));
-    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--pub', at('keys/b.pub'), '--envelope', at('one-broken.json'), at('agent.bin')]);
+    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--pub', at('keys/b.pub'), '--release', at('one-broken.json'), at('agent.bin')]);
     expect(result.code).toBe(0);
     expect((JSON.parse(result.stdout) as { signers: string[] }).signers).toEqual([a.keyid]);
   });

@@ -129,13 +129,13 @@ function parseThreshold(text: string): number {
 }
 
 export const releaseVerifyCommand: Command = {
-  usage: '(--trust TRUST.json | --pub NAME.pub ...) [--envelope E] [--platform P] [--artifact A] [--running-version V] FILE',
+  usage: '(--trust TRUST.json | --pub NAME.pub ...) [--release FILE.release.json] [--platform P] [--artifact A] [--running-version V] FILE',
   description: 'Checks the signatures (threshold), artifact, platform, expiry and, with --running-version, that the release is an upgrade;\nthen streams FILE, reading at most size + 1 bytes, and checks its size and SHA-256.',
   options: {
     trust: { type: 'string', arg: 'TRUST.json', help: 'Trust policy: keys and the number of them that must sign.' },
     pub: { type: 'string', multiple: true, arg: 'NAME.pub', help: 'A trusted public key (instead of --trust).' },
     threshold: { type: 'string', arg: 'K', help: 'With --pub: how many of the keys must sign (default: 1).' },
-    envelope: { type: 'string', arg: 'E', help: 'The envelope (default: FILE.release.json).' },
+    release: { type: 'string', arg: 'FILE.release.json', aliases: ['envelope'], help: 'The signed release envelope (default: FILE.release.json).' },
     platform: { type: 'string', arg: 'P', help: 'Refuse unless the release is for this platform.' },
     artifact: { type: 'string', arg: 'A', help: 'Refuse unless the release is of this artifact.' },
     'running-version': { type: 'string', arg: 'V', help: 'Refuse unless the release is above this version.' },
@@ -144,7 +144,7 @@ export const releaseVerifyCommand: Command = {
   async run({ values, positionals }) {
     const file = positionals[0] ?? '';
     const policy = await loadPolicy(optionalString(values, 'trust'), stringList(values, 'pub'), optionalString(values, 'threshold'));
-    const envelopePath = optionalString(values, 'envelope') ?? `${file}.release.json`;
+    const envelopePath = optionalString(values, 'release') ?? `${file}.release.json`;
     const envelope = parseEnvelope(await readInput(envelopePath, 'Release envelope'));
     // Without --artifact/--platform, the release's own claims are used: the signature still binds
     // them, and the output says what was verified.

@@ -61,12 +61,12 @@ function number(values: OptionValues, name: string, min: number, max: number): n
  */
 export async function rolloutStartCommand(): Promise<Command> {
   const { defaultRolloutOptions: d } = await import('@drover/manager');
-  // The CLI sends only the options given, so a manager.json `rollout` of the manager's own still applies.
+  // The CLI sends only the options given, so the manager's own defaults (manager.json settings.rollout) still apply.
   return {
     usage: '--manager URL --version V [--strategy canary|immediate|manual] [options]',
     description:
       'The token comes from $DROVER_DEPLOY_TOKEN (else $DROVER_ADMIN_TOKEN) or --token-file. A rollout option left out is\n' +
-      "the manager's to choose: the `rollout` defaults of its manager.json, else the defaults shown.",
+      "the manager's to choose: the defaults of its manager.json (`settings.rollout`), else the ones shown.",
     options: {
       ...operatorOptions('deploy-or-admin'),
       version: { type: 'string', arg: 'V', help: 'The version to roll out (published for the daemons\' platforms).' },
