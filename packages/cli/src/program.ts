@@ -188,7 +188,15 @@ export async function runProgram(info: ProgramInfo, entries: readonly CommandEnt
   let exitCode: number = exitCodes.ok;
   if (entry !== undefined) {
     const leaf = leaves.get(entry) ?? program;
-    const command = await entry.load();
+    let command: Command;
+    try {
+      command = await entry.load();
+    } catch (error) {
+      // A module that does not load (a missing native build of better-sqlite3, say) is reported like any failure.
+      const { code, message } = describeError(error);
+      printError(io, json, code, message);
+      return exitCodeOf(code);
+    }
     const options = addOptions(leaf, { ...command.options, ...commonOptions });
     for (const argument of command.arguments ?? []) leaf.argument(argument);
     leaf.usage(command.usage).description(command.description === undefined ? entry.summary : `${entry.summary}\n\n${command.description}`);
