@@ -74,5 +74,8 @@ describe('runCli', () => {
     expect(out.join('')).toContain('Usage: droverd probe [--manager-key KEY] [ARG]');
     expect(out.join('')).toContain('--state-dir <DIR>');
     expect(out.join('')).toMatch(/Exit codes:\n {2}0 +success/);
+    out.length = 0;
+    expect(await runCli([command], ['help', 'probe'], io)).toBe(exitCodes.ok);
+    expect(out.join('')).toContain('Usage: droverd probe');
   });
 });

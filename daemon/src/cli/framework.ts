@@ -176,14 +176,15 @@ export async function runCli(commands: readonly CliCommand[], argv: string[], io
     return exitCode;
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return exitCodes.ok;
+    // Help asked for (`--help`, `help <command>`) or the version: commander reports them as exit 0.
+    if (error.exitCode === 0) return exitCodes.ok;
     const name = commands.find((command) => command.name === argv[0])?.name;
     const command = name === undefined ? 'droverd' : `droverd ${name}`;
     // commander.help: droverd named without a command; its help went to stderr.
     const message =
       error.code === 'commander.help'
         ? 'Name a command: droverd <command>. Run `droverd --help` for the list.'
-        : `${error.message.replace(/^error: /, '').replace(/\n/g, ' ')}. Run \`${command} --help\` for usage.`;
+        : `${error.message.replace(/^error: /, '').replace(/\n/g, ' ').replace(/\.$/, '')}. Run \`${command} --help\` for usage.`;
     return printError(new DaemonError('USAGE_ERROR', message, { cause: error }), io, json);
   }
 }

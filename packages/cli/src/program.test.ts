@@ -109,6 +109,9 @@ describe('drover exit codes and help', () => {
     expect(await group.cli('probe', '--help')).toBe(exitCodes.ok);
     expect(group.out.join('')).toMatch(/probe one +the probe\n +probe two +another probe/);
     expect(group.loaded).toEqual([]);
+    const viaHelp = harness();
+    expect(await viaHelp.cli('help', 'probe')).toBe(exitCodes.ok);
+    expect(viaHelp.out.join('')).toContain('probe two');
     const all = harness();
     expect(await all.cli('--help')).toBe(exitCodes.ok);
     expect(all.out.join('')).toContain('probe two');

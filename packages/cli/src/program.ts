@@ -210,14 +210,15 @@ export async function runProgram(info: ProgramInfo, entries: readonly CommandEnt
     return exitCode;
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return exitCodes.ok;
+    // Help asked for (`--help`, `help <command>`) or the version: commander reports them as exit 0.
+    if (error.exitCode === 0) return exitCodes.ok;
     const path = matchedPath(argv, entries.map((candidate) => candidate.path)).join(' ');
     const command = `${info.name}${path === '' ? '' : ` ${path}`}`;
     // commander.help: a group (or the program) named without a command; its help went to stderr.
     const message =
       error.code === 'commander.help'
         ? `Name a command: ${command} <command>. Run \`${command} --help\` for the list.`
-        : `${error.message.replace(/^error: /, '').replace(/\n/g, ' ')}. Run \`${command} --help\` for usage.`;
+        : `${error.message.replace(/^error: /, '').replace(/\n/g, ' ').replace(/\.$/, '')}. Run \`${command} --help\` for usage.`;
     printError(io, json, 'USAGE_ERROR', message);
     return exitCodes.usage;
   }
