@@ -105,7 +105,7 @@ say "signing $artifact_name $VERSION for $PLATFORM ($channel)"
 if [[ -n "${TRUST:-}" ]]; then
   step="verify"
   say "verifying against $TRUST"
-  "${drover[@]}" release verify --trust "$TRUST" --platform "$PLATFORM" --artifact "$artifact_name" --envelope "$envelope" "$ARTIFACT"
+  "${drover[@]}" release verify --trust "$TRUST" --platform "$PLATFORM" --artifact "$artifact_name" --release "$envelope" "$ARTIFACT"
 fi
 
 # 3. Publish: the envelope (the manager checks it against its trust policy), then the bytes.
@@ -116,8 +116,8 @@ say "publishing to $DROVER_MANAGER_URL"
 # 4. Notify: start a deployment of this version through the deploy API.
 step="rollout"
 rollout_args=(--manager "$DROVER_MANAGER_URL" --version "$VERSION" --artifact "$artifact_name" --strategy "$strategy")
-[[ -z "${CHANGELOG:-}" ]] || rollout_args+=(--changelog "$CHANGELOG")
-[[ -z "${COMMIT_SHA:-}" ]] || rollout_args+=(--commit "$COMMIT_SHA")
+[[ -z "${CHANGELOG:-}" ]] || rollout_args+=(--changelog-file "$CHANGELOG")
+[[ -z "${COMMIT_SHA:-}" ]] || rollout_args+=(--commit-sha "$COMMIT_SHA")
 read -r -a extra <<<"${ROLLOUT_OPTIONS:-}"
 say "starting a $strategy rollout of $VERSION"
 "${drover[@]}" rollout start "${rollout_args[@]}" ${extra[@]+"${extra[@]}"}

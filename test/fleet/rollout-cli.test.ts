@@ -28,7 +28,11 @@ describe('drover rollout', () => {
     const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', DROVER_MANAGER_URL: m.url, DROVER_ADMIN_TOKEN: m.adminToken, DROVER_DEPLOY_TOKEN: m.deployToken };
     const started = await drover(['rollout', 'start', '--version', '2.0.0', '--strategy', 'manual', '--percentages', '40,100', '--soak-seconds', '0.2', '--health-grace-seconds', '0.1', '--json'], { env });
     expect(started.code, started.stderr).toBe(0);
-    const id = (JSON.parse(started.stdout) as { deployment_id: string }).deployment_id;
+    // --json output is camelCase, though the deploy API answers with CIRIS's snake_case.
+    const answer = JSON.parse(started.stdout) as Record<string, unknown>;
+    expect(answer).toMatchObject({ deploymentId: expect.any(String) as unknown, agentsAffected: 5 });
+    expect(Object.keys(answer).filter((key) => key.includes('_'))).toEqual([]);
+    const id = answer['deploymentId'] as string;
     const again = await drover(['rollout', 'start', '--version', '2.0.0'], { env });
     expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('DEPLOYMENT_ACTIVE')]);
     const status = await drover(['rollout', 'status', id], { env });
@@ -52,10 +56,12 @@ describe('drover rollout', () => {
     expect((await promoteLater).code).toBe(0);
     const watched = await watching;
     expect(watched.code, watched.stderr).toBe(0);
-    const lines = watched.stdout.trim().split('\n').filter((l) => l.startsWith('{"type"')).map((l) => JSON.parse(l) as { type: string; event_type?: string; status?: string });
-    expect(lines.some((l) => l.type === 'deployment' && l.event_type === 'created')).toBe(true);
-    expect(lines.some((l) => l.type === 'deployment' && l.event_type === 'completed')).toBe(true);
-    expect(lines.at(-1)).toMatchObject({ type: 'status', status: 'completed' });
+    const lines = watched.stdout.trim().split('\n').filter((l) => l.startsWith('{"type"')).map((l) => JSON.parse(l) as { type: string; eventType?: string; status?: string });
+    expect(lines.some((l) => l.type === 'deployment' && l.eventType === 'created')).toBe(true);
+    expect(lines.some((l) => l.type === 'deployment' && l.eventType === 'completed')).toBe(true);
+    expect(lines.at(-1)).toMatchObject({ type: 'status', status: 'completed', deploymentId: id, phaseState: expect.any(String) as unknown });
+    // Targets per state keep the state names as keys: they are data, not field names.
+    expect(lines.at(-1)).toMatchObject({ counts: { succeeded: 5 } });
     // The live view of an ended rollout: its frame with a full progress bar per phase.
     const view = await drover(['rollout', 'watch', id], { env });
     expect(view.code).toBe(0);

@@ -16,7 +16,7 @@ import type { CliCommand } from './framework.js';
 export const enrollCommand: CliCommand = {
   name: 'enroll',
   summary: 'Enroll this host with a manager and store its credentials (credentials.json, mode 0600).',
-  usage: 'droverd enroll --manager URL --token TOKEN (--manager-key KEY | --tofu) [--force]',
+  usage: '--manager URL --token TOKEN (--manager-key KEY | --tofu) [--force]',
   description:
     'The manager key signs update nonces; pin it with --manager-key (base64, hex or PEM public key). --tofu trusts the keys the manager presents instead, and says so in the log. Neither: refused (MANAGER_KEY_NOT_PINNED). Stop droverd before enrolling again.',
   options: {
@@ -26,7 +26,6 @@ export const enrollCommand: CliCommand = {
     tofu: { type: 'boolean', help: 'Trust the manager keys presented at enrollment (no pin).' },
     force: { type: 'boolean', help: 'Enroll again even if this host is enrolled (replaces credentials.json).' },
   },
-  positionals: { min: 0, max: 0 },
   async run(input) {
     const { settings, paths } = await loadContext(input);
     const managerUrl = stringOption(input.values, 'manager') ?? settings.manager.url;

@@ -1,7 +1,7 @@
 import { Ed25519PrivateKey } from '@drover/protocol';
 import { describe, expect, it } from 'vitest';
 import { exitCodes } from '../config.js';
-import { runCommand } from './framework.js';
+import { runCli } from './framework.js';
 import type { CliCommand, CommandInput } from './framework.js';
 
 function recorder(): { command: CliCommand; seen: CommandInput[]; io: { stdout: (t: string) => void; stderr: (t: string) => void; env: NodeJS.ProcessEnv }; out: string[] } {
@@ -10,9 +10,9 @@ function recorder(): { command: CliCommand; seen: CommandInput[]; io: { stdout: 
   const command: CliCommand = {
     name: 'probe',
     summary: 'records its input',
-    usage: 'droverd probe [--manager-key KEY]',
+    usage: '[--manager-key KEY] [ARG]',
     options: { 'manager-key': { type: 'string', help: 'a key' }, token: { type: 'string', help: 'a token' } },
-    positionals: { min: 0, max: 1 },
+    arguments: ['[ARG]'],
     run(input) {
       seen.push(input);
       return Promise.resolve({ data: {}, text: '' });
@@ -22,7 +22,9 @@ function recorder(): { command: CliCommand; seen: CommandInput[]; io: { stdout: 
   return { command, seen, io, out };
 }
 
-describe('runCommand', () => {
+const runCommand = (command: CliCommand, argv: string[], io: Parameters<typeof runCli>[2]): Promise<number> => runCli([command], [command.name, ...argv], io);
+
+describe('runCli', () => {
   it('takes a PEM key as the separate value of a string option (`--manager-key "$(cat manager.key.pub)"`)', async () => {
     const pem = Ed25519PrivateKey.generate().publicKey.toPem();
     const { command, seen, io } = recorder();
@@ -47,5 +49,33 @@ describe('runCommand', () => {
     const { command, seen, io } = recorder();
     expect(await runCommand(command, ['--json', '-----BEGIN X-----'], io)).toBe(exitCodes.usage);
     expect(seen).toEqual([]);
+  });
+
+  it('refuses a typo or `--` where a value belongs, and touches nothing after --', async () => {
+    for (const argv of [['--token', '--frce'], ['--token', '--', 'x'], ['--token', '-h']]) {
+      const { command, seen, io, out } = recorder();
+      expect(await runCommand(command, [...argv, '--json'], io), argv.join(' ')).toBe(exitCodes.usage);
+      expect(seen).toEqual([]);
+      expect(JSON.parse(out.join(''))).toMatchObject({ error: { code: 'USAGE_ERROR' } });
+    }
+    const { command, seen, io } = recorder();
+    expect(await runCommand(command, ['--', '--token'], io)).toBe(exitCodes.ok);
+    expect(seen[0]).toMatchObject({ values: {}, positionals: ['--token'] });
+  });
+
+  it('exits 2 for an unknown command or option and too many arguments, 0 for --help with the exit codes', async () => {
+    const { command, io, out } = recorder();
+    expect(await runCli([command], ['bogus'], io)).toBe(exitCodes.usage);
+    expect(await runCli([command], ['probe', '--bogus'], io)).toBe(exitCodes.usage);
+    expect(await runCli([command], ['probe', 'a', 'b'], io)).toBe(exitCodes.usage);
+    expect(out.join('')).toMatch(/^droverd: USAGE_ERROR: unknown command 'bogus'/m);
+    out.length = 0;
+    expect(await runCli([command], ['probe', '--help'], io)).toBe(exitCodes.ok);
+    expect(out.join('')).toContain('Usage: droverd probe [--manager-key KEY] [ARG]');
+    expect(out.join('')).toContain('--state-dir <DIR>');
+    expect(out.join('')).toMatch(/Exit codes:\n {2}0 +success/);
+    out.length = 0;
+    expect(await runCli([command], ['help', 'probe'], io)).toBe(exitCodes.ok);
+    expect(out.join('')).toContain('Usage: droverd probe');
   });
 });

@@ -1,11 +1,14 @@
-import { parseArgs } from 'node:util';
-import { DroverError, joinDashValues } from '@drover/protocol';
+import { Command as Commander, CommanderError, Option } from 'commander';
+import type { ParseOptionsResult } from 'commander';
+import { DroverError } from '@drover/protocol';
 import { exitCodes } from '../config.js';
 import { DaemonError } from '../errors.js';
+import { DAEMON_VERSION } from '../version.js';
 
-// The droverd CLI's small framework: every command has --help and --json, prints a result (text or
-// JSON on stdout) or an error (`droverd: CODE: message` on stderr, or {"error":{...}} with --json),
-// and exits with a stable code (config.ts `exitCodes`).
+// droverd's command line on commander: every command has --help (with the exit codes) and --json,
+// --config and --state-dir, prints a result (text or JSON on stdout) or an error (`droverd: CODE:
+// message` on stderr, or {"error":{...}} with --json), and exits with a stable code (config.ts
+// `exitCodes`).
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -35,10 +38,12 @@ export interface CommandOutput {
 export interface CliCommand {
   name: string;
   summary: string;
+  /** What follows `droverd <name>` in the usage line. */
   usage: string;
   description?: string;
   options: Record<string, OptionSpec>;
-  positionals: { min: number; max: number };
+  /** Positional arguments in commander's notation: `<FILE>` required, `[ID]` optional. */
+  arguments?: readonly string[];
   run(input: CommandInput): Promise<CommandOutput>;
 }
 
@@ -46,14 +51,7 @@ export const commonOptions: Record<string, OptionSpec> = {
   config: { type: 'string', arg: 'FILE', help: 'droverd.json (default: $CONFIGURATION_DIRECTORY/droverd.json, else /etc/drover/droverd.json).' },
   'state-dir': { type: 'string', arg: 'DIR', help: 'State directory (default: $STATE_DIRECTORY, else env-paths\' data dir).' },
   json: { type: 'boolean', help: 'Print the result (or the error) as JSON on stdout.' },
-  help: { type: 'boolean', help: 'Show this help and exit.' },
 };
-
-export function helpText(command: CliCommand): string {
-  const options = { ...command.options, ...commonOptions };
-  const rows = Object.entries(options).map(([name, spec]) => `  ${`--${name}${spec.type === 'string' ? ` ${spec.arg ?? 'VALUE'}` : ''}`.padEnd(28)} ${spec.help}`);
-  return [`Usage: ${command.usage}`, '', command.summary, ...(command.description === undefined ? [] : ['', command.description]), '', 'Options:', ...rows, '', EXIT_CODES_HELP, ''].join('\n');
-}
 
 export const EXIT_CODES_HELP = [
   'Exit codes:',
@@ -90,31 +88,104 @@ export function printError(error: unknown, io: CliIo, json: boolean): number {
   return exitCodeOf(error);
 }
 
-export async function runCommand(command: CliCommand, argv: string[], io: CliIo): Promise<number> {
+// `--word` or `--word=...`: an option's shape, whether or not the command knows it.
+const LONG_OPTION = /^--[a-z][a-z0-9-]*(=|$)/;
+
+/**
+ * A commander command that takes a dash-leading value for an option that needs one (a PEM key
+ * `--manager-key "$(cat manager.key.pub)"` starts with dashes, and one base64url token in 64
+ * does), but not a value that is an option: `--token --json` (a forgotten value) and `--token
+ * --frce` (a typo) are usage errors instead of an option swallowed as a value. Commander alone
+ * would take any next argument as the value. Nothing after `--` is looked at.
+ */
+class DroverdCommander extends Commander {
+  override createCommand(name?: string): DroverdCommander {
+    return new DroverdCommander(name);
+  }
+
+  override parseOptions(args: string[]): ParseOptionsResult {
+    const isOption = (arg: string): boolean =>
+      arg === '--' || LONG_OPTION.test(arg) || arg === '-h' || (arg.length === 2 && this.options.some((option) => option.short === arg));
+    for (let i = 0; i < args.length; i += 1) {
+      const arg = args[i];
+      if (arg === '--') break;
+      const option = this.options.find((candidate) => candidate.long === arg);
+      if (option?.required !== true) continue;
+      const value = args[i + 1];
+      if (value !== undefined && isOption(value)) this.error(`error: option '${option.flags}' argument missing`, { code: 'commander.optionMissingArgument' });
+      i += 1;
+    }
+    return super.parseOptions(args);
+  }
+}
+
+/** Runs droverd's command line `argv` (without node and the script) over `commands`; resolves with the exit code. */
+export async function runCli(commands: readonly CliCommand[], argv: string[], io: CliIo): Promise<number> {
   const json = argv.includes('--json');
+  const program = new DroverdCommander('droverd');
+  // Settings first: commander copies them into each command created below.
+  program
+    .description("drover's host daemon: supervises the agent, checks in with the manager, and updates the agent and itself safely.")
+    .usage('<command> [options]')
+    .version(DAEMON_VERSION, '-V, --version', 'Print the version and exit.')
+    .helpOption('-h, --help', 'Show this help and exit.')
+    .helpCommand('help [command]', 'Show the help of a command.')
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => {
+        io.stdout(text);
+      },
+      writeErr: (text) => {
+        io.stderr(text);
+      },
+      outputError: () => undefined,
+    })
+    .addHelpText('after', `\nRun \`droverd <command> --help\` for its options. Every command takes --json, --config FILE and --state-dir DIR.\n\n${EXIT_CODES_HELP}`);
+  let exitCode: number = exitCodes.ok;
+  for (const command of commands) {
+    const sub = program.command(command.name).summary(command.summary).usage(command.usage);
+    sub.description(command.description === undefined ? command.summary : `${command.summary}\n\n${command.description}`);
+    const options = new Map<string, Option>();
+    for (const [name, spec] of Object.entries({ ...command.options, ...commonOptions })) {
+      const option = new Option(`--${name}${spec.type === 'string' ? ` <${spec.arg ?? 'VALUE'}>` : ''}`, spec.help);
+      sub.addOption(option);
+      options.set(name, option);
+    }
+    for (const argument of command.arguments ?? []) sub.argument(argument);
+    sub.addHelpText('after', `\n${EXIT_CODES_HELP}`);
+    sub.action(async () => {
+      const values: CommandInput['values'] = {};
+      for (const [name, option] of options) {
+        const attribute = option.attributeName();
+        if (sub.getOptionValueSource(attribute) === 'cli') values[name] = sub.getOptionValue(attribute) as string | boolean;
+      }
+      const input: CommandInput = { values, positionals: sub.args, io, json: values['json'] === true };
+      try {
+        const result = await command.run(input);
+        if (input.json) io.stdout(`${JSON.stringify(result.data, null, 2)}\n`);
+        else if (result.text !== '') io.stdout(result.text.endsWith('\n') ? result.text : `${result.text}\n`);
+        exitCode = result.exitCode ?? exitCodes.ok;
+      } catch (error) {
+        exitCode = printError(error, io, input.json);
+      }
+    });
+  }
   try {
-    const options = { ...command.options, ...commonOptions };
-    const args = joinDashValues(argv, options);
-    let parsed;
-    try {
-      parsed = parseArgs({ args, options: Object.fromEntries(Object.entries(options).map(([name, spec]) => [name, { type: spec.type }])), allowPositionals: true, strict: true });
-    } catch (error) {
-      throw new DaemonError('USAGE_ERROR', `${(error as Error).message}. Run \`droverd ${command.name} --help\` for usage.`, { cause: error });
-    }
-    if (parsed.values['help'] === true) {
-      io.stdout(helpText(command));
-      return exitCodes.ok;
-    }
-    const { min, max } = command.positionals;
-    if (parsed.positionals.length < min || parsed.positionals.length > max) {
-      throw new DaemonError('USAGE_ERROR', `Expected ${min === max ? String(min) : `${min} to ${max}`} argument(s), got ${parsed.positionals.length}. Usage: ${command.usage}`);
-    }
-    const result = await command.run({ values: parsed.values, positionals: parsed.positionals, io, json });
-    if (json) io.stdout(`${JSON.stringify(result.data, null, 2)}\n`);
-    else if (result.text !== '') io.stdout(result.text.endsWith('\n') ? result.text : `${result.text}\n`);
-    return result.exitCode ?? exitCodes.ok;
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
   } catch (error) {
-    return printError(error, io, json);
+    if (!(error instanceof CommanderError)) throw error;
+    // Help asked for (`--help`, `help <command>`) or the version: commander reports them as exit 0.
+    if (error.exitCode === 0) return exitCodes.ok;
+    const name = commands.find((command) => command.name === argv[0])?.name;
+    const command = name === undefined ? 'droverd' : `droverd ${name}`;
+    // commander.help: droverd named without a command; its help went to stderr.
+    const message =
+      error.code === 'commander.help'
+        ? 'Name a command: droverd <command>. Run `droverd --help` for the list.'
+        : `${error.message.replace(/^error: /, '').replace(/\n/g, ' ').replace(/\.$/, '')}. Run \`${command} --help\` for usage.`;
+    return printError(new DaemonError('USAGE_ERROR', message, { cause: error }), io, json);
   }
 }
 

@@ -13,7 +13,7 @@ import type { CliCommand } from './framework.js';
 export const installCommand: CliCommand = {
   name: 'install',
   summary: 'Install a release from local files and make it current (first install, or repair). droverd must be stopped.',
-  usage: 'droverd install [--artifact agent|daemon] (--release FILE.release.json | --unsigned --version V) FILE',
+  usage: '[--artifact agent|daemon] (--release FILE.release.json | --unsigned --version V) FILE',
   description:
     'A signed release is verified exactly as an update is (trust.json, artifact, platform, expiry, no downgrade unless --allow-downgrade, size and SHA-256 of the copy that is installed). --unsigned is only for the daemon bundle a package installs (install.sh): its trust comes from the package.',
   options: {
@@ -23,7 +23,7 @@ export const installCommand: CliCommand = {
     version: { type: 'string', arg: 'V', help: 'With --unsigned: the version of the bundle.' },
     'allow-downgrade': { type: 'boolean', help: 'Install a version below the current one.' },
   },
-  positionals: { min: 1, max: 1 },
+  arguments: ['<FILE>'],
   async run(input) {
     const { settings, paths } = await loadContext(input);
     const artifact = stringOption(input.values, 'artifact') ?? 'agent';

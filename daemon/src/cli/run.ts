@@ -9,10 +9,9 @@ import type { CliCommand } from './framework.js';
 export const runCommand: CliCommand = {
   name: 'run',
   summary: 'Run the daemon: supervise the agent, check in, carry out updates. Stops cleanly on SIGTERM.',
-  usage: 'droverd run [--config FILE] [--state-dir DIR]',
+  usage: '[--config FILE] [--state-dir DIR]',
   description: 'Logs JSON lines on stdout (journald under systemd). Enrolls first when droverd.json has manager.url and manager.enrollmentToken and the host is not enrolled.',
   options: {},
-  positionals: { min: 0, max: 0 },
   async run(input) {
     const { settings, paths } = await loadContext(input);
     const logger = createDaemonLogger({

@@ -10,10 +10,9 @@ import type { CliCommand } from './framework.js';
 export const statusCommand: CliCommand = {
   name: 'status',
   summary: 'Show the installed versions, the update in progress and the last result, from the journal.',
-  usage: 'droverd status [--json]',
+  usage: '[--json]',
   description: 'Reads the state directory without taking its lock, so it works while droverd runs. Never prints a secret.',
   options: {},
-  positionals: { min: 0, max: 0 },
   async run(input) {
     const { paths } = await loadContext(input);
     const store = new ReleaseStore(paths);

@@ -8,10 +8,9 @@ import type { CliCommand } from './framework.js';
 export const verifyCommand: CliCommand = {
   name: 'verify',
   summary: 'Verify every installed release against its signed manifest and trust.json.',
-  usage: 'droverd verify [--json]',
+  usage: '[--json]',
   description: `Checks each releases/<artifact>/<version>/: the envelope's signatures against trust.json, the artifact, version and platform it names, and the file's size and SHA-256. Exits ${exitCodes.verifyFailed} when one does not verify.`,
   options: {},
-  positionals: { min: 0, max: 0 },
   async run(input) {
     const { settings, paths } = await loadContext(input);
     const store = new ReleaseStore(paths);

@@ -1,18 +1,29 @@
-import { parseArgs } from 'node:util';
-import { DroverError, joinDashValues } from '@drover/protocol';
+import { DroverError } from '@drover/protocol';
 import { CliError } from './errors.js';
+
+// What a command of `drover` declares: its options, arguments and what it does. program.ts turns
+// these into commander commands; a command module is loaded only when its command runs (main.ts).
+
+/** drover's exit codes: a command may add its own negative outcome (`audit verify`: 1, a broken log). */
+export const exitCodes = {
+  ok: 0,
+  error: 1, // the command failed; its stable error code is printed (docs/errors.md)
+  usage: 2, // USAGE_ERROR: an unknown command or option, a missing or malformed value
+} as const;
 
 export type OptionValue = string | boolean | string[] | undefined;
 export type OptionValues = Record<string, OptionValue>;
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
+  /** Repeatable: the values are collected into a list. */
   multiple?: boolean;
-  short?: string;
-  /** One line for --help; name the unit or the default. */
+  /** One line for --help; name the unit and the default. */
   help: string;
   /** Placeholder shown in --help, e.g. DIR. */
   arg?: string;
+  /** Old spellings still accepted, hidden from --help (scripts written for them keep working). */
+  aliases?: readonly string[];
 }
 
 export interface CommandIo {
@@ -23,6 +34,7 @@ export interface CommandIo {
 }
 
 export interface CommandInput {
+  /** Each option given on the command line, by its long name (`--expires-in` is `expires-in`). */
   values: OptionValues;
   positionals: string[];
   io: CommandIo;
@@ -39,65 +51,13 @@ export interface CommandResult {
 }
 
 export interface Command {
-  /** The words after `drover`, e.g. `['release', 'sign']`. */
-  path: readonly string[];
-  summary: string;
+  /** What follows the command's words in its usage line, e.g. `--out DIR [--name NAME]`. */
   usage: string;
   description?: string;
   options: Record<string, OptionSpec>;
-  positionals: { min: number; max: number };
+  /** Its positional arguments in commander's notation: `<FILE>` required, `[ID]` optional. */
+  arguments?: readonly string[];
   run(input: CommandInput): Promise<CommandResult>;
-}
-
-const commonOptions: Record<string, OptionSpec> = {
-  help: { type: 'boolean', short: 'h', help: 'Show this help and exit.' },
-  json: { type: 'boolean', help: 'Print the result (or the error) as JSON on stdout.' },
-};
-
-export function helpText(command: Command): string {
-  const options = { ...command.options, ...commonOptions };
-  const rows = Object.entries(options).map(([name, spec]) => {
-    const flag = `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ` ${spec.arg ?? 'VALUE'}` : ''}`;
-    return `  ${flag.padEnd(30)} ${spec.help}${spec.multiple === true ? ' (repeatable)' : ''}`;
-  });
-  return [`Usage: ${command.usage}`, '', command.summary, ...(command.description === undefined ? [] : ['', command.description]), '', 'Options:', ...rows, ''].join('\n');
-}
-
-/** Runs one command: parses its arguments, prints its result, and returns the exit code. */
-export async function runCommand(command: Command, args: string[], io: CommandIo): Promise<number> {
-  const json = args.includes('--json');
-  try {
-    const options = { ...command.options, ...commonOptions };
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: joinDashValues(args, options),
-        options: Object.fromEntries(
-          Object.entries(options).map(([name, spec]) => [name, { type: spec.type, multiple: spec.multiple ?? false, ...(spec.short === undefined ? {} : { short: spec.short }) }]),
-        ),
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (error) {
-      throw new CliError('USAGE_ERROR', `${(error as Error).message}. Run \`drover ${command.path.join(' ')} --help\` for usage.`, { cause: error });
-    }
-    if (parsed.values['help'] === true) {
-      io.stdout(helpText(command));
-      return 0;
-    }
-    const { min, max } = command.positionals;
-    if (parsed.positionals.length < min || parsed.positionals.length > max) {
-      throw new CliError('USAGE_ERROR', `Expected ${min === max ? String(min) : `${min} to ${max}`} argument(s), got ${parsed.positionals.length}. Usage: ${command.usage}`);
-    }
-    const result = await command.run({ values: parsed.values as OptionValues, positionals: parsed.positionals, io, json });
-    io.stdout(json ? `${JSON.stringify(result.data, null, 2)}\n` : result.text.endsWith('\n') || result.text === '' ? result.text : `${result.text}\n`);
-    return result.exitCode ?? 0;
-  } catch (error) {
-    const { code, message } = describeError(error);
-    if (json) io.stdout(`${JSON.stringify({ error: { code, message } }, null, 2)}\n`);
-    else io.stderr(`drover: ${code}: ${message}\n`);
-    return 1;
-  }
 }
 
 /** The stable code and message of any error; unexpected ones become INTERNAL_ERROR. */

@@ -1,88 +1,63 @@
-import type { Command, CommandIo } from './cli.js';
-import { runCommand } from './cli.js';
-import { agentsListCommand } from './commands/agents.js';
-import { auditVerifyCommand } from './commands/audit.js';
-import { enrollTokenCreateCommand } from './commands/enroll-token.js';
-import { keygenCommand } from './commands/keygen.js';
-import { minisignPubkeyCommand, minisignSignCommand, minisignVerifyCommand } from './commands/minisign.js';
-import { managerInitCommand, managerStartCommand } from './commands/manager.js';
-import { releasePublishCommand } from './commands/release-publish.js';
-import {
-  rolloutAbortCommand,
-  rolloutPauseCommand,
-  rolloutPromoteCommand,
-  rolloutResumeCommand,
-  rolloutRollbackCommand,
-  rolloutStartCommand,
-  rolloutStatusCommand,
-  rolloutWatchCommand,
-} from './commands/rollout.js';
-import { releaseSignCommand, releaseVerifyCommand, trustCreateCommand } from './commands/release.js';
+import type { CommandIo } from './cli.js';
+import type { CommandEntry } from './program.js';
+import { runProgram } from './program.js';
 import { PACKAGE_VERSION } from './version.js';
-
-/** Every command the CLI knows, in the order `drover --help` lists them. */
-export const commands: readonly Command[] = [
-  keygenCommand,
-  releaseSignCommand,
-  releaseVerifyCommand,
-  trustCreateCommand,
-  minisignSignCommand,
-  minisignVerifyCommand,
-  minisignPubkeyCommand,
-  auditVerifyCommand,
-  managerInitCommand,
-  managerStartCommand,
-  enrollTokenCreateCommand,
-  releasePublishCommand,
-  agentsListCommand,
-  rolloutStartCommand,
-  rolloutStatusCommand,
-  rolloutWatchCommand,
-  rolloutPauseCommand,
-  rolloutResumeCommand,
-  rolloutAbortCommand,
-  rolloutPromoteCommand,
-  rolloutRollbackCommand,
-];
 
 export const VERSION = PACKAGE_VERSION;
 
-function topLevelHelp(): string {
-  const width = Math.max(...commands.map((c) => c.path.join(' ').length));
-  return [
-    'Usage: drover <command> [options]',
-    '',
-    'drover ships new versions of long-running agents to fleets of Linux hosts, safely.',
-    '',
-    'Commands:',
-    ...commands.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`),
-    '',
-    'Run `drover <command> --help` for a command\'s options. Every command takes --json.',
-    '',
-  ].join('\n');
-}
+// Every command, in the order `drover --help` lists them. A command's module is imported only when
+// that command runs or shows its help (see program.ts): keep heavy imports out of this file.
+export const commands: readonly CommandEntry[] = [
+  { path: ['keygen'], summary: 'Create an Ed25519 signing key: NAME.key (private, 0600), NAME.pub and NAME.minisign.pub.', load: async () => (await import('./commands/keygen.js')).keygenCommand },
+  { path: ['release', 'sign'], summary: 'Sign an artifact into a DSSE release envelope (FILE.release.json).', load: async () => (await import('./commands/release.js')).releaseSignCommand },
+  { path: ['release', 'verify'], summary: 'Verify an artifact against its signed release envelope and a trust policy.', load: async () => (await import('./commands/release.js')).releaseVerifyCommand },
+  { path: ['trust', 'create'], summary: 'Write a trust policy (trust.json) from public keys and a threshold.', load: async () => (await import('./commands/release.js')).trustCreateCommand },
+  { path: ['minisign', 'sign'], summary: 'Sign FILE with a drover key, writing FILE.minisig that `minisign -V` verifies.', load: async () => (await import('./commands/minisign.js')).minisignSignCommand },
+  { path: ['minisign', 'verify'], summary: 'Verify FILE against a minisign signature (from minisign or `drover minisign sign`).', load: async () => (await import('./commands/minisign.js')).minisignVerifyCommand },
+  { path: ['minisign', 'pubkey'], summary: 'Write the minisign public key file of a drover key, for `minisign -V -p`.', load: async () => (await import('./commands/minisign.js')).minisignPubkeyCommand },
+  { path: ['audit', 'verify'], summary: 'Verify a tamper-evident audit log: every record hashed, linked and signed by a trusted key.', load: async () => (await import('./commands/audit.js')).auditVerifyCommand },
+  { path: ['manager', 'init'], summary: 'Create a manager directory: config, keys, admin and deploy tokens, encryption key, a first enrollment token.', load: async () => (await import('./commands/manager.js')).managerInitCommand },
+  { path: ['manager', 'start'], summary: 'Run a manager from its directory until SIGTERM; prints {"event":"manager.listening","url":...} once it listens.', load: async () => (await import('./commands/manager.js')).managerStartCommand },
+  { path: ['enroll-token', 'create'], summary: 'Create an enrollment token with seats and an expiry (printed once; the manager keeps only its hash).', load: async () => (await import('./commands/enroll-token.js')).enrollTokenCreateCommand },
+  { path: ['release', 'publish'], summary: "Publish a signed release to a manager: the envelope (checked against the manager's trust policy), then the artifact.", load: async () => (await import('./commands/release-publish.js')).releasePublishCommand },
+  { path: ['agents', 'list'], summary: 'List the enrolled agents: id, host, platform, versions, last check-in, health.', load: async () => (await import('./commands/agents.js')).agentsListCommand },
+  { path: ['rollout', 'start'], summary: 'Start a deployment of a published release (the deploy API notify, with the deploy token).', load: async () => (await import('./commands/rollout.js')).rolloutStartCommand() },
+  { path: ['rollout', 'status'], summary: 'Show a deployment (default: the active one): phase, counts, failed agents, latest events.', load: async () => (await import('./commands/rollout.js')).rolloutStatusCommand },
+  { path: ['rollout', 'watch'], summary: 'Watch a deployment live until it ends; --json prints each event as a JSON line.', load: async () => (await import('./commands/rollout.js')).rolloutWatchCommand },
+  { path: ['rollout', 'pause'], summary: 'Pause a deployment: no new agent starts; agents updating finish.', load: async () => (await import('./commands/rollout.js')).rolloutActionCommand('pause') },
+  { path: ['rollout', 'resume'], summary: 'Resume a paused deployment.', load: async () => (await import('./commands/rollout.js')).rolloutActionCommand('resume') },
+  { path: ['rollout', 'abort'], summary: 'Abort a deployment: done hosts stay done, queued hosts never start.', load: async () => (await import('./commands/rollout.js')).rolloutActionCommand('abort') },
+  { path: ['rollout', 'promote'], summary: 'Start the next phase (manual strategy), or end a soak early.', load: async () => (await import('./commands/rollout.js')).rolloutActionCommand('promote') },
+  { path: ['rollout', 'rollback'], summary: 'Roll every updated agent back to its previous version with signed rollback commands.', load: async () => (await import('./commands/rollout.js')).rolloutActionCommand('rollback') },
+];
+
+const groups: Record<string, string> = {
+  release: 'Sign, verify and publish releases.',
+  trust: 'Trust policies: the keys a release must be signed by.',
+  minisign: 'minisign-compatible signatures.',
+  audit: "The manager's tamper-evident audit log.",
+  manager: 'Create and run a manager.',
+  'enroll-token': 'Enrollment tokens for new hosts.',
+  agents: 'The enrolled agents.',
+  rollout: 'Start, watch and steer deployments.',
+};
+
+const epilogue = [
+  'Run `drover <command> --help` for a command\'s options. Every command takes --json: the result (or the',
+  'error) as JSON on stdout, with camelCase field names.',
+  '',
+  'Exit codes:',
+  '  0  success',
+  '  1  failure; the stable error code is printed (docs/errors.md)',
+  '  2  usage error (USAGE_ERROR): an unknown command or option, a missing or malformed value',
+].join('\n');
 
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
 export async function main(argv: string[], io: CommandIo): Promise<number> {
-  // The command's words come first (`drover release sign --key K FILE`); the longest match wins.
-  const command = [...commands].sort((a, b) => b.path.length - a.path.length).find((c) => c.path.every((word, i) => argv[i] === word));
-  if (command === undefined) {
-    if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-      io.stdout(topLevelHelp());
-      return argv.length === 0 ? 1 : 0;
-    }
-    if (argv[0] === '--version') {
-      io.stdout(`${VERSION}\n`);
-      return 0;
-    }
-    const words = argv.filter((arg) => !arg.startsWith('-'));
-    const group = commands.filter((c) => c.path[0] === words[0]);
-    const hint = group.length > 0 ? `Did you mean one of: ${group.map((c) => `drover ${c.path.join(' ')}`).join(', ')}?` : 'Run `drover --help` to list the commands.';
-    const json = argv.includes('--json');
-    const message = `Unknown command "${words.join(' ')}". ${hint}`;
-    if (json) io.stdout(`${JSON.stringify({ error: { code: 'USAGE_ERROR', message } }, null, 2)}\n`);
-    else io.stderr(`drover: USAGE_ERROR: ${message}\n`);
-    return 1;
-  }
-  return runCommand(command, argv.slice(command.path.length), io);
+  return runProgram(
+    { name: 'drover', version: VERSION, description: 'drover ships new versions of long-running agents to fleets of Linux hosts, safely.', groups, epilogue },
+    commands,
+    argv,
+    io,
+  );
 }

@@ -193,11 +193,11 @@ describe('drover audit verify', () => {
     expect(errorCode(badSigners.stdout)).toBe('AUDIT_SIGNERS_INVALID');
 
     const noSigners = await drover(['audit', 'verify', '--json', log]);
-    expect(noSigners.code).toBe(1);
+    expect(noSigners.code).toBe(2);
     expect(errorCode(noSigners.stdout)).toBe('USAGE_ERROR');
 
     const directory = await drover(['audit', 'verify', '--signers', at('signers.json'), '--json', dir]);
-    expect(directory.code).toBe(1);
+    expect(directory.code).toBe(2);
     expect(errorCode(directory.stdout)).toBe('USAGE_ERROR');
   });
 });

@@ -44,7 +44,7 @@ describe('drover keygen', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: drover keygen --out DIR');
     const bad = await drover(['keygen', '--bogus']);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('USAGE_ERROR');
   });
 });
@@ -55,7 +55,7 @@ describe('drover option values', () => {
     expect(dashed.code, dashed.stderr).toBe(0);
     expect((await stat(at('-keys/dash.key'))).isFile()).toBe(true);
     const missing = await drover(['keygen', '--out', '--name', 'x', '--json'], { cwd: dir });
-    expect([missing.code, errorCode(missing.stdout)]).toEqual([1, 'USAGE_ERROR']);
+    expect([missing.code, errorCode(missing.stdout)]).toEqual([2, 'USAGE_ERROR']);
     await expect(stat(at('--name'))).rejects.toThrow();
   });
 });
@@ -79,7 +79,16 @@ describe('drover release sign / verify', () => {
     expect(verified.code).toBe(0);
   });
 
-  it('refuses each broken rule with its code and exit 1', async () => {
+  it('takes the old spellings --changelog and --commit as hidden aliases of --changelog-file and --commit-sha', async () => {
+    const signed = await drover(['release', 'sign', '--json', '--key', at('keys/a.key'), '--artifact', 'agent', '--version', '1.2.1', '--platform', 'linux-x64', '--changelog', at('CHANGES'), '--commit', 'abc1234', '--out', at('aliases.json'), at('agent.bin')]);
+    expect(signed.code, signed.stdout).toBe(0);
+    expect((JSON.parse(signed.stdout) as { manifest: unknown }).manifest).toMatchObject({ commitSha: 'abc1234', changelog: 'fix: memory leak\nfeat: new endpoint' });
+    const help = await drover(['release', 'sign', '--help']);
+    expect(help.stdout).toContain('--changelog-file <FILE>');
+    expect(help.stdout).not.toMatch(/--changelog |--commit /);
+  });
+
+  it('refuses each broken rule with its code and exit 1 (2 for a usage error)', async () => {
     const base = ['release', 'verify', '--json'];
     const cases: [string[], string][] = [
       [['--pub', at('keys/stranger.pub'), at('agent.bin')], 'RELEASE_UNTRUSTED_SIGNER'],
@@ -92,7 +101,7 @@ describe('drover release sign / verify', () => {
     ];
     for (const [args, code] of cases) {
       const result = await drover([...base, ...args]);
-      expect({ args, code: result.code, error: errorCode(result.stdout) }).toEqual({ args, code: 1, error: code });
+      expect({ args, code: result.code, error: errorCode(result.stdout) }).toEqual({ args, code: code === 'USAGE_ERROR' ? 2 : 1, error: code });
     }
   });
 
@@ -101,9 +110,10 @@ describe('drover release sign / verify', () => {
     const flipped = Buffer.from(original);
     flipped[1234] = (flipped[1234] ?? 0) ^ 1;
     await writeFile(at('flipped.bin'), flipped);
-    let result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--envelope', at('agent.bin.release.json'), at('flipped.bin')]);
+    let result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--release', at('agent.bin.release.json'), at('flipped.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'ARTIFACT_DIGEST_MISMATCH']);
     await writeFile(at('grown.bin'), Buffer.concat([original, Buffer.from('x')]));
+    // --envelope: the old spelling of --release, kept as a hidden alias.
     result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--envelope', at('agent.bin.release.json'), at('grown.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'ARTIFACT_TOO_LARGE']);
   });
@@ -114,7 +124,7 @@ describe('drover release sign / verify', () => {
     payload.version = '9.9.9';
     envelope.payload = Buffer.from(JSON.stringify(payload)).toString('base64');
     await writeFile(at('tampered.json'), JSON.stringify(envelope));
-    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--envelope', at('tampered.json'), at('agent.bin')]);
+    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--release', at('tampered.json'), at('agent.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'RELEASE_SIGNATURE_INVALID']);
   });
 
@@ -128,14 +138,14 @@ describe('drover release sign / verify', () => {
     broken[5] = (broken[5] ?? 0) ^ 1;
     const edited = { ...envelope, signatures: [a, a, { keyid: b.keyid, sig: broken.toString('base64') }] };
     await writeFile(at('one-broken.json'), JSON.stringify(edited));
-    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--pub', at('keys/b.pub'), '--envelope', at('one-broken.json'), at('agent.bin')]);
+    const result = await drover(['release', 'verify', '--json', '--pub', at('keys/a.pub'), '--pub', at('keys/b.pub'), '--release', at('one-broken.json'), at('agent.bin')]);
     expect(result.code).toBe(0);
     expect((JSON.parse(result.stdout) as { signers: string[] }).signers).toEqual([a.keyid]);
   });
 
   it('refuses a bad duration and a missing key with clear codes, writing nothing', async () => {
     let result = await drover(['release', 'sign', '--json', '--key', at('keys/a.key'), '--artifact', 'agent', '--version', '1.3.0', '--platform', 'linux-x64', '--expires-in', 'forever', '--out', at('never.json'), at('agent.bin')]);
-    expect([result.code, errorCode(result.stdout)]).toEqual([1, 'USAGE_ERROR']);
+    expect([result.code, errorCode(result.stdout)]).toEqual([2, 'USAGE_ERROR']);
     result = await drover(['release', 'sign', '--json', '--key', at('keys/nope.key'), '--artifact', 'agent', '--version', '1.3.0', '--platform', 'linux-x64', '--out', at('never.json'), at('agent.bin')]);
     expect([result.code, errorCode(result.stdout)]).toEqual([1, 'FILE_NOT_FOUND']);
     result = await drover(['release', 'sign', '--json', '--key', at('keys/a.pub'), '--artifact', 'agent', '--version', '1.3.0', '--platform', 'linux-x64', '--out', at('never.json'), at('agent.bin')]);

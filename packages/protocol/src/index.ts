@@ -237,4 +237,3 @@ export type { AuditLogRecord, AuditSignersFile } from './schemas/audit.js';
 export { wireSchemas } from './schemas/wire-schemas.js';
 export { writeFileAtomic, fsyncDirectory, tempPathFor } from './durable-file.js';
 export type { AtomicWriteOptions } from './durable-file.js';
-export { joinDashValues } from './cli-args.js';

@@ -22,14 +22,11 @@ interface AgentPage {
 const PAGE = 500; // agents per request
 
 export const agentsListCommand: Command = {
-  path: ['agents', 'list'],
-  summary: 'List the enrolled agents: id, host, platform, versions, last check-in, health.',
-  usage: 'drover agents list --manager URL [--token-file FILE] [--limit N]',
+  usage: '--manager URL [--token-file FILE] [--limit N]',
   options: {
     ...operatorOptions(),
     limit: { type: 'string', arg: 'N', help: 'List at most N agents (default: all).' },
   },
-  positionals: { min: 0, max: 0 },
   async run({ values, io }) {
     const limitText = optionalString(values, 'limit');
     const limit = limitText === undefined ? Number.POSITIVE_INFINITY : Number(limitText);

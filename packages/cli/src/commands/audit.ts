@@ -47,9 +47,7 @@ async function lastByte(path: string, size: number): Promise<number | undefined>
 }
 
 export const auditVerifyCommand: Command = {
-  path: ['audit', 'verify'],
-  summary: 'Verify a tamper-evident audit log: every record hashed, linked and signed by a trusted key.',
-  usage: 'drover audit verify --signers SIGNERS.json [--allow-empty] LOG',
+  usage: '--signers SIGNERS.json [--allow-empty] LOG',
   description:
     'Prints `VERIFIED <n> records` (exit 0), or `BROKEN at seq <n>: <REASON>: <what is wrong>` for the first\n' +
     'broken record (exit 1). REASON is one of MALFORMED, NOT_CANONICAL, SEQ_OUT_OF_ORDER, PREV_MISMATCH,\n' +
@@ -59,7 +57,7 @@ export const auditVerifyCommand: Command = {
     signers: { type: 'string', arg: 'FILE', help: 'signers.json: {"signers":[{"kid","algorithm":"ed25519","publicKey"}]}.' },
     'allow-empty': { type: 'boolean', help: 'Accept a log with no records (default: an empty log is reported as EMPTY).' },
   },
-  positionals: { min: 1, max: 1 },
+  arguments: ['<LOG>'],
   async run({ values, positionals }) {
     const signers = parseAuditSigners((await readInput(requireString(values, 'signers'), 'Signers file')).toString('utf8'));
     const path = positionals[0] ?? '';

@@ -11,16 +11,13 @@ interface CreatedToken {
 }
 
 export const enrollTokenCreateCommand: Command = {
-  path: ['enroll-token', 'create'],
-  summary: 'Create an enrollment token with seats and an expiry (printed once; the manager keeps only its hash).',
-  usage: 'drover enroll-token create --manager URL [--token-file FILE] [--seats N] [--expires-in 1h] [--note TEXT]',
+  usage: '--manager URL [--token-file FILE] [--seats N] [--expires-in 1h] [--note TEXT]',
   options: {
     ...operatorOptions(),
     seats: { type: 'string', arg: 'N', help: 'How many hosts may enroll with it (default: 1).' },
     'expires-in': { type: 'string', arg: 'DURATION', help: 'How long it stays valid: 30m, 1h, 7d (default: 24h).' },
     note: { type: 'string', arg: 'TEXT', help: 'What it is for; shown in listings and the audit log.' },
   },
-  positionals: { min: 0, max: 0 },
   async run({ values, io }) {
     const seatsText = optionalString(values, 'seats');
     const seats = seatsText === undefined ? undefined : Number(seatsText);

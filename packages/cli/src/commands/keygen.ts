@@ -9,9 +9,7 @@ import { exists, writeFileAtomic } from '../fs-atomic.js';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const keygenCommand: Command = {
-  path: ['keygen'],
-  summary: 'Create an Ed25519 signing key: NAME.key (private, 0600), NAME.pub and NAME.minisign.pub.',
-  usage: 'drover keygen --out DIR [--name NAME] [--force]',
+  usage: '--out DIR [--name NAME] [--force]',
   description:
     'NAME.key is a PKCS#8 PEM private key readable by openssl; keep it secret (a CI secret store, an HSM-backed\n' +
     'file system). NAME.pub (SPKI PEM) goes into trust policies; NAME.minisign.pub verifies with `minisign -V`.',
@@ -20,7 +18,6 @@ export const keygenCommand: Command = {
     name: { type: 'string', arg: 'NAME', help: 'Base name of the key files (default: drover).' },
     force: { type: 'boolean', help: 'Replace key files that already exist.' },
   },
-  positionals: { min: 0, max: 0 },
   async run({ values }) {
     const dir = requireString(values, 'out');
     const name = optionalString(values, 'name') ?? 'drover';

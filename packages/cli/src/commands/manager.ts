@@ -21,9 +21,7 @@ function parseSeats(text: string | undefined): number | undefined {
 }
 
 export const managerInitCommand: Command = {
-  path: ['manager', 'init'],
-  summary: 'Create a manager directory: config, keys, admin and deploy tokens, encryption key, a first enrollment token.',
-  usage: 'drover manager init --dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h]',
+  usage: '--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h]',
   description:
     'Secret files are written 0600 under DIR/keys and DIR/secrets. The enrollment token is printed once and\n' +
     'stored only hashed: hand it to the hosts that should enroll. Without --trust, the manager accepts no\n' +
@@ -36,7 +34,6 @@ export const managerInitCommand: Command = {
     seats: { type: 'string', arg: 'N', help: 'Enrollments the first enrollment token allows (default: 1).' },
     'expires-in': { type: 'string', arg: 'DURATION', help: 'Lifetime of the first enrollment token: 1h, 7d (default: 24h).' },
   },
-  positionals: { min: 0, max: 0 },
   async run({ values, io }) {
     const dir = requireString(values, 'dir');
     const trustPath = optionalString(values, 'trust');
@@ -87,9 +84,7 @@ export const managerInitCommand: Command = {
 };
 
 export const managerStartCommand: Command = {
-  path: ['manager', 'start'],
-  summary: 'Run a manager from its directory until SIGTERM; prints {"event":"manager.listening","url":...} once it listens.',
-  usage: 'drover manager start --dir DIR [--host H] [--port P]',
+  usage: '--dir DIR [--host H] [--port P]',
   description:
     'The encryption key comes from DROVER_ENCRYPTION_KEY (or CIRIS_ENCRYPTION_KEY, or MANAGER_JWT_SECRET with\n' +
     'CIRIS_ENCRYPTION_SALT), else from the key file `drover manager init` wrote. Logs are JSON lines on stdout.\n' +
@@ -99,7 +94,6 @@ export const managerStartCommand: Command = {
     host: { type: 'string', arg: 'H', help: 'Address to listen on (default: from manager.json).' },
     port: { type: 'string', arg: 'P', help: 'Port to listen on; 0 picks a free one (default: from manager.json).' },
   },
-  positionals: { min: 0, max: 0 },
   async run({ values, io }) {
     const dir = requireString(values, 'dir');
     const running = await startManager({ dir, host: optionalString(values, 'host'), port: parsePort(optionalString(values, 'port')), env: io.env });

@@ -22,9 +22,7 @@ import { readInput, writeFileAtomic } from '../fs-atomic.js';
 const SIG_SUFFIX = '.minisig';
 
 export const minisignSignCommand: Command = {
-  path: ['minisign', 'sign'],
-  summary: 'Sign FILE with a drover key, writing FILE.minisig that `minisign -V` verifies.',
-  usage: 'drover minisign sign --key NAME.key [--legacy] [--trusted-comment TEXT] [--untrusted-comment TEXT] [--sig OUT] FILE',
+  usage: '--key NAME.key [--legacy] [--trusted-comment TEXT] [--untrusted-comment TEXT] [--sig OUT] FILE',
   description:
     'The signature is prehashed (BLAKE2b-512, minisign\'s "ED", the default of minisign >= 0.10) and the file is streamed.\n' +
     `--legacy signs the raw file ("Ed") for older verifiers; it holds the file in memory, so it is refused above ${MINISIGN_LEGACY_MAX_BYTES} bytes.\n` +
@@ -37,7 +35,7 @@ export const minisignSignCommand: Command = {
     'untrusted-comment': { type: 'string', arg: 'TEXT', help: 'Unsigned one-line comment (default: signature from drover key <KEYID>).' },
     sig: { type: 'string', arg: 'OUT', help: 'Where to write the signature (default: FILE.minisig).' },
   },
-  positionals: { min: 1, max: 1 },
+  arguments: ['<FILE>'],
   async run({ values, positionals }) {
     const file = positionals[0] ?? '';
     const key = Ed25519PrivateKey.from(await readInput(requireString(values, 'key'), 'Private key'));
@@ -75,9 +73,7 @@ export const minisignSignCommand: Command = {
 };
 
 export const minisignVerifyCommand: Command = {
-  path: ['minisign', 'verify'],
-  summary: 'Verify FILE against a minisign signature (from minisign or `drover minisign sign`).',
-  usage: 'drover minisign verify --pub PUBKEY_FILE [--sig FILE.minisig] [--prehashed-only] FILE',
+  usage: '--pub PUBKEY_FILE [--sig FILE.minisig] [--prehashed-only] FILE',
   description:
     'PUBKEY_FILE is a minisign public key file (minisign -G, `drover minisign pubkey`) or a drover .pub PEM.\n' +
     'Exit 0 and the trusted comment when the file and the trusted comment are both signed by that key; exit 1 and\n' +
@@ -87,7 +83,7 @@ export const minisignVerifyCommand: Command = {
     sig: { type: 'string', arg: 'FILE.minisig', help: 'Signature file (default: FILE.minisig).' },
     'prehashed-only': { type: 'boolean', help: 'Refuse legacy ("Ed") signatures, like `minisign -V -H`.' },
   },
-  positionals: { min: 1, max: 1 },
+  arguments: ['<FILE>'],
   async run({ values, positionals }) {
     const file = positionals[0] ?? '';
     const publicKey = readPublicKey(await readInput(requireString(values, 'pub'), 'Public key'));
@@ -110,16 +106,13 @@ export const minisignVerifyCommand: Command = {
 };
 
 export const minisignPubkeyCommand: Command = {
-  path: ['minisign', 'pubkey'],
-  summary: 'Write the minisign public key file of a drover key, for `minisign -V -p`.',
-  usage: 'drover minisign pubkey (--pub NAME.pub | --key NAME.key) [--out NAME.minisign.pub]',
+  usage: '(--pub NAME.pub | --key NAME.key) [--out NAME.minisign.pub]',
   description: 'Prints the key to stdout unless --out is given. The key id is the first 8 bytes of SHA-256 of the public key.',
   options: {
     pub: { type: 'string', arg: 'NAME.pub', help: 'drover public key PEM.' },
     key: { type: 'string', arg: 'NAME.key', help: 'drover private key PEM (only its public half is written).' },
     out: { type: 'string', arg: 'FILE', help: 'Write the minisign public key here (replaced atomically).' },
   },
-  positionals: { min: 0, max: 0 },
   async run({ values }) {
     const pubPath = optionalString(values, 'pub');
     const keyPath = optionalString(values, 'key');

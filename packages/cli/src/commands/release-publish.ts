@@ -15,15 +15,13 @@ interface PublishAnswer {
 }
 
 export const releasePublishCommand: Command = {
-  path: ['release', 'publish'],
-  summary: "Publish a signed release to a manager: the envelope (checked against the manager's trust policy), then the artifact.",
-  usage: 'drover release publish --manager URL [--token-file FILE] FILE [FILE.release.json]',
+  usage: '--manager URL [--token-file FILE] FILE [FILE.release.json]',
   description:
     'Two steps: POST /v1/releases with the envelope, then the artifact streamed as the raw body of a PUT to the\n' +
     'upload URL the manager answers with (skipped when the manager already holds those bytes). The manager keeps\n' +
     'the bytes only if their size and SHA-256 match the signed manifest. Token: DROVER_DEPLOY_TOKEN (else DROVER_ADMIN_TOKEN) or --token-file.',
   options: operatorOptions('deploy-or-admin'),
-  positionals: { min: 1, max: 2 },
+  arguments: ['<FILE>', '[ENVELOPE]'],
   async run({ values, positionals, io }) {
     const file = positionals[0] ?? '';
     const envelopePath = positionals[1] ?? `${file}.release.json`;

@@ -41,9 +41,7 @@ async function hashFile(path: string): Promise<{ size: number; sha256: string }>
 }
 
 export const releaseSignCommand: Command = {
-  path: ['release', 'sign'],
-  summary: 'Sign an artifact into a DSSE release envelope (FILE.release.json).',
-  usage: 'drover release sign --key KEY [--key KEY2 ...] --artifact A --version V --platform P [--channel C] [--expires-in 90d] [--changelog-file F] FILE',
+  usage: '--key KEY [--key KEY2 ...] --artifact A --version V --platform P [--channel C] [--expires-in 90d] [--changelog-file FILE] [--commit-sha SHA] FILE',
   description: 'Pass several --key options to sign with several keys (a threshold policy, or a key rotation overlap).',
   options: {
     key: { type: 'string', multiple: true, arg: 'KEY', help: 'Private key file (PKCS#8 PEM from `drover keygen`).' },
@@ -52,12 +50,12 @@ export const releaseSignCommand: Command = {
     platform: { type: 'string', arg: 'P', help: 'Target platform, e.g. linux-x64.' },
     channel: { type: 'string', arg: 'C', help: 'Release channel (default: stable).' },
     'expires-in': { type: 'string', arg: 'DURATION', help: 'How long the release stays installable: 90d, 12h, 30m (default: 90d).' },
-    'changelog-file': { type: 'string', arg: 'F', help: 'Release notes, one entry a line.' },
-    'commit-sha': { type: 'string', arg: 'SHA', help: 'The commit the artifact was built from.' },
+    'changelog-file': { type: 'string', arg: 'FILE', aliases: ['changelog'], help: 'Release notes, one entry a line.' },
+    'commit-sha': { type: 'string', arg: 'SHA', aliases: ['commit'], help: 'The commit the artifact was built from.' },
     'min-daemon-version': { type: 'string', arg: 'V', help: 'Lowest droverd version that may install this release.' },
     out: { type: 'string', arg: 'PATH', help: 'Where to write the envelope (default: FILE.release.json).' },
   },
-  positionals: { min: 1, max: 1 },
+  arguments: ['<FILE>'],
   async run({ values, positionals }) {
     const file = positionals[0] ?? '';
     const keyPaths = stringList(values, 'key');
@@ -131,24 +129,22 @@ function parseThreshold(text: string): number {
 }
 
 export const releaseVerifyCommand: Command = {
-  path: ['release', 'verify'],
-  summary: 'Verify an artifact against its signed release envelope and a trust policy.',
-  usage: 'drover release verify (--trust TRUST.json | --pub NAME.pub ...) [--envelope E] [--platform P] [--artifact A] [--running-version V] FILE',
+  usage: '(--trust TRUST.json | --pub NAME.pub ...) [--release FILE.release.json] [--platform P] [--artifact A] [--running-version V] FILE',
   description: 'Checks the signatures (threshold), artifact, platform, expiry and, with --running-version, that the release is an upgrade;\nthen streams FILE, reading at most size + 1 bytes, and checks its size and SHA-256.',
   options: {
     trust: { type: 'string', arg: 'TRUST.json', help: 'Trust policy: keys and the number of them that must sign.' },
     pub: { type: 'string', multiple: true, arg: 'NAME.pub', help: 'A trusted public key (instead of --trust).' },
     threshold: { type: 'string', arg: 'K', help: 'With --pub: how many of the keys must sign (default: 1).' },
-    envelope: { type: 'string', arg: 'E', help: 'The envelope (default: FILE.release.json).' },
+    release: { type: 'string', arg: 'FILE.release.json', aliases: ['envelope'], help: 'The signed release envelope (default: FILE.release.json).' },
     platform: { type: 'string', arg: 'P', help: 'Refuse unless the release is for this platform.' },
     artifact: { type: 'string', arg: 'A', help: 'Refuse unless the release is of this artifact.' },
     'running-version': { type: 'string', arg: 'V', help: 'Refuse unless the release is above this version.' },
   },
-  positionals: { min: 1, max: 1 },
+  arguments: ['<FILE>'],
   async run({ values, positionals }) {
     const file = positionals[0] ?? '';
     const policy = await loadPolicy(optionalString(values, 'trust'), stringList(values, 'pub'), optionalString(values, 'threshold'));
-    const envelopePath = optionalString(values, 'envelope') ?? `${file}.release.json`;
+    const envelopePath = optionalString(values, 'release') ?? `${file}.release.json`;
     const envelope = parseEnvelope(await readInput(envelopePath, 'Release envelope'));
     // Without --artifact/--platform, the release's own claims are used: the signature still binds
     // them, and the output says what was verified.
@@ -174,15 +170,12 @@ export const releaseVerifyCommand: Command = {
 };
 
 export const trustCreateCommand: Command = {
-  path: ['trust', 'create'],
-  summary: 'Write a trust policy (trust.json) from public keys and a threshold.',
-  usage: 'drover trust create --pub NAME.pub [--pub ...] [--threshold K] --out TRUST.json',
+  usage: '--pub NAME.pub [--pub ...] [--threshold K] --out TRUST.json',
   options: {
     pub: { type: 'string', multiple: true, arg: 'NAME.pub', help: 'A public key to trust.' },
     threshold: { type: 'string', arg: 'K', help: 'How many distinct trusted keys must sign a release (default: 1).' },
     out: { type: 'string', arg: 'TRUST.json', help: 'Where to write the policy.' },
   },
-  positionals: { min: 0, max: 0 },
   async run({ values }) {
     const pubPaths = stringList(values, 'pub');
     if (pubPaths.length === 0) throw new CliError('USAGE_ERROR', '--pub is required (repeat it for several keys).');

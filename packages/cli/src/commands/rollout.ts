@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Command, OptionValues } from '../cli.js';
+import type { Command, CommandInput, CommandResult, OptionValues } from '../cli.js';
 import { optionalString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
+import { camelCaseKeys } from '../json-case.js';
 import { operatorClient, operatorOptions } from '../operator.js';
 
 // `drover rollout ...`: start a deployment through the deploy API (CIRIS's notify), see it, steer
@@ -54,71 +55,80 @@ function number(values: OptionValues, name: string, min: number, max: number): n
   return value;
 }
 
-export const rolloutStartCommand: Command = {
-  path: ['rollout', 'start'],
-  summary: 'Start a deployment of a published release (the deploy API notify, with the deploy token).',
-  usage: 'drover rollout start --manager URL --version V [--strategy canary|immediate|manual] [options]',
-  description: 'The token comes from $DROVER_DEPLOY_TOKEN (else $DROVER_ADMIN_TOKEN) or --token-file.',
-  options: {
-    ...operatorOptions('deploy-or-admin'),
-    version: { type: 'string', arg: 'V', help: 'The version to roll out (published for the daemons\' platforms).' },
-    artifact: { type: 'string', arg: 'agent|daemon', help: 'The artifact (default agent).' },
-    strategy: { type: 'string', arg: 'S', help: 'canary (default), immediate or manual.' },
-    release: { type: 'string', arg: 'FILE', help: 'A signed release envelope (FILE.release.json) to register and roll out.' },
-    changelog: { type: 'string', arg: 'FILE', help: 'Release notes, one entry a line (shown to agents in the shutdown reason).' },
-    commit: { type: 'string', arg: 'SHA', help: 'The commit the release was built from.' },
-    supersede: { type: 'boolean', help: 'Replace an active deployment of the artifact instead of failing with DEPLOYMENT_ACTIVE.' },
-    percentages: { type: 'string', arg: 'LIST', help: 'Cumulative canary shares, e.g. 10,30,100 (default).' },
-    'max-in-flight': { type: 'string', arg: 'N', help: 'Agents updating at once.' },
-    'soak-seconds': { type: 'string', arg: 'S', help: 'Wait after each passed gate.' },
-    'health-grace-seconds': { type: 'string', arg: 'S', help: 'Healthy time on the new version before an agent counts as updated.' },
-    'min-healthy-ratio': { type: 'string', arg: 'R', help: 'Share (0..1) of a phase that must succeed.' },
-    'max-failures': { type: 'string', arg: 'N', help: 'Failures a phase may have.' },
-    'deferral-window-seconds': { type: 'string', arg: 'S', help: 'How long a busy agent may defer.' },
-    'no-auto-rollback': { type: 'boolean', help: 'Do not roll back the agents of a phase whose gate failed.' },
-  },
-  positionals: { min: 0, max: 0 },
-  async run({ values, io }) {
-    const client = await operatorClient(values, io, 'deploy-or-admin');
-    const body: Record<string, unknown> = { source: 'drover-cli' };
-    const version = optionalString(values, 'version');
-    if (version !== undefined) body['version'] = version;
-    const releaseFile = optionalString(values, 'release');
-    if (releaseFile !== undefined) body['release'] = JSON.parse((await readInput(releaseFile, 'Release file')).toString('utf8')) as unknown;
-    if (version === undefined && releaseFile === undefined) throw new CliError('USAGE_ERROR', 'Name what to roll out: --version V (or --release FILE).');
-    const artifact = optionalString(values, 'artifact');
-    if (artifact !== undefined) body['artifact'] = artifact;
-    const strategy = optionalString(values, 'strategy');
-    if (strategy !== undefined) {
-      if (!['canary', 'immediate', 'manual'].includes(strategy)) throw new CliError('USAGE_ERROR', `--strategy is canary, immediate or manual; got "${strategy}".`);
-      body['strategy'] = strategy;
-    }
-    const changelog = optionalString(values, 'changelog');
-    if (changelog !== undefined) body['changelog'] = (await readInput(changelog, 'Changelog file')).toString('utf8');
-    const commit = optionalString(values, 'commit');
-    if (commit !== undefined) body['commit_sha'] = commit;
-    if (values['supersede'] === true) body['supersede'] = true;
-    const rollout: Record<string, unknown> = {};
-    const percentages = optionalString(values, 'percentages');
-    if (percentages !== undefined) rollout['percentages'] = percentages.split(',').map((p) => Number(p.trim()));
-    const numeric: [string, string, number, number][] = [
-      ['max-in-flight', 'maxInFlight', 1, 1_000_000],
-      ['soak-seconds', 'soakSeconds', 0, 30 * 86400],
-      ['health-grace-seconds', 'healthGraceSeconds', 0, 86400],
-      ['min-healthy-ratio', 'minHealthyRatio', 0, 1],
-      ['max-failures', 'maxFailures', 0, 1_000_000],
-      ['deferral-window-seconds', 'deferralWindowSeconds', 0, 30 * 86400],
-    ];
-    for (const [flag, key, min, max] of numeric) {
-      const value = number(values, flag, min, max);
-      if (value !== undefined) rollout[key] = value;
-    }
-    if (values['no-auto-rollback'] === true) rollout['autoRollback'] = false;
-    if (Object.keys(rollout).length > 0) body['metadata'] = { rollout };
-    const answer = (await client.json({ method: 'POST', path: '/manager/v1/updates/notify', json: body, retry: false })) as { deployment_id: string; status: string; message: string; agents_affected: number };
-    return { data: answer, text: `STARTED ${answer.deployment_id} (${answer.status}): ${answer.message}\nWatch it with: drover rollout watch ${answer.deployment_id}` };
-  },
-};
+/**
+ * `rollout start`. Its --help shows the manager's default for each rollout option, so its module
+ * loads @drover/manager (where the defaults live) when this command is used, and only then.
+ */
+export async function rolloutStartCommand(): Promise<Command> {
+  const { defaultRolloutOptions: d } = await import('@drover/manager');
+  // The CLI sends only the options given, so the manager's own defaults (manager.json settings.rollout) still apply.
+  return {
+    usage: '--manager URL --version V [--strategy canary|immediate|manual] [options]',
+    description:
+      'The token comes from $DROVER_DEPLOY_TOKEN (else $DROVER_ADMIN_TOKEN) or --token-file. A rollout option left out is\n' +
+      "the manager's to choose: the defaults of its manager.json (`settings.rollout`), else the ones shown.",
+    options: {
+      ...operatorOptions('deploy-or-admin'),
+      version: { type: 'string', arg: 'V', help: 'The version to roll out (published for the daemons\' platforms).' },
+      artifact: { type: 'string', arg: 'agent|daemon', help: 'The artifact (default: agent).' },
+      strategy: { type: 'string', arg: 'S', help: 'canary, immediate or manual (default: canary).' },
+      release: { type: 'string', arg: 'FILE', help: 'A signed release envelope (FILE.release.json) to register and roll out.' },
+      'changelog-file': { type: 'string', arg: 'FILE', aliases: ['changelog'], help: 'Release notes, one entry a line (shown to agents in the shutdown reason).' },
+      'commit-sha': { type: 'string', arg: 'SHA', aliases: ['commit'], help: 'The commit the release was built from.' },
+      supersede: { type: 'boolean', help: 'Replace an active deployment of the artifact instead of failing with DEPLOYMENT_ACTIVE.' },
+      percentages: { type: 'string', arg: 'LIST', help: `Cumulative canary shares in percent (default: ${d.percentages.join(',')}).` },
+      'max-in-flight': { type: 'string', arg: 'N', help: `Agents updating at once (default: ${String(d.maxInFlight)}).` },
+      'soak-seconds': { type: 'string', arg: 'S', help: `Seconds to wait after each passed gate (default: ${String(d.soakSeconds)}).` },
+      'health-grace-seconds': { type: 'string', arg: 'S', help: `Seconds healthy on the new version before an agent counts as updated (default: ${String(d.healthGraceSeconds)}).` },
+      'min-healthy-ratio': { type: 'string', arg: 'R', help: `Share (0..1) of a phase that must succeed (default: ${String(d.minHealthyRatio)}).` },
+      'max-failures': { type: 'string', arg: 'N', help: `Failures a phase may have (default: ${String(d.maxFailures)}).` },
+      'deferral-window-seconds': { type: 'string', arg: 'S', help: `Seconds a busy agent may keep deferring (default: ${String(d.deferralWindowSeconds)}).` },
+      'no-auto-rollback': { type: 'boolean', help: `Do not roll back the agents of a phase whose gate failed (default: ${d.autoRollback ? 'roll them back' : 'leave them'}).` },
+    },
+    run: startRollout,
+  };
+}
+
+async function startRollout({ values, io }: CommandInput): Promise<CommandResult> {
+  const client = await operatorClient(values, io, 'deploy-or-admin');
+  const body: Record<string, unknown> = { source: 'drover-cli' };
+  const version = optionalString(values, 'version');
+  if (version !== undefined) body['version'] = version;
+  const releaseFile = optionalString(values, 'release');
+  if (releaseFile !== undefined) body['release'] = JSON.parse((await readInput(releaseFile, 'Release file')).toString('utf8')) as unknown;
+  if (version === undefined && releaseFile === undefined) throw new CliError('USAGE_ERROR', 'Name what to roll out: --version V (or --release FILE).');
+  const artifact = optionalString(values, 'artifact');
+  if (artifact !== undefined) body['artifact'] = artifact;
+  const strategy = optionalString(values, 'strategy');
+  if (strategy !== undefined) {
+    if (!['canary', 'immediate', 'manual'].includes(strategy)) throw new CliError('USAGE_ERROR', `--strategy is canary, immediate or manual; got "${strategy}".`);
+    body['strategy'] = strategy;
+  }
+  const changelog = optionalString(values, 'changelog-file');
+  if (changelog !== undefined) body['changelog'] = (await readInput(changelog, 'Changelog file')).toString('utf8');
+  const commit = optionalString(values, 'commit-sha');
+  if (commit !== undefined) body['commit_sha'] = commit;
+  if (values['supersede'] === true) body['supersede'] = true;
+  const rollout: Record<string, unknown> = {};
+  const percentages = optionalString(values, 'percentages');
+  if (percentages !== undefined) rollout['percentages'] = percentages.split(',').map((p) => Number(p.trim()));
+  const numeric: [string, string, number, number][] = [
+    ['max-in-flight', 'maxInFlight', 1, 1_000_000],
+    ['soak-seconds', 'soakSeconds', 0, 30 * 86400],
+    ['health-grace-seconds', 'healthGraceSeconds', 0, 86400],
+    ['min-healthy-ratio', 'minHealthyRatio', 0, 1],
+    ['max-failures', 'maxFailures', 0, 1_000_000],
+    ['deferral-window-seconds', 'deferralWindowSeconds', 0, 30 * 86400],
+  ];
+  for (const [flag, key, min, max] of numeric) {
+    const value = number(values, flag, min, max);
+    if (value !== undefined) rollout[key] = value;
+  }
+  if (values['no-auto-rollback'] === true) rollout['autoRollback'] = false;
+  if (Object.keys(rollout).length > 0) body['metadata'] = { rollout };
+  const answer = (await client.json({ method: 'POST', path: '/manager/v1/updates/notify', json: body, retry: false })) as { deployment_id: string; status: string; message: string; agents_affected: number };
+  return { data: camelCaseKeys(answer), text: `STARTED ${answer.deployment_id} (${answer.status}): ${answer.message}\nWatch it with: drover rollout watch ${answer.deployment_id}` };
+}
 
 function statusText(s: StatusAnswer): string {
   const byState = new Map<string, number>();
@@ -136,16 +146,14 @@ function statusText(s: StatusAnswer): string {
 }
 
 export const rolloutStatusCommand: Command = {
-  path: ['rollout', 'status'],
-  summary: 'Show a deployment (default: the active one): phase, counts, failed agents, latest events.',
-  usage: 'drover rollout status [DEPLOYMENT_ID] --manager URL',
+  usage: '[DEPLOYMENT_ID] --manager URL',
   options: operatorOptions('admin-or-deploy'),
-  positionals: { min: 0, max: 1 },
+  arguments: ['[DEPLOYMENT_ID]'],
   async run({ values, positionals, io }) {
     const client = await operatorClient(values, io, 'admin-or-deploy');
     const id = positionals[0];
     const status = (await client.json({ method: 'GET', path: `/manager/v1/updates/status${id === undefined ? '' : `?deployment_id=${encodeURIComponent(id)}`}` })) as StatusAnswer | null;
-    return { data: status, text: status === null ? 'No deployment is active.' : statusText(status) };
+    return { data: camelCaseKeys(status), text: status === null ? 'No deployment is active.' : statusText(status) };
   },
 };
 
@@ -197,11 +205,9 @@ export function sseParser(onEvent: (type: string, data: string, id: string | und
 }
 
 export const rolloutWatchCommand: Command = {
-  path: ['rollout', 'watch'],
-  summary: 'Watch a deployment live until it ends; --json prints each event as a JSON line.',
-  usage: 'drover rollout watch [DEPLOYMENT_ID] --manager URL [--json]',
+  usage: '[DEPLOYMENT_ID] --manager URL [--json]',
   options: operatorOptions('admin-or-deploy'),
-  positionals: { min: 0, max: 1 },
+  arguments: ['[DEPLOYMENT_ID]'],
   async run({ values, positionals, io, json }) {
     const client = await operatorClient(values, io, 'admin-or-deploy');
     const id = positionals[0];
@@ -212,7 +218,7 @@ export const rolloutWatchCommand: Command = {
     const parse = sseParser((type, data, eventId) => {
       if (eventId !== undefined) lastEventId = eventId;
       const value = JSON.parse(data) as Record<string, unknown>;
-      if (json) io.stdout(`${JSON.stringify({ type, ...value })}\n`);
+      if (json) io.stdout(`${JSON.stringify(camelCaseKeys({ type, ...value }))}\n`);
       if (type === 'deployment') events.push(value as unknown as (typeof events)[number]);
       if (type === 'status') {
         last = value as unknown as Summary;
@@ -233,29 +239,22 @@ export const rolloutWatchCommand: Command = {
       if (attempt >= WATCH_RECONNECTS) break;
       await sleep(WATCH_RECONNECT_MS);
     }
-    return { data: last ?? null, text: last === undefined ? 'The stream ended.' : `deployment ${last.deployment_id} ended: ${last.status}`, exitCode: last !== undefined && last.status !== 'completed' ? 1 : 0 };
+    return { data: camelCaseKeys(last ?? null), text: last === undefined ? 'The stream ended.' : `deployment ${last.deployment_id} ended: ${last.status}`, exitCode: last !== undefined && last.status !== 'completed' ? 1 : 0 };
   },
 };
 
-function actionCommand(action: 'pause' | 'resume' | 'abort' | 'promote' | 'rollback', summary: string): Command {
+/** `rollout pause|resume|abort|promote|rollback DEPLOYMENT_ID`: one operator action on a deployment. */
+export function rolloutActionCommand(action: 'pause' | 'resume' | 'abort' | 'promote' | 'rollback'): Command {
   return {
-    path: ['rollout', action],
-    summary,
-    usage: `drover rollout ${action} DEPLOYMENT_ID --manager URL [--reason TEXT]`,
+    usage: 'DEPLOYMENT_ID --manager URL [--reason TEXT]',
     options: { ...operatorOptions(), reason: { type: 'string', arg: 'TEXT', help: 'Recorded in the audit log and the deployment events.' } },
-    positionals: { min: 1, max: 1 },
+    arguments: ['<DEPLOYMENT_ID>'],
     async run({ values, positionals, io }) {
       const client = await operatorClient(values, io);
       const id = positionals[0] ?? '';
       const reason = optionalString(values, 'reason');
       const status = (await client.json({ method: 'POST', path: `/manager/v1/updates/${encodeURIComponent(id)}/${action}`, json: reason === undefined ? {} : { reason }, retry: false })) as StatusAnswer;
-      return { data: status, text: `${action.toUpperCase()} ${id}: ${status.status}\n${status.message}` };
+      return { data: camelCaseKeys(status), text: `${action.toUpperCase()} ${id}: ${status.status}\n${status.message}` };
     },
   };
 }
-
-export const rolloutPauseCommand = actionCommand('pause', 'Pause a deployment: no new agent starts; agents updating finish.');
-export const rolloutResumeCommand = actionCommand('resume', 'Resume a paused deployment.');
-export const rolloutAbortCommand = actionCommand('abort', 'Abort a deployment: done hosts stay done, queued hosts never start.');
-export const rolloutPromoteCommand = actionCommand('promote', 'Start the next phase (manual strategy), or end a soak early.');
-export const rolloutRollbackCommand = actionCommand('rollback', 'Roll every updated agent back to its previous version with signed rollback commands.');
