@@ -145,7 +145,8 @@ export async function runCli(commands: readonly CliCommand[], argv: string[], io
   let exitCode: number = exitCodes.ok;
   for (const command of commands) {
     const sub = program.command(command.name).summary(command.summary).usage(command.usage);
-    sub.description(command.description === undefined ? command.summary : `${command.summary}\n\n${command.description}`);
+    // A description is written hard-wrapped in the source; commander wraps it again to the terminal's width.
+    sub.description(command.description === undefined ? command.summary : `${command.summary}\n\n${command.description.replace(/(?<!\n)\n(?!\n)/g, ' ')}`);
     const options = new Map<string, Option>();
     for (const [name, spec] of Object.entries({ ...command.options, ...commonOptions })) {
       const option = new Option(`--${name}${spec.type === 'string' ? ` <${spec.arg ?? 'VALUE'}>` : ''}`, spec.help);

@@ -199,7 +199,8 @@ export async function runProgram(info: ProgramInfo, entries: readonly CommandEnt
     }
     const options = addOptions(leaf, { ...command.options, ...commonOptions });
     for (const argument of command.arguments ?? []) leaf.argument(argument);
-    leaf.usage(command.usage).description(command.description === undefined ? entry.summary : `${entry.summary}\n\n${command.description}`);
+    // A description is written hard-wrapped in the source; commander wraps it again to the terminal's width.
+    leaf.usage(command.usage).description(command.description === undefined ? entry.summary : `${entry.summary}\n\n${command.description.replace(/(?<!\n)\n(?!\n)/g, ' ')}`);
     leaf.action(async () => {
       exitCode = await runAction(command, { values: givenValues(leaf, options, command.options), positionals: leaf.args, io, json: leaf.getOptionValue('json') === true });
     });
