@@ -6,7 +6,9 @@ const source = (path: string): string => fileURLToPath(new URL(path, import.meta
 export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources; the CLI and daemon tests spawn the built output.
+    // A subpath comes before its package: '@drover/protocol' would also match '@drover/protocol/internal'.
     alias: {
+      '@drover/protocol/internal': source('./packages/protocol/src/internal.ts'),
       '@drover/protocol': source('./packages/protocol/src/index.ts'),
       '@drover/http': source('./packages/http/src/index.ts'),
       '@drover/agent': source('./packages/agent/src/index.ts'),

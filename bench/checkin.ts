@@ -20,7 +20,8 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { Ed25519PrivateKey, ed25519AuditSigner, generateFernetKey } from '../packages/protocol/src/index.js';
+import { Ed25519PrivateKey, ed25519AuditSigner } from '../packages/protocol/src/index.js';
+import { generateFernetKey } from '../packages/protocol/src/internal.js';
 import { createManager, createManagerLogger, hashSecret, newSecret } from '../packages/manager/src/index.js';
 
 interface Agent {

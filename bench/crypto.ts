@@ -12,19 +12,22 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Ed25519PrivateKey, nativeEd25519, tweetnaclEd25519 } from '../packages/protocol/src/index.js';
+import { Ed25519PrivateKey } from '../packages/protocol/src/index.js';
 import type { Ed25519Implementation } from '../packages/protocol/src/index.js';
+import { nativeEd25519, tweetnaclEd25519 } from '../packages/protocol/src/internal.js';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' } } });
 
 const STREAM_CHUNK = 1024 * 1024; // bytes read per chunk while streaming
 const builtProtocol = fileURLToPath(new URL('../packages/protocol/dist/index.js', import.meta.url));
+const builtProtocolInternal = fileURLToPath(new URL('../packages/protocol/dist/internal.js', import.meta.url));
 
 // The verification runs in a child on the BUILT package under plain node, as the daemon runs it,
 // so that its peak RSS is the verifier's and not this script's or tsx's.
 const STREAM_CHILD = `
-const [path, size, sha256, protocol] = process.argv.slice(1);
-const { readFileChunks, verifyArtifactStream } = await import(protocol);
+const [path, size, sha256, protocol, protocolInternal] = process.argv.slice(1);
+const { verifyArtifactStream } = await import(protocol);
+const { readFileChunks } = await import(protocolInternal);
 const start = process.hrtime.bigint();
 await verifyArtifactStream(readFileChunks(path, { limit: Number(size) + 1 }), { size: Number(size), sha256 });
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -89,7 +92,7 @@ async function main(): Promise<void> {
 
     const drover = best(
       [1, 2, 3].map(() => {
-        const child = spawnSync(process.execPath, ['--input-type=module', '-e', STREAM_CHILD, file, String(size), sha256, builtProtocol], { encoding: 'utf8' });
+        const child = spawnSync(process.execPath, ['--input-type=module', '-e', STREAM_CHILD, file, String(size), sha256, builtProtocol, builtProtocolInternal], { encoding: 'utf8' });
         if (child.status !== 0) throw new Error(`stream child failed: ${child.stderr}`);
         return JSON.parse(child.stdout) as { seconds: number; maxRssBytes: number };
       }),

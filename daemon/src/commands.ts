@@ -1,4 +1,5 @@
-import { CommandStubSchema, UpdateCommandSchema, describeProblems, matchesSchema, schemaProblems } from '@drover/protocol';
+import { CommandStubSchema, UpdateCommandSchema, matchesSchema, schemaProblems } from '@drover/protocol';
+import { describeProblems } from '@drover/protocol/internal';
 import type { CommandResult } from '@drover/protocol';
 import type { Failpoints } from './failpoints.js';
 import type { Journal } from './journal.js';

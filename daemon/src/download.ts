@@ -1,7 +1,8 @@
 import { open, rm } from 'node:fs/promises';
 import { HttpError, deadlineSignal, header, isRetryableStatus } from '@drover/http';
 import type { HttpClient } from '@drover/http';
-import { ArtifactVerifier, ReleaseError, readFileChunks } from '@drover/protocol';
+import { ArtifactVerifier, ReleaseError } from '@drover/protocol';
+import { readFileChunks } from '@drover/protocol/internal';
 import { limits } from './config.js';
 import { DaemonError } from './errors.js';
 import type { Logger } from './logger.js';

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { EnrollResponseSchema, Ed25519PublicKey, describeProblems, schemaProblems } from '@drover/protocol';
+import { EnrollResponseSchema, Ed25519PublicKey, schemaProblems } from '@drover/protocol';
+import { describeProblems } from '@drover/protocol/internal';
 import type { EnrollRequest, Inventory, ManagerKey } from '@drover/protocol';
 import { endpoint } from '@drover/http';
 import type { HttpClient } from '@drover/http';

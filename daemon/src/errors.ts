@@ -1,4 +1,5 @@
-import { DroverError, brandError } from '@drover/protocol';
+import { DroverError } from '@drover/protocol';
+import { brandError } from '@drover/protocol/internal';
 
 /**
  * Codes droverd raises itself (listed under "droverd" in docs/errors.md). Refusals by the protocol

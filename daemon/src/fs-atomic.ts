@@ -1,5 +1,5 @@
 import { lstat, mkdir, open } from 'node:fs/promises';
-import { fsyncDirectory, writeFileAtomic } from '@drover/protocol';
+import { fsyncDirectory, writeFileAtomic } from '@drover/protocol/internal';
 
 // The daemon's file helpers. Durable writes are protocol's one implementation (temp + fsync +
 // rename + directory fsync, docs/decisions/0003): a reader of journal.json, credentials.json or

@@ -1,6 +1,7 @@
 import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { RELEASE_PAYLOAD_TYPE, readFileChunks, verifyArtifactStream, verifyEnvelope } from '@drover/protocol';
+import { RELEASE_PAYLOAD_TYPE, verifyArtifactStream, verifyEnvelope } from '@drover/protocol';
+import { readFileChunks } from '@drover/protocol/internal';
 import type { DsseEnvelope, ReleasePayload, TrustPolicy } from '@drover/protocol';
 import { DaemonError } from './errors.js';
 import { ensureDir, fsyncDir, pathExists, readJsonFile, writeJsonAtomic } from './fs-atomic.js';

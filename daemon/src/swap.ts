@@ -1,6 +1,6 @@
 import { readlink, rename, rm, symlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fsyncDirectory, tempPathFor } from '@drover/protocol';
+import { fsyncDirectory, tempPathFor } from '@drover/protocol/internal';
 
 // The swap: `current/<artifact>` is a symlink, replaced by rename(2) of a fresh symlink over it.
 // rename is atomic, so at every instant the link names the old release or the new one, never

@@ -1,14 +1,6 @@
 import { rm } from 'node:fs/promises';
-import {
-  NonceError,
-  ReleaseError,
-  formatShutdownReason,
-  isBelow,
-  readFileChunks,
-  verifyArtifactStream,
-  verifyNonce,
-  verifyRelease,
-} from '@drover/protocol';
+import { NonceError, ReleaseError, formatShutdownReason, isBelow, verifyArtifactStream, verifyNonce, verifyRelease } from '@drover/protocol';
+import { readFileChunks } from '@drover/protocol/internal';
 import type { HttpClient } from '@drover/http';
 import type { CommandOutcome, CommandResult, UpdateStep } from '@drover/protocol';
 import type { AgentClient } from './agent-client.js';

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { skipWhenMissing } from '../helpers/interop.js';
-import { Fernet, SecretError, deriveCirisEncryptionKey, generateFernetKey } from '@drover/protocol';
+import { SecretError } from '@drover/protocol';
+import { Fernet, deriveCirisEncryptionKey, generateFernetKey } from '@drover/protocol/internal';
 
 const PYTHON_SCRIPT = String.raw`
 import base64, json, sys

@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ed25519PrivateKey, Ed25519PublicKey, nativeEd25519, tweetnaclEd25519 } from '@drover/protocol';
+import { Ed25519PrivateKey, Ed25519PublicKey } from '@drover/protocol';
+import { nativeEd25519, tweetnaclEd25519 } from '@drover/protocol/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWhenMissing } from '../helpers/interop.js';
 

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { parseEnvelope, parseVersion, readFileChunks, verifyArtifactStream, verifyRelease } from '@drover/protocol';
+import { parseEnvelope, parseVersion, verifyArtifactStream, verifyRelease } from '@drover/protocol';
+import { readFileChunks } from '@drover/protocol/internal';
 import { DaemonError } from '../errors.js';
 import { acquireStateLock } from '../lock.js';
 import { ReleaseStore } from '../release-store.js';

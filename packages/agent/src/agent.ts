@@ -1,4 +1,4 @@
-import { sanitizeReason } from '@drover/protocol';
+import { sanitizeReason } from '@drover/protocol/internal';
 import { limits, HEALTH_PATH, SHUTDOWN_PATH } from './config.js';
 import { CriticalSections } from './critical-sections.js';
 import { AgentError } from './errors.js';

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { sanitizeReason } from '@drover/protocol';
+import { sanitizeReason } from '@drover/protocol/internal';
 import { limits } from './config.js';
 import { AgentError } from './errors.js';
 

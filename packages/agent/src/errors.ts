@@ -1,4 +1,5 @@
-import { DroverError, brandError } from '@drover/protocol';
+import { DroverError } from '@drover/protocol';
+import { brandError } from '@drover/protocol/internal';
 
 /** Codes `createAgent` and `agent.critical` throw (listed in docs/errors.md). */
 export const agentErrorCodes = [

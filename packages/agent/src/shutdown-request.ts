@@ -1,4 +1,4 @@
-import { sanitizeReason } from '@drover/protocol';
+import { sanitizeReason } from '@drover/protocol/internal';
 import { errorResponse } from './response.js';
 import type { AgentResponse } from './response.js';
 

@@ -1,4 +1,5 @@
-import { DroverError, brandError } from '@drover/protocol';
+import { DroverError } from '@drover/protocol';
+import { brandError } from '@drover/protocol/internal';
 
 export const cliErrorCodes = ['USAGE_ERROR', 'FILE_NOT_FOUND', 'FILE_EXISTS', 'IO_ERROR', 'NETWORK_ERROR', 'HTTP_ERROR', 'TOKEN_MISSING'] as const;
 export type CliErrorCode = (typeof cliErrorCodes)[number];

@@ -1,5 +1,5 @@
 import { open, readFile } from 'node:fs/promises';
-import { writeFileAtomic as writeDurably } from '@drover/protocol';
+import { writeFileAtomic as writeDurably } from '@drover/protocol/internal';
 import { CliError } from './errors.js';
 
 export interface WriteOptions {

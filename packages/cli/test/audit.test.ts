@@ -2,11 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Ed25519PrivateKey } from '@drover/protocol';
-import type { AuditRecord } from '../../protocol/src/audit/record.js';
-import { buildAuditSigners, ed25519AuditSigner } from '../../protocol/src/audit/signers.js';
-import { AuditChain } from '../../protocol/src/audit/writer.js';
-import { canonicalize } from '../../protocol/src/canonical-json.js';
+import { Ed25519PrivateKey, ed25519AuditSigner } from '@drover/protocol';
+import type { AuditRecord } from '@drover/protocol';
+import { AuditChain, buildAuditSigners, canonicalize } from '@drover/protocol/internal';
 import { drover } from '../../../test/helpers/cli.js';
 
 let dir: string;

@@ -1,4 +1,5 @@
-import { DroverError, brandError } from '@drover/protocol';
+import { DroverError } from '@drover/protocol';
+import { brandError } from '@drover/protocol/internal';
 
 /** Codes of the HTTP layer: each says why a request got no usable answer. */
 export const httpErrorCodes = ['NETWORK_ERROR', 'DEADLINE_EXCEEDED', 'RESPONSE_TOO_LARGE', 'URL_INVALID'] as const;

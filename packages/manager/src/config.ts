@@ -1,4 +1,4 @@
-import { limits as protocolLimits } from '@drover/protocol';
+import { limits as protocolLimits } from '@drover/protocol/internal';
 
 // Limits and defaults of the manager, in one place, each with its unit.
 export const managerLimits = {

@@ -1,4 +1,5 @@
-import type { Ed25519PrivateKey, Ed25519PublicKey, Fernet, TrustPolicy } from '@drover/protocol';
+import type { Ed25519PrivateKey, Ed25519PublicKey, TrustPolicy } from '@drover/protocol';
+import type { Fernet } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
 import type { AuditLog } from './audit/log.js';
 import type { BlobStore } from './blobs/blob-store.js';

@@ -1,4 +1,5 @@
-import { DroverError, brandError } from '@drover/protocol';
+import { DroverError } from '@drover/protocol';
+import { brandError } from '@drover/protocol/internal';
 import type { NonceErrorCode } from '@drover/protocol';
 
 // The manager's own codes, listed in docs/errors.md. Refusals that the protocol already names keep

@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { generateServiceToken, sha256, toHex, tokenId } from '@drover/protocol';
+import { generateServiceToken, tokenId } from '@drover/protocol';
+import { sha256, toHex } from '@drover/protocol/internal';
 
 // Agent credentials and enrollment tokens: 256 random bits, base64url, handed out once and stored
 // only as a hash.

@@ -10,13 +10,13 @@ import {
   Ed25519PrivateKey,
   createReleasePayload,
   ed25519AuditSigner,
-  generateFernetKey,
   generateServiceToken,
   parseAuditSigners,
   signRelease,
   verifyAuditLog,
   trustPolicyDocument,
 } from '@drover/protocol';
+import { generateFernetKey } from '@drover/protocol/internal';
 import type { AuditRecord, AuditVerification, DsseEnvelope, EnrollResponse, Inventory } from '@drover/protocol';
 import { createManager, createManagerLogger } from '../src/index.js';
 import type { CreateManagerOptions, ManagerServer } from '../src/index.js';

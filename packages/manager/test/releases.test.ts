@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Ed25519PrivateKey, ReleaseResponseSchema, createReleasePayload, matchesSchema, signRelease, toBase64 } from '@drover/protocol';
+import { Ed25519PrivateKey, ReleaseResponseSchema, createReleasePayload, matchesSchema, signRelease } from '@drover/protocol';
+import { toBase64 } from '@drover/protocol/internal';
 import type { DsseEnvelope, ReleaseResponse } from '@drover/protocol';
 import { commandsOf, errorOf, refusal, startTestManager } from './harness.js';
 import type { EnrolledAgent, TestManager } from './harness.js';

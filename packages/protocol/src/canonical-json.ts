@@ -11,6 +11,7 @@ import { AuditError } from './errors.js';
 
 /** A value in the JSON data model, as canonicalize() accepts and JSON.parse() returns. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+/** A JSON object: the `details` of an audit record, and any value canonicalisation accepts at the top level. */
 export type JsonObject = { [key: string]: JsonValue };
 
 // Nesting deeper than this is refused rather than risking a stack overflow on hostile input (the

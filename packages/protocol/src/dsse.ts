@@ -9,7 +9,9 @@ import { describeProblems, schemaProblems } from './validate.js';
 
 /** A parsed trust policy: the keys a host trusts, by key id, and how many must sign. */
 export interface TrustPolicy {
+  /** How many distinct trusted keys must sign. */
   readonly threshold: number;
+  /** The trusted keys by key id. */
   readonly keys: ReadonlyMap<string, Ed25519PublicKey>;
 }
 
@@ -27,7 +29,13 @@ export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Signs `payload` with every key given; the envelope carries one signature per key. */
+/**
+ * Signs `payload` with every key given; the envelope carries one signature per distinct key.
+ *
+ * @param payloadType - bound into each signature through {@link pae}
+ * @param payload - the bytes to sign, carried base64 in the envelope
+ * @param keys - at least one; duplicates sign once
+ */
 export function signEnvelope(payloadType: string, payload: Uint8Array, keys: readonly Ed25519PrivateKey[]): DsseEnvelope {
   if (keys.length === 0) throw new ReleaseError('RELEASE_MALFORMED', 'An envelope needs at least one signing key.');
   const message = pae(payloadType, payload);
@@ -38,7 +46,10 @@ export function signEnvelope(payloadType: string, payload: Uint8Array, keys: rea
   return { payloadType, payload: toBase64(payload), signatures };
 }
 
-/** Checks the shape of an envelope (object or JSON text) and returns it typed. */
+/**
+ * Checks the shape of an envelope (an object, or its JSON text or bytes) and returns it typed.
+ * Throws ReleaseError `RELEASE_MALFORMED`; verifies no signature (see {@link verifyEnvelope}).
+ */
 export function parseEnvelope(input: unknown): DsseEnvelope {
   let value = input;
   if (typeof input === 'string' || input instanceof Uint8Array) {
@@ -60,7 +71,10 @@ export function parseEnvelope(input: unknown): DsseEnvelope {
   return value as DsseEnvelope;
 }
 
-/** Builds a trust policy from its JSON document (`trust.json`), checking that every key id matches its key. */
+/**
+ * Builds a trust policy from its JSON document (`trust.json`), checking that every key id matches
+ * its key and that the threshold can be met. Throws ReleaseError `TRUST_POLICY_INVALID`.
+ */
 export function parseTrustPolicy(input: unknown): TrustPolicy {
   const problems = schemaProblems(TrustPolicySchema, input);
   if (problems.length > 0) {
@@ -87,12 +101,19 @@ export function parseTrustPolicy(input: unknown): TrustPolicy {
   return { threshold: doc.threshold, keys };
 }
 
-/** A trust policy document for the given public keys. */
+/**
+ * A trust policy document (`trust.json`) for the given public keys.
+ *
+ * @param keys - the keys to trust
+ * @param threshold - how many distinct keys must sign a release (default 1)
+ */
 export function trustPolicyDocument(keys: readonly Ed25519PublicKey[], threshold = 1): TrustPolicyDocument {
   return { schema: 'drover.trust/v1', threshold, keys: keys.map((key) => ({ keyid: key.keyid, publicKey: key.toBase64() })) };
 }
 
+/** What {@link verifyEnvelope} vouches for: the payload bytes it verified, and who signed them. */
 export interface VerifiedEnvelope {
+  /** The exact bytes the signatures cover: parse these, never the envelope's `payload` again. */
   payload: Uint8Array;
   /** The distinct trusted keys whose signatures verified. */
   keyids: string[];
@@ -100,7 +121,11 @@ export interface VerifiedEnvelope {
 
 /**
  * Verifies an envelope against a trust policy: at least `threshold` distinct trusted keys must
- * have signed PAE(payloadType, payload). Returns the exact payload bytes that were verified.
+ * have signed PAE(payloadType, payload).
+ *
+ * @param payloadType - the type the caller expects; an envelope of another type is refused
+ * @returns the exact payload bytes that were verified, and the key ids that signed them
+ * @throws ReleaseError `RELEASE_MALFORMED`, `RELEASE_SIGNATURE_INVALID`, `RELEASE_UNTRUSTED_SIGNER` or `RELEASE_THRESHOLD_NOT_MET`
  */
 export function verifyEnvelope(envelope: DsseEnvelope, policy: TrustPolicy, payloadType: string): VerifiedEnvelope {
   // mix-and-match: a signature over another document type never counts.

@@ -6,11 +6,19 @@ import { fromBase64, fromBase64Url, fromHex, toBase64 } from './bytes.js';
 import { CryptoError } from './errors.js';
 import { shortId } from './hash.js';
 
-/** One Ed25519 implementation: node:crypto (fast) or tweetnacl (portable, and the cross-check). */
+/**
+ * One Ed25519 implementation: node:crypto (fast) or tweetnacl (portable, and the cross-check).
+ * The keys' `sign` and `verify` take one as an optional last argument; the default is node:crypto
+ * where the runtime has Ed25519, else tweetnacl.
+ */
 export interface Ed25519Implementation {
+  /** Which implementation this is. */
   readonly name: 'node:crypto' | 'tweetnacl';
+  /** The raw 32-byte public key of a 32-byte seed. */
   publicKeyFromSeed(seed: Uint8Array): Uint8Array;
+  /** The 64-byte signature of `message` by the key of `seed`. */
   sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  /** True when `signature` is a valid, canonical signature of `message` by `publicKey`; never throws. */
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
 }
 
@@ -106,10 +114,13 @@ function decodeKeyText(text: string): Uint8Array | undefined {
 
 /** An Ed25519 public key. Accepts raw 32 bytes, base64/base64url/hex of them, or an SPKI PEM. */
 export class Ed25519PublicKey {
+  /** The raw 32-byte key. */
   readonly raw: Uint8Array;
+  /** The key's id, as trust policies and signatures name it: the first 16 hex of the SHA-256 of {@link Ed25519PublicKey.raw}. */
   readonly keyid: string;
   #native: KeyObject | undefined;
 
+  /** A key from its raw 32 bytes; throws CryptoError `KEY_INVALID` for any other length. */
   constructor(raw: Uint8Array) {
     if (raw.length !== PUBLIC_KEY_LENGTH) {
       throw new CryptoError('KEY_INVALID', `An Ed25519 public key is ${PUBLIC_KEY_LENGTH} bytes, got ${raw.length}. Check that the file holds a public key.`);
@@ -118,6 +129,11 @@ export class Ed25519PublicKey {
     this.keyid = keyIdOf(this.raw);
   }
 
+  /**
+   * Reads a public key: raw 32 bytes, their base64, base64url or hex, or an SPKI PEM (`drover
+   * keygen`'s `.pub`, `openssl pkey -pubout`). Throws CryptoError `KEY_INVALID` for anything else,
+   * a private key included.
+   */
   static from(input: Uint8Array | string): Ed25519PublicKey {
     if (typeof input !== 'string') {
       const text = Buffer.from(input).toString('utf8');
@@ -153,14 +169,17 @@ export class Ed25519PublicKey {
     return implementation.verify(this.raw, message, signature);
   }
 
+  /** Base64 of the raw 32 bytes, as trust.json and the enrollment response carry it. */
   toBase64(): string {
     return toBase64(this.raw);
   }
 
+  /** The key as an SPKI PEM (`-----BEGIN PUBLIC KEY-----`). */
   toPem(): string {
     return toPem(Buffer.concat([SPKI_PREFIX, this.raw]), 'PUBLIC KEY');
   }
 
+  /** True when `other` is the same key. */
   equals(other: Ed25519PublicKey): boolean {
     return Buffer.from(this.raw).equals(other.raw);
   }
@@ -171,10 +190,12 @@ export class Ed25519PublicKey {
  * only the key id, so a key cannot reach a log by accident.
  */
 export class Ed25519PrivateKey {
+  /** The matching public key. */
   readonly publicKey: Ed25519PublicKey;
   readonly #seed: Uint8Array;
   #native: KeyObject | undefined;
 
+  /** A key from its 32-byte seed; throws CryptoError `KEY_INVALID` for any other length. */
   constructor(seed: Uint8Array, implementation: Ed25519Implementation = defaultEd25519) {
     if (seed.length !== SEED_LENGTH) {
       throw new CryptoError('KEY_INVALID', `An Ed25519 private key seed is ${SEED_LENGTH} bytes, got ${seed.length}.`);
@@ -183,6 +204,7 @@ export class Ed25519PrivateKey {
     this.publicKey = new Ed25519PublicKey(implementation.publicKeyFromSeed(this.#seed));
   }
 
+  /** A new random key. */
   static generate(): Ed25519PrivateKey {
     return new Ed25519PrivateKey(randomBytes(SEED_LENGTH));
   }
@@ -215,10 +237,12 @@ export class Ed25519PrivateKey {
     throw new CryptoError('KEY_INVALID', 'The private key is neither a PKCS#8 PEM nor a 32-byte seed in base64, base64url or hex.');
   }
 
+  /** The id of the public key. */
   get keyid(): string {
     return this.publicKey.keyid;
   }
 
+  /** The 64-byte Ed25519 signature of `message`. */
   sign(message: Uint8Array, implementation: Ed25519Implementation = defaultEd25519): Uint8Array {
     if (implementation === nativeEd25519) {
       this.#native ??= nativePrivateKey(this.#seed);
@@ -232,14 +256,17 @@ export class Ed25519PrivateKey {
     return new Uint8Array(this.#seed);
   }
 
+  /** The key as an unencrypted PKCS#8 PEM, for a file the caller protects (mode 0600). */
   toPem(): string {
     return toPem(Buffer.concat([PKCS8_PREFIX, this.#seed]), 'PRIVATE KEY');
   }
 
+  /** Only the key id: a key passed to JSON.stringify or a logger never shows its seed. */
   toJSON(): { keyid: string } {
     return { keyid: this.keyid };
   }
 
+  /** Only the key id, for `console.log` and `util.inspect`. */
   [inspect.custom](): string {
     return `Ed25519PrivateKey { keyid: '${this.keyid}' }`;
   }

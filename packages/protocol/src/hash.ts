@@ -1,10 +1,15 @@
 import { createHash } from 'node:crypto';
 import { toHex } from './bytes.js';
 
+/** SHA-256 of `data` (a string is hashed as UTF-8). */
 export function sha256(data: Uint8Array | string): Uint8Array {
   return new Uint8Array(createHash('sha256').update(data).digest());
 }
 
+/**
+ * Lowercase hex SHA-256 of `data` (a string is hashed as UTF-8): the form of a release's
+ * `file.sha256`. Stream large files through `node:crypto` instead of reading them whole.
+ */
 export function sha256Hex(data: Uint8Array | string): string {
   return toHex(sha256(data));
 }

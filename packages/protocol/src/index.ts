@@ -1,5 +1,17 @@
-export { toBase64, toBase64Url, fromBase64, fromBase64Url, toHex, fromHex, utf8, concatBytes } from './bytes.js';
-export { sha256, sha256Hex, shortId } from './hash.js';
+/**
+ * `@drover/protocol`: drover's wire protocol, for anyone implementing or verifying it. The message
+ * schemas and their types, Ed25519 keys, DSSE envelopes, signed releases and trust policies, update
+ * nonces, service tokens, the audit log format, minisign interop, version ordering and the error
+ * classes with their stable codes.
+ *
+ * What drover's own packages share beyond this (byte and file helpers, limits, Fernet, the audit
+ * writer) is in `@drover/protocol/internal`, which has no semver guarantee. The rule for what goes
+ * where is docs/decisions/0019-protocol-public-surface.md.
+ *
+ * @packageDocumentation
+ */
+
+// Errors: every code a user can see (docs/errors.md).
 export {
   DroverError,
   CryptoError,
@@ -10,7 +22,6 @@ export {
   MinisignError,
   DataError,
   isDroverError,
-  brandError,
   protocolErrorCodes,
   cryptoErrorCodes,
   releaseErrorCodes,
@@ -30,46 +41,55 @@ export type {
   MinisignErrorCode,
   DataErrorCode,
 } from './errors.js';
-export {
-  Ed25519PublicKey,
-  Ed25519PrivateKey,
-  nativeEd25519,
-  tweetnaclEd25519,
-  defaultEd25519,
-  keyIdOf,
-  SEED_LENGTH,
-  PUBLIC_KEY_LENGTH,
-  SIGNATURE_LENGTH,
-} from './ed25519.js';
+
+// Keys and hashes.
+export { Ed25519PublicKey, Ed25519PrivateKey } from './ed25519.js';
 export type { Ed25519Implementation } from './ed25519.js';
-export { generateServiceToken, verifyServiceToken, tokenId, parseBearer, SERVICE_TOKEN_BYTES } from './service-token.js';
-export { formatShutdownReason, sanitizeReason } from './shutdown-reason.js';
-export type { ShutdownReasonInput } from './shutdown-reason.js';
-export { parseSemver, isCommitSha, parseVersion, compareVersions, isUpgrade, isBelow } from './version.js';
+export { sha256Hex } from './hash.js';
+
+// Versions: the order that decides upgrade or rollback.
+export { parseVersion, compareVersions, isUpgrade, isBelow } from './version.js';
 export type { Version } from './version.js';
-export { limits } from './config.js';
-export { pae, signEnvelope, parseEnvelope, parseTrustPolicy, trustPolicyDocument, verifyEnvelope } from './dsse.js';
+
+// DSSE envelopes and trust policies.
+export { pae, signEnvelope, parseEnvelope, verifyEnvelope, parseTrustPolicy, trustPolicyDocument } from './dsse.js';
 export type { TrustPolicy, VerifiedEnvelope } from './dsse.js';
-export {
-  RELEASE_PAYLOAD_TYPE,
-  createReleasePayload,
-  signRelease,
-  verifyRelease,
-  verifyArtifactStream,
-  ArtifactVerifier,
-} from './release-manifest.js';
+
+// Signed releases and the artifact they cover.
+export { RELEASE_PAYLOAD_TYPE, createReleasePayload, signRelease, verifyRelease, verifyArtifactStream, ArtifactVerifier } from './release-manifest.js';
 export type { ReleaseFile, CreateReleaseInput, ReleaseExpectations } from './release-manifest.js';
+
+// Update nonces.
 export { NONCE_PAYLOAD_TYPE, issueNonce, verifyNonce, readNonceUnverified } from './nonce.js';
 export type { IssueNonceInput, NonceExpectations } from './nonce.js';
-export { schemaProblems, matchesSchema, describeProblems } from './validate.js';
-export type { SchemaProblem } from './validate.js';
-export { readFileChunks, FILE_CHUNK_BYTES } from './file-chunks.js';
+
+// Service tokens (manager or daemon -> agent).
+export { generateServiceToken, verifyServiceToken, parseBearer, tokenId } from './service-token.js';
+
+// The shutdown reason text (CIRIS-compatible).
+export { formatShutdownReason } from './shutdown-reason.js';
+export type { ShutdownReasonInput } from './shutdown-reason.js';
+
+// The audit log: its records, who may sign them, and how to verify a log.
+export type { AuditRecord, AuditChainHead } from './audit/record.js';
+export type { AuditEntry } from './audit/writer.js';
+export { ed25519AuditSigner, parseAuditSigners } from './audit/signers.js';
+export type { AuditSigner, AuditSignerKeys } from './audit/signers.js';
+export { verifyAuditLog, verifyAuditLogLines, auditBreakReasons } from './audit/verifier.js';
+export type {
+  AuditBreakReason,
+  AuditBreak,
+  AuditIntact,
+  AuditVerification,
+  AuditLogLine,
+  VerifyAuditLogOptions,
+  VerifyAuditLinesOptions,
+} from './audit/verifier.js';
+export type { JsonValue, JsonObject } from './canonical-json.js';
+
+// minisign interop (`drover minisign`, `minisign -V`).
 export {
-  MINISIGN_KEY_ID_LENGTH,
-  MINISIGN_PREHASH_LENGTH,
   MINISIGN_LEGACY_MAX_BYTES,
-  MINISIGN_TRUSTED_COMMENT_MAX_BYTES,
-  MINISIGN_UNTRUSTED_COMMENT_MAX_BYTES,
   defaultMinisignKeyId,
   formatMinisignKeyId,
   minisignPrehash,
@@ -91,43 +111,12 @@ export type {
   MinisignVerifyOptions,
   MinisignStreamOptions,
 } from './minisign.js';
-export { Fernet, generateFernetKey, isFernetKey, FERNET_VERSION, FERNET_KEY_BYTES, FERNET_MAX_CLOCK_SKEW_SECONDS } from './fernet.js';
-export type { FernetEncryptOptions, FernetDecryptOptions } from './fernet.js';
-export { deriveCirisEncryptionKey, resolveEncryptionKey, CIRIS_PBKDF2_ITERATIONS, CIRIS_MIN_SALT_LENGTH } from './encryption-key.js';
-export type { EncryptionKeySource, ResolvedEncryptionKey } from './encryption-key.js';
-export { canonicalize, CANONICAL_JSON_MAX_DEPTH } from './canonical-json.js';
-export type { JsonValue, JsonObject } from './canonical-json.js';
-export { auditRecordHash, AUDIT_GENESIS_HASH, AUDIT_FIRST_SEQ, AUDIT_LINE_MAX_LENGTH } from './audit/record.js';
-export type { AuditRecord, AuditChainHead } from './audit/record.js';
-export { ed25519AuditSigner, parseAuditSigners, buildAuditSigners } from './audit/signers.js';
-export type { AuditSigner, AuditSignerEntry, AuditSignersDocument, AuditSignerKeys } from './audit/signers.js';
-export { AuditChain } from './audit/writer.js';
-export type { AuditEntry, AppendedAuditRecord, AuditChainOptions } from './audit/writer.js';
-export { AuditLogVerifier, verifyAuditLog, verifyAuditLogLines, auditBreakReasons } from './audit/verifier.js';
-export type {
-  AuditBreakReason,
-  AuditBreak,
-  AuditIntact,
-  AuditVerification,
-  AuditLogLine,
-  VerifyAuditLogOptions,
-  VerifyAuditLinesOptions,
-} from './audit/verifier.js';
-export {
-  ArtifactSchema,
-  PlatformSchema,
-  VersionSchema,
-  AgentIdSchema,
-  DeploymentIdSchema,
-  CommandIdSchema,
-  MachineIdSchema,
-  ErrorCodeSchema,
-  VersionPathSegmentSchema,
-  wireHeaders,
-  ErrorDetailSchema,
-  ErrorBodySchema,
-} from './schemas/common.js';
-export type { ErrorDetail, ErrorBody } from './schemas/common.js';
+
+// Wire schemas (TypeBox; JSON Schema files under @drover/protocol/schemas/*.json) and their types.
+export { matchesSchema, schemaProblems } from './validate.js';
+export type { SchemaProblem } from './validate.js';
+export { wireHeaders, ErrorBodySchema } from './schemas/common.js';
+export type { ErrorBody } from './schemas/common.js';
 export {
   DsseEnvelopeSchema,
   ReleasePayloadSchema,
@@ -150,7 +139,6 @@ export type {
 } from './schemas/releases.js';
 export {
   NoncePayloadSchema,
-  NonceTokenSchema,
   commandOutcomes,
   CommandResultSchema,
   UpdateCommandSchema,
@@ -176,7 +164,6 @@ export { InventorySchema, EnrollRequestSchema, ManagerKeySchema, EnrollResponseS
 export type { Inventory, EnrollRequest, ManagerKey, EnrollResponse } from './schemas/enrollment.js';
 export {
   updateSteps,
-  UpdateProgressSchema,
   DaemonStateSchema,
   agentHealthReportStatuses,
   AgentHealthReportSchema,
@@ -188,7 +175,6 @@ export {
 } from './schemas/check-in.js';
 export type {
   UpdateStep,
-  UpdateProgress,
   DaemonState,
   AgentHealthReportStatus,
   AgentHealthReport,
@@ -203,6 +189,7 @@ export {
   riskLevels,
   deploymentStatuses,
   rolloutTargetStates,
+  deploymentActions,
   UpdateNotificationSchema,
   UpdateNotifyResponseSchema,
   DeploymentEventSchema,
@@ -210,7 +197,6 @@ export {
   DeploymentStatusSchema,
   DeploymentStatusResponseSchema,
   DeploymentStatusQuerySchema,
-  deploymentActions,
   DeploymentActionParamsSchema,
   DeploymentActionRequestSchema,
   LatestChangelogResponseSchema,
@@ -220,6 +206,7 @@ export type {
   RiskLevel,
   DeploymentStatusValue,
   RolloutTargetState,
+  DeploymentAction,
   UpdateNotification,
   UpdateNotifyResponse,
   DeploymentEvent,
@@ -227,13 +214,9 @@ export type {
   DeploymentStatus,
   DeploymentStatusResponse,
   DeploymentStatusQuery,
-  DeploymentAction,
   DeploymentActionParams,
   DeploymentActionRequest,
   LatestChangelogResponse,
 } from './schemas/deploy.js';
 export { AuditRecordSchema, AuditSignersSchema } from './schemas/audit.js';
-export type { AuditLogRecord, AuditSignersFile } from './schemas/audit.js';
-export { wireSchemas } from './schemas/wire-schemas.js';
-export { writeFileAtomic, fsyncDirectory, tempPathFor } from './durable-file.js';
-export type { AtomicWriteOptions } from './durable-file.js';
+export type { AuditSignersDocument } from './schemas/audit.js';

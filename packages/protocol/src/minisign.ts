@@ -47,7 +47,9 @@ const SIGNATURE_STRUCT_LENGTH = 2 + MINISIGN_KEY_ID_LENGTH + SIGNATURE_LENGTH; /
 
 /** A minisign public key: the Ed25519 key and the 8-byte key id that names it in signatures. */
 export interface MinisignPublicKey {
+  /** The 8-byte key id signatures name the key by. */
   readonly keyId: Uint8Array;
+  /** The Ed25519 key. */
   readonly publicKey: Ed25519PublicKey;
 }
 
@@ -55,21 +57,31 @@ export interface MinisignPublicKey {
 export interface MinisignSignature {
   /** `Ed` signs the raw file (legacy); `ED` signs its BLAKE2b-512 digest (prehashed). */
   readonly algorithm: 'Ed' | 'ED';
+  /** True for `ED`. */
   readonly prehashed: boolean;
+  /** The 8-byte id of the key that claims to have signed. */
   readonly keyId: Uint8Array;
+  /** The 64-byte signature over the file (or its digest). */
   readonly signature: Uint8Array;
+  /** The first line's comment; nothing signs it. */
   readonly untrustedComment: string;
   /** The trusted comment as text (invalid UTF-8 shown as U+FFFD); the bytes below are what is signed. */
   readonly trustedComment: string;
+  /** The trusted comment's bytes, as the global signature covers them. */
   readonly trustedCommentBytes: Uint8Array;
+  /** The signature over `signature` and the trusted comment. */
   readonly globalSignature: Uint8Array;
 }
 
 /** What {@link verifyMinisign} vouches for once both signatures hold. */
 export interface MinisignVerified {
+  /** The trusted comment, now verified (invalid UTF-8 shown as U+FFFD). */
   readonly trustedComment: string;
+  /** The trusted comment's verified bytes. */
   readonly trustedCommentBytes: Uint8Array;
+  /** True when the signature was prehashed (`ED`). */
   readonly prehashed: boolean;
+  /** The signing key's 8-byte id. */
   readonly keyId: Uint8Array;
   /** The key id as minisign prints it (16 upper-case hex digits). */
   readonly keyIdHex: string;
@@ -84,6 +96,7 @@ export type MinisignMessage = Uint8Array | { readonly prehash: Uint8Array };
 /** A public key given as minisign text (file or bare base64 line), parsed, or a drover key. */
 export type MinisignPublicKeyInput = string | Uint8Array | MinisignPublicKey | Ed25519PublicKey;
 
+/** Options of {@link signMinisign} and {@link signMinisignStream}. */
 export interface MinisignSignOptions {
   /** Sign BLAKE2b-512 of the file (`ED`, default) rather than the file itself (`Ed`, legacy). */
   prehashed?: boolean;
@@ -99,11 +112,13 @@ export interface MinisignSignOptions {
   timestamp?: number;
 }
 
+/** Options of {@link verifyMinisign} and {@link verifyMinisignStream}. */
 export interface MinisignVerifyOptions {
   /** Accept legacy (`Ed`) signatures; default true, as minisign does unless run with `-H`. */
   allowLegacy?: boolean;
 }
 
+/** Options of the streaming variants, {@link signMinisignStream} and {@link verifyMinisignStream}. */
 export interface MinisignStreamOptions {
   /** Refuse a legacy file larger than this (bytes); defaults to {@link MINISIGN_LEGACY_MAX_BYTES}. */
   maxLegacyBytes?: number;

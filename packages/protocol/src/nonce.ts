@@ -9,18 +9,28 @@ import type { NoncePayload } from './schemas/commands.js';
 import { matchesSchema } from './validate.js';
 import { compareVersions, isUpgrade } from './version.js';
 
+/** The payload type bound into an update nonce's signature (through PAE), so no other signed document passes as a nonce. */
 export const NONCE_PAYLOAD_TYPE = 'application/vnd.drover.nonce+json';
 
+/** What {@link issueNonce} signs: which host may make which move, for which deployment. */
 export interface IssueNonceInput {
+  /** The agent the nonce is issued to. */
   agentId: string;
+  /** The host's machine id: 64 lowercase hex. */
   machineId: string;
+  /** The deployment the command belongs to. */
   deploymentId: string;
+  /** `agent` or `daemon`. */
   artifact: string;
+  /** The version the host runs now. */
   fromVersion: string;
+  /** The version the command installs. */
   toVersion: string;
+  /** True when the move is a signed rollback (to a version not above `fromVersion`). */
   rollback?: boolean;
   /** Seconds the nonce stays valid (default one hour). */
   ttlSeconds?: number;
+  /** The issue time; default now. */
   now?: Date;
   /** Defaults to 128 random bits, base64url. */
   nonceId?: string;
@@ -29,6 +39,9 @@ export interface IssueNonceInput {
 /**
  * Issues an update nonce: `base64url(payload) "." base64url(sig)`, the signature an Ed25519 one
  * by the manager key over PAE(NONCE_PAYLOAD_TYPE, payload).
+ *
+ * @param key - the manager key the daemons pin
+ * @returns the compact token, and the payload it carries
  */
 export function issueNonce(input: IssueNonceInput, key: Ed25519PrivateKey): { token: string; payload: NoncePayload } {
   const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
@@ -81,10 +94,13 @@ export function readNonceUnverified(token: string): NoncePayload {
   return parsePayload(split(token).body);
 }
 
+/** What a daemon knows that a nonce must agree with; see {@link verifyNonce}. */
 export interface NonceExpectations {
   /** The pinned manager keys; the nonce must be signed by one of them. */
   managerKeys: readonly Ed25519PublicKey[];
+  /** This host's agent id. */
   agentId: string;
+  /** This host's machine id (64 hex). */
   machineId: string;
   /** The version of the artifact running now. */
   runningVersion: string;
@@ -92,11 +108,19 @@ export interface NonceExpectations {
   artifact?: string;
   /** Caller-supplied: true when this nonce id was used before (the daemon persists them). */
   isUsed: (nonceId: string) => boolean;
+  /** The time to check `iat` and `exp` against; default now. */
   now?: Date;
+  /** Clock difference tolerated before `iat`, in seconds (default 60). */
   skewSeconds?: number;
 }
 
-/** Verifies an update nonce with every check DESIGN.md lists; each refusal has its own code. */
+/**
+ * Verifies an update nonce: signed by a pinned manager key, issued to this agent and machine,
+ * within its validity, an upgrade unless a rollback, never used before.
+ *
+ * @returns the verified payload
+ * @throws NonceError with the code of the check that failed (docs/errors.md)
+ */
 export function verifyNonce(token: string, expect: NonceExpectations): NoncePayload {
   const { body, sig } = split(token);
   const message = pae(NONCE_PAYLOAD_TYPE, body);

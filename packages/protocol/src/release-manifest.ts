@@ -10,29 +10,40 @@ import type { DsseEnvelope, ReleasePayload } from './schemas/releases.js';
 import { describeProblems, schemaProblems } from './validate.js';
 import { isUpgrade, parseVersion } from './version.js';
 
+/** The DSSE payload type of a drover release; a signature over any other type never verifies as a release. */
 export const RELEASE_PAYLOAD_TYPE = 'application/vnd.drover.release+json';
 
-export interface ReleaseFile {
-  name: string;
-  size: number; // bytes
-  sha256: string; // lowercase hex
-}
+/** The file a release covers, as its payload states it: bare name, size in bytes, lowercase hex SHA-256. */
+export type ReleaseFile = ReleasePayload['file'];
 
+/** What {@link createReleasePayload} builds a release payload from. */
 export interface CreateReleaseInput {
+  /** `agent` or `daemon` for what droverd installs; any artifact name otherwise. */
   artifact: string;
+  /** A semantic version or a commit SHA, kept as given. */
   version: string;
+  /** e.g. `linux-x64`. */
   platform: string;
+  /** The file the release covers. */
   file: ReleaseFile;
+  /** Default `stable`. */
   channel?: string;
+  /** The commit the release was built from (6-40 hex). */
   commitSha?: string;
+  /** Release notes, one entry a line. */
   changelog?: string;
+  /** The lowest droverd version that may install this release. */
   minDaemonVersion?: string;
+  /** Default now. */
   createdAt?: Date;
   /** Seconds from `createdAt` until the release expires (default 90 days). */
   expiresInSeconds?: number;
 }
 
-/** Builds and checks a release payload; the version is kept as given (after a format check). */
+/**
+ * Builds and checks a release payload; the version is kept as given (after a format check).
+ * Throws DataError `VERSION_INVALID` or ReleaseError `RELEASE_MALFORMED`.
+ */
 export function createReleasePayload(input: CreateReleaseInput): ReleasePayload {
   parseVersion(input.version);
   const createdAt = input.createdAt ?? new Date();
@@ -54,7 +65,10 @@ export function createReleasePayload(input: CreateReleaseInput): ReleasePayload 
   return payload;
 }
 
-/** Signs a release payload with one or more keys into a DSSE envelope. */
+/**
+ * Signs a release payload with one or more keys into a DSSE envelope of type
+ * {@link RELEASE_PAYLOAD_TYPE}; checks the payload first.
+ */
 export function signRelease(payload: ReleasePayload, keys: readonly Ed25519PrivateKey[]): DsseEnvelope {
   checkPayload(payload);
   return signEnvelope(RELEASE_PAYLOAD_TYPE, new TextEncoder().encode(JSON.stringify(payload)), keys);
@@ -74,6 +88,7 @@ function checkPayload(value: unknown): asserts value is ReleasePayload {
   }
 }
 
+/** What a host expects of a release it is about to install: its own artifact and platform, and what it runs now. */
 export interface ReleaseExpectations {
   /** The artifact this host installs from this envelope: `agent` or `daemon`. */
   artifact: string;
@@ -83,12 +98,18 @@ export interface ReleaseExpectations {
   runningVersion?: string | undefined;
   /** True only when a verified update nonce says this move is a rollback. */
   rollback?: boolean;
+  /** The time to check expiry against; default now. */
   now?: Date;
 }
 
 /**
  * Verifies a signed release for this host and returns its manifest. Each rule refuses with its
  * own code; the order puts signature checks first so nothing unsigned is ever interpreted.
+ *
+ * @param policy - the host's trust policy ({@link parseTrustPolicy})
+ * @param expect - the host's artifact, platform and running version
+ * @returns the verified manifest: install only the file it states, checked with {@link verifyArtifactStream}
+ * @throws ReleaseError with the code of the rule that refused (docs/errors.md)
  */
 export function verifyRelease(envelope: DsseEnvelope, policy: TrustPolicy, expect: ReleaseExpectations): ReleasePayload {
   // arbitrary installation, key compromise: k distinct trusted keys must have signed.
@@ -129,14 +150,17 @@ export class ArtifactVerifier {
   readonly #hash = createHash('sha256');
   #received = 0;
 
+  /** A verifier for the file a verified manifest states (its `file`, or just `size` and `sha256`). */
   constructor(file: Pick<ReleaseFile, 'size' | 'sha256'>) {
     this.#file = file;
   }
 
+  /** Bytes received so far. */
   get received(): number {
     return this.#received;
   }
 
+  /** Hashes the next chunk; throws ReleaseError `ARTIFACT_TOO_LARGE` as soon as more than `size` bytes arrived. */
   update(chunk: Uint8Array): void {
     this.#received += chunk.length;
     if (this.#received > this.#file.size) {

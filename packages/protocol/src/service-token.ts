@@ -1,7 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { shortId } from './hash.js';
 
-export const SERVICE_TOKEN_BYTES = 32; // 256 random bits
+/** Random bytes in a service token (256 bits). */
+export const SERVICE_TOKEN_BYTES = 32;
 
 /** A new service token: 256 random bits, base64url. */
 export function generateServiceToken(): string {
@@ -32,7 +33,11 @@ export function tokenId(token: string): string {
 
 /**
  * Reads `Bearer service:<token>` (or, with `prefix: ''`, `Bearer <token>`) from an Authorization
- * header value; undefined when the header has another shape.
+ * header value.
+ *
+ * @param header - the Authorization header's value, if any
+ * @param prefix - what the credential starts with (default `service:`, the manager-to-agent form)
+ * @returns the token, or undefined when the header has another shape
  */
 export function parseBearer(header: string | undefined, prefix = 'service:'): string | undefined {
   if (header === undefined) return undefined;

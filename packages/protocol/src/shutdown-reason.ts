@@ -1,8 +1,12 @@
 import { isCommitSha, parseSemver } from './version.js';
 
+/** What {@link formatShutdownReason} puts in the text; every field is optional. */
 export interface ShutdownReasonInput {
+  /** A semantic version (`v1.2.3` in the text) or a commit SHA (its first 7 hex). */
   version?: string | undefined;
+  /** Used when `version` is not a semantic version. */
   commitSha?: string | undefined;
+  /** Named as `(deployment <id>)`. */
   deploymentId?: string | undefined;
   /** Release notes: one entry a line; blank lines are dropped. */
   changelog?: string | undefined;

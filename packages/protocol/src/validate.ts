@@ -24,13 +24,23 @@ function checker<T extends TSchema>(schema: T): TypeCheck<T> {
   return check;
 }
 
+/** One place where a value fails a schema. */
 export interface SchemaProblem {
   /** JSON pointer to the offending value, e.g. `/file/size`. */
   path: string;
+  /** What the schema expected there, as TypeBox words it. */
   message: string;
 }
 
-/** Checks `value` against `schema`; returns the first problems found (at most `limit`), empty when valid. */
+/**
+ * Checks `value` against a wire schema with the rules drover's own peers apply (the `date-time`
+ * format included); the compiled checker is cached per schema.
+ *
+ * @param schema - one of the wire schemas, e.g. {@link CheckinRequestSchema}
+ * @param value - the parsed message
+ * @param limit - how many problems to report at most (default 5)
+ * @returns the first problems found, empty when `value` is valid
+ */
 export function schemaProblems(schema: TSchema, value: unknown, limit = 5): SchemaProblem[] {
   const check = checker(schema);
   if (check.Check(value)) return [];
@@ -42,7 +52,14 @@ export function schemaProblems(schema: TSchema, value: unknown, limit = 5): Sche
   return problems;
 }
 
-/** True when `value` matches `schema`; narrows its type. */
+/**
+ * True when `value` matches a wire schema (the `date-time` format included); narrows its type to
+ * the schema's static type.
+ *
+ * @example
+ * if (!matchesSchema(CheckinResponseSchema, body)) throw new Error('not a check-in response');
+ * body.nextCheckinSeconds; // typed
+ */
 export function matchesSchema<T extends TSchema>(schema: T, value: unknown): value is Static<T> {
   return checker(schema).Check(value);
 }

@@ -6,6 +6,7 @@ import { DataError } from './errors.js';
 
 const COMMIT_SHA = /^[0-9a-f]{6,40}$/i;
 
+/** A parsed version: a normalised semver, or a lowercase commit SHA (which has no order). */
 export type Version = { kind: 'semver'; value: string } | { kind: 'commit'; value: string };
 
 /** The normalised semver (`v1.2.3` -> `1.2.3`), or undefined when `text` is not one. */
@@ -14,11 +15,16 @@ export function parseSemver(text: string): string | undefined {
   return semver.valid(cleaned) ?? undefined;
 }
 
+/** True when `text` is 6-40 hex digits, the form of a commit SHA. */
 export function isCommitSha(text: string): boolean {
   // An all-digit string like 123456 is a SHA only if it is not a valid semver either.
   return COMMIT_SHA.test(text);
 }
 
+/**
+ * Reads a version: a semantic version (a leading `v` tolerated, `v1.2.3` becomes `1.2.3`) or a
+ * commit SHA (6-40 hex, lower-cased). Throws DataError `VERSION_INVALID` for anything else.
+ */
 export function parseVersion(text: string): Version {
   const sem = parseSemver(text);
   if (sem !== undefined) return { kind: 'semver', value: sem };
@@ -27,8 +33,10 @@ export function parseVersion(text: string): Version {
 }
 
 /**
- * -1, 0 or 1 for two semvers; 0 for the same commit; undefined when the two have no order
- * (a commit SHA against anything else).
+ * Compares two versions. Throws DataError `VERSION_INVALID` when either is not a version.
+ *
+ * @returns -1, 0 or 1 for two semvers; 0 for the same commit; undefined when the two have no
+ * order (a commit SHA against anything else)
  */
 export function compareVersions(a: string, b: string): -1 | 0 | 1 | undefined {
   const va = parseVersion(a);

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { AUDIT_LINE_MAX_LENGTH, parseAuditSigners, readFileChunks, verifyAuditLogLines } from '@drover/protocol';
+import { parseAuditSigners, verifyAuditLogLines } from '@drover/protocol';
+import { AUDIT_LINE_MAX_LENGTH, readFileChunks } from '@drover/protocol/internal';
 import type { AuditLogLine } from '@drover/protocol';
 import type { Command } from '../cli.js';
 import { flag, requireString } from '../cli.js';

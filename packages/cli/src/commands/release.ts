@@ -8,13 +8,13 @@ import {
   createReleasePayload,
   parseEnvelope,
   parseTrustPolicy,
-  readFileChunks,
   signRelease,
   trustPolicyDocument,
   verifyArtifactStream,
   verifyEnvelope,
   verifyRelease,
 } from '@drover/protocol';
+import { readFileChunks } from '@drover/protocol/internal';
 import type { TrustPolicy } from '@drover/protocol';
 import type { Command } from '../cli.js';
 import { optionalString, parseDurationSeconds, requireString, stringList } from '../cli.js';

@@ -1,4 +1,5 @@
-import { NONCE_PAYLOAD_TYPE, compareVersions, fromBase64Url, isBelow, pae, readNonceUnverified } from '@drover/protocol';
+import { NONCE_PAYLOAD_TYPE, compareVersions, isBelow, pae, readNonceUnverified } from '@drover/protocol';
+import { fromBase64Url } from '@drover/protocol/internal';
 import type { CheckinRequest, CheckinResponse, CheckinUpgradeRequired, CommandResult, CommandStub, Ed25519PublicKey, NonceErrorCode, NoncePayload } from '@drover/protocol';
 import type { ManagerContext } from '../context.js';
 import { managerLimits } from '../config.js';

@@ -1,4 +1,5 @@
-import { DataError, DroverError, describeProblems, schemaProblems } from '@drover/protocol';
+import { DataError, DroverError, schemaProblems } from '@drover/protocol';
+import { describeProblems } from '@drover/protocol/internal';
 import type { ErrorBody } from '@drover/protocol';
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
-import { AgentIdSchema, ArtifactSchema, DeploymentIdSchema, PlatformSchema, ReleasePayloadSchema, VersionSchema } from '@drover/protocol';
+import { ReleasePayloadSchema } from '@drover/protocol';
+import { AgentIdSchema, ArtifactSchema, DeploymentIdSchema, PlatformSchema, VersionSchema } from '@drover/protocol/internal';
 import { managerLimits } from '../config.js';
 
 // Schemas of the manager's operator API (the CLI, CI pipelines): publishing releases, enrollment

@@ -1,4 +1,5 @@
-import { ReleaseError, canonicalize, compareVersions, parseEnvelope, parseVersion, verifyRelease } from '@drover/protocol';
+import { ReleaseError, compareVersions, parseEnvelope, parseVersion, verifyRelease } from '@drover/protocol';
+import { canonicalize } from '@drover/protocol/internal';
 import type { DsseEnvelope, JsonObject, ReleasePayload } from '@drover/protocol';
 import type { Actor, ManagerContext } from '../context.js';
 import { managerLimits } from '../config.js';

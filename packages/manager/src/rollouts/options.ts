@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
-import { describeProblems, schemaProblems } from '@drover/protocol';
+import { schemaProblems } from '@drover/protocol';
+import { describeProblems } from '@drover/protocol/internal';
 import { ManagerError } from '../errors.js';
 import type { RolloutOptions } from './records.js';
 

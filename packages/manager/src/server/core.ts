@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Fernet, ed25519AuditSigner, isDroverError, parseTrustPolicy, resolveEncryptionKey } from '@drover/protocol';
+import { ed25519AuditSigner, isDroverError, parseTrustPolicy } from '@drover/protocol';
+import { Fernet, resolveEncryptionKey } from '@drover/protocol/internal';
 import type {
   AuditChainHead,
   CheckinRequest,
   Ed25519PrivateKey,
   Ed25519PublicKey,
-  EncryptionKeySource,
   EnrollRequest,
   EnrollResponse,
   TrustPolicy,
@@ -18,6 +18,7 @@ import type {
   UpdateNotification,
   UpdateNotifyResponse,
 } from '@drover/protocol';
+import type { EncryptionKeySource } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
 import { authenticateAgent } from '../agents/credentials.js';
 import { AuditLog } from '../audit/log.js';

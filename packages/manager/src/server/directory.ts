@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { isDroverError, resolveEncryptionKey } from '@drover/protocol';
+import { isDroverError } from '@drover/protocol';
+import { resolveEncryptionKey } from '@drover/protocol/internal';
 import type { TrustPolicyDocument } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { ManagerError } from '../errors.js';

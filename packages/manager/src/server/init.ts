@@ -1,6 +1,7 @@
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Ed25519PrivateKey, ed25519AuditSigner, generateFernetKey, generateServiceToken, isDroverError, parseTrustPolicy, resolveEncryptionKey, writeFileAtomic } from '@drover/protocol';
+import { Ed25519PrivateKey, ed25519AuditSigner, generateServiceToken, isDroverError, parseTrustPolicy } from '@drover/protocol';
+import { generateFernetKey, resolveEncryptionKey, writeFileAtomic } from '@drover/protocol/internal';
 import type { TrustPolicyDocument } from '@drover/protocol';
 import { managerLayout } from '../config.js';
 import { ManagerError } from '../errors.js';

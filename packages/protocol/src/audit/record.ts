@@ -42,24 +42,39 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d
 
 /** One record of the audit log, as written and as verified. */
 export interface AuditRecord {
+  /** 1 for the first record, then +1 per record, no gaps. */
   seq: number;
+  /** When, RFC 3339. */
   ts: string;
+  /** What happened, e.g. `token.used`, `agent.enrolled`. */
   event: string;
+  /** Who did it: an operator, `agent:<id>`, `system`. */
   actor: string;
+  /** The agent concerned, if any. */
   agentId?: string;
+  /** The deployment concerned, if any. */
   deploymentId?: string;
+  /** The token used, by its id (never its value). */
   tokenId?: string;
+  /** How it ended, e.g. `success`, `denied`. */
   outcome: string;
+  /** Any JSON object; never a secret. */
   details: JsonObject;
+  /** The previous record's hash; 64 zeros before the first record. */
   prev: string;
+  /** Hex SHA-256 of the canonical JSON of the other fields (without prev, hash, kid, sig) followed by the 32 bytes of `prev`. */
   hash: string;
+  /** The signing key, as signers.json names it. */
   kid: string;
+  /** Base64 of the Ed25519 signature over the 32 bytes of `hash`. */
   sig: string;
 }
 
 /** The last record of a chain: the next record gets `seq + 1` and `prev = hash`. */
 export interface AuditChainHead {
+  /** The last record's seq. */
   seq: number;
+  /** The last record's hash. */
   hash: string;
 }
 

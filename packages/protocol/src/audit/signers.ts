@@ -5,6 +5,7 @@ import { fromBase64 } from '../bytes.js';
 import { Ed25519PublicKey } from '../ed25519.js';
 import type { Ed25519PrivateKey } from '../ed25519.js';
 import { AuditError } from '../errors.js';
+import type { AuditSignersDocument } from '../schemas/audit.js';
 import { isObject, KID, quote } from './record.js';
 
 /**
@@ -23,18 +24,8 @@ export function ed25519AuditSigner(key: Ed25519PrivateKey): AuditSigner {
   return { kid: key.keyid, sign: (bytes) => key.sign(bytes) };
 }
 
-/** One entry of signers.json. */
-export interface AuditSignerEntry {
-  kid: string;
-  algorithm: 'ed25519';
-  /** Base64 of the raw 32-byte public key. */
-  publicKey: string;
-}
-
-/** signers.json: the keys whose audit records a verifier accepts. */
-export interface AuditSignersDocument {
-  signers: AuditSignerEntry[];
-}
+/** One entry of signers.json: a kid, `ed25519`, and the base64 of the raw 32-byte public key. */
+type AuditSignerEntry = AuditSignersDocument['signers'][number];
 
 /** Public keys by kid, as verifiers take them. */
 export type AuditSignerKeys = ReadonlyMap<string, Ed25519PublicKey>;

@@ -27,10 +27,12 @@ export const auditBreakReasons = [
   'UNKNOWN_SIGNER',
   'SIGNATURE_INVALID',
 ] as const;
+/** Why a log does not verify: one of {@link auditBreakReasons}. */
 export type AuditBreakReason = (typeof auditBreakReasons)[number];
 
 /** The first broken record: `count` records before it verified. */
 export interface AuditBreak {
+  /** Always false: the log does not verify. */
   ok: false;
   /** Records verified before the broken one. */
   count: number;
@@ -38,20 +40,28 @@ export interface AuditBreak {
   seq: number;
   /** 1-based line number in the log. */
   line: number;
+  /** The rule the record broke, a stable string. */
   reason: AuditBreakReason;
+  /** What is wrong, for a person; the record's values in it are quoted and bounded. */
   message: string;
 }
 
+/** A log that verified from its first record to its last. */
 export interface AuditIntact {
+  /** Always true: every record verified. */
   ok: true;
+  /** Records verified. */
   count: number;
   /** The head of the verified chain (0 and 64 zeros for an empty log): compare it with a copy kept elsewhere to detect a truncated tail. */
   lastSeq: number;
+  /** The hash of the last record (64 zeros for an empty log). */
   lastHash: string;
 }
 
+/** The verdict on a log: intact (`ok: true`), or the first broken record (`ok: false`). */
 export type AuditVerification = AuditIntact | AuditBreak;
 
+/** Options of {@link verifyAuditLog}. */
 export interface VerifyAuditLogOptions {
   /** Accept a log with no records (default false: a log truncated to nothing looks like a new one). */
   allowEmpty?: boolean;
@@ -59,6 +69,7 @@ export interface VerifyAuditLogOptions {
   after?: AuditChainHead;
 }
 
+/** Options of {@link verifyAuditLogLines}. */
 export interface VerifyAuditLinesOptions extends VerifyAuditLogOptions {
   /** Whether the input ended with "\n" (default true). If false, the last line is a partial write. */
   finalLineTerminated?: boolean;

@@ -10,7 +10,10 @@ import { AUDIT_FIRST_SEQ, AUDIT_GENESIS_HASH, AUDIT_LINE_MAX_LENGTH, chainHash, 
 import type { AuditChainHead, AuditRecord } from './record.js';
 import type { AuditSigner } from './signers.js';
 
-/** What happened, as the caller of {@link AuditChain.append} describes it. */
+/**
+ * What happened, as a writer of the audit log describes it (the manager's `AuditLog.append`); the
+ * writer adds `seq`, `ts`, the chain link and the signature to make an {@link AuditRecord}.
+ */
 export interface AuditEntry {
   /** What happened, e.g. `token.used`, `agent.enrolled`, `deployment.started`. */
   event: string;
@@ -18,7 +21,9 @@ export interface AuditEntry {
   actor: string;
   /** How it ended, e.g. `success`, `failure`, `denied`, `deferred`. */
   outcome: string;
+  /** The agent concerned, if any. */
   agentId?: string;
+  /** The deployment concerned, if any. */
   deploymentId?: string;
   /** A token is named by its id (first 16 hex of its SHA-256), never by its value. */
   tokenId?: string;

@@ -7,6 +7,7 @@ import { dateTime, literalUnion, ResponseText, VersionSchema } from './common.js
 
 export const CriticalSectionName = Type.String({ minLength: 1, maxLength: 256, description: "A critical section's name, as the agent's code named it." });
 
+/** Body of `POST /v1/system/shutdown` to an agent, authorised by `Bearer service:<token>`. */
 export const ShutdownRequestSchema = Type.Object(
   {
     reason: Type.String({
@@ -18,8 +19,10 @@ export const ShutdownRequestSchema = Type.Object(
   },
   { $id: 'ShutdownRequest', additionalProperties: false, description: 'POST /v1/system/shutdown, authorised by Bearer service:<token>.' },
 );
+/** Body of a shutdown request; see {@link ShutdownRequestSchema}. */
 export type ShutdownRequest = Static<typeof ShutdownRequestSchema>;
 
+/** 200 from `POST /v1/system/shutdown`: the agent drains in-flight work, then exits 0. */
 export const ShutdownResponseSchema = Type.Object(
   {
     data: Type.Object({
@@ -31,8 +34,10 @@ export const ShutdownResponseSchema = Type.Object(
   },
   { $id: 'ShutdownResponse', description: '200 from POST /v1/system/shutdown: the agent drains in-flight work, then exits 0.' },
 );
+/** 200 from a shutdown request; see {@link ShutdownResponseSchema}. */
 export type ShutdownResponse = Static<typeof ShutdownResponseSchema>;
 
+/** 503 from `POST /v1/system/shutdown` while a critical section runs (with `Retry-After`): the caller defers. */
 export const AgentBusyErrorSchema = Type.Object(
   {
     error: Type.Object({
@@ -46,11 +51,15 @@ export const AgentBusyErrorSchema = Type.Object(
     description: '503 from POST /v1/system/shutdown while a critical section runs, with a Retry-After header (seconds). The caller defers, it does not fail.',
   },
 );
+/** 503 from a busy agent; see {@link AgentBusyErrorSchema}. */
 export type AgentBusyError = Static<typeof AgentBusyErrorSchema>;
 
+/** The statuses an agent reports on `GET /v1/system/health`. */
 export const agentHealthStatuses = ['healthy', 'degraded', 'starting'] as const;
+/** An agent's health status: one of {@link agentHealthStatuses}. */
 export type AgentHealthStatus = (typeof agentHealthStatuses)[number];
 
+/** `GET /v1/system/health` of an agent: status, version, and whether a critical section runs. */
 export const AgentHealthSchema = Type.Object(
   {
     status: literalUnion(agentHealthStatuses),
@@ -59,4 +68,5 @@ export const AgentHealthSchema = Type.Object(
   },
   { $id: 'AgentHealth', description: 'GET /v1/system/health.' },
 );
+/** An agent's health answer; see {@link AgentHealthSchema}. */
 export type AgentHealth = Static<typeof AgentHealthSchema>;

@@ -15,6 +15,10 @@ const AUDIT_TEXT_MAX_LENGTH = 1024 * 1024; // characters: a whole record line is
 function auditText(description: string): TString {
   return Type.String({ minLength: 1, maxLength: AUDIT_TEXT_MAX_LENGTH, description });
 }
+/**
+ * One line of the audit log. Its TypeScript type is {@link AuditRecord} (in audit/record.ts), whose
+ * `details` is narrowed to JSON; a type test checks that it fits this schema.
+ */
 export const AuditRecordSchema = Type.Object(
   {
     seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: '1 for the first record, then +1 per record, no gaps.' }),
@@ -36,8 +40,8 @@ export const AuditRecordSchema = Type.Object(
   },
   { $id: 'AuditRecord', description: 'One line of the audit log (JSON Lines; each line the canonical JSON of a record).' },
 );
-export type AuditLogRecord = Static<typeof AuditRecordSchema>;
 
+/** The schema of signers.json: a non-empty list of distinct kids with their Ed25519 public keys. */
 export const AuditSignersSchema = Type.Object(
   {
     signers: Type.Array(
@@ -54,4 +58,5 @@ export const AuditSignersSchema = Type.Object(
   },
   { $id: 'AuditSigners', additionalProperties: false, description: 'signers.json: the keys whose audit records a verifier accepts.' },
 );
-export type AuditSignersFile = Static<typeof AuditSignersSchema>;
+/** signers.json, the keys whose audit records a verifier accepts; {@link parseAuditSigners} reads it. */
+export type AuditSignersDocument = Static<typeof AuditSignersSchema>;

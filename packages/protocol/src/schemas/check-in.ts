@@ -25,6 +25,7 @@ export const updateSteps = [
   'rolling_back',
   'rolled_back',
 ] as const;
+/** A step of the daemon's update state machine: one of {@link updateSteps}. */
 export type UpdateStep = (typeof updateSteps)[number];
 
 export const UpdateProgressSchema = Type.Object(
@@ -37,6 +38,7 @@ export const UpdateProgressSchema = Type.Object(
 );
 export type UpdateProgress = Static<typeof UpdateProgressSchema>;
 
+/** What a daemon runs, and the update it is carrying out, if any. */
 export const DaemonStateSchema = Type.Object(
   {
     agentVersion: VersionSchema,
@@ -45,12 +47,15 @@ export const DaemonStateSchema = Type.Object(
   },
   { $id: 'DaemonState', additionalProperties: false, description: 'What the daemon runs, and the update it is carrying out, if any.' },
 );
+/** A daemon's state; see {@link DaemonStateSchema}. */
 export type DaemonState = Static<typeof DaemonStateSchema>;
 
 /** What the daemon can say of its agent: the agent's own statuses, or that it could not get one. */
 export const agentHealthReportStatuses = [...agentHealthStatuses, 'unreachable', 'stopped'] as const;
+/** An agent's health as its daemon reports it: one of {@link agentHealthReportStatuses}. */
 export type AgentHealthReportStatus = (typeof agentHealthReportStatuses)[number];
 
+/** The agent's health as its daemon last read it, sent with each check-in. */
 export const AgentHealthReportSchema = Type.Object(
   {
     status: literalUnion(agentHealthReportStatuses, {
@@ -63,8 +68,10 @@ export const AgentHealthReportSchema = Type.Object(
   },
   { $id: 'AgentHealthReport', additionalProperties: false, description: "The agent's health as the daemon last read it from GET /v1/system/health." },
 );
+/** The agent's health as its daemon reports it; see {@link AgentHealthReportSchema}. */
 export type AgentHealthReport = Static<typeof AgentHealthReportSchema>;
 
+/** Body of `POST /v1/agents/{agentId}/checkin`: state, health, acks and results. */
 export const CheckinRequestSchema = Type.Object(
   {
     state: DaemonStateSchema,
@@ -85,8 +92,10 @@ export const CheckinRequestSchema = Type.Object(
     description: 'POST /v1/agents/{agentId}/checkin, with Authorization: Bearer <credential> and the CheckinHeaders.',
   },
 );
+/** Body of a check-in; see {@link CheckinRequestSchema}. */
 export type CheckinRequest = Static<typeof CheckinRequestSchema>;
 
+/** Headers of a check-in: the machine id, both versions, and the update nonce while an update runs. */
 export const CheckinHeadersSchema = Type.Object(
   {
     [wireHeaders.machineId]: MachineIdSchema,
@@ -96,20 +105,26 @@ export const CheckinHeadersSchema = Type.Object(
   },
   { $id: 'CheckinHeaders', description: 'Headers of a check-in (other headers may be present).' },
 );
+/** Headers of a check-in, by their lower-case names; see {@link CheckinHeadersSchema}. */
 export type CheckinHeaders = Static<typeof CheckinHeadersSchema>;
 
+/** Path parameters of `POST /v1/agents/{agentId}/checkin`. */
 export const CheckinParamsSchema = Type.Object({ agentId: AgentIdSchema }, { $id: 'CheckinParams', additionalProperties: false, description: 'Path parameters of POST /v1/agents/{agentId}/checkin.' });
+/** Path parameters of a check-in; see {@link CheckinParamsSchema}. */
 export type CheckinParams = Static<typeof CheckinParamsSchema>;
 
 const checkinCommands = Type.Array(CommandStubSchema, { maxItems: 32, description: 'Re-sent on every check-in until acked.' });
 const nextCheckinSeconds = Type.Integer({ minimum: 1, maximum: 86400 });
 
+/** 200 from a check-in: the commands to run (re-sent until acked) and when to check in next. */
 export const CheckinResponseSchema = Type.Object(
   { commands: checkinCommands, nextCheckinSeconds },
   { $id: 'CheckinResponse', description: '200 from a check-in.' },
 );
+/** 200 from a check-in; see {@link CheckinResponseSchema}. */
 export type CheckinResponse = Static<typeof CheckinResponseSchema>;
 
+/** 426 from a check-in (the agent is below the manager's minimum version), still carrying the commands. */
 export const CheckinUpgradeRequiredSchema = Type.Object(
   { error: ErrorDetailSchema, commands: checkinCommands, nextCheckinSeconds },
   {
@@ -117,4 +132,5 @@ export const CheckinUpgradeRequiredSchema = Type.Object(
     description: "426 from a check-in: the agent's version is below the manager's minimum. The commands still come, so an old agent can always upgrade.",
   },
 );
+/** 426 from a check-in; see {@link CheckinUpgradeRequiredSchema}. */
 export type CheckinUpgradeRequired = Static<typeof CheckinUpgradeRequiredSchema>;

@@ -7,6 +7,7 @@ import { DsseEnvelopeSchema } from './releases.js';
 // Commands the manager sends a daemon in a check-in response, the update nonce that authorises an
 // update command, and the results the daemon reports back.
 
+/** The signed payload of an update nonce: which agent on which machine may move which artifact from which version to which, until when. */
 export const NoncePayloadSchema = Type.Object(
   {
     v: Type.Literal(1),
@@ -23,6 +24,7 @@ export const NoncePayloadSchema = Type.Object(
   },
   { additionalProperties: false, $id: 'NoncePayload' },
 );
+/** An update nonce's payload; see {@link NoncePayloadSchema}. Trust it only as {@link verifyNonce} returns it. */
 export type NoncePayload = Static<typeof NoncePayloadSchema>;
 
 function nonceToken(description = 'A compact update nonce: base64url(payload) "." base64url(Ed25519 signature by the manager key).'): TString {
@@ -35,8 +37,10 @@ export const NonceTokenSchema = nonceToken();
  * retries until the command's deadline (or the end of its deferral window) and reports again.
  */
 export const commandOutcomes = ['succeeded', 'failed', 'rolled_back', 'deferred', 'rejected'] as const;
+/** How a command ended (or `deferred`, a progress report): one of {@link commandOutcomes}. */
 export type CommandOutcome = (typeof commandOutcomes)[number];
 
+/** What became of a command, as the daemon reports it in a check-in until the manager has it. */
 export const CommandResultSchema = Type.Object(
   {
     commandId: CommandIdSchema,
@@ -52,6 +56,7 @@ export const CommandResultSchema = Type.Object(
   },
   { $id: 'CommandResult', additionalProperties: false },
 );
+/** A command's result; see {@link CommandResultSchema}. */
 export type CommandResult = Static<typeof CommandResultSchema>;
 
 // The update command's fields, shared by UpdateCommand and its member of the Command union (a
@@ -77,17 +82,21 @@ const updateCommandProperties = {
     }),
   ),
 };
+/** The update command: install a signed release, authorised by an update nonce, within a deadline. */
 export const UpdateCommandSchema = Type.Object(updateCommandProperties, {
   $id: 'UpdateCommand',
   description: 'Install a signed release. The daemon verifies the release and the nonce before acting on anything else in the command.',
 });
+/** The update command; see {@link UpdateCommandSchema}. */
 export type UpdateCommand = Static<typeof UpdateCommandSchema>;
 
 // Commands are a union discriminated by `type`: a new kind of command is a new member here.
+/** Any command for the daemon, discriminated by `type`; today only `update`. */
 export const CommandSchema = Type.Union([Type.Object(updateCommandProperties)], {
   $id: 'Command',
   description: 'A command for the daemon, discriminated by type; today only update.',
 });
+/** Any command for the daemon; see {@link CommandSchema}. */
 export type Command = Static<typeof CommandSchema>;
 
 /** Every command's common part: what a daemon can read of a command type it does not know. */
@@ -98,4 +107,5 @@ export const CommandStubSchema = Type.Object(
   },
   { description: 'A command: validate each against Command; answer one of an unknown type with a rejected result, so the manager stops re-sending it.' },
 );
+/** A command's id and type, all a daemon reads of a command type it does not know; see {@link CommandStubSchema}. */
 export type CommandStub = Static<typeof CommandStubSchema>;

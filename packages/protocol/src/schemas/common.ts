@@ -107,5 +107,7 @@ export const ErrorDetailSchema = Type.Object(
 );
 export type ErrorDetail = Static<typeof ErrorDetailSchema>;
 
+/** The body of every 4xx and 5xx response: `{"error":{"code","message"}}`, the code stable (docs/errors.md). */
 export const ErrorBodySchema = Type.Object({ error: ErrorDetailSchema }, { $id: 'ErrorBody', description: 'The body of every 4xx and 5xx response.' });
+/** The body of every 4xx and 5xx response; see {@link ErrorBodySchema}. */
 export type ErrorBody = Static<typeof ErrorBodySchema>;

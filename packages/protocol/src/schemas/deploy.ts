@@ -8,9 +8,13 @@ import { DsseEnvelopeSchema } from './releases.js';
 
 const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 
+/** How a deployment reaches its targets: canary phases, all at once, or phase by phase on `promote`. */
 export const deploymentStrategies = ['canary', 'immediate', 'manual'] as const;
+/** A deployment strategy: one of {@link deploymentStrategies}. */
 export type DeploymentStrategy = (typeof deploymentStrategies)[number];
+/** CIRIS's risk levels of an update notification. */
 export const riskLevels = ['low', 'medium', 'high', 'unknown'] as const;
+/** A risk level: one of {@link riskLevels}. */
 export type RiskLevel = (typeof riskLevels)[number];
 /** CIRIS's deployment statuses. */
 export const deploymentStatuses = [
@@ -25,9 +29,11 @@ export const deploymentStatuses = [
   'rolled_back',
   'rollback_proposed',
 ] as const;
+/** A deployment's status: one of {@link deploymentStatuses}. */
 export type DeploymentStatusValue = (typeof deploymentStatuses)[number];
 /** Where one target of a rollout stands: pending -> notified -> [deferred] -> updating -> health_check -> an end. */
 export const rolloutTargetStates = ['pending', 'notified', 'deferred', 'updating', 'health_check', 'succeeded', 'failed', 'skipped', 'rolled_back'] as const;
+/** Where one target of a rollout stands: one of {@link rolloutTargetStates}. */
 export type RolloutTargetState = (typeof rolloutTargetStates)[number];
 
 const ImageReference = Type.String({ maxLength: 512, description: 'A container image, e.g. ghcr.io/cirisai/ciris-agent:latest' });
@@ -41,6 +47,7 @@ const Metadata = Type.Record(Type.String({ pattern: '^[^\\u0000-\\u001f]{1,128}$
 
 // Optional fields CIRIS declares Optional[...] accept null too, as its pydantic model does; the
 // defaults are CIRIS's.
+/** Body of `POST /manager/v1/updates/notify`: CIRIS's UpdateNotification plus drover's `artifact`, `release` and `supersede`. */
 export const UpdateNotificationSchema = Type.Object(
   {
     agent_image: Type.Optional(nullable(ImageReference)),
@@ -67,8 +74,10 @@ export const UpdateNotificationSchema = Type.Object(
       "POST /manager/v1/updates/notify, Authorization: Bearer <deploy token>: CIRIS's UpdateNotification plus drover's artifact (default agent), release (the signed release to roll out; omitted, the manager takes artifact at version from its catalog) and supersede. Beyond this schema the server requires one of agent_image, gui_image, nginx_image (push mode, as CIRIS does) or a release or a version.",
   },
 );
+/** An update notification; see {@link UpdateNotificationSchema}. */
 export type UpdateNotification = Static<typeof UpdateNotificationSchema>;
 
+/** 200 from `POST /manager/v1/updates/notify`: the deployment id and how many agents it affects. */
 export const UpdateNotifyResponseSchema = Type.Object(
   {
     deployment_id: DeploymentIdSchema,
@@ -79,8 +88,10 @@ export const UpdateNotifyResponseSchema = Type.Object(
   },
   { $id: 'UpdateNotifyResponse', description: '200 from POST /manager/v1/updates/notify.' },
 );
+/** 200 from a notify; see {@link UpdateNotifyResponseSchema}. */
 export type UpdateNotifyResponse = Static<typeof UpdateNotifyResponseSchema>;
 
+/** One event of a deployment's timeline (CIRIS's DeploymentEvent). */
 export const DeploymentEventSchema = Type.Object(
   {
     timestamp: dateTime(),
@@ -90,8 +101,10 @@ export const DeploymentEventSchema = Type.Object(
   },
   { $id: 'DeploymentEvent', description: "One event of a deployment's timeline (CIRIS's DeploymentEvent)." },
 );
+/** One event of a deployment's timeline; see {@link DeploymentEventSchema}. */
 export type DeploymentEvent = Static<typeof DeploymentEventSchema>;
 
+/** Where one agent stands in a deployment (drover's addition to CIRIS's status). */
 export const DeploymentTargetSchema = Type.Object(
   {
     agent_id: AgentIdSchema,
@@ -107,8 +120,10 @@ export const DeploymentTargetSchema = Type.Object(
   },
   { $id: 'DeploymentTarget', description: 'drover: where one agent stands in a deployment.' },
 );
+/** One agent of a deployment; see {@link DeploymentTargetSchema}. */
 export type DeploymentTarget = Static<typeof DeploymentTargetSchema>;
 
+/** A deployment: CIRIS's DeploymentStatus fields plus drover's per-agent states. */
 export const DeploymentStatusSchema = Type.Object(
   {
     deployment_id: DeploymentIdSchema,
@@ -140,23 +155,31 @@ export const DeploymentStatusSchema = Type.Object(
   },
   { $id: 'DeploymentStatus', description: "A deployment: CIRIS's DeploymentStatus fields plus drover's per-agent states." },
 );
+/** A deployment's status; see {@link DeploymentStatusSchema}. */
 export type DeploymentStatus = Static<typeof DeploymentStatusSchema>;
 
+/** `GET /manager/v1/updates/status`: a deployment, or null when none is named and none is active. */
 export const DeploymentStatusResponseSchema = Type.Union([DeploymentStatusSchema, Type.Null()], {
   $id: 'DeploymentStatusResponse',
   description: 'GET /manager/v1/updates/status[?deployment_id=]: null when no id is given and no deployment is active (as CIRIS answers).',
 });
+/** A status answer; see {@link DeploymentStatusResponseSchema}. */
 export type DeploymentStatusResponse = Static<typeof DeploymentStatusResponseSchema>;
 
+/** Query of `GET /manager/v1/updates/status`. */
 export const DeploymentStatusQuerySchema = Type.Object(
   { deployment_id: Type.Optional(DeploymentIdSchema) },
   { $id: 'DeploymentStatusQuery', additionalProperties: false, description: 'Query of GET /manager/v1/updates/status.' },
 );
+/** Query of a status request; see {@link DeploymentStatusQuerySchema}. */
 export type DeploymentStatusQuery = Static<typeof DeploymentStatusQuerySchema>;
 
+/** What an operator can do to a running deployment. */
 export const deploymentActions = ['pause', 'resume', 'abort', 'promote', 'rollback'] as const;
+/** A deployment action: one of {@link deploymentActions}. */
 export type DeploymentAction = (typeof deploymentActions)[number];
 
+/** Path parameters of `POST /manager/v1/updates/{deployment_id}/{action}`. */
 export const DeploymentActionParamsSchema = Type.Object(
   { deployment_id: DeploymentIdSchema, action: literalUnion(deploymentActions) },
   {
@@ -165,14 +188,18 @@ export const DeploymentActionParamsSchema = Type.Object(
     description: 'Path parameters of POST /manager/v1/updates/{deployment_id}/{action}, with an admin token; answered with DeploymentStatus.',
   },
 );
+/** Path parameters of a deployment action; see {@link DeploymentActionParamsSchema}. */
 export type DeploymentActionParams = Static<typeof DeploymentActionParamsSchema>;
 
+/** Body of a deployment action: an optional reason, recorded in the audit log. */
 export const DeploymentActionRequestSchema = Type.Object(
   { reason: Type.Optional(Type.String({ maxLength: 1024, description: 'Recorded in the audit log and the deployment events.' })) },
   { $id: 'DeploymentActionRequest', additionalProperties: false, description: 'Body of a deployment action; an empty body means {}.' },
 );
+/** Body of a deployment action; see {@link DeploymentActionRequestSchema}. */
 export type DeploymentActionRequest = Static<typeof DeploymentActionRequestSchema>;
 
+/** `GET /manager/v1/updates/latest/changelog`: the latest release's changelog, raw and as CIRIS's `latest.changes`. */
 export const LatestChangelogResponseSchema = Type.Object(
   {
     artifact: ArtifactSchema,
@@ -198,4 +225,5 @@ export const LatestChangelogResponseSchema = Type.Object(
     description: "GET /manager/v1/updates/latest/changelog: the latest release's changelog, raw and as CIRIS's latest.changes list.",
   },
 );
+/** The latest changelog; see {@link LatestChangelogResponseSchema}. */
 export type LatestChangelogResponse = Static<typeof LatestChangelogResponseSchema>;

@@ -9,6 +9,7 @@ const TOKEN68 = '^[A-Za-z0-9._~+/-]+=*$';
 const ByteCount = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'bytes' });
 
 const Fact = Type.String({ maxLength: 256 });
+/** Facts about a host, every field optional; new facts go under `facts`. */
 export const InventorySchema = Type.Object(
   {
     os: Type.Optional(
@@ -71,8 +72,10 @@ export const InventorySchema = Type.Object(
     description: 'Facts about the host (what systeminformation reports). Every field is optional: report what could be read.',
   },
 );
+/** Facts about a host; see {@link InventorySchema}. */
 export type Inventory = Static<typeof InventorySchema>;
 
+/** Body of `POST /v1/agents/enroll`, a daemon's first call to the manager. */
 export const EnrollRequestSchema = Type.Object(
   {
     enrollmentToken: Type.String({ minLength: 16, maxLength: 512, pattern: TOKEN68, description: 'A token with seats and an expiry, from the operator.' }),
@@ -86,11 +89,15 @@ export const EnrollRequestSchema = Type.Object(
   },
   { $id: 'EnrollRequest', additionalProperties: false, description: 'POST /v1/agents/enroll, with the X-Machine-ID header.' },
 );
+/** Body of an enrollment; see {@link EnrollRequestSchema}. */
 export type EnrollRequest = Static<typeof EnrollRequestSchema>;
 
+/** A manager key that signs update nonces: its key id and base64 public key. */
 export const ManagerKeySchema = Type.Object({ keyid: KeyId, publicKey: Ed25519PublicKeyBase64 }, { description: 'A manager key that signs update nonces.' });
+/** A manager key; see {@link ManagerKeySchema}. */
 export type ManagerKey = Static<typeof ManagerKeySchema>;
 
+/** 200 from `POST /v1/agents/enroll`: the agent id, its credential and service token, the manager's keys. */
 export const EnrollResponseSchema = Type.Object(
   {
     agentId: AgentIdSchema,
@@ -110,4 +117,5 @@ export const EnrollResponseSchema = Type.Object(
   },
   { $id: 'EnrollResponse', description: '200 from POST /v1/agents/enroll.' },
 );
+/** 200 from an enrollment; see {@link EnrollResponseSchema}. */
 export type EnrollResponse = Static<typeof EnrollResponseSchema>;

@@ -8,6 +8,7 @@ import { ArtifactSchema, DownloadUrl, Hex64, KeyId, Name, PlatformSchema, Versio
 const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', maxLength: 1 << 20 });
 
 export const DsseSignatureSchema = Type.Object({ keyid: Type.String({ maxLength: 64 }), sig: Base64 }, { additionalProperties: false });
+/** A DSSE envelope: the signed release (or any signed payload), its signatures over PAE(payloadType, payload). */
 export const DsseEnvelopeSchema = Type.Object(
   {
     payloadType: Type.String({ minLength: 1, maxLength: 256 }),
@@ -16,6 +17,7 @@ export const DsseEnvelopeSchema = Type.Object(
   },
   { additionalProperties: false, $id: 'DsseEnvelope' },
 );
+/** A DSSE envelope; see {@link DsseEnvelopeSchema}. Nothing in it is trusted until {@link verifyEnvelope} or {@link verifyRelease} accepts it. */
 export type DsseEnvelope = Static<typeof DsseEnvelopeSchema>;
 
 export const ReleaseFileSchema = Type.Object(
@@ -28,6 +30,7 @@ export const ReleaseFileSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The payload of a signed release (`drover.release/v1`): artifact, version, platform, the file's size and SHA-256, expiry. */
 export const ReleasePayloadSchema = Type.Object(
   {
     schema: Type.Literal('drover.release/v1'),
@@ -44,12 +47,14 @@ export const ReleasePayloadSchema = Type.Object(
   },
   { additionalProperties: false, $id: 'ReleasePayload' },
 );
+/** A release manifest; see {@link ReleasePayloadSchema}. {@link verifyRelease} returns one only once its signatures and rules hold. */
 export type ReleasePayload = Static<typeof ReleasePayloadSchema>;
 
 export const TrustedKeySchema = Type.Object(
   { keyid: KeyId, publicKey: Type.String({ description: 'base64 of the raw 32-byte Ed25519 key, or an SPKI PEM', maxLength: 4096 }), name: Type.Optional(Type.String({ maxLength: 128 })) },
   { additionalProperties: false },
 );
+/** trust.json: the keys a host trusts to sign releases, and how many distinct ones must sign. */
 export const TrustPolicySchema = Type.Object(
   {
     schema: Type.Optional(Type.Literal('drover.trust/v1')),
@@ -58,12 +63,14 @@ export const TrustPolicySchema = Type.Object(
   },
   { additionalProperties: false, $id: 'TrustPolicy' },
 );
+/** trust.json as a document; {@link parseTrustPolicy} turns it into a {@link TrustPolicy}. */
 export type TrustPolicyDocument = Static<typeof TrustPolicySchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Release and download routes: GET /v1/releases/latest, GET /v1/releases/{artifact}/{version},
 // GET /v1/download/{artifact}/{version}/{platform}
 
+/** Query of `GET /v1/releases/latest`. */
 export const ReleaseLatestQuerySchema = Type.Object(
   {
     artifact: ArtifactSchema,
@@ -72,14 +79,18 @@ export const ReleaseLatestQuerySchema = Type.Object(
   },
   { $id: 'ReleaseLatestQuery', additionalProperties: false, description: "Query of GET /v1/releases/latest; without channel, the manager's default channel." },
 );
+/** Query of `GET /v1/releases/latest`; see {@link ReleaseLatestQuerySchema}. */
 export type ReleaseLatestQuery = Static<typeof ReleaseLatestQuerySchema>;
 
+/** Path parameters of `GET /v1/releases/{artifact}/{version}`. */
 export const ReleaseParamsSchema = Type.Object(
   { artifact: ArtifactSchema, version: VersionPathSegmentSchema },
   { $id: 'ReleaseParams', additionalProperties: false, description: 'Path parameters of GET /v1/releases/{artifact}/{version}.' },
 );
+/** Path parameters of `GET /v1/releases/{artifact}/{version}`; see {@link ReleaseParamsSchema}. */
 export type ReleaseParams = Static<typeof ReleaseParamsSchema>;
 
+/** A release as the manager serves it: the envelope, its manifest decoded for display, and where to download the file. */
 export const ReleaseResponseSchema = Type.Object(
   {
     release: DsseEnvelopeSchema,
@@ -92,14 +103,18 @@ export const ReleaseResponseSchema = Type.Object(
       "GET /v1/releases/latest and GET /v1/releases/{artifact}/{version}. manifest is the envelope's payload decoded, for display only: act only on the payload that verifying release returns.",
   },
 );
+/** A release as the manager serves it; see {@link ReleaseResponseSchema}. Act only on the payload that verifying `release` returns. */
 export type ReleaseResponse = Static<typeof ReleaseResponseSchema>;
 
+/** Path parameters of `GET /v1/download/{artifact}/{version}/{platform}`. */
 export const DownloadParamsSchema = Type.Object(
   { artifact: ArtifactSchema, version: VersionPathSegmentSchema, platform: PlatformSchema },
   { $id: 'DownloadParams', additionalProperties: false, description: 'Path parameters of GET /v1/download/{artifact}/{version}/{platform}.' },
 );
+/** Path parameters of a download; see {@link DownloadParamsSchema}. */
 export type DownloadParams = Static<typeof DownloadParamsSchema>;
 
+/** Query of a presigned download (`?expires=&sig=`), both or neither. */
 export const DownloadQuerySchema = Type.Object(
   {
     expires: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$', description: 'seconds since the epoch' })),
@@ -111,4 +126,5 @@ export const DownloadQuerySchema = Type.Object(
     description: 'Query of a presigned download: both expires and sig, or neither (then an agent credential authorises).',
   },
 );
+/** Query of a presigned download; see {@link DownloadQuerySchema}. */
 export type DownloadQuery = Static<typeof DownloadQuerySchema>;

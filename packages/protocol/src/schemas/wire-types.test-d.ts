@@ -1,6 +1,9 @@
 // Type-level checks of the wire types, run by vitest's typecheck mode (tsc), not at runtime.
+import type { Static } from '@sinclair/typebox';
 import { describe, expectTypeOf, it } from 'vitest';
+import type { AuditRecord } from '../audit/record.js';
 import type { ShutdownRequest } from './agent-endpoints.js';
+import type { AuditRecordSchema } from './audit.js';
 import type { AgentHealthReportStatus, CheckinRequest, UpdateStep } from './check-in.js';
 import type { Command, CommandOutcome, UpdateCommand } from './commands.js';
 import type { DeploymentStatusResponse, RolloutTargetState, UpdateNotification } from './deploy.js';
@@ -21,5 +24,10 @@ describe('wire schemas', () => {
     expectTypeOf<CheckinRequest['health']['status']>().toEqualTypeOf<AgentHealthReportStatus>();
     expectTypeOf<UpdateNotification['risk_level']>().toEqualTypeOf<'low' | 'medium' | 'high' | 'unknown' | null | undefined>();
     expectTypeOf<DeploymentStatusResponse>().toExtend<object | null>();
+  });
+
+  it('has one type per audit record: AuditRecord fits its schema, with details narrowed to JSON', () => {
+    expectTypeOf<AuditRecord>().toExtend<Static<typeof AuditRecordSchema>>();
+    expectTypeOf<Omit<AuditRecord, 'details'>>().toEqualTypeOf<Omit<Static<typeof AuditRecordSchema>, 'details'>>();
   });
 });
