@@ -9,6 +9,13 @@
 // 3. Packages depend one way: protocol on nothing of ours; agent and manager on protocol; daemon on
 //    protocol and agent; cli on protocol and manager. Checked in the sources (by package name or by
 //    a relative path into another package) and in package.json's runtime dependencies.
+// 4. A package imported by a subpath (`@drover/protocol/internal`) lists that subpath in its
+//    package.json `exports`, so the import resolves from the built package and from its tarball,
+//    not only through the tsconfig paths and vitest aliases the repository adds. Checked in every
+//    workspace and in test/, bench/, examples/ and scripts/.
+// 5. `/internal` entries have no semver guarantee and are for drover's own packages, tests and
+//    tools (docs/decisions/0019-protocol-public-surface.md): examples/, which users copy, never
+//    import one.
 //
 // Plain Node, no dependency. Exit 0 when the graph is clean; else exit 1 with one line per problem.
 // Usage: node scripts/check-imports.mjs [repo root]
@@ -40,6 +47,9 @@ const forbidden = [
 ];
 
 const sourceExtensions = ['.ts', '.mts', '.tsx', '.js', '.mjs'];
+
+// Folders outside the workspaces whose imports of workspace packages rules 4 and 5 check.
+const toolDirs = ['test', 'bench', 'examples', 'scripts'];
 
 /** Repo-relative path with forward slashes. */
 const rel = (path) => relative(root, path).split(sep).join('/');
@@ -83,6 +93,27 @@ function resolveRelative(fromFile, spec) {
   const stem = base.replace(/\.(m?js|jsx)$/, '');
   const candidates = [base, `${stem}.ts`, `${stem}.mts`, `${stem}.tsx`, `${stem}.js`, `${stem}.mjs`, join(base, 'index.ts'), join(base, 'index.js')];
   return candidates.find((path) => existsSync(path) && statSync(path).isFile());
+}
+
+/** The package name and subpath (`.`, `./internal`) of a bare specifier. */
+function splitSpecifier(spec) {
+  const parts = spec.split('/');
+  const size = spec.startsWith('@') ? 2 : 1;
+  const rest = parts.slice(size).join('/');
+  return { name: parts.slice(0, size).join('/'), subpath: rest === '' ? '.' : `./${rest}` };
+}
+
+/** True when package.json `exports` (a string, or a map whose keys may hold one `*`) exposes `subpath`. */
+function exportsSubpath(pkg, subpath) {
+  const map = pkg.exports;
+  if (map === undefined) return true; // no exports map: every path resolves
+  if (typeof map === 'string' || Array.isArray(map)) return subpath === '.';
+  return Object.keys(map).some((key) => {
+    const star = key.indexOf('*');
+    if (star === -1) return key === subpath;
+    const [before, after] = [key.slice(0, star), key.slice(star + 1)];
+    return subpath.length > before.length + after.length && subpath.startsWith(before) && subpath.endsWith(after);
+  });
 }
 
 function workspaces() {
@@ -200,9 +231,29 @@ for (const ws of all) {
   }
 }
 
+// Rules 4 and 5: subpath imports resolve through the exports map; examples/ import no internal entry.
+for (const dir of [...all.map((ws) => ws.dir), ...toolDirs]) {
+  if (!existsSync(join(root, dir))) continue;
+  for (const file of walk(join(root, dir))) {
+    const from = rel(file);
+    for (const spec of specifiers(readFileSync(file, 'utf8'))) {
+      if (spec.startsWith('.') || spec.startsWith('node:')) continue;
+      const { name, subpath } = splitSpecifier(spec);
+      const other = byName.get(name);
+      if (other === undefined) continue;
+      if (!exportsSubpath(other.pkg, subpath)) {
+        problems.push(`${from}: imports ${spec}, but ${other.dir}/package.json does not export ${subpath}; add it to "exports" or import the package's entry`);
+      }
+      if (from.startsWith('examples/') && /(^|\/)internal(\/|$)/.test(subpath.slice(2))) {
+        problems.push(`${from}: imports ${spec}: an /internal entry has no semver guarantee, and examples are what users copy; use the public entry`);
+      }
+    }
+  }
+}
+
 if (problems.length > 0) {
   for (const problem of problems) console.error(problem);
-  console.error(`check-imports: ${problems.length} problem${problems.length === 1 ? '' : 's'} (rules: docs/decisions/0013-manager-layout.md)`);
+  console.error(`check-imports: ${problems.length} problem${problems.length === 1 ? '' : 's'} (rules: docs/decisions/0013-manager-layout.md, 0019-protocol-public-surface.md)`);
   process.exit(1);
 }
 console.log(`check-imports: ${all.length} packages, no cycle, dependencies point one way`);

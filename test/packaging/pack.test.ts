@@ -152,6 +152,14 @@ console.log(JSON.stringify({ result: { health: health.status, agents: agents.sta
 await manager.close();
 `;
 
+// drover's own packages import @drover/protocol/internal (the built manager and droverd do at run
+// time): the subpath resolves, with its types, from the tarball as from the workspace.
+const PROTOCOL_INTERNAL_TS = `import { sha256Hex } from '@drover/protocol';
+import { sha256, toHex } from '@drover/protocol/internal';
+
+console.log(JSON.stringify({ result: toHex(sha256('drover')) === sha256Hex('drover') }));
+`;
+
 describe('the published packages, from their tarballs', { timeout: TIMEOUT_MS }, () => {
   let work: string;
   let packed: Packed[];
@@ -197,6 +205,8 @@ describe('the published packages, from their tarballs', { timeout: TIMEOUT_MS },
       // The source maps carry their sources: they point at ../src, which is not shipped.
       expect(paths.filter((f) => f.endsWith('.js.map')).length, p.name).toBeGreaterThan(0);
     }
+    const protocol = packed.find((p) => p.name === '@drover/protocol');
+    expect(protocol?.files.map((f) => f.path)).toEqual(expect.arrayContaining(['dist/internal.js', 'dist/internal.d.ts']));
     const cli = packed.find((p) => p.name === '@drover/cli');
     const daemon = packed.find((p) => p.name === 'droverd');
     expect(cli?.files.find((f) => f.path === 'bin/drover.js')?.mode).toBe(0o755);
@@ -226,6 +236,7 @@ describe('the published packages, from their tarballs', { timeout: TIMEOUT_MS },
     const dir = fullProject;
     writeFileSync(join(dir, 'fastify-agent.ts'), FASTIFY_AGENT_TS);
     writeFileSync(join(dir, 'manager.ts'), MANAGER_TS);
+    writeFileSync(join(dir, 'protocol-internal.ts'), PROTOCOL_INTERNAL_TS);
     // Each package README's TypeScript examples, as the installed package ships them, compile too.
     const examples: string[] = [];
     for (const name of PACKAGES) {
@@ -242,6 +253,7 @@ describe('the published packages, from their tarballs', { timeout: TIMEOUT_MS },
     // The protocol README's example runs as it stands (the others listen on fixed ports).
     const protocolExample = await must(process.execPath, ['out/readme-drover-protocol-0.js'], dir, 30_000);
     expect(protocolExample.stdout).toBe('1.2.0 true\n');
+    expect((await must(process.execPath, ['out/protocol-internal.js'], dir, 30_000)).stdout).toBe('{"result":true}\n');
 
     const fastifyAgent = start(dir, 'out/fastify-agent.js', { DROVER_SERVICE_TOKEN: 'packaging-test-service-token' });
     expect(await fastifyAgent.result).toEqual({ health: { status: 'healthy', version: '1.4.2', busy: false }, guarded: 401 });
