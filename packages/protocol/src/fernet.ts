@@ -57,7 +57,7 @@ function keyInvalid(what: string): SecretError {
   return new SecretError(
     'FERNET_KEY_INVALID',
     `Failed to load the Fernet key from ${what}: it must be 32 bytes in base64url (44 characters ending in "=", ` +
-      "as Python's Fernet.generate_key() prints). Generate one with generateFernetKey() or Fernet.generate_key().",
+      "as Python's Fernet.generate_key() prints). Generate one with Fernet.generate_key() or `openssl rand -base64 32 | tr '+/' '-_'`.",
   );
 }
 
