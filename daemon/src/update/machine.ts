@@ -11,26 +11,26 @@ import {
 } from '@drover/protocol';
 import type { HttpClient } from '@drover/http';
 import type { CommandOutcome, CommandResult, UpdateStep } from '@drover/protocol';
-import type { AgentClient } from './agent-client.js';
-import { clearBootRecord, readBootRecord, writeBootRecord } from './boot-counter.js';
-import { limits } from './config.js';
-import type { Credentials } from './credentials.js';
-import { managerPublicKeys } from './credentials.js';
+import type { AgentClient } from '../agent/client.js';
+import type { Supervisor } from '../agent/supervisor.js';
+import { limits } from '../config.js';
+import { DaemonError, errorCode, errorMessage } from '../errors.js';
+import { pathExists } from '../host/fs-atomic.js';
+import type { DaemonPaths } from '../host/paths.js';
+import { clearBootRecord, readBootRecord, writeBootRecord } from '../launcher/boot-counter.js';
+import type { Logger } from '../logger.js';
+import { managerPublicKeys } from '../manager-link/credentials.js';
+import type { Credentials } from '../manager-link/credentials.js';
+import { checkNames } from '../releases/store.js';
+import type { ReleaseStore } from '../releases/store.js';
+import { loadTrustPolicy } from '../releases/trust.js';
+import type { Settings } from '../settings.js';
+import { boundedBackoff, isAbortError, sleep } from '../timing.js';
+import { NO_VERSION } from '../version.js';
 import { downloadArtifact } from './download.js';
-import { DaemonError, errorCode, errorMessage } from './errors.js';
 import type { Failpoints } from './failpoints.js';
-import { pathExists } from './fs-atomic.js';
 import { passHealthGate, sameVersion } from './health-gate.js';
 import type { Journal, UpdateRecord } from './journal.js';
-import type { Logger } from './logger.js';
-import type { DaemonPaths } from './paths.js';
-import { checkNames } from './release-store.js';
-import type { ReleaseStore } from './release-store.js';
-import type { Settings } from './settings.js';
-import type { Supervisor } from './supervisor.js';
-import { boundedBackoff, isAbortError, sleep } from './timing.js';
-import { loadTrustPolicy } from './trust.js';
-import { NO_VERSION } from './version.js';
 
 // The update state machine (DESIGN.md "Daemon update state machine"):
 //
