@@ -41,7 +41,7 @@ export const limits = {
   agentStopTimeoutMs: 30_000, // ms an agent has to exit after SIGTERM before SIGKILL
   agentLogLineMaxBytes: 16 * 1024, // bytes: longer agent output lines are cut
 
-  // The update state machine (update/machine.ts)
+  // The update state machine (update/machine.ts, update/deadlines.ts)
   healthPollIntervalMs: 250, // ms between two health probes during a health check
   healthGraceMs: 10_000, // ms the new version must stay healthy before it is committed
   healthTimeoutMs: 60_000, // ms to become healthy at the target version, else roll back
