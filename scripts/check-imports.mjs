@@ -113,45 +113,33 @@ function workspaces() {
   });
 }
 
-/** One cycle through `start` inside the strongly connected component `members`, as a path back to `start`. */
-function cycleThrough(start, graph, members) {
+/**
+ * The shortest import path from `start` to a file `wanted` accepts (`start` itself only when an import leads back
+ * to it), going through files `within` accepts; undefined when there is none.
+ */
+function shortestPath(start, graph, wanted, within = () => true) {
   const parent = new Map([[start, undefined]]);
   const queue = [start];
   while (queue.length > 0) {
     const node = queue.shift();
     for (const next of graph.get(node) ?? []) {
-      if (next === start) {
-        const path = [start];
-        for (let at = node; at !== start; at = parent.get(at)) path.splice(1, 0, at);
-        return [...path, start];
+      if (wanted(next)) {
+        const path = [next];
+        for (let at = node; at !== undefined; at = parent.get(at)) path.unshift(at);
+        return path;
       }
-      if (members.has(next) && !parent.has(next)) {
+      if (within(next) && !parent.has(next)) {
         parent.set(next, node);
         queue.push(next);
       }
     }
   }
-  return [start, start];
+  return undefined;
 }
 
-/** The shortest import path from `start` to a file `wanted` accepts, or undefined. */
-function pathTo(start, graph, wanted) {
-  const parent = new Map([[start, undefined]]);
-  const queue = [start];
-  while (queue.length > 0) {
-    const node = queue.shift();
-    for (const next of graph.get(node) ?? []) {
-      if (parent.has(next)) continue;
-      parent.set(next, node);
-      if (wanted(next)) {
-        const path = [];
-        for (let at = next; at !== undefined; at = parent.get(at)) path.unshift(at);
-        return path;
-      }
-      queue.push(next);
-    }
-  }
-  return undefined;
+/** One cycle through `start` inside the strongly connected component `members`, as a path back to `start`. */
+function cycleThrough(start, graph, members) {
+  return shortestPath(start, graph, (file) => file === start, (file) => members.has(file)) ?? [start, start];
 }
 
 /** Strongly connected components (Tarjan) that hold a cycle: two files or more, or a file importing itself. */
@@ -233,7 +221,7 @@ for (const ws of all) {
   for (const rule of forbidden.filter((r) => r.transitive === true)) {
     for (const start of [...graph.keys()].sort()) {
       if (!matches(rule.from, start)) continue;
-      const path = pathTo(start, graph, (node) => rule.to.test(node));
+      const path = shortestPath(start, graph, (file) => rule.to.test(file));
       // A direct import is reported above already.
       if (path !== undefined && path.length > 2) problems.push(`${start}: reaches ${path.at(-1)} through ${path.slice(1, -1).join(' -> ')}: ${rule.why}`);
     }
