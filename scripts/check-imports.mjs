@@ -1,19 +1,24 @@
 #!/usr/bin/env node
-// Checks the import graph of every workspace package's src/ (docs/decisions/0013-manager-layout.md):
+// Checks the import graph of every workspace package's src/ (docs/decisions/0013-manager-layout.md,
+// 0020-daemon-layout.md):
 //
 // 1. No import cycle among a package's own files, `import type` included: a type-only cycle is a
 //    design cycle still, and the first value import added to it becomes an ESM initialisation bug.
 // 2. The rollout engine's domain (packages/manager/src/rollouts/) imports no store implementation:
 //    nothing under packages/manager/src/store/<impl>/ (sqlite/ today, postgres/ later), only the
 //    Store interface beside them.
-// 3. Packages depend one way: protocol on nothing of ours; agent and manager on protocol; daemon on
+// 3. droverd's CLI is its top: nothing in daemon/src/ but bin.ts and cli/ imports cli/. And the
+//    launcher (daemon/src/launcher/, installed once and never updated) reaches nothing, directly or
+//    through other files, that talks to the manager, runs the agent or drives an update: not
+//    daemon.ts, cli/, agent/, manager-link/, update/machine.ts (docs/decisions/0020-daemon-layout.md).
+// 4. Packages depend one way: protocol on nothing of ours; agent and manager on protocol; daemon on
 //    protocol and agent; cli on protocol and manager. Checked in the sources (by package name or by
 //    a relative path into another package) and in package.json's runtime dependencies.
-// 4. A package imported by a subpath (`@drover/protocol/internal`) lists that subpath in its
+// 5. A package imported by a subpath (`@drover/protocol/internal`) lists that subpath in its
 //    package.json `exports`, so the import resolves from the built package and from its tarball,
 //    not only through the tsconfig paths and vitest aliases the repository adds. Checked in every
 //    workspace and in test/, bench/, examples/ and scripts/.
-// 5. `/internal` entries have no semver guarantee and are for drover's own packages, tests and
+// 6. `/internal` entries have no semver guarantee and are for drover's own packages, tests and
 //    tools (docs/decisions/0019-protocol-public-surface.md): examples/, which users copy, never
 //    import one.
 //
@@ -37,18 +42,33 @@ const allowed = {
   daemon: ['packages/protocol', 'packages/http', 'packages/agent'],
 };
 
-// Files of one package that must not import files of another part of it.
+// Files of one package that must not import files of another part of it. `from`: a path prefix, or
+// a pattern of the importing file's repo-relative path.
 const forbidden = [
   {
     from: 'packages/manager/src/rollouts/',
     to: /^packages\/manager\/src\/store\/[^/]+\//,
     why: 'the rollout domain imports the Store interface (store/store.ts, store/records.ts), never a store implementation',
   },
+  {
+    // Unit tests (*.test.ts) are left out of both droverd rules: they are not the product.
+    from: /^daemon\/src\/(?!cli\/|bin\.ts$|.*\.test\.ts$)/,
+    to: /^daemon\/src\/cli\//,
+    why: "droverd's CLI is its top: only bin.ts and cli/ import cli/",
+  },
+  {
+    from: /^daemon\/src\/launcher\/(?!.*\.test\.ts$)/,
+    to: /^daemon\/src\/(daemon\.ts$|cli\/|agent\/|manager-link\/|update\/machine\.ts$)/,
+    why: 'the launcher is installed once and never updated: it decides a boot from the journal and the release store, and imports nothing that talks to the manager, runs the agent or drives an update',
+    // Its bundle holds everything it reaches, so an indirect import counts too.
+    transitive: true,
+  },
 ];
+const matches = (pattern, path) => (typeof pattern === 'string' ? path.startsWith(pattern) : pattern.test(path));
 
 const sourceExtensions = ['.ts', '.mts', '.tsx', '.js', '.mjs'];
 
-// Folders outside the workspaces whose imports of workspace packages rules 4 and 5 check.
+// Folders outside the workspaces whose imports of workspace packages rules 5 and 6 check.
 const toolDirs = ['test', 'bench', 'examples', 'scripts'];
 
 /** Repo-relative path with forward slashes. */
@@ -124,25 +144,33 @@ function workspaces() {
   });
 }
 
-/** One cycle through `start` inside the strongly connected component `members`, as a path back to `start`. */
-function cycleThrough(start, graph, members) {
+/**
+ * The shortest import path from `start` to a file `wanted` accepts (`start` itself only when an import leads back
+ * to it), going through files `within` accepts; undefined when there is none.
+ */
+function shortestPath(start, graph, wanted, within = () => true) {
   const parent = new Map([[start, undefined]]);
   const queue = [start];
   while (queue.length > 0) {
     const node = queue.shift();
     for (const next of graph.get(node) ?? []) {
-      if (next === start) {
-        const path = [start];
-        for (let at = node; at !== start; at = parent.get(at)) path.splice(1, 0, at);
-        return [...path, start];
+      if (wanted(next)) {
+        const path = [next];
+        for (let at = node; at !== undefined; at = parent.get(at)) path.unshift(at);
+        return path;
       }
-      if (members.has(next) && !parent.has(next)) {
+      if (within(next) && !parent.has(next)) {
         parent.set(next, node);
         queue.push(next);
       }
     }
   }
-  return [start, start];
+  return undefined;
+}
+
+/** One cycle through `start` inside the strongly connected component `members`, as a path back to `start`. */
+function cycleThrough(start, graph, members) {
+  return shortestPath(start, graph, (file) => file === start, (file) => members.has(file)) ?? [start, start];
 }
 
 /** Strongly connected components (Tarjan) that hold a cycle: two files or more, or a file importing itself. */
@@ -212,13 +240,21 @@ for (const ws of all) {
         if (owner !== undefined && owner.dir !== ws.dir && !mayImport(owner)) problems.push(`${from}: imports ${spec} (${owner.dir}), which ${ws.dir} may not import`);
         if (to.startsWith(`${ws.dir}/src/`)) edges.add(to);
         for (const rule of forbidden) {
-          if (from.startsWith(rule.from) && rule.to.test(to)) problems.push(`${from}: imports ${to}: ${rule.why}`);
+          if (matches(rule.from, from) && rule.to.test(to)) problems.push(`${from}: imports ${to}: ${rule.why}`);
         }
         continue;
       }
       const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0];
       const other = byName.get(name);
       if (other !== undefined && !mayImport(other)) problems.push(`${from}: imports ${spec} (${other.dir}), which ${ws.dir} may not import`);
+    }
+  }
+  for (const rule of forbidden.filter((r) => r.transitive === true)) {
+    for (const start of [...graph.keys()].sort()) {
+      if (!matches(rule.from, start)) continue;
+      const path = shortestPath(start, graph, (file) => rule.to.test(file));
+      // A direct import is reported above already.
+      if (path !== undefined && path.length > 2) problems.push(`${start}: reaches ${path.at(-1)} through ${path.slice(1, -1).join(' -> ')}: ${rule.why}`);
     }
   }
   for (const component of cycles(graph)) {
@@ -231,7 +267,7 @@ for (const ws of all) {
   }
 }
 
-// Rules 4 and 5: subpath imports resolve through the exports map; examples/ import no internal entry.
+// Rules 5 and 6: subpath imports resolve through the exports map; examples/ import no internal entry.
 for (const dir of [...all.map((ws) => ws.dir), ...toolDirs]) {
   if (!existsSync(join(root, dir))) continue;
   for (const file of walk(join(root, dir))) {
@@ -253,7 +289,7 @@ for (const dir of [...all.map((ws) => ws.dir), ...toolDirs]) {
 
 if (problems.length > 0) {
   for (const problem of problems) console.error(problem);
-  console.error(`check-imports: ${problems.length} problem${problems.length === 1 ? '' : 's'} (rules: docs/decisions/0013-manager-layout.md, 0019-protocol-public-surface.md)`);
+  console.error(`check-imports: ${problems.length} problem${problems.length === 1 ? '' : 's'} (rules: docs/decisions/0013-manager-layout.md, 0019-protocol-public-surface.md, 0020-daemon-layout.md)`);
   process.exit(1);
 }
 console.log(`check-imports: ${all.length} packages, no cycle, dependencies point one way`);

@@ -13,6 +13,9 @@ import { build } from 'esbuild';
 const daemonDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const repoRoot = resolve(daemonDir, '..');
 
+// The public entry names (what tests and benchmarks pass) and the source each one bundles.
+const entryPoints = { bin: 'bin.ts', 'launcher-main': 'launcher/main.ts' };
+
 // Some dependencies are CommonJS and require() Node's built-ins: give the ESM bundle a require.
 const banner = "import { createRequire as __droverdCreateRequire } from 'node:module'; const require = __droverdCreateRequire(import.meta.url);";
 
@@ -23,7 +26,7 @@ const banner = "import { createRequire as __droverdCreateRequire } from 'node:mo
 export async function bundleDaemon(options) {
   const version = options.version ?? JSON.parse(await readFile(join(daemonDir, 'package.json'), 'utf8')).version;
   await build({
-    entryPoints: [join(daemonDir, 'src', `${options.entry}.ts`)],
+    entryPoints: [join(daemonDir, 'src', entryPoints[options.entry])],
     outfile: options.outfile,
     bundle: true,
     platform: 'node',

@@ -13,7 +13,7 @@ export const limits = {
   agentRequestTimeoutMs: 5_000, // ms: one call to the agent's health or shutdown route
   agentResponseMaxBytes: 64 * 1024, // bytes: an answer of the agent's health or shutdown route
 
-  // Enrollment and check-ins (enroll.ts, check-in.ts)
+  // Enrollment and check-ins (manager-link/enroll.ts, manager-link/check-in.ts)
   inventoryTimeoutMs: 5_000, // ms: systeminformation may take this long, then the inventory is sent partial
   checkinDefaultIntervalSeconds: 60, // seconds between check-ins when the manager names none
   checkinJitterRatio: 0.1, // +-10% on every interval, so a fleet does not check in in lockstep
@@ -22,26 +22,26 @@ export const limits = {
   agentFirstAnswerWaitMs: 30_000, // ms after starting: one extra check-in once the agent answers, or give up
   agentFirstAnswerPollMs: 250, // ms between two probes of a starting agent's health route
 
-  // Journal (journal.ts)
+  // Journal (update/journal.ts)
   journalMaxSeenCommands: 1_000, // command ids remembered for de-duplication
   journalMaxUsedNonces: 10_000, // nonce ids remembered (expired ones are dropped first)
   journalMaxPendingResults: 64, // results waiting for a check-in (the wire allows 64)
   journalMaxBytes: 16 * 1024 * 1024, // bytes: a larger journal.json is refused as corrupt
 
-  // Downloads (download.ts)
+  // Downloads (update/download.ts)
   downloadStallTimeoutMs: 30_000, // ms without a byte before a download counts as stalled
   downloadMaxAttempts: 5, // attempts (the first and the resumptions) of one download
   downloadMaxDurationMs: 3_600_000, // ms: a download still running after this is abandoned (slow retrieval)
   downloadWriteChunkBytes: 1024 * 1024, // bytes: largest write to the .part file
 
-  // Agent supervision (supervisor.ts)
+  // Agent supervision (agent/supervisor.ts)
   restartBackoffBaseMs: 1_000, // ms before restarting an agent that died, doubled per crash
   restartBackoffMaxMs: 60_000, // ms: longest delay between two restarts
   restartStableAfterMs: 60_000, // ms of uptime after which the restart delay resets
   agentStopTimeoutMs: 30_000, // ms an agent has to exit after SIGTERM before SIGKILL
   agentLogLineMaxBytes: 16 * 1024, // bytes: longer agent output lines are cut
 
-  // The update state machine (update-machine.ts)
+  // The update state machine (update/machine.ts, update/deadlines.ts)
   healthPollIntervalMs: 250, // ms between two health probes during a health check
   healthGraceMs: 10_000, // ms the new version must stay healthy before it is committed
   healthTimeoutMs: 60_000, // ms to become healthy at the target version, else roll back
@@ -51,11 +51,11 @@ export const limits = {
   keepReleases: 3, // releases kept per artifact (current and previous always are)
   maxResumesPerStep: 3, // restarts of droverd inside starting/health_check before it rolls back instead
 
-  // One daemon per state dir (lock.ts)
+  // One daemon per state dir (host/lock.ts)
   lockStaleMs: 10_000, // ms: proper-lockfile's staleness, when the owner file cannot be read
   lockUpdateMs: 2_000, // ms between two refreshes of the lock's mtime
 
-  // Self-update (launcher.ts)
+  // Self-update (launcher/boot.ts)
   daemonMaxFailedBoots: 3, // boots of an uncommitted daemon update before the launcher flips back
 } as const;
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { expectError, expectRejection } from '../../test/helpers/expect-error.js';
 import { limits } from './config.js';
 import { DaemonError } from './errors.js';
-import { resolvePaths } from './paths.js';
+import { resolvePaths } from './host/paths.js';
 import { hostPlatform, loadSettings, parseSettings } from './settings.js';
 
 describe('droverd.json', () => {

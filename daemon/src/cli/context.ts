@@ -1,7 +1,7 @@
+import { resolveConfigFile, resolvePaths } from '../host/paths.js';
+import type { DaemonPaths } from '../host/paths.js';
 import { loadSettings } from '../settings.js';
 import type { Settings } from '../settings.js';
-import { resolveConfigFile, resolvePaths } from '../paths.js';
-import type { DaemonPaths } from '../paths.js';
 import { stringOption } from './framework.js';
 import type { CommandInput } from './framework.js';
 

@@ -1,7 +1,7 @@
 import { LAUNCHER_ENV } from '../config.js';
 import { Daemon } from '../daemon.js';
-import { failpointsFromEnv } from '../failpoints.js';
 import { createDaemonLogger } from '../logger.js';
+import { failpointsFromEnv } from '../update/failpoints.js';
 import { loadContext } from './context.js';
 import type { CliCommand } from './framework.js';
 

@@ -1,8 +1,8 @@
-import { loadCredentials } from '../credentials.js';
-import { readJsonFile } from '../fs-atomic.js';
-import { readJournal } from '../journal.js';
-import { isAlive, parseIdentity } from '../process-identity.js';
-import { ReleaseStore } from '../release-store.js';
+import { readJsonFile } from '../host/fs-atomic.js';
+import { isAlive, parseIdentity } from '../host/process-identity.js';
+import { loadCredentials } from '../manager-link/credentials.js';
+import { ReleaseStore } from '../releases/store.js';
+import { readJournal } from '../update/journal.js';
 import { DAEMON_VERSION } from '../version.js';
 import { loadContext } from './context.js';
 import type { CliCommand } from './framework.js';

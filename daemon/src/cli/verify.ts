@@ -1,7 +1,7 @@
 import { exitCodes } from '../config.js';
-import { ReleaseStore, checkInstalledRelease } from '../release-store.js';
-import type { ReleaseCheck } from '../release-store.js';
-import { loadTrustPolicy } from '../trust.js';
+import { ReleaseStore, checkInstalledRelease } from '../releases/store.js';
+import type { ReleaseCheck } from '../releases/store.js';
+import { loadTrustPolicy } from '../releases/trust.js';
 import { loadContext } from './context.js';
 import type { CliCommand } from './framework.js';
 

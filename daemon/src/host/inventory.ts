@@ -1,5 +1,5 @@
-import { limits } from './config.js';
-import type { Logger } from './logger.js';
+import { limits } from '../config.js';
+import type { Logger } from '../logger.js';
 import type { Inventory } from '@drover/protocol';
 
 // What the manager learns about a host at enrollment: OS, arch, CPU, memory, disks, from

@@ -1,7 +1,7 @@
 import { parseTrustPolicy } from '@drover/protocol';
 import type { TrustPolicy } from '@drover/protocol';
-import { DaemonError } from './errors.js';
-import { readJsonFile } from './fs-atomic.js';
+import { DaemonError } from '../errors.js';
+import { readJsonFile } from '../host/fs-atomic.js';
 
 // trust.json: the release-signing keys this host trusts and how many must sign (k of n). It is the
 // root of trust for every release; the manager never delivers it. Read afresh for each update, so

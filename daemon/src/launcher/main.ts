@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { LAUNCHER_ENV } from './config.js';
-import { prepareBoot } from './launcher.js';
-import { resolveConfigFile, resolvePaths } from './paths.js';
-import { loadSettings } from './settings.js';
+import { LAUNCHER_ENV } from '../config.js';
+import { resolveConfigFile, resolvePaths } from '../host/paths.js';
+import { loadSettings } from '../settings.js';
+import { prepareBoot } from './boot.js';
 
 // `node launcher.mjs <droverd arguments>`: resolves the state directory exactly as droverd does
 // (--state-dir, $STATE_DIRECTORY, droverd.json, env-paths), decides which droverd to boot, and

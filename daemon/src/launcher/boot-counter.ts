@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { readJsonFile, writeJsonAtomic } from './fs-atomic.js';
+import { readJsonFile, writeJsonAtomic } from '../host/fs-atomic.js';
 
 // daemon-boots.json: the launcher's count of boots of an uncommitted daemon update. The launcher
 // increments it before each boot of the new daemon and, once it reaches the limit, points

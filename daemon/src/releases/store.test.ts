@@ -3,11 +3,11 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { expectError, expectRejection } from '../../test/helpers/expect-error.js';
-import { DaemonError } from './errors.js';
-import { resolvePaths } from './paths.js';
-import type { DaemonPaths } from './paths.js';
-import { ReleaseStore, checkNames } from './release-store.js';
+import { expectError, expectRejection } from '../../../test/helpers/expect-error.js';
+import { DaemonError } from '../errors.js';
+import { resolvePaths } from '../host/paths.js';
+import type { DaemonPaths } from '../host/paths.js';
+import { ReleaseStore, checkNames } from './store.js';
 import { pointSymlink, readSymlink } from './swap.js';
 
 const manifestOf = (version: string, content: Buffer): { version: string; file: { name: string; size: number; sha256: string } } => ({

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReleaseError } from '@drover/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectRejection } from '../../test/helpers/expect-error.js';
+import { expectRejection } from '../../../test/helpers/expect-error.js';
+import { DaemonError } from '../errors.js';
 import { downloadArtifact } from './download.js';
 import type { DownloadInput } from './download.js';
-import { DaemonError } from './errors.js';
 import { HttpClient } from '@drover/http';
-import { silentLogger } from './logger.js';
+import { silentLogger } from '../logger.js';
 
 const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 251));
 const file = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };

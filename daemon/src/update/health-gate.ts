@@ -1,8 +1,8 @@
 import { compareVersions } from '@drover/protocol';
-import type { AgentClient } from './agent-client.js';
-import { DaemonError } from './errors.js';
-import type { RunningAgent } from './supervisor.js';
-import { sleep } from './timing.js';
+import type { AgentClient } from '../agent/client.js';
+import type { RunningAgent } from '../agent/supervisor.js';
+import { DaemonError } from '../errors.js';
+import { sleep } from '../timing.js';
 
 // The health gate of an update: the agent counts as healthy only when its health route says
 // "healthy" AT THE TARGET VERSION, continuously for a grace period. An agent that exits, stays

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import envPaths from 'env-paths';
-import { APP_NAME, DEFAULT_CONFIG_PATH } from './config.js';
+import { APP_NAME, DEFAULT_CONFIG_PATH } from '../config.js';
 
 /** Every path droverd reads or writes, resolved once at start (DESIGN.md "Host layout"). */
 export interface DaemonPaths {

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { UpdateCommand } from '@drover/protocol';
-import { limits } from './config.js';
+import { limits } from '../config.js';
+import { silentLogger } from '../logger.js';
 import { Journal, readJournal } from './journal.js';
-import { silentLogger } from './logger.js';
 
 const command = { id: 'cmd-1', type: 'update', artifact: 'agent', nonce: 'a.b', deadline: new Date(Date.now() + 60_000).toISOString() } as unknown as UpdateCommand;
 

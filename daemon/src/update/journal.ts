@@ -1,8 +1,8 @@
 import { rename } from 'node:fs/promises';
 import type { CommandResult, ReleasePayload, UpdateCommand, UpdateStep } from '@drover/protocol';
-import { limits } from './config.js';
-import { readJsonFile, writeJsonAtomic } from './fs-atomic.js';
-import type { Logger } from './logger.js';
+import { limits } from '../config.js';
+import { readJsonFile, writeJsonAtomic } from '../host/fs-atomic.js';
+import type { Logger } from '../logger.js';
 
 // journal.json is droverd's memory across crashes: the update in progress and its step, the
 // command ids already taken (exactly-once execution), the nonce ids already used (replay), and the

@@ -1,10 +1,10 @@
+import { limits } from '../config.js';
+import { DaemonError } from '../errors.js';
+import type { DaemonPaths } from '../host/paths.js';
+import { ReleaseStore } from '../releases/store.js';
+import { readJournal } from '../update/journal.js';
 import { clearBootRecord, readBootRecord, writeBootRecord } from './boot-counter.js';
 import type { BootRecord } from './boot-counter.js';
-import { limits } from './config.js';
-import { DaemonError } from './errors.js';
-import { readJournal } from './journal.js';
-import type { DaemonPaths } from './paths.js';
-import { ReleaseStore } from './release-store.js';
 
 // The launcher: what systemd starts. It is installed once (install.sh) and never updated by
 // droverd, so a broken droverd release can never break the way back. Before each boot it looks

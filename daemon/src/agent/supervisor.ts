@@ -2,14 +2,14 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { limits } from './config.js';
-import { DaemonError } from './errors.js';
-import { readJsonFile, writeJsonAtomic } from './fs-atomic.js';
-import type { Logger } from './logger.js';
-import { currentIdentity, isAlive, parseIdentity } from './process-identity.js';
-import type { InstalledRelease, ReleaseStore } from './release-store.js';
-import type { AgentSettings } from './settings.js';
-import { sleep } from './timing.js';
+import { limits } from '../config.js';
+import { DaemonError } from '../errors.js';
+import { readJsonFile, writeJsonAtomic } from '../host/fs-atomic.js';
+import { currentIdentity, isAlive, parseIdentity } from '../host/process-identity.js';
+import type { Logger } from '../logger.js';
+import type { InstalledRelease, ReleaseStore } from '../releases/store.js';
+import type { AgentSettings } from '../settings.js';
+import { sleep } from '../timing.js';
 
 // Runs the agent: `current/agent`'s entry point with the service token and DROVER_CONFIG_DIR, in
 // an environment of its own (the daemon's environment, with its proxy settings and failpoints,

@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { Ed25519PublicKey } from '@drover/protocol';
 import type { ManagerKey } from '@drover/protocol';
-import { DaemonError } from './errors.js';
-import { readJsonFile, writeJsonAtomic } from './fs-atomic.js';
+import { DaemonError } from '../errors.js';
+import { readJsonFile, writeJsonAtomic } from '../host/fs-atomic.js';
 
 // credentials.json holds what enrollment gave this host: its agent id, the credential it presents
 // to the manager, the service token it gives the agent, and the manager keys it trusts to sign

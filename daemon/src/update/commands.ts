@@ -1,10 +1,10 @@
 import { CommandStubSchema, UpdateCommandSchema, matchesSchema, schemaProblems } from '@drover/protocol';
 import { describeProblems } from '@drover/protocol/internal';
 import type { CommandResult } from '@drover/protocol';
+import type { Logger } from '../logger.js';
+import type { ReleaseStore } from '../releases/store.js';
 import type { Failpoints } from './failpoints.js';
 import type { Journal } from './journal.js';
-import type { Logger } from './logger.js';
-import type { ReleaseStore } from './release-store.js';
 
 // Taking commands from a check-in. Delivery is at-least-once (a command comes again until acked);
 // execution is exactly-once because a command's id is recorded in the journal, in the same durable

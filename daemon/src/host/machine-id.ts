@@ -1,5 +1,5 @@
 import * as nodeMachineId from 'node-machine-id';
-import { DaemonError } from './errors.js';
+import { DaemonError } from '../errors.js';
 
 // The machine id binds a host's credential and every update nonce to this machine: the manager
 // refuses a check-in from another machine id (a copied credentials.json), and the daemon refuses a

@@ -1,28 +1,26 @@
 import { rm } from 'node:fs/promises';
-import { NonceError, ReleaseError, formatShutdownReason, isBelow, verifyArtifactStream, verifyNonce, verifyRelease } from '@drover/protocol';
+import { NonceError, ReleaseError, formatShutdownReason, verifyArtifactStream } from '@drover/protocol';
 import { readFileChunks } from '@drover/protocol/internal';
 import type { HttpClient } from '@drover/http';
 import type { CommandOutcome, CommandResult, UpdateStep } from '@drover/protocol';
-import type { AgentClient } from './agent-client.js';
-import { clearBootRecord, readBootRecord, writeBootRecord } from './boot-counter.js';
-import { limits } from './config.js';
-import type { Credentials } from './credentials.js';
-import { managerPublicKeys } from './credentials.js';
+import type { AgentClient } from '../agent/client.js';
+import type { Supervisor } from '../agent/supervisor.js';
+import { limits } from '../config.js';
+import { DaemonError, errorCode, errorMessage } from '../errors.js';
+import { pathExists } from '../host/fs-atomic.js';
+import type { DaemonPaths } from '../host/paths.js';
+import { clearBootRecord, readBootRecord, writeBootRecord } from '../launcher/boot-counter.js';
+import type { Logger } from '../logger.js';
+import type { Credentials } from '../manager-link/credentials.js';
+import type { ReleaseStore } from '../releases/store.js';
+import type { Settings } from '../settings.js';
+import { boundedBackoff, isAbortError, sleep } from '../timing.js';
+import { checkDeadline, checkDeferralWindow, deferredWaitMs } from './deadlines.js';
 import { downloadArtifact } from './download.js';
-import { DaemonError, errorCode, errorMessage } from './errors.js';
 import type { Failpoints } from './failpoints.js';
-import { pathExists } from './fs-atomic.js';
-import { passHealthGate, sameVersion } from './health-gate.js';
+import { passHealthGate } from './health-gate.js';
 import type { Journal, UpdateRecord } from './journal.js';
-import type { Logger } from './logger.js';
-import type { DaemonPaths } from './paths.js';
-import { checkNames } from './release-store.js';
-import type { ReleaseStore } from './release-store.js';
-import type { Settings } from './settings.js';
-import type { Supervisor } from './supervisor.js';
-import { boundedBackoff, isAbortError, sleep } from './timing.js';
-import { loadTrustPolicy } from './trust.js';
-import { NO_VERSION } from './version.js';
+import { verifyUpdateCommand } from './verify-command.js';
 
 // The update state machine (DESIGN.md "Daemon update state machine"):
 //
@@ -194,33 +192,6 @@ export class UpdateMachine {
     }
   }
 
-  #deadlinePassed(update: UpdateRecord): boolean {
-    return Date.now() > Date.parse(update.command.deadline);
-  }
-
-  #checkDeadline(update: UpdateRecord): void {
-    if (this.#deadlinePassed(update)) {
-      throw new DaemonError('UPDATE_DEADLINE_EXCEEDED', `The update was not carried out before its deadline (${update.command.deadline}); the running version stays. The manager may send it again.`);
-    }
-  }
-
-  /** When the command's deferral window ends (ms since the epoch); undefined: no window, or no deferral yet. */
-  #deferralEnd(update: UpdateRecord): number | undefined {
-    const window = update.command.deferralWindowSeconds;
-    if (window === undefined || update.firstDeferredAt === undefined) return undefined;
-    return Date.parse(update.firstDeferredAt) + window * 1000;
-  }
-
-  #checkDeferralWindow(update: UpdateRecord): void {
-    const end = this.#deferralEnd(update);
-    if (end !== undefined && Date.now() >= end) {
-      throw new DaemonError(
-        'DEFERRAL_WINDOW_EXPIRED',
-        `The agent stayed busy for the command's deferral window (${update.command.deferralWindowSeconds ?? 0} s from ${update.firstDeferredAt ?? 'its first deferral'}); it was not forced and the running version stays. The manager may send the update again in a quieter window.`,
-      );
-    }
-  }
-
   #target(update: UpdateRecord): { version: string; verified: NonNullable<UpdateRecord['verified']> } {
     if (update.verified === undefined) throw new DaemonError('STATE_CORRUPT', 'The journal has an update past command_verified without its verified release.');
     return { version: update.verified.manifest.version, verified: update.verified };
@@ -240,7 +211,7 @@ export class UpdateMachine {
         return this.#stage(update);
       case 'staged':
         // deadline: do not start stopping the agent for a command the manager gave up on.
-        this.#checkDeadline(update);
+        checkDeadline(update);
         await this.#enter('draining');
         return;
       case 'draining':
@@ -262,44 +233,18 @@ export class UpdateMachine {
     }
   }
 
-  // received -> command_verified: nothing in the command is acted on before this passes.
+  // received -> command_verified: nothing in the command is acted on before this passes (verify-command.ts).
   async #verifyCommand(update: UpdateRecord): Promise<void> {
     const o = this.#o;
-    const { command, artifact } = update;
-    if (artifact === 'daemon' && !o.underLauncher) {
-      throw new DaemonError('COMMAND_UNSUPPORTED', 'This droverd was not started by the launcher, so it cannot update itself safely. Install it with systemd/install.sh.');
-    }
-    // deadline: a command the manager already gave up on is not started.
-    this.#checkDeadline(update);
-    const running = update.fromVersion ?? NO_VERSION;
-    // stolen command, replay, downgrade: the nonce is the manager's signed, single-use permission
-    // for THIS agent on THIS machine to move from the running version.
-    const nonce = verifyNonce(command.nonce, {
-      managerKeys: managerPublicKeys(o.credentials),
-      agentId: o.credentials.agentId,
+    const { nonce, manifest } = await verifyUpdateCommand(update, {
+      credentials: o.credentials,
       machineId: o.machineId,
-      runningVersion: running,
-      artifact,
-      isUsed: (id) => o.journal.isNonceUsed(id),
-    });
-    // arbitrary installation, key compromise, mix-and-match, freeze, rollback: the release must be
-    // signed by enough keys of trust.json, for this artifact and platform, unexpired, and above
-    // the running version unless the nonce is a signed rollback.
-    const trust = await loadTrustPolicy(o.paths.trust);
-    const manifest = verifyRelease(command.release, trust, {
-      artifact,
+      trustPath: o.paths.trust,
       platform: o.settings.platform,
-      runningVersion: update.fromVersion ?? undefined,
-      rollback: nonce.rollback,
+      daemonVersion: o.daemonVersion,
+      underLauncher: o.underLauncher,
+      isNonceUsed: (id) => o.journal.isNonceUsed(id),
     });
-    // mix-and-match: the nonce authorises exactly this release, not another signed one.
-    if (!sameVersion(nonce.toVersion, manifest.version)) {
-      throw new DaemonError('COMMAND_MISMATCH', `The nonce authorises version ${nonce.toVersion}, but the command's release is ${manifest.version}. The command is refused.`);
-    }
-    if (artifact === 'agent' && manifest.minDaemonVersion !== undefined && isBelow(o.daemonVersion, manifest.minDaemonVersion)) {
-      throw new DaemonError('DAEMON_TOO_OLD', `The release needs droverd ${manifest.minDaemonVersion} or later; this is ${o.daemonVersion}. Update droverd first.`);
-    }
-    checkNames(manifest.version, manifest.file.name);
     // The nonce is spent in the same durable write that records the verified step.
     await this.#enter('command_verified', (u, draft) => {
       u.verified = { manifest, deploymentId: nonce.deploymentId, nonceId: nonce.nonceId, rollback: nonce.rollback };
@@ -396,9 +341,9 @@ export class UpdateMachine {
   async #drain(update: UpdateRecord, signal: AbortSignal): Promise<void> {
     const o = this.#o;
     const { version, verified } = this.#target(update);
-    this.#checkDeadline(update);
+    checkDeadline(update);
     // busy agent: past the command's deferral window the update is given up, not forced.
-    this.#checkDeferralWindow(update);
+    checkDeferralWindow(update);
     const log = this.#log(update);
     let running = o.supervisor.running;
     if (running !== undefined) {
@@ -454,14 +399,10 @@ export class UpdateMachine {
 
   async #waitDeferred(update: UpdateRecord, signal: AbortSignal): Promise<void> {
     // deadline: a busy agent defers the update, but not past the command's deadline nor its deferral window.
-    this.#checkDeadline(update);
-    this.#checkDeferralWindow(update);
-    // The agent's Retry-After is honoured, within the operator's deferBackoffMaxSeconds, the deadline
-    // and the window: the drain after the last wait finds the window ended and gives up on time.
-    const maxMs = this.#o.settings.update.deferBackoffMaxMs;
-    const backoff = boundedBackoff(Math.max(0, update.deferrals - 1), Math.min(limits.deferBackoffBaseMs, maxMs), maxMs);
-    const windowLeftMs = Math.max(0, (this.#deferralEnd(update) ?? Number.POSITIVE_INFINITY) - Date.now());
-    const wait = Math.min(maxMs, Math.max(backoff, this.#retryAfterMs ?? 0), Math.max(0, Date.parse(update.command.deadline) - Date.now()) + 1, windowLeftMs);
+    checkDeadline(update);
+    checkDeferralWindow(update);
+    // The agent's Retry-After is honoured, within the operator's deferBackoffMaxSeconds, the deadline and the window.
+    const wait = deferredWaitMs(update, { maxMs: this.#o.settings.update.deferBackoffMaxMs, retryAfterMs: this.#retryAfterMs });
     this.#retryAfterMs = undefined;
     this.#log(update).info({ event: 'update.deferred', waitMs: wait, deferrals: update.deferrals }, 'The agent is busy; retrying the drain later');
     await sleep(wait, signal);

@@ -4,10 +4,10 @@ import { describeProblems } from '@drover/protocol/internal';
 import type { EnrollRequest, Inventory, ManagerKey } from '@drover/protocol';
 import { endpoint } from '@drover/http';
 import type { HttpClient } from '@drover/http';
+import { DaemonError } from '../errors.js';
+import { managerCallError } from '../http-clients.js';
+import type { Logger } from '../logger.js';
 import type { Credentials } from './credentials.js';
-import { DaemonError } from './errors.js';
-import { managerCallError } from './http-clients.js';
-import type { Logger } from './logger.js';
 
 // Enrollment: the host presents a one-time enrollment token and its machine id, and receives its
 // agent id, a credential, the agent's service token and the manager's nonce-signing keys. The

@@ -2,7 +2,7 @@ import { AgentHealthSchema, matchesSchema, tokenId } from '@drover/protocol';
 import type { AgentHealth } from '@drover/protocol';
 import { header, parseRetryAfter } from '@drover/http';
 import type { HttpClient } from '@drover/http';
-import { limits } from './config.js';
+import { limits } from '../config.js';
 
 // droverd's calls to the agent it supervises, on loopback: the health route, and the shutdown
 // route it drains the agent through before a swap. Authorised with the service token, which is

@@ -1,7 +1,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import lockfile from 'proper-lockfile';
-import { limits } from './config.js';
-import { DaemonError } from './errors.js';
+import { limits } from '../config.js';
+import { DaemonError } from '../errors.js';
 import { readJsonFile, writeJsonAtomic } from './fs-atomic.js';
 import { currentIdentity, isAlive, parseIdentity } from './process-identity.js';
 

@@ -1,14 +1,14 @@
 import { CheckinResponseSchema, CheckinUpgradeRequiredSchema, matchesSchema } from '@drover/protocol';
 import type { AgentHealthReport, CheckinRequest, CommandResult, DaemonState } from '@drover/protocol';
-import { limits } from './config.js';
+import { limits } from '../config.js';
+import { DaemonError } from '../errors.js';
 import type { Credentials } from './credentials.js';
-import { DaemonError } from './errors.js';
 import type { HttpClient } from '@drover/http';
 import { backoffDelay, endpoint } from '@drover/http';
-import { managerCallError } from './http-clients.js';
-import type { Journal } from './journal.js';
-import type { Logger } from './logger.js';
-import { isAbortError, sleep, withJitter } from './timing.js';
+import { managerCallError } from '../http-clients.js';
+import type { Logger } from '../logger.js';
+import { isAbortError, sleep, withJitter } from '../timing.js';
+import type { Journal } from '../update/journal.js';
 
 // Check-ins: the daemon reports its state, its agent's health, the commands it took (acks) and
 // the outcomes not yet confirmed (results), and receives commands. Intervals carry jitter so a

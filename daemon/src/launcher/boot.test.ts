@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UpdateCommand, UpdateStep } from '@drover/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectRejection } from '../../test/helpers/expect-error.js';
+import { expectRejection } from '../../../test/helpers/expect-error.js';
+import { DaemonError } from '../errors.js';
+import { resolvePaths } from '../host/paths.js';
+import type { DaemonPaths } from '../host/paths.js';
+import { ReleaseStore } from '../releases/store.js';
+import { emptyJournal } from '../update/journal.js';
+import type { JournalState } from '../update/journal.js';
+import { prepareBoot } from './boot.js';
 import { readBootRecord } from './boot-counter.js';
-import { DaemonError } from './errors.js';
-import { emptyJournal } from './journal.js';
-import type { JournalState } from './journal.js';
-import { prepareBoot } from './launcher.js';
-import { resolvePaths } from './paths.js';
-import type { DaemonPaths } from './paths.js';
-import { ReleaseStore } from './release-store.js';
 
 describe('the launcher\'s boot counter', () => {
   let dir: string;

@@ -3,10 +3,10 @@ import { basename, join } from 'node:path';
 import { RELEASE_PAYLOAD_TYPE, verifyArtifactStream, verifyEnvelope } from '@drover/protocol';
 import { readFileChunks } from '@drover/protocol/internal';
 import type { DsseEnvelope, ReleasePayload, TrustPolicy } from '@drover/protocol';
-import { DaemonError } from './errors.js';
-import { ensureDir, fsyncDir, pathExists, readJsonFile, writeJsonAtomic } from './fs-atomic.js';
-import type { Artifact } from './journal.js';
-import type { DaemonPaths } from './paths.js';
+import { DaemonError } from '../errors.js';
+import { ensureDir, fsyncDir, pathExists, readJsonFile, writeJsonAtomic } from '../host/fs-atomic.js';
+import type { DaemonPaths } from '../host/paths.js';
+import type { Artifact } from '../update/journal.js';
 import { pointSymlink, readSymlink, removeSymlink } from './swap.js';
 
 // releases/<artifact>/<version>/ holds one installed release: the verified file, the signed

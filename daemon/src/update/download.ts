@@ -3,10 +3,10 @@ import { HttpError, deadlineSignal, header, isRetryableStatus } from '@drover/ht
 import type { HttpClient } from '@drover/http';
 import { ArtifactVerifier, ReleaseError } from '@drover/protocol';
 import { readFileChunks } from '@drover/protocol/internal';
-import { limits } from './config.js';
-import { DaemonError } from './errors.js';
-import type { Logger } from './logger.js';
-import { boundedBackoff, sleep } from './timing.js';
+import { limits } from '../config.js';
+import { DaemonError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { boundedBackoff, sleep } from '../timing.js';
 
 // Downloads an artifact into a private .part file, resumably: after a cut connection or a restart
 // of droverd it asks for the rest with `Range: bytes=<have>-` and goes on hashing from where it

@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectRejection } from '../../test/helpers/expect-error.js';
-import { DaemonError } from './errors.js';
+import { expectRejection } from '../../../test/helpers/expect-error.js';
+import { DaemonError } from '../errors.js';
 import { acquireStateLock } from './lock.js';
 import { currentIdentity } from './process-identity.js';
 

@@ -2,13 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { resolvePaths } from '../host/paths.js';
+import { silentLogger } from '../logger.js';
+import { ReleaseStore } from '../releases/store.js';
 import { takeCommands } from './commands.js';
 import type { CommandIntakeOptions } from './commands.js';
 import { noFailpoints } from './failpoints.js';
 import { Journal } from './journal.js';
-import { silentLogger } from './logger.js';
-import { resolvePaths } from './paths.js';
-import { ReleaseStore } from './release-store.js';
 
 const envelope = { payloadType: 'application/vnd.drover.release+json', payload: 'e30=', signatures: [{ keyid: '0123456789abcdef', sig: 'AAAA' }] };
 const update = (id: string): Record<string, unknown> => ({
