@@ -2,6 +2,7 @@ import { DroverError, brandError } from '@drover/protocol';
 
 /** Codes of the HTTP layer: each says why a request got no usable answer. */
 export const httpErrorCodes = ['NETWORK_ERROR', 'DEADLINE_EXCEEDED', 'RESPONSE_TOO_LARGE', 'URL_INVALID'] as const;
+/** A code an {@link HttpError} carries: one of {@link httpErrorCodes}. */
 export type HttpErrorCode = (typeof httpErrorCodes)[number];
 
 /**
