@@ -22,7 +22,9 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Ed25519PrivateKey, ed25519AuditSigner } from '../packages/protocol/src/index.js';
 import { generateFernetKey } from '../packages/protocol/src/internal.js';
-import { createManager, createManagerLogger, hashSecret, newSecret } from '../packages/manager/src/index.js';
+import { createManagerLogger } from '../packages/manager/src/logger.js';
+import { hashSecret, newSecret } from '../packages/manager/src/secrets.js';
+import { createManager } from '../packages/manager/src/server/create.js';
 
 interface Agent {
   id: string;

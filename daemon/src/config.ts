@@ -1,5 +1,6 @@
 // Every limit and default of droverd, in one place, each with its unit. droverd.json may override
 // the few an operator tunes (see settings.ts); everything else is fixed here.
+/** droverd's limits and defaults, each with its unit: HTTP timeouts and retries, check-in intervals, download and drain limits. */
 export const limits = {
   // All outbound HTTP (@drover/http, set up in http-clients.ts)
   httpConnectTimeoutMs: 10_000, // ms to open a TCP (and TLS) connection

@@ -31,6 +31,7 @@ import { DAEMON_VERSION, NO_VERSION } from './version.js';
 // in, and drives the update in the journal. SIGTERM stops it cleanly: loops end, the update stays
 // in the journal (it resumes at the next start), and the agent gets SIGTERM and time to drain.
 
+/** What a {@link Daemon} runs with: its paths, its settings (droverd.json), its logger. */
 export interface DaemonOptions {
   paths: DaemonPaths;
   settings: Settings;

@@ -45,6 +45,7 @@ export const daemonErrorCodes = [
   'INTERRUPTED',
   'INTERNAL_ERROR',
 ] as const;
+/** A code a {@link DaemonError} carries: one of {@link daemonErrorCodes}. */
 export type DaemonErrorCode = (typeof daemonErrorCodes)[number];
 
 /**
@@ -52,9 +53,11 @@ export type DaemonErrorCode = (typeof daemonErrorCodes)[number];
  * do next. Never carries a secret: tokens and credentials are named by their id.
  *
  * @example
+ * ```ts
  * try { await acquireStateLock(paths.state) } catch (error) {
  *   if (error instanceof DaemonError && error.code === 'STATE_LOCKED') process.exit(exitCodes.locked)
  * }
+ * ```
  */
 export class DaemonError extends DroverError<DaemonErrorCode> {
   override name = 'DaemonError';

@@ -9,7 +9,9 @@ import type { DestinationStream, Logger as PinoLogger, LoggerOptions } from 'pin
 // Secrets stay out in two layers: code logs ids, never values (a token by its tokenId), and the
 // redaction list censors a field named like a secret should a line carry one by mistake.
 
+/** The levels droverd logs at (`--log-level`). */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** droverd's logger: pino, JSON lines with secrets redacted. */
 export type Logger = PinoLogger;
 
 /** The component of a line logged by the process logger itself, not a module's child. */
@@ -41,6 +43,7 @@ export const redactPaths: readonly string[] = [
   '*.headers["x-update-nonce"]',
 ];
 
+/** The options of {@link createDaemonLogger}. */
 export interface DaemonLoggerOptions {
   /** Lines below this level are not written (default `info`). */
   level?: LogLevel;
@@ -52,8 +55,10 @@ export interface DaemonLoggerOptions {
  * droverd's process logger: JSON lines, secrets redacted, errors with their stack and `cause`.
  *
  * @example
+ * ```ts
  * const logger = createDaemonLogger({ level: settings.logLevel })
  * const updates = logger.child({ component: 'drover:daemon:update', agentId })
+ * ```
  */
 export function createDaemonLogger(options: DaemonLoggerOptions = {}): Logger {
   const sink = options.destination ?? { write: (line: string) => process.stdout.write(line) };

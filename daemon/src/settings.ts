@@ -8,6 +8,7 @@ import type { LogLevel } from './logger.js';
 // loudly at start instead of being silently ignored on a fleet of hosts. Durations are in seconds
 // in the file (fractions allowed) and in milliseconds here.
 
+/** The `manager` section of droverd.json: its URL, the pinned key, enrollment. */
 export interface ManagerSettings {
   /** The manager's base URL, e.g. https://manager.example.com. */
   url: string | undefined;
@@ -19,6 +20,7 @@ export interface ManagerSettings {
   enrollmentToken: string | undefined;
 }
 
+/** The `agent` section of droverd.json: where its config lives, where it listens, how it is stopped and restarted. */
 export interface AgentSettings {
   /** Given to the agent as DROVER_CONFIG_DIR; never written by an update. */
   configDir: string;
@@ -32,6 +34,7 @@ export interface AgentSettings {
   restartBackoffMaxMs: number;
 }
 
+/** droverd.json, checked and with every default filled in ({@link loadSettings}). */
 export interface Settings {
   manager: ManagerSettings;
   stateDir: string | undefined;

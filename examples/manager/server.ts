@@ -2,8 +2,10 @@
 // routes live under a path prefix, and both stop together on SIGTERM. The manager's state is the
 // directory `drover manager init --dir DIR` made, read the way `drover manager start` reads it.
 // Every line it prints is JSON; see README.md beside it.
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import Fastify from 'fastify';
-import { managerLimits, managerPlugin, openManagerCore, readManagerDirectory } from '@drover/manager';
+import { createManagerLogger, managerLimits, managerPlugin } from '@drover/manager';
 import { isDroverError } from '@drover/protocol';
 
 const APP_VERSION = '1.0.0';
@@ -22,6 +24,13 @@ function port(raw: string | undefined): number {
   return value;
 }
 
+/** The directory's first admin token (manager.json names its file): the app calls the operator API as an operator would. */
+async function adminToken(dir: string): Promise<string> {
+  const config = JSON.parse(await readFile(join(dir, 'manager.json'), 'utf8')) as { paths: { adminTokens: string } };
+  const path = config.paths.adminTokens;
+  return (await readFile(isAbsolute(path) ? path : join(dir, path), 'utf8')).split('\n')[0]?.trim() ?? '';
+}
+
 async function main(): Promise<void> {
   const dir = process.argv[2] ?? process.env['DROVER_MANAGER_DIR'];
   if (dir === undefined || dir === '') die('No manager directory: pass it as the first argument or DROVER_MANAGER_DIR. Create one with `drover manager init --dir DIR`.');
@@ -31,14 +40,9 @@ async function main(): Promise<void> {
   const host = process.env['HOST'] ?? '127.0.0.1';
   const listenPort = port(process.env['PORT']);
 
-  // manager.json, keys, tokens, trust policy and encryption key (the environment's, else the key
-  // file), as `drover manager start` reads them; the logger drops query strings (presigned download
-  // signatures) and redacts tokens, so the app's request logs use it too.
-  const { options } = await readManagerDirectory(dir);
-  const { logger } = options;
-  // The URLs the manager hands out (downloads, uploads) must carry the prefix it is mounted under.
-  const core = await openManagerCore({ ...options, settings: { ...options.settings, routePrefix: prefix } });
-
+  // drover's logger drops query strings (presigned download signatures) and redacts tokens, so the
+  // app's request logs use it too.
+  const logger = createManagerLogger();
   const app = Fastify({
     loggerInstance: logger,
     // Agent ids, artifact names and versions are up to 128 characters (Fastify's default is 100).
@@ -48,15 +52,20 @@ async function main(): Promise<void> {
     return503OnClosing: false,
   });
 
-  // The application's own routes.
+  // drover's routes under the prefix: the plugin reads the directory (manager.json, keys, tokens,
+  // trust policy, the encryption key from the environment, else the key file) as `drover manager
+  // start` does, and the URLs it hands out (downloads, uploads) carry the prefix. Closing the app
+  // stops the manager too: new requests to it get 503 SHUTTING_DOWN, then it closes.
+  await app.register(managerPlugin, { dir, logger, prefix });
+
+  // The application's own routes. The fleet comes from drover's operator API, in-process.
+  let stopping = false;
+  const token = await adminToken(dir);
   app.get('/', () => ({ app: 'my-app', version: APP_VERSION }));
   app.get('/my/status', async () => {
-    const agents = await core.context.store.listAgents({ limit: 1 });
-    return { app: 'my-app', drover: core.closing ? 'stopping' : 'serving', prefix, anyAgentEnrolled: agents.length > 0 };
+    const agents = await app.inject({ method: 'GET', url: `${prefix}/v1/agents?limit=1`, headers: { authorization: `Bearer ${token}` } });
+    return { app: 'my-app', drover: stopping ? 'stopping' : 'serving', prefix, anyAgentEnrolled: (agents.json<{ total: number }>()).total > 0 };
   });
-
-  // Closing the app stops the manager too: the plugin refuses new requests, then closes the core.
-  await app.register(managerPlugin, { core, prefix });
 
   let address: string;
   try {
@@ -69,7 +78,6 @@ async function main(): Promise<void> {
   const boundPort = typeof bound === 'object' && bound !== null ? bound.port : listenPort;
   process.stdout.write(`${JSON.stringify({ event: 'app.listening', port: boundPort, url: address, manager: `${address}${prefix}` })}\n`);
 
-  let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;

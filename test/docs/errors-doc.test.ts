@@ -4,7 +4,8 @@ import { httpErrorCodes } from '@drover/http';
 import { protocolErrorCodes } from '@drover/protocol';
 import { agentErrorCodes, agentResponseCodes } from '../../packages/agent/src/errors.js';
 import { cliErrorCodes } from '../../packages/cli/src/errors.js';
-import { managerErrorCodes, managerRequestErrorCodes, statusOf } from '@drover/manager';
+import { managerErrorCodes, managerRequestErrorCodes } from '@drover/manager';
+import { statusOf } from '../../packages/manager/src/http/status.js';
 
 // STYLE.md: docs/errors.md lists every code a user can see. A code added without its row fails here.
 const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');

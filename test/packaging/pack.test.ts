@@ -140,16 +140,26 @@ console.log(JSON.stringify({ result: { health: health.json() as unknown, guarded
 await app.close();
 `;
 
-// A manager run in-process (README of @drover/manager): a directory, then startManager.
-const MANAGER_TS = `import { initManagerDirectory, startManager } from '@drover/manager';
+// The manager's two documented entry points (README of @drover/manager), over one directory: run
+// in-process with startManager, then mounted in an app's own Fastify server with managerPlugin.
+const MANAGER_TS = `import Fastify from 'fastify';
+import { initManagerDirectory, managerPlugin, startManager } from '@drover/manager';
 
 const dir = process.argv[2] ?? 'manager';
 const { adminToken } = await initManagerDirectory({ dir, env: {} });
+const auth = { authorization: \`Bearer \${adminToken}\` };
+
 const manager = await startManager({ dir, host: '127.0.0.1', port: 0, env: {}, handleSignals: false });
 const health = await fetch(new URL('/healthz', manager.url));
-const agents = await fetch(new URL('/v1/agents', manager.url), { headers: { authorization: \`Bearer \${adminToken}\` } });
-console.log(JSON.stringify({ result: { health: health.status, agents: agents.status, body: (await agents.json()) as unknown } }));
+const agents = await fetch(new URL('/v1/agents', manager.url), { headers: auth });
+const body = (await agents.json()) as unknown;
 await manager.close();
+
+const app = Fastify({ return503OnClosing: false, routerOptions: { maxParamLength: 256 } });
+await app.register(managerPlugin, { dir, env: {}, prefix: '/drover' });
+const mounted = await app.inject({ method: 'GET', url: '/drover/v1/agents', headers: auth });
+await app.close();
+console.log(JSON.stringify({ result: { health: health.status, agents: agents.status, body, mounted: [mounted.statusCode, mounted.json()] } }));
 `;
 
 // drover's own packages import @drover/protocol/internal (the built manager and droverd do at run
@@ -232,7 +242,7 @@ describe('the published packages, from their tarballs', { timeout: TIMEOUT_MS },
     expect(await agent.exit).toEqual({ code: 0, stderr: '' });
   });
 
-  it('with all six installed: the Fastify adapter compiles against real Fastify, an in-process manager answers and stops, and the CLIs run', async () => {
+  it('with all six installed: the Fastify adapter compiles against real Fastify, an in-process manager and a mounted one answer and stop, and the CLIs run', async () => {
     const dir = fullProject;
     writeFileSync(join(dir, 'fastify-agent.ts'), FASTIFY_AGENT_TS);
     writeFileSync(join(dir, 'manager.ts'), MANAGER_TS);
@@ -260,7 +270,8 @@ describe('the published packages, from their tarballs', { timeout: TIMEOUT_MS },
     expect((await fastifyAgent.exit).code).toBe(0);
 
     const manager = start(dir, 'out/manager.js', {});
-    expect(await manager.result).toEqual({ health: 200, agents: 200, body: { agents: [], next: null, total: 0 } });
+    const none = { agents: [], next: null, total: 0 };
+    expect(await manager.result).toEqual({ health: 200, agents: 200, body: none, mounted: [200, none] });
     expect((await manager.exit).code).toBe(0);
 
     for (const bin of ['drover', 'droverd']) {

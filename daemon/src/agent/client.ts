@@ -8,6 +8,7 @@ import { limits } from '../config.js';
 // route it drains the agent through before a swap. Authorised with the service token, which is
 // never logged (its id is).
 
+/** How the agent answered a shutdown request: accepted, already stopping, busy (with Retry-After), refused, or unreachable. */
 export type ShutdownAnswer =
   | { kind: 'accepted' }
   | { kind: 'already' }
@@ -15,8 +16,10 @@ export type ShutdownAnswer =
   | { kind: 'unreachable'; error: unknown }
   | { kind: 'refused'; status: number; code: string | undefined };
 
+/** How the agent answered its health route: its report, unreachable, or an answer that is not one. */
 export type HealthAnswer = { kind: 'ok'; health: AgentHealth } | { kind: 'unreachable'; error: unknown } | { kind: 'invalid'; status: number };
 
+/** Calls the supervised agent's health and shutdown routes with its service token, through the agent's HTTP client. */
 export class AgentClient {
   readonly #http: HttpClient;
   readonly #token: string;

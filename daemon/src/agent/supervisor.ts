@@ -16,11 +16,13 @@ import { sleep } from '../timing.js';
 // is not passed on). Outside an update it restarts a dead agent with exponential backoff; during
 // an update the update machine owns the agent's life and automatic restarts are off.
 
+/** How the agent process ended: its exit code, or the signal that killed it. */
 export interface AgentExit {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
 
+/** The agent process droverd runs: its pid, version, port and base URL, and when it exits. */
 export interface RunningAgent {
   pid: number;
   version: string;
@@ -30,6 +32,7 @@ export interface RunningAgent {
   exited: Promise<AgentExit>;
 }
 
+/** What the {@link Supervisor} runs and how: the release store, the agent settings, its service token. */
 export interface SupervisorOptions {
   store: ReleaseStore;
   settings: AgentSettings;
@@ -61,6 +64,7 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** Runs the current agent release as a child process, restarts it with backoff when it dies, and stops it for updates. */
 export class Supervisor {
   readonly #options: SupervisorOptions;
   readonly #logger: Logger;

@@ -10,10 +10,12 @@ import { currentIdentity, isAlive, parseIdentity } from './process-identity.js';
 // symlinks. A lock left by a daemon that was killed (SIGKILL, power cut) is taken over at once
 // when its recorded owner is provably dead, instead of waiting for proper-lockfile's staleness.
 
+/** The lock on the state directory, held while droverd runs: one daemon per state directory. */
 export interface StateLock {
   release(): Promise<void>;
 }
 
+/** The options of {@link acquireStateLock}. */
 export interface LockOptions {
   lockPath: string;
   ownerPath: string;
@@ -47,7 +49,9 @@ async function ownerAlive(ownerPath: string): Promise<{ alive: boolean; pid: num
  * Takes the state directory's lock, or throws DaemonError STATE_LOCKED naming the running daemon.
  *
  * @example
+ * ```ts
  * const lock = await acquireStateLock(paths.state, { lockPath: paths.lock, ownerPath: paths.lockOwner, onCompromised })
+ * ```
  */
 export async function acquireStateLock(stateDir: string, options: LockOptions): Promise<StateLock> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });

@@ -29,6 +29,7 @@ export interface DaemonPaths {
   readonly daemonBoots: string;
 }
 
+/** What decides droverd's paths: the command line, the environment (systemd's directories), droverd.json. */
 export interface PathInputs {
   env?: Readonly<Record<string, string | undefined>>;
   /** `--config`. */
@@ -55,6 +56,7 @@ export function resolveConfigFile(inputs: PathInputs): { path: string; explicit:
   return { path: configDir === undefined ? DEFAULT_CONFIG_PATH : join(configDir, 'droverd.json'), explicit: false };
 }
 
+/** droverd's files and directories, from the command line, then systemd's environment, then droverd.json, then the platform's defaults. */
 export function resolvePaths(inputs: PathInputs): DaemonPaths {
   const env = inputs.env ?? process.env;
   const fallback = envPaths(APP_NAME, { suffix: '' });

@@ -15,6 +15,7 @@ import type { Journal } from '../update/journal.js';
 // fleet spreads out; while the manager is unreachable the delay backs off exponentially. Acks and
 // results live in the journal until a check-in carrying them gets a 200, so none is lost to a crash.
 
+/** What the {@link CheckinLoop} needs: the HTTP client, the credentials, the journal, and what to do with commands. */
 export interface CheckinLoopOptions {
   http: HttpClient;
   credentials: Credentials;
@@ -35,6 +36,7 @@ function aborted(signal: AbortSignal): boolean {
   return signal.aborted;
 }
 
+/** Checks in with the manager at its interval (jittered, backing off while it is unreachable) and hands the commands it gets on. */
 export class CheckinLoop {
   readonly #o: CheckinLoopOptions;
   readonly #logger: Logger;

@@ -8,6 +8,7 @@ import { readJsonFile, writeJsonAtomic } from '../host/fs-atomic.js';
 // to the manager, the service token it gives the agent, and the manager keys it trusts to sign
 // update nonces. It is a secret: written 0600, never logged (tokens are named by their id).
 
+/** credentials.json: what enrollment gave this host (agent id, credential, service token, pinned manager keys). A secret. */
 export interface Credentials {
   schema: 'drover.credentials/v1';
   managerUrl: string;
@@ -58,6 +59,7 @@ export async function loadCredentials(path: string): Promise<Credentials | undef
   return value;
 }
 
+/** Writes credentials.json atomically, mode 0600. */
 export async function saveCredentials(path: string, credentials: Credentials): Promise<void> {
   await writeJsonAtomic(path, credentials, { mode: 0o600 });
 }

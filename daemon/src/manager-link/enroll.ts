@@ -13,6 +13,7 @@ import type { Credentials } from './credentials.js';
 // agent id, a credential, the agent's service token and the manager's nonce-signing keys. The
 // manager key is pinned from the config; trust on first use only when the config says so.
 
+/** What {@link enroll} sends and checks: the manager, the enrollment token, the pinned key (or TOFU). */
 export interface EnrollInput {
   http: HttpClient;
   managerUrl: string;

@@ -23,6 +23,7 @@ const RESERVED_NAMES = new Set(['.', '..', RELEASE_ENVELOPE_FILE, INSTALLED_FILE
 const VERSION_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9.+_-]{0,127}$/;
 const NODE_ENTRY = /\.(?:m|c)?js$/;
 
+/** An installed release's artifact file: its name, size and SHA-256. */
 export interface InstalledFile {
   name: string;
   size: number; // bytes
@@ -39,6 +40,7 @@ export interface InstalledRecord {
   installedAt: string;
 }
 
+/** An installed release with where its files are and how its entry runs. */
 export interface InstalledRelease extends InstalledRecord {
   dir: string;
   entry: string;
@@ -57,6 +59,7 @@ export function checkNames(version: string, fileName: string): void {
   }
 }
 
+/** The releases on disk under the state directory (one directory per version), and the `current` and `previous` symlinks. */
 export class ReleaseStore {
   readonly #paths: DaemonPaths;
 
@@ -238,6 +241,7 @@ export class ReleaseStore {
   }
 }
 
+/** What `droverd verify` found of one installed release: current or not, signed or not, and whether its bytes still match. */
 export interface ReleaseCheck {
   artifact: Artifact;
   version: string;

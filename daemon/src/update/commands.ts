@@ -11,6 +11,7 @@ import type { Journal } from './journal.js';
 // write that makes it the update in progress, before anything else happens. A command seen before
 // is only acked again. One update runs at a time: another one is left unacked and comes back later.
 
+/** What {@link takeCommands} records commands in and acts with. */
 export interface CommandIntakeOptions {
   journal: Journal;
   store: ReleaseStore;
@@ -21,6 +22,7 @@ export interface CommandIntakeOptions {
   onUpdate: () => void;
 }
 
+/** Takes the commands of a check-in: each new one recorded in the journal before it is acted on, one update at a time. */
 export async function takeCommands(commands: readonly unknown[], o: CommandIntakeOptions): Promise<void> {
   const log = o.logger.child({ component: 'drover:daemon:commands' });
   for (const raw of commands) {

@@ -12,6 +12,7 @@ import { boundedBackoff, sleep } from '../timing.js';
 // of droverd it asks for the rest with `Range: bytes=<have>-` and goes on hashing from where it
 // was. Every byte is counted against the signed manifest's size as it arrives.
 
+/** One artifact download ({@link downloadArtifact}): where from, where to, and the size and digest it must match. */
 export interface DownloadInput {
   http: HttpClient;
   url: URL;
@@ -27,6 +28,7 @@ export interface DownloadInput {
   random?: () => number;
 }
 
+/** A completed, verified download: its size, the attempts it took, where it resumed. */
 export interface DownloadOutcome {
   bytes: number; // bytes of the complete file
   attempts: number;

@@ -8,6 +8,7 @@ import { sleep } from '../timing.js';
 // "healthy" AT THE TARGET VERSION, continuously for a grace period. An agent that exits, stays
 // degraded or starting, or reports another version fails the gate, and the update rolls back.
 
+/** The options of {@link passHealthGate}: the agent, the version it must report healthy, and for how long. */
 export interface HealthGateOptions {
   agent: AgentClient;
   running: RunningAgent;

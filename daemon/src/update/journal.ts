@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 // (temp + fsync + rename + directory fsync), made BEFORE the step it records is acted on; so a
 // daemon killed at any instant restarts from a journal that names a step whose action is idempotent.
 
+/** What an update replaces: the agent, or droverd itself. */
 export type Artifact = UpdateCommand['artifact'];
 
 /** The update being carried out, as the journal records it. */
@@ -42,12 +43,14 @@ export interface UpdateRecord {
   stepAt: string;
 }
 
+/** The outcome of the last update, kept for `droverd status`. */
 export interface LastResult extends CommandResult {
   artifact: Artifact;
   toVersion: string | null;
   at: string;
 }
 
+/** journal.json: commands seen, nonces used, acks and results not yet delivered, the update in progress. */
 export interface JournalState {
   schema: 'drover.journal/v1';
   /** Command ids taken, newest last (bounded). A command seen again is acked, never run again. */
@@ -62,6 +65,7 @@ export interface JournalState {
   lastResult: LastResult | null;
 }
 
+/** The journal of a daemon that has done nothing yet. */
 export function emptyJournal(): JournalState {
   return { schema: 'drover.journal/v1', seenCommands: [], usedNonces: [], pendingAcks: [], pendingResults: [], update: null, lastResult: null };
 }

@@ -34,6 +34,7 @@ import { verifyUpdateCommand } from './verify-command.js';
 // Before the swap a failure abandons the update (the old agent keeps running); after it, the
 // machine rolls back by itself. Every outcome is reported to the manager with the command's nonce.
 
+/** What the {@link UpdateMachine} works with: the journal, the release store, the supervisor, the agent and manager clients. */
 export interface UpdateMachineOptions {
   journal: Journal;
   store: ReleaseStore;
@@ -83,6 +84,7 @@ function aborted(signal: AbortSignal): boolean {
   return signal.aborted;
 }
 
+/** Carries an update through its journaled steps (download, verify, drain, swap, health gate, commit) and rolls back by itself after a failed swap. */
 export class UpdateMachine {
   readonly #o: UpdateMachineOptions;
   readonly #logger: Logger;

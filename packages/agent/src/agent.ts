@@ -9,6 +9,7 @@ import type { AgentRequest, AgentResponse } from './response.js';
 import { checkServiceToken } from './service-auth.js';
 import { parseShutdownRequest } from './shutdown-request.js';
 
+/** What the health route reports, as the agent's `health` option or `setHealth` sets it (`degraded` when a health function throws). */
 export type HealthStatus = 'healthy' | 'degraded' | 'starting';
 
 /** The body of `GET /v1/system/health`. */
@@ -30,6 +31,7 @@ export interface ShutdownInfo {
   source: 'http' | 'api';
 }
 
+/** How {@link createAgent} sets up an agent: its version, its shutdown hook, its drain time, its token. */
 export interface AgentOptions {
   /** The version this agent runs, reported by the health route. */
   version: string;
@@ -62,7 +64,12 @@ export interface AgentOptions {
   onShutdownTimeoutMs?: number | undefined;
 }
 
+/**
+ * The agent side of drover, from {@link createAgent}: serve its routes with an adapter, wrap busy work
+ * in critical sections, and let it drain and stop when asked.
+ */
 export interface Agent {
+  /** The version the health route reports. */
   readonly version: string;
   /**
    * Runs `fn` as a critical section: while any runs, a shutdown request gets 503 and a forced or
@@ -71,7 +78,9 @@ export interface Agent {
    * (sections nested in one still running are admitted).
    *
    * @example
+   * ```ts
    * await agent.critical('billing-run', async () => { await chargeCustomers() })
+   * ```
    */
   critical<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
   /** True while a critical section runs. */
@@ -89,7 +98,9 @@ export interface Agent {
    * (or one after an HTTP shutdown) returns the same promise.
    *
    * @example
+   * ```ts
    * process.once('SIGTERM', () => void agent.shutdown('SIGTERM'))
+   * ```
    */
   shutdown(reason: string): Promise<void>;
   /** Resolves once a shutdown's `onShutdown` has settled (just before the exit). */
@@ -101,8 +112,10 @@ export interface Agent {
    * token, else the 401 to send. The adapters wrap it for routes of your own.
    *
    * @example
+   * ```ts
    * const refused = agent.requireServiceToken({ method: 'POST', path: '/admin', headers })
    * if (refused) return refused
+   * ```
    */
   requireServiceToken(request: Pick<AgentRequest, 'method' | 'path' | 'headers' | 'remoteAddress'>): AgentResponse | undefined;
   /** True for the paths the agent answers (its two routes), so an adapter can pass others on. */
@@ -405,6 +418,7 @@ class DroverAgent implements Agent {
  * Throws `AgentError` `SERVICE_TOKEN_MISSING` when no token is configured: the agent never runs open.
  *
  * @example
+ * ```ts
  * const agent = createAgent({
  *   version: '1.4.2',
  *   drainTimeoutMs: 30_000,
@@ -412,6 +426,7 @@ class DroverAgent implements Agent {
  * })
  * const drover = createNodeHandler(agent)
  * const server = http.createServer((req, res) => { if (!drover(req, res)) app(req, res) })
+ * ```
  */
 export function createAgent(options: AgentOptions): Agent {
   return new DroverAgent(options);

@@ -1,4 +1,5 @@
 // Limits and defaults of the agent SDK, in one place, each with its unit.
+/** The agent SDK's limits and defaults, each with its unit: body size and read time, Retry-After, timeouts. */
 export const limits = {
   maxBodyBytes: 16 * 1024, // bytes: a shutdown request body; reading stops at this limit
   bodyReadTimeoutMs: 10_000, // ms: a body still arriving after this is refused (slow-loris)
@@ -11,6 +12,7 @@ export const limits = {
   versionMaxLength: 128, // characters: the version the health route reports
 } as const;
 
-/** The agent's routes, as DESIGN.md fixes them. */
+/** The agent's shutdown route (`POST`), CIRIS-compatible: the manager or droverd asks the agent to stop here. */
 export const SHUTDOWN_PATH = '/v1/system/shutdown';
+/** The agent's health route (`GET`): its status, version and whether it is busy. */
 export const HEALTH_PATH = '/v1/system/health';

@@ -9,6 +9,7 @@ export const agentErrorCodes = [
   'CRITICAL_SECTION_INVALID',
   'AGENT_SHUTTING_DOWN',
 ] as const;
+/** A code an {@link AgentError} carries: one of {@link agentErrorCodes}. */
 export type AgentErrorCode = (typeof agentErrorCodes)[number];
 
 /** Codes the agent's routes answer with, in `{"error":{"code":...}}`, and the status each goes with. */
@@ -26,15 +27,18 @@ export const agentResponseCodes = {
   AGENT_BUSY: 503,
   INTERNAL_ERROR: 500,
 } as const;
+/** A code the agent's routes answer with: a key of {@link agentResponseCodes}. */
 export type AgentResponseCode = keyof typeof agentResponseCodes;
 
 /**
  * What `createAgent` and `agent.critical` throw: a stable `code`, and a message saying what to do.
  *
  * @example
+ * ```ts
  * try { await agent.critical('job', run) } catch (error) {
  *   if (error instanceof AgentError && error.code === 'AGENT_SHUTTING_DOWN') return; // not started: the agent is draining
  * }
+ * ```
  */
 export class AgentError extends DroverError<AgentErrorCode> {
   override name = 'AgentError';

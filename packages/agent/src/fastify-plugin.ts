@@ -7,7 +7,9 @@ import { HEALTH_PATH, SHUTDOWN_PATH } from './config.js';
 import { errorResponse } from './response.js';
 import type { AgentResponse } from './response.js';
 
+/** The options of {@link droverAgentPlugin}. */
 export interface DroverAgentPluginOptions {
+  /** The agent whose routes the plugin serves, from {@link createAgent}. */
   agent: Agent;
 }
 
@@ -79,9 +81,11 @@ function agentPath(request: FastifyRequestLike): string {
  * keep theirs.
  *
  * @example
+ * ```ts
  * const app = Fastify()
  * await app.register(droverAgentPlugin, { agent })
  * await app.listen({ port: 8080 })
+ * ```
  */
 export function droverAgentPlugin(fastify: FastifyInstanceLike, options: DroverAgentPluginOptions, done: (error?: Error) => void): void {
   const { agent } = options;
@@ -127,7 +131,9 @@ export function droverAgentPlugin(fastify: FastifyInstanceLike, options: DroverA
  * Requires the agent's service token on a route of your own, as a Fastify `preHandler`.
  *
  * @example
+ * ```ts
  * app.post('/admin/reload', { preHandler: requireServiceTokenFastify(agent) }, reload)
+ * ```
  */
 export function requireServiceTokenFastify(agent: Agent): FastifyPreHandlerLike {
   return function guard(request, res, next) {

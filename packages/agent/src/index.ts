@@ -11,4 +11,4 @@ export type { NodeHandler, NodeMiddleware, NodeGuard, NodeHandlerOptions } from 
 export { createWebHandler, requireServiceTokenWeb } from './web-adapter.js';
 export type { WebHandler, WebGuard } from './web-adapter.js';
 export { droverAgentPlugin, requireServiceTokenFastify } from './fastify-plugin.js';
-export type { DroverAgentPluginOptions } from './fastify-plugin.js';
+export type { DroverAgentPluginOptions, FastifyInstanceLike, FastifyRequestLike, FastifyReplyLike, FastifyPreHandlerLike } from './fastify-plugin.js';

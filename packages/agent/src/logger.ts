@@ -3,8 +3,10 @@
  * `fastify.log`) fits as is. Defaults to silent: a library never writes to the console.
  *
  * @example
+ * ```ts
  * import pino from 'pino'
  * const agent = createAgent({ version, onShutdown, drainTimeoutMs: 30_000, logger: pino() })
+ * ```
  */
 export interface Logger {
   info(obj: Record<string, unknown>, msg: string): void;

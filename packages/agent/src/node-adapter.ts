@@ -13,6 +13,7 @@ export type NodeMiddleware = (req: IncomingMessage, res: ServerResponse, next: (
 /** Guards a route of your own: true when the service token matches (and `next` is called), else a 401 is written. */
 export type NodeGuard = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => boolean;
 
+/** The options of {@link createNodeHandler}. */
 export interface NodeHandlerOptions {
   /** true (default): other paths return false, for your own routes. false: they get the agent's 404. */
   fallthrough?: boolean | undefined;
@@ -74,11 +75,13 @@ async function serve(agent: Agent, req: IncomingMessage, res: ServerResponse, pa
  * (it answers asynchronously), false when the path is not the agent's so you can route it.
  *
  * @example
+ * ```ts
  * const drover = createNodeHandler(agent)
  * http.createServer((req, res) => {
  *   if (drover(req, res)) return
  *   res.writeHead(404).end()
  * }).listen(8080)
+ * ```
  */
 export function createNodeHandler(agent: Agent, options: NodeHandlerOptions = {}): NodeHandler {
   const fallthrough = options.fallthrough ?? true;
@@ -95,7 +98,9 @@ export function createNodeHandler(agent: Agent, options: NodeHandlerOptions = {}
  * first, what it parsed is used).
  *
  * @example
+ * ```ts
  * app.use(createNodeMiddleware(agent))
+ * ```
  */
 export function createNodeMiddleware(agent: Agent): NodeMiddleware {
   const handler = createNodeHandler(agent);
@@ -108,9 +113,11 @@ export function createNodeMiddleware(agent: Agent): NodeMiddleware {
  * Requires the agent's service token on a route of your own (`node:http` or Connect/Express).
  *
  * @example
+ * ```ts
  * const guard = requireServiceTokenNode(agent)
  * app.post('/admin/reload', guard, reload)               // as middleware
  * if (!guard(req, res)) return                           // or inline: a 401 was written
+ * ```
  */
 export function requireServiceTokenNode(agent: Agent): NodeGuard {
   return (req, res, next) => {

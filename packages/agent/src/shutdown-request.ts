@@ -2,9 +2,11 @@ import { sanitizeReason } from '@drover/protocol/internal';
 import { errorResponse } from './response.js';
 import type { AgentResponse } from './response.js';
 
+/** A shutdown request the agent accepted (`POST /v1/system/shutdown` with `confirm: true`). */
 export interface ShutdownRequest {
   /** The caller's reason, control characters already replaced by spaces. */
   reason: string;
+  /** Skip the busy check, after a bounded drain of the critical sections running. */
   force: boolean;
 }
 

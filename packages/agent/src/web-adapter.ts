@@ -32,9 +32,11 @@ function toWebResponse(response: AgentResponse, method: string): Response {
  * so mount it on the two routes (or on `/v1/system/*` when nothing else lives there).
  *
  * @example
+ * ```ts
  * const drover = createWebHandler(agent)
  * app.on(['GET', 'POST'], ['/v1/system/health', '/v1/system/shutdown'], (c) => drover(c.req.raw)) // Hono
  * Bun.serve({ port: 8080, fetch: drover })                                                        // Bun
+ * ```
  */
 export function createWebHandler(agent: Agent): WebHandler {
   return async (request) => {
@@ -59,8 +61,10 @@ export function createWebHandler(agent: Agent): WebHandler {
  * Requires the agent's service token on a route of your own.
  *
  * @example
+ * ```ts
  * const guard = requireServiceTokenWeb(agent)
  * app.post('/admin/reload', (c) => guard(c.req.raw) ?? reload(c)) // Hono
+ * ```
  */
 export function requireServiceTokenWeb(agent: Agent): WebGuard {
   return (request) => {

@@ -26,10 +26,15 @@ export interface OptionSpec {
   aliases?: readonly string[];
 }
 
+/** What a command reads and writes besides its arguments: output streams, the environment, the working directory. */
 export interface CommandIo {
+  /** Writes to standard output (results, or JSON with --json). */
   stdout(text: string): void;
+  /** Writes to standard error (errors, progress). */
   stderr(text: string): void;
+  /** Read for tokens and keys (DROVER_ADMIN_TOKEN, ...). */
   env: NodeJS.ProcessEnv;
+  /** Relative paths resolve against it. */
   cwd: string;
 }
 

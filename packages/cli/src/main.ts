@@ -3,11 +3,14 @@ import type { CommandEntry } from './program.js';
 import { runProgram } from './program.js';
 import { PACKAGE_VERSION } from './version.js';
 
-export const VERSION = PACKAGE_VERSION;
+// The package entry (package.json `exports`) is `main`; bin.ts runs it with the process's I/O.
+export type { CommandIo } from './cli.js';
+
+const VERSION = PACKAGE_VERSION;
 
 // Every command, in the order `drover --help` lists them. A command's module is imported only when
 // that command runs or shows its help (see program.ts): keep heavy imports out of this file.
-export const commands: readonly CommandEntry[] = [
+const commands: readonly CommandEntry[] = [
   { path: ['keygen'], summary: 'Create an Ed25519 signing key: NAME.key (private, 0600), NAME.pub and NAME.minisign.pub.', load: async () => (await import('./commands/keygen.js')).keygenCommand },
   { path: ['release', 'sign'], summary: 'Sign an artifact into a DSSE release envelope (FILE.release.json).', load: async () => (await import('./commands/release.js')).releaseSignCommand },
   { path: ['release', 'verify'], summary: 'Verify an artifact against its signed release envelope and a trust policy.', load: async () => (await import('./commands/release.js')).releaseVerifyCommand },
@@ -52,7 +55,14 @@ const epilogue = [
   '  2  usage error (USAGE_ERROR): an unknown command or option, a missing or malformed value',
 ].join('\n');
 
-/** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
+/**
+ * Runs the `drover` CLI with `argv` (the arguments after `node` and the script) and returns the exit
+ * code: 0 success, 1 failure (the stable code printed), 2 a usage error.
+ *
+ * @param argv - The arguments, e.g. `['release', 'verify', '--trust', 'trust.json', 'agent.tar.gz']`.
+ * @param io - Where output goes and what the commands read: stdout, stderr, the environment, the working directory.
+ * @returns The exit code.
+ */
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   return runProgram(
     { name: 'drover', version: VERSION, description: 'drover ships new versions of long-running agents to fleets of Linux hosts, safely.', groups, epilogue },

@@ -6,6 +6,7 @@ import { HttpError } from './errors.js';
 // fires, so the deadline silently never comes (nodejs/node#57736, unfixed on Node 20). Here the
 // timer holds the controller strongly, and `clear()` releases the timer and the parent's listener.
 
+/** A signal that aborts at a deadline or with its parent, from {@link deadlineSignal}. */
 export interface Deadline {
   /** Aborts when the parent aborts (with its reason) or when the time is up (HttpError DEADLINE_EXCEEDED). */
   readonly signal: AbortSignal;
@@ -17,8 +18,10 @@ export interface Deadline {
  * A signal that aborts after `ms`, or as soon as `parent` does.
  *
  * @example
+ * ```ts
  * const deadline = deadlineSignal(30_000, options.signal)
  * try { await work(deadline.signal) } finally { deadline.clear() }
+ * ```
  */
 export function deadlineSignal(ms: number, parent?: AbortSignal, what = 'The request'): Deadline {
   const controller = new AbortController();

@@ -3,6 +3,7 @@ import { brandError } from '@drover/protocol/internal';
 
 /** Codes of the HTTP layer: each says why a request got no usable answer. */
 export const httpErrorCodes = ['NETWORK_ERROR', 'DEADLINE_EXCEEDED', 'RESPONSE_TOO_LARGE', 'URL_INVALID'] as const;
+/** A code an {@link HttpError} carries: one of {@link httpErrorCodes}. */
 export type HttpErrorCode = (typeof httpErrorCodes)[number];
 
 /**

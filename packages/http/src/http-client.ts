@@ -14,9 +14,12 @@ import { redactUrl } from './url.js';
 // RetryAgent. Proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (EnvHttpProxyAgent). A User-Agent naming
 // the component and its version. Every response body is read up to a maximum length.
 
+/** The methods the client sends; GET, HEAD, OPTIONS, PUT and DELETE are retried as idempotent. */
 export type HttpMethod = 'GET' | 'HEAD' | 'OPTIONS' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+/** A response's headers, names lower-case; read one with {@link header}. */
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
+/** The client's timeouts, in milliseconds, each per attempt. */
 export interface Timeouts {
   /** ms to open a TCP (and TLS) connection. */
   connectMs: number;
@@ -26,8 +29,10 @@ export interface Timeouts {
   bodyMs: number;
 }
 
+/** The timeouts of a client given none: 10 s to connect, 30 s to the headers, 30 s of silence in a body. */
 export const defaultTimeouts: Timeouts = { connectMs: 10_000, headersMs: 30_000, bodyMs: 30_000 };
-export const defaultMaxResponseBytes = 1024 * 1024; // bytes of a response body read at most
+/** Bytes of a response body read at most when neither the client nor the request says (1 MiB). */
+export const defaultMaxResponseBytes = 1024 * 1024;
 
 /** One retry about to happen, for the caller's log. */
 export interface RetryEvent {
@@ -41,6 +46,7 @@ export interface RetryEvent {
   waitMs: number;
 }
 
+/** How an {@link HttpClient} sends: its User-Agent, proxy, timeouts, retry policy and body limit. */
 export interface HttpClientOptions {
   /** Sent on every request: the component and its version, e.g. `userAgent('droverd', '1.2.0')`. */
   userAgent: string;
@@ -50,7 +56,9 @@ export interface HttpClientOptions {
   proxy?: boolean;
   /** Where HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read (default process.env). */
   env?: Record<string, string | undefined>;
+  /** Overrides of {@link defaultTimeouts}. */
   timeouts?: Partial<Timeouts>;
+  /** Overrides of {@link defaultRetryPolicy}. */
   retry?: Partial<RetryPolicy>;
   /** bytes of a response body read at most, unless a request says otherwise. */
   maxResponseBytes?: number;
@@ -65,13 +73,17 @@ export interface HttpClientOptions {
 /** A request body: text, bytes, or a function making a fresh stream for each attempt (never held in memory). */
 export type RequestBody = string | Uint8Array | (() => Readable);
 
+/** One request of {@link HttpClient.request} or {@link HttpClient.json}: retried within the policy when repeatable. */
 export interface HttpRequest {
   method: HttpMethod;
+  /** An http(s) URL (HttpError URL_INVALID otherwise). */
   url: string | URL;
   headers?: Record<string, string>;
   /** Sent as application/json. */
   json?: unknown;
+  /** Sent as is (with the caller's content-type header). */
   body?: RequestBody;
+  /** Aborts the request and any wait between attempts. */
   signal?: AbortSignal;
   /** ms for the whole request, retries and waits included (HttpError DEADLINE_EXCEEDED). */
   deadlineMs?: number;
@@ -85,12 +97,15 @@ export interface HttpRequest {
   idempotent?: boolean;
 }
 
+/** An answer, whatever its status (a 5xx left after the retries included), with its body read. */
 export interface HttpResponse {
   status: number;
   headers: ResponseHeaders;
+  /** The body, read up to the request's (or the client's) maximum. */
   body: Buffer;
 }
 
+/** An answer with its body parsed as JSON. */
 export interface JsonResponse {
   status: number;
   headers: ResponseHeaders;
@@ -98,6 +113,7 @@ export interface JsonResponse {
   body: unknown;
 }
 
+/** A GET whose body is streamed ({@link HttpClient.stream}): downloads. */
 export interface StreamRequest {
   url: string | URL;
   headers?: Record<string, string>;
@@ -106,6 +122,7 @@ export interface StreamRequest {
   bodyTimeoutMs?: number;
 }
 
+/** An answer to a {@link StreamRequest}: status and headers, the body still to read. */
 export interface StreamResponse {
   status: number;
   headers: ResponseHeaders;
@@ -117,7 +134,9 @@ export interface StreamResponse {
  * The User-Agent of a drover component: its name and version, Node's, and the platform.
  *
  * @example
+ * ```ts
  * userAgent('droverd', '1.2.0') // 'droverd/1.2.0 (node v20.18.0; linux-x64)'
+ * ```
  */
 export function userAgent(component: string, version: string): string {
   return `${component}/${version} (node ${process.version}; ${process.platform}-${process.arch})`;
@@ -162,8 +181,10 @@ const sleepFor = (ms: number, signal?: AbortSignal): Promise<void> => delay(Math
  * proxied and retried; an agent on loopback: `proxy: false`) and close it when done.
  *
  * @example
+ * ```ts
  * const http = new HttpClient({ userAgent: userAgent('droverd', DAEMON_VERSION) })
  * const { status, body } = await http.json({ method: 'POST', url, json: report, idempotent: true })
+ * ```
  */
 export class HttpClient {
   readonly #transport: Dispatcher;

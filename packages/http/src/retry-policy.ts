@@ -6,6 +6,7 @@
 // - how long: exponential backoff with full jitter, so a fleet does not retry in step; at least a
 //   Retry-After the peer sent, up to a cap, so a peer cannot park a client for hours.
 
+/** When and how long the client waits before another attempt. */
 export interface RetryPolicy {
   /** Attempts of one request in all, the first included (1: never retried). */
   maxAttempts: number;
@@ -17,6 +18,7 @@ export interface RetryPolicy {
   retryAfterMaxMs: number;
 }
 
+/** Four attempts; jittered backoff from 250 ms up to 10 s; a Retry-After honoured up to 60 s. */
 export const defaultRetryPolicy: RetryPolicy = {
   maxAttempts: 4,
   backoffBaseMs: 250,

@@ -6,7 +6,9 @@
  * query and fragment are dropped.
  *
  * @example
+ * ```ts
  * endpoint('https://ops.example/drover/', '/v1/agents/enroll').href // 'https://ops.example/drover/v1/agents/enroll'
+ * ```
  */
 export function endpoint(base: string | URL, route: string): URL {
   const url = new URL(base);

@@ -1,6 +1,10 @@
 import { limits as protocolLimits } from '@drover/protocol/internal';
 
 // Limits and defaults of the manager, in one place, each with its unit.
+/**
+ * The manager's limits and defaults, each with its unit: body sizes a proxy in front must allow,
+ * token and URL lifetimes, the shutdown grace period.
+ */
 export const managerLimits = {
   // Request bodies: a peer never makes the manager buffer more than this before validation.
   enrollBodyMaxBytes: 64 * 1024, // bytes: an enrollment (the inventory is the big part)

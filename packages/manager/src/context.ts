@@ -6,7 +6,7 @@ import type { BlobStore } from './blobs/blob-store.js';
 import type { UrlSigner } from './releases/presign.js';
 import type { Store } from './store/store.js';
 
-/** The manager's tunables, each with a default in config.ts. */
+/** The manager's tunables (manager.json's `settings`), each with a default. */
 export interface ManagerSettings {
   /** Seconds between check-ins, told to every daemon. */
   checkinIntervalSeconds: number;

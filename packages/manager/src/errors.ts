@@ -63,7 +63,7 @@ export const managerRequestErrorCodes = [
   'INTERNAL_ERROR',
 ] as const;
 
-/** Codes of starting and configuring a manager (thrown by `createManager`, `startManager`, the store). */
+/** Codes of starting and configuring a manager (thrown by `startManager`, `managerPlugin`, `initManagerDirectory`, the store). */
 export const managerStartupErrorCodes = [
   'CONFIG_INVALID',
   'KEY_FILE_MISSING',
@@ -92,9 +92,13 @@ export const managerRolloutCodes = [
   'DEPLOYMENT_STOPPED',
 ] as const;
 
+/** A code of a request the manager refused: one of {@link managerRequestErrorCodes}. */
 export type ManagerRequestErrorCode = (typeof managerRequestErrorCodes)[number];
+/** A code of a manager that could not start: one of {@link managerStartupErrorCodes}. */
 export type ManagerStartupErrorCode = (typeof managerStartupErrorCodes)[number];
+/** Why one target of a rollout ended as it did: one of {@link managerRolloutCodes}. */
 export type ManagerRolloutCode = (typeof managerRolloutCodes)[number];
+/** Every code a {@link ManagerError} carries of the manager's own (it may also carry a protocol nonce code). */
 export type ManagerErrorCode = ManagerRequestErrorCode | ManagerStartupErrorCode;
 
 /** Every code `@drover/manager` defines, for docs and exhaustiveness tests. */
@@ -105,9 +109,14 @@ export const managerErrorCodes: readonly (ManagerErrorCode | ManagerRolloutCode)
  * error body (e.g. the `commandId` a refused result named); never a secret.
  *
  * @example
- * try { await manager.core.queueUpdate({ agentId, deploymentId, artifact: 'agent', version: '1.3.0' }) } catch (error) {
- *   if (error instanceof ManagerError && error.code === 'RELEASE_NOT_FOUND') { ... }
+ * ```ts
+ * try {
+ *   await startManager({ dir: '/var/lib/drover-manager' });
+ * } catch (error) {
+ *   if (error instanceof ManagerError && error.code === 'ENCRYPTION_KEY_MISMATCH') process.exit(78);
+ *   throw error;
  * }
+ * ```
  */
 export class ManagerError extends DroverError<ManagerErrorCode | NonceErrorCode> {
   override name = 'ManagerError';

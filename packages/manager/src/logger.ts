@@ -57,6 +57,7 @@ export function serializeRequest(request: RequestLike): Record<string, unknown> 
   };
 }
 
+/** The options of {@link createManagerLogger}. */
 export interface ManagerLoggerOptions {
   /** pino level (default `info`). */
   level?: LoggerOptions['level'];
@@ -65,11 +66,12 @@ export interface ManagerLoggerOptions {
 }
 
 /**
- * The manager's pino logger, with the redaction list and the query-free request serializer.
+ * The manager's pino logger: JSON lines with the component name, tokens and credentials censored,
+ * request lines without their query string (a presigned download's signature is a capability).
+ * Give it to the Fastify app you mount {@link managerPlugin} in, so its request logs are as careful.
  *
- * @example
- * const logger = createManagerLogger({ level: 'info' })
- * const app = await createManager({ dataDir, logger, ... })
+ * @param options - The level (default `info`) and where lines go (default stdout).
+ * @returns A pino logger, for `ManagerOptions.logger` and Fastify's `loggerInstance`.
  */
 export function createManagerLogger(options: ManagerLoggerOptions = {}): Logger {
   const settings: LoggerOptions = {

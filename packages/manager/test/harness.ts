@@ -18,8 +18,9 @@ import {
 } from '@drover/protocol';
 import { generateFernetKey } from '@drover/protocol/internal';
 import type { AuditRecord, AuditVerification, DsseEnvelope, EnrollResponse, Inventory } from '@drover/protocol';
-import { createManager, createManagerLogger } from '../src/index.js';
-import type { CreateManagerOptions, ManagerServer } from '../src/index.js';
+import { createManagerLogger } from '../src/logger.js';
+import { createManager } from '../src/server/create.js';
+import type { CreateManagerOptions, ManagerServer } from '../src/server/create.js';
 
 export interface HttpResult {
   status: number;

@@ -1,22 +1,25 @@
 // The manager mounted as a plugin in someone else's Fastify app, and its health routes.
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Ed25519PrivateKey, ed25519AuditSigner, generateServiceToken } from '@drover/protocol';
+import { Ed25519PrivateKey, createReleasePayload, ed25519AuditSigner, generateServiceToken, signRelease, trustPolicyDocument } from '@drover/protocol';
 import { generateFernetKey } from '@drover/protocol/internal';
-import { managerPlugin, openManagerCore } from '../src/index.js';
-import type { ManagerCore, ManagerOptions } from '../src/index.js';
+import { initManagerDirectory, managerPlugin } from '../src/index.js';
+import type { ManagerOptions } from '../src/index.js';
+import { managerCorePlugin } from '../src/http/plugin.js';
+import { silentLogger } from '../src/logger.js';
+import { openManagerCore } from '../src/server/core.js';
 import { startTestManager } from './harness.js';
 
 let dir: string;
-let core: ManagerCore;
 const app = Fastify();
 const adminToken = generateServiceToken();
 
-function coreOptions(dataDir: string): ManagerOptions {
+function managerOptions(dataDir: string): ManagerOptions {
   const auditKey = Ed25519PrivateKey.generate();
   return {
     dataDir,
@@ -24,17 +27,15 @@ function coreOptions(dataDir: string): ManagerOptions {
     encryptionKey: generateFernetKey(),
     managerKey: Ed25519PrivateKey.generate(),
     auditSigner: { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey },
-    settings: { routePrefix: '/fleet' },
     env: {},
   };
 }
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'drover-plugin-'));
-  core = await openManagerCore(coreOptions(dir));
   app.get('/mine', () => ({ mine: true }));
   app.post('/echo', { schema: { body: { type: 'object', properties: { a: { type: 'string' } } } } }, (request) => request.body);
-  await app.register(managerPlugin, { core, prefix: '/fleet' });
+  await app.register(managerPlugin, { ...managerOptions(dir), prefix: '/fleet' });
   await app.ready();
 });
 afterAll(async () => {
@@ -61,11 +62,40 @@ describe('managerPlugin', () => {
     expect(theirs.json()).toMatchObject({ statusCode: 404 });
   });
 
+  it('opens the manager from a directory, and hands out URLs under the prefix it is mounted at', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'drover-plugin-dir-'));
+    const host = Fastify({ return503OnClosing: false, routerOptions: { maxParamLength: 256 } });
+    try {
+      const releaseKey = Ed25519PrivateKey.generate();
+      const created = await initManagerDirectory({ dir: join(own, 'm'), trustPolicy: trustPolicyDocument([releaseKey.publicKey]), env: {} });
+      await host.register(managerPlugin, { dir: created.dir, env: {}, logger: silentLogger(), prefix: '/drover' });
+      const agents = await host.inject({ method: 'GET', url: '/drover/v1/agents', headers: { authorization: `Bearer ${created.adminToken}` } });
+      expect([agents.statusCode, agents.json()]).toEqual([200, { agents: [], next: null, total: 0 }]);
+
+      // manager.json says no routePrefix; the upload URL carries the mount's.
+      const bytes = Buffer.from('agent v1.2.0');
+      const payload = createReleasePayload({ artifact: 'agent', version: '1.2.0', platform: 'linux-x64', file: { name: 'agent.tar.gz', size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') } });
+      const published = await host.inject({
+        method: 'POST',
+        url: '/drover/v1/releases',
+        headers: { authorization: `Bearer ${created.deployToken}` },
+        payload: { release: signRelease(payload, [releaseKey]) },
+      });
+      expect(published.statusCode).toBe(201);
+      expect(published.json()).toMatchObject({ status: 'awaiting_upload', uploadUrl: '/drover/v1/releases/agent/1.2.0/linux-x64/artifact' });
+    } finally {
+      await host.close();
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('managerCorePlugin (what managerPlugin and the ready server mount)', () => {
   it("stops the manager with the host app: closing from preClose, closed once the app's in-flight requests are done", async () => {
     const own = await mkdtemp(join(tmpdir(), 'drover-plugin-close-'));
     const host = Fastify();
     try {
-      const mounted = await openManagerCore(coreOptions(join(own, 'data')));
+      const mounted = await openManagerCore({ ...managerOptions(join(own, 'data')), settings: { routePrefix: '/fleet' } });
       let release: () => void = () => undefined;
       const held = new Promise<void>((resolve) => {
         release = resolve;
@@ -79,7 +109,7 @@ describe('managerPlugin', () => {
         await held;
         return { done: true };
       });
-      await host.register(managerPlugin, { core: mounted, prefix: '/fleet' });
+      await host.register(managerCorePlugin, { core: mounted, prefix: '/fleet' });
       const url = await host.listen({ host: '127.0.0.1', port: 0 });
       // reset: the connection closes after the answer, so the server's close does not wait for its keep-alive.
       const slow = request(`${url}/slow`, { headersTimeout: 10_000, reset: true });

@@ -28,9 +28,11 @@ const TAIL_CHUNK_BYTES = 64 * 1024;
 // A complete line is at most this many bytes of UTF-8 (3 bytes per UTF-16 code unit at most).
 const MAX_LINE_BYTES = 3 * AUDIT_LINE_MAX_LENGTH;
 
-/** A key that signs audit records, with the public half that goes into signers.json. */
+/** A key that signs audit records (a KMS fits here), with the public half that goes into signers.json. */
 export interface AuditSignerWithKey {
+  /** Signs each record's hash (for a local key, `ed25519AuditSigner` from `@drover/protocol`). */
   signer: AuditSigner;
+  /** The signer's public key, written to signers.json so the log verifies. */
   publicKey: Ed25519PublicKey;
 }
 
@@ -77,8 +79,10 @@ async function lastNewline(handle: FileHandle, end: number, maxBytes: number): P
  * The manager's audit log writer. One per log file and process.
  *
  * @example
+ * ```ts
  * const audit = await AuditLog.open({ path: join(dir, 'audit/audit.jsonl'), signer: { signer: ed25519AuditSigner(key), publicKey: key.publicKey } })
  * await audit.append({ event: 'agent.enrolled', actor: 'agent:a1', agentId: 'a1', outcome: 'success', details: {} })
+ * ```
  */
 export class AuditLog {
   readonly path: string;

@@ -4,22 +4,22 @@ import type { Readable } from 'node:stream';
 export interface BlobInfo {
   /** Lowercase hex SHA-256 of the bytes. */
   sha256: string;
-  size: number; // bytes
+  /** Bytes. */
+  size: number;
 }
 
 /** An inclusive byte range, as HTTP's `Range: bytes=start-end`. */
 export interface ByteRange {
+  /** The first byte's offset. */
   start: number;
+  /** The last byte's offset (included). */
   end: number;
 }
 
 /**
- * Where artifact bytes live. The filesystem ({@link FsBlobStore}) is the default; an object store
- * (S3 and friends) fits behind the same interface.
- *
- * @example
- * const blobs = new FsBlobStore('/var/lib/drover-manager/blobs')
- * await blobs.put(request.raw, manifest.file) // refuses bytes that do not match the manifest
+ * Where artifact bytes live, content-addressed by SHA-256: a directory (`blobDir`, by default
+ * `<dataDir>/blobs`) unless `ManagerOptions.blobs` gives another; an object store (S3 and friends)
+ * fits behind the same interface.
  */
 export interface BlobStore {
   /**
@@ -33,5 +33,6 @@ export interface BlobStore {
   stat(sha256: string): Promise<BlobInfo | undefined>;
   /** A stream of the blob's bytes (or of `range` of them). */
   read(sha256: string, range?: ByteRange): Promise<Readable>;
+  /** Removes the blob; a no-op when it is not stored. */
   delete(sha256: string): Promise<void>;
 }

@@ -32,7 +32,9 @@ async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
  * sees a partial or unverified blob, even after a crash.
  *
  * @example
+ * ```ts
  * const blobs = new FsBlobStore(join(dir, 'blobs'))
+ * ```
  */
 export class FsBlobStore implements BlobStore {
   readonly root: string;

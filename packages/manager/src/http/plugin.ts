@@ -2,14 +2,23 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { ManagerError } from '../errors.js';
 import { installErrorHandling, sendError } from './errors.js';
+import { openManagerCore } from '../server/core.js';
 import type { ManagerCore } from '../server/core.js';
+import { resolveManagerSource } from '../server/directory.js';
+import type { ManagerSource } from '../server/directory.js';
 import { agentRoutes } from './routes/agents.js';
 import { deployRoutes } from '../deploy/routes.js';
 import { operatorRoutes } from './routes/operator.js';
 import { releaseRoutes } from './routes/releases.js';
 
-/** The plugin's own option; where it is mounted is Fastify's `prefix` register option. */
-export interface ManagerPluginOptions {
+/**
+ * The options of {@link managerPlugin}: the manager to open and serve (a directory, options, or
+ * both). Where it is served is Fastify's own `prefix` register option.
+ */
+export type ManagerPluginOptions = ManagerSource;
+
+/** The options of the internal plugin that serves a manager already open. */
+export interface ManagerCorePluginOptions {
   /** The manager to serve, from `openManagerCore`; closed when the server closes. */
   core: ManagerCore;
 }
@@ -29,25 +38,13 @@ function healthRoutes(app: FastifyInstance, core: ManagerCore): void {
 }
 
 /**
- * The manager's routes as a Fastify plugin, to mount in your own server. Give Fastify's `prefix`
- * register option the same path as the core's `settings.routePrefix`, so the URLs the manager hands
- * out (downloads, uploads) match where it is mounted. The plugin brings its own validation, error
- * and not-found handling, scoped to its prefix: mount it under one in an app with routes of its own,
- * since at the root its not-found handler would answer every 404 of the app (and the app's own
- * `setNotFoundHandler` would be refused).
- *
- * The manager stops with the server: from `preClose`, new requests to its routes get 503
- * SHUTTING_DOWN while in-flight ones finish (give the app's Fastify `return503OnClosing: false`,
- * or Fastify answers them 503 itself, in its own shape); `onClose` then closes the core
- * (`manager.stopped` audited, audit log and store closed). Register one core in one server.
- *
- * @example
- * const core = await openManagerCore({ dataDir, adminTokens: [token], settings: { routePrefix: '/fleet' } })
- * await app.register(managerPlugin, { core, prefix: '/fleet' })
- * await app.listen({ port: 8080 })
- * // later: app.close() stops the manager too
+ * A manager already open, served as a Fastify plugin: what {@link managerPlugin} and the ready server
+ * (`createManager`) register. The core's `settings.routePrefix` must be the prefix it is mounted
+ * under. The manager stops with the server: from `preClose`, new requests to its routes get 503
+ * SHUTTING_DOWN while in-flight ones finish; `onClose` then closes the core (`manager.stopped`
+ * audited, audit log and store closed). Internal: the tests mount a core of their own with it.
  */
-export const managerPlugin: FastifyPluginAsyncTypebox<ManagerPluginOptions> = async (app, { core }) => {
+export const managerCorePlugin: FastifyPluginAsyncTypebox<ManagerCorePluginOptions> = async (app, { core }) => {
   installErrorHandling(app);
   // Stopping: new requests get a 503 in the manager's error shape while in-flight ones finish.
   app.addHook('onRequest', (_request, _reply, done) => {
@@ -65,4 +62,41 @@ export const managerPlugin: FastifyPluginAsyncTypebox<ManagerPluginOptions> = as
   await app.register(releaseRoutes, { core });
   await app.register(operatorRoutes, { core });
   await app.register(deployRoutes, { core });
+};
+
+/**
+ * Mounts a manager in your own Fastify app: opens it (from a manager directory, options, or both)
+ * and serves every route of it under the prefix it is registered with. The URLs the manager hands
+ * out (downloads, uploads) carry that prefix, whatever `settings.routePrefix` says; daemons,
+ * operators and CI then use the app's URL with the prefix as the manager URL.
+ *
+ * Register it under a prefix: it brings its own validation, error and not-found handling, scoped to
+ * that prefix, and at the root its not-found handler would answer every 404 of the app. Give the
+ * app `return503OnClosing: false` and `routerOptions: { maxParamLength: 256 }`: while the app
+ * stops, new requests to the manager then get its own 503 SHUTTING_DOWN while in-flight ones finish,
+ * and ids of up to 128 characters fit a route. Closing the app stops the manager (`manager.stopped`
+ * audited, audit log and store closed). Register it once per app.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { createManagerLogger, managerPlugin } from '@drover/manager';
+ *
+ * const logger = createManagerLogger();
+ * const app = Fastify({ loggerInstance: logger, return503OnClosing: false, routerOptions: { maxParamLength: 256 } });
+ * app.get('/', () => ({ app: 'mine' }));
+ * await app.register(managerPlugin, { dir: '/var/lib/drover-manager', logger, prefix: '/drover' });
+ * await app.listen({ port: 8080 }); // the manager is http://HOST:8080/drover
+ * process.on('SIGTERM', () => void app.close()); // stops the manager too
+ * ```
+ */
+export const managerPlugin: FastifyPluginAsyncTypebox<ManagerPluginOptions> = async (app, options) => {
+  const { options: opened } = await resolveManagerSource(options);
+  const core = await openManagerCore({ ...opened, settings: { ...opened.settings, routePrefix: app.prefix } });
+  try {
+    await managerCorePlugin(app, { core });
+  } catch (error) {
+    await core.close();
+    throw error;
+  }
 };

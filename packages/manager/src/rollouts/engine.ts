@@ -28,10 +28,11 @@ import type { AgentRecord, ReleaseRecord } from '../store/records.js';
 // Ticks, operator actions and notifications run one at a time (#serial): a decision is always
 // taken on the state the previous one wrote.
 
+/** How the rollout engine runs (`ManagerOptions.rollout`): its tick, its push-mode client, its defaults. */
 export interface RolloutEngineOptions {
   /** Milliseconds between ticks (default 1000). */
   tickMs?: number | undefined;
-  /** The client for push mode (default: createPushHttp(), @drover/http). */
+  /** The HTTP client of push-mode calls (default: the manager's own, with its timeouts and retries). */
   http?: HttpClient | undefined;
   /** Push-mode calls made at once (default 16). */
   pushConcurrency?: number | undefined;

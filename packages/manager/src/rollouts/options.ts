@@ -10,6 +10,10 @@ import type { RolloutOptions } from './records.js';
 // free-form bag). Fixed at creation and stored with the deployment, so a restart or a changed
 // default never alters a rollout under way.
 
+/**
+ * The options a rollout runs with when neither manager.json's `settings.rollout` nor the
+ * notification's `metadata.rollout` sets them.
+ */
 export const defaultRolloutOptions: RolloutOptions = {
   maxInFlight: 100, // targets updating at once
   minHealthyRatio: 1, // share of a phase that must succeed
@@ -24,6 +28,11 @@ export const defaultRolloutOptions: RolloutOptions = {
   percentages: [10, 30, 100],
 };
 
+/**
+ * The JSON Schema (TypeBox) of a deployment's rollout options: `metadata.rollout` of a deploy
+ * notification (`POST /manager/v1/updates/notify`) and `settings.rollout` of manager.json; every
+ * member optional.
+ */
 export const RolloutOptionsSchema = Type.Object(
   {
     maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
@@ -40,6 +49,7 @@ export const RolloutOptionsSchema = Type.Object(
   },
   { $id: 'RolloutOptions', additionalProperties: false, description: 'Options of a rollout: manager defaults, overridden by metadata.rollout of a notification.' },
 );
+/** Rollout options as a notification's `metadata.rollout` gives them: any of {@link RolloutOptions}, each checked against its bounds. */
 export type RolloutOptionsInput = Static<typeof RolloutOptionsSchema>;
 
 /** The options of a new rollout: `input` (from the notification) over `defaults` (from settings). */

@@ -7,6 +7,7 @@ import type { NewCommand, NewNonce } from '../store/records.js';
 
 /** The operator-set canary groups, in the order their phases run. */
 export const rolloutGroups = ['explorer', 'early_adopter', 'general'] as const;
+/** An agent's canary group: its phase when a deployment runs by groups. */
 export type RolloutGroup = (typeof rolloutGroups)[number];
 
 /**
@@ -45,11 +46,13 @@ export interface RolloutOptions {
 // gate_failed and stopped end the phases: a gate failed (the deployment fails, after any rollback) or an operator stopped it.
 export type PhaseState = 'rolling' | 'soaking' | 'awaiting_promote' | 'done' | 'gate_failed' | 'stopped';
 
+/** One phase of a deployment, by name; its targets name it by index. */
 export interface RolloutPhase {
   /** `explorers`, `early_adopters`, `general` (CIRIS's names), `10%`..., or `all`. */
   name: string;
 }
 
+/** A deployment: what it rolls out, with which options, and where its phases stand. */
 export interface DeploymentRecord {
   id: string;
   artifact: 'agent' | 'daemon';
@@ -78,6 +81,7 @@ export interface DeploymentRecord {
 /** Where a rollback of one target stands (set once the engine decided to roll it back). */
 export type TargetRollbackState = 'queued' | 'succeeded' | 'failed';
 
+/** One agent in a deployment: its phase, its state, and the command and timers that move it. */
 export interface TargetRecord {
   deploymentId: string;
   agentId: string;
@@ -121,6 +125,7 @@ export interface TargetView extends TargetRecord {
   rollbackCommand: { ackedAt: Date | undefined; outcome: string | undefined; detail: JsonObject | undefined } | undefined;
 }
 
+/** One event of a deployment's timeline (`GET /manager/v1/updates/status` and its server-sent events). */
 export interface DeploymentEventRecord {
   seq: number;
   deploymentId: string;
@@ -130,6 +135,7 @@ export interface DeploymentEventRecord {
   details: JsonObject | undefined;
 }
 
+/** An event to append; the store numbers it. */
 export type NewDeploymentEvent = Omit<DeploymentEventRecord, 'seq'>;
 
 /** The agent settings the operator controls for rollouts. */

@@ -58,28 +58,37 @@ const META_KEY_CHECK = 'encryption.check';
 const META_PRESIGN_SECRET = 'presign.secret';
 const KEY_CHECK_TEXT = 'drover encryption key check';
 
-/** How to open a manager. Every path defaults to a file under `dataDir`. */
+/**
+ * How to open a manager: its state (a store, blobs, the audit log), its keys and tokens, its
+ * settings. Every path defaults to a file under `dataDir`; a manager directory (`dir`) supplies
+ * all of them.
+ */
 export interface ManagerOptions {
   /** The directory holding the database, blobs and audit log unless given one by one. */
   dataDir?: string | undefined;
   /** A ready store (default: SQLite at `databasePath`, else `<dataDir>/manager.db`). */
   store?: Store | undefined;
+  /** The SQLite database file (default `<dataDir>/manager.db`). */
   databasePath?: string | undefined;
   /** A ready blob store (default: the filesystem at `blobDir`, else `<dataDir>/blobs`). */
   blobs?: BlobStore | undefined;
+  /** The directory of artifact bytes (default `<dataDir>/blobs`). */
   blobDir?: string | undefined;
   /** The audit log (default `<dataDir>/audit/audit.jsonl`); signers.json goes beside it. */
   auditLogPath?: string | undefined;
+  /** The audit log's public keys (default: `signers.json` beside the log). */
   auditSignersPath?: string | undefined;
   /** The audit signer (a KMS fits here); default: the key in `auditKeyPath`. */
   auditSigner?: AuditSignerWithKey | undefined;
+  /** The audit key's file (PEM or seed, 0600), when no `auditSigner` is given. */
   auditKeyPath?: string | undefined;
   /** The key that signs update nonces; default: the key in `managerKeyPath`. */
   managerKey?: Ed25519PrivateKey | undefined;
+  /** The manager key's file (PEM or seed, 0600), when no `managerKey` is given. */
   managerKeyPath?: string | undefined;
   /** Older manager public keys still handed to daemons during a key rotation. */
   previousManagerKeys?: readonly Ed25519PublicKey[] | undefined;
-  /** The Fernet key for service tokens at rest; default: resolveEncryptionKey(env). */
+  /** The Fernet key for service tokens at rest; default: from `env` (DROVER_ENCRYPTION_KEY, ...). */
   encryptionKey?: string | undefined;
   /** The releases trust policy (keys and threshold); without one, every publication is refused. */
   trustPolicy?: TrustPolicy | TrustPolicyDocument | undefined;
@@ -89,10 +98,13 @@ export interface ManagerOptions {
   deployTokens?: readonly string[] | undefined;
   /** The secret of presigned URLs (default: one kept encrypted in the store). */
   presignSecret?: Uint8Array | undefined;
+  /** The manager's tunables; each one left out takes its default. */
   settings?: Partial<ManagerSettings> | undefined;
+  /** A pino logger ({@link createManagerLogger}); default: none for `ManagerOptions` alone, JSON lines for a directory or `startManager`. */
   logger?: Logger | undefined;
   /** Read for the encryption key and DEV_ALLOW_EPHEMERAL (default process.env). */
   env?: Record<string, string | undefined> | undefined;
+  /** The clock (tests move it); default the system's. */
   now?: (() => Date) | undefined;
   /** The rollout engine: tick interval, defaults of new rollouts, push-mode HTTP client, and whether it starts with the manager (default true). */
   rollout?: (RolloutEngineOptions & { autoStart?: boolean | undefined }) | undefined;
@@ -115,8 +127,10 @@ function parseHead(text: string | undefined): AuditChainHead | undefined {
  * call, and what an embedding program (or the rollout engine) calls directly.
  *
  * @example
+ * ```ts
  * const core = await openManagerCore({ dataDir: '/var/lib/drover-manager', adminTokens: [adminToken] })
  * await core.queueUpdate({ agentId, deploymentId: 'manual-1', artifact: 'agent', version: '1.3.0' })
+ * ```
  */
 export class ManagerCore {
   readonly context: ManagerContext;

@@ -6,27 +6,27 @@ import { frameworkErrors, installErrorHandling } from '../http/errors.js';
 import { silentLogger } from '../logger.js';
 import { openManagerCore } from './core.js';
 import type { ManagerCore, ManagerOptions } from './core.js';
-import { managerPlugin } from '../http/plugin.js';
+import { managerCorePlugin } from '../http/plugin.js';
 
-export interface CreateManagerOptions extends ManagerOptions {
+/** How the manager's own HTTP server serves: request logs, proxies, request time. */
+export interface ManagerServerOptions {
   /** Log every request (method, path without query, status, time); default true. */
   requestLogging?: boolean | undefined;
-  /** Trust X-Forwarded-For from these proxies (Fastify's trustProxy); default false. */
+  /** Trust X-Forwarded-For from these proxies (Fastify's `trustProxy`); default false. */
   trustProxy?: boolean | string | string[] | undefined;
   /** Milliseconds to receive a whole request (an artifact upload included); default 15 minutes. */
   requestTimeoutMs?: number | undefined;
 }
+
+export interface CreateManagerOptions extends ManagerOptions, ManagerServerOptions {}
 
 /** A ready manager server: a Fastify instance with the manager's operations at `.manager`. */
 export type ManagerServer = FastifyInstance & { readonly manager: ManagerCore };
 
 /**
  * Opens a manager and returns a ready Fastify server for it; call `listen` on it. Closing the
- * server closes the manager (audit record, audit log, store).
- *
- * @example
- * const app = await createManager({ dataDir: '/var/lib/drover-manager', adminTokens: [adminToken], logger: createManagerLogger() })
- * await app.listen({ host: '127.0.0.1', port: 8443 })
+ * server closes the manager (audit record, audit log, store). Internal: `startManager` is the
+ * public way to run one; the tests and the benchmarks use this for `app.manager`.
  */
 export async function createManager(options: CreateManagerOptions): Promise<ManagerServer> {
   const logger: Logger = options.logger ?? silentLogger();
@@ -53,7 +53,7 @@ export async function createManager(options: CreateManagerOptions): Promise<Mana
     // Under a prefix, the rest of the server is ours too: its 404s and errors keep the manager's shape.
     if (prefix !== '') installErrorHandling(app);
     // The plugin stops the manager with the server (preClose: 503 SHUTTING_DOWN; onClose: core.close()).
-    await app.register(managerPlugin, { core, prefix });
+    await app.register(managerCorePlugin, { core, prefix });
     await app.ready();
   } catch (error) {
     await core.close();

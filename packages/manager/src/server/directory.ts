@@ -24,6 +24,21 @@ export interface ManagerDirectory {
   options: ManagerOptions & { logger: Logger };
 }
 
+/**
+ * Where a manager's configuration comes from: a manager directory, options, or both. Beside `dir`,
+ * each option given replaces the directory's value of the same name; `settings` and `rollout`
+ * replace it key by key, so `{ dir, settings: { presignDownloads: true } }` keeps the rest of
+ * manager.json's settings.
+ */
+export interface ManagerSource extends ManagerOptions {
+  /**
+   * A manager directory made by {@link initManagerDirectory} (or `drover manager init`): manager.json,
+   * the key files, the admin and deploy tokens, the trust policy and the encryption key, read the way
+   * `drover manager start` reads them. Without it, the options alone describe the manager.
+   */
+  dir?: string | undefined;
+}
+
 async function readTokens(path: string, what: string, logger: Logger): Promise<string[]> {
   try {
     // One token a line: several lines let a new token overlap the old one during a rotation.
@@ -55,12 +70,8 @@ async function readTrustPolicy(path: string): Promise<TrustPolicyDocument | unde
  * Reads a directory made by `drover manager init` the way `drover manager start` does: manager.json,
  * the key files, the admin and deploy tokens (one a line), the trust policy, and the encryption key
  * (from the environment: DROVER_ENCRYPTION_KEY, CIRIS_ENCRYPTION_KEY or MANAGER_JWT_SECRET +
- * CIRIS_ENCRYPTION_SALT; when none is set, from the key file init wrote). Opens nothing.
- *
- * @example
- * const { options } = await readManagerDirectory('/var/lib/drover-manager')
- * const core = await openManagerCore({ ...options, settings: { ...options.settings, routePrefix: '/drover' } })
- * await app.register(managerPlugin, { core, prefix: '/drover' })
+ * CIRIS_ENCRYPTION_SALT; when none is set, from the key file init wrote). Opens nothing: the
+ * options it returns are for `openManagerCore` or `createManager`.
  */
 export async function readManagerDirectory(dir: string, options: ReadManagerDirectoryOptions = {}): Promise<ManagerDirectory> {
   const env = options.env ?? process.env;
@@ -96,5 +107,29 @@ export async function readManagerDirectory(dir: string, options: ReadManagerDire
       logger,
       env,
     },
+  };
+}
+
+/** Only the members that are set: an option left undefined does not hide the directory's value. */
+function defined<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, member]) => member !== undefined)) as Partial<T>;
+}
+
+/**
+ * The options that open the manager a source describes, and the directory's manager.json when it
+ * names one. Extra members of `source` (a server's own options) pass through.
+ */
+export async function resolveManagerSource<T extends ManagerSource>(source: T): Promise<{ config: ManagerConfig | undefined; options: Omit<T, 'dir'> }> {
+  const { dir, ...given } = source;
+  if (dir === undefined) return { config: undefined, options: given };
+  const read = await readManagerDirectory(dir, { env: given.env, logger: given.logger });
+  return {
+    config: read.config,
+    options: {
+      ...read.options,
+      ...defined(given),
+      settings: { ...read.options.settings, ...defined(given.settings) },
+      rollout: { ...read.options.rollout, ...defined(given.rollout) },
+    } as Omit<T, 'dir'>,
   };
 }

@@ -9,9 +9,13 @@ import { defaultManagerConfig, resolvePath } from './config-file.js';
 import type { ManagerConfig } from './config-file.js';
 import { openManagerCore } from './core.js';
 
+/** What {@link initManagerDirectory} creates: where, the listen address it writes, the first enrollment token. */
 export interface InitManagerOptions {
+  /** The manager directory: created if missing; must not hold a manager yet. */
   dir: string;
+  /** manager.json's `listen.host` (default `127.0.0.1`). */
   host?: string | undefined;
+  /** manager.json's `listen.port` (default 8443). */
   port?: number | undefined;
   /** Seats of the first enrollment token (default 1). */
   seats?: number | undefined;
@@ -58,9 +62,20 @@ async function writeSecret(path: string, text: string): Promise<void> {
 }
 
 /**
- * Creates a manager directory: manager.json, the manager's signing key and audit key, admin and
- * deploy tokens, a Fernet key (unless the environment already names one), the database with a
- * first enrollment token, the audit log and signers.json. Secret files are 0600.
+ * Creates a manager directory, as `drover manager init` does: manager.json, the manager's signing
+ * key and audit key, admin and deploy tokens, a Fernet key (unless the environment already names
+ * one), the database with a first enrollment token, the audit log and signers.json. Secret files
+ * are 0600. {@link startManager} and {@link managerPlugin} then run the manager it holds.
+ *
+ * @returns The tokens (shown once; the admin and deploy tokens are also in their files), the key ids
+ * and the paths of the files written.
+ * @throws {@link ManagerError} `CONFIG_INVALID` when the directory already holds a manager.
+ *
+ * @example
+ * ```ts
+ * const created = await initManagerDirectory({ dir: '/var/lib/drover-manager', seats: 10 });
+ * console.log(`enroll hosts with ${created.enrollmentToken}`);
+ * ```
  */
 export async function initManagerDirectory(options: InitManagerOptions): Promise<InitializedManager> {
   const dir = options.dir;

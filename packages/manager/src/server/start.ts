@@ -1,49 +1,70 @@
-import type { Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
 import { managerLimits } from '../config.js';
+import { createManagerLogger } from '../logger.js';
 import { createManager } from './create.js';
-import type { ManagerServer } from './create.js';
-import { readManagerDirectory } from './directory.js';
+import type { ManagerServerOptions } from './create.js';
+import { resolveManagerSource } from './directory.js';
+import type { ManagerSource } from './directory.js';
 
-export interface StartManagerOptions {
-  /** The manager directory (`drover manager init --dir`). */
-  dir: string;
-  /** Override manager.json's listen address. */
+/** How {@link startManager} finds its manager (a directory, options, or both) and serves it. */
+export interface StartManagerOptions extends ManagerSource, ManagerServerOptions {
+  /** The address to listen on: default manager.json's `listen.host`, else `127.0.0.1`. */
   host?: string | undefined;
+  /** The port to listen on, 0 for a free one: default manager.json's `listen.port`, else 8443. */
   port?: number | undefined;
-  /** Read for the encryption key (DROVER_ENCRYPTION_KEY, ...) and DEV_ALLOW_EPHEMERAL; default process.env. */
-  env?: Record<string, string | undefined> | undefined;
-  logger?: Logger | undefined;
   /** Stop gracefully on SIGTERM and SIGINT (default true). */
   handleSignals?: boolean | undefined;
 }
 
+/** A manager that {@link startManager} started: where it listens, and how to stop it. */
 export interface RunningManager {
-  app: ManagerServer;
+  /** The Fastify server, for `inject` in tests or hooks of your own. */
+  app: FastifyInstance;
   /** `http://host:port`, with the port actually bound. */
   url: string;
-  /** Stops accepting, lets in-flight requests finish (up to shutdownGraceMs), then closes everything. */
+  /** Stops accepting, lets in-flight requests finish (up to 10 s), then closes everything. */
   close(): Promise<void>;
   /** Settles once the manager has stopped, whatever stopped it. */
   closed: Promise<void>;
 }
 
 /**
- * The ready server: reads the manager directory (`readManagerDirectory`), opens the manager
- * (SQLite under the directory), listens, and stops gracefully on SIGTERM. The encryption key comes
- * from the environment (DROVER_ENCRYPTION_KEY, CIRIS_ENCRYPTION_KEY, or MANAGER_JWT_SECRET +
- * CIRIS_ENCRYPTION_SALT) or, when none is set, from the key file `drover manager init` wrote.
+ * Runs a manager in this process, the way `drover manager start` does: opens it (SQLite and blobs
+ * under its directory, unless given a store), listens, logs JSON lines (unless given a logger), and
+ * on SIGTERM or SIGINT stops gracefully: new requests get 503 SHUTTING_DOWN, in-flight ones finish,
+ * `manager.stopped` is audited. The encryption key comes from the environment
+ * (DROVER_ENCRYPTION_KEY, CIRIS_ENCRYPTION_KEY, or MANAGER_JWT_SECRET with CIRIS_ENCRYPTION_SALT)
+ * or, when none is set, from the key file in the directory.
+ *
+ * @param options - A manager directory (`dir`), options, or both; where to listen.
+ * @returns Once the manager listens: its URL, and how to stop it.
+ * @throws {@link ManagerError} `CONFIG_INVALID`, `KEY_FILE_MISSING`, `ENCRYPTION_KEY_MISMATCH` and the
+ * other startup codes, when it cannot open.
  *
  * @example
- * const running = await startManager({ dir: '/var/lib/drover-manager' })
- * await running.closed
+ * From a directory made by `drover manager init` (or {@link initManagerDirectory}):
+ * ```ts
+ * const manager = await startManager({ dir: '/var/lib/drover-manager', port: 8443 });
+ * console.log(`manager listening on ${manager.url}`);
+ * await manager.closed; // until SIGTERM
+ * ```
+ *
+ * @example
+ * The same directory with options on top: a {@link Store} of your own, behind a proxy that sets
+ * X-Forwarded-For:
+ * ```ts
+ * const manager = await startManager({ dir: '/var/lib/drover-manager', store: myStore, trustProxy: true });
+ * ```
  */
 export async function startManager(options: StartManagerOptions): Promise<RunningManager> {
-  const { config, options: managerOptions } = await readManagerDirectory(options.dir, { env: options.env, logger: options.logger });
-  const { logger } = managerOptions;
-  const app = await createManager(managerOptions);
+  const { host, port, handleSignals, ...source } = options;
+  const { config, options: managerOptions } = await resolveManagerSource(source);
+  // A ready server logs: JSON lines on stdout at manager.json's level, unless given a logger.
+  const logger = managerOptions.logger ?? createManagerLogger();
+  const app = await createManager({ ...managerOptions, logger });
   let address: string;
   try {
-    address = await app.listen({ host: options.host ?? config.listen.host, port: options.port ?? config.listen.port });
+    address = await app.listen({ host: host ?? config?.listen.host ?? '127.0.0.1', port: port ?? config?.listen.port ?? 8443 });
   } catch (error) {
     await app.close();
     throw error;
@@ -80,7 +101,7 @@ export async function startManager(options: StartManagerOptions): Promise<Runnin
     })();
     return closing;
   };
-  if (options.handleSignals !== false) {
+  if (handleSignals !== false) {
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   }

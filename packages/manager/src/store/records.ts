@@ -6,6 +6,7 @@ import type { JsonObject } from '@drover/protocol';
 // of them is store.ts. Secrets never reach the store in clear: credentials and enrollment tokens
 // arrive hashed (secrets.ts), service tokens Fernet-encrypted.
 
+/** An enrollment token as the store keeps it: its id and seats, never the token itself. */
 export interface EnrollmentTokenRecord {
   /** The token's id: first 16 hex of its SHA-256 (what logs and the audit log show). */
   id: string;
@@ -20,6 +21,7 @@ export interface EnrollmentTokenRecord {
   note: string | undefined;
 }
 
+/** An enrollment token to create ({@link Store.createEnrollmentToken}): the token arrives hashed. */
 export interface NewEnrollmentToken {
   /** Hex SHA-256 of the token. */
   tokenHash: string;
@@ -30,6 +32,7 @@ export interface NewEnrollmentToken {
   note?: string | undefined;
 }
 
+/** An enrolled agent (one host): its identity, versions, credential hash and last check-in. */
 export interface AgentRecord {
   id: string;
   /** Lowercase hex SHA-256 of the host's machine id: the agent is bound to it. */
@@ -58,6 +61,7 @@ export interface AgentRecord {
 /** What authenticating a credential needs: the check-in hot path reads only this. */
 export type AgentIdentity = Pick<AgentRecord, 'id' | 'machineId' | 'credentialHash'>;
 
+/** One enrollment to apply atomically ({@link Store.enrollAgent}): spend a seat, then enroll or re-enroll the machine. */
 export interface EnrollAgentInput {
   tokenHash: string;
   now: Date;
@@ -76,8 +80,10 @@ export interface EnrollAgentInput {
   allowReenrollment: boolean;
 }
 
+/** Why {@link Store.enrollAgent} refused an enrollment, each a refusal the manager answers with its own code. */
 export type EnrollRefusal = 'token_unknown' | 'token_expired' | 'token_exhausted' | 'token_revoked' | 'already_enrolled';
 
+/** What {@link Store.enrollAgent} did: the agent enrolled (or re-enrolled), or why it refused. */
 export type EnrollAgentResult =
   | {
       ok: true;
@@ -90,6 +96,7 @@ export type EnrollAgentResult =
     }
   | { ok: false; reason: EnrollRefusal; token: EnrollmentTokenRecord | undefined; agentId: string | undefined };
 
+/** A command queued for an agent, re-sent on every check-in until acked, with the outcome the daemon reported. */
 export interface CommandRecord {
   id: string;
   agentId: string;
@@ -108,6 +115,7 @@ export interface CommandRecord {
   outcomeAt: Date | undefined;
 }
 
+/** A command to queue ({@link Store.insertCommand}). */
 export interface NewCommand {
   id: string;
   agentId: string;
@@ -117,6 +125,7 @@ export interface NewCommand {
   createdAt: Date;
 }
 
+/** An update nonce the manager issued: single use, consumed when the daemon reports the update's outcome. */
 export interface NonceRecord {
   id: string;
   agentId: string;
@@ -136,8 +145,10 @@ export interface NonceRecord {
   reportedVersion: string | undefined;
 }
 
+/** A nonce to record as it is issued, with its command ({@link Store.insertCommand}). */
 export type NewNonce = Omit<NonceRecord, 'consumedAt' | 'consumedOutcome' | 'reportedVersion'>;
 
+/** One command result a check-in reports, and the nonce it consumes when it completes an update. */
 export interface CheckinResultWrite {
   commandId: string;
   outcome: string;
@@ -146,6 +157,7 @@ export interface CheckinResultWrite {
   consumeNonce?: { nonceId: string; reportedVersion: string } | undefined;
 }
 
+/** Everything one check-in writes, applied atomically ({@link Store.recordCheckin}). */
 export interface CheckinWrite {
   agentId: string;
   at: Date;
@@ -161,13 +173,16 @@ export interface CheckinWrite {
   commandLimit: number;
 }
 
+/** What {@link Store.recordCheckin} did: the commands still unacked, or the replayed nonce that stopped it. */
 export type CheckinWriteResult =
   | { ok: true; commands: CommandRecord[] }
   /** A nonce was consumed by someone else first: nothing of the check-in was written. */
   | { ok: false; reason: 'nonce_replayed'; nonceId: string; commandId: string };
 
+/** A release is `pending` from its envelope's registration until its artifact is uploaded and verified. */
 export type ReleaseState = 'pending' | 'published';
 
+/** A release in the catalog: its signed envelope, decoded manifest and artifact file, per artifact, version and platform. */
 export interface ReleaseRecord {
   artifact: string;
   /** The version as the manifest states it. */
@@ -191,8 +206,10 @@ export interface ReleaseRecord {
   publishedBy: string;
 }
 
+/** A release to insert ({@link Store.insertRelease}). */
 export type NewRelease = Omit<ReleaseRecord, 'publishedAt'> & { publishedAt?: Date | undefined };
 
+/** Which releases {@link Store.listReleases} returns. */
 export interface ReleaseQuery {
   artifact: string;
   platform?: string | undefined;
@@ -200,6 +217,7 @@ export interface ReleaseQuery {
   state?: ReleaseState | undefined;
 }
 
+/** A page of agents ({@link Store.listAgents}), in id order. */
 export interface ListAgentsOptions {
   limit: number;
   /** Page after this agent id (ids sort as text). */

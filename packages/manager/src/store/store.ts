@@ -39,11 +39,11 @@ import type {
 // (secrets.ts), service tokens Fernet-encrypted.
 
 /**
- * The manager's persistent state. Each method is atomic. Implementations: {@link SqliteStore}.
- *
- * @example
- * const store = SqliteStore.open('/var/lib/drover-manager/manager.db')
- * const agent = await store.getAgent(agentId)
+ * The manager's persistent state: agents, enrollment tokens, commands, nonces, releases,
+ * deployments. Each method is one atomic step (one transaction), so a store shared by several
+ * managers (PostgreSQL) stays consistent. SQLite under the manager's directory is the default;
+ * give `ManagerOptions.store` to use another. Secrets never reach it in clear: credentials and
+ * enrollment tokens arrive hashed, service tokens Fernet-encrypted.
  */
 export interface Store {
   /** What backs the store, for logs and /readyz: `sqlite`, `postgres`, ... */

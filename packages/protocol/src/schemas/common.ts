@@ -83,7 +83,7 @@ export const DownloadUrl = Type.String({
 export const wireHeaders = {
   /** `Bearer service:<token>` (to an agent) or `Bearer <credential>` (to the manager). */
   authorization: 'authorization',
-  /** Daemon -> manager on every call: {@link MachineIdSchema}. */
+  /** Daemon -> manager on every call: the lowercase hex SHA-256 of the host's machine id (64 characters). */
   machineId: 'x-machine-id',
   /** Daemon -> manager on every check-in: the version the agent runs. */
   agentVersion: 'x-agent-version',

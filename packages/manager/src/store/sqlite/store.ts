@@ -145,7 +145,9 @@ export interface SqliteStoreOptions {
  * The embedded {@link Store}: one SQLite file (WAL, foreign keys, migrations).
  *
  * @example
+ * ```ts
  * const store = SqliteStore.open(join(dir, 'manager.db'))
+ * ```
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
