@@ -1,47 +1,12 @@
-// droverd's public surface, for the tests and for embedding; the CLI (bin.ts) is the product.
-export { DaemonError, daemonErrorCodes, errorCode } from './errors.js';
+// droverd's library entry. droverd is a program: its CLI (bin.ts, `droverd --help`) is the product,
+// and its tests import the modules they exercise by path. What a provisioning or monitoring tool
+// needs beside the CLI is here: the settings file's parser (to check a droverd.json before it is
+// shipped to a host), the error codes and exit codes droverd reports, and its version.
+// docs/decisions/0018-public-api-surface.md.
+export { DaemonError, daemonErrorCodes } from './errors.js';
 export type { DaemonErrorCode } from './errors.js';
-export { limits, exitCodes, DEFAULT_CONFIG_PATH, DEFAULT_AGENT_CONFIG_DIR } from './config.js';
-export { createDaemonLogger, silentLogger, parseLogLevel, redactPaths } from './logger.js';
-export type { Logger, LogLevel, DaemonLoggerOptions } from './logger.js';
-export { resolvePaths, resolveConfigFile } from './host/paths.js';
-export type { DaemonPaths, PathInputs } from './host/paths.js';
-export { parseSettings, loadSettings, hostPlatform } from './settings.js';
+export { exitCodes, DEFAULT_CONFIG_PATH } from './config.js';
+export { parseSettings, loadSettings } from './settings.js';
 export type { Settings, ManagerSettings, AgentSettings } from './settings.js';
-export { acquireStateLock } from './host/lock.js';
-export type { StateLock, LockOptions } from './host/lock.js';
-export { resolveMachineId, systemMachineId } from './host/machine-id.js';
-export type { MachineIdSource } from './host/machine-id.js';
-export { collectInventory } from './host/inventory.js';
-export { writeJsonAtomic } from './host/fs-atomic.js';
-export { Journal, readJournal, emptyJournal } from './update/journal.js';
-export type { JournalState, UpdateRecord, LastResult, Artifact } from './update/journal.js';
-export { loadCredentials, saveCredentials } from './manager-link/credentials.js';
-export type { Credentials } from './manager-link/credentials.js';
-export { loadTrustPolicy } from './releases/trust.js';
-export { createManagerHttp, createAgentHttp, managerCallError } from './http-clients.js';
-export { AgentClient } from './agent/client.js';
-export type { ShutdownAnswer, HealthAnswer } from './agent/client.js';
-export { enroll, pinnedManagerKey, wireHostname } from './manager-link/enroll.js';
-export type { EnrollInput } from './manager-link/enroll.js';
-export { CheckinLoop } from './manager-link/check-in.js';
-export type { CheckinLoopOptions } from './manager-link/check-in.js';
-export { takeCommands } from './update/commands.js';
-export type { CommandIntakeOptions } from './update/commands.js';
-export { downloadArtifact } from './update/download.js';
-export type { DownloadInput, DownloadOutcome } from './update/download.js';
-export { ReleaseStore, checkInstalledRelease, checkNames } from './releases/store.js';
-export type { InstalledRelease, InstalledRecord, InstalledFile, ReleaseCheck } from './releases/store.js';
-export { pointSymlink, readSymlink } from './releases/swap.js';
-export { Supervisor, freePort } from './agent/supervisor.js';
-export type { RunningAgent, AgentExit, SupervisorOptions } from './agent/supervisor.js';
-export { passHealthGate, sameVersion } from './update/health-gate.js';
-export type { HealthGateOptions } from './update/health-gate.js';
-export { UpdateMachine, isPreSwap } from './update/machine.js';
-export type { UpdateMachineOptions } from './update/machine.js';
-export { failpointsFromEnv, noFailpoints, FAILPOINT_ENV } from './update/failpoints.js';
-export type { Failpoints } from './update/failpoints.js';
-export { Daemon } from './daemon.js';
-export type { DaemonOptions } from './daemon.js';
-export { DAEMON_VERSION, NO_VERSION } from './version.js';
-export { withJitter } from './timing.js';
+export type { LogLevel } from './logger.js';
+export { DAEMON_VERSION } from './version.js';
