@@ -126,7 +126,9 @@ function serialize(value: unknown, key: string, path: string, ancestors: Set<obj
  * reference, or an object that is neither plain nor has a `toJSON` method.
  *
  * @example
+ * ```ts
  * canonicalize({ b: [1e30, 4.5], a: 'é' }) // '{"a":"é","b":[1e+30,4.5]}'
+ * ```
  */
 export function canonicalize(value: unknown): string {
   return serialize(value, '', '', new Set());

@@ -130,9 +130,9 @@ export class Ed25519PublicKey {
   }
 
   /**
-   * Reads a public key: raw 32 bytes, their base64, base64url or hex, or an SPKI PEM (`drover
-   * keygen`'s `.pub`, `openssl pkey -pubout`). Throws CryptoError `KEY_INVALID` for anything else,
-   * a private key included.
+   * Reads a public key: raw 32 bytes, their base64, base64url or hex, or an SPKI PEM
+   * (`drover keygen`'s `.pub`, `openssl pkey -pubout`). Throws CryptoError `KEY_INVALID` for
+   * anything else, a private key included.
    */
   static from(input: Uint8Array | string): Ed25519PublicKey {
     if (typeof input !== 'string') {

@@ -18,7 +18,9 @@ export const CIRIS_MIN_SALT_LENGTH = 16; // characters
  * salt's minimum length is {@link resolveEncryptionKey}'s job.
  *
  * @example
+ * ```ts
  * const key = deriveCirisEncryptionKey(env.MANAGER_JWT_SECRET, env.CIRIS_ENCRYPTION_SALT)
+ * ```
  */
 export function deriveCirisEncryptionKey(password: string, salt: string): string {
   const derived = pbkdf2Sync(
@@ -54,8 +56,10 @@ function variable(env: Record<string, string | undefined>, name: string): string
  * ENCRYPTION_SALT_TOO_SHORT or ENCRYPTION_KEY_MISSING; the manager refuses to start on any.
  *
  * @example
+ * ```ts
  * const { key, source } = resolveEncryptionKey(process.env)
  * logger.info({ source }, 'encryption key loaded')
+ * ```
  */
 export function resolveEncryptionKey(env: Record<string, string | undefined>): ResolvedEncryptionKey {
   for (const name of ['DROVER_ENCRYPTION_KEY', 'CIRIS_ENCRYPTION_KEY'] as const) {

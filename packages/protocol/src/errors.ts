@@ -105,9 +105,11 @@ export const protocolErrorCodes: readonly ProtocolErrorCode[] = [
  * failed and what to do next, and never contains a secret.
  *
  * @example
- * try { verifyRelease(envelope, policy) } catch (error) {
+ * ```ts
+ * try { verifyRelease(envelope, policy, expect) } catch (error) {
  *   if (error instanceof ReleaseError && error.code === 'RELEASE_EXPIRED') { ... }
  * }
+ * ```
  */
 export class DroverError<Code extends string = string> extends Error {
   /** The class's name, fixed so it survives minification; each subclass sets its own. */

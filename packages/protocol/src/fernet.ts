@@ -97,7 +97,9 @@ export function isFernetKey(key: string): boolean {
  * `Fernet.generate_key()`, so it can be pasted into a CIRISManager environment unchanged.
  *
  * @example
+ * ```ts
  * const key = generateFernetKey() // "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="
+ * ```
  */
 export function generateFernetKey(): string {
   return encodeBase64UrlPadded(randomBytes(FERNET_KEY_BYTES));
@@ -125,9 +127,11 @@ export interface FernetDecryptOptions {
  * console.log and pino never see it.
  *
  * @example
+ * ```ts
  * const fernet = new Fernet(resolveEncryptionKey(process.env).key)
  * const stored = fernet.encrypt(serviceToken)
  * const serviceTokenAgain = fernet.decryptText(stored)
+ * ```
  */
 export class Fernet {
   readonly #signingKey: Buffer;

@@ -11,7 +11,9 @@ export const FILE_CHUNK_BYTES = 1024 * 1024; // bytes per read
  * write it) before pulling again. Memory stays flat whatever the file's size.
  *
  * @example
+ * ```ts
  * await verifyArtifactStream(readFileChunks(path, { limit: manifest.file.size + 1 }), manifest.file)
+ * ```
  */
 export async function* readFileChunks(path: string, options: { limit?: number; start?: number; chunkBytes?: number } = {}): AsyncGenerator<Uint8Array> {
   const limit = options.limit ?? Number.POSITIVE_INFINITY;

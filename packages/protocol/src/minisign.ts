@@ -148,7 +148,9 @@ export function minisignPrehash(data: Uint8Array): Uint8Array {
  * Writes a minisign public key file for a drover key, readable by `minisign -V -p FILE`.
  *
  * @example
+ * ```ts
  * writeFileSync('release.minisign.pub', encodeMinisignPublicKey(privateKey.publicKey));
+ * ```
  */
 export function encodeMinisignPublicKey(publicKey: Ed25519PublicKey, keyId: Uint8Array = defaultMinisignKeyId(publicKey), untrustedComment?: string): string {
   checkKeyId(keyId);
@@ -246,7 +248,9 @@ export function parseMinisignSignature(input: string | Uint8Array): MinisignSign
  * the `.minisig` text that `minisign -V` accepts.
  *
  * @example
+ * ```ts
  * const minisig = signMinisign(key, fileBytes, { fileName: 'agent.tar.gz' });
+ * ```
  */
 export function signMinisign(privateKey: Ed25519PrivateKey, message: MinisignMessage, options: MinisignSignOptions = {}): string {
   const prehashed = options.prehashed ?? true;
@@ -274,7 +278,9 @@ export function signMinisign(privateKey: Ed25519PrivateKey, message: MinisignMes
  * and the parse codes).
  *
  * @example
+ * ```ts
  * const { trustedComment } = verifyMinisign(readFileSync('minisign.pub'), readFileSync('f.minisig'), readFileSync('f'));
+ * ```
  */
 export function verifyMinisign(
   publicKey: MinisignPublicKeyInput,
@@ -325,7 +331,9 @@ export async function signMinisignStream(
  * the checks then run in minisign's order (file signature, then trusted comment).
  *
  * @example
+ * ```ts
  * const result = await verifyMinisignStream(pubText, sigText, createReadStream(path));
+ * ```
  */
 export async function verifyMinisignStream(
   publicKey: MinisignPublicKeyInput,

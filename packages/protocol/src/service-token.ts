@@ -16,7 +16,9 @@ export function generateServiceToken(): string {
  * length or a shared prefix; every input, of any length, takes the same path.
  *
  * @example
+ * ```ts
  * if (!verifyServiceToken(presented, process.env.DROVER_SERVICE_TOKEN)) return reply(401)
+ * ```
  */
 export function verifyServiceToken(presented: string | undefined, expected: string): boolean {
   const a = createHash('sha256').update(presented ?? '').digest();

@@ -20,9 +20,11 @@ const PREFIX = 'System shutdown requested: Runtime: ';
  * The reason text a CIRIS-compatible agent receives when it is asked to shut down for an update.
  *
  * @example
+ * ```ts
  * formatShutdownReason({ version: '1.2.3', deploymentId: 'abc123', changelog: 'fix: leak' })
  * // 'System shutdown requested: Runtime: CD update to version v1.2.3 (deployment abc123) - fix: leak
  * // (API shutdown by wa-system-admin)'
+ * ```
  */
 export function formatShutdownReason(input: ShutdownReasonInput): string {
   const version = input.version?.trim();

@@ -57,8 +57,10 @@ export function schemaProblems(schema: TSchema, value: unknown, limit = 5): Sche
  * the schema's static type.
  *
  * @example
+ * ```ts
  * if (!matchesSchema(CheckinResponseSchema, body)) throw new Error('not a check-in response');
  * body.nextCheckinSeconds; // typed
+ * ```
  */
 export function matchesSchema<T extends TSchema>(schema: T, value: unknown): value is Static<T> {
   return checker(schema).Check(value);

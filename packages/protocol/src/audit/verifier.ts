@@ -71,7 +71,7 @@ export interface VerifyAuditLogOptions {
 
 /** Options of {@link verifyAuditLogLines}. */
 export interface VerifyAuditLinesOptions extends VerifyAuditLogOptions {
-  /** Whether the input ended with "\n" (default true). If false, the last line is a partial write. */
+  /** Whether the input ended with a newline (default true). If false, the last line is a partial write. */
   finalLineTerminated?: boolean;
 }
 
@@ -80,7 +80,7 @@ export type AuditLogLine = string | Uint8Array;
 
 /**
  * Checks audit log lines one at a time and remembers the first break. Feed it every line (without
- * its "\n"), then call `result()`. Blank lines are refused: the writer never writes one, and every
+ * its newline), then call `result()`. Blank lines are refused: the writer never writes one, and every
  * byte of the log must be accounted for by a hash. Give it bytes rather than text decoded by a
  * lenient decoder: invalid UTF-8 is refused here, where a lenient decoder would have turned it
  * into U+FFFD and let an edited byte pass.
@@ -113,7 +113,7 @@ export class AuditLogVerifier {
   }
 
   /**
-   * Checks the next line. `terminated` is false only for a last line that had no "\n" after it.
+   * Checks the next line. `terminated` is false only for a last line that had no newline after it.
    * Returns the break if this line is (or an earlier one was) broken.
    */
   push(line: AuditLogLine, terminated = true): AuditBreak | undefined {
@@ -215,11 +215,13 @@ export class AuditLogVerifier {
 
 /**
  * Verifies a whole audit log held in memory and reports the first broken record. A final line
- * without "\n" is a partial write (MALFORMED); blank lines are refused.
+ * without a newline is a partial write (MALFORMED); blank lines are refused.
  *
  * @example
+ * ```ts
  * const verdict = verifyAuditLog(text, parseAuditSigners(signersJson));
  * if (!verdict.ok) console.error(`BROKEN at seq ${verdict.seq}: ${verdict.reason}: ${verdict.message}`);
+ * ```
  */
 export function verifyAuditLog(text: string | Uint8Array, signers: AuditSignerKeys, options: VerifyAuditLogOptions = {}): AuditVerification {
   const verifier = new AuditLogVerifier(signers, options);
@@ -248,10 +250,10 @@ function splitBytes(bytes: Uint8Array): Uint8Array[] {
 
 /**
  * Verifies an audit log given line by line, so a large log is never one string. Lines come
- * without their "\n", as text or (better) as bytes; say whether the input ended with a "\n" in
- * `finalLineTerminated`. Stops reading at the first break.
+ * without their newline, as text or (better) as bytes; say whether the input ended with a newline
+ * in `finalLineTerminated`. Stops reading at the first break.
  *
- * Split on "\n" alone: node:readline also splits on "\r" and drops it, which would let a log
+ * Split on `\n` alone: node:readline also splits on `\r` and drops it, which would let a log
  * edited to CRLF line ends verify.
  */
 export async function verifyAuditLogLines(

@@ -63,11 +63,13 @@ function requireText(value: unknown, name: string, optional: boolean): void {
  * `verifyAuditLog` reports and which must be cut off before appending again).
  *
  * @example
+ * ```ts
  * const chain = AuditChain.resume(lastLineOfTheLog, ed25519AuditSigner(key));
  * await chain.append({ event: 'token.used', actor: 'system', outcome: 'success', tokenId, details: {} }, async ({ line }) => {
  *   await handle.appendFile(line); // opened with O_APPEND
  *   await handle.sync();
  * });
+ * ```
  */
 export class AuditChain {
   readonly #signer: AuditSigner;

@@ -83,11 +83,11 @@ export const DownloadUrl = Type.String({
 export const wireHeaders = {
   /** `Bearer service:<token>` (to an agent) or `Bearer <credential>` (to the manager). */
   authorization: 'authorization',
-  /** Daemon -> manager on every call: the lowercase hex SHA-256 of the host's machine id (64 characters). */
+  /** Sent by the daemon to the manager on every call: the lowercase hex SHA-256 of the host's machine id (64 characters). */
   machineId: 'x-machine-id',
-  /** Daemon -> manager on every check-in: the version the agent runs. */
+  /** Sent by the daemon to the manager on every check-in: the version the agent runs. */
   agentVersion: 'x-agent-version',
-  /** Daemon -> manager on every check-in: the version the daemon runs. */
+  /** Sent by the daemon to the manager on every check-in: the version the daemon runs. */
   daemonVersion: 'x-daemon-version',
   /** While an update is in progress and when reporting its outcome: the command's update nonce. */
   updateNonce: 'x-update-nonce',

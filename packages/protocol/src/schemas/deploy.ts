@@ -31,7 +31,7 @@ export const deploymentStatuses = [
 ] as const;
 /** A deployment's status: one of {@link deploymentStatuses}. */
 export type DeploymentStatusValue = (typeof deploymentStatuses)[number];
-/** Where one target of a rollout stands: pending -> notified -> [deferred] -> updating -> health_check -> an end. */
+/** Where one target of a rollout stands: `pending -> notified -> [deferred] -> updating -> health_check`, then an end. */
 export const rolloutTargetStates = ['pending', 'notified', 'deferred', 'updating', 'health_check', 'succeeded', 'failed', 'skipped', 'rolled_back'] as const;
 /** Where one target of a rollout stands: one of {@link rolloutTargetStates}. */
 export type RolloutTargetState = (typeof rolloutTargetStates)[number];
