@@ -1,0 +1,118 @@
+// The throwaway PostgreSQL and S3 server of scripts/services.sh, for the suites that need them.
+// A suite asks for what it needs; it gets the running services from the environment
+// (DROVER_TEST_DATABASE_URL, DROVER_TEST_S3_*: a developer's own, or ones started once with
+// `eval "$(bash scripts/services.sh start)"`), or else starts them itself for the file and stops
+// them after. Where they are not installed the suite skips and says why; in CI
+// (DROVER_REQUIRE_POSTGRES=1, DROVER_REQUIRE_S3=1) it fails instead.
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const script = fileURLToPath(new URL('../../scripts/services.sh', import.meta.url));
+const run = promisify(execFile);
+
+export interface PostgresService {
+  url: string;
+}
+
+export interface S3Service {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface Services {
+  postgres?: PostgresService;
+  s3?: S3Service;
+  /** Stops what this call started (nothing when the services came from the environment). */
+  stop(): Promise<void>;
+}
+
+type Kind = 'postgres' | 's3';
+
+const requireVar: Record<Kind, string> = { postgres: 'DROVER_REQUIRE_POSTGRES', s3: 'DROVER_REQUIRE_S3' };
+
+function onPath(command: string): boolean {
+  return (process.env['PATH'] ?? '').split(':').some((dir) => dir !== '' && existsSync(`${dir}/${command}`));
+}
+
+function postgresInstalled(): boolean {
+  try {
+    return readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)) || onPath('pg_config');
+  } catch {
+    return onPath('pg_config');
+  }
+}
+
+/** Why `kind` cannot run here, or undefined when it can. */
+export function serviceMissing(kind: Kind): string | undefined {
+  if (kind === 'postgres') {
+    if (process.env['DROVER_TEST_DATABASE_URL'] !== undefined) return undefined;
+    return postgresInstalled() ? undefined : 'PostgreSQL is not installed (apt-get install postgresql), and DROVER_TEST_DATABASE_URL is not set';
+  }
+  if (process.env['DROVER_TEST_S3_ENDPOINT'] !== undefined) return undefined;
+  return ['swift-proxy-server', 'swift-account-server', 'swift-container-server', 'swift-object-server', 'swift-ring-builder'].every(onPath)
+    ? undefined
+    : 'the S3 server is not installed (apt-get install swift-proxy swift-account swift-container swift-object), and DROVER_TEST_S3_ENDPOINT is not set';
+}
+
+/**
+ * True when a suite needing `kinds` should skip (after printing why); throws when CI requires
+ * them, so a missing install step can never pass as green.
+ */
+export function skipWithoutServices(...kinds: Kind[]): boolean {
+  const missing = kinds.map((kind) => [kind, serviceMissing(kind)] as const).filter(([, why]) => why !== undefined);
+  if (missing.length === 0) return false;
+  for (const [kind, why] of missing) {
+    if (process.env[requireVar[kind]] === '1') throw new Error(`${requireVar[kind]}=1, but ${String(why)}`);
+    console.warn(`skipped: ${String(why)}`);
+  }
+  return true;
+}
+
+function parseExports(text: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const match = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (match?.[1] !== undefined && match[2] !== undefined) vars[match[1]] = match[2];
+  }
+  return vars;
+}
+
+/** The services `kinds`, from the environment or started now by scripts/services.sh. */
+export async function startServices(...kinds: Kind[]): Promise<Services> {
+  const env = process.env;
+  const fromEnv = kinds.filter((kind) => (kind === 'postgres' ? env['DROVER_TEST_DATABASE_URL'] : env['DROVER_TEST_S3_ENDPOINT']) !== undefined);
+  const toStart = kinds.filter((kind) => !fromEnv.includes(kind));
+  let vars: Record<string, string> = { ...(env as Record<string, string>) };
+  let dir: string | undefined;
+  if (toStart.length > 0) {
+    const { stdout } = await run('bash', [script, 'start', ...toStart.map((k) => `--${k}`)], { timeout: 120_000 });
+    const started = parseExports(stdout);
+    dir = started['DROVER_SERVICES_DIR'];
+    vars = { ...vars, ...started };
+  }
+  const services: Services = {
+    stop: async () => {
+      if (dir !== undefined) await run('bash', [script, 'stop', dir], { timeout: 60_000 });
+    },
+  };
+  if (kinds.includes('postgres')) services.postgres = { url: required(vars, 'DROVER_TEST_DATABASE_URL') };
+  if (kinds.includes('s3')) {
+    services.s3 = {
+      endpoint: required(vars, 'DROVER_TEST_S3_ENDPOINT'),
+      region: vars['DROVER_TEST_S3_REGION'] ?? 'us-east-1',
+      accessKeyId: required(vars, 'DROVER_TEST_S3_ACCESS_KEY_ID'),
+      secretAccessKey: required(vars, 'DROVER_TEST_S3_SECRET_ACCESS_KEY'),
+    };
+  }
+  return services;
+}
+
+function required(vars: Record<string, string>, name: string): string {
+  const value = vars[name];
+  if (value === undefined || value === '') throw new Error(`${name} is not set (scripts/services.sh start prints it)`);
+  return value;
+}
