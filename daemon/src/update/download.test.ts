@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -201,6 +202,13 @@ describe('downloadArtifact', () => {
     expect(elapsed).toBeGreaterThanOrEqual(maxDurationMs - 50);
     expect(elapsed).toBeLessThan(maxDurationMs + 750);
     expect((await stat(join(dir, 'x.part'))).size).toBeGreaterThan(0); // it was trickling, not stalled
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('gives up at once, without a retry, when the disk refuses the .part (ENOSPC is not a network error)', async () => {
+    const url = await serve(ranged);
+    // /dev/full takes the open and fails every write with ENOSPC, as a full disk does.
+    await expect(downloadArtifact(input(url, { partPath: '/dev/full', maxAttempts: 3 }))).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(ranges).toEqual([undefined]);
   });
 
   it('fails on a 404 without retrying (DOWNLOAD_FAILED)', async () => {
