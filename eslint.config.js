@@ -14,6 +14,14 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-restricted-globals': ['error', { name: 'fetch', message: 'All outbound HTTP goes through the one HTTP module (undici).' }],
+      // A deadline must be held by something that cannot be collected: on Node 20 a composite made
+      // by AbortSignal.any, with an AbortSignal.timeout inside, can be garbage-collected and never
+      // fire (nodejs/node#57736, issue 18). deadlineSignal's timer holds its controller strongly.
+      'no-restricted-properties': [
+        'error',
+        { object: 'AbortSignal', property: 'timeout', message: "Use deadlineSignal from @drover/http: AbortSignal.timeout's timer can be garbage-collected (issue 18)." },
+        { object: 'AbortSignal', property: 'any', message: 'Use deadlineSignal from @drover/http: on Node 20 an AbortSignal.any composite can be garbage-collected before it fires (issue 18).' },
+      ],
     },
   },
   {

@@ -50,6 +50,7 @@ export const limits = {
   deferBackoffBaseMs: 2_000, // ms: first wait after a busy agent's 503 (Retry-After wins when longer)
   deferBackoffMaxMs: 300_000, // ms: longest wait between two drain attempts
   keepReleases: 3, // releases kept per artifact (current and previous always are)
+  drainMinFreeBytes: 1024 * 1024, // bytes free in the state dir, else the agent is not stopped (the swap, the journal, a rollback must fit)
   maxResumesPerStep: 3, // restarts of droverd inside starting/health_check before it rolls back instead
 
   // One daemon per state dir (host/lock.ts)

@@ -13,6 +13,7 @@ export const daemonErrorCodes = [
   'STATE_LOCKED',
   'STATE_CORRUPT',
   'IO_ERROR',
+  'DISK_FULL',
   'NOT_ENROLLED',
   'ALREADY_ENROLLED',
   'MANAGER_KEY_NOT_PINNED',

@@ -21,6 +21,8 @@ interface AgentConfig {
 }
 
 const defaults: AgentConfig = { workIntervalMs: 0, workMs: 200 };
+/** The longest simulated job, in ms (a day). */
+const MAX_WORK_MS = 86_400_000;
 
 function line(stream: NodeJS.WriteStream, level: string, msg: string, fields: Record<string, unknown> = {}): void {
   stream.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
@@ -43,11 +45,17 @@ const logger: Logger = {
   },
 };
 
-function integer(name: string, raw: string | undefined, fallback: number, max: number): number {
+// An integer from 0 to `max`, the fallback when `raw` is absent or blank, undefined when it is
+// anything else. Pure: the environment dies on undefined, a request gets a 400 (never `die`, which
+// would let any caller with the token stop the agent with a bad query).
+function integerIn(raw: string | undefined, fallback: number, max: number): number | undefined {
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0 || value > max) die(`${name} must be an integer from 0 to ${max}`, { [name]: raw });
-  return value;
+  return Number.isInteger(value) && value >= 0 && value <= max ? value : undefined;
+}
+
+function envInteger(name: string, raw: string | undefined, fallback: number, max: number): number {
+  return integerIn(raw, fallback, max) ?? die(`${name} must be an integer from 0 to ${max}`, { [name]: raw });
 }
 
 // The daemon gives the agent a config directory it never overwrites on update; the hash printed at
@@ -89,12 +97,12 @@ function main(): void {
   if (env.AGENT_CRASH_AT_BOOT === '1') die('Crashing at boot, as AGENT_CRASH_AT_BOOT=1 asks');
 
   const version = env.AGENT_VERSION?.trim() !== undefined && env.AGENT_VERSION.trim() !== '' ? env.AGENT_VERSION.trim() : BUILT_IN_VERSION;
-  const port = integer('AGENT_PORT', env.AGENT_PORT ?? env.PORT, 8080, 65_535);
+  const port = envInteger('AGENT_PORT', env.AGENT_PORT ?? env.PORT, 8080, 65_535);
   const host = env.AGENT_HOST ?? '127.0.0.1';
-  const busyMs = integer('AGENT_BUSY_MS', env.AGENT_BUSY_MS, 0, 86_400_000);
-  const busyAfterRefusalMs = integer('AGENT_BUSY_AFTER_REFUSAL_MS', env.AGENT_BUSY_AFTER_REFUSAL_MS, 0, 86_400_000);
+  const busyMs = envInteger('AGENT_BUSY_MS', env.AGENT_BUSY_MS, 0, MAX_WORK_MS);
+  const busyAfterRefusalMs = envInteger('AGENT_BUSY_AFTER_REFUSAL_MS', env.AGENT_BUSY_AFTER_REFUSAL_MS, 0, 86_400_000);
   const listenWhenFile = env.AGENT_LISTEN_WHEN_FILE?.trim() ?? '';
-  const drainTimeoutMs = integer('AGENT_DRAIN_TIMEOUT_MS', env.AGENT_DRAIN_TIMEOUT_MS, 30_000, 86_400_000);
+  const drainTimeoutMs = envInteger('AGENT_DRAIN_TIMEOUT_MS', env.AGENT_DRAIN_TIMEOUT_MS, 30_000, 86_400_000);
   const { config, configHash, configPath } = loadConfig(env.DROVER_CONFIG_DIR);
 
   let workTimer: NodeJS.Timeout | undefined;
@@ -135,7 +143,7 @@ function main(): void {
   // AGENT_BUSY_AFTER_REFUSAL_MS: startup work that ends that long after the first shutdown request
   // the agent refuses as busy, so a test sees at least one deferral however slow the host is.
   let refused: (() => void) | undefined;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const route = (req: IncomingMessage, res: ServerResponse): void => {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://agent.local');
@@ -156,7 +164,13 @@ function main(): void {
         json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'POST /work?ms=N' } });
         return;
       }
-      const ms = integer('ms', url.searchParams.get('ms') ?? undefined, busyMs > 0 ? busyMs : 1_000, 86_400_000);
+      // Request input is refused with a 400, never fatal: one value, an integer of milliseconds.
+      const values = url.searchParams.getAll('ms');
+      const ms = values.length > 1 ? undefined : integerIn(values[0], busyMs > 0 ? busyMs : 1_000, MAX_WORK_MS);
+      if (ms === undefined) {
+        json(res, 400, { error: { code: 'QUERY_INVALID', message: `ms must be one integer from 0 to ${MAX_WORK_MS} (milliseconds of work).` } });
+        return;
+      }
       const name = `on-demand-${++jobs}`;
       if (agent.shuttingDown()) {
         json(res, 409, { error: { code: 'SHUTDOWN_IN_PROGRESS', message: 'The agent is shutting down.' } });
@@ -171,6 +185,17 @@ function main(): void {
       return;
     }
     json(res, 404, { error: { code: 'NOT_FOUND', message: `No route ${url.pathname}` } });
+  };
+  // A request is answered, never fatal: a bug in a route costs that request a 500, not the agent
+  // its life (and every in-flight job with it).
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    try {
+      route(req, res);
+    } catch (error) {
+      logger.error({ event: 'request_failed', err: error, method: req.method }, 'A request failed; the agent keeps running');
+      if (res.headersSent) res.destroy();
+      else json(res, 500, { error: { code: 'INTERNAL_ERROR', message: 'The agent failed to handle the request; see its log.' } });
+    }
   });
 
   server.on('error', (error: NodeJS.ErrnoException) => {

@@ -7,6 +7,7 @@ import { bundleDaemon } from '../../daemon/scripts/bundle.js';
 import { FakeManager } from '../fakes/fake-manager.js';
 import { agentArtifact } from '../helpers/agent-artifact.js';
 import { run } from '../helpers/cli.js';
+import { rootUnavailable, skipWithoutRoot } from '../helpers/root.js';
 
 // systemd/install.sh and uninstall.sh, run for real into a staging root (--root: no user, no
 // systemctl; this machine must never run systemctl). Install twice: the second run changes nothing.
@@ -15,6 +16,7 @@ import { run } from '../helpers/cli.js';
 
 const script = (name: string): string => fileURLToPath(new URL(`../../systemd/${name}`, import.meta.url));
 const TOKEN = 'an-enrollment-token-0123456789';
+const skipUnlessRoot = skipWithoutRoot('the install.sh tests that run as root', rootUnavailable());
 
 describe('systemd/install.sh and uninstall.sh', () => {
   let dir: string;
@@ -123,7 +125,7 @@ describe('systemd/install.sh and uninstall.sh', () => {
     await expect(lstat(join(root, 'var/lib/drover/droverd.pid'))).rejects.toThrow();
   });
 
-  it.skipIf(process.getuid?.() !== 0)('as root, the droverd command runs droverd with no capabilities and no_new_privs', async () => {
+  it.skipIf(skipUnlessRoot)('as root, the droverd command runs droverd with no capabilities and no_new_privs', async () => {
     // A stand-in "droverd" release that reports the capabilities it runs with.
     const probeRoot = join(dir, 'probe-root');
     const release = join(probeRoot, 'var/lib/drover/releases/daemon/9.9.9');
@@ -142,7 +144,7 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(JSON.parse(probe.stdout)).toEqual({ capEff: '0000000000000000', capPrm: '0000000000000000', capBnd: '0000000000000000', noNewPrivs: '1', args: ['status', '--json'] });
   });
 
-  it.skipIf(process.getuid?.() !== 0)('as root, refuses a node that anyone but root could replace, installing nothing', async () => {
+  it.skipIf(skipUnlessRoot)('as root, refuses a node that anyone but root could replace, installing nothing', async () => {
     // A "node" in a world-writable directory: whoever can write there would run code as root through the unit.
     const unsafe = join(dir, 'unsafe-bin');
     await mkdir(unsafe, { recursive: true });
@@ -155,7 +157,7 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(await readdir(fresh)).toEqual([]);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('as root, refuses a node under a sticky directory like /tmp, even in a root-owned 0755 directory there', async () => {
+  it.skipIf(skipUnlessRoot)('as root, refuses a node under a sticky directory like /tmp, even in a root-owned 0755 directory there', async () => {
     // The sticky bit guards root's entries only while they exist: once a cleaner (tmpfiles, a reboot) removes
     // sticky/bin, anyone may create it again with their own node, which the unit would then run as root.
     const sticky = join(dir, 'sticky');

@@ -200,6 +200,12 @@ function alive(pid: number): boolean {
 
 /** Kills whatever a host left running (a daemon, an orphaned agent), then removes the host. */
 export async function destroyHost(host: Host, daemons: readonly DaemonProcess[] = []): Promise<void> {
+  await killHost(host, daemons);
+  await rm(host.dir, { recursive: true, force: true });
+}
+
+/** Kills whatever a host left running (a daemon, an orphaned agent), keeping its files. */
+export async function killHost(host: Host, daemons: readonly DaemonProcess[] = []): Promise<void> {
   for (const daemon of daemons) if (daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
   await Promise.all(daemons.map((d) => d.exited));
   for (const file of ['agent.json', 'droverd.pid']) {
@@ -210,7 +216,6 @@ export async function destroyHost(host: Host, daemons: readonly DaemonProcess[] 
       while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
-  await rm(host.dir, { recursive: true, force: true });
 }
 
 /** The running agent, as droverd recorded it (agent.json). */

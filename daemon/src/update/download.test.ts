@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ReleaseError } from '@drover/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectRejection } from '../../../test/helpers/expect-error.js';
@@ -168,6 +171,44 @@ describe('downloadArtifact', () => {
     await expectRejection(downloadArtifact(input(url)), DaemonError, 'DOWNLOAD_STALLED');
     expect(Date.now() - started).toBeLessThan(5_000);
     expect((await stat(join(dir, 'x.part'))).size).toBe(50_000);
+  });
+
+  it('keeps its overall deadline through garbage collections: a 1-byte-per-400 ms trickle ends at the deadline (DOWNLOAD_STALLED)', async () => {
+    // Node 20 could collect a deadline made by AbortSignal.any([signal, AbortSignal.timeout(ms)])
+    // and never fire it (issue 18); collections are forced all through the download here.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': String(bytes.length) });
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed) clearInterval(timer);
+        else res.write(bytes.subarray(sent, ++sent));
+      }, 400);
+      res.once('close', () => {
+        clearInterval(timer);
+      });
+    });
+    const maxDurationMs = 2_000;
+    const collector = setInterval(gc, 50);
+    const started = Date.now();
+    try {
+      // Bytes keep coming within the stall timeout: only the overall deadline can end this.
+      await expectRejection(downloadArtifact(input(url, { maxDurationMs, stallTimeoutMs: 5_000, maxAttempts: 1 })), DaemonError, 'DOWNLOAD_STALLED');
+    } finally {
+      clearInterval(collector);
+    }
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(maxDurationMs - 50);
+    expect(elapsed).toBeLessThan(maxDurationMs + 750);
+    expect((await stat(join(dir, 'x.part'))).size).toBeGreaterThan(0); // it was trickling, not stalled
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('gives up at once, without a retry, when the disk refuses the .part (ENOSPC is not a network error)', async () => {
+    const url = await serve(ranged);
+    // /dev/full takes the open and fails every write with ENOSPC, as a full disk does.
+    await expect(downloadArtifact(input(url, { partPath: '/dev/full', maxAttempts: 3 }))).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(ranges).toEqual([undefined]);
   });
 
   it('fails on a 404 without retrying (DOWNLOAD_FAILED)', async () => {

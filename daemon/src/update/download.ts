@@ -5,6 +5,7 @@ import { ArtifactVerifier, ReleaseError } from '@drover/protocol';
 import { readFileChunks } from '@drover/protocol/internal';
 import { limits } from '../config.js';
 import { DaemonError } from '../errors.js';
+import { isDiskError } from '../host/disk-errors.js';
 import type { Logger } from '../logger.js';
 import { boundedBackoff, sleep } from '../timing.js';
 
@@ -67,7 +68,8 @@ function contentRangeStart(value: string | undefined): number | undefined {
 /**
  * Downloads `url` into `partPath` until it holds exactly `file.size` bytes whose SHA-256 is
  * `file.sha256`. Throws ReleaseError ARTIFACT_TOO_LARGE / ARTIFACT_DIGEST_MISMATCH (the .part is
- * removed), or DaemonError DOWNLOAD_STALLED / DOWNLOAD_FAILED (the .part is kept for a resume).
+ * removed), DaemonError DOWNLOAD_STALLED / DOWNLOAD_FAILED (the .part is kept for a resume), or,
+ * at once and as it is, a disk error writing the .part (ENOSPC, EDQUOT, EROFS, EIO: host/disk-errors.ts).
  */
 export async function downloadArtifact(input: DownloadInput): Promise<DownloadOutcome> {
   const { file } = input;
@@ -92,6 +94,9 @@ export async function downloadArtifact(input: DownloadInput): Promise<DownloadOu
         throw error;
       }
       if (error instanceof DaemonError) throw error;
+      // disk exhaustion: a full or failing disk is not the network; retrying cannot cure it, and
+      // each retry would only fill the disk again. The caller names the state directory to free.
+      if (isDiskError(error)) throw error;
       lastError = error;
       stalled = isStall(error);
       input.logger.warn({ event: 'download.interrupted', attempt, err: error, stalled }, 'The download was interrupted; it will resume');

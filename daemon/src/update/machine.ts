@@ -7,6 +7,7 @@ import type { AgentClient } from '../agent/client.js';
 import type { Supervisor } from '../agent/supervisor.js';
 import { limits } from '../config.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
+import { diskError, ensureRoom } from '../host/disk-errors.js';
 import { pathExists } from '../host/fs-atomic.js';
 import type { DaemonPaths } from '../host/paths.js';
 import { clearBootRecord, readBootRecord, writeBootRecord } from '../launcher/boot-counter.js';
@@ -148,9 +149,12 @@ export class UpdateMachine {
     this.#o.failpoints.hit(`${step}:after`);
   }
 
-  async #onError(error: unknown, signal: AbortSignal): Promise<void> {
+  async #onError(thrown: unknown, signal: AbortSignal): Promise<void> {
     const update = this.#o.journal.update;
     if (update === null) return;
+    // disk exhaustion: whichever step's write the disk refused (download, stage, swap, journal), the
+    // manager hears DISK_FULL (or IO_ERROR) naming the state directory, not a network failure.
+    const error = diskError(thrown, this.#o.paths.state) ?? thrown;
     const log = this.#log(update);
     if (isPreSwap(update.step)) {
       const outcome = outcomeOf(error);
@@ -175,11 +179,16 @@ export class UpdateMachine {
 
   /** Ends an update that never swapped: the old agent keeps (or resumes) running. */
   async #abandon(update: UpdateRecord, outcome: CommandOutcome, detail: { code: string; message: string }): Promise<void> {
-    await rm(this.#o.store.partPath(update.commandId), { force: true });
-    await this.#o.store.cleanStaging(undefined);
-    const result: CommandResult = { commandId: update.commandId, outcome, detail, nonce: update.command.nonce };
-    await this.#o.journal.finish(result, null);
-    await this.#ensureAgentRunning();
+    try {
+      // What the update wrote goes first: on a full disk that is the space the journal needs next.
+      await rm(this.#o.store.partPath(update.commandId), { force: true });
+      await this.#o.store.cleanStaging(undefined);
+      const result: CommandResult = { commandId: update.commandId, outcome, detail, nonce: update.command.nonce };
+      await this.#o.journal.finish(result, null);
+    } finally {
+      // Even when the disk refuses the journal too, the old agent runs (a drain may have stopped it).
+      await this.#ensureAgentRunning();
+    }
     this.#o.notify();
   }
 
@@ -346,6 +355,9 @@ export class UpdateMachine {
     checkDeadline(update);
     // busy agent: past the command's deferral window the update is given up, not forced.
     checkDeferralWindow(update);
+    // disk exhaustion: the agent is stopped only when the steps after it (the swap, the journal, a
+    // rollback) have room to be written; else every retry of a refused write would stop it again.
+    await ensureRoom(o.paths.state, limits.drainMinFreeBytes);
     const log = this.#log(update);
     let running = o.supervisor.running;
     if (running !== undefined) {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, errorCode, shutdownCall } from './harness.js';
 
@@ -201,6 +202,43 @@ describe('examples/agent as a real process', () => {
     agent.child.kill('SIGTERM');
     expect(await within(agent.exited, 10_000)).toBe(0);
     expect(jsonLines(agent.stdout()).some((l) => l.event === 'drain_timeout')).toBe(true);
+  });
+
+  it('answers any ms query on /work with 202 or 400 QUERY_INVALID, and keeps running (the query is request input, not config)', async () => {
+    const agent = await start();
+    const work = (query: string): Promise<Awaited<ReturnType<typeof call>>> => call(agent.port, { method: 'POST', path: `/work?${query}`, headers: AUTH });
+    // Each of these once killed the agent with exit 1 (issue 18).
+    for (const value of ['abc', '-1', '1.5', '1e999', '%00', 'Infinity', '0x', '86400001']) {
+      const reply = await work(`ms=${value}`);
+      expect({ value, status: reply.status, code: errorCode(reply) }).toEqual({ value, status: 400, code: 'QUERY_INVALID' });
+    }
+    expect(errorCode(await work('ms=1&ms=2'))).toBe('QUERY_INVALID');
+    expect((await work('ms=')).json).toMatchObject({ ms: 1_000 }); // blank: the default
+    expect((await work('ms=25')).json).toMatchObject({ ms: 25 });
+
+    // Any query value: raw text (malformed escapes included), any Unicode text encoded, any bytes
+    // percent-encoded (invalid UTF-8, NUL), and numbers of every kind written as JavaScript does.
+    const raw = fc.stringMatching(/^[A-Za-z0-9._~%+!$'()*,;=:@/?-]{0,24}$/);
+    const text = fc.string({ unit: 'grapheme', maxLength: 16 }).map(encodeURIComponent);
+    const bytes = fc.uint8Array({ maxLength: 12 }).map((b) => [...b].map((x) => `%${x.toString(16).padStart(2, '0')}`).join(''));
+    const numbers = fc.oneof(fc.integer(), fc.double(), fc.bigInt()).map((n) => encodeURIComponent(String(n)));
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(raw, text, bytes, numbers), async (value) => {
+        const reply = await work(`ms=${value}`);
+        if (reply.status === 202) {
+          const { ms } = reply.json as { ms: number };
+          expect(Number.isInteger(ms) && ms >= 0 && ms <= 86_400_000).toBe(true);
+        } else {
+          expect({ status: reply.status, code: errorCode(reply) }).toEqual({ status: 400, code: 'QUERY_INVALID' });
+        }
+        expect(agent.child.exitCode).toBe(null);
+        expect((await call(agent.port)).status).toBe(200);
+      }),
+      { numRuns: 150, examples: [['abc'], ['-1'], ['1.5'], ['1e999'], ['%00']] },
+    );
+    expect(agent.child.exitCode).toBe(null);
+    // Refused as input, not caught as a crash: no route threw.
+    expect(agent.stderr()).not.toContain('request_failed');
   });
 
   it('exits 1 at once with AGENT_CRASH_AT_BOOT=1, without listening', async () => {
