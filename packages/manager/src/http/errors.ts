@@ -4,6 +4,7 @@ import type { ErrorBody } from '@drover/protocol';
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { ManagerError } from '../errors.js';
+import { describeBoundsProblem, requestBoundsProblem } from './request-bounds.js';
 import { statusOf } from './status.js';
 
 // Every refusal is DESIGN.md's `{"error":{"code","message"}}`, never Fastify's default shape; a
@@ -67,12 +68,20 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   return reply.code(described.status).type('application/json; charset=utf-8').send(errorBody(described.code, described.message, described.details));
 }
 
-/** Validates request parts with TypeBox through protocol's checker: unknown fields are refused, never stripped. */
+/**
+ * Validates request parts: first the bounds every part is held to (http/request-bounds.ts), then
+ * the part's TypeBox schema through protocol's checker (unknown fields are refused, never
+ * stripped). Either refusal comes before any hook or handler that changes something.
+ */
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+  const part = httpPart === 'querystring' ? 'query string' : httpPart === 'params' ? 'path' : (httpPart ?? 'request');
+  const properties = (schema as { properties?: unknown }).properties;
+  const fields = new Set(typeof properties === 'object' && properties !== null ? Object.keys(properties) : []);
   return (data: unknown) => {
+    const bounds = requestBoundsProblem(data, fields);
+    if (bounds !== undefined) return { error: new ManagerError(bounds.code, describeBoundsProblem(bounds, part)) };
     const problems = schemaProblems(schema, data, 3);
     if (problems.length === 0) return { value: data };
-    const part = httpPart === 'querystring' ? 'query string' : httpPart === 'params' ? 'path' : (httpPart ?? 'request');
     return { error: new DataError('SCHEMA_INVALID', `The request ${part} does not match its schema (${describeProblems(problems)}). Fix the field named.`) };
   };
 };
