@@ -13,6 +13,10 @@ export const managerLimits = {
   adminBodyMaxBytes: 16 * 1024, // bytes: operator API bodies
   artifactMaxBytes: 4 * 1024 * 1024 * 1024, // bytes: the largest artifact a release may declare
   headerMaxBytes: 16 * 1024, // bytes: Node's default, stated so a proxy in front can match it
+  // Every request part (body, query, path, headers), whatever its schema, free-form fields included
+  // (a notification's metadata, a release to publish): checked before anything else looks at it.
+  requestJsonMaxDepth: 32, // nested arrays and objects
+  requestJsonMaxValues: 10_000, // values (strings, numbers, booleans, nulls, arrays, objects) in one request part
 
   // Enrollment.
   enrollmentTokenMaxSeats: 1_000_000, // seats on one enrollment token

@@ -15,6 +15,10 @@ export const managerRequestErrorCodes = [
   'BODY_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
   'NOT_FOUND',
+  'TEXT_MALFORMED',
+  'NUMBER_OUT_OF_RANGE',
+  'JSON_TOO_DEEP',
+  'JSON_TOO_LARGE',
   // operator tokens (admin, deploy)
   'AUTH_REQUIRED',
   'AUTH_INVALID',

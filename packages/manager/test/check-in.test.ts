@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckinResponseSchema, CheckinUpgradeRequiredSchema, Ed25519PrivateKey, UpdateCommandSchema, issueNonce, matchesSchema, readNonceUnverified } from '@drover/protocol';
 import type { UpdateCommand } from '@drover/protocol';
@@ -48,7 +49,14 @@ describe('POST /v1/agents/{agentId}/checkin: authentication and binding', () => 
     const res = await m.checkin(agent, { machineId: other });
     expect(refusal(res)).toEqual([403, 'MACHINE_ID_MISMATCH']);
     const record = (await m.auditRecords()).at(-1);
-    expect(record).toMatchObject({ event: 'agent.machine_id_mismatch', agentId: agent.agentId, outcome: 'denied', details: { enrolledMachineId: agent.machineId, presentedMachineId: other } });
+    // The presented header is the client's text: the chain keeps its SHA-256 only.
+    expect(record).toMatchObject({
+      event: 'agent.machine_id_mismatch',
+      agentId: agent.agentId,
+      outcome: 'denied',
+      details: { enrolledMachineId: agent.machineId, presentedMachineIdSha256: createHash('sha256').update(other).digest('hex') },
+    });
+    expect(JSON.stringify(record)).not.toContain(other);
     // The agent's state was not touched by the refused check-in.
     expect((await m.app.manager.getAgent(agent.agentId))?.lastCheckinAt).toBeUndefined();
   });

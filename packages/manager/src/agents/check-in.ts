@@ -5,6 +5,7 @@ import type { ManagerContext } from '../context.js';
 import { managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
 import type { ManagerErrorCode } from '../errors.js';
+import { presentedSha256 } from '../presented.js';
 import type { AgentIdentity, CheckinResultWrite, CommandRecord } from '../store/records.js';
 
 // The check-in (DESIGN.md "Check-in"): the daemon reports its state, acks the commands it has
@@ -50,6 +51,9 @@ function toStub(command: CommandRecord): CommandStub {
   return command.body as unknown as CommandStub;
 }
 
+// `nonce` is set only once the manager's signature on it is verified, and `command` only for a
+// command of this agent: anything else in a refused result is the client's, and reaches the audit
+// log only as a hash.
 class ResultRefused extends Error {
   constructor(
     readonly code: ManagerErrorCode | NonceErrorCode,
@@ -76,6 +80,7 @@ async function checkResult(ctx: ManagerContext, agent: AgentIdentity, headers: C
   if (token === undefined) {
     throw new ResultRefused('NONCE_MISSING', `The result of update command ${command.id} must carry the command's update nonce.`, result, undefined, command);
   }
+  // Read unverified to find the nonce; trusted (and audited) only once its signature checks out.
   let claimed: NoncePayload;
   try {
     claimed = readNonceUnverified(token);
@@ -84,7 +89,7 @@ async function checkResult(ctx: ManagerContext, agent: AgentIdentity, headers: C
   }
   // forgery: only nonces this manager signed count.
   if (!signedBy(token, ctx.managerPublicKeys)) {
-    throw new ResultRefused('NONCE_SIGNATURE_INVALID', 'The update nonce in the result is not signed by this manager.', result, claimed, command);
+    throw new ResultRefused('NONCE_SIGNATURE_INVALID', 'The update nonce in the result is not signed by this manager.', result, undefined, command);
   }
   const issued = await ctx.store.getNonce(claimed.nonceId);
   if (issued?.token !== token) {
@@ -116,6 +121,8 @@ async function checkResult(ctx: ManagerContext, agent: AgentIdentity, headers: C
 }
 
 async function refuse(ctx: ManagerContext, agent: AgentIdentity, refused: ResultRefused): Promise<never> {
+  // A command id the manager never issued is the client's text: only its hash goes into the chain.
+  const commandId = refused.command === undefined ? { commandIdSha256: presentedSha256(refused.result.commandId) } : { commandId: refused.result.commandId };
   await ctx.audit.append({
     event: 'update.result_refused',
     actor: `agent:${agent.id}`,
@@ -124,12 +131,13 @@ async function refuse(ctx: ManagerContext, agent: AgentIdentity, refused: Result
     outcome: 'denied',
     details: {
       code: refused.code,
-      commandId: refused.result.commandId,
+      ...commandId,
       reportedOutcome: refused.result.outcome,
       ...(refused.nonce === undefined ? {} : { nonceId: refused.nonce.nonceId, nonceAgentId: refused.nonce.agentId, toVersion: refused.nonce.toVersion }),
     },
   });
-  ctx.logger.warn({ event: 'update.result_refused', code: refused.code, agentId: agent.id, commandId: refused.result.commandId }, 'refused an update result');
+  ctx.logger.warn({ event: 'update.result_refused', code: refused.code, agentId: agent.id, ...commandId }, 'refused an update result');
+  // The daemon drops the result by this id, so the answer names it (it matched the command id pattern).
   throw new ManagerError(refused.code, refused.why, { details: { commandId: refused.result.commandId } });
 }
 
@@ -146,7 +154,8 @@ export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers
       actor: `agent:${agent.id}`,
       agentId: agent.id,
       outcome: 'denied',
-      details: { enrolledMachineId: agent.machineId, presentedMachineId: headers.machineId.toLowerCase(), reason: "the agent's credential was presented from another machine" },
+      // What the client sent is kept as its SHA-256: the header is the client's to fill (decision 0022).
+      details: { enrolledMachineId: agent.machineId, presentedMachineIdSha256: presentedSha256(headers.machineId), reason: "the agent's credential was presented from another machine" },
     });
     ctx.logger.warn({ event: 'agent.machine_id_mismatch', agentId: agent.id }, 'refused a check-in from another machine');
     throw new ManagerError('MACHINE_ID_MISMATCH', 'This credential was issued to another machine. If the host was rebuilt, enroll it again with an enrollment token.');
@@ -178,7 +187,10 @@ export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers
   if (!written.ok) {
     // Lost a race: the same nonce was consumed by a concurrent check-in between the check and the write.
     const result = body.results.find((r) => r.commandId === written.commandId);
-    if (result !== undefined) await refuse(ctx, agent, new ResultRefused('NONCE_REPLAYED', 'The update nonce of this result was already used to report an outcome. Drop this result.', result, undefined, undefined));
+    if (result !== undefined) {
+      const command = await ctx.store.getCommand(result.commandId);
+      await refuse(ctx, agent, new ResultRefused('NONCE_REPLAYED', 'The update nonce of this result was already used to report an outcome. Drop this result.', result, undefined, command));
+    }
     throw new ManagerError('NONCE_REPLAYED', 'An update nonce of this check-in was already used to report an outcome.');
   }
   for (const result of results) {

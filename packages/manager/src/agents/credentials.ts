@@ -1,6 +1,7 @@
 import { parseBearer } from '@drover/protocol';
 import type { ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
+import { presentedSha256 } from '../presented.js';
 import { hashSecret, hashesEqual, idOfHash } from '../secrets.js';
 import type { AgentIdentity } from '../store/records.js';
 
@@ -26,15 +27,17 @@ export async function authenticateAgent(ctx: ManagerContext, authorization: stri
     throw new ManagerError('CREDENTIAL_INVALID', 'The agent credential is not valid (never issued, or replaced by a re-enrollment). Enroll the host again with an enrollment token.');
   }
   if (agentId !== undefined && agent.id !== agentId) {
+    // The URL's id is the client's (read before validation): kept as is only if it names an agent.
+    const target = (await ctx.store.getAgent(agentId)) === undefined ? { targetAgentIdSha256: presentedSha256(agentId) } : { targetAgentId: agentId };
     await ctx.audit.append({
       event: 'agent.credential_misused',
       actor: `agent:${agent.id}`,
       agentId: agent.id,
       outcome: 'denied',
-      details: { targetAgentId: agentId.slice(0, 128), credentialId: idOfHash(hash), reason: "an agent's credential was presented on another agent's URL" },
+      details: { ...target, credentialId: idOfHash(hash), reason: "an agent's credential was presented on another agent's URL" },
     });
-    ctx.logger.warn({ event: 'agent.credential_misused', agentId: agent.id, targetAgentId: agentId.slice(0, 128) }, "refused an agent's credential on another agent's URL");
-    throw new ManagerError('CREDENTIAL_AGENT_MISMATCH', `This credential belongs to another agent than ${agentId.slice(0, 128)}. Each host checks in with its own credential only.`);
+    ctx.logger.warn({ event: 'agent.credential_misused', agentId: agent.id, ...target }, "refused an agent's credential on another agent's URL");
+    throw new ManagerError('CREDENTIAL_AGENT_MISMATCH', "This credential belongs to another agent than the one in the URL. Each host checks in with its own credential only.");
   }
   return agent;
 }

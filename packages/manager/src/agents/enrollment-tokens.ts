@@ -54,7 +54,7 @@ export async function createEnrollmentToken(ctx: ManagerContext, input: CreateEn
 /** Revokes an enrollment token by id: later enrollments with it get 403 ENROLLMENT_TOKEN_REVOKED. */
 export async function revokeEnrollmentToken(ctx: ManagerContext, id: string, actor: Actor): Promise<void> {
   if (!(await ctx.store.revokeEnrollmentToken(id, ctx.now()))) {
-    throw new ManagerError('ENROLLMENT_TOKEN_NOT_FOUND', `No enrollment token has id ${id.slice(0, 64)}. List them with GET /v1/enrollment-tokens.`);
+    throw new ManagerError('ENROLLMENT_TOKEN_NOT_FOUND', `No enrollment token has id ${/^[0-9a-f]{16}$/.test(id) ? id : '(the given id)'}. List them with GET /v1/enrollment-tokens.`);
   }
   await ctx.audit.append({
     event: 'enrollment_token.revoked',

@@ -3,6 +3,7 @@ import type { EnrollRequest, EnrollResponse } from '@drover/protocol';
 import type { ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
 import type { ManagerErrorCode } from '../errors.js';
+import { presentedSha256 } from '../presented.js';
 import { hashSecret, idOfHash, newId, newSecret, secretId } from '../secrets.js';
 import type { EnrollRefusal } from '../store/records.js';
 
@@ -35,7 +36,8 @@ export async function enroll(ctx: ManagerContext, request: EnrollRequest, header
       actor: 'anonymous',
       tokenId: presentedTokenId,
       outcome: 'denied',
-      details: { route: 'enroll', machineId, headerMachineId: headerMachineId.slice(0, 64) },
+      // A refused request's values are the client's: the chain keeps their SHA-256 (decision 0022).
+      details: { route: 'enroll', machineIdSha256: presentedSha256(machineId), headerMachineIdSha256: presentedSha256(headerMachineId) },
     });
     throw new ManagerError('MACHINE_ID_MISMATCH', 'The X-Machine-ID header and the machineId in the body differ. Send the same machine id in both.');
   }
@@ -65,7 +67,12 @@ export async function enroll(ctx: ManagerContext, request: EnrollRequest, header
       tokenId: result.token?.id ?? presentedTokenId,
       agentId: result.agentId,
       outcome: 'denied',
-      details: { code: refusal.code, machineId, hostname: request.hostname, ...(result.token === undefined ? {} : { seats: result.token.seats, used: result.token.used }) },
+      details: {
+        code: refusal.code,
+        machineIdSha256: presentedSha256(machineId),
+        hostnameSha256: presentedSha256(request.hostname),
+        ...(result.token === undefined ? {} : { seats: result.token.seats, used: result.token.used }),
+      },
     });
     ctx.logger.info({ event: 'agent.enroll_refused', code: refusal.code, tokenId: result.token?.id ?? presentedTokenId }, 'refused an enrollment');
     throw new ManagerError(refusal.code, refusal.message);

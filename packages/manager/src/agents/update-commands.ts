@@ -1,8 +1,10 @@
 import { issueNonce } from '@drover/protocol';
+import { AgentIdSchema } from '@drover/protocol/internal';
 import type { UpdateCommand } from '@drover/protocol';
 import type { Actor, ManagerContext } from '../context.js';
 import { managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
+import { echo } from '../presented.js';
 import { downloadPath, versionKey } from '../releases/catalog.js';
 import { newId } from '../secrets.js';
 import type { AgentRecord, NewCommand, NewNonce, ReleaseRecord } from '../store/records.js';
@@ -45,7 +47,7 @@ export interface BuiltUpdate {
  */
 export async function buildUpdate(ctx: ManagerContext, input: QueueUpdateInput, known?: { agent?: AgentRecord | undefined; release?: ReleaseRecord | undefined }): Promise<BuiltUpdate> {
   const agent = known?.agent ?? (await ctx.store.getAgent(input.agentId));
-  if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${input.agentId.slice(0, 128)}. List the agents with \`drover agents list\`.`);
+  if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${echo(input.agentId, AgentIdSchema, '(the given id)')}. List the agents with \`drover agents list\`.`);
   const platform = input.platform ?? agent.platform;
   const release = known?.release ?? (await ctx.store.getRelease(input.artifact, versionKey(input.version), platform));
   if (release === undefined) {

@@ -1,7 +1,9 @@
 import { compareVersions, parseVersion } from '@drover/protocol';
+import { VersionSchema } from '@drover/protocol/internal';
 import type { JsonObject, LatestChangelogResponse, UpdateNotification, UpdateNotifyResponse } from '@drover/protocol';
 import type { Actor, ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
+import { echo } from '../presented.js';
 import { registerRelease, versionKey } from '../releases/catalog.js';
 import { resolveRolloutOptions } from '../rollouts/options.js';
 import { planPhases } from '../rollouts/phases.js';
@@ -36,7 +38,7 @@ export async function createDeployment(ctx: ManagerContext, notification: Update
   try {
     parseVersion(version);
   } catch (error) {
-    throw new ManagerError('DEPLOYMENT_VERSION_REQUIRED', `The version ${version.slice(0, 128)} is neither a semantic version nor a commit SHA. Send a valid \`version\`.`, { cause: error });
+    throw new ManagerError('DEPLOYMENT_VERSION_REQUIRED', `The version ${echo(version, VersionSchema, 'given')} is neither a semantic version nor a commit SHA. Send a valid \`version\`.`, { cause: error });
   }
   const metadata = notification.metadata;
   const options = resolveRolloutOptions(metadata?.['rollout'], defaults);

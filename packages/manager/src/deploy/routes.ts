@@ -1,10 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
 import { DeploymentActionParamsSchema, DeploymentActionRequestSchema, DeploymentStatusQuerySchema, UpdateNotificationSchema } from '@drover/protocol';
 import { managerLimits } from '../config.js';
 import { eventView, summaryOf } from './status.js';
 import type { ManagerCore } from '../server/core.js';
-import type { OperatorIdentity, OperatorRole } from '../http/operator-auth.js';
+import { operatorAccess } from '../http/operator-auth.js';
 import { ChangelogQuerySchema, DeploymentEventsQuerySchema } from '../http/operator-schemas.js';
 
 // The deploy API (CIRIS-compatible): CI notifies a release with the deploy token; operators watch
@@ -19,33 +18,25 @@ const notifyBodyMaxBytes = 256 * 1024; // bytes: a notification with a release e
 
 /** POST /manager/v1/updates/notify, GET .../status, .../latest/changelog, .../events and the actions. */
 export const deployRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
-  const operators = new WeakMap<FastifyRequest, OperatorIdentity>();
-  const allow = (roles: readonly OperatorRole[]) => async (request: FastifyRequest) => {
-    operators.set(request, await core.authenticateOperator(request.headers.authorization, roles, `${request.method} ${request.routeOptions.url ?? ''}`));
-  };
-  const operatorOf = (request: FastifyRequest): OperatorIdentity => {
-    const operator = operators.get(request);
-    if (operator === undefined) throw new Error('deploy route reached its handler unauthenticated');
-    return operator;
-  };
+  const { allow, operatorOf } = operatorAccess(core.context);
 
   app.post(
     '/manager/v1/updates/notify',
-    { bodyLimit: notifyBodyMaxBytes, onRequest: allow(['deploy', 'admin']), schema: { body: UpdateNotificationSchema } },
+    { bodyLimit: notifyBodyMaxBytes, ...allow(['deploy', 'admin']), schema: { body: UpdateNotificationSchema } },
     async (request) => core.notifyUpdate(request.body, operatorOf(request)),
   );
 
-  app.get('/manager/v1/updates/status', { onRequest: allow(['deploy', 'admin']), schema: { querystring: DeploymentStatusQuerySchema } }, async (request, reply) =>
+  app.get('/manager/v1/updates/status', { ...allow(['deploy', 'admin']), schema: { querystring: DeploymentStatusQuerySchema } }, async (request, reply) =>
     reply.header('cache-control', 'no-store').send(await core.deploymentStatus(request.query.deployment_id)),
   );
 
-  app.get('/manager/v1/updates/latest/changelog', { onRequest: allow(['deploy', 'admin']), schema: { querystring: ChangelogQuerySchema } }, async (request) =>
+  app.get('/manager/v1/updates/latest/changelog', { ...allow(['deploy', 'admin']), schema: { querystring: ChangelogQuerySchema } }, async (request) =>
     core.latestChangelog(request.query.artifact),
   );
 
   app.post(
     '/manager/v1/updates/:deployment_id/:action',
-    { bodyLimit: managerLimits.adminBodyMaxBytes, onRequest: allow(['admin']), schema: { params: DeploymentActionParamsSchema, body: DeploymentActionRequestSchema } },
+    { bodyLimit: managerLimits.adminBodyMaxBytes, ...allow(['admin']), schema: { params: DeploymentActionParamsSchema, body: DeploymentActionRequestSchema } },
     async (request) => core.deploymentAction(request.params.deployment_id, request.params.action, operatorOf(request), request.body.reason),
   );
   // An action with no body at all is fine: it means {}.
@@ -58,7 +49,7 @@ export const deployRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (a
   // reconnecting watcher sends Last-Event-ID and misses nothing) and a `status` summary whenever
   // something happened. Read from the store, so a watcher sees the same stream across replicas
   // and restarts.
-  app.get('/manager/v1/updates/events', { onRequest: allow(['deploy', 'admin']), schema: { querystring: DeploymentEventsQuerySchema } }, async (request, reply) => {
+  app.get('/manager/v1/updates/events', { ...allow(['deploy', 'admin']), schema: { querystring: DeploymentEventsQuerySchema } }, async (request, reply) => {
     const deploymentId = request.query.deployment_id;
     const lastId = Number(request.headers['last-event-id']);
     let after = Number.isSafeInteger(lastId) && lastId > 0 ? lastId : 0;

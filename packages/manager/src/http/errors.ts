@@ -1,9 +1,10 @@
 import { DataError, DroverError, schemaProblems } from '@drover/protocol';
-import { describeProblems } from '@drover/protocol/internal';
 import type { ErrorBody } from '@drover/protocol';
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { ManagerError } from '../errors.js';
+import { describeSchemaProblems } from '../presented.js';
+import { describeBoundsProblem, requestBoundsProblem } from './request-bounds.js';
 import { statusOf } from './status.js';
 
 // Every refusal is DESIGN.md's `{"error":{"code","message"}}`, never Fastify's default shape; a
@@ -67,13 +68,22 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   return reply.code(described.status).type('application/json; charset=utf-8').send(errorBody(described.code, described.message, described.details));
 }
 
-/** Validates request parts with TypeBox through protocol's checker: unknown fields are refused, never stripped. */
+/**
+ * Validates request parts: first the bounds every part is held to (http/request-bounds.ts), then
+ * the part's TypeBox schema through protocol's checker (unknown fields are refused, never
+ * stripped). Either refusal comes before any hook or handler that changes something, and neither
+ * message quotes the request.
+ */
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+  const part = httpPart === 'querystring' ? 'query string' : httpPart === 'params' ? 'path' : (httpPart ?? 'request');
+  const properties = (schema as { properties?: unknown }).properties;
+  const fields = new Set(typeof properties === 'object' && properties !== null ? Object.keys(properties) : []);
   return (data: unknown) => {
+    const bounds = requestBoundsProblem(data, fields);
+    if (bounds !== undefined) return { error: new ManagerError(bounds.code, describeBoundsProblem(bounds, part)) };
     const problems = schemaProblems(schema, data, 3);
     if (problems.length === 0) return { value: data };
-    const part = httpPart === 'querystring' ? 'query string' : httpPart === 'params' ? 'path' : (httpPart ?? 'request');
-    return { error: new DataError('SCHEMA_INVALID', `The request ${part} does not match its schema (${describeProblems(problems)}). Fix the field named.`) };
+    return { error: new DataError('SCHEMA_INVALID', `The request ${part} does not match its schema (${describeSchemaProblems(schema, problems)}). Fix the field named.`) };
   };
 };
 
@@ -88,8 +98,6 @@ export function installErrorHandling(app: FastifyInstance): void {
   // Only JSON (and, on the upload route, raw bytes) is accepted: anything else is 415, not a string body.
   if (app.hasContentTypeParser('text/plain')) app.removeContentTypeParser('text/plain');
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
-    return sendError(request, reply, new ManagerError('NOT_FOUND', `No route ${request.method} ${path.slice(0, 256)}. See DESIGN.md for the manager's routes.`));
-  });
+  // The path is not echoed: it is whatever the client sent (a token pasted into a URL included).
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, new ManagerError('NOT_FOUND', `No ${request.method} route has the given path. See DESIGN.md for the manager's routes.`)));
 }

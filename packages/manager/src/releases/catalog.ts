@@ -117,13 +117,15 @@ export async function registerRelease(ctx: ManagerContext, input: unknown, actor
     event: present ? 'release.published' : 'release.registered',
     ...auditActor(actor),
     outcome: 'success',
-    details: releaseDetails(release),
+    details: releaseDetails(ctx, release),
   });
   ctx.logger.info({ event: present ? 'release.published' : 'release.registered', artifact: release.artifact, version: release.version, platform: release.platform }, 'release registered');
   return { release, created: true };
 }
 
-function releaseDetails(release: ReleaseRecord): JsonObject {
+// The envelope's signatures name their keys in text the publisher chose (only the signed payload
+// is the release's): the audit record lists the keys the trust policy knows.
+function releaseDetails(ctx: ManagerContext, release: ReleaseRecord): JsonObject {
   return {
     artifact: release.artifact,
     version: release.version,
@@ -131,7 +133,7 @@ function releaseDetails(release: ReleaseRecord): JsonObject {
     channel: release.channel,
     sha256: release.file.sha256,
     size: release.file.size,
-    keyids: ((release.envelope['signatures'] ?? []) as { keyid: string }[]).map((s) => s.keyid),
+    keyids: ((release.envelope['signatures'] ?? []) as { keyid: string }[]).map((s) => s.keyid).filter((keyid) => ctx.trustPolicy?.keys.has(keyid) === true),
   };
 }
 
@@ -152,14 +154,14 @@ export async function uploadArtifact(ctx: ManagerContext, params: { artifact: st
     await ctx.blobs.put(source, { size: release.file.size, sha256: release.file.sha256 });
   } catch (error) {
     if (error instanceof ReleaseError) {
-      await ctx.audit.append({ event: 'release.refused', ...auditActor(actor), outcome: 'denied', details: { ...releaseDetails(release), code: error.code, step: 'artifact' } });
+      await ctx.audit.append({ event: 'release.refused', ...auditActor(actor), outcome: 'denied', details: { ...releaseDetails(ctx, release), code: error.code, step: 'artifact' } });
       ctx.logger.info({ event: 'release.refused', code: error.code, artifact: release.artifact, version: release.version }, 'refused an artifact upload');
     }
     throw error;
   }
   const at = ctx.now();
   if (await ctx.store.markReleasePublished(release.artifact, key, release.platform, at)) {
-    await ctx.audit.append({ event: 'release.published', ...auditActor(actor), outcome: 'success', details: releaseDetails(release) });
+    await ctx.audit.append({ event: 'release.published', ...auditActor(actor), outcome: 'success', details: releaseDetails(ctx, release) });
     ctx.logger.info({ event: 'release.published', artifact: release.artifact, version: release.version, platform: release.platform }, 'release published');
   }
   return { ...release, state: 'published', publishedAt: at };

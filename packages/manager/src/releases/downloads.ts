@@ -1,8 +1,10 @@
 import type { Readable } from 'node:stream';
+import { isDroverError } from '@drover/protocol';
 import { authenticateAgent } from '../agents/credentials.js';
 import type { ByteRange } from '../blobs/blob-store.js';
 import type { ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
+import { presentedSha256 } from '../presented.js';
 import { downloadPath, versionKey } from './catalog.js';
 
 // GET /v1/download/<artifact>/<version>/<platform>: the artifact's bytes, authorised by an agent
@@ -53,15 +55,28 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end };
 }
 
+// What a refused download asked for: the release, when the catalog has it; else the client's path
+// is only its text, and the audit log keeps its SHA-256 (decision 0022).
+async function requested(ctx: ManagerContext, request: DownloadRequest): Promise<Record<string, string>> {
+  let known = false;
+  try {
+    known = (await ctx.store.getRelease(request.artifact, versionKey(request.version), request.platform)) !== undefined;
+  } catch (error) {
+    if (!isDroverError(error) || error.code !== 'VERSION_INVALID') throw error;
+  }
+  return known ? { artifact: request.artifact, version: request.version, platform: request.platform } : { pathSha256: presentedSha256(downloadPath(request)) };
+}
+
 async function refuse(ctx: ManagerContext, request: DownloadRequest, error: ManagerError, agentId?: string): Promise<never> {
+  const release = await requested(ctx, request);
   await ctx.audit.append({
     event: 'download.refused',
     actor: agentId === undefined ? 'anonymous' : `agent:${agentId}`,
     agentId,
     outcome: 'denied',
-    details: { code: error.code, artifact: request.artifact, version: request.version, platform: request.platform },
+    details: { code: error.code, ...release },
   });
-  ctx.logger.info({ event: 'download.refused', code: error.code, artifact: request.artifact, version: request.version }, 'refused a download');
+  ctx.logger.info({ event: 'download.refused', code: error.code, ...release }, 'refused a download');
   throw error;
 }
 
@@ -86,7 +101,8 @@ async function authorize(ctx: ManagerContext, request: DownloadRequest, path: st
       actor: `agent:${agent.id}`,
       agentId: agent.id,
       outcome: 'denied',
-      details: { route: 'download', enrolledMachineId: agent.machineId, presentedMachineId: (request.machineId ?? '').slice(0, 64) },
+      // The header is the client's to fill: the chain keeps its SHA-256, never its text (decision 0022).
+      details: { route: 'download', enrolledMachineId: agent.machineId, presentedMachineIdSha256: request.machineId === undefined ? null : presentedSha256(request.machineId) },
     });
     throw new ManagerError('MACHINE_ID_MISMATCH', 'This credential was issued to another machine (or X-Machine-ID is missing). Send the X-Machine-ID of the enrolled host.');
   }

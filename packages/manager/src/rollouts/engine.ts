@@ -1,9 +1,11 @@
 import type { DeploymentAction, DeploymentStatus, JsonObject, UpdateNotification, UpdateNotifyResponse } from '@drover/protocol';
+import { DeploymentIdSchema } from '@drover/protocol/internal';
 import { createDeployment } from '../deploy/notify.js';
 import { defaultRolloutOptions } from './options.js';
 import type { Actor, ManagerContext } from '../context.js';
 import { statusOf as deploymentStatusOf } from '../deploy/status.js';
 import { ManagerError } from '../errors.js';
+import { echo } from '../presented.js';
 import type { HttpClient } from '@drover/http';
 import { createPushHttp, probeHealth, requestShutdown, shutdownReason } from './push-client.js';
 import type { AgentHealthProbe } from './push-client.js';
@@ -159,7 +161,7 @@ export class RolloutEngine {
   act(deploymentId: string, action: DeploymentAction, actor: Actor, reason?: string): Promise<DeploymentStatus> {
     return this.#serial(async () => {
       const deployment = await this.#ctx.store.getDeployment(deploymentId);
-      if (deployment === undefined) throw new ManagerError('DEPLOYMENT_NOT_FOUND', `No deployment has id ${deploymentId}. List them with \`drover rollout status\`.`);
+      if (deployment === undefined) throw new ManagerError('DEPLOYMENT_NOT_FOUND', `No deployment has id ${echo(deploymentId, DeploymentIdSchema, '(the given id)')}. List them with \`drover rollout status\`.`);
       const now = this.#ctx.now();
       const invalid = (why: string): ManagerError =>
         new ManagerError('DEPLOYMENT_ACTION_INVALID', `Cannot ${action} deployment ${deploymentId}: ${why}. See its state with \`drover rollout status ${deploymentId}\`.`);
@@ -229,7 +231,7 @@ export class RolloutEngine {
   /** The deployment's status (CIRIS's DeploymentStatus plus every target). */
   async status(deploymentId: string): Promise<DeploymentStatus> {
     const deployment = await this.#ctx.store.getDeployment(deploymentId);
-    if (deployment === undefined) throw new ManagerError('DEPLOYMENT_NOT_FOUND', `No deployment has id ${deploymentId}. List them with \`drover rollout status\`.`);
+    if (deployment === undefined) throw new ManagerError('DEPLOYMENT_NOT_FOUND', `No deployment has id ${echo(deploymentId, DeploymentIdSchema, '(the given id)')}. List them with \`drover rollout status\`.`);
     return this.#status(deployment);
   }
 

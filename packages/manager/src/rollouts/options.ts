@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { schemaProblems } from '@drover/protocol';
-import { describeProblems } from '@drover/protocol/internal';
 import { ManagerError } from '../errors.js';
+import { describeSchemaProblems } from '../presented.js';
 import type { RolloutOptions } from './records.js';
 
 // A rollout's options: the manager's defaults (settings.rollout), overridden per deployment by the
@@ -57,7 +57,7 @@ export function resolveRolloutOptions(input: unknown, defaults: RolloutOptions =
   if (input === undefined || input === null) return { ...defaults, percentages: [...defaults.percentages] };
   const problems = schemaProblems(RolloutOptionsSchema, input, 3);
   if (problems.length > 0) {
-    throw new ManagerError('ROLLOUT_OPTIONS_INVALID', `metadata.rollout is not valid rollout options (${describeProblems(problems)}). Fix the field named.`);
+    throw new ManagerError('ROLLOUT_OPTIONS_INVALID', `metadata.rollout is not valid rollout options (${describeSchemaProblems(RolloutOptionsSchema, problems)}). Fix the field named.`);
   }
   const given = input as RolloutOptionsInput;
   const options: RolloutOptions = { ...defaults, ...given, percentages: [...(given.percentages ?? defaults.percentages)] };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ed25519AuditSigner, isDroverError, parseTrustPolicy } from '@drover/protocol';
-import { Fernet, resolveEncryptionKey } from '@drover/protocol/internal';
+import { AgentIdSchema, Fernet, resolveEncryptionKey } from '@drover/protocol/internal';
 import type {
   AuditChainHead,
   CheckinRequest,
@@ -35,6 +35,7 @@ import { enroll } from '../agents/enrollment.js';
 import { createEnrollmentToken, revokeEnrollmentToken } from '../agents/enrollment-tokens.js';
 import type { CreateEnrollmentTokenInput, CreatedEnrollmentToken } from '../agents/enrollment-tokens.js';
 import { ManagerError } from '../errors.js';
+import { echo } from '../presented.js';
 import { FsBlobStore } from '../blobs/fs-blob-store.js';
 import { loadSigningKey } from '../keys.js';
 import { silentLogger } from '../logger.js';
@@ -183,7 +184,7 @@ export class ManagerCore {
       }
     }
     if (!(await this.context.store.setAgentRolloutSettings(agentId, settings))) {
-      throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${agentId.slice(0, 128)}. List the agents with \`drover agents list\`.`);
+      throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${echo(agentId, AgentIdSchema, '(the given id)')}. List the agents with \`drover agents list\`.`);
     }
     await this.context.audit.append({
       event: 'agent.rollout_settings',
@@ -283,7 +284,7 @@ export class ManagerCore {
   /** An agent's service token, decrypted: what the manager presents to the agent in push mode. */
   async serviceToken(agentId: string): Promise<string> {
     const agent = await this.context.store.getAgent(agentId);
-    if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${agentId.slice(0, 128)}.`);
+    if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${echo(agentId, AgentIdSchema, '(the given id)')}.`);
     return this.context.fernet.decryptText(agent.serviceTokenCiphertext);
   }
 

@@ -1,4 +1,5 @@
-import { CheckinHeadersSchema, CheckinParamsSchema, CheckinRequestSchema, EnrollRequestSchema, wireHeaders } from '@drover/protocol';
+import { CheckinHeadersSchema, CheckinParamsSchema, CheckinRequestSchema, EnrollRequestSchema, matchesSchema, wireHeaders } from '@drover/protocol';
+import { AgentIdSchema } from '@drover/protocol/internal';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { managerLimits } from '../../config.js';
@@ -28,10 +29,12 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (ap
     {
       bodyLimit: managerLimits.checkinBodyMaxBytes,
       schema: { params: CheckinParamsSchema, headers: CheckinHeadersSchema, body: CheckinRequestSchema },
-      // Authenticate before the body is even read: an unauthenticated peer costs no parsing.
+      // Authenticate before the body is even read: an unauthenticated peer costs no parsing. The
+      // path is not validated yet: only a well-formed id is held against the credential (and a
+      // misuse audited); validation refuses any other before the handler runs.
       onRequest: async (request) => {
         const { agentId } = request.params as { agentId?: unknown };
-        authenticated.set(request, await core.authenticateAgent(request.headers.authorization, typeof agentId === 'string' ? agentId : ''));
+        authenticated.set(request, await core.authenticateAgent(request.headers.authorization, matchesSchema(AgentIdSchema, agentId) ? agentId : undefined));
       },
     },
     async (request, reply) => {

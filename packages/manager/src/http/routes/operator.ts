@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
 import { managerLimits } from '../../config.js';
 import { ManagerError } from '../../errors.js';
 import type { ManagerCore } from '../../server/core.js';
-import type { OperatorIdentity } from '../operator-auth.js';
+import { operatorAccess } from '../operator-auth.js';
 import {
   AgentParamsSchema,
   AgentRolloutRequestSchema,
@@ -49,15 +48,10 @@ export function enrollmentTokenView(token: EnrollmentTokenRecord): EnrollmentTok
 
 /** The operator API (admin token): agents, enrollment tokens, commands. */
 export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
-  const operators = new WeakMap<FastifyRequest, OperatorIdentity>();
-  app.addHook('onRequest', async (request) => {
-    operators.set(request, await core.authenticateOperator(request.headers.authorization, ['admin'], `${request.method} ${request.routeOptions.url ?? ''}`));
-  });
-  const operatorOf = (request: FastifyRequest): OperatorIdentity => {
-    const operator = operators.get(request);
-    if (operator === undefined) throw new Error('operator route reached its handler unauthenticated');
-    return operator;
-  };
+  const { allow, operatorOf } = operatorAccess(core.context);
+  const admin = allow(['admin']);
+  app.addHook('onRequest', admin.onRequest);
+  app.addHook('preHandler', admin.preHandler);
 
   app.get('/v1/agents', { schema: { querystring: ListAgentsQuerySchema } }, async (request) => {
     const limit = request.query.limit === undefined ? 100 : Math.min(Number(request.query.limit), managerLimits.listAgentsMax);

@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { managerLimits } from '../../config.js';
 import { ManagerError } from '../../errors.js';
 import type { ManagerCore } from '../../server/core.js';
-import type { OperatorIdentity } from '../operator-auth.js';
+import { operatorAccess } from '../operator-auth.js';
 import { PublishReleaseRequestSchema, ReleaseQuerySchema, UploadParamsSchema } from '../operator-schemas.js';
 import type { PublishReleaseResponse } from '../operator-schemas.js';
 import { uploadPath } from '../../releases/catalog.js';
@@ -19,15 +19,8 @@ function header(request: FastifyRequest, name: string): string | undefined {
 /** Release catalog routes: publish (two steps), look up, download. */
 export const releaseRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
   const prefix = core.context.settings.routePrefix;
-  const operators = new WeakMap<FastifyRequest, OperatorIdentity>();
-  const publisher = (route: string) => async (request: FastifyRequest): Promise<void> => {
-    operators.set(request, await core.authenticateOperator(request.headers.authorization, ['admin', 'deploy'], route));
-  };
-  const operatorOf = (request: FastifyRequest): OperatorIdentity => {
-    const operator = operators.get(request);
-    if (operator === undefined) throw new Error('publish route reached its handler unauthenticated');
-    return operator;
-  };
+  const { allow, operatorOf } = operatorAccess(core.context);
+  const publisher = allow(['admin', 'deploy']);
   // Release metadata is for enrolled agents and operators: either credential opens it.
   const reader = async (request: FastifyRequest): Promise<void> => {
     const authorization = request.headers.authorization;
@@ -47,7 +40,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (
   // Step 1: the envelope, verified against the manager's trust policy.
   app.post(
     '/v1/releases',
-    { bodyLimit: managerLimits.releaseBodyMaxBytes, schema: { body: PublishReleaseRequestSchema }, onRequest: publisher('POST /v1/releases') },
+    { bodyLimit: managerLimits.releaseBodyMaxBytes, schema: { body: PublishReleaseRequestSchema }, ...publisher },
     async (request, reply) => {
       const { release, created } = await core.registerRelease(request.body.release, operatorOf(request));
       const response: PublishReleaseResponse = {
@@ -68,7 +61,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (
     });
     scope.withTypeProvider<TypeBoxTypeProvider>().put(
       '/v1/releases/:artifact/:version/:platform/artifact',
-      { schema: { params: UploadParamsSchema }, onRequest: publisher('PUT /v1/releases/:artifact/:version/:platform/artifact') },
+      { schema: { params: UploadParamsSchema }, ...publisher },
       async (request, reply) => {
         const body = request.body as AsyncIterable<Uint8Array> | undefined;
         if (body === undefined || typeof (body as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function') {
