@@ -34,6 +34,18 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Runs a command as `user`: directly when that is who we are, else through runuser (root only;
+# it lives in /usr/sbin, which a plain user's PATH may lack).
+as_user() {
+  local user=$1
+  shift
+  if [ "$user" = "$(id -un)" ]; then
+    "$@"
+  else
+    "$(command -v runuser || echo /usr/sbin/runuser)" -u "$user" -- "$@"
+  fi
+}
+
 pg_bindir() {
   local dir
   for dir in /usr/lib/postgresql/*/bin; do
@@ -65,15 +77,14 @@ start_postgres() {
     chown postgres: "$dir/postgres"
     chmod 0711 "$dir" # the postgres user walks into its own directory; nothing else is readable
   fi
-  as_owner() { if [ "$owner" = "$(id -un)" ]; then "$@"; else runuser -u "$owner" -- "$@"; fi; }
-  as_owner "$bindir/initdb" -D "$dir/postgres/data" -U drover --auth=trust --encoding=UTF8 --no-sync >"$dir/postgres/initdb.log" 2>&1 ||
+  as_user "$owner" "$bindir/initdb" -D "$dir/postgres/data" -U drover --auth=trust --encoding=UTF8 --no-sync >"$dir/postgres/initdb.log" 2>&1 ||
     die "initdb failed: $(tail -5 "$dir/postgres/initdb.log")"
-  as_owner "$bindir/pg_ctl" -D "$dir/postgres/data" -l "$dir/postgres/server.log" -w -t 30 \
+  as_user "$owner" "$bindir/pg_ctl" -D "$dir/postgres/data" -l "$dir/postgres/server.log" -w -t 30 \
     -o "-h 127.0.0.1 -p $port -k $dir/postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null ||
     die "PostgreSQL did not start: $(tail -5 "$dir/postgres/server.log")"
   echo "$bindir" >"$dir/postgres/bindir"
   echo "$owner" >"$dir/postgres/owner"
-  as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U drover drover ||
+  as_user "$owner" "$bindir/createdb" -h 127.0.0.1 -p "$port" -U drover drover ||
     die "createdb failed"
   echo "export DROVER_TEST_DATABASE_URL=postgres://drover@127.0.0.1:$port/drover"
 }
@@ -84,11 +95,7 @@ stop_postgres() {
   local bindir owner
   bindir=$(cat "$dir/postgres/bindir")
   owner=$(cat "$dir/postgres/owner")
-  if [ "$owner" = "$(id -un)" ]; then
-    "$bindir/pg_ctl" -D "$dir/postgres/data" -m immediate -w stop >/dev/null 2>&1 || true
-  else
-    runuser -u "$owner" -- "$bindir/pg_ctl" -D "$dir/postgres/data" -m immediate -w stop >/dev/null 2>&1 || true
-  fi
+  as_user "$owner" "$bindir/pg_ctl" -D "$dir/postgres/data" -m immediate -w stop >/dev/null 2>&1 || true
 }
 
 start_s3() {

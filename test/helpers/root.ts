@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { skipUnlessRequired } from './skip.js';
 
 /** Why this process is not root, or undefined when it is. */
 export function rootUnavailable(): string | undefined {
@@ -39,9 +40,7 @@ function probeMount(): string | undefined {
  * `DROVER_REQUIRE_ROOT=1` does not forbid the skip.
  */
 export function skipWithoutRoot(what: string, reason: string | undefined): boolean {
-  if (reason === undefined || process.env['DROVER_REQUIRE_ROOT'] === '1') return false;
-  console.warn(`Skipping ${what}: ${reason} (DROVER_REQUIRE_ROOT=1 makes this a failure, as in CI).`);
-  return true;
+  return skipUnlessRequired(what, reason, 'DROVER_REQUIRE_ROOT');
 }
 
 /** Mounts a tmpfs on `dir` (`options` as mount's -o, e.g. `size=20m,mode=0700`); returns its unmount (idempotent; detaches lazily when still busy). */

@@ -3,11 +3,12 @@
 // (DROVER_TEST_DATABASE_URL, DROVER_TEST_S3_*: a developer's own, or ones started once with
 // `eval "$(bash scripts/services.sh start)"`), or else starts them itself for the file and stops
 // them after. Where they are not installed the suite skips and says why; in CI
-// (DROVER_REQUIRE_POSTGRES=1, DROVER_REQUIRE_S3=1) it fails instead.
+// (DROVER_REQUIRE_POSTGRES=1, DROVER_REQUIRE_S3=1) it runs and fails instead (skip.ts).
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { skipUnlessRequired } from './skip.js';
 
 const script = fileURLToPath(new URL('../../scripts/services.sh', import.meta.url));
 const run = promisify(execFile);
@@ -59,17 +60,11 @@ export function serviceMissing(kind: Kind): string | undefined {
 }
 
 /**
- * True when a suite needing `kinds` should skip (after printing why); throws when CI requires
- * them, so a missing install step can never pass as green.
+ * True when a suite needing `kinds` should skip (after printing why); not where CI requires them
+ * (DROVER_REQUIRE_POSTGRES=1, DROVER_REQUIRE_S3=1): there it runs and fails on what is missing.
  */
-export function skipWithoutServices(...kinds: Kind[]): boolean {
-  const missing = kinds.map((kind) => [kind, serviceMissing(kind)] as const).filter(([, why]) => why !== undefined);
-  if (missing.length === 0) return false;
-  for (const [kind, why] of missing) {
-    if (process.env[requireVar[kind]] === '1') throw new Error(`${requireVar[kind]}=1, but ${String(why)}`);
-    console.warn(`skipped: ${String(why)}`);
-  }
-  return true;
+export function skipWithoutServices(what: string, ...kinds: Kind[]): boolean {
+  return kinds.map((kind) => skipUnlessRequired(what, serviceMissing(kind), requireVar[kind])).some(Boolean);
 }
 
 function parseExports(text: string): Record<string, string> {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutServices, startServices } from '../helpers/services.js';
 import type { Services } from '../helpers/services.js';
 
-const skip = skipWithoutServices('postgres', 's3');
+const skip = skipWithoutServices('the test-service suite', 'postgres', 's3');
 
 /** GET `url` as a host would: the status and the body's bytes. */
 async function get(url: string): Promise<{ status: number; body: Buffer }> {
@@ -21,23 +21,27 @@ async function get(url: string): Promise<{ status: number; body: Buffer }> {
 
 describe.skipIf(skip)('test services (scripts/services.sh)', () => {
   let services: Services | undefined;
-  let s3: S3Client;
+  let client: S3Client | undefined;
+  const s3 = (): S3Client => {
+    if (client === undefined) throw new Error('the S3 client was not made (the services did not start)');
+    return client;
+  };
 
   beforeAll(async () => {
     services = await startServices('postgres', 's3');
     const config = services.s3;
     if (config === undefined) throw new Error('no S3 service');
-    s3 = new S3Client({
+    client = new S3Client({
       endpoint: config.endpoint,
       region: config.region,
       forcePathStyle: true,
       credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey },
     });
-    await s3.send(new CreateBucketCommand({ Bucket: 'drover-test' }));
+    await s3().send(new CreateBucketCommand({ Bucket: 'drover-test' }));
   }, 120_000);
 
   afterAll(async () => {
-    s3.destroy();
+    client?.destroy();
     await services?.stop();
   }, 60_000);
 
@@ -61,14 +65,14 @@ describe.skipIf(skip)('test services (scripts/services.sh)', () => {
   it('S3: a multipart upload comes back byte for byte through a presigned GET', async () => {
     const part1 = randomBytes(5 * 1024 * 1024); // every part but the last is at least 5 MiB
     const part2 = randomBytes(123_457);
-    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'drover-test', Key: 'agent/2.0.0/agent.bin' }));
+    const { UploadId } = await s3().send(new CreateMultipartUploadCommand({ Bucket: 'drover-test', Key: 'agent/2.0.0/agent.bin' }));
     const parts = [];
     for (const [i, body] of [part1, part2].entries()) {
-      const { ETag } = await s3.send(new UploadPartCommand({ Bucket: 'drover-test', Key: 'agent/2.0.0/agent.bin', UploadId, PartNumber: i + 1, Body: body }));
+      const { ETag } = await s3().send(new UploadPartCommand({ Bucket: 'drover-test', Key: 'agent/2.0.0/agent.bin', UploadId, PartNumber: i + 1, Body: body }));
       parts.push({ ETag, PartNumber: i + 1 });
     }
-    await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'drover-test', Key: 'agent/2.0.0/agent.bin', UploadId, MultipartUpload: { Parts: parts } }));
-    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'drover-test', Key: 'agent/2.0.0/agent.bin' }), { expiresIn: 60 });
+    await s3().send(new CompleteMultipartUploadCommand({ Bucket: 'drover-test', Key: 'agent/2.0.0/agent.bin', UploadId, MultipartUpload: { Parts: parts } }));
+    const url = await getSignedUrl(s3(), new GetObjectCommand({ Bucket: 'drover-test', Key: 'agent/2.0.0/agent.bin' }), { expiresIn: 60 });
     const response = await get(url);
     expect(response.status).toBe(200);
     const bytes = response.body;
@@ -78,9 +82,9 @@ describe.skipIf(skip)('test services (scripts/services.sh)', () => {
   });
 
   it('S3: refuses a presigned URL with a tampered signature, one moved to another key, and one past its expiry', async () => {
-    await s3.send(new PutObjectCommand({ Bucket: 'drover-test', Key: 'a.bin', Body: Buffer.from('artifact a') }));
-    await s3.send(new PutObjectCommand({ Bucket: 'drover-test', Key: 'b.bin', Body: Buffer.from('artifact b') }));
-    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'drover-test', Key: 'a.bin' }), { expiresIn: 2 });
+    await s3().send(new PutObjectCommand({ Bucket: 'drover-test', Key: 'a.bin', Body: Buffer.from('artifact a') }));
+    await s3().send(new PutObjectCommand({ Bucket: 'drover-test', Key: 'b.bin', Body: Buffer.from('artifact b') }));
+    const url = await getSignedUrl(s3(), new GetObjectCommand({ Bucket: 'drover-test', Key: 'a.bin' }), { expiresIn: 2 });
     const signedAt = Date.now();
     const good = await get(url);
     expect(good.status).toBe(200);
