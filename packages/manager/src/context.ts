@@ -1,7 +1,7 @@
 import type { Ed25519PrivateKey, Ed25519PublicKey, TrustPolicy } from '@drover/protocol';
 import type { Fernet } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
-import type { AuditLog } from './audit/log.js';
+import type { AuditTrail } from './audit/trail.js';
 import type { BlobStore } from './blobs/blob-store.js';
 import type { UrlSigner } from './releases/presign.js';
 import type { Store } from './store/store.js';
@@ -26,7 +26,8 @@ export interface ManagerSettings {
 export interface ManagerContext {
   store: Store;
   blobs: BlobStore;
-  audit: AuditLog;
+  /** The audit trail: records committed with their change (Store methods' `audit`), then hash-chained. */
+  audit: AuditTrail;
   /** Signs update nonces. */
   managerKey: Ed25519PrivateKey;
   /** The keys daemons may pin: the current one first, then older ones still trusted during a rotation. */

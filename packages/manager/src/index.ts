@@ -42,6 +42,8 @@ export type {
   NonceRecord,
   NewNonce,
   CheckinWrite,
+  PendingAuditRecord,
+  AuditOutboxRow,
   CheckinResultWrite,
   CheckinWriteResult,
   ReleaseRecord,

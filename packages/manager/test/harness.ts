@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type Database from 'better-sqlite3';
 import { Pool } from 'undici';
 import {
   Ed25519PrivateKey,
@@ -288,4 +289,24 @@ export async function startTestManager(overrides: Partial<CreateManagerOptions> 
     },
   };
   return manager;
+}
+
+/** Every row of every table of the manager's database, and its audit log's bytes: equal snapshots mean nothing changed. */
+export interface StateSnapshot {
+  tables: Record<string, string[]>;
+  audit: string;
+}
+
+/** Takes a {@link StateSnapshot} of `m` through `db` (a connection to its manager.db). */
+export async function snapshotState(m: TestManager, db: Database.Database): Promise<StateSnapshot> {
+  await m.app.manager.context.store.ping(); // writes out buffered liveness first
+  const tables: Record<string, string[]> = {};
+  for (const { name } of db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all()) {
+    tables[name] = db
+      .prepare(`SELECT * FROM "${name}"`)
+      .all()
+      .map((row) => JSON.stringify(row))
+      .sort();
+  }
+  return { tables, audit: await readFile(join(m.dir, 'audit', 'audit.jsonl'), 'utf8') };
 }

@@ -4,7 +4,6 @@
 // and its code, never a 5xx, and nothing changed: the store's tables and the audit log are what
 // they were before the request (http/request-bounds.ts, decision 0022).
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createReleasePayload, signRelease } from '@drover/protocol';
@@ -12,8 +11,8 @@ import type { DsseEnvelope } from '@drover/protocol';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { managerLimits } from '../src/config.js';
-import { checkinBody, errorOf, startTestManager } from './harness.js';
-import type { EnrolledAgent, HttpResult, TestManager } from './harness.js';
+import { checkinBody, errorOf, snapshotState, startTestManager } from './harness.js';
+import type { EnrolledAgent, HttpResult, StateSnapshot, TestManager } from './harness.js';
 
 const RUNS = 25; // per route and property: bounded, so the suite stays within a few seconds
 
@@ -47,19 +46,7 @@ afterAll(async () => {
   await m.close();
 });
 
-/** Every row of every table, and the audit log's bytes: equal snapshots mean nothing changed. */
-async function snapshot(): Promise<{ tables: Record<string, string[]>; audit: string }> {
-  await m.app.manager.context.store.ping(); // writes out buffered liveness first
-  const tables: Record<string, string[]> = {};
-  for (const { name } of db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all()) {
-    tables[name] = db
-      .prepare(`SELECT * FROM "${name}"`)
-      .all()
-      .map((row) => JSON.stringify(row))
-      .sort();
-  }
-  return { tables, audit: await readFile(join(m.dir, 'audit', 'audit.jsonl'), 'utf8') };
-}
+const snapshot = (): Promise<StateSnapshot> => snapshotState(m, db);
 
 const fullInventory = {
   os: { platform: 'linux', distro: 'Debian', release: '12', codename: 'bookworm', kernel: '6.1.0', arch: 'x64' },

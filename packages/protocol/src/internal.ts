@@ -27,6 +27,6 @@ export { Fernet, generateFernetKey } from './fernet.js';
 export { resolveEncryptionKey, deriveCirisEncryptionKey } from './encryption-key.js';
 export type { EncryptionKeySource } from './encryption-key.js';
 export { canonicalize } from './canonical-json.js';
-export { AuditChain } from './audit/writer.js';
+export { AuditChain, auditEntryBody } from './audit/writer.js';
 export { buildAuditSigners } from './audit/signers.js';
 export { AUDIT_LINE_MAX_LENGTH } from './audit/record.js';

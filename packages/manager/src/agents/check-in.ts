@@ -6,7 +6,7 @@ import { managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
 import type { ManagerErrorCode } from '../errors.js';
 import { presentedSha256 } from '../presented.js';
-import type { AgentIdentity, CheckinResultWrite, CommandRecord } from '../store/records.js';
+import type { AgentIdentity, CheckinResultWrite, CommandRecord, PendingAuditRecord } from '../store/records.js';
 
 // The check-in (DESIGN.md "Check-in"): the daemon reports its state, acks the commands it has
 // persisted and reports results; the manager answers with every command not yet acked
@@ -172,8 +172,28 @@ export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers
       throw error;
     }
   }
+  // Each result that moves an update on is audited with the check-in that records it.
+  const audit: PendingAuditRecord[] = [];
+  for (const result of results) {
+    if (result.consumeNonce === undefined && result.outcome !== 'deferred') continue;
+    audit.push(
+      ctx.audit.entry({
+        event: result.outcome === 'deferred' ? 'update.deferred' : 'update.completed',
+        actor: `agent:${agent.id}`,
+        agentId: agent.id,
+        deploymentId: (await ctx.store.getCommand(result.commandId))?.deploymentId,
+        outcome: result.outcome,
+        details: {
+          commandId: result.commandId,
+          ...(result.consumeNonce === undefined ? {} : { nonceId: result.consumeNonce.nonceId, reportedVersion: result.consumeNonce.reportedVersion }),
+          ...(typeof result.detail['code'] === 'string' ? { code: result.detail['code'] } : {}),
+        },
+      }),
+    );
+  }
   const written = await ctx.store.recordCheckin({
     agentId: agent.id,
+    audit,
     at: ctx.now(),
     agentVersion: headers.agentVersion,
     daemonVersion: headers.daemonVersion,
@@ -193,21 +213,7 @@ export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers
     }
     throw new ManagerError('NONCE_REPLAYED', 'An update nonce of this check-in was already used to report an outcome.');
   }
-  for (const result of results) {
-    if (result.consumeNonce === undefined && result.outcome !== 'deferred') continue;
-    await ctx.audit.append({
-      event: result.outcome === 'deferred' ? 'update.deferred' : 'update.completed',
-      actor: `agent:${agent.id}`,
-      agentId: agent.id,
-      deploymentId: (await ctx.store.getCommand(result.commandId))?.deploymentId,
-      outcome: result.outcome,
-      details: {
-        commandId: result.commandId,
-        ...(result.consumeNonce === undefined ? {} : { nonceId: result.consumeNonce.nonceId, reportedVersion: result.consumeNonce.reportedVersion }),
-        ...(typeof result.detail['code'] === 'string' ? { code: result.detail['code'] } : {}),
-      },
-    });
-  }
+  if (audit.length > 0) await ctx.audit.flush();
   const commands = written.commands.map(toStub);
   const nextCheckinSeconds = ctx.settings.checkinIntervalSeconds;
   if (tooOld) {

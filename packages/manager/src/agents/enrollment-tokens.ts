@@ -33,34 +33,35 @@ export async function createEnrollmentToken(ctx: ManagerContext, input: CreateEn
   }
   const token = newSecret();
   const now = ctx.now();
-  const record = await ctx.store.createEnrollmentToken({
-    tokenHash: hashSecret(token),
-    seats,
-    createdAt: now,
-    expiresAt: new Date(now.getTime() + ttl * 1000),
-    createdBy: actor.name,
-    note: input.note,
-  });
-  await ctx.audit.append({
-    event: 'enrollment_token.created',
-    actor: actor.name,
-    ...(actor.tokenId === undefined ? {} : { tokenId: actor.tokenId }),
-    outcome: 'success',
-    details: { enrollmentTokenId: record.id, seats, expiresAt: record.expiresAt.toISOString(), ...(input.note === undefined ? {} : { note: input.note }) },
-  });
+  const tokenHash = hashSecret(token);
+  const expiresAt = new Date(now.getTime() + ttl * 1000);
+  const record = await ctx.store.createEnrollmentToken(
+    { tokenHash, seats, createdAt: now, expiresAt, createdBy: actor.name, note: input.note },
+    [
+      ctx.audit.entry({
+        event: 'enrollment_token.created',
+        actor: actor.name,
+        ...(actor.tokenId === undefined ? {} : { tokenId: actor.tokenId }),
+        outcome: 'success',
+        details: { enrollmentTokenId: tokenHash.slice(0, 16), seats, expiresAt: expiresAt.toISOString(), ...(input.note === undefined ? {} : { note: input.note }) },
+      }),
+    ],
+  );
+  await ctx.audit.flush();
   return { token, record };
 }
 
 /** Revokes an enrollment token by id: later enrollments with it get 403 ENROLLMENT_TOKEN_REVOKED. */
 export async function revokeEnrollmentToken(ctx: ManagerContext, id: string, actor: Actor): Promise<void> {
-  if (!(await ctx.store.revokeEnrollmentToken(id, ctx.now()))) {
-    throw new ManagerError('ENROLLMENT_TOKEN_NOT_FOUND', `No enrollment token has id ${/^[0-9a-f]{16}$/.test(id) ? id : '(the given id)'}. List them with GET /v1/enrollment-tokens.`);
-  }
-  await ctx.audit.append({
+  const audit = ctx.audit.entry({
     event: 'enrollment_token.revoked',
     actor: actor.name,
     ...(actor.tokenId === undefined ? {} : { tokenId: actor.tokenId }),
     outcome: 'success',
     details: { enrollmentTokenId: id },
   });
+  if (!(await ctx.store.revokeEnrollmentToken(id, ctx.now(), [audit]))) {
+    throw new ManagerError('ENROLLMENT_TOKEN_NOT_FOUND', `No enrollment token has id ${/^[0-9a-f]{16}$/.test(id) ? id : '(the given id)'}. List them with GET /v1/enrollment-tokens.`);
+  }
+  await ctx.audit.flush();
 }

@@ -58,6 +58,30 @@ export async function enroll(ctx: ManagerContext, request: EnrollRequest, header
     credentialHash: hashSecret(credential),
     serviceTokenCiphertext: ctx.fernet.encrypt(serviceToken),
     allowReenrollment: ctx.settings.allowReenrollment,
+  }, (enrolled) => {
+    const { agent, token } = enrolled;
+    return [
+      ctx.audit.entry({
+        event: enrolled.reenrolled ? 'agent.reenrolled' : 'agent.enrolled',
+        actor: `agent:${agent.id}`,
+        agentId: agent.id,
+        tokenId: token.id,
+        outcome: 'success',
+        details: {
+          machineId,
+          hostname: agent.hostname,
+          platform: agent.platform,
+          arch: agent.arch,
+          agentVersion: agent.agentVersion,
+          daemonVersion: agent.daemonVersion,
+          credentialId: secretId(credential),
+          serviceTokenId: secretId(serviceToken),
+          ...(enrolled.previousCredentialHash === undefined ? {} : { previousCredentialId: idOfHash(enrolled.previousCredentialHash) }),
+          seats: token.seats,
+          seatsUsed: token.used,
+        },
+      }),
+    ];
   });
   if (!result.ok) {
     const refusal = refusals[result.reason];
@@ -78,26 +102,7 @@ export async function enroll(ctx: ManagerContext, request: EnrollRequest, header
     throw new ManagerError(refusal.code, refusal.message);
   }
   const { agent, token } = result;
-  await ctx.audit.append({
-    event: result.reenrolled ? 'agent.reenrolled' : 'agent.enrolled',
-    actor: `agent:${agent.id}`,
-    agentId: agent.id,
-    tokenId: token.id,
-    outcome: 'success',
-    details: {
-      machineId,
-      hostname: agent.hostname,
-      platform: agent.platform,
-      arch: agent.arch,
-      agentVersion: agent.agentVersion,
-      daemonVersion: agent.daemonVersion,
-      credentialId: secretId(credential),
-      serviceTokenId: secretId(serviceToken),
-      ...(result.previousCredentialHash === undefined ? {} : { previousCredentialId: idOfHash(result.previousCredentialHash) }),
-      seats: token.seats,
-      seatsUsed: token.used,
-    },
-  });
+  await ctx.audit.flush();
   ctx.logger.info({ event: result.reenrolled ? 'agent.reenrolled' : 'agent.enrolled', agentId: agent.id, tokenId: token.id }, result.reenrolled ? 'agent re-enrolled' : 'agent enrolled');
   return {
     agentId: agent.id,

@@ -7,7 +7,7 @@ import { ManagerError } from '../errors.js';
 import { echo } from '../presented.js';
 import { downloadPath, versionKey } from '../releases/catalog.js';
 import { newId } from '../secrets.js';
-import type { AgentRecord, NewCommand, NewNonce, ReleaseRecord } from '../store/records.js';
+import type { AgentRecord, NewCommand, NewNonce, PendingAuditRecord, ReleaseRecord } from '../store/records.js';
 
 export interface QueueUpdateInput {
   agentId: string;
@@ -114,9 +114,9 @@ export async function buildUpdate(ctx: ManagerContext, input: QueueUpdateInput, 
   };
 }
 
-/** The audit record of a queued update command. */
-export async function auditQueued(ctx: ManagerContext, built: BuiltUpdate, actor: Actor): Promise<void> {
-  await ctx.audit.append({
+/** The audit record of a queued update command, written with it. */
+export function queuedAudit(ctx: ManagerContext, built: BuiltUpdate, actor: Actor): PendingAuditRecord {
+  return ctx.audit.entry({
     event: 'command.queued',
     actor: actor.name,
     tokenId: actor.tokenId,
@@ -144,8 +144,8 @@ export async function auditQueued(ctx: ManagerContext, built: BuiltUpdate, actor
  */
 export async function queueUpdate(ctx: ManagerContext, input: QueueUpdateInput, actor: Actor): Promise<UpdateCommand> {
   const built = await buildUpdate(ctx, input);
-  await ctx.store.insertCommand(built.record, built.nonce);
-  await auditQueued(ctx, built, actor);
+  await ctx.store.insertCommand(built.record, built.nonce, [queuedAudit(ctx, built, actor)]);
+  await ctx.audit.flush();
   ctx.logger.info({ event: 'command.queued', agentId: built.record.agentId, deploymentId: input.deploymentId, commandId: built.record.id }, 'update command queued');
   return built.command;
 }

@@ -97,6 +97,9 @@ export class AuditLog {
   #queuedSync: Promise<void> | undefined;
   #reportedSeq = 0;
   #pending = new Set<Promise<unknown>>();
+  // Set when an fsync failed: what reached the disk is unknown, so nothing more is appended
+  // until a restart re-reads the log (see appendMany).
+  #failed: unknown;
 
   private constructor(path: string, signersPath: string, handle: FileHandle, chain: AuditChain, size: number, options: AuditLogOptions) {
     this.path = path;
@@ -178,6 +181,64 @@ export class AuditLog {
     return this.#chain.head;
   }
 
+  /**
+   * Appends records in order, then syncs once. A write that fails (a full disk) stops the batch:
+   * the records before it are synced and counted in `written`, and `error` says why the rest was
+   * not. A failed fsync rejects, and every later append too (AUDIT_UNAVAILABLE): after it the
+   * file's content is unknown, and only a restart, which re-reads the log, may go on.
+   */
+  async appendMany(entries: readonly AuditEntry[]): Promise<{ written: AuditRecord[]; error?: unknown }> {
+    if (this.#closed) throw new ManagerError('AUDIT_UNAVAILABLE', 'The audit log is closed: the manager is shutting down. Retry against the restarted manager.');
+    if (this.#failed !== undefined) throw unavailable(this.#failed);
+    const written: AuditRecord[] = [];
+    let error: unknown;
+    for (const entry of entries) {
+      try {
+        written.push((await this.#chain.append(entry, (appended) => this.#write(appended.line))).record);
+      } catch (caught) {
+        error = caught;
+        break;
+      }
+    }
+    if (written.length > 0) {
+      try {
+        await this.#sync();
+      } catch (caught) {
+        this.#failed = caught;
+        this.#logger?.fatal({ event: 'audit.sync_failed', err: caught }, 'fsync of the audit log failed: no more records are appended until the manager restarts');
+        throw unavailable(caught);
+      }
+    }
+    return error === undefined ? { written } : { written, error };
+  }
+
+  /** The last `count` records of the log (fewer when it holds fewer), oldest first, as written. */
+  async tail(count: number): Promise<AuditRecord[]> {
+    const records: AuditRecord[] = [];
+    let end = this.#size;
+    while (records.length < count && end > 0) {
+      const previous = await lastNewline(this.#handle, end - 1, MAX_LINE_BYTES + 1);
+      if (previous === 'too-long') throw corrupt(`a line near byte ${end} is longer than ${MAX_LINE_BYTES} bytes`);
+      const line = (await readAt(this.#handle, previous + 1, end - 1 - (previous + 1))).toString('utf8');
+      records.unshift(JSON.parse(line) as AuditRecord);
+      end = previous + 1;
+    }
+    return records;
+  }
+
+  async #write(line: string): Promise<void> {
+    const bytes = Buffer.from(line, 'utf8');
+    try {
+      let offset = 0;
+      while (offset < bytes.length) offset += (await this.#handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
+    } catch (error) {
+      // A short write would leave a partial line that breaks the next record: cut it off.
+      await this.#handle.truncate(this.#size).catch(() => undefined);
+      throw error;
+    }
+    this.#size += bytes.length;
+  }
+
   /** Appends a record and resolves once it is on disk. Never put a secret in `entry`. */
   append(entry: AuditEntry): Promise<AuditRecord> {
     if (this.#closed) {
@@ -192,23 +253,13 @@ export class AuditLog {
   async #append(entry: AuditEntry): Promise<AuditRecord> {
     let appended;
     try {
-      appended = await this.#chain.append(entry, async ({ line }) => {
-        const bytes = Buffer.from(line, 'utf8');
-        try {
-          let offset = 0;
-          while (offset < bytes.length) offset += (await this.#handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
-        } catch (error) {
-          // A short write would leave a partial line that breaks the next record: cut it off.
-          await this.#handle.truncate(this.#size).catch(() => undefined);
-          throw error;
-        }
-        this.#size += bytes.length;
-      });
+      if (this.#failed !== undefined) throw unavailable(this.#failed);
+      appended = await this.#chain.append(entry, ({ line }) => this.#write(line));
       await this.#sync();
     } catch (error) {
       if (error instanceof ManagerError || (isDroverError(error) && error.code !== 'SIGNATURE_MALFORMED')) throw error;
       this.#logger?.error({ event: 'audit.write_failed', err: error }, 'failed to write the audit log');
-      throw new ManagerError('AUDIT_UNAVAILABLE', 'Failed to write the audit log, so the action was not taken. Check the disk holding the audit log (space, permissions).', { cause: error });
+      throw unavailable(error);
     }
     const { seq, hash } = appended.record;
     if (this.#onHead !== undefined && seq > this.#reportedSeq) {
@@ -248,6 +299,10 @@ export class AuditLog {
     await Promise.allSettled([...this.#pending]);
     await this.#handle.close();
   }
+}
+
+function unavailable(cause: unknown): ManagerError {
+  return new ManagerError('AUDIT_UNAVAILABLE', 'Failed to write the audit log, so the action was not taken. Check the disk holding the audit log (space, permissions).', { cause });
 }
 
 function corrupt(why: string, cause?: unknown): ManagerError {

@@ -137,10 +137,19 @@ export async function createDeployment(ctx: ManagerContext, notification: Update
         deployment: { ...active, status: 'cancelled', phaseState: 'stopped', message: `Superseded by deployment ${id}.`, updatedAt: now },
         targets: pending.map((t) => ({ ...t, state: 'skipped', errorCode: 'DEPLOYMENT_STOPPED', message: `never started: superseded by ${id}`, updatedAt: now })),
         events: [{ deploymentId: active.id, at: now, type: 'superseded', message: `Superseded by deployment ${id}.`, details: { by: id } }],
+        audit: [ctx.audit.entry({ event: 'deployment.superseded', actor: actor.name, tokenId: actor.tokenId, deploymentId: active.id, outcome: 'success', details: { by: id } })],
       });
     }
   }
-  const created = await ctx.store.createDeployment(deployment, targets, events, supersede);
+  const audit = ctx.audit.entry({
+    event: 'deployment.created',
+    actor: actor.name,
+    tokenId: actor.tokenId,
+    deploymentId: id,
+    outcome: 'success',
+    details: { artifact, version, strategy, agentsAffected: affected, agentsTotal: targets.length, phases: plan.phases.map((p) => p.name), options: options as unknown as JsonObject },
+  });
+  const created = await ctx.store.createDeployment(deployment, targets, events, supersede, [audit]);
   if (!created.ok) {
     await ctx.audit.append({ event: 'deployment.rejected', actor: actor.name, tokenId: actor.tokenId, outcome: 'denied', details: { artifact, version, activeDeploymentId: created.active, reason: 'another deployment of this artifact is active' } });
     throw new ManagerError(
@@ -149,17 +158,7 @@ export async function createDeployment(ctx: ManagerContext, notification: Update
       { details: { deployment_id: created.active } },
     );
   }
-  for (const write of supersede) {
-    await ctx.audit.append({ event: 'deployment.superseded', actor: actor.name, tokenId: actor.tokenId, deploymentId: write.deployment?.id, outcome: 'success', details: { by: id } });
-  }
-  await ctx.audit.append({
-    event: 'deployment.created',
-    actor: actor.name,
-    tokenId: actor.tokenId,
-    deploymentId: id,
-    outcome: 'success',
-    details: { artifact, version, strategy, agentsAffected: affected, agentsTotal: targets.length, phases: plan.phases.map((p) => p.name), options: options as unknown as JsonObject },
-  });
+  await ctx.audit.flush();
   ctx.logger.info({ event: 'deployment.created', deploymentId: id, artifact, version, strategy, agents: affected }, 'deployment created');
   return { deployment_id: id, status: deployment.status, message: deployment.message, agents_affected: affected, deployment_type: strategy };
 }

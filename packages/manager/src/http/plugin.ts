@@ -23,14 +23,14 @@ export interface ManagerCorePluginOptions {
   core: ManagerCore;
 }
 
-/** GET /healthz (the process is up) and GET /readyz (it can serve: store reachable, not stopping). */
+/** GET /healthz (the process is up) and GET /readyz (it can serve: store reachable, audit log writable, not stopping). */
 function healthRoutes(app: FastifyInstance, core: ManagerCore): void {
   app.get('/healthz', (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
   app.get('/readyz', async (request, reply) => {
     try {
       await core.ready();
     } catch (error) {
-      if (error instanceof ManagerError && error.code === 'SHUTTING_DOWN') return sendError(request, reply, error);
+      if (error instanceof ManagerError && (error.code === 'SHUTTING_DOWN' || error.code === 'AUDIT_UNAVAILABLE')) return sendError(request, reply, error);
       return sendError(request, reply, new ManagerError('NOT_READY', 'The manager cannot reach its store; see its log.', { cause: error }));
     }
     return reply.header('cache-control', 'no-store').send({ status: 'ready' });

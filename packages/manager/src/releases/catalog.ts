@@ -107,18 +107,14 @@ export async function registerRelease(ctx: ManagerContext, input: unknown, actor
     publishedAt: present ? now : undefined,
     publishedBy: actor.name,
   };
-  if ((await ctx.store.insertRelease(release)) === 'exists') {
+  const audit = ctx.audit.entry({ event: present ? 'release.published' : 'release.registered', ...auditActor(actor), outcome: 'success', details: releaseDetails(ctx, release) });
+  if ((await ctx.store.insertRelease(release, [audit])) === 'exists') {
     // Lost a race with an identical registration: report what is stored.
     const stored = await ctx.store.getRelease(manifest.artifact, key, manifest.platform);
     if (stored !== undefined && canonicalize(stored.envelope) === canonicalize(release.envelope)) return { release: stored, created: false };
     throw new ManagerError('RELEASE_EXISTS', `${manifest.artifact} ${manifest.version} for ${manifest.platform} was just published with another envelope.`);
   }
-  await ctx.audit.append({
-    event: present ? 'release.published' : 'release.registered',
-    ...auditActor(actor),
-    outcome: 'success',
-    details: releaseDetails(ctx, release),
-  });
+  await ctx.audit.flush();
   ctx.logger.info({ event: present ? 'release.published' : 'release.registered', artifact: release.artifact, version: release.version, platform: release.platform }, 'release registered');
   return { release, created: true };
 }
@@ -160,8 +156,9 @@ export async function uploadArtifact(ctx: ManagerContext, params: { artifact: st
     throw error;
   }
   const at = ctx.now();
-  if (await ctx.store.markReleasePublished(release.artifact, key, release.platform, at)) {
-    await ctx.audit.append({ event: 'release.published', ...auditActor(actor), outcome: 'success', details: releaseDetails(ctx, release) });
+  const audit = ctx.audit.entry({ event: 'release.published', ...auditActor(actor), outcome: 'success', details: releaseDetails(ctx, release) });
+  if (await ctx.store.markReleasePublished(release.artifact, key, release.platform, at, [audit])) {
+    await ctx.audit.flush();
     ctx.logger.info({ event: 'release.published', artifact: release.artifact, version: release.version, platform: release.platform }, 'release published');
   }
   return { ...release, state: 'published', publishedAt: at };

@@ -14,10 +14,10 @@ import { activeDeploymentStatuses } from './records.js';
 import type { DeploymentRecord, NewDeploymentEvent, RolloutOptions, RolloutWrite, TargetRecord, TargetView } from './records.js';
 import { deferralDelayMs, failTarget, finalTargetStates, installed, recordOf, stepDaemonTarget, stepPushProbe } from './target-step.js';
 import type { TargetDecision, TargetStep } from './target-step.js';
-import { auditQueued, buildUpdate } from '../agents/update-commands.js';
+import { buildUpdate, queuedAudit } from '../agents/update-commands.js';
 import type { BuiltUpdate } from '../agents/update-commands.js';
 import { versionKey } from '../releases/catalog.js';
-import type { AgentRecord, ReleaseRecord } from '../store/records.js';
+import type { AgentRecord, PendingAuditRecord, ReleaseRecord } from '../store/records.js';
 
 // The rollout engine: a tick loop driven by what the store holds (DESIGN.md "Rollout engine";
 // docs/decisions/0009). Each tick reads every open deployment and its open targets, decides
@@ -207,8 +207,7 @@ export class RolloutEngine {
       next = { ...next, updatedAt: now };
       const eventType = { pause: 'paused', resume: 'resumed', abort: 'aborted', promote: 'promoted', rollback: 'rollback_started' }[action];
       const event: NewDeploymentEvent = { deploymentId, at: now, type: eventType, message: next.message, details: { actor: actor.name, ...(reason === undefined ? {} : { reason }) } };
-      await this.#ctx.store.writeRollout({ deployment: next, targets, events: [event] });
-      await this.#ctx.audit.append({
+      const audit = this.#ctx.audit.entry({
         event: `deployment.${action}`,
         actor: actor.name,
         tokenId: actor.tokenId,
@@ -216,6 +215,8 @@ export class RolloutEngine {
         outcome: 'success',
         details: { from: deployment.status, to: next.status, skippedTargets: targets.length, ...(reason === undefined ? {} : { reason }) },
       });
+      await this.#ctx.store.writeRollout({ deployment: next, targets, events: [event], audit: [audit] });
+      await this.#ctx.audit.flush();
       this.#ctx.logger.info({ event: `deployment.${action}`, deploymentId, status: next.status }, 'deployment action');
       return this.#status(next);
     });
@@ -412,23 +413,27 @@ export class RolloutEngine {
     return built;
   }
 
-  // Persists every transition of the tick and the commands they send, together; then audits them.
+  // Persists every transition of the tick, the commands they send and their audit records, together.
   async #storeAndAuditTick(deployment: DeploymentRecord, now: Date, tick: TickChanges, commands: readonly BuiltUpdate[]): Promise<void> {
     const events: NewDeploymentEvent[] = tick.decisions
       .filter((d) => d.decision.event !== 'agent_accepted')
       .map((d) => ({ deploymentId: deployment.id, at: now, type: d.decision.event, message: d.decision.message, details: { agent_id: d.target.agentId, ...d.decision.details } }));
+    const audit = [
+      ...commands.map((b) => queuedAudit(this.#ctx, b, { name: 'system' })),
+      ...tick.decisions.map(({ target, decision }) => this.#decisionAudit(deployment, target, decision)),
+    ];
     if (tick.changed.size > 0 || commands.length > 0) {
       await this.#ctx.store.writeRollout({
         targets: [...tick.changed.values()],
         commands: commands.map((b) => ({ command: b.record, nonce: b.nonce })),
         events,
+        audit,
       });
+    } else if (audit.length > 0) await this.#ctx.store.appendAudit(audit);
+    await this.#ctx.audit.flush();
+    for (const { target, decision } of tick.decisions) {
+      this.#ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);
     }
-    // Started together, the records of a tick share the audit log's group commit (their order is the call order).
-    await Promise.all([
-      ...commands.map((b) => auditQueued(this.#ctx, b, { name: 'system' })),
-      ...tick.decisions.map(({ target, decision }) => this.#auditDecision(deployment, target, decision)),
-    ]);
   }
 
   async #release(cache: Map<string, ReleaseRecord | undefined>, deployment: DeploymentRecord, agent: AgentRecord): Promise<ReleaseRecord | undefined> {
@@ -451,9 +456,9 @@ export class RolloutEngine {
     return undefined;
   }
 
-  async #auditDecision(deployment: DeploymentRecord, target: TargetRecord, decision: TargetDecision): Promise<void> {
+  #decisionAudit(deployment: DeploymentRecord, target: TargetRecord, decision: TargetDecision): PendingAuditRecord {
     const outcome = decision.event === 'agent_accepted' ? 'accepted' : decision.event === 'agent_rejected' ? 'rejected' : decision.event === 'agent_deferred' ? 'deferred' : target.state;
-    await this.#ctx.audit.append({
+    return this.#ctx.audit.entry({
       event: `deployment.${decision.event}`,
       actor: 'system',
       agentId: target.agentId,
@@ -461,7 +466,6 @@ export class RolloutEngine {
       outcome,
       details: { state: target.state, toVersion: target.toVersion, ...(target.errorCode === undefined ? {} : { code: target.errorCode }), ...decision.details },
     });
-    this.#ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);
   }
 
   // Push mode: the transitions to `notified` are stored; now call each agent and store what it said.
@@ -508,8 +512,12 @@ export class RolloutEngine {
     const events: NewDeploymentEvent[] = results
       .filter((r) => r.decision !== undefined && r.decision.event !== 'agent_accepted')
       .map((r) => ({ deploymentId: deployment.id, at: now, type: r.decision?.event ?? 'agent', message: r.decision?.message ?? '', details: { agent_id: r.next.agentId, ...r.decision?.details } }));
-    await ctx.store.writeRollout({ targets: results.map((r) => r.next), events });
-    await Promise.all(results.flatMap((r) => (r.decision === undefined ? [] : [this.#auditDecision(deployment, r.next, r.decision)])));
+    const decided = results.flatMap((r) => (r.decision === undefined ? [] : [{ target: r.next, decision: r.decision }]));
+    await ctx.store.writeRollout({ targets: results.map((r) => r.next), events, audit: decided.map(({ target, decision }) => this.#decisionAudit(deployment, target, decision)) });
+    await ctx.audit.flush();
+    for (const { target, decision } of decided) {
+      ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);
+    }
   }
 
   async #advance(before: DeploymentRecord, now: Date): Promise<void> {
@@ -585,9 +593,14 @@ export class RolloutEngine {
     if (next === undefined) return;
     next = { ...next, updatedAt: now };
     if (next.status === 'completed' && !open) next.completedAt ??= now;
-    const write: RolloutWrite = { deployment: next, targets: skipped, events };
+    const write: RolloutWrite = {
+      deployment: next,
+      targets: skipped,
+      events,
+      audit: audits.map((audit) => ctx.audit.entry({ event: audit.event, actor: 'system', deploymentId: deployment.id, outcome: audit.outcome, details: audit.details })),
+    };
     await ctx.store.writeRollout(write);
-    for (const audit of audits) await ctx.audit.append({ event: audit.event, actor: 'system', deploymentId: deployment.id, outcome: audit.outcome, details: audit.details });
+    await ctx.audit.flush();
     if (events.length > 0) ctx.logger.info({ event: 'deployment.transition', deploymentId: deployment.id, status: next.status, phase: next.phaseIndex, phaseState: next.phaseState }, next.message);
   }
 }

@@ -1,5 +1,5 @@
 import type { DeploymentStatusValue, DeploymentStrategy, JsonObject, RolloutTargetState } from '@drover/protocol';
-import type { NewCommand, NewNonce } from '../store/records.js';
+import type { NewCommand, NewNonce, PendingAuditRecord } from '../store/records.js';
 
 // What the store keeps of a rollout: the deployment (its options fixed at creation, where its
 // phases stand), one target per agent, and the deployment's event timeline. Times are Dates; the
@@ -165,6 +165,8 @@ export interface RolloutWrite {
   targets?: readonly TargetRecord[] | undefined;
   commands?: readonly { command: NewCommand; nonce: NewNonce }[] | undefined;
   events?: readonly NewDeploymentEvent[] | undefined;
+  /** Audit records of this step, committed with it (store/records.ts, audit/trail.ts). */
+  audit?: readonly PendingAuditRecord[] | undefined;
 }
 
 /** Counts of a deployment's targets per state. */

@@ -22,6 +22,7 @@ import type { EncryptionKeySource } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
 import { authenticateAgent } from '../agents/credentials.js';
 import { AuditLog } from '../audit/log.js';
+import { AUDIT_HEAD_META_KEY, AuditTrail } from '../audit/trail.js';
 import type { AuditSignerWithKey } from '../audit/log.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { checkIn } from '../agents/check-in.js';
@@ -54,7 +55,6 @@ import type { RolloutEngineOptions } from '../rollouts/engine.js';
 import type { AgentRolloutSettings } from '../rollouts/records.js';
 import type { QueueUpdateInput } from '../agents/update-commands.js';
 
-const META_AUDIT_HEAD = 'audit.head';
 const META_KEY_CHECK = 'encryption.check';
 const META_PRESIGN_SECRET = 'presign.secret';
 const KEY_CHECK_TEXT = 'drover encryption key check';
@@ -183,10 +183,7 @@ export class ManagerCore {
         throw new ManagerError('PUSH_URL_INVALID', 'pushUrl must be an http(s) URL of the agent without credentials, e.g. http://10.0.0.5:8080.');
       }
     }
-    if (!(await this.context.store.setAgentRolloutSettings(agentId, settings))) {
-      throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${echo(agentId, AgentIdSchema, '(the given id)')}. List the agents with \`drover agents list\`.`);
-    }
-    await this.context.audit.append({
+    const audit = this.context.audit.entry({
       event: 'agent.rollout_settings',
       actor: actor.name,
       tokenId: actor.tokenId,
@@ -194,6 +191,10 @@ export class ManagerCore {
       outcome: 'success',
       details: { group: settings.group ?? null, pushMode: settings.pushUrl !== undefined },
     });
+    if (!(await this.context.store.setAgentRolloutSettings(agentId, settings, [audit]))) {
+      throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${echo(agentId, AgentIdSchema, '(the given id)')}. List the agents with \`drover agents list\`.`);
+    }
+    await this.context.audit.flush();
   }
 
   /** True once close() has begun: new requests are refused with 503 SHUTTING_DOWN. */
@@ -292,6 +293,9 @@ export class ManagerCore {
   async ready(): Promise<void> {
     if (this.#closing) throw new ManagerError('SHUTTING_DOWN', 'The manager is shutting down.');
     await this.context.store.ping();
+    const problem = this.context.audit.problem;
+    // Changes still commit with their records (in the store's outbox), but the log is behind.
+    if (problem !== undefined) throw new ManagerError('AUDIT_UNAVAILABLE', `Audit records wait in the store: the audit log cannot be written (${problem}). Check the disk holding the audit log.`);
   }
 
   /** Marks the manager closing (new requests get 503) without closing anything yet. */
@@ -371,15 +375,22 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
         await store.setMeta(META_PRESIGN_SECRET, fernet.encrypt(presignSecret));
       } else presignSecret = fernet.decrypt(stored);
     }
-    const audit = await AuditLog.open({
+    const storedHead = parseHead(await store.getMeta(AUDIT_HEAD_META_KEY));
+    const auditLog = await AuditLog.open({
       path: pathOf(options.auditLogPath, options.dataDir, 'audit/audit.jsonl', 'audit log'),
       ...(options.auditSignersPath === undefined ? {} : { signersPath: options.auditSignersPath }),
       signer: auditSigner,
-      expectedHead: parseHead(await store.getMeta(META_AUDIT_HEAD)),
-      onHead: (head) => store.setMeta(META_AUDIT_HEAD, JSON.stringify(head)),
+      expectedHead: storedHead,
       logger,
       now,
     });
+    let audit: AuditTrail;
+    try {
+      audit = await AuditTrail.open({ store, log: auditLog, logger, now }, storedHead);
+    } catch (error) {
+      await auditLog.close();
+      throw error;
+    }
     const settings: ManagerSettings = {
       checkinIntervalSeconds: options.settings?.checkinIntervalSeconds ?? managerLimits.checkinIntervalSeconds,
       minAgentVersion: options.settings?.minAgentVersion,

@@ -160,6 +160,8 @@ export interface CheckinResultWrite {
 /** Everything one check-in writes, applied atomically ({@link Store.recordCheckin}). */
 export interface CheckinWrite {
   agentId: string;
+  /** Audit records of this check-in, committed with it. */
+  audit?: readonly PendingAuditRecord[] | undefined;
   at: Date;
   agentVersion: string;
   daemonVersion: string;
@@ -222,4 +224,18 @@ export interface ListAgentsOptions {
   limit: number;
   /** Page after this agent id (ids sort as text). */
   after?: string | undefined;
+}
+
+/**
+ * An audit record waiting in the store's outbox: written in the same transaction as the change it
+ * describes, moved into the hash-chained log afterwards (audit/trail.ts). `body` is the canonical
+ * JSON of the entry with its `ts`, checked before the transaction, so the log can always take it.
+ */
+export interface PendingAuditRecord {
+  body: string;
+}
+
+/** A row of the audit outbox, oldest first by `id`. */
+export interface AuditOutboxRow extends PendingAuditRecord {
+  id: number;
 }

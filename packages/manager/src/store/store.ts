@@ -12,6 +12,7 @@ import type {
 import type {
   AgentIdentity,
   AgentRecord,
+  AuditOutboxRow,
   CheckinWrite,
   CheckinWriteResult,
   CommandRecord,
@@ -24,6 +25,7 @@ import type {
   NewNonce,
   NewRelease,
   NonceRecord,
+  PendingAuditRecord,
   ReleaseQuery,
   ReleaseRecord,
 } from './records.js';
@@ -34,6 +36,10 @@ import type {
 // that acks commands, records results and consumes nonces commits all of it or nothing. The
 // records it reads and writes are in records.ts (agents, commands, releases...) and
 // rollouts/records.ts (deployments, targets, events).
+//
+// A change and its audit record commit together: every mutating method takes the change's audit
+// records (`audit`, already canonical: audit/trail.ts) and writes them to the audit outbox in the
+// same transaction, only when the change is made; AuditTrail moves them into the hash chain.
 //
 // Secrets never reach the store in clear: credentials and enrollment tokens arrive hashed
 // (secrets.ts), service tokens Fernet-encrypted.
@@ -53,14 +59,14 @@ export interface Store {
   close(): Promise<void>;
 
   // Enrollment tokens
-  createEnrollmentToken(token: NewEnrollmentToken): Promise<EnrollmentTokenRecord>;
+  createEnrollmentToken(token: NewEnrollmentToken, audit?: readonly PendingAuditRecord[]): Promise<EnrollmentTokenRecord>;
   listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]>;
   /** Revokes a token by id; false when no such token exists. */
-  revokeEnrollmentToken(id: string, at: Date): Promise<boolean>;
+  revokeEnrollmentToken(id: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean>;
 
   // Agents
-  /** Spends a seat of the token and enrolls (or re-enrolls) the machine, atomically. */
-  enrollAgent(input: EnrollAgentInput): Promise<EnrollAgentResult>;
+  /** Spends a seat of the token and enrolls (or re-enrolls) the machine, atomically; `audit` is written only when it enrolls. */
+  enrollAgent(input: EnrollAgentInput, audit?: (enrolled: Extract<EnrollAgentResult, { ok: true }>) => readonly PendingAuditRecord[]): Promise<EnrollAgentResult>;
   getAgent(agentId: string): Promise<AgentRecord | undefined>;
   /** The agent a credential (by its hash) belongs to: an indexed lookup of three columns, on every check-in. */
   getAgentByCredentialHash(credentialHash: string): Promise<AgentIdentity | undefined>;
@@ -71,18 +77,26 @@ export interface Store {
   /** Applies one check-in (state, acks, results, nonce consumption) and returns the commands still unacked. */
   recordCheckin(write: CheckinWrite): Promise<CheckinWriteResult>;
   /** Queues a command, with the update nonce issued for it, atomically. */
-  insertCommand(command: NewCommand, nonce?: NewNonce): Promise<void>;
+  insertCommand(command: NewCommand, nonce?: NewNonce, audit?: readonly PendingAuditRecord[]): Promise<void>;
   getCommand(commandId: string): Promise<CommandRecord | undefined>;
   listCommands(agentId: string): Promise<CommandRecord[]>;
   getNonce(nonceId: string): Promise<NonceRecord | undefined>;
 
   // Releases
   /** Inserts a release; `exists` (and no change) when one with the same artifact, version and platform is stored. */
-  insertRelease(release: NewRelease): Promise<'inserted' | 'exists'>;
+  insertRelease(release: NewRelease, audit?: readonly PendingAuditRecord[]): Promise<'inserted' | 'exists'>;
   getRelease(artifact: string, versionKey: string, platform: string): Promise<ReleaseRecord | undefined>;
   listReleases(query: ReleaseQuery): Promise<ReleaseRecord[]>;
   /** Marks a pending release published; false when it is not pending. */
-  markReleasePublished(artifact: string, versionKey: string, platform: string, at: Date): Promise<boolean>;
+  markReleasePublished(artifact: string, versionKey: string, platform: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean>;
+
+  // The audit outbox (audit/trail.ts)
+  /** Writes audit records that come with no change (a refusal, a token's use), durably. */
+  appendAudit(audit: readonly PendingAuditRecord[]): Promise<void>;
+  /** The oldest `limit` records waiting for the log. */
+  listAuditOutbox(limit: number): Promise<AuditOutboxRow[]>;
+  /** Removes records now in the log and stores the log's new head under `headKey`, in one transaction. */
+  completeAuditOutbox(ids: readonly number[], headKey: string, head: string): Promise<void>;
 
   // Small key/value state of the manager itself (e.g. the audit chain head).
   getMeta(key: string): Promise<string | undefined>;
@@ -90,7 +104,7 @@ export interface Store {
 
   // Rollouts (rollouts/records.ts)
   /** Sets an agent's canary group and push URL; false when no such agent exists. */
-  setAgentRolloutSettings(agentId: string, settings: AgentRolloutSettings): Promise<boolean>;
+  setAgentRolloutSettings(agentId: string, settings: AgentRolloutSettings, audit?: readonly PendingAuditRecord[]): Promise<boolean>;
   getAgentRolloutSettings(agentId: string): Promise<AgentRolloutSettings | undefined>;
   /** Every enrolled agent, as a new deployment picks its targets. */
   listRolloutCandidates(): Promise<RolloutCandidate[]>;
@@ -104,6 +118,7 @@ export interface Store {
     targets: readonly TargetRecord[],
     events: readonly NewDeploymentEvent[],
     supersede?: RolloutWrite[],
+    audit?: readonly PendingAuditRecord[],
   ): Promise<{ ok: true } | { ok: false; active: string }>;
   getDeployment(id: string): Promise<DeploymentRecord | undefined>;
   /** Newest first; `active` keeps only pending, in_progress, paused and rolling_back ones; `open` those not completed yet (targets still moving). */

@@ -132,10 +132,21 @@ describe('AuditChain', () => {
       [{ event: 'e', actor: 'a', outcome: 'ok', details: { n: 1n } }, 'CANONICAL_JSON_UNSUPPORTED'],
       [{ event: 'e', actor: 'a', outcome: 'ok', details: { n: NaN } }, 'CANONICAL_JSON_UNSUPPORTED'],
       [{ event: 'e', actor: 'a', outcome: 'ok', details: { big: 'x'.repeat(AUDIT_LINE_MAX_LENGTH) } }, 'AUDIT_RECORD_MALFORMED'],
+      [{ event: 'e', actor: 'a', outcome: 'ok', ts: '2026-12-05T10:00:00Z' }, 'AUDIT_RECORD_MALFORMED'],
+      [{ event: 'e', actor: 'a', outcome: 'ok', ts: '2026-02-30T10:00:00.000Z' }, 'AUDIT_RECORD_MALFORMED'],
+      [{ event: 'e', actor: 'a', outcome: 'ok', ts: 17 }, 'AUDIT_RECORD_MALFORMED'],
     ];
     for (const [bad, code] of cases) await expectRejection(chain.append(bad as AuditEntry), AuditError, code);
     expect(chain.nextSeq).toBe(1);
     expectError(() => new AuditChain({ kid: 'has space', sign: () => new Uint8Array(64) }), AuditError, 'AUDIT_SIGNERS_INVALID');
+  });
+
+  it("stamps an entry's own ts (an outbox's time of the change) instead of the clock's", async () => {
+    const chain = new AuditChain(ed25519AuditSigner(key), { now: clock() });
+    const ts = '2026-12-05T10:00:00.123Z';
+    const { record } = await chain.append({ ...entry(1), ts });
+    expect(record.ts).toBe(ts);
+    expect((await chain.append(entry(2))).record.ts).not.toBe(ts);
   });
 
   it('an async (KMS-style) signer with its own kid produces a log that verifies with that kid', async () => {

@@ -29,6 +29,12 @@ export interface AuditEntry {
   tokenId?: string;
   /** Any JSON object; members whose value is undefined are left out. Never put a secret here. */
   details?: Record<string, unknown>;
+  /**
+   * When it happened, as an ISO 8601 UTC timestamp with milliseconds (`Date.toISOString()`); by
+   * default the chain's clock at append. A writer that commits the entry first and appends it
+   * later (an outbox) keeps the time of the change here.
+   */
+  ts?: string;
 }
 
 /** A record made by {@link AuditChain.append} and the exact text to append to the log. */
@@ -44,6 +50,25 @@ export interface AuditChainOptions {
   /** Continue after this record instead of starting a new log; see {@link AuditChain.resume}. */
   head?: AuditChainHead;
 }
+
+/**
+ * The members of a record that its entry gives (all but seq and the chain's link and signature):
+ * what an outbox keeps of an entry, canonicalized, and what the writer hashes with `seq`.
+ */
+export function auditEntryBody(entry: AuditEntry & { ts: string }): Record<string, unknown> {
+  return {
+    ts: entry.ts,
+    event: entry.event,
+    actor: entry.actor,
+    agentId: entry.agentId,
+    deploymentId: entry.deploymentId,
+    tokenId: entry.tokenId,
+    outcome: entry.outcome,
+    details: entry.details ?? {},
+  };
+}
+
+const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 function requireText(value: unknown, name: string, optional: boolean): void {
   if (optional && value === undefined) return;
@@ -167,19 +192,15 @@ export class AuditChain {
     }
     const seq = this.#nextSeq;
     const prev = this.#prevHash;
-    const now = this.#now();
-    if (Number.isNaN(now.getTime())) throw new AuditError('AUDIT_RECORD_MALFORMED', 'The audit clock returned an invalid date.');
-    const body = {
-      seq,
-      ts: now.toISOString(),
-      event: entry.event,
-      actor: entry.actor,
-      agentId: entry.agentId,
-      deploymentId: entry.deploymentId,
-      tokenId: entry.tokenId,
-      outcome: entry.outcome,
-      details: entry.details ?? {},
-    };
+    let ts = entry.ts;
+    if (ts === undefined) {
+      const now = this.#now();
+      if (Number.isNaN(now.getTime())) throw new AuditError('AUDIT_RECORD_MALFORMED', 'The audit clock returned an invalid date.');
+      ts = now.toISOString();
+    } else if (typeof ts !== 'string' || !ISO_TIMESTAMP.test(ts) || Number.isNaN(Date.parse(ts)) || new Date(ts).toISOString() !== ts) {
+      throw new AuditError('AUDIT_RECORD_MALFORMED', `The audit entry's ts must be an ISO 8601 UTC timestamp as Date.toISOString() writes it, got ${quote(ts)}.`);
+    }
+    const body = { seq, ...auditEntryBody({ ...entry, ts }) };
     const bodyJson = canonicalize(body);
     const hash = chainHash(bodyJson, prev);
     const sig: unknown = await this.#signer.sign(hash);

@@ -184,4 +184,14 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX deployment_events_by_deployment ON deployment_events (deployment_id, seq);
     `,
   },
+  {
+    version: 3,
+    name: 'audit outbox: audit records committed with their change, then moved into the log',
+    sql: `
+      CREATE TABLE audit_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        body TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];

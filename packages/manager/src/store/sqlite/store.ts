@@ -21,6 +21,7 @@ import type {
 import type {
   AgentIdentity,
   AgentRecord,
+  AuditOutboxRow,
   CheckinWrite,
   CheckinWriteResult,
   CommandRecord,
@@ -33,6 +34,7 @@ import type {
   NewNonce,
   NewRelease,
   NonceRecord,
+  PendingAuditRecord,
   ReleaseQuery,
   ReleaseRecord,
 } from '../records.js';
@@ -62,6 +64,12 @@ class NonceReplayed extends Error {
     readonly commandId: string,
   ) {
     super('nonce already consumed');
+  }
+}
+
+class DeploymentActive extends Error {
+  constructor(readonly active: string) {
+    super('another deployment of this artifact is active');
   }
 }
 
@@ -129,6 +137,9 @@ function prepareStatements(db: Database.Database) {
     releasePublish: db.prepare<[number, string, string, string]>(
       "UPDATE releases SET state = 'published', published_at = ? WHERE artifact = ? AND version_key = ? AND platform = ? AND state = 'pending'",
     ),
+    auditInsert: db.prepare<[string]>('INSERT INTO audit_outbox (body) VALUES (?)'),
+    auditList: db.prepare<[number], AuditOutboxRow>('SELECT id, body FROM audit_outbox ORDER BY id LIMIT ?'),
+    auditDelete: db.prepare<[number]>('DELETE FROM audit_outbox WHERE id = ?'),
     metaGet: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
     metaSet: db.prepare<[string, string]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
@@ -215,6 +226,11 @@ export class SqliteStore implements Store {
     }
   }
 
+  // Inside a transaction: the change's audit records go to the outbox with it.
+  #audit(audit: readonly PendingAuditRecord[] | undefined): void {
+    for (const record of audit ?? []) this.#s.auditInsert.run(record.body);
+  }
+
   ping(): Promise<void> {
     this.#open();
     this.#s.ping.get();
@@ -237,10 +253,11 @@ export class SqliteStore implements Store {
 
   // -- enrollment tokens
 
-  createEnrollmentToken(token: NewEnrollmentToken): Promise<EnrollmentTokenRecord> {
+  createEnrollmentToken(token: NewEnrollmentToken, audit?: readonly PendingAuditRecord[]): Promise<EnrollmentTokenRecord> {
     const id = token.tokenHash.slice(0, 16);
     const row = this.#durable(() => {
       this.#s.tokenInsert.run(id, token.tokenHash, token.seats, token.createdAt.getTime(), token.expiresAt.getTime(), token.createdBy, token.note ?? null);
+      this.#audit(audit);
       return this.#s.tokenById.get(id);
     });
     if (row === undefined) throw new Error('enrollment token vanished after insert');
@@ -252,11 +269,12 @@ export class SqliteStore implements Store {
     return Promise.resolve(this.#s.tokenList.all().map(tokenRecord));
   }
 
-  revokeEnrollmentToken(id: string, at: Date): Promise<boolean> {
+  revokeEnrollmentToken(id: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
     return Promise.resolve(
       this.#durable(() => {
         if (this.#s.tokenById.get(id) === undefined) return false;
         this.#s.tokenRevoke.run(at.getTime(), id);
+        this.#audit(audit);
         return true;
       }),
     );
@@ -264,7 +282,7 @@ export class SqliteStore implements Store {
 
   // -- agents
 
-  enrollAgent(input: EnrollAgentInput): Promise<EnrollAgentResult> {
+  enrollAgent(input: EnrollAgentInput, audit?: (enrolled: Extract<EnrollAgentResult, { ok: true }>) => readonly PendingAuditRecord[]): Promise<EnrollAgentResult> {
     return Promise.resolve(
       this.#durable((): EnrollAgentResult => {
         const tokenRow = this.#s.tokenByHash.get(input.tokenHash);
@@ -300,7 +318,9 @@ export class SqliteStore implements Store {
         const agent = this.#s.agentById.get(agentId);
         const token = this.#s.tokenById.get(tokenRow.id);
         if (agent === undefined || token === undefined) throw new Error('enrollment rows vanished inside their transaction');
-        return { ok: true, agent: agentRecord(agent), token: tokenRecord(token), reenrolled: existing !== undefined, previousCredentialHash: existing?.credential_hash };
+        const enrolled = { ok: true as const, agent: agentRecord(agent), token: tokenRecord(token), reenrolled: existing !== undefined, previousCredentialHash: existing?.credential_hash };
+        if (audit !== undefined) this.#audit(audit(enrolled));
+        return enrolled;
       }),
     );
   }
@@ -352,13 +372,14 @@ export class SqliteStore implements Store {
         }
         this.#s.commandResult.run(result.outcome, JSON.stringify(result.detail), at, at, result.commandId, write.agentId);
       }
+      this.#audit(write.audit);
       const rows = this.#s.commandsUnacked.all(write.agentId, write.commandLimit);
       for (const row of rows) this.#s.commandDelivered.run(at, row.id);
       return { ok: true, commands: rows.map((row) => commandRecord({ ...row, delivered_count: row.delivered_count + 1, last_delivered_at: at })) };
     };
     try {
       // Acks and results must not be lost (see the header comment): synced before the answer.
-      if (write.acks.length > 0 || write.results.length > 0) return Promise.resolve(this.#durable(apply));
+      if (write.acks.length > 0 || write.results.length > 0 || (write.audit?.length ?? 0) > 0) return Promise.resolve(this.#durable(apply));
       this.#notClosed();
       // The common check-in: liveness buffered, one indexed read for pending commands.
       if (this.#s.commandsUnacked.all(write.agentId, 1).length === 0) {
@@ -373,9 +394,10 @@ export class SqliteStore implements Store {
     }
   }
 
-  insertCommand(command: NewCommand, nonce?: NewNonce): Promise<void> {
+  insertCommand(command: NewCommand, nonce?: NewNonce, audit?: readonly PendingAuditRecord[]): Promise<void> {
     this.#durable(() => {
       this.#insertCommand(command, nonce);
+      this.#audit(audit);
     });
     return Promise.resolve();
   }
@@ -411,15 +433,16 @@ export class SqliteStore implements Store {
 
   // -- releases
 
-  insertRelease(release: NewRelease): Promise<'inserted' | 'exists'> {
-    const changes = this.#durable(
-      () =>
-        this.#s.releaseInsert.run(
-          release.artifact, release.version, release.versionKey, release.platform, release.channel, release.file.name, release.file.size,
-          release.file.sha256, JSON.stringify(release.envelope), JSON.stringify(release.manifest), release.createdAt.getTime(),
-          release.expiresAt.getTime(), release.state, release.registeredAt.getTime(), release.publishedAt?.getTime() ?? null, release.publishedBy,
-        ).changes,
-    );
+  insertRelease(release: NewRelease, audit?: readonly PendingAuditRecord[]): Promise<'inserted' | 'exists'> {
+    const changes = this.#durable(() => {
+      const inserted = this.#s.releaseInsert.run(
+        release.artifact, release.version, release.versionKey, release.platform, release.channel, release.file.name, release.file.size,
+        release.file.sha256, JSON.stringify(release.envelope), JSON.stringify(release.manifest), release.createdAt.getTime(),
+        release.expiresAt.getTime(), release.state, release.registeredAt.getTime(), release.publishedAt?.getTime() ?? null, release.publishedBy,
+      ).changes;
+      if (inserted === 1) this.#audit(audit);
+      return inserted;
+    });
     return Promise.resolve(changes === 1 ? 'inserted' : 'exists');
   }
 
@@ -435,8 +458,36 @@ export class SqliteStore implements Store {
     return Promise.resolve(rows.map(releaseRecord));
   }
 
-  markReleasePublished(artifact: string, versionKey: string, platform: string, at: Date): Promise<boolean> {
-    return Promise.resolve(this.#durable(() => this.#s.releasePublish.run(at.getTime(), artifact, versionKey, platform).changes === 1));
+  markReleasePublished(artifact: string, versionKey: string, platform: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+    return Promise.resolve(
+      this.#durable(() => {
+        const published = this.#s.releasePublish.run(at.getTime(), artifact, versionKey, platform).changes === 1;
+        if (published) this.#audit(audit);
+        return published;
+      }),
+    );
+  }
+
+  // -- the audit outbox
+
+  appendAudit(audit: readonly PendingAuditRecord[]): Promise<void> {
+    this.#durable(() => {
+      this.#audit(audit);
+    });
+    return Promise.resolve();
+  }
+
+  listAuditOutbox(limit: number): Promise<AuditOutboxRow[]> {
+    this.#open();
+    return Promise.resolve(this.#s.auditList.all(limit));
+  }
+
+  completeAuditOutbox(ids: readonly number[], headKey: string, head: string): Promise<void> {
+    this.#durable(() => {
+      for (const id of ids) this.#s.auditDelete.run(id);
+      this.#s.metaSet.run(headKey, head);
+    });
+    return Promise.resolve();
   }
 
   // -- meta
@@ -453,8 +504,14 @@ export class SqliteStore implements Store {
 
   // -- rollouts
 
-  setAgentRolloutSettings(agentId: string, settings: AgentRolloutSettings): Promise<boolean> {
-    return Promise.resolve(this.#durable(() => this.#r.setSettings(agentId, settings)));
+  setAgentRolloutSettings(agentId: string, settings: AgentRolloutSettings, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+    return Promise.resolve(
+      this.#durable(() => {
+        const set = this.#r.setSettings(agentId, settings);
+        if (set) this.#audit(audit);
+        return set;
+      }),
+    );
   }
 
   getAgentRolloutSettings(agentId: string): Promise<AgentRolloutSettings | undefined> {
@@ -472,21 +529,30 @@ export class SqliteStore implements Store {
     targets: readonly TargetRecord[],
     events: readonly NewDeploymentEvent[],
     supersede: RolloutWrite[] = [],
+    audit?: readonly PendingAuditRecord[],
   ): Promise<{ ok: true } | { ok: false; active: string }> {
-    return Promise.resolve(
-      this.#durable((): { ok: true } | { ok: false; active: string } => {
-        for (const write of supersede) this.#r.write(write, (c, n) => {
-          this.#insertCommand(c, n);
-        });
+    try {
+      this.#durable(() => {
+        for (const write of supersede) {
+          this.#r.write(write, (c, n) => {
+            this.#insertCommand(c, n);
+          });
+          this.#audit(write.audit);
+        }
         // One active deployment per artifact: checked and created in one transaction, so two notifies cannot both win.
         const active = this.#r.activeOf(deployment.artifact);
-        if (active !== undefined) return { ok: false, active };
+        // Throwing rolls back the superseding too: nothing of a refused deployment stays.
+        if (active !== undefined) throw new DeploymentActive(active);
         this.#r.write({ deployment, targets, events }, (c, n) => {
           this.#insertCommand(c, n);
         });
-        return { ok: true };
-      }),
-    );
+        this.#audit(audit);
+      });
+    } catch (error) {
+      if (error instanceof DeploymentActive) return Promise.resolve({ ok: false, active: error.active });
+      throw error;
+    }
+    return Promise.resolve({ ok: true });
   }
 
   getDeployment(id: string): Promise<DeploymentRecord | undefined> {
@@ -504,6 +570,7 @@ export class SqliteStore implements Store {
       this.#r.write(write, (c, n) => {
         this.#insertCommand(c, n);
       });
+      this.#audit(write.audit);
     });
     return Promise.resolve();
   }
