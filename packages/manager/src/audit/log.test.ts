@@ -42,6 +42,22 @@ describe('AuditLog', () => {
     expect(await verify()).toMatchObject({ ok: true, count: 3, lastSeq: 3 });
   });
 
+  it('reads its last records back for reconciliation, and calls a line that is not JSON corruption', async () => {
+    const first = await AuditLog.open({ path, signer });
+    await first.appendMany([entry(1), entry(2), entry(3)]);
+    expect((await first.tail(2)).map((r) => r.details['i'])).toEqual([2, 3]);
+    expect(await first.tail(10)).toHaveLength(3);
+    await first.close();
+    // The middle record becomes garbage of the same length; the last one stays intact, so the log opens.
+    const lines = (await readFile(path, 'utf8')).split('\n');
+    lines[1] = '#'.repeat(lines[1]?.length ?? 0);
+    await writeFile(path, lines.join('\n'));
+    const reopened = await AuditLog.open({ path, signer });
+    expect(await reopened.tail(1)).toHaveLength(1);
+    await expectRejection(reopened.tail(2), ManagerError, 'AUDIT_LOG_CORRUPT');
+    await reopened.close();
+  });
+
   it('keeps concurrent appends in order, each durable when it resolves', async () => {
     const heads: number[] = [];
     const log = await AuditLog.open({ path, signer, onHead: (head) => void heads.push(head.seq) });

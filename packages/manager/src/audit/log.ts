@@ -200,16 +200,19 @@ export class AuditLog {
         break;
       }
     }
-    if (written.length > 0) {
-      try {
-        await this.#sync();
-      } catch (caught) {
-        this.#failed = caught;
-        this.#logger?.fatal({ event: 'audit.sync_failed', err: caught }, 'fsync of the audit log failed: no more records are appended until the manager restarts');
-        throw unavailable(caught);
-      }
-    }
+    if (written.length > 0) await this.#syncOrStop();
     return error === undefined ? { written } : { written, error };
+  }
+
+  // After a failed fsync the file's content is unknown: nothing more is appended until a restart.
+  async #syncOrStop(): Promise<void> {
+    try {
+      await this.#sync();
+    } catch (caught) {
+      this.#failed = caught;
+      this.#logger?.fatal({ event: 'audit.sync_failed', err: caught }, 'fsync of the audit log failed: no more records are appended until the manager restarts');
+      throw unavailable(caught);
+    }
   }
 
   /** The last `count` records of the log (fewer when it holds fewer), oldest first, as written. */
@@ -220,7 +223,11 @@ export class AuditLog {
       const previous = await lastNewline(this.#handle, end - 1, MAX_LINE_BYTES + 1);
       if (previous === 'too-long') throw corrupt(`a line near byte ${end} is longer than ${MAX_LINE_BYTES} bytes`);
       const line = (await readAt(this.#handle, previous + 1, end - 1 - (previous + 1))).toString('utf8');
-      records.unshift(JSON.parse(line) as AuditRecord);
+      try {
+        records.unshift(JSON.parse(line) as AuditRecord);
+      } catch (error) {
+        throw corrupt(`the line ending at byte ${end} is not JSON`, error);
+      }
       end = previous + 1;
     }
     return records;
@@ -255,7 +262,7 @@ export class AuditLog {
     try {
       if (this.#failed !== undefined) throw unavailable(this.#failed);
       appended = await this.#chain.append(entry, ({ line }) => this.#write(line));
-      await this.#sync();
+      await this.#syncOrStop();
     } catch (error) {
       if (error instanceof ManagerError || (isDroverError(error) && error.code !== 'SIGNATURE_MALFORMED')) throw error;
       this.#logger?.error({ event: 'audit.write_failed', err: error }, 'failed to write the audit log');
