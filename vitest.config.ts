@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 const source = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
+const loadTests = ['test/manager/overload.test.ts'];
 
 export default defineConfig({
   resolve: {
@@ -16,7 +17,6 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'daemon/src/**/*.test.ts', 'daemon/test/**/*.test.ts', 'test/**/*.test.ts'],
     // expectTypeOf/assertType checks live in *.test-d.ts files: tsc checks them (they are no-ops at runtime).
     typecheck: {
       enabled: true,
@@ -31,5 +31,19 @@ export default defineConfig({
     // 8 min 40 s, both green (docs/decisions/0017-test-waits-and-type-checks.md). On a loaded machine,
     // `npx vitest run --maxWorkers=1`.
     maxWorkers: 2,
+    // The load test (10,000 connections at once, docs/decisions/0027-admission.md) needs the machine to
+    // itself: it runs after every other file, alone. Both projects are the suite `npm test` runs.
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'drover',
+          include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'daemon/src/**/*.test.ts', 'daemon/test/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: [...loadTests, '**/node_modules/**'],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      { extends: true, test: { name: 'load', include: loadTests, typecheck: { enabled: false }, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

@@ -4,7 +4,7 @@ import { limits } from '../config.js';
 import { DaemonError } from '../errors.js';
 import type { Credentials } from './credentials.js';
 import type { HttpClient } from '@drover/http';
-import { backoffDelay, endpoint } from '@drover/http';
+import { endpoint, retryDelay } from '@drover/http';
 import { managerCallError } from '../http-clients.js';
 import type { Logger } from '../logger.js';
 import { isAbortError, sleep, withJitter } from '../timing.js';
@@ -43,6 +43,8 @@ export class CheckinLoop {
   #wake: (() => void) | undefined;
   #wakeRequested = false;
   #failures = 0;
+  /** The Retry-After of the last check-in the manager answered 429 or 503 (after the HTTP layer's own retries). */
+  #retryAfter: string | string[] | undefined;
   #successWaiters = new Set<() => void>();
 
   constructor(options: CheckinLoopOptions) {
@@ -98,7 +100,10 @@ export class CheckinLoop {
       } catch (error) {
         if (isAbortError(error) || aborted(signal)) return;
         this.#failures += 1;
-        waitMs = Math.max(limits.checkinBackoffBaseMs / 2, backoffDelay(this.#failures, limits.checkinBackoffBaseMs, this.#o.backoffMaxMs, this.#o.random));
+        // The backoff, or the Retry-After of an overloaded manager when longer, spread by up to half of
+        // it: a fleet that reconnects after an outage and is told to wait comes back over a while.
+        const policy = { maxAttempts: 1, backoffBaseMs: limits.checkinBackoffBaseMs, backoffMaxMs: this.#o.backoffMaxMs, retryAfterMaxMs: limits.httpRetryAfterMaxMs };
+        waitMs = Math.max(limits.checkinBackoffBaseMs / 2, retryDelay(policy, this.#failures, this.#retryAfter, this.#o.random));
         this.#logger.warn({ event: 'checkin.failed', err: error, failures: this.#failures, retryInMs: waitMs }, 'Check-in failed; backing off');
         // While the manager is unreachable, a wake-up does not cut the backoff short.
         try {
@@ -109,6 +114,8 @@ export class CheckinLoop {
         continue;
       }
       if (this.#takeWake()) continue;
+      // Aborted while the check-in's answer was being handled: an abort listener added now would never fire.
+      if (aborted(signal)) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(finish, waitMs);
         function finish(): void {
@@ -138,6 +145,7 @@ export class CheckinLoop {
     };
     const body: CheckinRequest = { state, health: await o.health(), acks, results };
     const nonce = update?.command.nonce ?? results.find((r) => r.nonce !== undefined)?.nonce;
+    this.#retryAfter = undefined;
     const response = await o.http
       .json({
         method: 'POST',
@@ -172,6 +180,7 @@ export class CheckinLoop {
         });
         return this.checkInOnce(signal, depth + 1);
       }
+      if (response.status === 429 || response.status === 503) this.#retryAfter = response.headers['retry-after'];
       throw new DaemonError('MANAGER_REFUSED', `The manager refused the check-in (HTTP ${response.status}, ${code}). ${response.status === 401 ? 'The credential is not valid: enroll again.' : response.status === 403 ? 'The machine id differs from the enrolled one.' : 'It is retried.'}`);
     }
     const valid = response.status === 200 ? matchesSchema(CheckinResponseSchema, response.body) : matchesSchema(CheckinUpgradeRequiredSchema, response.body);

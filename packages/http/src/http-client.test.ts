@@ -109,11 +109,12 @@ describe('HttpClient: the retry policy', () => {
     expect(retries.map((r) => [r.attempt, r.status])).toEqual([[1, 503], [2, 429], [3, 408]]);
   });
 
-  it('waits a jittered exponential backoff, or the Retry-After when longer, capped', async () => {
+  it('waits a jittered exponential backoff, or the Retry-After when longer, capped and spread', async () => {
     const { url } = await serve(script(status(503), status(503, { 'retry-after': '2' }), status(503, { 'retry-after': '3600' }), status(200)));
     await client({ retry: { maxAttempts: 4, backoffBaseMs: 100, backoffMaxMs: 1000, retryAfterMaxMs: 5000 } }).request({ method: 'GET', url });
-    // random() = 0.5: half of min(1000, 100 * 2^attempt); Retry-After 2 s; Retry-After 1 h cut to 5 s.
-    expect(waits).toEqual([50, 2000, 5000]);
+    // random() = 0.5: half of min(1000, 100 * 2^attempt); Retry-After 2 s and a quarter of it; Retry-After 1 h
+    // cut to 5 s, and a quarter of that.
+    expect(waits).toEqual([50, 2500, 6250]);
   });
 
   it('returns the last 5xx, body and all, once the attempts are spent', async () => {

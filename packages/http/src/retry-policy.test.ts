@@ -32,7 +32,7 @@ describe('the retry policy', () => {
     expect(parseRetryAfter(undefined)).toBeUndefined();
   });
 
-  it('jitters backoff within the exponential bound, and honours Retry-After up to the cap', () => {
+  it('jitters backoff within the exponential bound, and honours Retry-After up to the cap, spread by up to half of it', () => {
     fc.assert(
       fc.property(fc.nat(40), fc.double({ min: 0, max: 0.999999, noNaN: true }), fc.option(fc.nat(100_000), { nil: undefined }), (attempt, random, retryAfterS) => {
         const bound = Math.min(defaultRetryPolicy.backoffMaxMs, defaultRetryPolicy.backoffBaseMs * 2 ** attempt);
@@ -41,7 +41,11 @@ describe('the retry policy', () => {
         expect(backoff).toBeLessThan(Math.max(1, bound));
         const wait = retryDelay(defaultRetryPolicy, attempt, retryAfterS === undefined ? undefined : String(retryAfterS), () => random);
         if (retryAfterS === undefined) expect(wait).toBe(backoff);
-        else expect(wait).toBe(Math.max(backoff, Math.min(retryAfterS * 1000, defaultRetryPolicy.retryAfterMaxMs)));
+        else {
+          const floor = Math.min(retryAfterS * 1000, defaultRetryPolicy.retryAfterMaxMs);
+          expect(wait).toBeGreaterThanOrEqual(Math.max(backoff, floor));
+          expect(wait).toBe(Math.max(backoff, floor + Math.floor((random * floor) / 2)));
+        }
       }),
     );
   });

@@ -4,7 +4,8 @@
 // - which failures: network errors and timeouts, 408, 429 and 5xx, never another 4xx (a refusal does
 //   not change by asking again);
 // - how long: exponential backoff with full jitter, so a fleet does not retry in step; at least a
-//   Retry-After the peer sent, up to a cap, so a peer cannot park a client for hours.
+//   Retry-After the peer sent, up to a cap, so a peer cannot park a client for hours, plus a random
+//   part of up to half of it, so clients told the same Retry-After at once do not return at once.
 
 /** When and how long the client waits before another attempt. */
 export interface RetryPolicy {
@@ -86,11 +87,15 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
 }
 
 /**
- * ms to wait before attempt `attempt + 1` (attempt counts from 0): the jittered backoff, or the
- * peer's Retry-After when longer, capped at `retryAfterMaxMs`.
+ * ms to wait before attempt `attempt + 1` (attempt counts from 0): the jittered backoff, or, when
+ * longer, the peer's Retry-After (capped at `retryAfterMaxMs`) plus a random part of up to half of it.
  */
 export function retryDelay(policy: RetryPolicy, attempt: number, retryAfter: string | string[] | undefined, random: () => number = Math.random): number {
   const backoff = backoffDelay(attempt, policy.backoffBaseMs, policy.backoffMaxMs, random);
   const asked = parseRetryAfter(retryAfter);
-  return asked === undefined ? backoff : Math.max(backoff, Math.min(asked, policy.retryAfterMaxMs));
+  if (asked === undefined) return backoff;
+  // What the peer asked (up to the cap) plus up to half as much again at random: a fleet that an
+  // overloaded manager tells "5 s" all at once comes back over 5 to 7.5 s, not in one wave.
+  const floor = Math.min(asked, policy.retryAfterMaxMs);
+  return Math.max(backoff, floor + Math.floor((random() * floor) / 2));
 }

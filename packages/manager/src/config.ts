@@ -36,6 +36,9 @@ export const managerLimits = {
   presignDefaultTtlSeconds: 900, // seconds a presigned URL stays valid by default
   presignMaxTtlSeconds: 24 * 3600, // seconds: the longest-lived presigned URL
 
+  // Connections.
+  listenBacklog: 4096, // connections the kernel queues before accept (Linux caps it at net.core.somaxconn)
+
   // Lifecycle.
   shutdownGraceMs: 10_000, // milliseconds in-flight requests get after SIGTERM
   listAgentsMax: 1000, // agents in one page of GET /v1/agents

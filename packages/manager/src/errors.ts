@@ -63,6 +63,7 @@ export const managerRequestErrorCodes = [
   // the manager itself
   'AUDIT_UNAVAILABLE',
   'SHUTTING_DOWN',
+  'OVERLOADED',
   'NOT_READY',
   'INTERNAL_ERROR',
 ] as const;

@@ -11,6 +11,8 @@ export type { ManagerPluginOptions } from './http/plugin.js';
 export type { ManagerSource } from './server/directory.js';
 export type { ManagerOptions } from './server/core.js';
 export type { ManagerServerOptions } from './server/create.js';
+export { defaultAdmission } from './server/admission.js';
+export type { AdmissionOptions } from './server/admission.js';
 export type { ManagerSettings } from './context.js';
 export { initManagerDirectory } from './server/init.js';
 export type { InitManagerOptions, InitializedManager } from './server/init.js';

@@ -50,6 +50,7 @@ const managerStatus: Record<ManagerRequestErrorCode, number> = {
   PUSH_URL_INVALID: 400,
   AUDIT_UNAVAILABLE: 503,
   SHUTTING_DOWN: 503,
+  OVERLOADED: 503,
   NOT_READY: 503,
   INTERNAL_ERROR: 500,
 };

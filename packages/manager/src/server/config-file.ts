@@ -17,7 +17,24 @@ const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
 export const ManagerConfigSchema = Type.Object(
   {
     schema: Type.Literal('drover.manager/v1'),
-    listen: Type.Object({ host: Type.String({ minLength: 1, maxLength: 255 }), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
+    listen: Type.Object(
+      {
+        host: Type.String({ minLength: 1, maxLength: 255 }),
+        port: Type.Integer({ minimum: 0, maximum: 65535 }),
+        backlog: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'Connections the kernel queues before the manager accepts them (default 4096; Linux caps it at net.core.somaxconn).' })),
+      },
+      { additionalProperties: false },
+    ),
+    admission: Type.Optional(
+      Type.Object(
+        {
+          maxEventLoopBlockMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000, description: 'Milliseconds one event-loop turn may run before new requests get 503 OVERLOADED (default 250; 0: never).' })),
+          maxConnections: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'Open connections beyond which a new one is answered 503 OVERLOADED and closed (default 50000; 0: no cap).' })),
+          retryAfterSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'The Retry-After of a 503 OVERLOADED (default 5).' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     paths: Type.Object(
       {
         database: RelativePath,

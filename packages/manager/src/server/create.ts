@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { managerLimits } from '../config.js';
 import { frameworkErrors, installErrorHandling } from '../http/errors.js';
 import { silentLogger } from '../logger.js';
+import { admittingServer, defaultAdmission } from './admission.js';
+import type { AdmissionOptions } from './admission.js';
 import { openManagerCore } from './core.js';
 import type { ManagerCore, ManagerOptions } from './core.js';
 import { managerCorePlugin } from '../http/plugin.js';
@@ -16,6 +18,11 @@ export interface ManagerServerOptions {
   trustProxy?: boolean | string | string[] | undefined;
   /** Milliseconds to receive a whole request (an artifact upload included); default 15 minutes. */
   requestTimeoutMs?: number | undefined;
+  /**
+   * When to answer 503 OVERLOADED with a Retry-After instead of queueing (docs/decisions/0027):
+   * default {@link defaultAdmission}.
+   */
+  admission?: Partial<AdmissionOptions> | undefined;
 }
 
 export interface CreateManagerOptions extends ManagerOptions, ManagerServerOptions {}
@@ -32,8 +39,19 @@ export async function createManager(options: CreateManagerOptions): Promise<Mana
   const logger: Logger = options.logger ?? silentLogger();
   const core = await openManagerCore({ ...options, logger });
   let app: FastifyInstance;
+  const admission = { ...defaultAdmission, ...options.admission };
+  const keepAliveTimeout = 72_000;
+  const requestTimeout = options.requestTimeoutMs ?? 15 * 60_000;
   try {
     app = Fastify({
+      serverFactory: (handler) => {
+        const { server } = admittingServer(handler, admission, logger);
+        // What Fastify sets on a server it makes itself.
+        server.keepAliveTimeout = keepAliveTimeout;
+        server.requestTimeout = requestTimeout;
+        server.setTimeout(0);
+        return server;
+      },
       loggerInstance: logger,
       logController: new LogController({ disableRequestLogging: options.requestLogging === false }),
       bodyLimit: managerLimits.adminBodyMaxBytes,
@@ -41,9 +59,9 @@ export async function createManager(options: CreateManagerOptions): Promise<Mana
       return503OnClosing: false,
       forceCloseConnections: 'idle',
       trustProxy: options.trustProxy ?? false,
-      requestTimeout: options.requestTimeoutMs ?? 15 * 60_000,
+      requestTimeout,
       connectionTimeout: 0,
-      keepAliveTimeout: 72_000,
+      keepAliveTimeout,
       // Ids and versions are up to 128 characters; a longer segment matches no route.
       routerOptions: { maxParamLength: 256 },
       frameworkErrors,

@@ -61,10 +61,15 @@ export async function startManager(options: StartManagerOptions): Promise<Runnin
   const { config, options: managerOptions } = await resolveManagerSource(source);
   // A ready server logs: JSON lines on stdout at manager.json's level, unless given a logger.
   const logger = managerOptions.logger ?? createManagerLogger();
-  const app = await createManager({ ...managerOptions, logger });
+  const app = await createManager({ ...managerOptions, logger, admission: { ...config?.admission, ...managerOptions.admission } });
   let address: string;
   try {
-    address = await app.listen({ host: host ?? config?.listen.host ?? '127.0.0.1', port: port ?? config?.listen.port ?? 8443 });
+    address = await app.listen({
+      host: host ?? config?.listen.host ?? '127.0.0.1',
+      port: port ?? config?.listen.port ?? 8443,
+      // A fleet reconnecting at once must wait in the kernel's queue, not be dropped from it.
+      backlog: config?.listen.backlog ?? managerLimits.listenBacklog,
+    });
   } catch (error) {
     await app.close();
     throw error;

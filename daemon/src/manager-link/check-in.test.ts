@@ -1,0 +1,82 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HttpClient } from '@drover/http';
+import { createDaemonLogger } from '../logger.js';
+import { Journal } from '../update/journal.js';
+import { CheckinLoop } from './check-in.js';
+import type { Credentials } from './credentials.js';
+
+// The check-in loop against an overloaded manager: a real HTTP server answering 503 OVERLOADED with
+// a Retry-After, and the loop's own waits measured on the wire.
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe('CheckinLoop', () => {
+  it("waits out an overloaded manager's Retry-After, spread by up to half of it, before checking in again", async () => {
+    const arrivals: number[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      arrivals.push(performance.now());
+      if (arrivals.length <= 2) {
+        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+        res.end('{"error":{"code":"OVERLOADED","message":"The manager is overloaded."}}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"commands":[],"nextCheckinSeconds":3600}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => {
+            resolve();
+          });
+        }),
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'drover-checkin-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const logger = createDaemonLogger({ level: 'error', destination: { write: () => undefined } });
+    const credentials = { managerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, agentId: 'agent-1', credential: 'c'.repeat(43) } as Credentials;
+    // One attempt per check-in, so the loop's own wait is what the arrivals show.
+    const http = new HttpClient({ userAgent: 'droverd/test', proxy: false, retry: { maxAttempts: 1 } });
+    cleanups.push(() => http.close());
+    // Two draws per wait: the backoff's, then the Retry-After's spread.
+    const randoms = [0, 0, 0, 0.999];
+    const loop = new CheckinLoop({
+      http,
+      credentials,
+      machineId: 'm'.repeat(64),
+      journal: await Journal.open(join(dir, 'journal.json'), logger),
+      daemonVersion: '0.5.0',
+      agentVersion: () => Promise.resolve('1.0.0'),
+      health: () => Promise.resolve({ status: 'healthy', version: '1.0.0', busy: false }),
+      onCommands: () => Promise.resolve(),
+      logger,
+      backoffMaxMs: 300_000,
+      random: () => randoms.shift() ?? 0.5,
+    });
+    const stop = new AbortController();
+    const ran = loop.run(stop.signal);
+    const until = performance.now() + 10_000;
+    while (arrivals.length < 3 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    stop.abort();
+    await ran;
+    expect(arrivals).toHaveLength(3);
+    const [first = 0, second = 0, third = 0] = arrivals;
+    // Spread 0: exactly the Retry-After (the backoff drew 0, and its floor of 500 ms is below).
+    expect(second - first).toBeGreaterThanOrEqual(990);
+    expect(second - first).toBeLessThan(1_400);
+    // Spread 0.999: the Retry-After and nearly half of it again.
+    expect(third - second).toBeGreaterThanOrEqual(1_480);
+    expect(third - second).toBeLessThan(1_900);
+  }, 15_000);
+});

@@ -1,0 +1,133 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+
+// Admission: what the manager does when more arrives than it can serve. A fleet reconnecting after
+// an outage opens thousands of connections at once; a request the manager cannot serve soon is
+// answered at once with 503 OVERLOADED and a Retry-After (droverd waits that long, plus a random
+// part of it, so the fleet comes back spread out) instead of waiting in a queue until the client
+// times out. Shed requests bypass routing, authentication, the store and the request log: an
+// answer costs microseconds, so the event loop gets back to accepting connections and the listen
+// queue does not overflow (docs/decisions/0027-admission.md).
+//
+// Two signals, both cheap and local:
+// - the event loop is held by a burst: the current turn has run longer than `maxEventLoopBlockMs`
+//   since the timers last ran, and has already let in at least `minBurst` requests (one slow fsync
+//   with a few requests around it is not overload; thousands of check-ins at once are, and while
+//   they are worked through, new connections wait in the kernel's queue);
+// - too many connections: a request on a connection opened beyond `maxConnections` is answered
+//   and the connection closed, so file descriptors and memory stay bounded.
+// `/healthz` is never shed: overload is not death, and a supervisor must not restart the manager for it.
+
+/** How the manager sheds load; see {@link ManagerServerOptions}. */
+export interface AdmissionOptions {
+  /** ms one event-loop turn may run before new requests are shed; 0 never sheds for this. */
+  maxEventLoopBlockMs: number;
+  /** Open connections beyond which a new connection's requests are shed and it is closed; 0: no cap. */
+  maxConnections: number;
+  /** Seconds a shed client is asked to wait (Retry-After). */
+  retryAfterSeconds: number;
+}
+
+/** The defaults: shed after 250 ms in one turn, cap connections at 50,000, Retry-After 5 s. */
+export const defaultAdmission: AdmissionOptions = {
+  maxEventLoopBlockMs: 250,
+  maxConnections: 50_000,
+  retryAfterSeconds: 5,
+};
+
+const TICK_MS = 20;
+const REPORT_MS = 10_000;
+
+/** What was shed, for a log line and the tests. */
+export interface AdmissionCounts {
+  /** Requests answered 503 because the event loop was held. */
+  shedBusy: number;
+  /** Requests answered 503 (and connections closed) because of the connection cap. */
+  shedConnections: number;
+}
+
+const overCap = new WeakSet<Socket>();
+
+/**
+ * An HTTP server (for Fastify's `serverFactory`) whose requests pass admission before `handler`
+ * sees them. The returned `stop` ends its timers.
+ */
+export function admittingServer(handler: (req: IncomingMessage, res: ServerResponse) => void, options: AdmissionOptions, logger: Logger, minBurst = 32): { server: Server; counts: () => AdmissionCounts; stop: () => void } {
+  let lastTick = performance.now();
+  let admittedSinceTick = 0;
+  let connections = 0;
+  let shedBusy = 0;
+  let shedConnections = 0;
+  let reported: AdmissionCounts = { shedBusy: 0, shedConnections: 0 };
+  const ticker = setInterval(() => {
+    lastTick = performance.now();
+    admittedSinceTick = 0;
+  }, TICK_MS);
+  ticker.unref();
+  // One warning per interval with what was shed in it, never one line per request.
+  const reporter = setInterval(() => {
+    const busy = shedBusy - reported.shedBusy;
+    const capped = shedConnections - reported.shedConnections;
+    if (busy + capped > 0) {
+      logger.warn({ event: 'manager.overloaded', shedBusy: busy, shedConnections: capped, connections, seconds: REPORT_MS / 1000 }, `overloaded: answered ${busy + capped} requests 503 OVERLOADED in the last ${REPORT_MS / 1000} s`);
+    }
+    reported = { shedBusy, shedConnections };
+  }, REPORT_MS);
+  reporter.unref();
+
+  const body = (reason: string): string =>
+    JSON.stringify({ error: { code: 'OVERLOADED', message: `The manager is overloaded (${reason}); retry after the time in Retry-After.` } });
+  const busyBody = body('too many requests at once');
+  const capBody = body('too many connections');
+  const retryAfter = String(options.retryAfterSeconds);
+
+  const server = createServer((req, res) => {
+    const capped = overCap.has(req.socket);
+    const busy = !capped && options.maxEventLoopBlockMs > 0 && admittedSinceTick >= minBurst && performance.now() - lastTick > options.maxEventLoopBlockMs;
+    if ((capped || busy) && !isHealthz(req.url)) {
+      if (capped) shedConnections += 1;
+      else shedBusy += 1;
+      const payload = capped ? capBody : busyBody;
+      res.writeHead(503, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(payload),
+        'retry-after': retryAfter,
+        'cache-control': 'no-store',
+        // Over the cap, the connection goes: that is what the cap is for. A busy loop keeps it.
+        ...(capped ? { connection: 'close' } : {}),
+      });
+      res.end(payload);
+      return;
+    }
+    admittedSinceTick += 1;
+    handler(req, res);
+  });
+  server.on('connection', (socket: Socket) => {
+    connections += 1;
+    if (options.maxConnections > 0 && connections > options.maxConnections) overCap.add(socket);
+    socket.once('close', () => {
+      connections -= 1;
+    });
+  });
+  server.once('close', () => {
+    clearInterval(ticker);
+    clearInterval(reporter);
+  });
+  return {
+    server,
+    counts: () => ({ shedBusy, shedConnections }),
+    stop: () => {
+      clearInterval(ticker);
+      clearInterval(reporter);
+    },
+  };
+}
+
+function isHealthz(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  const path = url.split('?', 1)[0] ?? '';
+  return path === '/healthz' || path.endsWith('/healthz');
+}
