@@ -9,10 +9,13 @@
 // - with the log unwritable the change commits with its record waiting in the outbox, /readyz
 //   says so, and the record reaches the log once the log can be written again;
 // - a crash between the log's fsync and the outbox's cleanup leaves no duplicate: the restarted
-//   manager matches the log's extra records to the outbox rows.
+//   manager matches the log's extra records to the outbox rows;
+// - as a property over any input to every mutating route, with or without the fault: either the
+//   request succeeds and both the change and its record exist, or it fails and neither does.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import fc from 'fast-check';
 import { createReleasePayload, signRelease } from '@drover/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectRejection } from '../../../test/helpers/expect-error.js';
@@ -157,6 +160,133 @@ describe('a change and its audit record commit together', () => {
     expect(created).toHaveLength(1);
     expect(db.prepare('SELECT count(*) AS n FROM audit_outbox').get()).toEqual({ n: 0 });
   });
+});
+
+// Inputs a route may get: ordinary, odd, hostile (lone surrogates, control characters, long and
+// empty strings, wrong types). The request either passes validation or is refused; either way the
+// property below must hold.
+const text = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.string({ maxLength: 40, unit: 'binary' }),
+  fc.tuple(fc.string({ maxLength: 8 }), fc.integer({ min: 0xd800, max: 0xdfff }), fc.string({ maxLength: 8 })).map(([a, code, b]) => `${a}${String.fromCharCode(code)}${b}`),
+  fc.constantFrom('', ' ', 'x'.repeat(300), 'rack 4', '\u0000', '\u202e', 'a\nb'),
+);
+const anything = fc.oneof(text, fc.integer({ min: -10, max: 2_000_000 }), fc.constant(null), fc.boolean(), fc.array(fc.string({ maxLength: 4 }), { maxLength: 3 }));
+/** Mostly a value the route takes, sometimes anything: so both outcomes are common. */
+const mostly = <T,>(valid: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({ arbitrary: valid, weight: 4 }, { arbitrary: anything, weight: 1 });
+const version = mostly(fc.constantFrom('1.1.0', '1.1.0', '9.9.9'));
+
+interface AnyInputChange {
+  name: string;
+  event: string;
+  input: fc.Arbitrary<Record<string, unknown>>;
+  request: (input: Record<string, unknown>) => Promise<{ status: number }>;
+  /** Brings the state to where the change can happen (before the snapshot): a deployment running to pause, a paused one to resume. */
+  prepare?: () => Promise<void>;
+}
+
+const pausedIs = async (paused: boolean): Promise<void> => {
+  const id = await activeDeployment();
+  const deployment = await m.app.manager.context.store.getDeployment(id);
+  if ((deployment?.status === 'paused') !== paused) await m.request('POST', `/manager/v1/updates/${id}/${paused ? 'pause' : 'resume'}`, { headers: admin(), json: {} });
+};
+
+const activeDeployment = async (): Promise<string> => (await m.app.manager.context.store.listDeployments({ active: true, limit: 1 }))[0]?.id ?? deploymentId;
+
+const anyInputChanges: AnyInputChange[] = [
+  {
+    name: 'create an enrollment token',
+    event: 'enrollment_token.created',
+    input: fc.record({ seats: mostly(fc.integer({ min: 1, max: 1_000 })), note: fc.option(mostly(fc.string({ maxLength: 40 })), { nil: undefined }) }, { requiredKeys: ['seats'] }),
+    request: (input) => m.request('POST', '/v1/enrollment-tokens', { headers: admin(), json: input }),
+  },
+  {
+    name: 'enroll a machine',
+    event: 'agent.enrolled',
+    input: fc.record({ hostname: mostly(fc.constantFrom('web-1', 'db.example', 'h')), agentVersion: version }),
+    request: (input) => {
+      const id = machineId();
+      return m.request('POST', '/v1/agents/enroll', { headers: { 'x-machine-id': id }, json: { ...enrollBody(enrollmentToken, id), ...input } });
+    },
+  },
+  {
+    name: "set an agent's rollout settings",
+    event: 'agent.rollout_settings',
+    input: fc.record({ group: mostly(fc.constantFrom('explorer', 'early_adopter', 'general')) }),
+    request: (input) => m.request('PUT', `/v1/agents/${agent.agentId}/rollout`, { headers: admin(), json: input }),
+  },
+  {
+    name: 'queue an update command',
+    event: 'command.queued',
+    input: fc.record({ deploymentId: mostly(fc.constantFrom('manual-1', 'manual-2')), artifact: mostly(fc.constant('agent')), version, platform: mostly(fc.constant('linux-x64')) }),
+    request: (input) => m.request('POST', `/v1/agents/${agent.agentId}/commands`, { headers: admin(), json: input }),
+  },
+  {
+    name: 'pause a deployment',
+    event: 'deployment.pause',
+    input: fc.record({ reason: mostly(fc.string({ maxLength: 40 })) }),
+    prepare: () => pausedIs(false),
+    request: async (input) => m.request('POST', `/manager/v1/updates/${await activeDeployment()}/pause`, { headers: admin(), json: input }),
+  },
+  {
+    name: 'resume a deployment',
+    event: 'deployment.resume',
+    input: fc.record({ reason: mostly(fc.string({ maxLength: 40 })) }, { requiredKeys: [] }),
+    prepare: () => pausedIs(true),
+    request: async (input) => m.request('POST', `/manager/v1/updates/${await activeDeployment()}/resume`, { headers: admin(), json: input }),
+  },
+  {
+    name: 'create a deployment',
+    event: 'deployment.created',
+    input: fc.record(
+      { version: fc.constant('1.1.0'), strategy: mostly(fc.constantFrom('manual', 'canary', 'immediate')), supersede: mostly(fc.constant(true)), message: mostly(fc.string({ maxLength: 40 })) },
+      { requiredKeys: ['version', 'strategy', 'supersede'] },
+    ),
+    request: (input) => m.request('POST', '/manager/v1/updates/notify', { headers: deploy(), json: input }),
+  },
+];
+
+describe('for any input to every mutating route, with or without a failing audit append', () => {
+  for (const change of anyInputChanges) {
+    it(`${change.name}: the change and its record both exist, or neither does`, async () => {
+      await fc.assert(
+        fc.asyncProperty(change.input, fc.boolean(), async (input, fault) => {
+          await change.prepare?.();
+          const before = await snapshot();
+          const recordsBefore = (await m.auditRecords()).filter((r) => r.event === change.event).length;
+          const heal = fault ? failOutboxInsertOf(change.event) : () => undefined;
+          let answer;
+          try {
+            answer = await change.request(input);
+          } finally {
+            heal();
+          }
+          const after = await snapshot();
+          const records = (await m.auditRecords()).filter((r) => r.event === change.event).length;
+          // What a request may leave behind whatever its outcome: its token's use, and the record of a
+          // refusal (outcome "denied", e.g. deployment.rejected), which is audited by design.
+          const settled = (state: StateSnapshot): string => {
+            const kept = withoutTokenUse(state);
+            return JSON.stringify({ ...kept, audit: kept.audit.filter((line) => !line.includes('"outcome":"denied"')) });
+          };
+          const changed = settled(after) !== settled(before);
+          if (answer.status < 300) {
+            // Both: the state moved, and exactly one record of it reached the log.
+            expect(fault, JSON.stringify(answer)).toBe(false);
+            expect(changed).toBe(true);
+            expect(records).toBe(recordsBefore + 1);
+          } else {
+            // Neither; and a refusal of the input is a 4xx, only the injected fault a 5xx.
+            expect(changed, JSON.stringify(answer)).toBe(false);
+            expect(records).toBe(recordsBefore);
+            if (!fault) expect(answer.status, JSON.stringify(answer)).toBeLessThan(500);
+          }
+          expect(db.prepare('SELECT count(*) AS n FROM audit_outbox').get()).toEqual({ n: 0 });
+        }),
+        { numRuns: 30 },
+      );
+    }, 120_000);
+  }
 });
 
 describe('a crash between the log and the outbox', () => {
