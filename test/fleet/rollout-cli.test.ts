@@ -39,6 +39,9 @@ describe('drover rollout', () => {
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`${id}  pending`);
     expect((await drover(['rollout', 'pause', id], { env })).stdout).toContain('PAUSE');
+    // Pausing a paused deployment is a no-op, not an error.
+    const pausedAgain = await drover(['rollout', 'pause', id], { env });
+    expect([pausedAgain.code, pausedAgain.stdout]).toEqual([0, expect.stringContaining(`PAUSE ${id}: paused`)]);
     const refused = await drover(['rollout', 'promote', id, '--json'], { env });
     expect([refused.code, refused.stdout]).toEqual([1, expect.stringContaining('DEPLOYMENT_ACTION_INVALID')]);
     expect((await drover(['rollout', 'resume', id], { env })).code).toBe(0);

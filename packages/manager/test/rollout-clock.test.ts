@@ -65,6 +65,23 @@ describe('rollout engine timers', () => {
     await m.app.manager.rollouts.tick();
     const second = agents.find((a) => a !== first);
     if (second === undefined) throw new Error('no second agent');
-    expect(commandsOf(await m.checkin(second))).toHaveLength(1);
+    const [secondCommand] = commandsOf(await m.checkin(second)) as UpdateCommand[];
+    if (secondCommand === undefined) throw new Error('no command for the second agent');
+
+    // Pausing twice is one pause: the second answers the status, changes and records nothing.
+    const pause = (): Promise<{ status: number; json: unknown }> => m.request('POST', `/manager/v1/updates/${id}/pause`, { headers: { authorization: `Bearer ${m.adminToken}` }, json: {} });
+    expect((await pause()).status).toBe(200);
+    const pauses = (await m.auditRecords()).filter((r) => r.event === 'deployment.pause').length;
+    expect(await pause()).toMatchObject({ status: 200, json: { status: 'paused' } });
+    expect((await m.auditRecords()).filter((r) => r.event === 'deployment.pause')).toHaveLength(pauses);
+    expect((await m.request('POST', `/manager/v1/updates/${id}/resume`, { headers: { authorization: `Bearer ${m.adminToken}` }, json: {} })).status).toBe(200);
+
+    // The last phase passes its gate and the deployment completes at once: a soak waits for a next phase, and there is none.
+    await m.checkin(second, { agentVersion: '2.0.0', body: checkinBody('2.0.0', '0.5.0', { acks: [secondCommand.id], results: [{ commandId: secondCommand.id, outcome: 'succeeded', detail: {}, nonce: secondCommand.nonce }] }) });
+    await m.app.manager.rollouts.tick();
+    clock += 61_000;
+    await m.checkin(second, { agentVersion: '2.0.0' });
+    await m.app.manager.rollouts.tick();
+    expect(await deployment()).toMatchObject({ phaseIndex: 1, phaseState: 'done', status: 'completed' });
   });
 });

@@ -35,4 +35,19 @@ describe('rollout watch', () => {
     expect(frame).toMatch(/ {2}100% +\[\.{24}\] 0\/7/);
     expect(frame).toContain('15:00:00 phase_started: Phase 30% started.');
   });
+
+  it('draws failures, rollbacks and skips apart from successes, and an empty phase as such', () => {
+    const frame = watchFrame(
+      {
+        deployment_id: 'dep-2', status: 'failed', strategy: 'canary', artifact: 'agent', version: '2.0.0', canary_phase: '10%', phase_index: 1,
+        phase_state: 'gate_failed', phases: [{ name: 'explorers', counts: {} }, { name: '10%', counts: { succeeded: 2, failed: 1, rolled_back: 1 } }, { name: '100%', counts: { skipped: 4 } }],
+        counts: { succeeded: 2, failed: 1, rolled_back: 1, skipped: 4 }, agents_total: 8, agents_deferred: 0, message: 'Phase 10% failed its gate.',
+      },
+      [],
+    );
+    expect(frame).toMatch(/ {2}explorers +\[ +no hosts +\] 0\/0/);
+    expect(frame).toMatch(/> 10% +\[#{12}x{12}\] 4\/4/);
+    expect(frame).toMatch(/ {2}100% +\[-{24}\] 4\/4/);
+    expect(frame).not.toMatch(/\[#{24}\]/);
+  });
 });

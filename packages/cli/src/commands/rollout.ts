@@ -157,21 +157,30 @@ export const rolloutStatusCommand: Command = {
   },
 };
 
-function bar(done: number, total: number, width = 24): string {
-  const filled = total === 0 ? width : Math.round((done / total) * width);
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
+/** A phase's progress: `#` succeeded, `x` failed or rolled back, `-` skipped, `.` not ended; "no hosts" for an empty phase. */
+function bar(c: Counts, width = 24): string {
+  const total = Object.values(c).reduce<number>((sum, n) => sum + (n ?? 0), 0);
+  if (total === 0) return `[${'no hosts'.padStart(16).padEnd(width)}] 0/0`;
+  const ok = c['succeeded'] ?? 0;
+  const bad = (c['failed'] ?? 0) + (c['rolled_back'] ?? 0);
+  const skipped = c['skipped'] ?? 0;
+  // Cells by cumulative share, so the parts never add up to more than the width.
+  const upTo = (n: number): number => Math.round((n / total) * width);
+  const okCells = upTo(ok);
+  const badCells = upTo(ok + bad) - okCells;
+  const skippedCells = upTo(ok + bad + skipped) - okCells - badCells;
+  const cells = `${'#'.repeat(okCells)}${'x'.repeat(badCells)}${'-'.repeat(skippedCells)}`;
+  return `[${cells.padEnd(width, '.')}] ${ok + bad + skipped}/${total}`;
 }
 
 /** One frame of the live view: the phase, counts per state, a progress bar per phase, the latest events. */
 export function watchFrame(summary: Summary, events: readonly { timestamp: string; event_type: string; message: string }[]): string {
-  const ended = (c: Counts): number => (c['succeeded'] ?? 0) + (c['failed'] ?? 0) + (c['skipped'] ?? 0) + (c['rolled_back'] ?? 0);
-  const total = (c: Counts): number => Object.values(c).reduce<number>((sum, n) => sum + (n ?? 0), 0);
   return [
     `deployment ${summary.deployment_id}  ${summary.artifact} ${summary.version}  ${summary.strategy}  status ${summary.status}`,
     `phase ${summary.canary_phase ?? '-'} (${summary.phase_state})  deferred so far: ${summary.agents_deferred}`,
     STATES.filter((s) => (summary.counts[s] ?? 0) > 0).map((s) => `${s} ${summary.counts[s] ?? 0}`).join('  '),
     '',
-    ...summary.phases.map((p, i) => `${i === summary.phase_index ? '>' : ' '} ${p.name.padEnd(14)} ${bar(ended(p.counts), total(p.counts))}  ok ${p.counts['succeeded'] ?? 0} failed ${p.counts['failed'] ?? 0}`),
+    ...summary.phases.map((p, i) => `${i === summary.phase_index ? '>' : ' '} ${p.name.padEnd(14)} ${bar(p.counts)}  ok ${p.counts['succeeded'] ?? 0} failed ${p.counts['failed'] ?? 0}`),
     '',
     summary.message,
     '',

@@ -170,10 +170,13 @@ export class RolloutEngine {
       const active = activeDeploymentStatuses.includes(deployment.status);
       switch (action) {
         case 'pause':
+          // Pausing a paused deployment is what the operator wants already: nothing to do, nothing to record.
+          if (deployment.status === 'paused') return this.#status(deployment);
           if (deployment.status !== 'in_progress' && deployment.status !== 'pending') throw invalid(`it is ${deployment.status}`);
           next = { ...deployment, status: 'paused', message: 'Paused by an operator: no new agent starts; agents already updating finish.' };
           break;
         case 'resume':
+          if (deployment.status === 'in_progress' || deployment.status === 'pending') return this.#status(deployment);
           if (deployment.status !== 'paused') throw invalid(`it is ${deployment.status}, not paused`);
           next = { ...deployment, status: deployment.startedAt === undefined ? 'pending' : 'in_progress', message: 'Resumed by an operator.' };
           break;
@@ -542,8 +545,17 @@ export class RolloutEngine {
       const phaseName = deployment.phases[deployment.phaseIndex]?.name ?? String(deployment.phaseIndex);
       if (gate.verdict === 'passed') {
         const empty = gate.eligible === 0;
-        next = { ...deployment, phaseState: 'soaking', soakUntil: new Date(now.getTime() + (empty ? 0 : deployment.options.soakSeconds * 1000)), message: `Phase ${phaseName} passed its gate (${gate.succeeded}/${gate.eligible}); soaking.` };
-        event('phase_passed', next.message, { succeeded: gate.succeeded, eligible: gate.eligible, soak_until: next.soakUntil?.toISOString() ?? null });
+        const passed = empty ? `Phase ${phaseName} has no hosts: nothing to wait for.` : `Phase ${phaseName} passed its gate (${gate.succeeded}/${gate.eligible}).`;
+        if (deployment.phaseIndex + 1 >= deployment.phases.length) {
+          // The last phase: a soak waits before the next phase, and there is none.
+          next = { ...deployment, status: 'completed', phaseState: 'done', soakUntil: undefined, message: `Rolled out ${deployment.version}: every phase passed its gate.` };
+          event('phase_passed', passed, { succeeded: gate.succeeded, eligible: gate.eligible, soak_until: null });
+          event('completed', next.message);
+        } else {
+          const soakSeconds = empty ? 0 : deployment.options.soakSeconds;
+          next = { ...deployment, phaseState: 'soaking', soakUntil: new Date(now.getTime() + soakSeconds * 1000), message: soakSeconds > 0 ? `${passed} Soaking ${soakSeconds} s before the next phase.` : passed };
+          event('phase_passed', next.message, { succeeded: gate.succeeded, eligible: gate.eligible, soak_until: next.soakUntil?.toISOString() ?? null });
+        }
       } else if (gate.verdict === 'failed') {
         const rollback = deployment.options.autoRollback;
         next = {
