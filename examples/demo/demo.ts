@@ -266,6 +266,14 @@ function progressLine(label: string, s: DeploymentStatus): string {
   return `  ${label}  ${s.status.padEnd(11)} phase ${(s.canary_phase ?? '-').padEnd(14)} ${bar(done, s.agents.length)} ${done}/${s.agents.length}  ${states.join(' · ')}`;
 }
 
+// Agent id -> "host-N", so the manager's events (which name agents) read in the demo's terms.
+const hostNames = new Map<string, string>();
+function withHostNames(text: string): string {
+  let named = text;
+  for (const [id, host] of hostNames) named = named.replaceAll(id, `${host} (${id})`);
+  return named;
+}
+
 interface Watched {
   status: DeploymentStatus;
   seconds: number;
@@ -280,7 +288,7 @@ async function watch(label: string, id: string, onStatus?: (s: DeploymentStatus)
   const final = await until(`deployment ${id} (${label}) to end`, ROLLOUT_TIMEOUT_MS, async () => {
     const s = await deploymentStatus(id);
     for (const target of s.agents) seen.set(target.agent_id, (seen.get(target.agent_id) ?? new Set()).add(target.state));
-    for (const event of s.events.slice(events)) say(`[${elapsed()}]      · ${event.event_type}: ${event.message}`);
+    for (const event of s.events.slice(events)) say(`[${elapsed()}]      · ${event.event_type}: ${withHostNames(event.message)}`);
     events = s.events.length;
     live(progressLine(label, s));
     if (onStatus !== undefined) await onStatus(s);
@@ -392,7 +400,13 @@ async function setUp(): Promise<{ agentIds: string[] }> {
     if (answer.status !== 200) throw new Error(`PUT /v1/agents/${agentId}/rollout answered ${answer.status}: ${JSON.stringify(answer.json)}`);
   }
   step(`${HOSTS} droverd hosts enrolled (pinned manager key, one enrollment token), each supervising examples/agent 1.0.0`);
-  step(`canary groups: ${agentIds.map((id, i) => `host-${i + 1}=${String(GROUPS[i])}`).join(' ')}`);
+  // The manager's events name agents by id: one legend line ties each host to its agent and group
+  // (canary group "explorer" fills phase "explorers", CIRIS's names for both).
+  step(`hosts, their agent ids (as the manager's events name them) and canary groups:`);
+  for (const [i, id] of agentIds.entries()) {
+    hostNames.set(id, `host-${i + 1}`);
+    say(`             host-${i + 1}  ${id}  ${String(GROUPS[i])}`);
+  }
   return { agentIds };
 }
 
@@ -421,7 +435,8 @@ async function rolloutOne(agentIds: string[]): Promise<Watched> {
     if (!released && target !== undefined && (target.state === 'deferred' || ENDED.has(target.state))) {
       released = true;
       await busy.stop();
-      say(`[${elapsed()}]      host-${BUSY_HOST + 1} was deferred (${target.state}); its jobs end within ${BUSY_FOR_MS / 1000} s, then its daemon retries`);
+      const why = target.state === 'deferred' ? 'deferred: its agent answered 503 (busy) to the shutdown request' : `already ${target.state}`;
+      say(`[${elapsed()}]      host-${BUSY_HOST + 1} ${why}; its jobs end within ${BUSY_FOR_MS / 1000} s, then its daemon retries`);
     }
   }).finally(() => busy.stop());
   const s = watched.status;
