@@ -162,11 +162,11 @@ async function crashRun(point: Point, run: number, options: { fixedPort?: boolea
     const intact = (await readFile(host.agentConfigPath)).equals(configBefore);
     const tree = await releaseTree(host);
     if (!tree.includes(`${version}/installed.json`)) throw new Error(`releases/ lacks ${version}: ${tree.join(', ')}`);
+    if (options.fixedPort === true && second.output.some((line) => line.includes('EADDRINUSE'))) throw new Error('The restarted agent found its port taken (EADDRINUSE)');
     const agents = await hostAgents(host);
     const recorded = await agentRuntime(host);
     if (agents.length === 1 && recorded?.pid !== agents[0]?.pid) throw new Error(`agent.json names pid ${String(recorded?.pid)}, the agent running is ${String(agents[0]?.pid)}`);
     const reaped = second.lines.filter((l) => l.event === 'agent.strays').reduce((n, l) => n + (Array.isArray(l['pids']) ? l['pids'].length : 0), 0);
-    if (options.fixedPort === true && second.output.some((line) => line.includes('EADDRINUSE'))) throw new Error('The restarted agent found its port taken (EADDRINUSE)');
     const stop = await second.stop();
     if (stop.code !== 0) throw new Error(`droverd did not stop cleanly on SIGTERM (${String(stop.code)} ${String(stop.signal)})`);
     return {
