@@ -31,6 +31,16 @@ function ready(child: ChildProcess): Promise<string> {
   });
 }
 
+/** The signal that ended the child (once it has). */
+async function exitSignal(child: ChildProcess): Promise<NodeJS.Signals | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.signalCode;
+  return new Promise((resolve) => {
+    child.once('exit', (_code, signal) => {
+      resolve(signal);
+    });
+  });
+}
+
 const IDLE = 'console.log("up"); setInterval(() => undefined, 1000);';
 // A parent that starts a child inheriting its environment (and so the mark), then prints the child's pid.
 const WITH_CHILD = `const c = require('node:child_process').spawn(process.execPath, ['-e', 'setInterval(() => undefined, 1000)'], { stdio: 'ignore' }); c.once('spawn', () => console.log(c.pid)); setInterval(() => undefined, 1000);`;
@@ -82,7 +92,7 @@ describe('stray agents: found by the install mark in /proc, stopped with their g
     const left = await stopProcesses(found, { graceMs: 5_000 });
     expect(left).toEqual([]);
     for (const p of found) expect(await isAlive(p)).toBe(false);
-    expect(parent.signalCode ?? (await new Promise((resolve) => parent.once('exit', (_code, signal) => resolve(signal))))).toBe('SIGTERM');
+    expect(await exitSignal(parent)).toBe('SIGTERM');
     expect(await findMarked(tag)).toEqual([]);
     expect(await isAlive({ pid: other.pid ?? 0, startTime: (await processStat(other.pid ?? 0))?.startTime })).toBe(true);
   });
@@ -95,8 +105,7 @@ describe('stray agents: found by the install mark in /proc, stopped with their g
     const since = Date.now();
     expect(await stopProcesses(found, { graceMs: 300 })).toEqual([]);
     expect(Date.now() - since).toBeGreaterThanOrEqual(300);
-    const signal = deaf.signalCode ?? (await new Promise((resolve) => deaf.once('exit', (_code, sig) => resolve(sig))));
-    expect(signal).toBe('SIGKILL');
+    expect(await exitSignal(deaf)).toBe('SIGKILL');
   });
 
   it('never signals a process whose pid was reused (its start time differs) nor the protected group as a whole', async () => {

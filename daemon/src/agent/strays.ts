@@ -16,6 +16,8 @@ import { sleep } from '../timing.js';
 /** The environment variable that marks an agent droverd spawned: `<install tag>-<instance id>`. */
 export const INSTANCE_ENV = 'DROVER_AGENT_INSTANCE';
 
+const SCAN_READERS = 8;
+
 /** The install's part of the mark: 16 hex characters of the SHA-256 of the state directory's real path. */
 export async function installTag(stateDir: string): Promise<string> {
   const path = await realpath(stateDir).catch(() => resolve(stateDir));
@@ -57,26 +59,32 @@ export async function findMarked(tag: string, procRoot = '/proc'): Promise<Marke
     return [];
   }
   const needle = Buffer.from(`${INSTANCE_ENV}=${tag}-`);
+  const pids = names.filter((name) => /^[1-9][0-9]*$/.test(name)).map(Number).filter((pid) => pid !== process.pid);
   const found: MarkedProcess[] = [];
-  await Promise.all(
-    names.map(async (name) => {
-      if (!/^[1-9][0-9]*$/.test(name)) return;
-      const pid = Number(name);
-      if (pid === process.pid) return;
-      let environ: Buffer;
-      try {
-        environ = await readFile(`${procRoot}/${name}/environ`);
-      } catch {
-        return; // gone, or not ours to read
-      }
-      if (!environ.includes(needle)) return;
-      const instance = environValue(environ, INSTANCE_ENV);
-      if (instance?.startsWith(`${tag}-`) !== true) return;
-      const stat = await processStat(pid);
-      if (stat === undefined || stat.state === 'Z') return;
-      found.push({ pid, startTime: stat.startTime, pgid: stat.pgid, instance });
-    }),
-  );
+  const inspect = async (pid: number): Promise<void> => {
+    let environ: Buffer;
+    try {
+      environ = await readFile(`${procRoot}/${pid}/environ`);
+    } catch {
+      return; // gone, or not ours to read
+    }
+    if (!environ.includes(needle)) return;
+    const instance = environValue(environ, INSTANCE_ENV);
+    if (instance?.startsWith(`${tag}-`) !== true) return;
+    const stat = await processStat(pid);
+    if (stat === undefined || stat.state === 'Z') return;
+    found.push({ pid, startTime: stat.startTime, pgid: stat.pgid, instance });
+  };
+  // A few readers at a time: a host with thousands of processes must not cost thousands of open files.
+  let next = 0;
+  const reader = async (): Promise<void> => {
+    while (next < pids.length) {
+      const pid = pids[next];
+      next += 1;
+      if (pid !== undefined) await inspect(pid);
+    }
+  };
+  await Promise.all(Array.from({ length: SCAN_READERS }, reader));
   return found.sort((a, b) => a.pid - b.pid);
 }
 
