@@ -235,7 +235,8 @@ export interface HostAgent {
  */
 export async function hostAgents(host: Host): Promise<HostAgent[]> {
   const found: HostAgent[] = [];
-  for (const name of await readdir('/proc')) {
+  const names = await readdir('/proc').catch(() => [] as string[]);
+  for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     let environ: string;
     let stat: string;
