@@ -26,6 +26,8 @@ interface Point {
   expected: 'succeeded' | 'rolled_back';
   /** Agent processes the restarted droverd must find and stop (the one the kill orphaned), when known. */
   strays?: number;
+  /** What the restarted droverd must say of an intent in agent.json without a pid (agent.unrecorded), when known. */
+  unrecorded?: Row['unrecorded'];
 }
 
 const good = (name: string): Point => ({ name, scenario: 'good', expected: 'succeeded' });
@@ -43,16 +45,16 @@ const POINTS: readonly Point[] = [
   good('swapped'),
   good('swapped:after'),
   good('starting'),
-  { ...good('agent:before-intent@2.0.0'), strays: 0 },
-  { ...good('agent:intent-written@2.0.0'), strays: 0 },
-  { ...good('agent:spawned@2.0.0'), strays: 1 },
-  { ...good('agent:before-record@2.0.0'), strays: 1 },
-  { ...good('agent:recorded@2.0.0'), strays: 1 },
+  { ...good('agent:before-intent@2.0.0'), strays: 0, unrecorded: '-' },
+  { ...good('agent:intent-written@2.0.0'), strays: 0, unrecorded: 'not found' },
+  { ...good('agent:spawned@2.0.0'), strays: 1, unrecorded: 'found' },
+  { ...good('agent:before-record@2.0.0'), strays: 1, unrecorded: 'found' },
+  { ...good('agent:recorded@2.0.0'), strays: 1, unrecorded: '-' },
   good('health_check'),
   good('committed'),
   { name: 'rolling_back', scenario: 'bad', expected: 'rolled_back' },
   // The rollback's restart of 1.0.0 resumes from rolling_back, not starting: its orphan, once.
-  { name: 'agent:spawned@1.0.0#2', scenario: 'bad', expected: 'rolled_back', strays: 1 },
+  { name: 'agent:spawned@1.0.0#2', scenario: 'bad', expected: 'rolled_back', strays: 1, unrecorded: 'found' },
   { name: 'rolling_back:after', scenario: 'bad', expected: 'rolled_back' },
   { name: 'rolled_back', scenario: 'bad', expected: 'rolled_back' },
 ];
@@ -96,6 +98,8 @@ interface Row {
   agents: string;
   /** Stray agents the restarted droverd stopped (its agent.strays log lines). */
   reaped: number;
+  /** An intent without a pid at the restart (agent.unrecorded): its instance found by the mark or not; '-' for none. */
+  unrecorded: 'found' | 'not found' | '-';
   config: string;
   seconds: string;
 }
@@ -171,6 +175,8 @@ async function crashRun(point: Point, run: number, options: { fixedPort?: boolea
     const recorded = await agentRuntime(host);
     if (agents.length === 1 && recorded?.pid !== agents[0]?.pid) throw new Error(`agent.json names pid ${String(recorded?.pid)}, the agent running is ${String(agents[0]?.pid)}`);
     const reaped = second.lines.filter((l) => l.event === 'agent.strays').reduce((n, l) => n + (Array.isArray(l['pids']) ? l['pids'].length : 0), 0);
+    const intent = second.lines.find((l) => l.event === 'agent.unrecorded');
+    const unrecorded = intent === undefined ? '-' : intent['found'] === true ? 'found' : 'not found';
     const stop = await second.stop();
     if (stop.code !== 0) throw new Error(`droverd did not stop cleanly on SIGTERM (${String(stop.code)} ${String(stop.signal)})`);
     return {
@@ -181,6 +187,7 @@ async function crashRun(point: Point, run: number, options: { fixedPort?: boolea
       agent: health,
       agents: `${agents.length}${agents.length === 0 ? '' : ` (${agents.map((a) => a.version ?? '?').join(', ')})`}`,
       reaped,
+      unrecorded,
       config: intact ? 'intact' : 'CHANGED',
       seconds: ((Date.now() - started) / 1000).toFixed(1),
     };
@@ -195,7 +202,7 @@ describe.concurrent('crash safety: kill droverd at every failpoint, restart, end
     if (rows.length === 0) return;
     const order = (row: Row): number => (POINTS.findIndex((p) => p.name === row.point) + 1 || POINTS.length + 1) * 100 + row.run;
     rows.sort((a, b) => order(a) - order(b));
-    const columns = ['point', 'run', 'killed', 'outcome', 'agent', 'agents', 'reaped', 'config', 'seconds'] as const;
+    const columns = ['point', 'run', 'killed', 'outcome', 'agent', 'agents', 'reaped', 'unrecorded', 'config', 'seconds'] as const;
     const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
     const line = (values: readonly string[]): string => values.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ');
     console.log(['', line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => String(r[c]))))].join('\n'));
@@ -212,6 +219,7 @@ describe.concurrent('crash safety: kill droverd at every failpoint, restart, end
         expect(row.agent).toBe(`${version} healthy`);
         expect(row.agents).toBe(`1 (${version})`);
         if (point.strays !== undefined) expect(row.reaped).toBe(point.strays);
+        if (point.unrecorded !== undefined) expect(row.unrecorded).toBe(point.unrecorded);
         expect(row.config).toBe('intact');
       }
     }, TEST_TIMEOUT_MS);
@@ -228,6 +236,7 @@ describe.concurrent('crash safety: kill droverd at every failpoint, restart, end
     expect(row.agent).toBe('2.0.0 healthy');
     expect(row.agents).toBe('1 (2.0.0)');
     expect(row.reaped).toBe(1);
+    expect(row.unrecorded).toBe('found');
     expect(row.config).toBe('intact');
   }, TEST_TIMEOUT_MS);
 });
