@@ -112,8 +112,8 @@ export class Daemon {
       const credentials = await ensureEnrolled({ paths, settings, logger, machineId, http, daemonVersion, store });
       const journal = await Journal.open(paths.journal, logger);
       const agentClient = new AgentClient(agentHttp, credentials.serviceToken);
-      const supervisor = new Supervisor({ store, settings: settings.agent, serviceToken: credentials.serviceToken, runtimePath: paths.agentRuntime, logger });
       const failpoints = options.failpoints ?? noFailpoints;
+      const supervisor = new Supervisor({ store, settings: settings.agent, serviceToken: credentials.serviceToken, runtimePath: paths.agentRuntime, stateDir: paths.state, logger, failpoints });
       daemon = new Daemon({
         options,
         lock,
@@ -170,7 +170,8 @@ export class Daemon {
       });
       const started = daemon;
       logger.info({ event: 'daemon.started', version: daemonVersion, agentId: credentials.agentId, pid: process.pid, state: paths.state, underLauncher: options.underLauncher }, 'droverd started');
-      await supervisor.stopOrphan();
+      // Agents a killed droverd left running, recorded or not (decision 0026): none may outlive this start.
+      await supervisor.reapStrays('start');
       const { startAgent } = await started.#machine.recover();
       if (startAgent) {
         supervisor.setAutoRestart(true);

@@ -1,10 +1,10 @@
 // Real droverd processes for the daemon's end-to-end suites: a temporary host (config, agent
 // config, state, logs), `node daemon/dist/bin.js <command>`, and clean-up that leaves no process
-// behind (the daemon, and any agent a SIGKILLed daemon orphaned).
+// behind (the daemon, and any agent a SIGKILLed daemon orphaned, found by its mark in /proc).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -208,14 +208,51 @@ export async function destroyHost(host: Host, daemons: readonly DaemonProcess[] 
 export async function killHost(host: Host, daemons: readonly DaemonProcess[] = []): Promise<void> {
   for (const daemon of daemons) if (daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
   await Promise.all(daemons.map((d) => d.exited));
+  const pids = new Set((await hostAgents(host)).map((a) => a.pid));
   for (const file of ['agent.json', 'droverd.pid']) {
     const pid = readPid(join(host.stateDir, file));
-    if (pid !== undefined && pid !== process.pid && alive(pid)) {
-      process.kill(pid, 'SIGKILL');
-      const deadline = Date.now() + 5_000;
-      while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    if (pid !== undefined && pid !== process.pid) pids.add(pid);
   }
+  for (const pid of pids) {
+    if (!alive(pid)) continue;
+    process.kill(pid, 'SIGKILL');
+    const deadline = Date.now() + 5_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** An agent process of a host, found in /proc by the mark droverd gives it (DROVER_AGENT_INSTANCE). */
+export interface HostAgent {
+  pid: number;
+  instance: string;
+  /** DROVER_AGENT_VERSION from its environment. */
+  version: string | undefined;
+}
+
+/**
+ * Every live process carrying droverd's agent mark whose DROVER_CONFIG_DIR is this host's: how the
+ * crash table counts agents, independently of agent.json (which a killed droverd may not have written).
+ */
+export async function hostAgents(host: Host): Promise<HostAgent[]> {
+  const found: HostAgent[] = [];
+  const names = await readdir('/proc').catch(() => [] as string[]);
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    let environ: string;
+    let stat: string;
+    try {
+      environ = await readFile(`/proc/${name}/environ`, 'latin1');
+      stat = await readFile(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+    const vars = new Map(environ.split('\0').map((entry) => [entry.slice(0, Math.max(0, entry.indexOf('='))), entry.slice(entry.indexOf('=') + 1)] as const));
+    const instance = vars.get('DROVER_AGENT_INSTANCE');
+    if (instance === undefined || vars.get('DROVER_CONFIG_DIR') !== host.agentConfigDir) continue;
+    found.push({ pid: Number(name), instance, version: vars.get('DROVER_AGENT_VERSION') });
+  }
+  return found;
 }
 
 /** The running agent, as droverd recorded it (agent.json). */

@@ -23,7 +23,7 @@ export interface DaemonPaths {
   readonly lock: string;
   /** The lock owner's pid and start time, beside the lock. */
   readonly lockOwner: string;
-  /** The supervised agent's pid, start time and port, so a restarted daemon finds an orphan. */
+  /** The agent droverd starts or runs: its instance mark and version (written before the spawn), then its pid and start time (decision 0026). */
   readonly agentRuntime: string;
   /** The launcher's boot counter of an uncommitted daemon update. */
   readonly daemonBoots: string;

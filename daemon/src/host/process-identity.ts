@@ -10,16 +10,35 @@ export interface ProcessIdentity {
   startTime: string | undefined;
 }
 
-/** The start time of `pid`, or undefined when the process does not exist (or /proc is missing). */
-export async function processStartTime(pid: number): Promise<string | undefined> {
+/** What droverd reads of /proc/<pid>/stat: the state letter, the process group, the start time. */
+export interface ProcessStat {
+  /** R, S, D, Z, T, ... (field 3). */
+  state: string;
+  /** The process group id (field 5). */
+  pgid: number;
+  /** Clock ticks since boot (field 22). */
+  startTime: string;
+}
+
+/** /proc/<pid>/stat's state, process group and start time; undefined when the process does not exist (or /proc is missing). */
+export async function processStat(pid: number): Promise<ProcessStat | undefined> {
+  let stat: string;
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19];
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return undefined;
   }
+  // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [state, , pgid] = fields;
+  const startTime = fields[19];
+  if (state === undefined || pgid === undefined || startTime === undefined) return undefined;
+  return { state, pgid: Number(pgid), startTime };
+}
+
+/** The start time of `pid`, or undefined when the process does not exist (or /proc is missing). */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  return (await processStat(pid))?.startTime;
 }
 
 export async function currentIdentity(pid = process.pid): Promise<ProcessIdentity> {
@@ -35,15 +54,11 @@ export async function isAlive(identity: ProcessIdentity): Promise<boolean> {
     // EPERM: it exists but we may not signal it; count it as alive (the cautious answer).
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  const startTime = await processStartTime(identity.pid);
-  if (identity.startTime !== undefined && startTime !== undefined && startTime !== identity.startTime) return false;
-  try {
-    const stat = await readFile(`/proc/${identity.pid}/stat`, 'utf8');
-    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
-  } catch {
-    // no /proc: trust kill(0)
-  }
-  return true;
+  const stat = await processStat(identity.pid);
+  // no /proc: trust kill(0)
+  if (stat === undefined) return true;
+  if (identity.startTime !== undefined && stat.startTime !== identity.startTime) return false;
+  return stat.state !== 'Z';
 }
 
 /** Parses a recorded identity; undefined when malformed. */
