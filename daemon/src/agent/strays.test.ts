@@ -97,6 +97,21 @@ describe('stray agents: found by the install mark in /proc, stopped with their g
     expect(await isAlive({ pid: other.pid ?? 0, startTime: (await processStat(other.pid ?? 0))?.startTime })).toBe(true);
   });
 
+  it.skipIf(process.getuid?.() !== 0)("ignores another user's process that carries this install's mark (the mark is no secret)", async () => {
+    // As root, a process of user nobody copying the mark: droverd must neither count it nor signal its group.
+    // sleep(1), not node: the node under test may sit in a directory only root can enter (CI's Node 24).
+    const impostor = spawn('sleep', ['60'], { env: { PATH: '/usr/bin:/bin', [INSTANCE_ENV]: newInstance(tag) }, stdio: 'ignore', detached: true, uid: 65534, gid: 65534 });
+    started.push(impostor);
+    await new Promise((resolve, reject) => {
+      impostor.once('spawn', resolve);
+      impostor.once('error', reject);
+    });
+    expect((await findMarked(tag)).map((p) => p.pid)).not.toContain(impostor.pid);
+    // Seen when droverd would run as that user: the filter is the uid, not the mark.
+    expect((await findMarked(tag, '/proc', 65534)).map((p) => p.pid)).toContain(impostor.pid);
+    impostor.kill('SIGKILL');
+  });
+
   it('SIGKILLs what ignores SIGTERM once the grace period is over', async () => {
     const deaf = marked(newInstance(tag), DEAF);
     await ready(deaf);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, readdir, realpath } from 'node:fs/promises';
+import { readFile, readdir, realpath, stat as fileStat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isAlive, processStat } from '../host/process-identity.js';
 import type { ProcessIdentity } from '../host/process-identity.js';
@@ -47,11 +47,13 @@ export function environValue(environ: Buffer, name: string): string | undefined 
 }
 
 /**
- * Every live process whose environment carries a mark of `tag`'s install. A process whose environ
- * cannot be read (another user's without CAP_SYS_PTRACE, or one that made itself non-dumpable) is not
- * seen; nor is any process where /proc is missing. droverd itself and zombies are left out.
+ * Every live process whose environment carries a mark of `tag`'s install and that runs as droverd's
+ * own user (agents do; the mark is no secret, and another user's process that copies it must not
+ * get droverd, as root, to signal it or its group). A process whose environ cannot be read (another
+ * user's without CAP_SYS_PTRACE, or one that made itself non-dumpable) is not seen; nor is any
+ * process where /proc is missing. droverd itself and zombies are left out.
  */
-export async function findMarked(tag: string, procRoot = '/proc'): Promise<MarkedProcess[]> {
+export async function findMarked(tag: string, procRoot = '/proc', uid: number | undefined = process.getuid?.()): Promise<MarkedProcess[]> {
   let names: string[];
   try {
     names = await readdir(procRoot);
@@ -71,6 +73,9 @@ export async function findMarked(tag: string, procRoot = '/proc'): Promise<Marke
     if (!environ.includes(needle)) return;
     const instance = environValue(environ, INSTANCE_ENV);
     if (instance?.startsWith(`${tag}-`) !== true) return;
+    // /proc/<pid> belongs to the process's effective user.
+    const owner = await fileStat(`${procRoot}/${pid}`).then((s) => s.uid, () => undefined);
+    if (owner === undefined || (uid !== undefined && owner !== uid)) return;
     const stat = await processStat(pid);
     if (stat === undefined || stat.state === 'Z') return;
     found.push({ pid, startTime: stat.startTime, pgid: stat.pgid, instance });
