@@ -518,7 +518,7 @@ async function tampered(): Promise<void> {
 function targetCell(s: DeploymentStatus, agentId: string): string {
   const target = s.agents.find((t) => t.agent_id === agentId);
   if (target === undefined) return '-';
-  if (target.state === 'failed' && /reported rolled_back/.test(target.error?.message ?? target.message ?? '')) return 'failed, rolled back by droverd';
+  if (target.state === 'failed' && target.error?.code === 'HOST_ROLLED_BACK') return 'failed, rolled back by droverd';
   return target.state;
 }
 

@@ -151,7 +151,7 @@ describe('npm run demo', () => {
       expect(s.events.some((e) => e.event_type === 'phase_started')).toBe(false);
       const explorers = ['host-1', 'host-2'].map(agentOf);
       for (const target of s.agents) {
-        if (explorers.includes(target.agent_id)) expect(target).toMatchObject({ phase: 'explorers', state: 'failed', error: { code: 'UPDATE_FAILED' } });
+        if (explorers.includes(target.agent_id)) expect(target).toMatchObject({ phase: 'explorers', state: 'failed', error: { code: 'HOST_ROLLED_BACK', message: expect.stringContaining('(HEALTH_CHECK_FAILED)') as unknown } });
         else expect(target.state).toBe('skipped');
       }
       const completed = report.audit.filter((r) => r.event === 'update.completed' && r.deploymentId === s.deployment_id);

@@ -39,7 +39,7 @@ interface StatusAnswer {
   agents_failed: number;
   message: string;
   events: { timestamp: string; event_type: string; message: string }[];
-  agents: { agent_id: string; state: string; phase: string | null; error?: { code: string } | null }[];
+  agents: { agent_id: string; state: string; phase: string | null; error?: { code: string; message?: string } | null }[];
 }
 
 const WATCH_RECONNECTS = 30; // times `watch` resumes a broken event stream
@@ -138,7 +138,8 @@ function statusText(s: StatusAnswer): string {
     s.message,
     `agents ${s.agents_total}: updated ${s.agents_updated}, failed ${s.agents_failed}, deferred ${s.agents_deferred}`,
     STATES.filter((state) => byState.has(state)).map((state) => `${state} ${byState.get(state) ?? 0}`).join(', '),
-    ...s.agents.filter((a) => a.error).map((a) => `  ${a.agent_id} ${a.state} ${a.error?.code ?? ''}`),
+    // The code and its message: the same words as the agent_failed event for the same failure.
+    ...s.agents.filter((a) => a.error).map((a) => `  ${a.agent_id} ${a.state} ${a.error?.code ?? ''}${a.error?.message === undefined || a.error.message === a.error.code ? '' : `: ${a.error.message}`}`),
     'latest events:',
     ...s.events.slice(-5).map((e) => `  ${e.timestamp} ${e.event_type}: ${e.message}`),
   ];

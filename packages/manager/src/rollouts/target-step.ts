@@ -124,10 +124,14 @@ export function stepDaemonTarget(view: TargetView, deployment: DeploymentRecord,
   if (outcome !== undefined && FAILED_OUTCOMES.has(outcome) && target.state !== 'health_check') {
     const code = typeof view.command?.detail?.['code'] === 'string' ? view.command.detail['code'] : outcome;
     // The daemon gave up a busy agent at the end of the command's deferral window: the same end as the engine's own.
+    const back = target.fromVersion === undefined ? 'the version it ran' : target.fromVersion;
     const step =
       outcome === 'failed' && code === 'DEFERRAL_WINDOW_EXPIRED'
         ? failTarget(target, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; its daemon gave up without forcing it`, now)
-        : failTarget(target, 'UPDATE_FAILED', `the daemon reported ${outcome} (${code})`, now);
+        : outcome === 'rolled_back'
+          ? // The daemon installed the update, saw it fail and went back by itself: status and event say so alike.
+            failTarget(target, 'HOST_ROLLED_BACK', `${target.agentId}'s daemon installed ${target.toVersion}, saw it fail (${code}) and went back to ${back} by itself`, now)
+          : failTarget(target, 'UPDATE_FAILED', `${target.agentId}'s daemon reported ${outcome} (${code})`, now);
     if (outcome === 'rejected' && step.decision !== undefined) step.decision = { ...step.decision, event: 'agent_rejected' };
     return step;
   }

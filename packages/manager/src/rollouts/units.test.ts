@@ -142,7 +142,9 @@ describe("a daemon-mode target deferred past the engine's own window (the backst
     const succeeded = stepDaemonTarget({ ...updating, command: { ackedAt: t0, outcome: 'succeeded', detail: {} } }, deployment, at(900_000), stale);
     expect(succeeded?.next).toMatchObject({ state: 'health_check' });
     const rolledBack = stepDaemonTarget({ ...updating, command: { ackedAt: t0, outcome: 'rolled_back', detail: { code: 'HEALTH_CHECK_FAILED' } } }, deployment, at(900_000), stale);
-    expect(rolledBack?.next).toMatchObject({ state: 'failed', errorCode: 'UPDATE_FAILED' });
+    expect(rolledBack?.next).toMatchObject({ state: 'failed', errorCode: 'HOST_ROLLED_BACK' });
+    expect(rolledBack?.next.message).toContain('saw it fail (HEALTH_CHECK_FAILED)');
+    expect(rolledBack?.decision).toMatchObject({ event: 'agent_failed', message: rolledBack?.next.message, details: { code: 'HOST_ROLLED_BACK' } });
   });
 
   it('a first deferral after the command was acked (updating, never deferred) still moves it to deferred', () => {
