@@ -45,3 +45,21 @@ export async function operatorClient(values: OptionValues, io: CommandIo, scope:
   }
   return new ManagerClient({ baseUrl: manager, token });
 }
+
+/**
+ * The --manager and --token-file flags this command was given, to repeat in a hint that names
+ * another command (so the hint works as printed); empty when they came from the environment, which
+ * the next command reads too. The token itself never appears: only the file's name.
+ */
+export function connectionFlags(values: OptionValues): string {
+  const flags: string[] = [];
+  for (const name of ['manager', 'token-file']) {
+    const value = optionalString(values, name);
+    if (value !== undefined) flags.push(`--${name} ${shellQuote(value)}`);
+  }
+  return flags.length === 0 ? '' : ` ${flags.join(' ')}`;
+}
+
+function shellQuote(value: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}

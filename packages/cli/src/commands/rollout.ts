@@ -4,7 +4,7 @@ import { optionalString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
 import { camelCaseKeys } from '../json-case.js';
-import { operatorClient, operatorOptions } from '../operator.js';
+import { connectionFlags, operatorClient, operatorOptions } from '../operator.js';
 
 // `drover rollout ...`: start a deployment through the deploy API (CIRIS's notify), see it, steer
 // it, and watch it live from the manager's server-sent events.
@@ -127,7 +127,7 @@ async function startRollout({ values, io }: CommandInput): Promise<CommandResult
   if (values['no-auto-rollback'] === true) rollout['autoRollback'] = false;
   if (Object.keys(rollout).length > 0) body['metadata'] = { rollout };
   const answer = (await client.json({ method: 'POST', path: '/manager/v1/updates/notify', json: body, retry: false })) as { deployment_id: string; status: string; message: string; agents_affected: number };
-  return { data: camelCaseKeys(answer), text: `STARTED ${answer.deployment_id} (${answer.status}): ${answer.message}\nWatch it with: drover rollout watch ${answer.deployment_id}` };
+  return { data: camelCaseKeys(answer), text: `STARTED ${answer.deployment_id} (${answer.status}): ${answer.message}\nWatch it with: drover rollout watch ${answer.deployment_id}${connectionFlags(values)}` };
 }
 
 function statusText(s: StatusAnswer): string {
