@@ -74,6 +74,7 @@ function checkin(url: string, agentVersion: string, extra: Record<string, unknow
 }
 
 describe('drover manager init / start', () => {
+  // About 15 CLI processes and two manager starts: 12 s on a quiet machine, 30 s with the suite and helpers on both cores.
   it('runs a manager from its directory, survives a restart between two check-ins, and leaves a verifiable audit log with no secret in sight', async () => {
     // A release key and a trust policy, as a release pipeline has them.
     expect((await cli(['keygen', '--out', at('keys'), '--name', 'release'])).code).toBe(0);
@@ -147,7 +148,7 @@ describe('drover manager init / start', () => {
     const haystacks = [await readFile(at('m', 'audit', 'audit.jsonl'), 'utf8'), await readFile(at('m', 'audit', 'signers.json'), 'utf8'), ...printed];
     expect(printed.join('').length).toBeGreaterThan(1000);
     expect([...secrets].filter((secret) => haystacks.some((text) => text.includes(secret)))).toEqual([]);
-  });
+  }, 90_000);
 
   it('refuses to start without an encryption key, naming the variables to set', async () => {
     await unlink(at('m', 'secrets', 'encryption.key'));
