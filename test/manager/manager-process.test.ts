@@ -103,6 +103,20 @@ describe('drover manager init / start', () => {
     const token = await cli(['enroll-token', 'create', '--manager', manager.url, '--seats', '3', '--expires-in', '1h', '--json'], { DROVER_ADMIN_TOKEN: adminToken });
     expect(token.code, token.stderr).toBe(0);
     secrets.add((JSON.parse(token.stdout) as { token: string }).token);
+    // Enrollment tokens listed (never the token itself) and revoked; a host put in a canary group.
+    const tokenId = (JSON.parse(token.stdout) as { tokenId: string }).tokenId;
+    const tokens = await cli(['enroll-token', 'list', '--manager', manager.url], { DROVER_ADMIN_TOKEN: adminToken });
+    expect([tokens.code, tokens.stdout]).toEqual([0, expect.stringMatching(new RegExp(`${tokenId} +0/3 +\\S+ +valid`))]);
+    expect((await cli(['enroll-token', 'revoke', tokenId, '--manager', manager.url], { DROVER_ADMIN_TOKEN: adminToken })).stdout).toContain(`REVOKED ${tokenId}`);
+    const afterRevoke = JSON.parse((await cli(['enroll-token', 'list', '--manager', manager.url, '--json'], { DROVER_ADMIN_TOKEN: adminToken })).stdout) as { tokens: { tokenId: string; revokedAt: string | null }[] };
+    expect(afterRevoke.tokens.find((t) => t.tokenId === tokenId)?.revokedAt).toEqual(expect.any(String));
+    const unknown = await cli(['enroll-token', 'revoke', '0123456789abcdef', '--manager', manager.url], { DROVER_ADMIN_TOKEN: adminToken });
+    expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringContaining('ENROLLMENT_TOKEN_NOT_FOUND')]);
+    expect((await cli(['agents', 'set-group', agent.agentId, 'explorer', '--manager', manager.url], { DROVER_ADMIN_TOKEN: adminToken })).stdout).toContain(`${agent.agentId}: canary group explorer`);
+    // The manager's own answer (--json): none takes the agent out of every group.
+    expect(JSON.parse((await cli(['agents', 'set-group', agent.agentId, 'none', '--manager', manager.url, '--json'], { DROVER_ADMIN_TOKEN: adminToken })).stdout)).toEqual({ agentId: agent.agentId, group: null, pushUrl: null });
+    const badGroup = await cli(['agents', 'set-group', agent.agentId, 'explorers', '--manager', manager.url], { DROVER_ADMIN_TOKEN: adminToken });
+    expect([badGroup.code, badGroup.stderr]).toEqual([2, expect.stringContaining('GROUP is explorer, early_adopter, general or none')]);
     const list = await cli(['agents', 'list', '--manager', manager.url, '--token-file', at('m', 'secrets', 'admin.token'), '--json']);
     expect((JSON.parse(list.stdout) as { agents: { agentId: string; agentVersion: string }[] }).agents).toEqual([expect.objectContaining({ agentId: agent.agentId, agentVersion: '1.0.0' })]);
     const refused = await cli(['agents', 'list', '--manager', manager.url], { DROVER_ADMIN_TOKEN: deployToken });

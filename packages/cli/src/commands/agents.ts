@@ -2,6 +2,7 @@ import type { Command } from '../cli.js';
 import { optionalString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { operatorClient, operatorOptions } from '../operator.js';
+import { formatTable } from '../table.js';
 
 interface AgentRow {
   agentId: string;
@@ -44,11 +45,25 @@ export const agentsListCommand: Command = {
     } while (after !== null && agents.length < limit);
     const rows = agents.map((a) => [a.agentId, a.hostname, a.platform, a.agentVersion, a.daemonVersion, a.lastCheckinAt ?? 'never', a.health?.status ?? '-']);
     const header = ['AGENT', 'HOST', 'PLATFORM', 'AGENT VERSION', 'DAEMON VERSION', 'LAST CHECK-IN', 'HEALTH'];
-    const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
-    const line = (cells: string[]): string => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
     return {
       data: { agents, total },
-      text: [line(header), ...rows.map(line), `${agents.length} of ${total} agent(s)`].join('\n'),
+      text: [...formatTable(header, rows), `${agents.length} of ${total} agent(s)`].join('\n'),
     };
+  },
+};
+
+const GROUPS = ['explorer', 'early_adopter', 'general'];
+
+export const agentsSetGroupCommand: Command = {
+  usage: 'AGENT_ID GROUP --manager URL [--token-file FILE]',
+  options: operatorOptions(),
+  arguments: ['<AGENT_ID>', '<GROUP>'],
+  async run({ values, positionals, io }) {
+    const [agentId = '', group = ''] = positionals;
+    // "none" takes the agent out of every group: it then falls in the percentage phases by its id.
+    if (![...GROUPS, 'none'].includes(group)) throw new CliError('USAGE_ERROR', `GROUP is ${GROUPS.join(', ')} or none; got "${group}".`);
+    const client = await operatorClient(values, io);
+    const answer = (await client.json({ method: 'PUT', path: `/v1/agents/${encodeURIComponent(agentId)}/rollout`, json: { group: group === 'none' ? null : group } })) as { agentId: string; group: string | null };
+    return { data: answer, text: `${answer.agentId}: canary group ${answer.group ?? 'none'}` };
   },
 };
