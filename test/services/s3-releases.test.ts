@@ -53,7 +53,7 @@ describe.skipIf(skip)('releases with artifacts in S3 (drover manager init --blob
   let services: Services | undefined;
   let s3: S3Service;
   let admin: S3Client | undefined;
-  let root: string;
+  let root = '';
   let managerDir: string;
   let manager: ManagerProcess | undefined;
   let host: Host | undefined;
@@ -192,7 +192,7 @@ describe.skipIf(skip)('releases with artifacts in S3 (drover manager init --blob
       await admin.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
       admin.destroy();
     }
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
+    if (root !== '') await rm(root, { recursive: true, force: true });
     await services?.stop();
   }, 60_000);
 
@@ -269,14 +269,15 @@ describe.skipIf(skip)('releases with artifacts in S3 (drover manager init --blob
       }
       expect(url).not.toBe(command.url);
       rewriteCommandUrl(command.id, url);
-      daemon = new DaemonProcess(h);
-      daemons.push(daemon);
+      const running = new DaemonProcess(h);
+      daemon = running;
+      daemons.push(running);
       const recorded = await finalOutcome(command.id);
       expect(recorded, variant).toMatchObject({ outcome: 'failed', outcomeDetail: { code: 'DOWNLOAD_FAILED' } });
       expect(recorded.outcomeDetail?.message).toContain('403');
       expect(await agentGet(h, '/v1/system/health')).toMatchObject({ status: 'healthy', version: '2.0.0' });
       // Never staged nor swapped: the update stopped at its download.
-      const steps = (daemon?.lines ?? []).filter((line) => line['commandId'] === command.id).map((line) => line.step);
+      const steps = running.lines.filter((line) => line['commandId'] === command.id).map((line) => line.step);
       expect(steps).toContain('downloading');
       expect(steps).not.toContain('staged');
       expect(await releaseTree(h)).toEqual(tree);

@@ -20,6 +20,7 @@ export interface ByteRange {
 export interface BlobDownloadUrl {
   /** An absolute http(s) URL that needs no other credential. */
   url: string;
+  /** When the URL stops working. */
   expiresAt: Date;
 }
 

@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { CompletedPart, S3ClientConfig } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { deadlineSignal } from '@drover/http';
 import { ArtifactVerifier } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { ManagerError } from '../errors.js';
@@ -78,7 +79,9 @@ const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).diges
  * ```
  */
 export class S3BlobStore implements BlobStore {
+  /** The bucket of the `s3://` URL. */
   readonly bucket: string;
+  /** The key prefix ('' or without slashes at either end): objects are `<prefix>/<sha256>`. */
   readonly prefix: string;
   readonly #client: S3Client;
   readonly #presignClient: S3Client;
@@ -135,6 +138,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** {@inheritDoc BlobStore.put} */
   async put(source: AsyncIterable<Uint8Array>, expect: BlobInfo): Promise<BlobInfo> {
     const key = this.#key(expect.sha256);
     // endless data: the verifier throws as soon as more than `size` bytes arrive.
@@ -227,6 +231,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** {@inheritDoc BlobStore.stat} */
   async stat(sha256: string): Promise<BlobInfo | undefined> {
     const key = this.#key(sha256);
     try {
@@ -238,6 +243,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** {@inheritDoc BlobStore.read} */
   async read(sha256: string, range?: ByteRange): Promise<Readable> {
     const key = this.#key(sha256);
     try {
@@ -250,6 +256,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** {@inheritDoc BlobStore.delete} */
   async delete(sha256: string): Promise<void> {
     const key = this.#key(sha256);
     await this.#send('Deleting an artifact', () => this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
@@ -268,7 +275,12 @@ export class S3BlobStore implements BlobStore {
 
   /** HeadBucket, bounded: throws BLOB_STORE_UNREACHABLE, _BUCKET_NOT_FOUND or _ACCESS_DENIED. */
   async ping(): Promise<void> {
-    await this.#send('Reaching the artifact bucket', () => this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: AbortSignal.timeout(s3Limits.pingTimeoutMs) }), { headBucket: true });
+    const deadline = deadlineSignal(s3Limits.pingTimeoutMs, undefined, 'Reaching the artifact bucket');
+    try {
+      await this.#send('Reaching the artifact bucket', () => this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: deadline.signal }), { headBucket: true });
+    } finally {
+      deadline.clear();
+    }
   }
 
   /** Closes the SDK's connections. */
@@ -277,6 +289,7 @@ export class S3BlobStore implements BlobStore {
     if (this.#presignClient !== this.#client) this.#presignClient.destroy();
   }
 
+  /** The bucket and prefix only: a serialized store never carries its client or credentials. */
   toJSON(): Record<string, string> {
     return { bucket: this.bucket, prefix: this.prefix };
   }
