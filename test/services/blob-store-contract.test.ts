@@ -6,7 +6,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,22 +16,12 @@ import { S3BlobStore } from '../../packages/manager/src/blobs/s3-blob-store.js';
 import { ManagerError } from '../../packages/manager/src/errors.js';
 import { expectRejection } from '../helpers/expect-error.js';
 import { skipWithoutServices, startServices } from '../helpers/services.js';
+import { chunks, readAll } from '../helpers/streams.js';
 import type { S3Service, Services } from '../helpers/services.js';
 
 const digest = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const MiB = 1024 * 1024;
 
-function chunks(bytes: Uint8Array, size = 64 * 1024): AsyncIterable<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; i += size) parts.push(bytes.subarray(i, i + size));
-  return Readable.from(parts);
-}
-
-async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part);
-  return Buffer.concat(parts);
-}
 
 interface Subject {
   store: () => BlobStore;

@@ -17,37 +17,17 @@ import { request } from 'undici';
 import type { TrustPolicyDocument, UpdateCommand } from '@drover/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentArtifact } from '../helpers/agent-artifact.js';
-import { drover } from '../helpers/cli.js';
+import { drover, expectOk as ok } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
 import { DaemonProcess, agentGet, createHostFor, destroyHost, droverd, releaseTree, waitForAgent } from '../helpers/droverd.js';
 import type { Host } from '../helpers/droverd.js';
 import { ManagerProcess } from '../helpers/manager-process.js';
+import type { CommandView } from '../helpers/manager-process.js';
 import { skipWithoutServices, startServices } from '../helpers/services.js';
 import type { S3Service, Services } from '../helpers/services.js';
 
 const platform = `${process.platform}-${process.arch}`;
 const skip = skipWithoutServices('the S3 releases suite', 's3');
-
-interface CommandView {
-  id: string;
-  outcome: string | null;
-  outcomeDetail: { code?: string; message?: string } | null;
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-function ok(result: RunResult, what: string): RunResult {
-  if (result.code !== 0) throw new Error(`${what} failed (${String(result.code)}): ${result.stdout}${result.stderr}`);
-  return result;
-}
 
 describe.skipIf(skip)('releases with artifacts in S3 (drover manager init --blob-store s3://, droverd on presigned URLs)', () => {
   let services: Services | undefined;
@@ -101,17 +81,7 @@ describe.skipIf(skip)('releases with artifacts in S3 (drover manager init --blob
     return queued.json as UpdateCommand;
   }
 
-  async function finalOutcome(commandId: string, timeoutMs = 40_000): Promise<CommandView> {
-    return until(
-      async () => {
-        const answer = await theManager().call('GET', `/v1/agents/${agentId}`, auth());
-        const command = (answer.json as { commands: CommandView[] }).commands.find((c) => c.id === commandId);
-        return command?.outcome !== null && command?.outcome !== undefined && command.outcome !== 'deferred' ? command : undefined;
-      },
-      timeoutMs,
-      `the manager to record an outcome for ${commandId}`,
-    );
-  }
+  const finalOutcome = (commandId: string): Promise<CommandView> => theManager().finalOutcome(agentId, commandId, adminToken);
 
   async function bucketKeys(): Promise<string[]> {
     const listed = await bucketClient().send(new ListObjectsV2Command({ Bucket: bucket }));

@@ -68,6 +68,16 @@ describe('downloadArtifact', () => {
     ...extra,
   });
 
+  /** Sends the first `n` bytes, then cuts the connection once the client has them in its .part file: it must resume from exactly there. */
+  const cutAfter = (res: ServerResponse, n: number): void => {
+    res.write(bytes.subarray(0, n), () => {
+      void (async () => {
+        while (!res.destroyed && (await stat(join(dir, 'x.part')).catch(() => undefined))?.size !== n) await new Promise((resolve) => setTimeout(resolve, 5));
+        res.socket?.destroy();
+      })();
+    });
+  };
+
   const ranged = (req: IncomingMessage, res: ServerResponse): void => {
     const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
     if (start > 0) res.writeHead(206, { 'content-length': String(bytes.length - start), 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` });
@@ -106,13 +116,7 @@ describe('downloadArtifact', () => {
       if (first) {
         first = false;
         res.writeHead(200, { 'content-length': String(bytes.length) });
-        res.write(bytes.subarray(0, 100_000), () => {
-          void (async () => {
-            // Cut once the client has those bytes in its .part file: it must resume from exactly there.
-            while (!res.destroyed && (await stat(join(dir, 'x.part')).catch(() => undefined))?.size !== 100_000) await new Promise((resolve) => setTimeout(resolve, 5));
-            res.socket?.destroy();
-          })();
-        });
+        cutAfter(res, 100_000);
         return;
       }
       ranged(req, res);
@@ -232,12 +236,7 @@ describe('downloadArtifact', () => {
         // The first GET of the object store is cut half-way: the resume starts again at the manager.
         cut = false;
         res.writeHead(200, { 'content-length': String(bytes.length) });
-        res.write(bytes.subarray(0, 100_000), () => {
-          void (async () => {
-            while (!res.destroyed && (await stat(join(dir, 'x.part')).catch(() => undefined))?.size !== 100_000) await new Promise((resolve) => setTimeout(resolve, 5));
-            res.socket?.destroy();
-          })();
-        });
+        cutAfter(res, 100_000);
         return;
       }
       ranged(req, res);
