@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentArtifact } from '../helpers/agent-artifact.js';
 import { drover, expectOk as ok } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
-import { DaemonProcess, agentGet, createHostFor, destroyHost, droverd, releaseTree, waitForAgent } from '../helpers/droverd.js';
+import { DaemonProcess, createHostFor, destroyHost, droverd, releaseTree, waitForAgent } from '../helpers/droverd.js';
 import type { Host } from '../helpers/droverd.js';
 import { ManagerProcess } from '../helpers/manager-process.js';
 import type { CommandView } from '../helpers/manager-process.js';
@@ -245,7 +245,8 @@ describe.skipIf(skip)('releases with artifacts in S3 (drover manager init --blob
       const recorded = await finalOutcome(command.id);
       expect(recorded, variant).toMatchObject({ outcome: 'failed', outcomeDetail: { code: 'DOWNLOAD_FAILED' } });
       expect(recorded.outcomeDetail?.message).toContain('403');
-      expect(await agentGet(h, '/v1/system/health')).toMatchObject({ status: 'healthy', version: '2.0.0' });
+      // The restarted droverd starts the agent it has: v2, healthy.
+      expect(await waitForAgent(h, '2.0.0')).toMatchObject({ status: 'healthy', version: '2.0.0' });
       // Never staged nor swapped: the update stopped at its download.
       const steps = running.lines.filter((line) => line['commandId'] === command.id).map((line) => line.step);
       expect(steps).toContain('downloading');
