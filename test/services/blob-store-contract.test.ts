@@ -276,4 +276,16 @@ describe('S3BlobStore configuration', () => {
     expect((caught as Error).message).not.toContain('secret');
     expect((caught as Error).message).not.toContain('pw@');
   });
+
+  it('signs download URLs for --s3-download-endpoint when hosts reach the bucket elsewhere (the signature covers the host)', async () => {
+    const store = new S3BlobStore({ url: 's3://artifacts/p', endpoint: 'http://10.0.0.5:9000', downloadEndpoint: 'https://cdn.example.com', pathStyle: true, credentials: { accessKeyId: 'id', secretAccessKey: 'secret' } });
+    const sha256 = 'ab'.repeat(32);
+    const signed = new URL((await store.downloadUrl(sha256, { ttlSeconds: 600, now: new Date() })).url);
+    expect(`${signed.origin}${signed.pathname}`).toBe(`https://cdn.example.com/artifacts/p/${sha256}`);
+    expect(signed.searchParams.get('X-Amz-SignedHeaders')).toBe('host');
+    // SigV4's longest lifetime is 7 days: a longer deadline is capped.
+    const capped = new URL((await store.downloadUrl(sha256, { ttlSeconds: 30 * 86400, now: new Date() })).url);
+    expect(capped.searchParams.get('X-Amz-Expires')).toBe(String(7 * 86400));
+    store.close();
+  });
 });
