@@ -143,13 +143,9 @@ export class S3BlobStore implements BlobStore {
     const key = this.#key(expect.sha256);
     // endless data: the verifier throws as soon as more than `size` bytes arrive.
     const verifier = new ArtifactVerifier(expect);
-    const stored = await this.stat(expect.sha256);
-    if (stored?.size === expect.size) {
-      // Content-addressed: the same bytes are already there. The source is still read and checked.
-      for await (const chunk of source) verifier.update(chunk);
-      verifier.finish();
-      return { sha256: expect.sha256, size: expect.size };
-    }
+    // Bytes already stored under this digest are written again (the same bytes, replaced atomically),
+    // not skipped on a HEAD: a republish then repairs an object altered in the bucket, and an upload
+    // needs no more than s3:PutObject.
     if (expect.size <= this.#threshold) {
       const chunks: Buffer[] = [];
       for await (const chunk of source) {
