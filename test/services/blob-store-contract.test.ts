@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReleaseError } from '@drover/protocol';
@@ -225,6 +225,19 @@ describe.skipIf(skipS3)('S3BlobStore on the real S3 server', () => {
     const refused = await request(stale.url);
     expect(refused.statusCode).toBe(403);
     await refused.body.dump();
+    await store.delete(sha256);
+  });
+
+  it('a second put of the same bytes repairs an object altered in the bucket', async () => {
+    const store = s3Store as S3BlobStore;
+    const bytes = randomBytes(3000);
+    const sha256 = digest(bytes);
+    await store.put(chunks(bytes), { size: 3000, sha256 });
+    const altered = Buffer.from(bytes);
+    altered[0] = (altered[0] ?? 0) ^ 1;
+    await s3().send(new PutObjectCommand({ Bucket: bucket, Key: `artifacts/sha256/${sha256}`, Body: altered }));
+    await store.put(chunks(bytes), { size: 3000, sha256 });
+    expect((await readAll(await store.read(sha256))).equals(bytes)).toBe(true);
     await store.delete(sha256);
   });
 
