@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
@@ -273,7 +273,6 @@ describe.skipIf(skip)('releases with artifacts in S3 (drover manager init --blob
       await healthz.body.dump();
     } finally {
       await bucketClient().send(new CreateBucketCommand({ Bucket: bucket }));
-      const { PutObjectCommand } = await import('@aws-sdk/client-s3');
       for (const [key, body] of saved) await bucketClient().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
     }
     expect(await readyz()).toMatchObject({ status: 200 });
