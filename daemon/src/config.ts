@@ -34,6 +34,7 @@ export const limits = {
   downloadMaxAttempts: 5, // attempts (the first and the resumptions) of one download
   downloadMaxDurationMs: 3_600_000, // ms: a download still running after this is abandoned (slow retrieval)
   downloadWriteChunkBytes: 1024 * 1024, // bytes: largest write to the .part file
+  downloadMaxRedirects: 3, // redirects one download request follows (the manager's 307 to an object store's presigned URL)
 
   // Agent supervision (agent/supervisor.ts)
   restartBackoffBaseMs: 1_000, // ms before restarting an agent that died, doubled per crash

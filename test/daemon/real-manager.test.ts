@@ -8,11 +8,13 @@ import { readNonceUnverified } from '@drover/protocol';
 import type { TrustPolicyDocument, UpdateCommand } from '@drover/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentArtifact } from '../helpers/agent-artifact.js';
-import { drover } from '../helpers/cli.js';
+import { drover, expectOk as ok } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
 import { DaemonProcess, agentGet, agentRuntime, createHostFor, destroyHost, droverd, releaseTree, waitForAgent } from '../helpers/droverd.js';
 import type { Host } from '../helpers/droverd.js';
 import { ManagerProcess } from '../helpers/manager-process.js';
+import type { CommandView } from '../helpers/manager-process.js';
+import { until } from '../helpers/wait.js';
 
 // droverd against the real manager, both as operators run them: `drover manager init` +
 // `drover manager start` (its SQLite file, blob store and audit log on disk), releases signed with
@@ -29,28 +31,6 @@ interface AgentView {
   agentVersion: string;
   lastCheckinAt: string | null;
   health: { status?: string; version?: string } | null;
-}
-
-interface CommandView {
-  id: string;
-  ackedAt: string | null;
-  outcome: string | null;
-  outcomeDetail: { code?: string; message?: string } | null;
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-function ok(result: RunResult, what: string): RunResult {
-  if (result.code !== 0) throw new Error(`${what} failed (${String(result.code)}): ${result.stdout}${result.stderr}`);
-  return result;
 }
 
 describe('droverd against the real manager (drover manager start, SQLite, audit log)', () => {
@@ -116,16 +96,8 @@ describe('droverd against the real manager (drover manager start, SQLite, audit 
   }
 
   /** The manager's record of a command, once it holds a final outcome for it. */
-  async function finalOutcome(commandId: string, timeoutMs = 40_000): Promise<CommandView> {
-    return until(
-      async () => {
-        const answer = await theManager().call('GET', `/v1/agents/${agentId}`, admin());
-        const command = (answer.json as { commands: CommandView[] }).commands.find((c) => c.id === commandId);
-        return command?.outcome !== null && command?.outcome !== undefined && command.outcome !== 'deferred' ? command : undefined;
-      },
-      timeoutMs,
-      `the manager to record an outcome for ${commandId}`,
-    );
+  function finalOutcome(commandId: string, timeoutMs = 40_000): Promise<CommandView> {
+    return theManager().finalOutcome(agentId, commandId, adminToken, timeoutMs);
   }
 
   /** The manager's nonce row for a command, read from its SQLite file. */

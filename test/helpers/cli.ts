@@ -32,3 +32,9 @@ export function drover(args: readonly string[], options: { cwd?: string; input?:
   if (!existsSync(droverBin)) throw new Error(`${droverBin} is missing: run \`npm run build\` first (\`npm test\` does).`);
   return run(process.execPath, [droverBin, ...args], options);
 }
+
+/** `result`, when the command exited 0; else an Error with its output, naming `what`. */
+export function expectOk(result: RunResult, what: string): RunResult {
+  if (result.code !== 0) throw new Error(`${what} failed (${String(result.code)}): ${result.stdout}${result.stderr}`);
+  return result;
+}

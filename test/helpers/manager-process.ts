@@ -6,6 +6,15 @@ import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
 import { droverBin } from './cli.js';
+import { until } from './wait.js';
+
+/** A command as the operator API shows it (GET /v1/agents/:id). */
+export interface CommandView {
+  id: string;
+  ackedAt: string | null;
+  outcome: string | null;
+  outcomeDetail: { code?: string; message?: string } | null;
+}
 
 export class ManagerProcess {
   readonly url: string;
@@ -85,5 +94,18 @@ export class ManagerProcess {
     });
     const text = await response.body.text();
     return { status: response.statusCode, json: text === '' ? undefined : (JSON.parse(text) as unknown) };
+  }
+
+  /** The manager's record of an agent's command once it holds a final outcome (not `deferred`), polled with the admin token. */
+  async finalOutcome(agentId: string, commandId: string, adminToken: string, timeoutMs = 40_000): Promise<CommandView> {
+    return until(
+      async () => {
+        const answer = await this.call('GET', `/v1/agents/${agentId}`, { authorization: `Bearer ${adminToken}` });
+        const command = (answer.json as { commands: CommandView[] }).commands.find((c) => c.id === commandId);
+        return command?.outcome !== null && command?.outcome !== undefined && command.outcome !== 'deferred' ? command : undefined;
+      },
+      timeoutMs,
+      `the manager to record an outcome for ${commandId}`,
+    );
   }
 }

@@ -68,6 +68,16 @@ describe('downloadArtifact', () => {
     ...extra,
   });
 
+  /** Sends the first `n` bytes, then cuts the connection once the client has them in its .part file: it must resume from exactly there. */
+  const cutAfter = (res: ServerResponse, n: number): void => {
+    res.write(bytes.subarray(0, n), () => {
+      void (async () => {
+        while (!res.destroyed && (await stat(join(dir, 'x.part')).catch(() => undefined))?.size !== n) await new Promise((resolve) => setTimeout(resolve, 5));
+        res.socket?.destroy();
+      })();
+    });
+  };
+
   const ranged = (req: IncomingMessage, res: ServerResponse): void => {
     const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
     if (start > 0) res.writeHead(206, { 'content-length': String(bytes.length - start), 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` });
@@ -106,13 +116,7 @@ describe('downloadArtifact', () => {
       if (first) {
         first = false;
         res.writeHead(200, { 'content-length': String(bytes.length) });
-        res.write(bytes.subarray(0, 100_000), () => {
-          void (async () => {
-            // Cut once the client has those bytes in its .part file: it must resume from exactly there.
-            while (!res.destroyed && (await stat(join(dir, 'x.part')).catch(() => undefined))?.size !== 100_000) await new Promise((resolve) => setTimeout(resolve, 5));
-            res.socket?.destroy();
-          })();
-        });
+        cutAfter(res, 100_000);
         return;
       }
       ranged(req, res);
@@ -217,5 +221,55 @@ describe('downloadArtifact', () => {
     });
     await expectRejection(downloadArtifact(input(url)), DaemonError, 'DOWNLOAD_FAILED');
     expect(ranges.length).toBe(1);
+  });
+  it('follows the manager\'s 307 to another origin without the credential, resumes from the first URL, and verifies the bytes', async () => {
+    const seen: { path: string; host: string; authorization: string | undefined; machineId: string | undefined; range: string | undefined }[] = [];
+    let cut = true;
+    const url = await serve((req, res) => {
+      seen.push({ path: (req.url ?? '').split('?')[0] ?? '', host: req.headers.host ?? '', authorization: req.headers.authorization, machineId: req.headers['x-machine-id'] as string | undefined, range: req.headers.range });
+      if (req.url === '/artifact') {
+        // The manager: another origin (localhost, not 127.0.0.1) holding the bytes, by a presigned URL.
+        res.writeHead(307, { location: `http://localhost:${url.port}/bucket/blob?X-Amz-Signature=abc` }).end();
+        return;
+      }
+      if (cut) {
+        // The first GET of the object store is cut half-way: the resume starts again at the manager.
+        cut = false;
+        res.writeHead(200, { 'content-length': String(bytes.length) });
+        cutAfter(res, 100_000);
+        return;
+      }
+      ranged(req, res);
+    });
+    const outcome = await downloadArtifact(input(url, { headers: { authorization: 'Bearer cred-secret', 'x-machine-id': 'm'.repeat(64) }, maxAttempts: 3 }));
+    expect(outcome.bytes).toBe(bytes.length);
+    expect((await readFile(join(dir, 'x.part'))).equals(bytes)).toBe(true);
+    expect(seen.map((r) => [r.path, r.host.split(':')[0]])).toEqual([
+      ['/artifact', '127.0.0.1'],
+      ['/bucket/blob', 'localhost'],
+      ['/artifact', '127.0.0.1'],
+      ['/bucket/blob', 'localhost'],
+    ]);
+    // credential leak: the credential and machine id went to the manager's origin only.
+    expect(seen.filter((r) => r.path === '/artifact').every((r) => r.authorization === 'Bearer cred-secret' && r.machineId !== undefined)).toBe(true);
+    expect(seen.filter((r) => r.path === '/bucket/blob').every((r) => r.authorization === undefined && r.machineId === undefined)).toBe(true);
+    // The Range goes with the request and its redirect: the object store serves the rest.
+    expect(seen.slice(2).map((r) => r.range)).toEqual(['bytes=100000-', 'bytes=100000-']);
+    expect(outcome.resumedFrom).toEqual([100_000]);
+  });
+
+  it('refuses a redirect loop and a redirect without a Location (DOWNLOAD_FAILED)', async () => {
+    let hops = 0;
+    const url = await serve((_req, res) => {
+      hops += 1;
+      res.writeHead(302, { location: '/artifact' }).end();
+    });
+    await expectRejection(downloadArtifact(input(url, { maxAttempts: 1 })), DaemonError, 'DOWNLOAD_FAILED');
+    expect(hops).toBe(4); // the request and 3 redirects
+    server?.close();
+    const bare = await serve((_req, res) => {
+      res.writeHead(307).end();
+    });
+    await expectRejection(downloadArtifact(input(bare, { maxAttempts: 1 })), DaemonError, 'DOWNLOAD_FAILED');
   });
 });

@@ -1,6 +1,6 @@
 import { open, rm } from 'node:fs/promises';
 import { HttpError, deadlineSignal, header, isRetryableStatus } from '@drover/http';
-import type { HttpClient } from '@drover/http';
+import type { HttpClient, StreamResponse } from '@drover/http';
 import { ArtifactVerifier, ReleaseError } from '@drover/protocol';
 import { readFileChunks } from '@drover/protocol/internal';
 import { limits } from '../config.js';
@@ -119,6 +119,40 @@ export async function downloadArtifact(input: DownloadInput): Promise<DownloadOu
   });
 }
 
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * GET `input.url`, following a few redirects (the manager answers 307 to an object store's
+ * presigned URL when artifacts live in S3). Each attempt starts again from the command's URL, so a
+ * resume gets a fresh presigned URL rather than an expired one.
+ */
+async function followRedirects(input: DownloadInput, first: Record<string, string>, signal: AbortSignal): Promise<StreamResponse> {
+  let url = input.url;
+  let headers = first;
+  for (let hop = 0; ; hop += 1) {
+    const response = await input.http.stream({ url, headers, signal, bodyTimeoutMs: input.stallTimeoutMs });
+    if (!REDIRECTS.has(response.status)) return response;
+    await response.body.dump();
+    const location = header(response.headers, 'location');
+    if (hop >= limits.downloadMaxRedirects || location === undefined) {
+      throw new DaemonError('DOWNLOAD_FAILED', `The download server answered ${response.status} ${location === undefined ? 'without a Location' : `more than ${limits.downloadMaxRedirects} times in a row`}. Check the command's URL.`);
+    }
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch (error) {
+      throw new DaemonError('DOWNLOAD_FAILED', 'The download server redirected to something that is not a URL.', { cause: error });
+    }
+    if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new DaemonError('DOWNLOAD_FAILED', 'The download server redirected to a URL that is not http(s).');
+    // The bytes are checked against the signed manifest wherever they come from, but a redirect
+    // from https to http would still expose the request (and a presigned URL) on the wire.
+    if (url.protocol === 'https:' && next.protocol === 'http:') throw new DaemonError('DOWNLOAD_FAILED', 'The download server redirected from https to plain http; refused.');
+    // credential leak: the host's credential never follows a redirect to another origin.
+    if (next.origin !== url.origin) headers = Object.fromEntries(Object.entries(headers).filter(([name]) => name !== 'authorization' && name !== 'x-machine-id'));
+    url = next;
+  }
+}
+
 /** One request; true when the file is complete and verified, false to try again. */
 async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFrom: number[]): Promise<boolean> {
   const { file } = input;
@@ -140,7 +174,7 @@ async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFr
     headers['range'] = `bytes=${have}-`;
     resumedFrom.push(have);
   }
-  const response = await input.http.stream({ url: input.url, headers, signal, bodyTimeoutMs: input.stallTimeoutMs });
+  const response = await followRedirects(input, headers, signal);
   let truncate = false;
   if (response.status === 200) {
     truncate = have > 0; // the server ignored the range: start over

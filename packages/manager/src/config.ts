@@ -35,6 +35,7 @@ export const managerLimits = {
   // Downloads.
   presignDefaultTtlSeconds: 900, // seconds a presigned URL stays valid by default
   presignMaxTtlSeconds: 24 * 3600, // seconds: the longest-lived presigned URL
+  redirectTtlSeconds: 300, // seconds the object store's presigned URL behind a 307 from GET /v1/download lives
 
   // Connections.
   listenBacklog: 4096, // connections the kernel queues before accept (Linux caps it at net.core.somaxconn)

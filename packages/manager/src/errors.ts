@@ -60,6 +60,10 @@ export const managerRequestErrorCodes = [
   'DEPLOYMENT_VERSION_REQUIRED',
   'ROLLOUT_OPTIONS_INVALID',
   'PUSH_URL_INVALID',
+  // the artifact store (an S3 bucket): what /readyz and an upload answer while it cannot be used
+  'BLOB_STORE_UNREACHABLE',
+  'BLOB_STORE_BUCKET_NOT_FOUND',
+  'BLOB_STORE_ACCESS_DENIED',
   // the manager itself
   'AUDIT_UNAVAILABLE',
   'SHUTTING_DOWN',
@@ -77,6 +81,7 @@ export const managerStartupErrorCodes = [
   'STORE_SCHEMA_TOO_NEW',
   'ENCRYPTION_KEY_MISMATCH',
   'STORE_CLOSED',
+  'BLOB_STORE_INVALID',
 ] as const;
 
 /**

@@ -71,5 +71,9 @@ export type {
   RolloutWrite,
   TargetCounts,
 } from './rollouts/records.js';
-export type { BlobStore, BlobInfo, ByteRange } from './blobs/blob-store.js';
+export type { BlobStore, BlobInfo, ByteRange, BlobDownloadUrl } from './blobs/blob-store.js';
+// Artifacts in an S3-compatible bucket (ManagerOptions.blobStore, or a store made here and passed as .blobs).
+export { S3BlobStore } from './blobs/s3-blob-store.js';
+export type { S3BlobStoreOptions } from './blobs/s3-blob-store.js';
+export type { S3BlobStoreConfig } from './blobs/s3-config.js';
 export type { AuditSignerWithKey } from './audit/log.js';

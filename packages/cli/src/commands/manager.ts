@@ -1,8 +1,8 @@
 import { initManagerDirectory, startManager } from '@drover/manager';
 import { parseTrustPolicy } from '@drover/protocol';
 import type { TrustPolicyDocument } from '@drover/protocol';
-import type { Command } from '../cli.js';
-import { optionalString, parseDurationSeconds, requireString } from '../cli.js';
+import type { Command, CommandIo, OptionValues } from '../cli.js';
+import { flag, optionalString, parseDurationSeconds, requireString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
 
@@ -20,12 +20,33 @@ function parseSeats(text: string | undefined): number | undefined {
   return seats;
 }
 
+type BlobStoreChoice = NonNullable<Parameters<typeof initManagerDirectory>[0]['blobStore']>;
+
+/** --blob-store and the --s3-* options, each falling back to its DROVER_* variable; undefined: the filesystem. */
+function blobStoreOption(values: OptionValues, env: CommandIo['env']): BlobStoreChoice | undefined {
+  const pick = (option: string, variable: string): string | undefined => optionalString(values, option) ?? (env[variable]?.trim() || undefined);
+  const url = pick('blob-store', 'DROVER_BLOB_STORE');
+  if (url === undefined || url === 'fs') return undefined;
+  const endpoint = pick('s3-endpoint', 'DROVER_S3_ENDPOINT');
+  const region = pick('s3-region', 'DROVER_S3_REGION') ?? (env['AWS_REGION']?.trim() || undefined);
+  const downloadEndpoint = pick('s3-download-endpoint', 'DROVER_S3_DOWNLOAD_ENDPOINT');
+  const pathStyleEnv = env['DROVER_S3_PATH_STYLE']?.trim();
+  const pathStyle = flag(values, 's3-path-style') || (pathStyleEnv !== undefined && /^(1|true|yes|on)$/i.test(pathStyleEnv));
+  return { url, ...(endpoint === undefined ? {} : { endpoint }), ...(region === undefined ? {} : { region }), ...(pathStyle ? { pathStyle } : {}), ...(downloadEndpoint === undefined ? {} : { downloadEndpoint }) };
+}
+
 export const managerInitCommand: Command = {
-  usage: '--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h]',
+  usage: '--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h] [--blob-store s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-download-endpoint URL]]',
   description:
     'Secret files are written 0600 under DIR/keys and DIR/secrets. The enrollment token is printed once and\n' +
     'stored only hashed: hand it to the hosts that should enroll. Without --trust, the manager accepts no\n' +
-    'release until DIR/trust.json exists (`drover trust create --out DIR/trust.json`).',
+    'release until DIR/trust.json exists (`drover trust create --out DIR/trust.json`).\n' +
+    'Artifacts are kept in DIR/blobs unless --blob-store names an S3-compatible bucket (AWS S3, Cloudflare R2,\n' +
+    'MinIO): hosts then download from it through short-lived presigned URLs. The bucket is checked now.\n' +
+    'Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, a role: the AWS chain)\n' +
+    'and are never written to manager.json. Each --s3-* option falls back to its variable: DROVER_BLOB_STORE,\n' +
+    'DROVER_S3_ENDPOINT, DROVER_S3_REGION, DROVER_S3_PATH_STYLE, DROVER_S3_DOWNLOAD_ENDPOINT; at start the same\n' +
+    'variables override manager.json.',
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'The manager directory (created if missing; must not hold a manager yet).' },
     trust: { type: 'string', arg: 'TRUST.json', help: 'The trust policy releases must satisfy (from `drover trust create`).' },
@@ -33,9 +54,15 @@ export const managerInitCommand: Command = {
     port: { type: 'string', arg: 'P', help: 'Port to listen on (default: 8443).' },
     seats: { type: 'string', arg: 'N', help: 'Enrollments the first enrollment token allows (default: 1).' },
     'expires-in': { type: 'string', arg: 'DURATION', help: 'Lifetime of the first enrollment token: 1h, 7d (default: 24h).' },
+    'blob-store': { type: 'string', arg: 'URL', help: 'Where artifacts are kept: fs (DIR/blobs, the default) or s3://BUCKET/PREFIX.' },
+    's3-endpoint': { type: 'string', arg: 'URL', help: 'The S3 API endpoint, e.g. https://ACCOUNT.r2.cloudflarestorage.com (default: AWS).' },
+    's3-region': { type: 'string', arg: 'R', help: 'The signing region (default: AWS_REGION, else us-east-1; R2: auto).' },
+    's3-path-style': { type: 'boolean', help: 'Address the bucket as ENDPOINT/BUCKET (MinIO and most self-hosted servers).' },
+    's3-download-endpoint': { type: 'string', arg: 'URL', help: 'The endpoint presigned download URLs name, if hosts reach the bucket elsewhere.' },
   },
   async run({ values, io }) {
     const dir = requireString(values, 'dir');
+    const blobStore = blobStoreOption(values, io.env);
     const trustPath = optionalString(values, 'trust');
     let trustPolicy: TrustPolicyDocument | undefined;
     if (trustPath !== undefined) {
@@ -55,6 +82,7 @@ export const managerInitCommand: Command = {
       seats: parseSeats(optionalString(values, 'seats')),
       expiresInSeconds: expiresIn === undefined ? undefined : parseDurationSeconds(expiresIn, 'expires-in'),
       trustPolicy,
+      blobStore,
       env: io.env,
     });
     // The admin and deploy tokens stay in their 0600 files: output may end up in a CI log.
@@ -65,6 +93,7 @@ export const managerInitCommand: Command = {
         `Created a manager in ${created.dir}`,
         `  manager key ${created.managerKeyId} (public half: ${created.files['managerPublicKey'] ?? ''}: pin it in droverd's config)`,
         `  audit key   ${created.auditKeyId}; the audit log verifies with ${created.files['auditSigners'] ?? ''}`,
+        `  artifacts:   ${created.blobStore === 'fs' ? `${created.dir}/blobs` : `${created.blobStore} (credentials from the AWS variables, never in manager.json)`}`,
         created.trustPolicy ? `  trust policy: ${created.files['trustPolicy'] ?? ''}` : `  no trust policy yet: write ${created.files['trustPolicy'] ?? ''} before publishing releases`,
         '',
         'Keep these secret (files are 0600; back them up somewhere safe):',
@@ -88,6 +117,8 @@ export const managerStartCommand: Command = {
   description:
     'The encryption key comes from DROVER_ENCRYPTION_KEY (or CIRIS_ENCRYPTION_KEY, or MANAGER_JWT_SECRET with\n' +
     'CIRIS_ENCRYPTION_SALT), else from the key file `drover manager init` wrote. Logs are JSON lines on stdout.\n' +
+    'DROVER_BLOB_STORE (fs or s3://BUCKET/PREFIX) and DROVER_S3_ENDPOINT, _REGION, _PATH_STYLE, _DOWNLOAD_ENDPOINT\n' +
+    "override manager.json's blob store; S3 credentials come from AWS_ACCESS_KEY_ID and friends.\n" +
     'SIGTERM stops it gracefully: new requests get 503, in-flight ones finish, the audit log records the stop.',
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'The manager directory from `drover manager init`.' },

@@ -42,6 +42,19 @@ export interface BuiltUpdate {
 }
 
 /**
+ * Where the command sends the daemon for the bytes. An object store that presigns (S3): a SigV4
+ * GET of the blob itself, valid until the command's deadline (the daemon downloads first thing, and
+ * an update past its deadline fails anyway), so the bytes never pass through the manager. Else the
+ * manager's download route, presigned with its own HMAC when `presignDownloads` is set. Either
+ * way the daemon checks length and SHA-256 against the signed manifest, never trusting the URL.
+ */
+async function commandDownloadUrl(ctx: ManagerContext, release: ReleaseRecord, deadlineSeconds: number, now: Date): Promise<string> {
+  if (ctx.blobs.downloadUrl !== undefined) return (await ctx.blobs.downloadUrl(release.file.sha256, { ttlSeconds: deadlineSeconds, now })).url;
+  const path = downloadPath(release);
+  return ctx.settings.routePrefix + (ctx.settings.presignDownloads ? ctx.urlSigner.presign(path, { ttlSeconds: deadlineSeconds, now }).url : path);
+}
+
+/**
  * Builds an update command for one agent, with its update nonce signed by the manager key (bound
  * to this agent, its machine, this deployment and the from/to versions); stores nothing.
  */
@@ -76,8 +89,7 @@ export async function buildUpdate(ctx: ManagerContext, input: QueueUpdateInput, 
     },
     ctx.managerKey,
   );
-  const path = downloadPath(release);
-  const url = ctx.settings.routePrefix + (ctx.settings.presignDownloads ? ctx.urlSigner.presign(path, { ttlSeconds: deadlineSeconds, now }).url : path);
+  const url = await commandDownloadUrl(ctx, release, deadlineSeconds, now);
   const command: UpdateCommand = {
     id: commandId,
     type: 'update',

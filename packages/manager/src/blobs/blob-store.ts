@@ -16,6 +16,14 @@ export interface ByteRange {
   end: number;
 }
 
+/** A URL a host downloads a blob from directly (an object store's presigned GET), and when it stops working. */
+export interface BlobDownloadUrl {
+  /** An absolute http(s) URL that needs no other credential. */
+  url: string;
+  /** When the URL stops working. */
+  expiresAt: Date;
+}
+
 /**
  * Where artifact bytes live, content-addressed by SHA-256: a directory (`blobDir`, by default
  * `<dataDir>/blobs`) unless `ManagerOptions.blobs` gives another; an object store (S3 and friends)
@@ -35,4 +43,13 @@ export interface BlobStore {
   read(sha256: string, range?: ByteRange): Promise<Readable>;
   /** Removes the blob; a no-op when it is not stored. */
   delete(sha256: string): Promise<void>;
+  /**
+   * Optional: a URL hosts fetch the blob from without going through the manager (an object store's
+   * presigned GET), valid for `ttlSeconds` from `now`. A store that has it gets update commands
+   * carrying that URL and `GET /v1/download` answering 307 to it; one without it is served by the
+   * manager itself.
+   */
+  downloadUrl?(sha256: string, options: { ttlSeconds: number; now: Date }): Promise<BlobDownloadUrl>;
+  /** Optional: throws (a ManagerError with a BLOB_STORE_* code) while the store cannot serve, for /readyz. */
+  ping?(): Promise<void>;
 }

@@ -2,10 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ReleaseError } from '@drover/protocol';
 import { expectRejection } from '../../../../test/helpers/expect-error.js';
+import { chunks, readAll } from '../../../../test/helpers/streams.js';
 import { FsBlobStore } from './fs-blob-store.js';
 
 let root: string;
@@ -19,18 +19,6 @@ afterEach(async () => {
 });
 
 const digest = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
-function chunks(bytes: Uint8Array, size = 1000): AsyncIterable<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; i += size) parts.push(bytes.subarray(i, i + size));
-  return Readable.from(parts);
-}
-
-async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part);
-  return Buffer.concat(parts);
-}
 
 describe('FsBlobStore', () => {
   it('stores verified bytes content-addressed and reads them back, whole or by range', async () => {

@@ -23,14 +23,17 @@ export interface ManagerCorePluginOptions {
   core: ManagerCore;
 }
 
-/** GET /healthz (the process is up) and GET /readyz (it can serve: store reachable, audit log writable, not stopping). */
+// What /readyz answers with its own code (503); any other failure is the store's: NOT_READY.
+const READINESS_CODES: ReadonlySet<string> = new Set(['SHUTTING_DOWN', 'AUDIT_UNAVAILABLE', 'BLOB_STORE_UNREACHABLE', 'BLOB_STORE_BUCKET_NOT_FOUND', 'BLOB_STORE_ACCESS_DENIED']);
+
+/** GET /healthz (the process is up) and GET /readyz (it can serve: store and bucket reachable, audit log writable, not stopping). */
 function healthRoutes(app: FastifyInstance, core: ManagerCore): void {
   app.get('/healthz', (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
   app.get('/readyz', async (request, reply) => {
     try {
       await core.ready();
     } catch (error) {
-      if (error instanceof ManagerError && (error.code === 'SHUTTING_DOWN' || error.code === 'AUDIT_UNAVAILABLE')) return sendError(request, reply, error);
+      if (error instanceof ManagerError && READINESS_CODES.has(error.code)) return sendError(request, reply, error);
       return sendError(request, reply, new ManagerError('NOT_READY', 'The manager cannot reach its store; see its log.', { cause: error }));
     }
     return reply.header('cache-control', 'no-store').send({ status: 'ready' });

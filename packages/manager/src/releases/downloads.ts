@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { isDroverError } from '@drover/protocol';
 import { authenticateAgent } from '../agents/credentials.js';
 import type { ByteRange } from '../blobs/blob-store.js';
+import { managerLimits } from '../config.js';
 import type { ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
 import { presentedSha256 } from '../presented.js';
@@ -10,7 +11,8 @@ import { downloadPath, versionKey } from './catalog.js';
 // GET /v1/download/<artifact>/<version>/<platform>: the artifact's bytes, authorised by an agent
 // credential (from the machine it was issued to) or by a presigned URL, with Range (one range;
 // 206 or 416), ETag (the SHA-256, strong: the bytes behind a release never change),
-// If-None-Match and If-Range.
+// If-None-Match and If-Range. With an object store that presigns (S3), the answer is a 307 to a
+// short-lived presigned GET of the blob instead of the bytes.
 
 export interface DownloadRequest {
   artifact: string;
@@ -26,7 +28,7 @@ export interface DownloadRequest {
 }
 
 export interface DownloadResponse {
-  status: 200 | 206 | 304;
+  status: 200 | 206 | 304 | 307;
   headers: Record<string, string>;
   body: Readable | undefined;
 }
@@ -116,6 +118,13 @@ export async function openDownload(ctx: ManagerContext, request: DownloadRequest
   const release = await ctx.store.getRelease(request.artifact, versionKey(request.version), request.platform);
   if (release?.state !== 'published') {
     throw new ManagerError('RELEASE_NOT_FOUND', `No published ${request.artifact} release ${request.version} for ${request.platform}.`);
+  }
+  if (ctx.blobs.downloadUrl !== undefined) {
+    // The bytes come from the object store: 307 (the method and Range are kept) to a presigned GET
+    // that lives a few minutes, made for this request only after it was authorised like any other.
+    // The client still checks length and SHA-256 against the signed manifest.
+    const signed = await ctx.blobs.downloadUrl(release.file.sha256, { ttlSeconds: managerLimits.redirectTtlSeconds, now: ctx.now() });
+    return { status: 307, headers: { location: signed.url, 'cache-control': 'no-store' }, body: undefined };
   }
   const blob = await ctx.blobs.stat(release.file.sha256);
   if (blob?.size !== release.file.size) {

@@ -10,7 +10,8 @@ import { RolloutOptionsSchema } from '../rollouts/options.js';
 
 // manager.json: what `drover manager init` writes and `drover manager start` reads. Paths are
 // relative to the manager directory unless absolute. Secrets are never in this file: it names
-// the files (mode 0600) that hold them.
+// the files (mode 0600) that hold them (and an S3 blob store's credentials come from the
+// environment or the AWS credential chain).
 
 const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
 
@@ -62,6 +63,18 @@ export const ManagerConfigSchema = Type.Object(
         rollout: Type.Optional(RolloutOptionsSchema),
       },
       { additionalProperties: false },
+    ),
+    blobStore: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ minLength: 6, maxLength: 1100, pattern: '^s3://', description: 's3://bucket or s3://bucket/prefix: artifacts are <prefix>/<sha256>.' }),
+          endpoint: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'The S3 API endpoint (default AWS for the region).' })),
+          region: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+          pathStyle: Type.Optional(Type.Boolean({ description: 'Address the bucket as <endpoint>/<bucket> (MinIO, Swift, most self-hosted servers).' })),
+          downloadEndpoint: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'The endpoint presigned download URLs name, when hosts reach the bucket elsewhere.' })),
+        },
+        { additionalProperties: false, description: 'Artifacts in an S3-compatible bucket instead of paths.blobs. Credentials are never here: AWS_ACCESS_KEY_ID and friends, or the AWS credential chain.' },
+      ),
     ),
     logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)))),
   },

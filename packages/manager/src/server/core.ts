@@ -38,6 +38,8 @@ import type { CreateEnrollmentTokenInput, CreatedEnrollmentToken } from '../agen
 import { ManagerError } from '../errors.js';
 import { echo } from '../presented.js';
 import { FsBlobStore } from '../blobs/fs-blob-store.js';
+import { S3BlobStore } from '../blobs/s3-blob-store.js';
+import type { S3BlobStoreConfig } from '../blobs/s3-config.js';
 import { loadSigningKey } from '../keys.js';
 import { silentLogger } from '../logger.js';
 import { authenticateOperator } from '../http/operator-auth.js';
@@ -75,6 +77,12 @@ export interface ManagerOptions {
   blobs?: BlobStore | undefined;
   /** The directory of artifact bytes (default `<dataDir>/blobs`). */
   blobDir?: string | undefined;
+  /**
+   * Artifact bytes in an S3-compatible bucket instead of `blobDir` (when no `blobs` is given):
+   * `{ url: 's3://bucket/prefix', endpoint?, region?, pathStyle?, downloadEndpoint? }`. Credentials
+   * come from `env`'s AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else the AWS SDK's chain.
+   */
+  blobStore?: S3BlobStoreConfig | undefined;
   /** The audit log (default `<dataDir>/audit/audit.jsonl`); signers.json goes beside it. */
   auditLogPath?: string | undefined;
   /** The audit log's public keys (default: `signers.json` beside the log). */
@@ -138,12 +146,14 @@ export class ManagerCore {
   /** Drives deployments (canary phases, gates, deferral, rollback, push mode). */
   readonly rollouts: RolloutEngine;
   readonly #ownsStore: boolean;
+  readonly #ownedBlobs: S3BlobStore | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
 
-  constructor(context: ManagerContext, options: { ownsStore: boolean; rollout?: ManagerOptions['rollout'] }) {
+  constructor(context: ManagerContext, options: { ownsStore: boolean; ownedBlobs?: S3BlobStore | undefined; rollout?: ManagerOptions['rollout'] }) {
     this.context = context;
     this.#ownsStore = options.ownsStore;
+    this.#ownedBlobs = options.ownedBlobs;
     this.rollouts = new RolloutEngine(context, options.rollout);
     // Resumes any rollout a previous run left open: its state and timers are all in the store.
     if (options.rollout?.autoStart !== false) this.rollouts.start();
@@ -293,6 +303,8 @@ export class ManagerCore {
   async ready(): Promise<void> {
     if (this.#closing) throw new ManagerError('SHUTTING_DOWN', 'The manager is shutting down.');
     await this.context.store.ping();
+    // The bucket: while it cannot be reached, neither uploads nor downloads work (BLOB_STORE_*).
+    await this.context.blobs.ping?.();
     const problem = this.context.audit.problem;
     // Changes still commit with their records (in the store's outbox), but the log is behind.
     if (problem !== undefined) throw new ManagerError('AUDIT_UNAVAILABLE', `Audit records wait in the store: the audit log cannot be written (${problem}). Check the disk holding the audit log.`);
@@ -315,6 +327,7 @@ export class ManagerCore {
       }
       await this.context.audit.close();
       if (this.#ownsStore) await this.context.store.close();
+      this.#ownedBlobs?.close();
       this.context.logger.info({ event: 'manager.stopped' }, 'manager stopped');
     })();
     return this.#closed;
@@ -349,6 +362,8 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
   }
   const trustPolicy = options.trustPolicy === undefined ? undefined : 'keys' in options.trustPolicy && options.trustPolicy.keys instanceof Map ? (options.trustPolicy as TrustPolicy) : parseTrustPolicy(options.trustPolicy);
 
+  // An S3 bucket is opened (a client made, nothing sent) before the store: a malformed URL stops here.
+  const ownedBlobs = options.blobs === undefined && options.blobStore !== undefined ? new S3BlobStore({ ...options.blobStore, env, logger }) : undefined;
   const ownsStore = options.store === undefined;
   const store = options.store ?? SqliteStore.open(pathOf(options.databasePath, options.dataDir, 'manager.db', 'database'));
   try {
@@ -401,7 +416,7 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
     };
     const context: ManagerContext = {
       store,
-      blobs: options.blobs ?? new FsBlobStore(pathOf(options.blobDir, options.dataDir, 'blobs', 'blob directory')),
+      blobs: options.blobs ?? ownedBlobs ?? new FsBlobStore(pathOf(options.blobDir, options.dataDir, 'blobs', 'blob directory')),
       audit,
       managerKey,
       managerPublicKeys: [managerKey.publicKey, ...(options.previousManagerKeys ?? []).filter((key) => !key.equals(managerKey.publicKey))],
@@ -424,15 +439,17 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
         managerKeyId: managerKey.keyid,
         auditKeyId: auditSigner.signer.kid,
         store: store.kind,
+        blobs: ownedBlobs === undefined ? (options.blobs === undefined ? 'fs' : 'custom') : 's3',
         encryptionKeySource: keySource,
         trustedReleaseKeys: trustPolicy === undefined ? [] : [...trustPolicy.keys.keys()],
         releaseThreshold: trustPolicy?.threshold ?? 0,
       },
     });
     logger.info({ event: 'manager.started', managerKeyId: managerKey.keyid, auditKeyId: auditSigner.signer.kid, store: store.kind, encryptionKeySource: keySource }, 'manager core ready');
-    return new ManagerCore(context, { ownsStore, rollout: options.rollout });
+    return new ManagerCore(context, { ownsStore, ownedBlobs, rollout: options.rollout });
   } catch (error) {
     if (ownsStore) await store.close();
+    ownedBlobs?.close();
     throw error;
   }
 }

@@ -3,6 +3,7 @@ import { isDroverError } from '@drover/protocol';
 import { resolveEncryptionKey } from '@drover/protocol/internal';
 import type { TrustPolicyDocument } from '@drover/protocol';
 import type { Logger } from 'pino';
+import { resolveBlobStoreConfig } from '../blobs/s3-config.js';
 import { ManagerError } from '../errors.js';
 import { readSecretFile } from '../keys.js';
 import { createManagerLogger } from '../logger.js';
@@ -67,8 +68,8 @@ async function readTrustPolicy(path: string): Promise<TrustPolicyDocument | unde
 }
 
 /**
- * Reads a directory made by `drover manager init` the way `drover manager start` does: manager.json,
- * the key files, the admin and deploy tokens (one a line), the trust policy, and the encryption key
+ * Reads a directory made by `drover manager init` the way `drover manager start` does: manager.json
+ * (its blob store overridden by DROVER_BLOB_STORE and DROVER_S3_*), the key files, the admin and deploy tokens (one a line), the trust policy, and the encryption key
  * (from the environment: DROVER_ENCRYPTION_KEY, CIRIS_ENCRYPTION_KEY or MANAGER_JWT_SECRET +
  * CIRIS_ENCRYPTION_SALT; when none is set, from the key file init wrote). Opens nothing: the
  * options it returns are for `openManagerCore` or `createManager`.
@@ -94,6 +95,8 @@ export async function readManagerDirectory(dir: string, options: ReadManagerDire
     options: {
       databasePath: path('database'),
       blobDir: path('blobs'),
+      // DROVER_BLOB_STORE and DROVER_S3_* over manager.json's blobStore; neither: the directory.
+      blobStore: resolveBlobStoreConfig(config.blobStore, env),
       auditLogPath: path('auditLog'),
       auditSignersPath: path('auditSigners'),
       managerKeyPath: path('managerKey'),

@@ -3,6 +3,9 @@ import { dirname, join } from 'node:path';
 import { Ed25519PrivateKey, ed25519AuditSigner, generateServiceToken, isDroverError, parseTrustPolicy } from '@drover/protocol';
 import { generateFernetKey, resolveEncryptionKey, writeFileAtomic } from '@drover/protocol/internal';
 import type { TrustPolicyDocument } from '@drover/protocol';
+import { S3BlobStore } from '../blobs/s3-blob-store.js';
+import { checkS3Config } from '../blobs/s3-config.js';
+import type { S3BlobStoreConfig } from '../blobs/s3-config.js';
 import { managerLayout } from '../config.js';
 import { ManagerError } from '../errors.js';
 import { defaultManagerConfig, resolvePath } from './config-file.js';
@@ -23,7 +26,13 @@ export interface InitManagerOptions {
   expiresInSeconds?: number | undefined;
   /** The keys releases must be signed with; without one, the manager accepts no release until trust.json exists. */
   trustPolicy?: TrustPolicyDocument | undefined;
-  /** Read for an existing encryption key (DROVER_ENCRYPTION_KEY, ...) and DEV_ALLOW_EPHEMERAL. */
+  /**
+   * Artifacts in an S3-compatible bucket (`s3://bucket/prefix`, endpoint, region, path style,
+   * download endpoint) instead of `<dir>/blobs`: checked (HeadBucket, with the AWS credentials of
+   * `env` or the AWS chain) before anything is written, then kept in manager.json without credentials.
+   */
+  blobStore?: S3BlobStoreConfig | undefined;
+  /** Read for an existing encryption key (DROVER_ENCRYPTION_KEY, ...), DEV_ALLOW_EPHEMERAL and the AWS credentials. */
   env?: Record<string, string | undefined> | undefined;
 }
 
@@ -40,6 +49,8 @@ export interface InitializedManager {
   enrollmentTokenExpiresAt: string;
   managerKeyId: string;
   auditKeyId: string;
+  /** Where artifacts are kept: `fs` (the directory's blobs/) or the `s3://` URL. */
+  blobStore: string;
   /** Where the encryption key is: the file written, or the environment variable already set. */
   encryptionKeySource: string;
   files: Record<string, string>;
@@ -69,7 +80,9 @@ async function writeSecret(path: string, text: string): Promise<void> {
  *
  * @returns The tokens (shown once; the admin and deploy tokens are also in their files), the key ids
  * and the paths of the files written.
- * @throws {@link ManagerError} `CONFIG_INVALID` when the directory already holds a manager.
+ * @throws {@link ManagerError} `CONFIG_INVALID` when the directory already holds a manager;
+ * `BLOB_STORE_INVALID`, `BLOB_STORE_BUCKET_NOT_FOUND`, `BLOB_STORE_ACCESS_DENIED` or
+ * `BLOB_STORE_UNREACHABLE` when `blobStore` cannot be used (nothing is written then).
  *
  * @example
  * ```ts
@@ -85,8 +98,20 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
     throw new ManagerError('CONFIG_INVALID', `${configPath} already exists: this directory holds a manager. Start it with \`drover manager start --dir ${dir}\`, or choose another directory.`);
   }
   if (options.trustPolicy !== undefined) parseTrustPolicy(options.trustPolicy);
+  let blobStore: S3BlobStoreConfig | undefined;
+  if (options.blobStore !== undefined) {
+    const { url, endpoint, region, pathStyle, downloadEndpoint } = checkS3Config(options.blobStore);
+    blobStore = { url, ...(endpoint === undefined ? {} : { endpoint }), ...(region === undefined ? {} : { region }), ...(pathStyle === undefined ? {} : { pathStyle }), ...(downloadEndpoint === undefined ? {} : { downloadEndpoint }) };
+    // A bucket that is missing or refuses the credentials is found now, not at the first release.
+    const bucket = new S3BlobStore({ ...blobStore, env });
+    try {
+      await bucket.ping();
+    } finally {
+      bucket.close();
+    }
+  }
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const config: ManagerConfig = defaultManagerConfig({ host: options.host ?? '127.0.0.1', port: options.port ?? 8443 });
+  const config: ManagerConfig = { ...defaultManagerConfig({ host: options.host ?? '127.0.0.1', port: options.port ?? 8443 }), ...(blobStore === undefined ? {} : { blobStore }) };
   const path = (name: keyof ManagerConfig['paths']): string => resolvePath(dir, config.paths[name]);
 
   const managerKey = Ed25519PrivateKey.generate();
@@ -141,6 +166,7 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
     enrollmentTokenExpiresAt: created.record.expiresAt.toISOString(),
     managerKeyId: managerKey.keyid,
     auditKeyId: auditKey.keyid,
+    blobStore: blobStore?.url ?? 'fs',
     encryptionKeySource,
     trustPolicy: options.trustPolicy !== undefined,
     files: {
