@@ -91,8 +91,12 @@ describe('stray agents: found by the install mark in /proc, stopped with their g
 
     const left = await stopProcesses(found, { graceMs: 5_000 });
     expect(left).toEqual([]);
-    for (const p of found) expect(await isAlive(p)).toBe(false);
     expect(await exitSignal(parent)).toBe('SIGTERM');
+    // The child is reparented and reaped by init, not by this process: give /proc a moment to agree.
+    for (const p of found) {
+      for (let i = 0; i < 40 && (await isAlive(p)); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      expect(await isAlive(p)).toBe(false);
+    }
     expect(await findMarked(tag)).toEqual([]);
     expect(await isAlive({ pid: other.pid ?? 0, startTime: (await processStat(other.pid ?? 0))?.startTime })).toBe(true);
   });
