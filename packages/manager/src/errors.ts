@@ -64,6 +64,8 @@ export const managerRequestErrorCodes = [
   'BLOB_STORE_UNREACHABLE',
   'BLOB_STORE_BUCKET_NOT_FOUND',
   'BLOB_STORE_ACCESS_DENIED',
+  // the database (PostgreSQL): what /readyz and any request answer while it cannot be used
+  'STORE_UNAVAILABLE',
   // the manager itself
   'AUDIT_UNAVAILABLE',
   'SHUTTING_DOWN',

@@ -24,7 +24,7 @@ export interface ManagerCorePluginOptions {
 }
 
 // What /readyz answers with its own code (503); any other failure is the store's: NOT_READY.
-const READINESS_CODES: ReadonlySet<string> = new Set(['SHUTTING_DOWN', 'AUDIT_UNAVAILABLE', 'BLOB_STORE_UNREACHABLE', 'BLOB_STORE_BUCKET_NOT_FOUND', 'BLOB_STORE_ACCESS_DENIED']);
+const READINESS_CODES: ReadonlySet<string> = new Set(['SHUTTING_DOWN', 'AUDIT_UNAVAILABLE', 'BLOB_STORE_UNREACHABLE', 'BLOB_STORE_BUCKET_NOT_FOUND', 'BLOB_STORE_ACCESS_DENIED', 'STORE_UNAVAILABLE']);
 
 /** GET /healthz (the process is up) and GET /readyz (it can serve: store and bucket reachable, audit log writable, not stopping). */
 function healthRoutes(app: FastifyInstance, core: ManagerCore): void {

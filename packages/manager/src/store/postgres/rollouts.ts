@@ -1,0 +1,163 @@
+import type { RolloutTargetState } from '@drover/protocol';
+import type {
+  AgentRolloutSettings,
+  DeploymentEventRecord,
+  DeploymentRecord,
+  RolloutCandidate,
+  RolloutGroup,
+  RolloutWrite,
+  TargetCounts,
+  TargetRecord,
+  TargetView,
+} from '../../rollouts/records.js';
+import { activeDeploymentStatuses } from '../../rollouts/records.js';
+import type { NewCommand, NewNonce } from '../records.js';
+import { deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetView } from '../sqlite/rollout-rows.js';
+import type { DeploymentRow, EventRow, TargetRow, TargetViewRow } from '../sqlite/rollout-rows.js';
+import type { Queryable } from './connection.js';
+
+// The rollout tables of the PostgreSQL store (migration 2), the same statements as the SQLite
+// store's (sqlite/rollouts.ts) with PostgreSQL placeholders; rows map to records through the same
+// mappers (sqlite/rollout-rows.ts). PostgresStore calls these inside its own transactions.
+
+const ACTIVE_SQL = activeDeploymentStatuses.map((s) => `'${s}'`).join(', ');
+const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back')";
+
+const TARGET_VIEW_SQL = `
+  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url,
+    c.acked_at AS c_acked_at, c.outcome AS c_outcome, c.outcome_detail_json AS c_detail, c.seq AS c_exists,
+    r.acked_at AS r_acked_at, r.outcome AS r_outcome, r.outcome_detail_json AS r_detail, r.seq AS r_exists
+  FROM deployment_targets t
+  JOIN agents a ON a.id = t.agent_id
+  LEFT JOIN commands c ON c.id = t.command_id
+  LEFT JOIN commands r ON r.id = t.rollback_command_id
+  WHERE t.deployment_id = $1`;
+
+// An upsert of every column of a row object (deploymentRow, targetRow), updating `updated` on conflict.
+function upsert(table: string, row: Record<string, unknown>, key: readonly string[], updated: readonly string[]): { text: string; values: unknown[] } {
+  const columns = Object.keys(row);
+  return {
+    text: `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})
+      ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updated.map((c) => `${c} = excluded.${c}`).join(', ')}`,
+    values: Object.values(row),
+  };
+}
+
+const DEPLOYMENT_UPDATED = ['status', 'message', 'phase_index', 'phase_state', 'phase_started_at', 'soak_until', 'started_at', 'completed_at', 'updated_at'];
+const TARGET_UPDATED = [
+  'phase', 'state', 'attempts', 'command_id', 'rollback_command_id', 'rollback_state', 'notified_at', 'deadline_at', 'deferred_count',
+  'first_deferred_at', 'deferred_until', 'healthy_since', 'last_probe_at', 'error_code', 'message', 'updated_at',
+];
+
+const rows = async <T extends object>(db: Queryable, text: string, values: unknown[] = []): Promise<T[]> => (await db.query<T>(text, values)).rows;
+
+export async function setSettings(db: Queryable, agentId: string, settings: AgentRolloutSettings): Promise<boolean> {
+  const result = await db.query('UPDATE agents SET rollout_group = $1, push_url = $2 WHERE id = $3', [settings.group ?? null, settings.pushUrl ?? null, agentId]);
+  return result.rowCount === 1;
+}
+
+export async function getSettings(db: Queryable, agentId: string): Promise<AgentRolloutSettings | undefined> {
+  const [row] = await rows<{ rollout_group: string | null; push_url: string | null }>(db, 'SELECT rollout_group, push_url FROM agents WHERE id = $1', [agentId]);
+  return row === undefined ? undefined : { group: (row.rollout_group ?? undefined) as RolloutGroup | undefined, pushUrl: row.push_url ?? undefined };
+}
+
+export async function candidates(db: Queryable): Promise<RolloutCandidate[]> {
+  const found = await rows<{ id: string; platform: string; agent_version: string; daemon_version: string; rollout_group: string | null; push_url: string | null }>(
+    db,
+    'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents ORDER BY id',
+  );
+  return found.map((row) => ({
+    id: row.id,
+    platform: row.platform,
+    agentVersion: row.agent_version,
+    daemonVersion: row.daemon_version,
+    group: (row.rollout_group ?? undefined) as RolloutGroup | undefined,
+    pushUrl: row.push_url ?? undefined,
+  }));
+}
+
+export async function activeOf(db: Queryable, artifact: string): Promise<string | undefined> {
+  const [row] = await rows<{ id: string }>(db, `SELECT id FROM deployments WHERE artifact = $1 AND status IN (${ACTIVE_SQL}) ORDER BY created_at LIMIT 1`, [artifact]);
+  return row?.id;
+}
+
+export async function getDeployment(db: Queryable, id: string): Promise<DeploymentRecord | undefined> {
+  const [row] = await rows<DeploymentRow>(db, 'SELECT * FROM deployments WHERE id = $1', [id]);
+  return row === undefined ? undefined : deploymentRecord(row);
+}
+
+export async function listDeployments(db: Queryable, filter: 'active' | 'open' | 'all', limit: number): Promise<DeploymentRecord[]> {
+  const where = filter === 'active' ? `WHERE status IN (${ACTIVE_SQL}) ORDER BY created_at DESC, id DESC` : filter === 'open' ? 'WHERE completed_at IS NULL ORDER BY created_at, id' : 'ORDER BY created_at DESC, id DESC';
+  return (await rows<DeploymentRow>(db, `SELECT * FROM deployments ${where} LIMIT $1`, [limit])).map(deploymentRecord);
+}
+
+/** Call inside a transaction. */
+export async function writeRollout(db: Queryable, write: RolloutWrite, insertCommand: (command: NewCommand, nonce: NewNonce) => Promise<void>): Promise<void> {
+  if (write.deployment !== undefined) {
+    const { text, values } = upsert('deployments', deploymentRow(write.deployment), ['id'], DEPLOYMENT_UPDATED);
+    await db.query(text, values);
+  }
+  // Commands before targets: a target names its command, and both land in this one transaction.
+  for (const { command, nonce } of write.commands ?? []) await insertCommand(command, nonce);
+  for (const t of write.targets ?? []) {
+    const { text, values } = upsert('deployment_targets', targetRow(t), ['deployment_id', 'agent_id'], TARGET_UPDATED);
+    await db.query(text, values);
+  }
+  for (const e of write.events ?? []) {
+    await db.query('INSERT INTO deployment_events (deployment_id, ts, event_type, message, details_json) VALUES ($1, $2, $3, $4, $5)', [
+      e.deploymentId, e.at.getTime(), e.type, e.message, e.details === undefined ? null : JSON.stringify(e.details),
+    ]);
+  }
+}
+
+export async function targets(db: Queryable, deploymentId: string): Promise<TargetRecord[]> {
+  return (await rows<TargetRow>(db, 'SELECT * FROM deployment_targets WHERE deployment_id = $1 ORDER BY phase, agent_id', [deploymentId])).map(targetRecord);
+}
+
+export async function targetViews(db: Queryable, deploymentId: string, open: boolean, phase: number | undefined): Promise<TargetView[]> {
+  let found: TargetViewRow[];
+  if (open && phase !== undefined) {
+    found = await rows<TargetViewRow>(
+      db,
+      `${TARGET_VIEW_SQL} AND ((t.state NOT IN ${FINAL_TARGET_SQL} AND (t.state != 'pending' OR t.phase = $2)) OR t.rollback_state = 'queued') ORDER BY t.phase, t.agent_id`,
+      [deploymentId, phase],
+    );
+  } else if (open) {
+    found = await rows<TargetViewRow>(db, `${TARGET_VIEW_SQL} AND (t.state NOT IN ${FINAL_TARGET_SQL} OR t.rollback_state = 'queued') ORDER BY t.phase, t.agent_id`, [deploymentId]);
+  } else {
+    found = await rows<TargetViewRow>(db, `${TARGET_VIEW_SQL} ORDER BY t.phase, t.agent_id`, [deploymentId]);
+  }
+  return found.map(targetView);
+}
+
+export async function counts(db: Queryable, deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }> {
+  const byState: TargetCounts = {};
+  const byPhase: TargetCounts[] = [];
+  let deferred = 0;
+  const found = await rows<{ phase: number; state: string; n: number; deferred: number }>(
+    db,
+    'SELECT phase, state, count(*) AS n, count(*) FILTER (WHERE deferred_count > 0) AS deferred FROM deployment_targets WHERE deployment_id = $1 GROUP BY phase, state ORDER BY phase, state',
+    [deploymentId],
+  );
+  for (const row of found) {
+    const state = row.state as RolloutTargetState;
+    byState[state] = (byState[state] ?? 0) + row.n;
+    const phase = (byPhase[row.phase] ??= {});
+    phase[state] = (phase[state] ?? 0) + row.n;
+    deferred += row.deferred;
+  }
+  for (let i = 0; i < byPhase.length; i++) byPhase[i] ??= {};
+  return { byState, byPhase, deferred };
+}
+
+export async function events(db: Queryable, deploymentId: string | undefined, afterSeq: number, limit: number, latest: boolean): Promise<DeploymentEventRecord[]> {
+  let found: EventRow[];
+  if (latest && deploymentId !== undefined) {
+    found = await rows<EventRow>(db, 'SELECT * FROM (SELECT * FROM deployment_events WHERE deployment_id = $1 ORDER BY seq DESC LIMIT $2) AS latest ORDER BY seq', [deploymentId, limit]);
+  } else if (deploymentId === undefined) {
+    found = await rows<EventRow>(db, 'SELECT * FROM deployment_events WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit]);
+  } else {
+    found = await rows<EventRow>(db, 'SELECT * FROM deployment_events WHERE deployment_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [deploymentId, afterSeq, limit]);
+  }
+  return found.map(eventRecord);
+}

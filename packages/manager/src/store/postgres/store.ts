@@ -1,0 +1,638 @@
+import type { Pool, PoolClient } from 'pg';
+import { ManagerError } from '../../errors.js';
+import type {
+  AgentRolloutSettings,
+  DeploymentEventRecord,
+  DeploymentRecord,
+  NewDeploymentEvent,
+  RolloutCandidate,
+  RolloutWrite,
+  TargetCounts,
+  TargetRecord,
+  TargetView,
+} from '../../rollouts/records.js';
+import type {
+  AgentIdentity,
+  AgentRecord,
+  AuditOutboxRow,
+  CheckinWrite,
+  CheckinWriteResult,
+  CommandRecord,
+  EnrollAgentInput,
+  EnrollAgentResult,
+  EnrollmentTokenRecord,
+  ListAgentsOptions,
+  NewCommand,
+  NewEnrollmentToken,
+  NewNonce,
+  NewRelease,
+  NonceRecord,
+  PendingAuditRecord,
+  ReleaseQuery,
+  ReleaseRecord,
+} from '../records.js';
+import { LivenessBuffer } from '../sqlite/liveness-buffer.js';
+import type { Migration } from '../sqlite/migrations.js';
+import { agentRecord, commandRecord, nonceRecord, releaseRecord, tokenRecord } from '../sqlite/rows.js';
+import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from '../sqlite/rows.js';
+import type { Store } from '../store.js';
+import { createPool, isConnectionError, isRetryable, postgresErrors, redactDatabaseUrl } from './connection.js';
+import type { PostgresConnectionOptions, Queryable } from './connection.js';
+import { migrateInTransaction } from './migrate.js';
+import * as rollouts from './rollouts.js';
+
+// The PostgreSQL store (docs/decisions/0028-postgres-store.md): the same semantics as the SQLite
+// store (sqlite/store.ts), on a pg pool.
+//
+// - Every write is one transaction on one pooled client, READ COMMITTED, with explicit locks
+//   where a decision reads then writes: the enrollment token row FOR UPDATE and a conditional seat
+//   increment; nonce consumption as a compare-and-set; an advisory lock per artifact around "no
+//   other active deployment, then create". A whole transaction is retried on 40001, 40P01 and a
+//   connection lost before COMMIT (bounded, with jitter); never after COMMIT was sent.
+// - The plain check-in's liveness write is buffered (sqlite/liveness-buffer.ts) and written as one
+//   UPDATE per batch; every other call waits for the buffer to be written first.
+// - Driver errors become STORE_UNAVAILABLE (an outage) or a redacted Error (connection.ts): the
+//   password is never in a message.
+// - Rows are the SQLite store's rows (bigint milliseconds read back as numbers, JSON as text) and
+//   map to records through the same functions (sqlite/rows.ts, sqlite/rollout-rows.ts).
+
+/** How the PostgreSQL store connects and retries. */
+export interface PostgresStoreOptions extends PostgresConnectionOptions {
+  /** Attempts of one transaction in all, on serialization failures, deadlocks and lost connections (default 3). */
+  maxAttempts?: number | undefined;
+  /** Hears of connections lost while idle in the pool (already redacted); default: ignored (the next call reconnects). */
+  onConnectionError?: ((error: ManagerError) => void) | undefined;
+}
+
+type LivenessParams = [number, string, string, string, string | null, string | null, string];
+
+class NonceReplayed extends Error {
+  constructor(
+    readonly nonceId: string,
+    readonly commandId: string,
+  ) {
+    super('nonce already consumed');
+  }
+}
+
+class DeploymentActive extends Error {
+  constructor(readonly active: string) {
+    super('another deployment of this artifact is active');
+  }
+}
+
+class RetryAfterRollback extends Error {}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const one = async <T extends object>(db: Queryable, text: string, values: unknown[] = []): Promise<T | undefined> => (await db.query<T>(text, values)).rows[0];
+const all = async <T extends object>(db: Queryable, text: string, values: unknown[] = []): Promise<T[]> => (await db.query<T>(text, values)).rows;
+
+type PgNonceRow = Omit<NonceRow, 'rollback'> & { rollback: boolean };
+const pgNonceRecord = (row: PgNonceRow): NonceRecord => nonceRecord({ ...row, rollback: row.rollback ? 1 : 0 });
+
+// The advisory lock of "one active deployment per artifact" (two replicas creating at once serialize on it).
+const DEPLOYMENT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover.deployment:' || $1, 0))";
+
+/**
+ * A {@link Store} on PostgreSQL: several managers may share one database.
+ *
+ * @example
+ * ```ts
+ * const store = await PostgresStore.open({ url: 'postgres://drover@db/drover', password })
+ * ```
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres';
+  /** The database, without its password (for logs). */
+  readonly where: string;
+  readonly #pool: Pool;
+  readonly #error: (error: unknown, connecting?: boolean) => Error;
+  readonly #maxAttempts: number;
+  readonly #liveness: LivenessBuffer<LivenessParams>;
+  #livenessWrite: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(options: PostgresStoreOptions) {
+    this.where = redactDatabaseUrl(options.url);
+    this.#error = postgresErrors(options);
+    this.#maxAttempts = Math.max(1, Math.trunc(options.maxAttempts ?? 3));
+    this.#pool = createPool(options, options.onConnectionError ?? (() => undefined));
+    this.#liveness = new LivenessBuffer((batch) => {
+      // Chained: a later batch never overtakes an earlier one. A failed batch is lost (liveness
+      // only; the next check-ins write it again), as in the SQLite store.
+      this.#livenessWrite = this.#livenessWrite.then(() => this.#writeLiveness(batch)).catch(() => undefined);
+    });
+  }
+
+  /** Connects, migrates (under an advisory lock) and returns the store; throws STORE_UNAVAILABLE or STORE_SCHEMA_TOO_NEW. */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(options);
+    try {
+      await store.migrate();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    return store;
+  }
+
+  /** Applies the migrations not yet applied (one transaction, advisory lock); returns those it ran. */
+  migrate(): Promise<Migration[]> {
+    return this.#tx((db) => migrateInTransaction(db), false);
+  }
+
+  /** The migrations applied to this database, oldest first. */
+  async appliedMigrations(): Promise<number[]> {
+    return (await this.#read((db) => all<{ version: number }>(db, 'SELECT version FROM schema_migrations ORDER BY version'))).map((row) => row.version);
+  }
+
+  #notClosed(): void {
+    if (this.#closed) throw new ManagerError('STORE_CLOSED', 'The store is closed: the manager is shutting down. Retry against the restarted manager.');
+  }
+
+  // Every call but the check-in hot path: buffered liveness is written first.
+  async #open(): Promise<void> {
+    this.#notClosed();
+    this.#liveness.flush();
+    await this.#livenessWrite;
+  }
+
+  async #writeLiveness(batch: readonly LivenessParams[]): Promise<void> {
+    // In id order: two batches (two replicas) lock the rows in one order, never a deadlock.
+    const sorted = [...batch].sort((a, b) => (a[6] < b[6] ? -1 : a[6] > b[6] ? 1 : 0));
+    const column = (i: number): unknown[] => sorted.map((params) => params[i]);
+    await this.#tx(async (db) => {
+      await db.query(
+        `UPDATE agents AS a SET last_checkin_at = v.at, agent_version = v.agent_version, daemon_version = v.daemon_version, health_json = v.health_json,
+           update_json = v.update_json, inventory_json = coalesce(v.inventory_json, a.inventory_json)
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS v(at, agent_version, daemon_version, health_json, update_json, inventory_json, id)
+         WHERE a.id = v.id`,
+        [0, 1, 2, 3, 4, 5, 6].map(column),
+      );
+    }, false);
+  }
+
+  // One statement (or a few reads) outside a transaction, retried like a transaction.
+  #read<T>(fn: (db: Queryable) => Promise<T>): Promise<T> {
+    return this.#attempts(async () => {
+      try {
+        return await fn(this.#pool);
+      } catch (error) {
+        if (isRetryable(error)) throw new RetryAfterRollback(undefined, { cause: error });
+        throw error;
+      }
+    });
+  }
+
+  // One transaction on one client: BEGIN, fn, COMMIT; retried whole on 40001, 40P01 and a connection
+  // lost before COMMIT was sent.
+  async #tx<T>(fn: (db: PoolClient) => Promise<T>, flush = true): Promise<T> {
+    if (flush) await this.#open();
+    else this.#notClosed();
+    return this.#attempts(async () => {
+      let client: PoolClient;
+      try {
+        client = await this.#pool.connect();
+      } catch (error) {
+        if (isRetryable(error)) throw new RetryAfterRollback(undefined, { cause: error });
+        // Whatever failed while connecting (authentication included) is an outage of the store.
+        throw this.#error(error, true);
+      }
+      let committing = false;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        committing = true;
+        await client.query('COMMIT');
+        client.release();
+        return result;
+      } catch (error) {
+        const lost = isConnectionError(error);
+        if (!lost) await client.query('ROLLBACK').catch(() => undefined);
+        // A lost connection is destroyed, not returned to the pool.
+        client.release(lost ? (error as Error) : undefined);
+        if (!committing && isRetryable(error)) throw new RetryAfterRollback(undefined, { cause: error });
+        throw error;
+      }
+    });
+  }
+
+  async #attempts<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (error instanceof RetryAfterRollback) {
+          if (attempt < this.#maxAttempts) {
+            // Full jitter: 10-50 ms, then 20-100 ms, ...
+            await sleep((10 + Math.random() * 40) * 2 ** (attempt - 1));
+            continue;
+          }
+          throw this.#error(error.cause);
+        }
+        throw this.#error(error);
+      }
+    }
+  }
+
+  // Inside a transaction: the change's audit records go to the outbox with it.
+  async #audit(db: Queryable, audit: readonly PendingAuditRecord[] | undefined): Promise<void> {
+    if (audit === undefined || audit.length === 0) return;
+    await db.query('INSERT INTO audit_outbox (body) SELECT unnest($1::text[])', [audit.map((record) => record.body)]);
+  }
+
+  async ping(): Promise<void> {
+    this.#notClosed();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new ManagerError('STORE_UNAVAILABLE', `PostgreSQL at ${this.where} did not answer SELECT 1 within 2 s.`));
+      }, 2000);
+    });
+    try {
+      await Promise.race([
+        this.#pool.query({ text: 'SELECT 1', query_timeout: 2000 } as { text: string }).catch((error: unknown) => {
+          throw this.#error(error);
+        }),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#liveness.flush();
+    await this.#livenessWrite;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+
+  // -- enrollment tokens
+
+  createEnrollmentToken(token: NewEnrollmentToken, audit?: readonly PendingAuditRecord[]): Promise<EnrollmentTokenRecord> {
+    const id = token.tokenHash.slice(0, 16);
+    return this.#tx(async (db) => {
+      const row = await one<TokenRow>(
+        db,
+        'INSERT INTO enrollment_tokens (id, token_hash, seats, created_at, expires_at, created_by, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *',
+        [id, token.tokenHash, token.seats, token.createdAt.getTime(), token.expiresAt.getTime(), token.createdBy, token.note ?? null],
+      );
+      if (row === undefined) throw new Error('enrollment token vanished after insert');
+      await this.#audit(db, audit);
+      return tokenRecord(row);
+    });
+  }
+
+  async listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]> {
+    await this.#open();
+    return (await this.#read((db) => all<TokenRow>(db, 'SELECT * FROM enrollment_tokens ORDER BY created_at, id'))).map(tokenRecord);
+  }
+
+  revokeEnrollmentToken(id: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+    return this.#tx(async (db) => {
+      if ((await one(db, 'SELECT id FROM enrollment_tokens WHERE id = $1 FOR UPDATE', [id])) === undefined) return false;
+      await db.query('UPDATE enrollment_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [at.getTime(), id]);
+      await this.#audit(db, audit);
+      return true;
+    });
+  }
+
+  // -- agents
+
+  enrollAgent(input: EnrollAgentInput, audit?: (enrolled: Extract<EnrollAgentResult, { ok: true }>) => readonly PendingAuditRecord[]): Promise<EnrollAgentResult> {
+    return this.#tx(async (db): Promise<EnrollAgentResult> => {
+      // The token row locked first: a revocation or another enrollment of it waits for this one.
+      const tokenRow = await one<TokenRow>(db, 'SELECT * FROM enrollment_tokens WHERE token_hash = $1 FOR UPDATE', [input.tokenHash]);
+      const existing = await one<AgentRow>(db, 'SELECT * FROM agents WHERE machine_id = $1 FOR UPDATE', [input.machineId]);
+      const refuse = (reason: Extract<EnrollAgentResult, { ok: false }>['reason']): EnrollAgentResult => ({
+        ok: false,
+        reason,
+        token: tokenRow === undefined ? undefined : tokenRecord(tokenRow),
+        agentId: existing?.id,
+      });
+      if (tokenRow === undefined) return refuse('token_unknown');
+      if (tokenRow.revoked_at !== null) return refuse('token_revoked');
+      if (tokenRow.expires_at <= input.now.getTime()) return refuse('token_expired');
+      if (existing !== undefined && !input.allowReenrollment) return refuse('already_enrolled');
+      // Seats: a conditional increment on the locked row, so two enrollments racing for the last seat cannot both win.
+      const spent = await db.query('UPDATE enrollment_tokens SET used = used + 1 WHERE id = $1 AND used < seats', [tokenRow.id]);
+      if (spent.rowCount !== 1) return refuse('token_exhausted');
+      const now = input.now.getTime();
+      const inventory = JSON.stringify(input.inventory);
+      let agent: AgentRow | undefined;
+      if (existing === undefined) {
+        agent = await one<AgentRow>(
+          db,
+          `INSERT INTO agents (id, machine_id, hostname, platform, arch, agent_version, daemon_version, credential_hash,
+             service_token_enc, enrollment_token_id, enrolled_at, credential_issued_at, inventory_json)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
+          [input.newAgentId, input.machineId, input.hostname, input.platform, input.arch, input.agentVersion, input.daemonVersion,
+            input.credentialHash, input.serviceTokenCiphertext, tokenRow.id, now, now, inventory],
+        );
+      } else {
+        agent = await one<AgentRow>(
+          db,
+          `UPDATE agents SET hostname = $1, platform = $2, arch = $3, agent_version = $4, daemon_version = $5, credential_hash = $6,
+             service_token_enc = $7, enrollment_token_id = $8, credential_issued_at = $9, inventory_json = $10 WHERE id = $11 RETURNING *`,
+          [input.hostname, input.platform, input.arch, input.agentVersion, input.daemonVersion, input.credentialHash,
+            input.serviceTokenCiphertext, tokenRow.id, now, inventory, existing.id],
+        );
+      }
+      const token = await one<TokenRow>(db, 'SELECT * FROM enrollment_tokens WHERE id = $1', [tokenRow.id]);
+      if (agent === undefined || token === undefined) throw new Error('enrollment rows vanished inside their transaction');
+      const enrolled = { ok: true as const, agent: agentRecord(agent), token: tokenRecord(token), reenrolled: existing !== undefined, previousCredentialHash: existing?.credential_hash };
+      if (audit !== undefined) await this.#audit(db, audit(enrolled));
+      return enrolled;
+    });
+  }
+
+  async getAgent(agentId: string): Promise<AgentRecord | undefined> {
+    await this.#open();
+    const row = await this.#read((db) => one<AgentRow>(db, 'SELECT * FROM agents WHERE id = $1', [agentId]));
+    return row === undefined ? undefined : agentRecord(row);
+  }
+
+  async getAgentByCredentialHash(credentialHash: string): Promise<AgentIdentity | undefined> {
+    // The hot path: no flush (the credential columns are never in the liveness buffer).
+    this.#notClosed();
+    const row = await this.#read((db) => one<Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash'>>(db, 'SELECT id, machine_id, credential_hash FROM agents WHERE credential_hash = $1', [credentialHash]));
+    return row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash };
+  }
+
+  async listAgents(options: ListAgentsOptions): Promise<AgentRecord[]> {
+    await this.#open();
+    return (await this.#read((db) => all<AgentRow>(db, 'SELECT * FROM agents WHERE id > $1 ORDER BY id LIMIT $2', [options.after ?? '', options.limit]))).map(agentRecord);
+  }
+
+  async countAgents(): Promise<number> {
+    await this.#open();
+    return (await this.#read((db) => one<{ n: number }>(db, 'SELECT count(*) AS n FROM agents')))?.n ?? 0;
+  }
+
+  // -- check-ins, commands, nonces
+
+  async recordCheckin(write: CheckinWrite): Promise<CheckinWriteResult> {
+    const at = write.at.getTime();
+    const liveness: LivenessParams = [
+      at,
+      write.agentVersion,
+      write.daemonVersion,
+      JSON.stringify(write.health),
+      write.update === undefined ? null : JSON.stringify(write.update),
+      write.inventory === undefined ? null : JSON.stringify(write.inventory),
+      write.agentId,
+    ];
+    const plain = write.acks.length === 0 && write.results.length === 0 && (write.audit?.length ?? 0) === 0;
+    if (plain) {
+      this.#notClosed();
+      // The common check-in: liveness buffered, one indexed read for pending commands.
+      const pending = await this.#read((db) => one(db, 'SELECT 1 AS one FROM commands WHERE agent_id = $1 AND acked_at IS NULL LIMIT 1', [write.agentId]));
+      if (pending === undefined) {
+        this.#liveness.add(write.agentId, liveness);
+        return { ok: true, commands: [] };
+      }
+    }
+    try {
+      return await this.#tx(async (db): Promise<CheckinWriteResult> => {
+        await db.query(
+          `UPDATE agents SET last_checkin_at = $1, agent_version = $2, daemon_version = $3, health_json = $4, update_json = $5,
+             inventory_json = coalesce($6, inventory_json) WHERE id = $7`,
+          liveness,
+        );
+        for (const commandId of write.acks) await db.query('UPDATE commands SET acked_at = $1 WHERE id = $2 AND agent_id = $3 AND acked_at IS NULL', [at, commandId, write.agentId]);
+        for (const result of write.results) {
+          const consume = result.consumeNonce;
+          if (consume !== undefined) {
+            // Single use: the WHERE makes consumption a compare-and-set, whatever raced before it.
+            const consumed = await db.query('UPDATE nonces SET consumed_at = $1, consumed_outcome = $2, reported_version = $3 WHERE id = $4 AND agent_id = $5 AND consumed_at IS NULL', [
+              at, result.outcome, consume.reportedVersion, consume.nonceId, write.agentId,
+            ]);
+            // Throwing rolls the whole check-in back: a replayed completion changes nothing.
+            if (consumed.rowCount !== 1) throw new NonceReplayed(consume.nonceId, result.commandId);
+          }
+          await db.query('UPDATE commands SET outcome = $1, outcome_detail_json = $2, outcome_at = $3, acked_at = coalesce(acked_at, $4) WHERE id = $5 AND agent_id = $6', [
+            result.outcome, JSON.stringify(result.detail), at, at, result.commandId, write.agentId,
+          ]);
+        }
+        await this.#audit(db, write.audit);
+        const rows = await all<CommandRow>(
+          db,
+          `UPDATE commands SET delivered_count = delivered_count + 1, last_delivered_at = $1
+           WHERE seq IN (SELECT seq FROM commands WHERE agent_id = $2 AND acked_at IS NULL ORDER BY seq LIMIT $3) RETURNING *`,
+          [at, write.agentId, write.commandLimit],
+        );
+        rows.sort((a, b) => a.seq - b.seq);
+        return { ok: true, commands: rows.map(commandRecord) };
+      });
+    } catch (error) {
+      if (error instanceof NonceReplayed) return { ok: false, reason: 'nonce_replayed', nonceId: error.nonceId, commandId: error.commandId };
+      throw error;
+    }
+  }
+
+  insertCommand(command: NewCommand, nonce?: NewNonce, audit?: readonly PendingAuditRecord[]): Promise<void> {
+    return this.#tx(async (db) => {
+      await this.#insertCommand(db, command, nonce);
+      await this.#audit(db, audit);
+    });
+  }
+
+  async #insertCommand(db: Queryable, command: NewCommand, nonce: NewNonce | undefined): Promise<void> {
+    await db.query('INSERT INTO commands (id, agent_id, type, deployment_id, nonce_id, body_json, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+      command.id, command.agentId, command.type, command.deploymentId ?? null, nonce?.id ?? null, JSON.stringify(command.body), command.createdAt.getTime(),
+    ]);
+    if (nonce !== undefined) {
+      await db.query(
+        `INSERT INTO nonces (id, agent_id, machine_id, command_id, deployment_id, artifact, from_version, to_version, rollback, token, issued_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        [nonce.id, nonce.agentId, nonce.machineId, nonce.commandId, nonce.deploymentId, nonce.artifact, nonce.fromVersion, nonce.toVersion,
+          nonce.rollback, nonce.token, nonce.issuedAt.getTime(), nonce.expiresAt.getTime()],
+      );
+    }
+  }
+
+  async getCommand(commandId: string): Promise<CommandRecord | undefined> {
+    await this.#open();
+    const row = await this.#read((db) => one<CommandRow>(db, 'SELECT * FROM commands WHERE id = $1', [commandId]));
+    return row === undefined ? undefined : commandRecord(row);
+  }
+
+  async listCommands(agentId: string): Promise<CommandRecord[]> {
+    await this.#open();
+    return (await this.#read((db) => all<CommandRow>(db, 'SELECT * FROM commands WHERE agent_id = $1 ORDER BY seq', [agentId]))).map(commandRecord);
+  }
+
+  async getNonce(nonceId: string): Promise<NonceRecord | undefined> {
+    await this.#open();
+    const row = await this.#read((db) => one<PgNonceRow>(db, 'SELECT * FROM nonces WHERE id = $1', [nonceId]));
+    return row === undefined ? undefined : pgNonceRecord(row);
+  }
+
+  // -- releases
+
+  async insertRelease(release: NewRelease, audit?: readonly PendingAuditRecord[]): Promise<'inserted' | 'exists'> {
+    const inserted = await this.#tx(async (db) => {
+      const result = await db.query(
+        `INSERT INTO releases (artifact, version, version_key, platform, channel, file_name, file_size, file_sha256, envelope_json,
+           manifest_json, created_at, expires_at, state, registered_at, published_at, published_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING`,
+        [release.artifact, release.version, release.versionKey, release.platform, release.channel, release.file.name, release.file.size,
+          release.file.sha256, JSON.stringify(release.envelope), JSON.stringify(release.manifest), release.createdAt.getTime(),
+          release.expiresAt.getTime(), release.state, release.registeredAt.getTime(), release.publishedAt?.getTime() ?? null, release.publishedBy],
+      );
+      if (result.rowCount === 1) await this.#audit(db, audit);
+      return result.rowCount === 1;
+    });
+    return inserted ? 'inserted' : 'exists';
+  }
+
+  async getRelease(artifact: string, versionKey: string, platform: string): Promise<ReleaseRecord | undefined> {
+    await this.#open();
+    const row = await this.#read((db) => one<ReleaseRow>(db, 'SELECT * FROM releases WHERE artifact = $1 AND version_key = $2 AND platform = $3', [artifact, versionKey, platform]));
+    return row === undefined ? undefined : releaseRecord(row);
+  }
+
+  async listReleases(query: ReleaseQuery): Promise<ReleaseRecord[]> {
+    await this.#open();
+    const rows = await this.#read((db) =>
+      all<ReleaseRow>(
+        db,
+        `SELECT * FROM releases WHERE artifact = $1 AND ($2::text IS NULL OR platform = $2) AND ($3::text IS NULL OR channel = $3)
+           AND ($4::text IS NULL OR state = $4) ORDER BY registered_at, version_key`,
+        [query.artifact, query.platform ?? null, query.channel ?? null, query.state ?? null],
+      ),
+    );
+    return rows.map(releaseRecord);
+  }
+
+  markReleasePublished(artifact: string, versionKey: string, platform: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+    return this.#tx(async (db) => {
+      const result = await db.query("UPDATE releases SET state = 'published', published_at = $1 WHERE artifact = $2 AND version_key = $3 AND platform = $4 AND state = 'pending'", [
+        at.getTime(), artifact, versionKey, platform,
+      ]);
+      const published = result.rowCount === 1;
+      if (published) await this.#audit(db, audit);
+      return published;
+    });
+  }
+
+  // -- the audit outbox
+
+  appendAudit(audit: readonly PendingAuditRecord[]): Promise<void> {
+    return this.#tx((db) => this.#audit(db, audit));
+  }
+
+  async listAuditOutbox(limit: number): Promise<AuditOutboxRow[]> {
+    await this.#open();
+    return this.#read((db) => all<AuditOutboxRow>(db, 'SELECT id, body FROM audit_outbox ORDER BY id LIMIT $1', [limit]));
+  }
+
+  completeAuditOutbox(ids: readonly number[], headKey: string, head: string): Promise<void> {
+    return this.#tx(async (db) => {
+      await db.query('DELETE FROM audit_outbox WHERE id = ANY($1::bigint[])', [[...ids]]);
+      await db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [headKey, head]);
+    });
+  }
+
+  // -- meta
+
+  async getMeta(key: string): Promise<string | undefined> {
+    await this.#open();
+    return (await this.#read((db) => one<{ value: string }>(db, 'SELECT value FROM meta WHERE key = $1', [key])))?.value;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.#tx(async (db) => {
+      await db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+    });
+  }
+
+  // -- rollouts
+
+  setAgentRolloutSettings(agentId: string, settings: AgentRolloutSettings, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+    return this.#tx(async (db) => {
+      const set = await rollouts.setSettings(db, agentId, settings);
+      if (set) await this.#audit(db, audit);
+      return set;
+    });
+  }
+
+  async getAgentRolloutSettings(agentId: string): Promise<AgentRolloutSettings | undefined> {
+    await this.#open();
+    return this.#read((db) => rollouts.getSettings(db, agentId));
+  }
+
+  async listRolloutCandidates(): Promise<RolloutCandidate[]> {
+    await this.#open();
+    return this.#read((db) => rollouts.candidates(db));
+  }
+
+  async createDeployment(
+    deployment: DeploymentRecord,
+    targets: readonly TargetRecord[],
+    events: readonly NewDeploymentEvent[],
+    supersede: RolloutWrite[] = [],
+    audit?: readonly PendingAuditRecord[],
+  ): Promise<{ ok: true } | { ok: false; active: string }> {
+    try {
+      await this.#tx(async (db) => {
+        // One active deployment per artifact, across replicas: whoever holds the artifact's lock
+        // checks and creates; the other waits, then sees the committed winner.
+        await db.query(DEPLOYMENT_LOCK_SQL, [deployment.artifact]);
+        for (const write of supersede) {
+          await rollouts.writeRollout(db, write, (c, n) => this.#insertCommand(db, c, n));
+          await this.#audit(db, write.audit);
+        }
+        const active = await rollouts.activeOf(db, deployment.artifact);
+        // Throwing rolls back the superseding too: nothing of a refused deployment stays.
+        if (active !== undefined) throw new DeploymentActive(active);
+        await rollouts.writeRollout(db, { deployment, targets: [...targets], events: [...events] }, (c, n) => this.#insertCommand(db, c, n));
+        await this.#audit(db, audit);
+      });
+    } catch (error) {
+      if (error instanceof DeploymentActive) return { ok: false, active: error.active };
+      throw error;
+    }
+    return { ok: true };
+  }
+
+  async getDeployment(id: string): Promise<DeploymentRecord | undefined> {
+    await this.#open();
+    return this.#read((db) => rollouts.getDeployment(db, id));
+  }
+
+  async listDeployments(options: { active?: boolean; open?: boolean; limit: number }): Promise<DeploymentRecord[]> {
+    await this.#open();
+    return this.#read((db) => rollouts.listDeployments(db, options.active === true ? 'active' : options.open === true ? 'open' : 'all', options.limit));
+  }
+
+  writeRollout(write: RolloutWrite): Promise<void> {
+    return this.#tx(async (db) => {
+      await rollouts.writeRollout(db, write, (c, n) => this.#insertCommand(db, c, n));
+      await this.#audit(db, write.audit);
+    });
+  }
+
+  async listTargets(deploymentId: string): Promise<TargetRecord[]> {
+    await this.#open();
+    return this.#read((db) => rollouts.targets(db, deploymentId));
+  }
+
+  async listTargetViews(deploymentId: string, options: { open?: boolean; phase?: number } = {}): Promise<TargetView[]> {
+    await this.#open();
+    return this.#read((db) => rollouts.targetViews(db, deploymentId, options.open ?? false, options.phase));
+  }
+
+  async countTargets(deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }> {
+    await this.#open();
+    return this.#read((db) => rollouts.counts(db, deploymentId));
+  }
+
+  async listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<DeploymentEventRecord[]> {
+    await this.#open();
+    return this.#read((db) => rollouts.events(db, deploymentId, afterSeq, limit, options.latest ?? false));
+  }
+}

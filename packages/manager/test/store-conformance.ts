@@ -1,0 +1,378 @@
+// The Store contract (src/store/store.ts), as one suite every implementation runs: SQLite
+// (store-sqlite.test.ts) and PostgreSQL (store-postgres.test.ts). It checks what the manager relies
+// on, never how a store keeps it: seats spent atomically (also by two stores on one database racing
+// for the last seat), one active deployment per artifact (also when two stores create at once),
+// single-use nonces, audit outbox rows written exactly with a committed change, persistence across
+// a reopen, a schema newer than the code refused, STORE_CLOSED after close.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { expectRejection } from '../../../test/helpers/expect-error.js';
+import { ManagerError } from '../src/errors.js';
+import { defaultRolloutOptions } from '../src/rollouts/options.js';
+import type { DeploymentRecord, TargetRecord } from '../src/rollouts/records.js';
+import { hashSecret, newSecret } from '../src/secrets.js';
+import { LIVENESS_FLUSH_MS } from '../src/store/sqlite/liveness-buffer.js';
+import type { EnrollAgentInput } from '../src/store/records.js';
+import type { Store } from '../src/store/store.js';
+
+/** One empty database for one test, and the ways the suite reaches it. */
+export interface StoreUnderTest {
+  /** The store, open on a fresh, migrated, empty database. */
+  store: Store;
+  /** Opens another store on the same database (a second replica, or the same one after a restart). */
+  open(): Promise<Store>;
+  /** Records a migration newer than the code knows, as a newer manager would. */
+  addFutureMigration(version: number): Promise<void>;
+  /** Drops the database (after every store on it is closed). */
+  dispose(): Promise<void>;
+}
+
+const t0 = new Date('2026-01-01T00:00:00Z');
+const at = (seconds: number): Date => new Date(t0.getTime() + seconds * 1000);
+const machine = (n: number): string => n.toString(16).padStart(64, '0');
+
+function enrollInput(tokenHash: string, machineId: string, overrides: Partial<EnrollAgentInput> = {}): EnrollAgentInput {
+  return {
+    tokenHash,
+    now: t0,
+    newAgentId: `agent-${machineId.slice(-8)}`,
+    machineId,
+    hostname: 'h',
+    platform: 'linux-x64',
+    arch: 'x64',
+    agentVersion: '1.0.0',
+    daemonVersion: '0.1.0',
+    inventory: {},
+    credentialHash: hashSecret(newSecret()),
+    serviceTokenCiphertext: 'ciphertext',
+    allowReenrollment: true,
+    ...overrides,
+  };
+}
+
+function deployment(id: string, overrides: Partial<DeploymentRecord> = {}): DeploymentRecord {
+  return {
+    id, artifact: 'agent', version: '2.0.0', commitSha: undefined, changelog: 'fix: x', strategy: 'canary', status: 'in_progress', message: 'm',
+    options: defaultRolloutOptions, phases: [{ name: '50%' }, { name: '100%' }], notification: { version: '2.0.0' }, phaseIndex: 0, phaseState: 'rolling',
+    phaseStartedAt: t0, soakUntil: undefined, createdBy: 'deploy:abc', createdAt: t0, startedAt: t0, completedAt: undefined, updatedAt: t0,
+    ...overrides,
+  };
+}
+
+function target(deploymentId: string, agentId: string, phase: number): TargetRecord {
+  return {
+    deploymentId, agentId, phase, state: 'pending', mode: 'daemon', fromVersion: '1.0.0', toVersion: '2.0.0', attempts: 0, commandId: undefined,
+    rollbackCommandId: undefined, rollbackState: undefined, notifiedAt: undefined, deadlineAt: undefined, deferredCount: 0, firstDeferredAt: undefined,
+    deferredUntil: undefined, healthySince: undefined, lastProbeAt: undefined, errorCode: undefined, message: undefined, updatedAt: t0,
+  };
+}
+
+const audit = (name: string): { body: string } => ({ body: JSON.stringify({ event: name }) });
+
+/**
+ * Runs the Store contract against the stores `create` makes, one fresh database per test. `skip`
+ * (with its reason already printed) skips the whole suite.
+ */
+export function describeStoreConformance(name: string, create: () => Promise<StoreUnderTest>, skip = false): void {
+  describe.skipIf(skip)(`Store conformance: ${name}`, () => {
+    let db: StoreUnderTest;
+    let created = false;
+    let store: Store;
+    const extra: Store[] = [];
+
+    const open = async (): Promise<Store> => {
+      const opened = await db.open();
+      extra.push(opened);
+      return opened;
+    };
+
+    async function token(seats: number, ttlMs = 3_600_000, on: Store = store): Promise<string> {
+      const secret = newSecret();
+      await on.createEnrollmentToken({ tokenHash: hashSecret(secret), seats, createdAt: t0, expiresAt: new Date(t0.getTime() + ttlMs), createdBy: 'test' });
+      return hashSecret(secret);
+    }
+
+    async function enrolled(hash: string, n: number): Promise<string> {
+      const result = await store.enrollAgent(enrollInput(hash, machine(n), { newAgentId: `agent-${n}` }));
+      if (!result.ok) throw new Error(`enrollment failed: ${result.reason}`);
+      return result.agent.id;
+    }
+
+    beforeEach(async () => {
+      db = await create();
+      store = db.store;
+      created = true;
+    });
+    afterEach(async () => {
+      for (const s of extra.splice(0)) await s.close();
+      if (!created) return;
+      created = false;
+      await store.close();
+      await db.dispose();
+    });
+
+    it('spends seats atomically and refuses once they are gone', async () => {
+      const hash = await token(2);
+      expect((await store.enrollAgent(enrollInput(hash, machine(1)))).ok).toBe(true);
+      expect((await store.enrollAgent(enrollInput(hash, machine(2)))).ok).toBe(true);
+      const third = await store.enrollAgent(enrollInput(hash, machine(3)));
+      expect(third).toMatchObject({ ok: false, reason: 'token_exhausted' });
+      expect(await store.countAgents()).toBe(2);
+      const [record] = await store.listEnrollmentTokens();
+      expect(record).toMatchObject({ seats: 2, used: 2 });
+    });
+
+    it('refuses unknown, expired and revoked tokens without spending a seat', async () => {
+      expect(await store.enrollAgent(enrollInput(hashSecret('nope'), machine(1)))).toMatchObject({ ok: false, reason: 'token_unknown' });
+      const expired = await token(5, 1000);
+      expect(await store.enrollAgent(enrollInput(expired, machine(1), { now: new Date(t0.getTime() + 1000) }))).toMatchObject({ ok: false, reason: 'token_expired' });
+      const revoked = await token(5);
+      expect(await store.revokeEnrollmentToken(revoked.slice(0, 16), t0)).toBe(true);
+      expect(await store.enrollAgent(enrollInput(revoked, machine(1)))).toMatchObject({ ok: false, reason: 'token_revoked' });
+      expect((await store.listEnrollmentTokens()).every((t) => t.used === 0)).toBe(true);
+      expect(await store.revokeEnrollmentToken('0000000000000000', t0)).toBe(false);
+    });
+
+    it('re-enrolls a known machine under its id with a new credential, or refuses when not allowed', async () => {
+      const hash = await token(3);
+      const first = await store.enrollAgent(enrollInput(hash, machine(7)));
+      if (!first.ok) throw new Error('first enrollment failed');
+      const credentialHash = hashSecret(newSecret());
+      const again = await store.enrollAgent(enrollInput(hash, machine(7), { newAgentId: 'agent-other', credentialHash, agentVersion: '1.1.0' }));
+      expect(again).toMatchObject({ ok: true, reenrolled: true, previousCredentialHash: first.agent.credentialHash });
+      if (!again.ok) throw new Error('unreachable');
+      expect(again.agent.id).toBe(first.agent.id);
+      expect(again.agent.credentialHash).toBe(credentialHash);
+      expect(await store.getAgentByCredentialHash(first.agent.credentialHash)).toBeUndefined();
+      expect(await store.getAgentByCredentialHash(credentialHash)).toEqual({ id: first.agent.id, machineId: machine(7), credentialHash });
+      expect(await store.enrollAgent(enrollInput(hash, machine(7), { allowReenrollment: false }))).toMatchObject({ ok: false, reason: 'already_enrolled', agentId: first.agent.id });
+    });
+
+    it('two stores on one database racing for the last seat: exactly one enrollment wins', async () => {
+      const hash = await token(3);
+      await enrolled(hash, 1);
+      await enrolled(hash, 2);
+      const replicas = [store, await open(), await open()];
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => (replicas[i % replicas.length] as Store).enrollAgent(enrollInput(hash, machine(100 + i)))));
+      expect(results.filter((r) => r.ok)).toHaveLength(1);
+      expect(results.filter((r) => !r.ok)).toEqual(Array(5).fill(expect.objectContaining({ ok: false, reason: 'token_exhausted' })));
+      expect(await store.countAgents()).toBe(3);
+      expect((await store.listEnrollmentTokens())[0]).toMatchObject({ seats: 3, used: 3 });
+    });
+
+    it('lists agents in id order, page by page, and counts them', async () => {
+      const hash = await token(5);
+      for (const n of [3, 1, 2]) await enrolled(hash, n);
+      expect((await store.listAgents({ limit: 2 })).map((a) => a.id)).toEqual(['agent-1', 'agent-2']);
+      expect((await store.listAgents({ limit: 2, after: 'agent-2' })).map((a) => a.id)).toEqual(['agent-3']);
+      expect(await store.countAgents()).toBe(3);
+      expect(await store.getAgent('agent-9')).toBeUndefined();
+    });
+
+    it('delivers commands until acked, consumes a nonce once, and rolls a replayed check-in back', async () => {
+      const hash = await token(1);
+      const agentId = await enrolled(hash, 9);
+      await store.insertCommand(
+        { id: 'cmd-1', agentId, type: 'update', deploymentId: 'd1', body: { id: 'cmd-1', type: 'update' }, createdAt: t0 },
+        { id: 'nonce-0123456789abcdef', agentId, machineId: machine(9), commandId: 'cmd-1', deploymentId: 'd1', artifact: 'agent', fromVersion: '1.0.0', toVersion: '1.1.0', rollback: false, token: 'a.b', issuedAt: t0, expiresAt: t0 },
+      );
+      expect(await store.getNonce('nonce-0123456789abcdef')).toMatchObject({ rollback: false, consumedAt: undefined, commandId: 'cmd-1' });
+      const base = { agentId, at: t0, agentVersion: '1.0.0', daemonVersion: '0.1.0', health: { status: 'healthy' }, update: undefined, inventory: undefined, commandLimit: 32 };
+      const first = await store.recordCheckin({ ...base, acks: [], results: [] });
+      expect(first).toMatchObject({ ok: true, commands: [{ id: 'cmd-1', deliveredCount: 1, body: { id: 'cmd-1', type: 'update' } }] });
+      const second = await store.recordCheckin({ ...base, acks: [], results: [] });
+      expect(second).toMatchObject({ ok: true, commands: [{ id: 'cmd-1', deliveredCount: 2 }] });
+      const acked = await store.recordCheckin({ ...base, acks: ['cmd-1'], results: [] });
+      expect(acked).toEqual({ ok: true, commands: [] });
+      const result = { commandId: 'cmd-1', outcome: 'succeeded', detail: {}, consumeNonce: { nonceId: 'nonce-0123456789abcdef', reportedVersion: '1.1.0' } };
+      expect(await store.recordCheckin({ ...base, agentVersion: '1.1.0', acks: [], results: [result] })).toEqual({ ok: true, commands: [] });
+      expect(await store.getNonce('nonce-0123456789abcdef')).toMatchObject({ consumedOutcome: 'succeeded', reportedVersion: '1.1.0', consumedAt: t0 });
+      const replay = await store.recordCheckin({ ...base, agentVersion: '9.9.9', acks: [], results: [result], audit: [audit('replayed')] });
+      expect(replay).toEqual({ ok: false, reason: 'nonce_replayed', nonceId: 'nonce-0123456789abcdef', commandId: 'cmd-1' });
+      // Nothing of the refused check-in was written, its audit record included.
+      expect((await store.getAgent(agentId))?.agentVersion).toBe('1.1.0');
+      expect(await store.listAuditOutbox(10)).toEqual([]);
+      expect(await store.getCommand('cmd-1')).toMatchObject({ outcome: 'succeeded', ackedAt: t0, deliveredCount: 2 });
+      expect((await store.listCommands(agentId)).map((c) => c.id)).toEqual(['cmd-1']);
+    });
+
+    it('returns at most commandLimit unacked commands, oldest first', async () => {
+      const agentId = await enrolled(await token(1), 1);
+      for (const n of [1, 2, 3]) await store.insertCommand({ id: `cmd-${n}`, agentId, type: 'update', body: { n }, createdAt: at(n) });
+      const base = { agentId, at: t0, agentVersion: '1.0.0', daemonVersion: '0.1.0', health: {}, update: { step: 'x' }, inventory: { os: 'linux' }, acks: [], results: [] };
+      expect(await store.recordCheckin({ ...base, commandLimit: 2 })).toMatchObject({ ok: true, commands: [{ id: 'cmd-1' }, { id: 'cmd-2' }] });
+      expect(await store.recordCheckin({ ...base, acks: ['cmd-1', 'cmd-2'], commandLimit: 2 })).toMatchObject({ ok: true, commands: [{ id: 'cmd-3', deliveredCount: 1 }] });
+      expect(await store.getAgent(agentId)).toMatchObject({ update: { step: 'x' }, inventory: { os: 'linux' }, lastCheckinAt: t0 });
+    });
+
+    it('buffers plain check-ins but never lets a reader, a durable write or a restart miss them', async () => {
+      const hash = await token(2);
+      const a = await enrolled(hash, 21);
+      const b = await enrolled(hash, 22);
+      const base = { at: new Date(t0.getTime() + 1000), daemonVersion: '0.1.0', health: { status: 'healthy' }, update: undefined, inventory: undefined, acks: [], results: [], commandLimit: 32 };
+      await store.recordCheckin({ ...base, agentId: a, agentVersion: '1.0.1' });
+      expect((await store.getAgent(a))?.agentVersion).toBe('1.0.1');
+      // The buffer's flush timer runs on vitest's clock: the test moves it past the flush instead of sleeping.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        await store.recordCheckin({ ...base, agentId: a, agentVersion: '1.0.2' });
+        // A later durable check-in (it acks) is not overwritten by the older buffered one.
+        const durable = store.recordCheckin({ ...base, agentId: a, agentVersion: '1.0.5', acks: ['cmd-none'] });
+        vi.advanceTimersByTime(LIVENESS_FLUSH_MS * 2);
+        await durable;
+        vi.advanceTimersByTime(LIVENESS_FLUSH_MS * 2);
+      } finally {
+        vi.useRealTimers();
+      }
+      expect((await store.getAgent(a))?.agentVersion).toBe('1.0.5');
+      // Check-ins of an agent with a pending command are written at once.
+      await store.insertCommand({ id: 'cmd-b', agentId: b, type: 'update', body: {}, createdAt: t0 });
+      await store.recordCheckin({ ...base, agentId: b, agentVersion: '2.0.0' });
+      await store.recordCheckin({ ...base, agentId: a, agentVersion: '1.0.6' });
+      await store.close();
+      store = await db.open();
+      expect((await store.getAgent(a))?.agentVersion).toBe('1.0.6');
+      expect((await store.getAgent(b))?.agentVersion).toBe('2.0.0');
+      expect((await store.getAgent(a))?.lastCheckinAt).toEqual(base.at);
+    });
+
+    it('keeps releases by artifact, version and platform, inserts once, publishes a pending one once', async () => {
+      const release = {
+        artifact: 'agent', version: 'v2.0.0', versionKey: '2.0.0', platform: 'linux-x64', channel: 'stable', file: { name: 'agent.js', size: 5_000_000_000, sha256: 'ab'.repeat(32) },
+        envelope: { payloadType: 'x', payload: 'e30', signatures: [] }, manifest: { version: 'v2.0.0', nested: { b: 1, a: [1, 2] } }, createdAt: t0, expiresAt: at(86400),
+        state: 'pending' as const, registeredAt: t0, publishedBy: 'deploy:abc',
+      };
+      expect(await store.insertRelease(release, [audit('release.registered')])).toBe('inserted');
+      expect(await store.insertRelease({ ...release, channel: 'beta' }, [audit('release.again')])).toBe('exists');
+      await store.insertRelease({ ...release, platform: 'linux-arm64', channel: 'beta', registeredAt: at(1) });
+      expect(await store.getRelease('agent', '2.0.0', 'linux-x64')).toEqual({ ...release, publishedAt: undefined });
+      expect((await store.listReleases({ artifact: 'agent' })).map((r) => r.platform)).toEqual(['linux-x64', 'linux-arm64']);
+      expect((await store.listReleases({ artifact: 'agent', channel: 'beta' })).map((r) => r.platform)).toEqual(['linux-arm64']);
+      expect(await store.markReleasePublished('agent', '2.0.0', 'linux-x64', at(5), [audit('release.published')])).toBe(true);
+      expect(await store.markReleasePublished('agent', '2.0.0', 'linux-x64', at(6), [audit('release.published.twice')])).toBe(false);
+      expect(await store.getRelease('agent', '2.0.0', 'linux-x64')).toMatchObject({ state: 'published', publishedAt: at(5) });
+      expect((await store.listReleases({ artifact: 'agent', state: 'published' })).map((r) => r.platform)).toEqual(['linux-x64']);
+      expect((await store.listAuditOutbox(10)).map((r) => r.body)).toEqual([audit('release.registered').body, audit('release.published').body]);
+    });
+
+    it('writes audit outbox rows only with a committed change, in order, and completes them with the head', async () => {
+      const hash = await token(1, 3_600_000);
+      // Refusals and no-ops write nothing.
+      expect(await store.revokeEnrollmentToken('0000000000000000', t0, [audit('revoke.unknown')])).toBe(false);
+      const refused = await store.enrollAgent(enrollInput(hashSecret('nope'), machine(1)), () => [audit('enroll.refused')]);
+      expect(refused.ok).toBe(false);
+      expect(await store.setAgentRolloutSettings('agent-none', { group: 'explorer', pushUrl: undefined }, [audit('settings.none')])).toBe(false);
+      expect(await store.listAuditOutbox(10)).toEqual([]);
+      // Changes write theirs, in commit order.
+      const agentId = (await store.enrollAgent(enrollInput(hash, machine(2), { newAgentId: 'agent-2' }), (e) => [audit(`enrolled:${e.agent.id}`)])).ok ? 'agent-2' : '';
+      await store.insertCommand({ id: 'cmd-1', agentId, type: 'update', body: {}, createdAt: t0 }, undefined, [audit('command')]);
+      expect(await store.setAgentRolloutSettings(agentId, { group: 'general', pushUrl: undefined }, [audit('settings')])).toBe(true);
+      await store.appendAudit([audit('plain.1'), audit('plain.2')]);
+      await store.writeRollout({ events: [], audit: [audit('rollout.write')] });
+      const rows = await store.listAuditOutbox(10);
+      expect(rows.map((r) => r.body)).toEqual(['enrolled:agent-2', 'command', 'settings', 'plain.1', 'plain.2', 'rollout.write'].map((e) => audit(e).body));
+      expect(rows.map((r) => r.id)).toEqual([...rows.map((r) => r.id)].sort((x, y) => x - y));
+      expect((await store.listAuditOutbox(2)).map((r) => r.id)).toEqual(rows.slice(0, 2).map((r) => r.id));
+      await store.completeAuditOutbox(rows.slice(0, 4).map((r) => r.id), 'audit.head', 'head-4');
+      expect((await store.listAuditOutbox(10)).map((r) => r.body)).toEqual([audit('plain.2').body, audit('rollout.write').body]);
+      expect(await store.getMeta('audit.head')).toBe('head-4');
+      await store.setMeta('audit.head', 'head-5');
+      expect(await store.getMeta('audit.head')).toBe('head-5');
+      expect(await store.getMeta('missing')).toBeUndefined();
+    });
+
+    it('persists every timestamp of a deployment and its targets across a reopen, and keeps one active deployment per artifact', async () => {
+      const hash = await token(5);
+      await enrolled(hash, 1);
+      await enrolled(hash, 2);
+      const created = await store.createDeployment(deployment('dep-1'), [target('dep-1', 'agent-1', 0), target('dep-1', 'agent-2', 1)], [{ deploymentId: 'dep-1', at: t0, type: 'created', message: 'm', details: {} }], [], [audit('deployment.created')]);
+      expect(created).toEqual({ ok: true });
+      expect(await store.createDeployment(deployment('dep-2'), [], [], [], [audit('deployment.refused')])).toEqual({ ok: false, active: 'dep-1' });
+      expect((await store.listAuditOutbox(10)).map((r) => r.body)).toEqual([audit('deployment.created').body]);
+      const moved: TargetRecord = { ...target('dep-1', 'agent-1', 0), state: 'deferred', notifiedAt: at(1), deadlineAt: at(100), firstDeferredAt: at(2), deferredUntil: at(7), deferredCount: 1, attempts: 1, updatedAt: at(2) };
+      await store.writeRollout({ deployment: { ...deployment('dep-1'), phaseState: 'soaking', soakUntil: at(300), updatedAt: at(3) }, targets: [moved], events: [{ deploymentId: 'dep-1', at: at(2), type: 'agent_deferred', message: 'busy', details: { agent_id: 'agent-1' } }] });
+      await store.close();
+      store = await db.open();
+      expect(await store.getDeployment('dep-1')).toMatchObject({ phaseState: 'soaking', soakUntil: at(300), startedAt: t0, options: defaultRolloutOptions });
+      expect(await store.getDeployment('dep-9')).toBeUndefined();
+      expect((await store.listTargets('dep-1')).find((t) => t.agentId === 'agent-1')).toEqual(moved);
+      expect(await store.countTargets('dep-1')).toEqual({ byState: { deferred: 1, pending: 1 }, byPhase: [{ deferred: 1 }, { pending: 1 }], deferred: 1 });
+      expect((await store.listTargetViews('dep-1', { open: true, phase: 0 })).map((t) => t.agentId)).toEqual(['agent-1']);
+      expect((await store.listTargetViews('dep-1')).map((t) => [t.agentId, t.agentVersion, t.command])).toEqual([['agent-1', '1.0.0', undefined], ['agent-2', '1.0.0', undefined]]);
+      expect((await store.listDeploymentEvents('dep-1', 0, 1, { latest: true })).map((e) => e.type)).toEqual(['agent_deferred']);
+      const events = await store.listDeploymentEvents('dep-1', 0, 10);
+      expect(events.map((e) => [e.type, e.at, e.details])).toEqual([['created', t0, {}], ['agent_deferred', at(2), { agent_id: 'agent-1' }]]);
+      expect((await store.listDeploymentEvents(undefined, events[0]?.seq ?? 0, 10)).map((e) => e.type)).toEqual(['agent_deferred']);
+      expect(await store.listDeployments({ open: true, limit: 10 })).toHaveLength(1);
+      expect(await store.listDeployments({ active: true, limit: 10 })).toHaveLength(1);
+      expect(await store.setAgentRolloutSettings('agent-2', { group: 'explorer', pushUrl: 'http://127.0.0.1:1' })).toBe(true);
+      expect(await store.getAgentRolloutSettings('agent-2')).toEqual({ group: 'explorer', pushUrl: 'http://127.0.0.1:1' });
+      expect(await store.setAgentRolloutSettings('agent-9', { group: undefined, pushUrl: undefined })).toBe(false);
+      expect((await store.listRolloutCandidates()).map((c) => [c.id, c.group])).toEqual([['agent-1', undefined], ['agent-2', 'explorer']]);
+    });
+
+    it('writes a target with its command and nonce in one step, and shows the command in the target view', async () => {
+      const agentId = await enrolled(await token(1), 1);
+      expect(await store.createDeployment(deployment('dep-1'), [target('dep-1', agentId, 0)], [])).toEqual({ ok: true });
+      const command = { id: 'cmd-u', agentId, type: 'update', deploymentId: 'dep-1', body: { id: 'cmd-u' }, createdAt: at(1) };
+      const nonce = { id: 'nonce-u', agentId, machineId: machine(1), commandId: 'cmd-u', deploymentId: 'dep-1', artifact: 'agent', fromVersion: '1.0.0', toVersion: '2.0.0', rollback: true, token: 't', issuedAt: at(1), expiresAt: at(100) };
+      await store.writeRollout({ commands: [{ command, nonce }], targets: [{ ...target('dep-1', agentId, 0), state: 'notified', commandId: 'cmd-u', notifiedAt: at(1) }] });
+      expect(await store.getNonce('nonce-u')).toMatchObject({ rollback: true, expiresAt: at(100) });
+      const [view] = await store.listTargetViews('dep-1', { open: true });
+      expect(view).toMatchObject({ state: 'notified', command: { ackedAt: undefined, outcome: undefined } });
+      await store.recordCheckin({ agentId, at: at(2), agentVersion: '1.0.0', daemonVersion: '0.1.0', health: {}, update: undefined, inventory: undefined, acks: [], commandLimit: 32, results: [{ commandId: 'cmd-u', outcome: 'deferred', detail: { why: 'busy' } }] });
+      expect((await store.listTargetViews('dep-1'))[0]?.command).toEqual({ ackedAt: at(2), outcome: 'deferred', detail: { why: 'busy' } });
+    });
+
+    it('two stores creating a deployment of one artifact at once: exactly one is created, the other names it', async () => {
+      const hash = await token(1);
+      await enrolled(hash, 1);
+      const other = await open();
+      for (let round = 0; round < 3; round++) {
+        const [a, b] = [`dep-${round}-a`, `dep-${round}-b`];
+        const results = await Promise.all([
+          store.createDeployment(deployment(a, { createdAt: at(round) }), [target(a, 'agent-1', 0)], [{ deploymentId: a, at: t0, type: 'created', message: 'a', details: {} }]),
+          other.createDeployment(deployment(b, { createdAt: at(round) }), [target(b, 'agent-1', 0)], [{ deploymentId: b, at: t0, type: 'created', message: 'b', details: {} }]),
+        ]);
+        const winners = results.filter((r) => r.ok);
+        expect(winners).toHaveLength(1);
+        const winner = results[0].ok ? a : b;
+        expect(results.find((r) => !r.ok)).toEqual({ ok: false, active: winner });
+        expect((await store.listDeployments({ active: true, limit: 10 })).map((d) => d.id)).toEqual([winner]);
+        // The loser left nothing: no deployment, no targets.
+        expect(await store.getDeployment(winner === a ? b : a)).toBeUndefined();
+        await store.writeRollout({ deployment: { ...deployment(winner, { createdAt: at(round) }), status: 'completed', completedAt: at(round) } });
+      }
+    });
+
+    it('supersedes an active deployment in the same step that creates the new one', async () => {
+      const agentId = await enrolled(await token(1), 1);
+      expect(await store.createDeployment(deployment('dep-1'), [target('dep-1', agentId, 0)], [])).toEqual({ ok: true });
+      const cancel = { deployment: { ...deployment('dep-1'), status: 'cancelled' as const, completedAt: at(1), updatedAt: at(1) }, events: [{ deploymentId: 'dep-1', at: at(1), type: 'cancelled', message: 'superseded', details: {} }], audit: [audit('superseded')] };
+      expect(await store.createDeployment(deployment('dep-2', { createdAt: at(1) }), [target('dep-2', agentId, 0)], [], [cancel], [audit('created')])).toEqual({ ok: true });
+      expect((await store.listDeployments({ active: true, limit: 10 })).map((d) => d.id)).toEqual(['dep-2']);
+      expect((await store.listDeployments({ limit: 10 })).map((d) => d.id)).toEqual(['dep-2', 'dep-1']);
+      expect((await store.listAuditOutbox(10)).map((r) => r.body)).toEqual([audit('superseded').body, audit('created').body]);
+    });
+
+    it('persists across reopening, and a schema newer than the code is refused with STORE_SCHEMA_TOO_NEW', async () => {
+      const credential = newSecret();
+      await store.enrollAgent(enrollInput(await token(1), machine(4), { credentialHash: hashSecret(credential) }));
+      await store.setMeta('k', 'v');
+      await store.close();
+      store = await db.open();
+      expect(await store.getMeta('k')).toBe('v');
+      expect((await store.getAgentByCredentialHash(hashSecret(credential)))?.machineId).toBe(machine(4));
+      await db.addFutureMigration(99);
+      await expectRejection(db.open(), ManagerError, 'STORE_SCHEMA_TOO_NEW');
+      // The refused open changed nothing.
+      expect(await store.getMeta('k')).toBe('v');
+    });
+
+    it('refuses calls after close with STORE_CLOSED', async () => {
+      await store.close();
+      await expectRejection((async () => store.getAgent('x'))(), ManagerError, 'STORE_CLOSED');
+      await expectRejection((async () => store.setMeta('k', 'v'))(), ManagerError, 'STORE_CLOSED');
+      store = await db.open();
+    });
+  });
+}

@@ -1,0 +1,155 @@
+// The Store contract (store-conformance.ts) on the PostgreSQL store, against a real server: the
+// one DROVER_TEST_DATABASE_URL names, or a throwaway cluster scripts/services.sh starts for this
+// file. Each test gets its own schema (dropped after); "another store on the same database" is a
+// second pool, as a second replica would have. Then what only PostgreSQL has: migrations under an
+// advisory lock, a bad password that no error repeats, an unreachable server.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectRejection } from '../../../test/helpers/expect-error.js';
+import { skipWithoutServices, startServices } from '../../../test/helpers/services.js';
+import type { Services } from '../../../test/helpers/services.js';
+import { ManagerError } from '../src/errors.js';
+import { redactDatabaseUrl } from '../src/store/postgres/connection.js';
+import { postgresMigrations } from '../src/store/postgres/migrations.js';
+import { PostgresStore } from '../src/store/postgres/store.js';
+import { describeStoreConformance } from './store-conformance.js';
+
+const skip = skipWithoutServices('the PostgreSQL store suite', 'postgres');
+
+let services: Services | undefined;
+let admin: pg.Pool | undefined;
+let url = '';
+
+const adminPool = (): pg.Pool => {
+  if (admin === undefined) throw new Error('PostgreSQL did not start');
+  return admin;
+};
+
+async function freshSchema(): Promise<string> {
+  const schema = `drover_test_${randomBytes(6).toString('hex')}`;
+  await adminPool().query(`CREATE SCHEMA ${schema}`);
+  return schema;
+}
+
+beforeAll(async () => {
+  if (skip) return;
+  services = await startServices('postgres');
+  url = services.postgres?.url ?? '';
+  admin = new pg.Pool({ connectionString: url, max: 2 });
+}, 120_000);
+
+afterAll(async () => {
+  await admin?.end();
+  await services?.stop();
+}, 60_000);
+
+describeStoreConformance(
+  'PostgreSQL',
+  async () => {
+    const schema = await freshSchema();
+    const options = { url, schema, poolSize: 4 };
+    return {
+      store: await PostgresStore.open(options),
+      open: () => PostgresStore.open(options),
+      addFutureMigration: async (version) => {
+        await adminPool().query(`INSERT INTO ${schema}.schema_migrations (version, name, applied_at) VALUES ($1, 'future', 0)`, [version]);
+      },
+      dispose: async () => {
+        await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
+      },
+    };
+  },
+  skip,
+);
+
+describe.skipIf(skip)('PostgresStore', () => {
+  it('migrates once when several managers start together on an empty database, and records each migration', async () => {
+    const schema = await freshSchema();
+    try {
+      const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open({ url, schema, poolSize: 2 })));
+      try {
+        expect(await stores[0]?.appliedMigrations()).toEqual(postgresMigrations.map((m) => m.version));
+        const { rows } = await adminPool().query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.schema_migrations`);
+        expect(rows[0]?.n).toBe(postgresMigrations.length);
+        // Opening again runs nothing.
+        expect(await stores[1]?.migrate()).toEqual([]);
+      } finally {
+        for (const store of stores) await store.close();
+      }
+    } finally {
+      await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
+
+  it('names the database without its password, and a bad password is in no error message', async () => {
+    const role = `drover_pw_${randomBytes(4).toString('hex')}`;
+    const right = `right-${randomBytes(8).toString('hex')}`;
+    const wrong = `wrong-${randomBytes(8).toString('hex')}`;
+    const pool = adminPool();
+    // The throwaway cluster trusts 127.0.0.1: this role alone is made to present a password
+    // (scram-sha-256), by a first line in pg_hba.conf, removed after.
+    const hbaFile = (await pool.query<{ hba_file: string }>('SHOW hba_file')).rows[0]?.hba_file ?? '';
+    const original = await readFile(hbaFile, 'utf8');
+    const lines = [`host all ${role} 127.0.0.1/32 scram-sha-256`, ...original.split('\n')];
+    const writeHba = async (content: string[]): Promise<void> => {
+      await pool.query(`COPY (SELECT line FROM unnest($1::text[]) WITH ORDINALITY AS l(line, n) ORDER BY n) TO '${hbaFile}'`.replace('$1::text[]', `ARRAY[${content.map((l) => `'${l.replace(/'/g, "''")}'`).join(',')}]::text[]`));
+      await pool.query('SELECT pg_reload_conf()');
+    };
+    await pool.query(`CREATE ROLE ${role} LOGIN PASSWORD '${right}'`);
+    await writeHba(lines);
+    try {
+      const parsed = new URL(url);
+      parsed.username = role;
+      const withPassword = (password: string): string => {
+        const u = new URL(parsed);
+        u.password = password;
+        return u.toString();
+      };
+      expect(redactDatabaseUrl(withPassword(wrong))).not.toContain(wrong);
+      // The right password connects (the rule is in force), through the URL or the password option.
+      const schema = await freshSchema();
+      await pool.query(`GRANT ALL ON SCHEMA ${schema} TO ${role}`);
+      for (const good of [{ url: parsed.toString(), password: right }, { url: withPassword(right) }]) {
+        const store = await PostgresStore.open({ ...good, schema, poolSize: 1 });
+        await store.ping();
+        await store.close();
+      }
+      await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+      for (const attempt of [() => PostgresStore.open({ url: withPassword(wrong), poolSize: 1 }), () => PostgresStore.open({ url: parsed.toString(), password: wrong, poolSize: 1 })]) {
+        let caught: unknown;
+        try {
+          await attempt();
+        } catch (error) {
+          caught = error;
+        }
+        expect(caught).toBeInstanceOf(ManagerError);
+        expect((caught as ManagerError).code).toBe('STORE_UNAVAILABLE');
+        const everything = `${String(caught)} ${(caught as Error).stack ?? ''} ${JSON.stringify(caught)} ${JSON.stringify((caught as Error).cause ?? null)}`;
+        expect(everything).toContain('28P01');
+        expect(everything).not.toContain(wrong);
+        expect(everything).not.toContain(withPassword(wrong));
+      }
+    } finally {
+      await writeHba(original.split('\n'));
+      await pool.query(`DROP ROLE ${role}`);
+    }
+  });
+
+  it('answers STORE_UNAVAILABLE, naming the database without its password, when the server cannot be reached', async () => {
+    const secret = `s3cret-${randomBytes(6).toString('hex')}`;
+    const unreachable = `postgres://drover:${secret}@127.0.0.1:1/drover`;
+    let caught: unknown;
+    try {
+      await PostgresStore.open({ url: unreachable, connectTimeoutMs: 1000, maxAttempts: 2 });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ManagerError);
+    expect((caught as ManagerError).code).toBe('STORE_UNAVAILABLE');
+    expect((caught as Error).message).toContain('postgres://drover@127.0.0.1:1/drover');
+    expect(`${(caught as Error).message} ${(caught as Error).stack ?? ''}`).not.toContain(secret);
+    await expectRejection(PostgresStore.open({ url: 'mysql://x@y/z' }), ManagerError, 'CONFIG_INVALID');
+  });
+});
