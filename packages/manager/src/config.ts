@@ -49,6 +49,7 @@ export const managerLimits = {
 export const managerLayout = {
   config: 'manager.json',
   database: 'manager.db',
+  databasePassword: 'secrets/database.password',
   blobs: 'blobs',
   auditLog: 'audit/audit.jsonl',
   auditSigners: 'audit/signers.json',

@@ -15,6 +15,8 @@ export { defaultAdmission } from './server/admission.js';
 export type { AdmissionOptions } from './server/admission.js';
 export type { ManagerSettings } from './context.js';
 export { initManagerDirectory } from './server/init.js';
+export { migrateManagerDatabase } from './server/database.js';
+export type { DatabaseConfig, MigrationReport } from './server/database.js';
 export type { InitManagerOptions, InitializedManager } from './server/init.js';
 export { createManagerLogger } from './logger.js';
 export type { ManagerLoggerOptions } from './logger.js';

@@ -1,4 +1,4 @@
-import { initManagerDirectory, startManager } from '@drover/manager';
+import { initManagerDirectory, migrateManagerDatabase, startManager } from '@drover/manager';
 import { parseTrustPolicy } from '@drover/protocol';
 import type { TrustPolicyDocument } from '@drover/protocol';
 import type { Command, CommandIo, OptionValues } from '../cli.js';
@@ -36,7 +36,7 @@ function blobStoreOption(values: OptionValues, env: CommandIo['env']): BlobStore
 }
 
 export const managerInitCommand: Command = {
-  usage: '--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h] [--blob-store s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-download-endpoint URL]]',
+  usage: '--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h] [--database postgres://USER:PASSWORD@HOST/DB] [--blob-store s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-download-endpoint URL]]',
   description:
     'Secret files are written 0600 under DIR/keys and DIR/secrets. The enrollment token is printed once and\n' +
     'stored only hashed: hand it to the hosts that should enroll. Without --trust, the manager accepts no\n' +
@@ -46,7 +46,10 @@ export const managerInitCommand: Command = {
     'Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, a role: the AWS chain)\n' +
     'and are never written to manager.json. Each --s3-* option falls back to its variable: DROVER_BLOB_STORE,\n' +
     'DROVER_S3_ENDPOINT, DROVER_S3_REGION, DROVER_S3_PATH_STYLE, DROVER_S3_DOWNLOAD_ENDPOINT; at start the same\n' +
-    'variables override manager.json.',
+    'variables override manager.json.\n' +
+    'The state is kept in DIR/manager.db (SQLite) unless --database (or DROVER_DATABASE_URL) names a PostgreSQL\n' +
+    'database: it is connected to and migrated now; manager.json keeps the URL without its password, which goes\n' +
+    'to DIR/secrets/database.password (0600). At start DROVER_DATABASE_URL overrides manager.json.',
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'The manager directory (created if missing; must not hold a manager yet).' },
     trust: { type: 'string', arg: 'TRUST.json', help: 'The trust policy releases must satisfy (from `drover trust create`).' },
@@ -54,6 +57,7 @@ export const managerInitCommand: Command = {
     port: { type: 'string', arg: 'P', help: 'Port to listen on (default: 8443).' },
     seats: { type: 'string', arg: 'N', help: 'Enrollments the first enrollment token allows (default: 1).' },
     'expires-in': { type: 'string', arg: 'DURATION', help: 'Lifetime of the first enrollment token: 1h, 7d (default: 24h).' },
+    database: { type: 'string', arg: 'URL', help: 'PostgreSQL for the state: postgres://USER:PASSWORD@HOST:PORT/DB (default: DIR/manager.db, SQLite).' },
     'blob-store': { type: 'string', arg: 'URL', help: 'Where artifacts are kept: fs (DIR/blobs, the default) or s3://BUCKET/PREFIX.' },
     's3-endpoint': { type: 'string', arg: 'URL', help: 'The S3 API endpoint, e.g. https://ACCOUNT.r2.cloudflarestorage.com (default: AWS).' },
     's3-region': { type: 'string', arg: 'R', help: 'The signing region (default: AWS_REGION, else us-east-1; R2: auto).' },
@@ -75,6 +79,7 @@ export const managerInitCommand: Command = {
       parseTrustPolicy(trustPolicy);
     }
     const expiresIn = optionalString(values, 'expires-in');
+    const databaseUrl = optionalString(values, 'database') ?? (io.env['DROVER_DATABASE_URL']?.trim() || undefined);
     const created = await initManagerDirectory({
       dir,
       host: optionalString(values, 'host'),
@@ -83,6 +88,7 @@ export const managerInitCommand: Command = {
       expiresInSeconds: expiresIn === undefined ? undefined : parseDurationSeconds(expiresIn, 'expires-in'),
       trustPolicy,
       blobStore,
+      database: databaseUrl === undefined ? undefined : { url: databaseUrl },
       env: io.env,
     });
     // The admin and deploy tokens stay in their 0600 files: output may end up in a CI log.
@@ -93,6 +99,7 @@ export const managerInitCommand: Command = {
         `Created a manager in ${created.dir}`,
         `  manager key ${created.managerKeyId} (public half: ${created.files['managerPublicKey'] ?? ''}: pin it in droverd's config)`,
         `  audit key   ${created.auditKeyId}; the audit log verifies with ${created.files['auditSigners'] ?? ''}`,
+        `  state:       ${created.files['database'] ?? ''}${created.files['databasePassword'] === undefined ? '' : ` (password in ${created.files['databasePassword']})`}`,
         `  artifacts:   ${created.blobStore === 'fs' ? `${created.dir}/blobs` : `${created.blobStore} (credentials from the AWS variables, never in manager.json)`}`,
         created.trustPolicy ? `  trust policy: ${created.files['trustPolicy'] ?? ''}` : `  no trust policy yet: write ${created.files['trustPolicy'] ?? ''} before publishing releases`,
         '',
@@ -131,5 +138,30 @@ export const managerStartCommand: Command = {
     io.stdout(`${JSON.stringify({ event: 'manager.listening', url: running.url })}\n`);
     await running.closed;
     return { data: { stopped: true, url: running.url }, text: '' };
+  },
+};
+
+export const managerMigrateCommand: Command = {
+  usage: '--dir DIR',
+  description:
+    "Applies the migrations this version has and the database lacks, each recorded in schema_migrations, and prints\n" +
+    'them (none when the schema is current). A manager also does this when it starts; several starting together\n' +
+    'on one PostgreSQL database take turns (an advisory lock). A database migrated by a newer drover is refused\n' +
+    '(STORE_SCHEMA_TOO_NEW) and left as it is. The database is the one `drover manager start` would open:\n' +
+    "DROVER_DATABASE_URL, else manager.json's database, else DIR/manager.db.",
+  options: {
+    dir: { type: 'string', arg: 'DIR', help: 'The manager directory from `drover manager init`.' },
+  },
+  async run({ values, io }) {
+    const dir = requireString(values, 'dir');
+    const report = await migrateManagerDatabase(dir, io.env);
+    return {
+      data: report,
+      text: [
+        `${report.store === 'postgres' ? 'PostgreSQL' : 'SQLite'} database ${report.database}`,
+        ...(report.applied.length === 0 ? ['  schema current: nothing to apply'] : report.applied.map((m) => `  applied ${m.version}: ${m.name}`)),
+        `  schema version ${report.version}`,
+      ].join('\n'),
+    };
   },
 };

@@ -76,6 +76,17 @@ export const ManagerConfigSchema = Type.Object(
         { additionalProperties: false, description: 'Artifacts in an S3-compatible bucket instead of paths.blobs. Credentials are never here: AWS_ACCESS_KEY_ID and friends, or the AWS credential chain.' },
       ),
     ),
+    database: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ minLength: 12, maxLength: 2048, pattern: '^postgres(ql)?://', description: 'postgres://USER@HOST[:PORT]/DATABASE, without the password (DROVER_DATABASE_URL overrides it).' }),
+          passwordFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'A 0600 file holding the password (relative to the manager directory).' })),
+          poolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Connections in the pool (default 10).' })),
+          statementTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'Milliseconds one statement may run (default 5000).' })),
+        },
+        { additionalProperties: false, description: "The manager's state in PostgreSQL instead of paths.database (SQLite). The password is never here." },
+      ),
+    ),
     logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)))),
   },
   { $id: 'ManagerConfig', additionalProperties: false, description: 'manager.json, in the manager directory.' },

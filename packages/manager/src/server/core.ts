@@ -48,6 +48,8 @@ import { UrlSigner } from '../releases/presign.js';
 import { downloadPath, findRelease, latestRelease, registerRelease, uploadArtifact } from '../releases/catalog.js';
 import type { RegisteredRelease } from '../releases/catalog.js';
 import { SqliteStore } from '../store/sqlite/store.js';
+import { openPostgresStore } from './database.js';
+import type { DatabaseConfig } from './database.js';
 import type { Store } from '../store/store.js';
 import type { AgentIdentity, AgentRecord, CommandRecord, EnrollmentTokenRecord, ReleaseRecord } from '../store/records.js';
 import { queueUpdate } from '../agents/update-commands.js';
@@ -73,6 +75,8 @@ export interface ManagerOptions {
   store?: Store | undefined;
   /** The SQLite database file (default `<dataDir>/manager.db`). */
   databasePath?: string | undefined;
+  /** The state in PostgreSQL instead of SQLite (when no `store` is given): migrated at open; a schema newer than the code is refused. */
+  database?: DatabaseConfig | undefined;
   /** A ready blob store (default: the filesystem at `blobDir`, else `<dataDir>/blobs`). */
   blobs?: BlobStore | undefined;
   /** The directory of artifact bytes (default `<dataDir>/blobs`). */
@@ -365,7 +369,13 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
   // An S3 bucket is opened (a client made, nothing sent) before the store: a malformed URL stops here.
   const ownedBlobs = options.blobs === undefined && options.blobStore !== undefined ? new S3BlobStore({ ...options.blobStore, env, logger }) : undefined;
   const ownsStore = options.store === undefined;
-  const store = options.store ?? SqliteStore.open(pathOf(options.databasePath, options.dataDir, 'manager.db', 'database'));
+  const store =
+    options.store ??
+    (options.database === undefined
+      ? SqliteStore.open(pathOf(options.databasePath, options.dataDir, 'manager.db', 'database'))
+      : await openPostgresStore(options.database, (error) => {
+          logger.warn({ event: 'store.connection_lost', code: error.code, message: error.message }, 'a pooled PostgreSQL connection was lost; the next call reconnects');
+        }));
   try {
     // Tokens written under one key are unreadable under another: refuse rather than find out per agent.
     const check = await store.getMeta(META_KEY_CHECK);

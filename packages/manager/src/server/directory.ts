@@ -10,6 +10,7 @@ import { createManagerLogger } from '../logger.js';
 import type { ManagerOptions } from './core.js';
 import { readManagerConfig, resolvePath } from './config-file.js';
 import type { ManagerConfig } from './config-file.js';
+import { resolveDatabaseConfig } from './database.js';
 
 export interface ReadManagerDirectoryOptions {
   /** Read for the encryption key (DROVER_ENCRYPTION_KEY, ...) and DEV_ALLOW_EPHEMERAL; default process.env. */
@@ -94,6 +95,8 @@ export async function readManagerDirectory(dir: string, options: ReadManagerDire
     config,
     options: {
       databasePath: path('database'),
+      // DROVER_DATABASE_URL over manager.json's database; neither: SQLite at paths.database.
+      database: await resolveDatabaseConfig(dir, config, env),
       blobDir: path('blobs'),
       // DROVER_BLOB_STORE and DROVER_S3_* over manager.json's blobStore; neither: the directory.
       blobStore: resolveBlobStoreConfig(config.blobStore, env),

@@ -11,6 +11,9 @@ import { ManagerError } from '../errors.js';
 import { defaultManagerConfig, resolvePath } from './config-file.js';
 import type { ManagerConfig } from './config-file.js';
 import { openManagerCore } from './core.js';
+import { openPostgresStore, splitDatabasePassword } from './database.js';
+import type { DatabaseConfig } from './database.js';
+import type { PostgresStore } from '../store/postgres/store.js';
 
 /** What {@link initManagerDirectory} creates: where, the listen address it writes, the first enrollment token. */
 export interface InitManagerOptions {
@@ -32,6 +35,12 @@ export interface InitManagerOptions {
    * `env` or the AWS chain) before anything is written, then kept in manager.json without credentials.
    */
   blobStore?: S3BlobStoreConfig | undefined;
+  /**
+   * The state in PostgreSQL instead of `<dir>/manager.db`: `{ url: 'postgres://user:password@host/db' }`.
+   * Checked (connected and migrated) before anything is written; manager.json keeps the URL without
+   * its password, which goes to `secrets/database.password` (0600).
+   */
+  database?: DatabaseConfig | undefined;
   /** Read for an existing encryption key (DROVER_ENCRYPTION_KEY, ...), DEV_ALLOW_EPHEMERAL and the AWS credentials. */
   env?: Record<string, string | undefined> | undefined;
 }
@@ -110,9 +119,46 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
       bucket.close();
     }
   }
+  // A database that is unreachable or refuses the credentials is found now, before anything is written.
+  let database: ManagerConfig['database'];
+  let databasePassword: string | undefined;
+  let store: PostgresStore | undefined;
+  if (options.database !== undefined) {
+    const split = splitDatabasePassword(options.database.url);
+    databasePassword = options.database.password ?? split.password;
+    database = {
+      url: split.url,
+      ...(databasePassword === undefined ? {} : { passwordFile: managerLayout.databasePassword }),
+      ...(options.database.poolSize === undefined ? {} : { poolSize: options.database.poolSize }),
+      ...(options.database.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.database.statementTimeoutMs }),
+    };
+    store = await openPostgresStore({ ...options.database, url: split.url, password: databasePassword });
+  }
+  try {
+    return await initDirectory(options, dir, configPath, blobStore, database, databasePassword, store);
+  } finally {
+    await store?.close();
+  }
+}
+
+async function initDirectory(
+  options: InitManagerOptions,
+  dir: string,
+  configPath: string,
+  blobStore: S3BlobStoreConfig | undefined,
+  database: ManagerConfig['database'],
+  databasePassword: string | undefined,
+  store: PostgresStore | undefined,
+): Promise<InitializedManager> {
+  const env = options.env ?? {};
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const config: ManagerConfig = { ...defaultManagerConfig({ host: options.host ?? '127.0.0.1', port: options.port ?? 8443 }), ...(blobStore === undefined ? {} : { blobStore }) };
+  const config: ManagerConfig = {
+    ...defaultManagerConfig({ host: options.host ?? '127.0.0.1', port: options.port ?? 8443 }),
+    ...(blobStore === undefined ? {} : { blobStore }),
+    ...(database === undefined ? {} : { database }),
+  };
   const path = (name: keyof ManagerConfig['paths']): string => resolvePath(dir, config.paths[name]);
+  if (databasePassword !== undefined) await writeSecret(resolvePath(dir, managerLayout.databasePassword), `${databasePassword}\n`);
 
   const managerKey = Ed25519PrivateKey.generate();
   const auditKey = Ed25519PrivateKey.generate();
@@ -140,6 +186,7 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
   await writeFileAtomic(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
 
   const core = await openManagerCore({
+    store,
     databasePath: path('database'),
     blobDir: path('blobs'),
     auditLogPath: path('auditLog'),
@@ -176,7 +223,8 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
       adminToken: path('adminTokens'),
       deployToken: path('deployTokens'),
       ...(encryptionKeySource === path('encryptionKey') ? { encryptionKey: path('encryptionKey') } : {}),
-      database: path('database'),
+      database: database === undefined ? path('database') : database.url,
+      ...(databasePassword === undefined ? {} : { databasePassword: resolvePath(dir, managerLayout.databasePassword) }),
       auditLog: path('auditLog'),
       auditSigners: path('auditSigners'),
       trustPolicy: path('trustPolicy'),

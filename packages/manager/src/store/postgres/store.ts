@@ -137,6 +137,17 @@ export class PostgresStore implements Store {
     return store;
   }
 
+  /** Connects, migrates and closes: what `drover manager migrate` runs. Returns the migrations applied and the schema version now. */
+  static async migrateOnly(options: PostgresStoreOptions): Promise<{ ran: Migration[]; version: number }> {
+    const store = new PostgresStore(options);
+    try {
+      const ran = await store.migrate();
+      return { ran, version: Math.max(0, ...(await store.appliedMigrations())) };
+    } finally {
+      await store.close();
+    }
+  }
+
   /** Applies the migrations not yet applied (one transaction, advisory lock); returns those it ran. */
   migrate(): Promise<Migration[]> {
     return this.#tx((db) => migrateInTransaction(db), false);
