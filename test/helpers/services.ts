@@ -111,3 +111,19 @@ function required(vars: Record<string, string>, name: string): string {
   if (value === undefined || value === '') throw new Error(`${name} is not set (scripts/services.sh start prints it)`);
   return value;
 }
+
+/**
+ * A throwaway PostgreSQL of the suite's own, never the environment's: for a suite that stops the
+ * server under a running manager. Skip with {@link skipWithoutServices} first (it needs the packages).
+ */
+export async function startOwnPostgres(): Promise<PostgresService & { stop(): Promise<void> }> {
+  const { stdout } = await run('bash', [script, 'start', '--postgres'], { timeout: 120_000 });
+  const vars = parseExports(stdout);
+  const dir = required(vars, 'DROVER_SERVICES_DIR');
+  return {
+    url: required(vars, 'DROVER_TEST_DATABASE_URL'),
+    stop: async () => {
+      await run('bash', [script, 'stop', dir], { timeout: 60_000 });
+    },
+  };
+}
