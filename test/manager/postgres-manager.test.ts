@@ -18,7 +18,7 @@ import { enrollBody } from '../../packages/manager/test/harness.js';
 
 const skip = skipWithoutServices('the manager-on-PostgreSQL suite', 'postgres');
 
-let dir: string;
+let dir = '';
 let postgres: Awaited<ReturnType<typeof startOwnPostgres>> | undefined;
 const running = new Set<ManagerProcess>();
 const printed: string[] = [];
@@ -66,7 +66,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([...running].map((manager) => manager.stop(2_000)));
   await postgres?.stop();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  if (dir !== '') await rm(dir, { recursive: true, force: true });
 }, 60_000);
 
 describe.skipIf(skip)('drover manager on PostgreSQL', () => {
