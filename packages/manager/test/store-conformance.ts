@@ -26,11 +26,12 @@ export interface StoreUnderTest {
   dispose(): Promise<void>;
 }
 
-const t0 = new Date('2026-01-01T00:00:00Z');
+export const t0 = new Date('2026-01-01T00:00:00Z');
 const at = (seconds: number): Date => new Date(t0.getTime() + seconds * 1000);
-const machine = (n: number): string => n.toString(16).padStart(64, '0');
+export const machine = (n: number): string => n.toString(16).padStart(64, '0');
 
-function enrollInput(tokenHash: string, machineId: string, overrides: Partial<EnrollAgentInput> = {}): EnrollAgentInput {
+/** An enrollment of `machineId` with the token of `tokenHash`, at t0. */
+export function enrollInput(tokenHash: string, machineId: string, overrides: Partial<EnrollAgentInput> = {}): EnrollAgentInput {
   return {
     tokenHash,
     now: t0,

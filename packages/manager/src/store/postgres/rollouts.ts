@@ -1,37 +1,14 @@
-import type { RolloutTargetState } from '@drover/protocol';
-import type {
-  AgentRolloutSettings,
-  DeploymentEventRecord,
-  DeploymentRecord,
-  RolloutCandidate,
-  RolloutGroup,
-  RolloutWrite,
-  TargetCounts,
-  TargetRecord,
-  TargetView,
-} from '../../rollouts/records.js';
-import { activeDeploymentStatuses } from '../../rollouts/records.js';
+import type * as rollout from '../../rollouts/records.js';
 import type { NewCommand, NewNonce } from '../records.js';
-import { deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetView } from '../sqlite/rollout-rows.js';
-import type { DeploymentRow, EventRow, TargetRow, TargetViewRow } from '../sqlite/rollout-rows.js';
+import { ACTIVE_SQL, FINAL_TARGET_SQL, candidateRecord, deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetCounts, targetView, targetViewSql } from '../rollout-rows.js';
+import type { CandidateRow, DeploymentRow, EventRow, TargetCountRow, TargetRow, TargetViewRow } from '../rollout-rows.js';
 import type { Queryable } from './connection.js';
 
 // The rollout tables of the PostgreSQL store (migration 2), the same statements as the SQLite
 // store's (sqlite/rollouts.ts) with PostgreSQL placeholders; rows map to records through the same
 // mappers (sqlite/rollout-rows.ts). PostgresStore calls these inside its own transactions.
 
-const ACTIVE_SQL = activeDeploymentStatuses.map((s) => `'${s}'`).join(', ');
-const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back')";
-
-const TARGET_VIEW_SQL = `
-  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url,
-    c.acked_at AS c_acked_at, c.outcome AS c_outcome, c.outcome_detail_json AS c_detail, c.seq AS c_exists,
-    r.acked_at AS r_acked_at, r.outcome AS r_outcome, r.outcome_detail_json AS r_detail, r.seq AS r_exists
-  FROM deployment_targets t
-  JOIN agents a ON a.id = t.agent_id
-  LEFT JOIN commands c ON c.id = t.command_id
-  LEFT JOIN commands r ON r.id = t.rollback_command_id
-  WHERE t.deployment_id = $1`;
+const TARGET_VIEW_SQL = targetViewSql('$1');
 
 // An upsert of every column of a row object (deploymentRow, targetRow), updating `updated` on conflict.
 function upsert(table: string, row: Record<string, unknown>, key: readonly string[], updated: readonly string[]): { text: string; values: unknown[] } {
@@ -51,29 +28,18 @@ const TARGET_UPDATED = [
 
 const rows = async <T extends object>(db: Queryable, text: string, values: unknown[] = []): Promise<T[]> => (await db.query<T>(text, values)).rows;
 
-export async function setSettings(db: Queryable, agentId: string, settings: AgentRolloutSettings): Promise<boolean> {
+export async function setSettings(db: Queryable, agentId: string, settings: rollout.AgentRolloutSettings): Promise<boolean> {
   const result = await db.query('UPDATE agents SET rollout_group = $1, push_url = $2 WHERE id = $3', [settings.group ?? null, settings.pushUrl ?? null, agentId]);
   return result.rowCount === 1;
 }
 
-export async function getSettings(db: Queryable, agentId: string): Promise<AgentRolloutSettings | undefined> {
+export async function getSettings(db: Queryable, agentId: string): Promise<rollout.AgentRolloutSettings | undefined> {
   const [row] = await rows<{ rollout_group: string | null; push_url: string | null }>(db, 'SELECT rollout_group, push_url FROM agents WHERE id = $1', [agentId]);
-  return row === undefined ? undefined : { group: (row.rollout_group ?? undefined) as RolloutGroup | undefined, pushUrl: row.push_url ?? undefined };
+  return row === undefined ? undefined : { group: (row.rollout_group ?? undefined) as rollout.RolloutGroup | undefined, pushUrl: row.push_url ?? undefined };
 }
 
-export async function candidates(db: Queryable): Promise<RolloutCandidate[]> {
-  const found = await rows<{ id: string; platform: string; agent_version: string; daemon_version: string; rollout_group: string | null; push_url: string | null }>(
-    db,
-    'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents ORDER BY id',
-  );
-  return found.map((row) => ({
-    id: row.id,
-    platform: row.platform,
-    agentVersion: row.agent_version,
-    daemonVersion: row.daemon_version,
-    group: (row.rollout_group ?? undefined) as RolloutGroup | undefined,
-    pushUrl: row.push_url ?? undefined,
-  }));
+export async function candidates(db: Queryable): Promise<rollout.RolloutCandidate[]> {
+  return (await rows<CandidateRow>(db, 'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents ORDER BY id')).map(candidateRecord);
 }
 
 export async function activeOf(db: Queryable, artifact: string): Promise<string | undefined> {
@@ -81,18 +47,18 @@ export async function activeOf(db: Queryable, artifact: string): Promise<string 
   return row?.id;
 }
 
-export async function getDeployment(db: Queryable, id: string): Promise<DeploymentRecord | undefined> {
+export async function getDeployment(db: Queryable, id: string): Promise<rollout.DeploymentRecord | undefined> {
   const [row] = await rows<DeploymentRow>(db, 'SELECT * FROM deployments WHERE id = $1', [id]);
   return row === undefined ? undefined : deploymentRecord(row);
 }
 
-export async function listDeployments(db: Queryable, filter: 'active' | 'open' | 'all', limit: number): Promise<DeploymentRecord[]> {
+export async function listDeployments(db: Queryable, filter: 'active' | 'open' | 'all', limit: number): Promise<rollout.DeploymentRecord[]> {
   const where = filter === 'active' ? `WHERE status IN (${ACTIVE_SQL}) ORDER BY created_at DESC, id DESC` : filter === 'open' ? 'WHERE completed_at IS NULL ORDER BY created_at, id' : 'ORDER BY created_at DESC, id DESC';
   return (await rows<DeploymentRow>(db, `SELECT * FROM deployments ${where} LIMIT $1`, [limit])).map(deploymentRecord);
 }
 
 /** Call inside a transaction. */
-export async function writeRollout(db: Queryable, write: RolloutWrite, insertCommand: (command: NewCommand, nonce: NewNonce) => Promise<void>): Promise<void> {
+export async function writeRollout(db: Queryable, write: rollout.RolloutWrite, insertCommand: (command: NewCommand, nonce: NewNonce) => Promise<void>): Promise<void> {
   if (write.deployment !== undefined) {
     const { text, values } = upsert('deployments', deploymentRow(write.deployment), ['id'], DEPLOYMENT_UPDATED);
     await db.query(text, values);
@@ -110,11 +76,11 @@ export async function writeRollout(db: Queryable, write: RolloutWrite, insertCom
   }
 }
 
-export async function targets(db: Queryable, deploymentId: string): Promise<TargetRecord[]> {
+export async function targets(db: Queryable, deploymentId: string): Promise<rollout.TargetRecord[]> {
   return (await rows<TargetRow>(db, 'SELECT * FROM deployment_targets WHERE deployment_id = $1 ORDER BY phase, agent_id', [deploymentId])).map(targetRecord);
 }
 
-export async function targetViews(db: Queryable, deploymentId: string, open: boolean, phase: number | undefined): Promise<TargetView[]> {
+export async function targetViews(db: Queryable, deploymentId: string, open: boolean, phase: number | undefined): Promise<rollout.TargetView[]> {
   let found: TargetViewRow[];
   if (open && phase !== undefined) {
     found = await rows<TargetViewRow>(
@@ -130,27 +96,17 @@ export async function targetViews(db: Queryable, deploymentId: string, open: boo
   return found.map(targetView);
 }
 
-export async function counts(db: Queryable, deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }> {
-  const byState: TargetCounts = {};
-  const byPhase: TargetCounts[] = [];
-  let deferred = 0;
-  const found = await rows<{ phase: number; state: string; n: number; deferred: number }>(
-    db,
-    'SELECT phase, state, count(*) AS n, count(*) FILTER (WHERE deferred_count > 0) AS deferred FROM deployment_targets WHERE deployment_id = $1 GROUP BY phase, state ORDER BY phase, state',
-    [deploymentId],
+export async function counts(db: Queryable, deploymentId: string): Promise<{ byState: rollout.TargetCounts; byPhase: rollout.TargetCounts[]; deferred: number }> {
+  return targetCounts(
+    await rows<TargetCountRow>(
+      db,
+      'SELECT phase, state, count(*) AS n, count(*) FILTER (WHERE deferred_count > 0) AS deferred FROM deployment_targets WHERE deployment_id = $1 GROUP BY phase, state ORDER BY phase, state',
+      [deploymentId],
+    ),
   );
-  for (const row of found) {
-    const state = row.state as RolloutTargetState;
-    byState[state] = (byState[state] ?? 0) + row.n;
-    const phase = (byPhase[row.phase] ??= {});
-    phase[state] = (phase[state] ?? 0) + row.n;
-    deferred += row.deferred;
-  }
-  for (let i = 0; i < byPhase.length; i++) byPhase[i] ??= {};
-  return { byState, byPhase, deferred };
 }
 
-export async function events(db: Queryable, deploymentId: string | undefined, afterSeq: number, limit: number, latest: boolean): Promise<DeploymentEventRecord[]> {
+export async function events(db: Queryable, deploymentId: string | undefined, afterSeq: number, limit: number, latest: boolean): Promise<rollout.DeploymentEventRecord[]> {
   let found: EventRow[];
   if (latest && deploymentId !== undefined) {
     found = await rows<EventRow>(db, 'SELECT * FROM (SELECT * FROM deployment_events WHERE deployment_id = $1 ORDER BY seq DESC LIMIT $2) AS latest ORDER BY seq', [deploymentId, limit]);

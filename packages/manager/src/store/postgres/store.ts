@@ -1,40 +1,13 @@
 import type { Pool, PoolClient } from 'pg';
 import { ManagerError } from '../../errors.js';
-import type {
-  AgentRolloutSettings,
-  DeploymentEventRecord,
-  DeploymentRecord,
-  NewDeploymentEvent,
-  RolloutCandidate,
-  RolloutWrite,
-  TargetCounts,
-  TargetRecord,
-  TargetView,
-} from '../../rollouts/records.js';
-import type {
-  AgentIdentity,
-  AgentRecord,
-  AuditOutboxRow,
-  CheckinWrite,
-  CheckinWriteResult,
-  CommandRecord,
-  EnrollAgentInput,
-  EnrollAgentResult,
-  EnrollmentTokenRecord,
-  ListAgentsOptions,
-  NewCommand,
-  NewEnrollmentToken,
-  NewNonce,
-  NewRelease,
-  NonceRecord,
-  PendingAuditRecord,
-  ReleaseQuery,
-  ReleaseRecord,
-} from '../records.js';
-import { LivenessBuffer } from '../sqlite/liveness-buffer.js';
+import type * as rollout from '../../rollouts/records.js';
+import type * as records from '../records.js';
+import { LivenessBuffer, livenessParams } from '../sqlite/liveness-buffer.js';
+import type { LivenessParams } from '../sqlite/liveness-buffer.js';
 import type { Migration } from '../sqlite/migrations.js';
-import { agentRecord, commandRecord, nonceRecord, releaseRecord, tokenRecord } from '../sqlite/rows.js';
-import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from '../sqlite/rows.js';
+import { agentRecord, commandRecord, enrollRefusal, enrollRefused, nonceRecord, releaseRecord, tokenRecord } from '../rows.js';
+import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from '../rows.js';
+import { DeploymentActive, NonceReplayed } from '../refusals.js';
 import type { Store } from '../store.js';
 import { createPool, isConnectionError, isRetryable, postgresErrors, redactDatabaseUrl } from './connection.js';
 import type { PostgresConnectionOptions, Queryable } from './connection.js';
@@ -64,22 +37,6 @@ export interface PostgresStoreOptions extends PostgresConnectionOptions {
   onConnectionError?: ((error: ManagerError) => void) | undefined;
 }
 
-type LivenessParams = [number, string, string, string, string | null, string | null, string];
-
-class NonceReplayed extends Error {
-  constructor(
-    readonly nonceId: string,
-    readonly commandId: string,
-  ) {
-    super('nonce already consumed');
-  }
-}
-
-class DeploymentActive extends Error {
-  constructor(readonly active: string) {
-    super('another deployment of this artifact is active');
-  }
-}
 
 class RetryAfterRollback extends Error {}
 
@@ -89,7 +46,7 @@ const one = async <T extends object>(db: Queryable, text: string, values: unknow
 const all = async <T extends object>(db: Queryable, text: string, values: unknown[] = []): Promise<T[]> => (await db.query<T>(text, values)).rows;
 
 type PgNonceRow = Omit<NonceRow, 'rollback'> & { rollback: boolean };
-const pgNonceRecord = (row: PgNonceRow): NonceRecord => nonceRecord({ ...row, rollback: row.rollback ? 1 : 0 });
+const pgNonceRecord = (row: PgNonceRow): records.NonceRecord => nonceRecord({ ...row, rollback: row.rollback ? 1 : 0 });
 
 // The advisory lock of "one active deployment per artifact" (two replicas creating at once serialize on it).
 const DEPLOYMENT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover.deployment:' || $1, 0))";
@@ -248,7 +205,7 @@ export class PostgresStore implements Store {
   }
 
   // Inside a transaction: the change's audit records go to the outbox with it.
-  async #audit(db: Queryable, audit: readonly PendingAuditRecord[] | undefined): Promise<void> {
+  async #audit(db: Queryable, audit: readonly records.PendingAuditRecord[] | undefined): Promise<void> {
     if (audit === undefined || audit.length === 0) return;
     await db.query('INSERT INTO audit_outbox (body) SELECT unnest($1::text[])', [audit.map((record) => record.body)]);
   }
@@ -283,7 +240,7 @@ export class PostgresStore implements Store {
 
   // -- enrollment tokens
 
-  createEnrollmentToken(token: NewEnrollmentToken, audit?: readonly PendingAuditRecord[]): Promise<EnrollmentTokenRecord> {
+  createEnrollmentToken(token: records.NewEnrollmentToken, audit?: readonly records.PendingAuditRecord[]): Promise<records.EnrollmentTokenRecord> {
     const id = token.tokenHash.slice(0, 16);
     return this.#tx(async (db) => {
       const row = await one<TokenRow>(
@@ -297,12 +254,12 @@ export class PostgresStore implements Store {
     });
   }
 
-  async listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]> {
+  async listEnrollmentTokens(): Promise<records.EnrollmentTokenRecord[]> {
     await this.#open();
     return (await this.#read((db) => all<TokenRow>(db, 'SELECT * FROM enrollment_tokens ORDER BY created_at, id'))).map(tokenRecord);
   }
 
-  revokeEnrollmentToken(id: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+  revokeEnrollmentToken(id: string, at: Date, audit?: readonly records.PendingAuditRecord[]): Promise<boolean> {
     return this.#tx(async (db) => {
       if ((await one(db, 'SELECT id FROM enrollment_tokens WHERE id = $1 FOR UPDATE', [id])) === undefined) return false;
       await db.query('UPDATE enrollment_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [at.getTime(), id]);
@@ -313,24 +270,17 @@ export class PostgresStore implements Store {
 
   // -- agents
 
-  enrollAgent(input: EnrollAgentInput, audit?: (enrolled: Extract<EnrollAgentResult, { ok: true }>) => readonly PendingAuditRecord[]): Promise<EnrollAgentResult> {
-    return this.#tx(async (db): Promise<EnrollAgentResult> => {
+  enrollAgent(input: records.EnrollAgentInput, audit?: (enrolled: Extract<records.EnrollAgentResult, { ok: true }>) => readonly records.PendingAuditRecord[]): Promise<records.EnrollAgentResult> {
+    return this.#tx(async (db): Promise<records.EnrollAgentResult> => {
       // The token row locked first: a revocation or another enrollment of it waits for this one.
       const tokenRow = await one<TokenRow>(db, 'SELECT * FROM enrollment_tokens WHERE token_hash = $1 FOR UPDATE', [input.tokenHash]);
       const existing = await one<AgentRow>(db, 'SELECT * FROM agents WHERE machine_id = $1 FOR UPDATE', [input.machineId]);
-      const refuse = (reason: Extract<EnrollAgentResult, { ok: false }>['reason']): EnrollAgentResult => ({
-        ok: false,
-        reason,
-        token: tokenRow === undefined ? undefined : tokenRecord(tokenRow),
-        agentId: existing?.id,
-      });
-      if (tokenRow === undefined) return refuse('token_unknown');
-      if (tokenRow.revoked_at !== null) return refuse('token_revoked');
-      if (tokenRow.expires_at <= input.now.getTime()) return refuse('token_expired');
-      if (existing !== undefined && !input.allowReenrollment) return refuse('already_enrolled');
+      if (tokenRow === undefined) return enrollRefused('token_unknown', undefined, existing);
+      const refusal = enrollRefusal(input, tokenRow, existing);
+      if (refusal !== undefined) return enrollRefused(refusal, tokenRow, existing);
       // Seats: a conditional increment on the locked row, so two enrollments racing for the last seat cannot both win.
       const spent = await db.query('UPDATE enrollment_tokens SET used = used + 1 WHERE id = $1 AND used < seats', [tokenRow.id]);
-      if (spent.rowCount !== 1) return refuse('token_exhausted');
+      if (spent.rowCount !== 1) return enrollRefused('token_exhausted', tokenRow, existing);
       const now = input.now.getTime();
       const inventory = JSON.stringify(input.inventory);
       let agent: AgentRow | undefined;
@@ -360,20 +310,20 @@ export class PostgresStore implements Store {
     });
   }
 
-  async getAgent(agentId: string): Promise<AgentRecord | undefined> {
+  async getAgent(agentId: string): Promise<records.AgentRecord | undefined> {
     await this.#open();
     const row = await this.#read((db) => one<AgentRow>(db, 'SELECT * FROM agents WHERE id = $1', [agentId]));
     return row === undefined ? undefined : agentRecord(row);
   }
 
-  async getAgentByCredentialHash(credentialHash: string): Promise<AgentIdentity | undefined> {
+  async getAgentByCredentialHash(credentialHash: string): Promise<records.AgentIdentity | undefined> {
     // The hot path: no flush (the credential columns are never in the liveness buffer).
     this.#notClosed();
     const row = await this.#read((db) => one<Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash'>>(db, 'SELECT id, machine_id, credential_hash FROM agents WHERE credential_hash = $1', [credentialHash]));
     return row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash };
   }
 
-  async listAgents(options: ListAgentsOptions): Promise<AgentRecord[]> {
+  async listAgents(options: records.ListAgentsOptions): Promise<records.AgentRecord[]> {
     await this.#open();
     return (await this.#read((db) => all<AgentRow>(db, 'SELECT * FROM agents WHERE id > $1 ORDER BY id LIMIT $2', [options.after ?? '', options.limit]))).map(agentRecord);
   }
@@ -385,17 +335,9 @@ export class PostgresStore implements Store {
 
   // -- check-ins, commands, nonces
 
-  async recordCheckin(write: CheckinWrite): Promise<CheckinWriteResult> {
+  async recordCheckin(write: records.CheckinWrite): Promise<records.CheckinWriteResult> {
     const at = write.at.getTime();
-    const liveness: LivenessParams = [
-      at,
-      write.agentVersion,
-      write.daemonVersion,
-      JSON.stringify(write.health),
-      write.update === undefined ? null : JSON.stringify(write.update),
-      write.inventory === undefined ? null : JSON.stringify(write.inventory),
-      write.agentId,
-    ];
+    const liveness = livenessParams(write);
     const plain = write.acks.length === 0 && write.results.length === 0 && (write.audit?.length ?? 0) === 0;
     if (plain) {
       this.#notClosed();
@@ -407,7 +349,7 @@ export class PostgresStore implements Store {
       }
     }
     try {
-      return await this.#tx(async (db): Promise<CheckinWriteResult> => {
+      return await this.#tx(async (db): Promise<records.CheckinWriteResult> => {
         await db.query(
           `UPDATE agents SET last_checkin_at = $1, agent_version = $2, daemon_version = $3, health_json = $4, update_json = $5,
              inventory_json = coalesce($6, inventory_json) WHERE id = $7`,
@@ -444,14 +386,14 @@ export class PostgresStore implements Store {
     }
   }
 
-  insertCommand(command: NewCommand, nonce?: NewNonce, audit?: readonly PendingAuditRecord[]): Promise<void> {
+  insertCommand(command: records.NewCommand, nonce?: records.NewNonce, audit?: readonly records.PendingAuditRecord[]): Promise<void> {
     return this.#tx(async (db) => {
       await this.#insertCommand(db, command, nonce);
       await this.#audit(db, audit);
     });
   }
 
-  async #insertCommand(db: Queryable, command: NewCommand, nonce: NewNonce | undefined): Promise<void> {
+  async #insertCommand(db: Queryable, command: records.NewCommand, nonce: records.NewNonce | undefined): Promise<void> {
     await db.query('INSERT INTO commands (id, agent_id, type, deployment_id, nonce_id, body_json, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
       command.id, command.agentId, command.type, command.deploymentId ?? null, nonce?.id ?? null, JSON.stringify(command.body), command.createdAt.getTime(),
     ]);
@@ -465,18 +407,18 @@ export class PostgresStore implements Store {
     }
   }
 
-  async getCommand(commandId: string): Promise<CommandRecord | undefined> {
+  async getCommand(commandId: string): Promise<records.CommandRecord | undefined> {
     await this.#open();
     const row = await this.#read((db) => one<CommandRow>(db, 'SELECT * FROM commands WHERE id = $1', [commandId]));
     return row === undefined ? undefined : commandRecord(row);
   }
 
-  async listCommands(agentId: string): Promise<CommandRecord[]> {
+  async listCommands(agentId: string): Promise<records.CommandRecord[]> {
     await this.#open();
     return (await this.#read((db) => all<CommandRow>(db, 'SELECT * FROM commands WHERE agent_id = $1 ORDER BY seq', [agentId]))).map(commandRecord);
   }
 
-  async getNonce(nonceId: string): Promise<NonceRecord | undefined> {
+  async getNonce(nonceId: string): Promise<records.NonceRecord | undefined> {
     await this.#open();
     const row = await this.#read((db) => one<PgNonceRow>(db, 'SELECT * FROM nonces WHERE id = $1', [nonceId]));
     return row === undefined ? undefined : pgNonceRecord(row);
@@ -484,7 +426,7 @@ export class PostgresStore implements Store {
 
   // -- releases
 
-  async insertRelease(release: NewRelease, audit?: readonly PendingAuditRecord[]): Promise<'inserted' | 'exists'> {
+  async insertRelease(release: records.NewRelease, audit?: readonly records.PendingAuditRecord[]): Promise<'inserted' | 'exists'> {
     const inserted = await this.#tx(async (db) => {
       const result = await db.query(
         `INSERT INTO releases (artifact, version, version_key, platform, channel, file_name, file_size, file_sha256, envelope_json,
@@ -500,13 +442,13 @@ export class PostgresStore implements Store {
     return inserted ? 'inserted' : 'exists';
   }
 
-  async getRelease(artifact: string, versionKey: string, platform: string): Promise<ReleaseRecord | undefined> {
+  async getRelease(artifact: string, versionKey: string, platform: string): Promise<records.ReleaseRecord | undefined> {
     await this.#open();
     const row = await this.#read((db) => one<ReleaseRow>(db, 'SELECT * FROM releases WHERE artifact = $1 AND version_key = $2 AND platform = $3', [artifact, versionKey, platform]));
     return row === undefined ? undefined : releaseRecord(row);
   }
 
-  async listReleases(query: ReleaseQuery): Promise<ReleaseRecord[]> {
+  async listReleases(query: records.ReleaseQuery): Promise<records.ReleaseRecord[]> {
     await this.#open();
     const rows = await this.#read((db) =>
       all<ReleaseRow>(
@@ -519,7 +461,7 @@ export class PostgresStore implements Store {
     return rows.map(releaseRecord);
   }
 
-  markReleasePublished(artifact: string, versionKey: string, platform: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+  markReleasePublished(artifact: string, versionKey: string, platform: string, at: Date, audit?: readonly records.PendingAuditRecord[]): Promise<boolean> {
     return this.#tx(async (db) => {
       const result = await db.query("UPDATE releases SET state = 'published', published_at = $1 WHERE artifact = $2 AND version_key = $3 AND platform = $4 AND state = 'pending'", [
         at.getTime(), artifact, versionKey, platform,
@@ -532,13 +474,13 @@ export class PostgresStore implements Store {
 
   // -- the audit outbox
 
-  appendAudit(audit: readonly PendingAuditRecord[]): Promise<void> {
+  appendAudit(audit: readonly records.PendingAuditRecord[]): Promise<void> {
     return this.#tx((db) => this.#audit(db, audit));
   }
 
-  async listAuditOutbox(limit: number): Promise<AuditOutboxRow[]> {
+  async listAuditOutbox(limit: number): Promise<records.AuditOutboxRow[]> {
     await this.#open();
-    return this.#read((db) => all<AuditOutboxRow>(db, 'SELECT id, body FROM audit_outbox ORDER BY id LIMIT $1', [limit]));
+    return this.#read((db) => all<records.AuditOutboxRow>(db, 'SELECT id, body FROM audit_outbox ORDER BY id LIMIT $1', [limit]));
   }
 
   completeAuditOutbox(ids: readonly number[], headKey: string, head: string): Promise<void> {
@@ -563,7 +505,7 @@ export class PostgresStore implements Store {
 
   // -- rollouts
 
-  setAgentRolloutSettings(agentId: string, settings: AgentRolloutSettings, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+  setAgentRolloutSettings(agentId: string, settings: rollout.AgentRolloutSettings, audit?: readonly records.PendingAuditRecord[]): Promise<boolean> {
     return this.#tx(async (db) => {
       const set = await rollouts.setSettings(db, agentId, settings);
       if (set) await this.#audit(db, audit);
@@ -571,22 +513,22 @@ export class PostgresStore implements Store {
     });
   }
 
-  async getAgentRolloutSettings(agentId: string): Promise<AgentRolloutSettings | undefined> {
+  async getAgentRolloutSettings(agentId: string): Promise<rollout.AgentRolloutSettings | undefined> {
     await this.#open();
     return this.#read((db) => rollouts.getSettings(db, agentId));
   }
 
-  async listRolloutCandidates(): Promise<RolloutCandidate[]> {
+  async listRolloutCandidates(): Promise<rollout.RolloutCandidate[]> {
     await this.#open();
     return this.#read((db) => rollouts.candidates(db));
   }
 
   async createDeployment(
-    deployment: DeploymentRecord,
-    targets: readonly TargetRecord[],
-    events: readonly NewDeploymentEvent[],
-    supersede: RolloutWrite[] = [],
-    audit?: readonly PendingAuditRecord[],
+    deployment: rollout.DeploymentRecord,
+    targets: readonly rollout.TargetRecord[],
+    events: readonly rollout.NewDeploymentEvent[],
+    supersede: rollout.RolloutWrite[] = [],
+    audit?: readonly records.PendingAuditRecord[],
   ): Promise<{ ok: true } | { ok: false; active: string }> {
     try {
       await this.#tx(async (db) => {
@@ -610,39 +552,39 @@ export class PostgresStore implements Store {
     return { ok: true };
   }
 
-  async getDeployment(id: string): Promise<DeploymentRecord | undefined> {
+  async getDeployment(id: string): Promise<rollout.DeploymentRecord | undefined> {
     await this.#open();
     return this.#read((db) => rollouts.getDeployment(db, id));
   }
 
-  async listDeployments(options: { active?: boolean; open?: boolean; limit: number }): Promise<DeploymentRecord[]> {
+  async listDeployments(options: { active?: boolean; open?: boolean; limit: number }): Promise<rollout.DeploymentRecord[]> {
     await this.#open();
     return this.#read((db) => rollouts.listDeployments(db, options.active === true ? 'active' : options.open === true ? 'open' : 'all', options.limit));
   }
 
-  writeRollout(write: RolloutWrite): Promise<void> {
+  writeRollout(write: rollout.RolloutWrite): Promise<void> {
     return this.#tx(async (db) => {
       await rollouts.writeRollout(db, write, (c, n) => this.#insertCommand(db, c, n));
       await this.#audit(db, write.audit);
     });
   }
 
-  async listTargets(deploymentId: string): Promise<TargetRecord[]> {
+  async listTargets(deploymentId: string): Promise<rollout.TargetRecord[]> {
     await this.#open();
     return this.#read((db) => rollouts.targets(db, deploymentId));
   }
 
-  async listTargetViews(deploymentId: string, options: { open?: boolean; phase?: number } = {}): Promise<TargetView[]> {
+  async listTargetViews(deploymentId: string, options: { open?: boolean; phase?: number } = {}): Promise<rollout.TargetView[]> {
     await this.#open();
     return this.#read((db) => rollouts.targetViews(db, deploymentId, options.open ?? false, options.phase));
   }
 
-  async countTargets(deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }> {
+  async countTargets(deploymentId: string): Promise<{ byState: rollout.TargetCounts; byPhase: rollout.TargetCounts[]; deferred: number }> {
     await this.#open();
     return this.#read((db) => rollouts.counts(db, deploymentId));
   }
 
-  async listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<DeploymentEventRecord[]> {
+  async listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<rollout.DeploymentEventRecord[]> {
     await this.#open();
     return this.#read((db) => rollouts.events(db, deploymentId, afterSeq, limit, options.latest ?? false));
   }

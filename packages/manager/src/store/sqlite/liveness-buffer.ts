@@ -6,6 +6,8 @@
 // ever sees stale state, and on close. A crash loses at most the last LIVENESS_FLUSH_MS of
 // liveness, which the next check-ins restore.
 
+import type { CheckinWrite } from '../records.js';
+
 export const LIVENESS_FLUSH_MS = 50; // milliseconds a buffered liveness write may wait
 export const LIVENESS_FLUSH_COUNT = 1000; // buffered agents that trigger an immediate write
 
@@ -48,4 +50,20 @@ export class LivenessBuffer<Params> {
     this.#pending.clear();
     this.#write(batch);
   }
+}
+
+/** What a plain check-in writes of an agent, in the order of both stores' UPDATE: at, versions, health, update, inventory (null: keep), agent id. */
+export type LivenessParams = [number, string, string, string, string | null, string | null, string];
+
+/** The liveness columns of a check-in (the SQLite and PostgreSQL stores buffer exactly these). */
+export function livenessParams(write: CheckinWrite): LivenessParams {
+  return [
+    write.at.getTime(),
+    write.agentVersion,
+    write.daemonVersion,
+    JSON.stringify(write.health),
+    write.update === undefined ? null : JSON.stringify(write.update),
+    write.inventory === undefined ? null : JSON.stringify(write.inventory),
+    write.agentId,
+  ];
 }

@@ -1,5 +1,4 @@
 import type Database from 'better-sqlite3';
-import type { RolloutTargetState } from '@drover/protocol';
 import type {
   AgentRolloutSettings,
   DeploymentEventRecord,
@@ -11,27 +10,15 @@ import type {
   TargetRecord,
   TargetView,
 } from '../../rollouts/records.js';
-import { activeDeploymentStatuses } from '../../rollouts/records.js';
 import type { NewCommand, NewNonce } from '../records.js';
-import { deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetView } from './rollout-rows.js';
-import type { DeploymentRow, EventRow, TargetRow, TargetViewRow } from './rollout-rows.js';
+import { ACTIVE_SQL, FINAL_TARGET_SQL, candidateRecord, deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetCounts, targetView, targetViewSql } from '../rollout-rows.js';
+import type { CandidateRow, DeploymentRow, EventRow, TargetCountRow, TargetRow, TargetViewRow } from '../rollout-rows.js';
 
 // The rollout tables of the SQLite store (migration 2): SqliteStore delegates to this, inside its
 // own transactions. A deployment or target is written whole (an upsert of every column): the
 // engine holds the record it decided on, and the row becomes exactly that (rollout-rows.ts).
 
-const ACTIVE_SQL = activeDeploymentStatuses.map((s) => `'${s}'`).join(', ');
-const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back')";
-
-const TARGET_VIEW_SQL = `
-  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url,
-    c.acked_at AS c_acked_at, c.outcome AS c_outcome, c.outcome_detail_json AS c_detail, c.seq AS c_exists,
-    r.acked_at AS r_acked_at, r.outcome AS r_outcome, r.outcome_detail_json AS r_detail, r.seq AS r_exists
-  FROM deployment_targets t
-  JOIN agents a ON a.id = t.agent_id
-  LEFT JOIN commands c ON c.id = t.command_id
-  LEFT JOIN commands r ON r.id = t.rollback_command_id
-  WHERE t.deployment_id = ?`;
+const TARGET_VIEW_SQL = targetViewSql('?');
 
 /** The rollout statements, prepared once. */
 export class SqliteRollouts {
@@ -41,7 +28,7 @@ export class SqliteRollouts {
     this.#s = {
       setSettings: db.prepare<[string | null, string | null, string]>('UPDATE agents SET rollout_group = ?, push_url = ? WHERE id = ?'),
       getSettings: db.prepare<[string], { rollout_group: string | null; push_url: string | null }>('SELECT rollout_group, push_url FROM agents WHERE id = ?'),
-      candidates: db.prepare<[], { id: string; platform: string; agent_version: string; daemon_version: string; rollout_group: string | null; push_url: string | null }>(
+      candidates: db.prepare<[], CandidateRow>(
         'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents ORDER BY id',
       ),
       activeOf: db.prepare<[string], { id: string }>(`SELECT id FROM deployments WHERE artifact = ? AND status IN (${ACTIVE_SQL}) ORDER BY created_at LIMIT 1`),
@@ -77,7 +64,7 @@ export class SqliteRollouts {
       targetViewsOpenPhase: db.prepare<[string, number], TargetViewRow>(
         `${TARGET_VIEW_SQL} AND ((t.state NOT IN ${FINAL_TARGET_SQL} AND (t.state != 'pending' OR t.phase = ?)) OR t.rollback_state = 'queued') ORDER BY t.phase, t.agent_id`,
       ),
-      countByState: db.prepare<[string], { phase: number; state: string; n: number; deferred: number }>(
+      countByState: db.prepare<[string], TargetCountRow>(
         'SELECT phase, state, count(*) AS n, sum(deferred_count > 0) AS deferred FROM deployment_targets WHERE deployment_id = ? GROUP BY phase, state',
       ),
       eventInsert: db.prepare<[string, number, string, string, string | null]>(
@@ -99,14 +86,7 @@ export class SqliteRollouts {
   }
 
   candidates(): RolloutCandidate[] {
-    return this.#s.candidates.all().map((row) => ({
-      id: row.id,
-      platform: row.platform,
-      agentVersion: row.agent_version,
-      daemonVersion: row.daemon_version,
-      group: (row.rollout_group ?? undefined) as RolloutGroup | undefined,
-      pushUrl: row.push_url ?? undefined,
-    }));
+    return this.#s.candidates.all().map(candidateRecord);
   }
 
   activeOf(artifact: string): string | undefined {
@@ -149,18 +129,7 @@ export class SqliteRollouts {
   }
 
   counts(deploymentId: string): { byState: TargetCounts; byPhase: TargetCounts[]; deferred: number } {
-    const byState: TargetCounts = {};
-    const byPhase: TargetCounts[] = [];
-    let deferred = 0;
-    for (const row of this.#s.countByState.all(deploymentId)) {
-      const state = row.state as RolloutTargetState;
-      byState[state] = (byState[state] ?? 0) + row.n;
-      const phase = (byPhase[row.phase] ??= {});
-      phase[state] = (phase[state] ?? 0) + row.n;
-      deferred += row.deferred;
-    }
-    for (let i = 0; i < byPhase.length; i++) byPhase[i] ??= {};
-    return { byState, byPhase, deferred };
+    return targetCounts(this.#s.countByState.iterate(deploymentId));
   }
 
   events(deploymentId: string | undefined, afterSeq: number, limit: number, latest: boolean): DeploymentEventRecord[] {

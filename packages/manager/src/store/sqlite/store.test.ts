@@ -5,12 +5,11 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hashSecret, newSecret } from '../../secrets.js';
 import { SqliteStore } from './store.js';
-import type { EnrollAgentInput } from '../records.js';
+import { enrollInput, machine, t0 } from '../../../test/store-conformance.js';
 
 let dir: string;
 let path: string;
 let store: SqliteStore;
-const t0 = new Date('2026-01-01T00:00:00Z');
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'drover-store-'));
@@ -22,32 +21,12 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function enrollInput(tokenHash: string, machine: string, overrides: Partial<EnrollAgentInput> = {}): EnrollAgentInput {
-  return {
-    tokenHash,
-    now: t0,
-    newAgentId: `agent-${machine.slice(-8)}`,
-    machineId: machine,
-    hostname: 'h',
-    platform: 'linux-x64',
-    arch: 'x64',
-    agentVersion: '1.0.0',
-    daemonVersion: '0.1.0',
-    inventory: {},
-    credentialHash: hashSecret(newSecret()),
-    serviceTokenCiphertext: 'ciphertext',
-    allowReenrollment: true,
-    ...overrides,
-  };
-}
-
 async function token(seats: number, ttlMs = 3_600_000): Promise<string> {
   const secret = newSecret();
   await store.createEnrollmentToken({ tokenHash: hashSecret(secret), seats, createdAt: t0, expiresAt: new Date(t0.getTime() + ttlMs), createdBy: 'test' });
   return hashSecret(secret);
 }
 
-const machine = (n: number): string => n.toString(16).padStart(64, '0');
 
 // What only the SQLite store has: one file, its pragmas, its bytes. The Store contract both stores
 // keep is packages/manager/test/store-conformance.ts (run by store-sqlite.test.ts and store-postgres.test.ts).

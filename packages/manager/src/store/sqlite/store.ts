@@ -2,11 +2,12 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ManagerError } from '../../errors.js';
-import { LivenessBuffer } from './liveness-buffer.js';
+import { LivenessBuffer, livenessParams } from './liveness-buffer.js';
+import type { LivenessParams } from './liveness-buffer.js';
 import { migrate } from './migrate.js';
 import { SqliteRollouts } from './rollouts.js';
-import { agentRecord, commandRecord, nonceRecord, releaseRecord, tokenRecord } from './rows.js';
-import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from './rows.js';
+import { agentRecord, commandRecord, enrollRefusal, enrollRefused, nonceRecord, releaseRecord, tokenRecord } from '../rows.js';
+import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from '../rows.js';
 import type {
   AgentRolloutSettings,
   DeploymentEventRecord,
@@ -38,6 +39,7 @@ import type {
   ReleaseQuery,
   ReleaseRecord,
 } from '../records.js';
+import { DeploymentActive, NonceReplayed } from '../refusals.js';
 import type { Store } from '../store.js';
 
 // The embedded store: one SQLite file through better-sqlite3.
@@ -55,23 +57,6 @@ import type { Store } from '../store.js';
 // - foreign keys on; every statement prepared once. Rows map to records in rows.ts (rollout-rows.ts
 //   for the rollout tables); migrations.ts is the schema, migrate.ts applies it.
 
-// The parameters of the agentCheckin statement: what a plain check-in writes.
-type LivenessParams = [number, string, string, string, string | null, string | null, string];
-
-class NonceReplayed extends Error {
-  constructor(
-    readonly nonceId: string,
-    readonly commandId: string,
-  ) {
-    super('nonce already consumed');
-  }
-}
-
-class DeploymentActive extends Error {
-  constructor(readonly active: string) {
-    super('another deployment of this artifact is active');
-  }
-}
 
 // Every statement the store runs, prepared once when it opens.
 function prepareStatements(db: Database.Database) {
@@ -287,18 +272,11 @@ export class SqliteStore implements Store {
       this.#durable((): EnrollAgentResult => {
         const tokenRow = this.#s.tokenByHash.get(input.tokenHash);
         const existing = this.#s.agentByMachine.get(input.machineId);
-        const refuse = (reason: Extract<EnrollAgentResult, { ok: false }>['reason']): EnrollAgentResult => ({
-          ok: false,
-          reason,
-          token: tokenRow === undefined ? undefined : tokenRecord(tokenRow),
-          agentId: existing?.id,
-        });
-        if (tokenRow === undefined) return refuse('token_unknown');
-        if (tokenRow.revoked_at !== null) return refuse('token_revoked');
-        if (tokenRow.expires_at <= input.now.getTime()) return refuse('token_expired');
-        if (existing !== undefined && !input.allowReenrollment) return refuse('already_enrolled');
+        if (tokenRow === undefined) return enrollRefused('token_unknown', undefined, existing);
+        const refusal = enrollRefusal(input, tokenRow, existing);
+        if (refusal !== undefined) return enrollRefused(refusal, tokenRow, existing);
         // Seats: a conditional increment, so two enrollments racing for the last seat cannot both win.
-        if (this.#s.tokenSpendSeat.run(tokenRow.id).changes !== 1) return refuse('token_exhausted');
+        if (this.#s.tokenSpendSeat.run(tokenRow.id).changes !== 1) return enrollRefused('token_exhausted', tokenRow, existing);
         const now = input.now.getTime();
         const inventory = JSON.stringify(input.inventory);
         let agentId: string;
@@ -352,15 +330,7 @@ export class SqliteStore implements Store {
 
   recordCheckin(write: CheckinWrite): Promise<CheckinWriteResult> {
     const at = write.at.getTime();
-    const liveness: LivenessParams = [
-      at,
-      write.agentVersion,
-      write.daemonVersion,
-      JSON.stringify(write.health),
-      write.update === undefined ? null : JSON.stringify(write.update),
-      write.inventory === undefined ? null : JSON.stringify(write.inventory),
-      write.agentId,
-    ];
+    const liveness = livenessParams(write);
     const apply = (): CheckinWriteResult => {
       this.#s.agentCheckin.run(...liveness);
       for (const commandId of write.acks) this.#s.commandAck.run(at, commandId, write.agentId);

@@ -3,16 +3,39 @@ import type {
   DeploymentEventRecord,
   DeploymentRecord,
   PhaseState,
+  RolloutCandidate,
+  RolloutGroup,
   RolloutOptions,
   RolloutPhase,
+  TargetCounts,
   TargetRecord,
   TargetRollbackState,
   TargetView,
-} from '../../rollouts/records.js';
+} from '../rollouts/records.js';
+import { activeDeploymentStatuses } from '../rollouts/records.js';
 
 // The rows of the rollout tables (migration 2: deployments, deployment_targets, deployment_events)
-// and their mapping to the rollout records, both ways. Times are integers (milliseconds since the
-// epoch), JSON is text, an absent value is NULL.
+// as both stores read them, their mapping to the rollout records, both ways, and the SQL the two
+// stores share for them. Times are integers (milliseconds since the epoch), JSON is text, an
+// absent value is NULL.
+
+/** The statuses of an active deployment, as an SQL list. */
+export const ACTIVE_SQL = activeDeploymentStatuses.map((s) => `'${s}'`).join(', ');
+/** The final target states, as an SQL list in parentheses. */
+export const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back')";
+
+/** The targets of one deployment with their agent and commands (TargetViewRow); `deployment` is the placeholder of its id. */
+export function targetViewSql(deployment: string): string {
+  return `
+  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url,
+    c.acked_at AS c_acked_at, c.outcome AS c_outcome, c.outcome_detail_json AS c_detail, c.seq AS c_exists,
+    r.acked_at AS r_acked_at, r.outcome AS r_outcome, r.outcome_detail_json AS r_detail, r.seq AS r_exists
+  FROM deployment_targets t
+  JOIN agents a ON a.id = t.agent_id
+  LEFT JOIN commands c ON c.id = t.command_id
+  LEFT JOIN commands r ON r.id = t.rollback_command_id
+  WHERE t.deployment_id = ${deployment}`;
+}
 
 export interface DeploymentRow {
   id: string;
@@ -215,5 +238,50 @@ export function targetRow(t: TargetRecord): Record<string, unknown> {
     error_code: t.errorCode ?? null,
     message: t.message ?? null,
     updated_at: t.updatedAt.getTime(),
+  };
+}
+
+/** A row of the target counts: targets of one phase in one state, and how many of them deferred. */
+export interface TargetCountRow {
+  phase: number;
+  state: string;
+  n: number;
+  deferred: number;
+}
+
+/** The counts of Store.countTargets from the rows of its GROUP BY phase, state. */
+export function targetCounts(rows: Iterable<TargetCountRow>): { byState: TargetCounts; byPhase: TargetCounts[]; deferred: number } {
+  const byState: TargetCounts = {};
+  const byPhase: TargetCounts[] = [];
+  let deferred = 0;
+  for (const row of rows) {
+    const state = row.state as RolloutTargetState;
+    byState[state] = (byState[state] ?? 0) + row.n;
+    const phase = (byPhase[row.phase] ??= {});
+    phase[state] = (phase[state] ?? 0) + row.n;
+    deferred += row.deferred;
+  }
+  for (let i = 0; i < byPhase.length; i++) byPhase[i] ??= {};
+  return { byState, byPhase, deferred };
+}
+
+/** An agent's row as a new deployment picks its targets. */
+export interface CandidateRow {
+  id: string;
+  platform: string;
+  agent_version: string;
+  daemon_version: string;
+  rollout_group: string | null;
+  push_url: string | null;
+}
+
+export function candidateRecord(row: CandidateRow): RolloutCandidate {
+  return {
+    id: row.id,
+    platform: row.platform,
+    agentVersion: row.agent_version,
+    daemonVersion: row.daemon_version,
+    group: (row.rollout_group ?? undefined) as RolloutGroup | undefined,
+    pushUrl: row.push_url ?? undefined,
   };
 }

@@ -1,9 +1,10 @@
 import type { JsonObject } from '@drover/protocol';
-import type { AgentRecord, CommandRecord, EnrollmentTokenRecord, NonceRecord, ReleaseRecord } from '../records.js';
+import type { AgentRecord, CommandRecord, EnrollAgentInput, EnrollAgentResult, EnrollRefusal, EnrollmentTokenRecord, NonceRecord, ReleaseRecord } from './records.js';
 
-// The rows of the SQLite tables of migration 1 (enrollment tokens, agents, commands, nonces,
-// releases) and their mapping to the store's records: times are integers (milliseconds since the
-// epoch), JSON is text, an absent value is NULL.
+// The rows of the tables of migration 1 (enrollment tokens, agents, commands, nonces, releases) as
+// both stores read them, and their mapping to the store's records: times are integers
+// (milliseconds since the epoch), JSON is text, an absent value is NULL. SQLite returns exactly
+// this; the PostgreSQL store reads bigint as numbers and maps its boolean `rollback` itself.
 
 export interface TokenRow {
   id: string;
@@ -184,4 +185,17 @@ export function releaseRecord(row: ReleaseRow): ReleaseRecord {
     publishedAt: optionalDate(row.published_at),
     publishedBy: row.published_by,
   };
+}
+
+/** Why an enrollment with a known token is refused before a seat is spent (revoked, expired, already enrolled), or undefined. */
+export function enrollRefusal(input: EnrollAgentInput, tokenRow: TokenRow, existing: AgentRow | undefined): EnrollRefusal | undefined {
+  if (tokenRow.revoked_at !== null) return 'token_revoked';
+  if (tokenRow.expires_at <= input.now.getTime()) return 'token_expired';
+  if (existing !== undefined && !input.allowReenrollment) return 'already_enrolled';
+  return undefined;
+}
+
+/** The result of a refused enrollment: the token and the machine's agent, when known. */
+export function enrollRefused(reason: EnrollRefusal, tokenRow: TokenRow | undefined, existing: AgentRow | undefined): EnrollAgentResult {
+  return { ok: false, reason, token: tokenRow === undefined ? undefined : tokenRecord(tokenRow), agentId: existing?.id };
 }
