@@ -66,6 +66,7 @@ export function openPostgresStore(config: DatabaseConfig, onConnectionError?: (e
 
 /** What `drover manager migrate` did. */
 export interface MigrationReport {
+  /** Which store the directory uses. */
   store: 'sqlite' | 'postgres';
   /** The database file, or the URL without its password. */
   database: string;
