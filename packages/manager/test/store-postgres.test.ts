@@ -137,6 +137,46 @@ describe.skipIf(skip)('PostgresStore', () => {
     }
   });
 
+  it('replaces connections the server terminated and retries the call, so a restart of a backend is invisible', async () => {
+    const schema = await freshSchema();
+    const store = await PostgresStore.open({ url, schema, poolSize: 3 });
+    try {
+      await Promise.all([store.setMeta('a', '1'), store.setMeta('b', '2'), store.getMeta('a')]);
+      const killed = await adminPool().query<{ n: number }>(
+        "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'drover-manager' AND datname = current_database() AND pid <> pg_backend_pid()",
+      );
+      expect(killed.rows[0]?.n).toBeGreaterThan(0);
+      // Every pooled connection is dead now: the calls reconnect (a lost connection is retried) and succeed.
+      expect(await Promise.all([store.getMeta('a'), store.getMeta('b')])).toEqual(['1', '2']);
+      await store.setMeta('c', '3');
+      expect(await store.getMeta('c')).toBe('3');
+      await store.ping();
+    } finally {
+      await store.close();
+      await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
+
+  it('bounds every statement by the statement timeout: a write stuck behind a lock answers STORE_UNAVAILABLE and changes nothing', async () => {
+    const schema = await freshSchema();
+    const store = await PostgresStore.open({ url, schema, poolSize: 2, statementTimeoutMs: 300 });
+    const holder = await adminPool().connect();
+    try {
+      await store.setMeta('k', 'before');
+      await holder.query('BEGIN');
+      await holder.query(`SELECT * FROM ${schema}.meta WHERE key = 'k' FOR UPDATE`);
+      const started = Date.now();
+      await expectRejection(store.setMeta('k', 'after'), ManagerError, 'STORE_UNAVAILABLE');
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await holder.query('ROLLBACK');
+      expect(await store.getMeta('k')).toBe('before');
+    } finally {
+      holder.release();
+      await store.close();
+      await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
+
   it('answers STORE_UNAVAILABLE, naming the database without its password, when the server cannot be reached', async () => {
     const secret = `s3cret-${randomBytes(6).toString('hex')}`;
     const unreachable = `postgres://drover:${secret}@127.0.0.1:1/drover`;
