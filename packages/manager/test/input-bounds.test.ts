@@ -2,7 +2,7 @@
 // value or a key), nesting deeper than the manager takes, a number beyond a double, more values or
 // more bytes than the route takes, a string beyond its field's bounds. Each is refused with a 4xx
 // and its code, never a 5xx, and nothing changed: the store's tables and the audit log are what
-// they were before the request (http/request-bounds.ts, decision 0022).
+// they were before the request (http/request-bounds.ts, decision 0022). On SQLite and on PostgreSQL.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -11,8 +11,12 @@ import type { DsseEnvelope } from '@drover/protocol';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { managerLimits } from '../src/config.js';
+import pg from 'pg';
+import { skipWithoutServices } from '../../../test/helpers/services.js';
+import type { CreateManagerOptions } from '../src/server/create.js';
 import { checkinBody, errorOf, snapshotState, startTestManager } from './harness.js';
 import type { EnrolledAgent, HttpResult, StateSnapshot, TestManager } from './harness.js';
+import { createTestDatabase, snapshotPostgresState } from './postgres-database.js';
 
 const RUNS = 25; // per route and property: bounded, so the suite stays within a few seconds
 
@@ -21,32 +25,10 @@ let agent: EnrolledAgent;
 let enrollmentToken: string;
 let deploymentId: string;
 let envelope: DsseEnvelope;
-let db: Database.Database;
+let snapshot: () => Promise<StateSnapshot>;
 
 const admin = (): Record<string, string> => ({ authorization: `Bearer ${m.adminToken}` });
 
-beforeAll(async () => {
-  // The rollout engine stays still: a tick between two snapshots would be a change of its own.
-  m = await startTestManager({ rollout: { autoStart: false } });
-  enrollmentToken = await m.createEnrollmentToken(100);
-  agent = await m.enroll({ token: enrollmentToken });
-  await m.publish({ version: '1.1.0' });
-  const created = await m.request('POST', '/manager/v1/updates/notify', { headers: { authorization: `Bearer ${m.deployToken}` }, json: { version: '1.1.0', strategy: 'manual' } });
-  deploymentId = (created.json as { deployment_id: string }).deployment_id;
-  const bytes = Buffer.from('the bytes of 2.0.0');
-  envelope = signRelease(
-    createReleasePayload({ artifact: 'agent', version: '2.0.0', platform: 'linux-x64', file: { name: 'agent.tar.gz', size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') } }),
-    [m.releaseKey],
-  );
-  db = new Database(join(m.dir, 'manager.db'), { readonly: true, fileMustExist: true });
-});
-afterAll(async () => {
-  db.close();
-  expect(await m.verifyAudit()).toMatchObject({ ok: true });
-  await m.close();
-});
-
-const snapshot = (): Promise<StateSnapshot> => snapshotState(m, db);
 
 const fullInventory = {
   os: { platform: 'linux', distro: 'Debian', release: '12', codename: 'bookworm', kernel: '6.1.0', arch: 'x64' },
@@ -263,84 +245,148 @@ async function refusedAndUnchanged(send: () => Promise<HttpResult>, codes: reado
   expect(after.tables, `${what}: the store changed`).toEqual(before.tables);
 }
 
-describe('hostile values in every JSON field of every mutating route: 4xx with a code, nothing changed', () => {
-  it('every JSON field of every mutating route, each a property of its own', async () => {
-    for (const route of routes) {
-      const paths = fieldPaths(route.body());
+// Every property runs against a manager on each store: SQLite, and PostgreSQL where it is installed
+// (a database of its own; DROVER_REQUIRE_POSTGRES=1 makes its absence a failure). "Nothing changed"
+// compares every row of every table of the store, and the audit log, before and after.
+const stores: { name: string; skip: boolean; open: () => Promise<{ options: Partial<CreateManagerOptions>; snapshot: (m: TestManager) => Promise<StateSnapshot>; dispose: () => Promise<void> }> }[] = [
+  {
+    name: 'SQLite',
+    skip: false,
+    open: () => {
+      let db: Database.Database | undefined;
+      return Promise.resolve({
+        options: {},
+        snapshot: (manager: TestManager) => snapshotState(manager, (db ??= new Database(join(manager.dir, 'manager.db'), { readonly: true, fileMustExist: true }))),
+        dispose: () => {
+          db?.close();
+          return Promise.resolve();
+        },
+      });
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    skip: skipWithoutServices('the input-bounds suite on PostgreSQL', 'postgres'),
+    open: async () => {
+      const database = await createTestDatabase();
+      const reader = new pg.Client({ connectionString: database.config.url });
+      await reader.connect();
+      return {
+        options: { database: database.config },
+        snapshot: (manager: TestManager) => snapshotPostgresState(manager, reader),
+        dispose: async () => {
+          await reader.end();
+          await database.dispose();
+        },
+      };
+    },
+  },
+];
+
+for (const store of stores) {
+  describe.skipIf(store.skip)(`hostile values in every JSON field of every mutating route: 4xx with a code, nothing changed (${store.name})`, () => {
+    let dispose: () => Promise<void> = () => Promise.resolve();
+    beforeAll(async () => {
+      const opened = await store.open();
+      dispose = opened.dispose;
+      // The rollout engine stays still: a tick between two snapshots would be a change of its own.
+      m = await startTestManager({ rollout: { autoStart: false }, ...opened.options });
+      snapshot = () => opened.snapshot(m);
+      enrollmentToken = await m.createEnrollmentToken(100);
+      agent = await m.enroll({ token: enrollmentToken });
+      await m.publish({ version: '1.1.0' });
+      const created = await m.request('POST', '/manager/v1/updates/notify', { headers: { authorization: `Bearer ${m.deployToken}` }, json: { version: '1.1.0', strategy: 'manual' } });
+      deploymentId = (created.json as { deployment_id: string }).deployment_id;
+      const bytes = Buffer.from('the bytes of 2.0.0');
+      envelope = signRelease(
+        createReleasePayload({ artifact: 'agent', version: '2.0.0', platform: 'linux-x64', file: { name: 'agent.tar.gz', size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') } }),
+        [m.releaseKey],
+      );
+    }, 120_000);
+    afterAll(async () => {
+      expect(await m.verifyAudit()).toMatchObject({ ok: true });
+      await m.close();
+      await dispose();
+    }, 60_000);
+
+    it('every JSON field of every mutating route, each a property of its own', async () => {
+      for (const route of routes) {
+        const paths = fieldPaths(route.body());
+        await fc.assert(
+          fc.asyncProperty(
+            fc.constantFrom(...paths).chain((path) => fc.tuple(fc.constant(path), hostile(route, path))),
+            async ([path, value]) => {
+              const body = route.body();
+              const text = bodyText(body, path, value.json(valueAt(body, path)));
+              await refusedAndUnchanged(
+                () => m.request(route.method, route.path(), { headers: { ...route.headers(), 'content-type': 'application/json' }, body: text }),
+                value.codes,
+                `${route.name} /${path.join('/')}: ${value.kind}`,
+              );
+            },
+          ),
+          { numRuns: RUNS },
+        );
+      }
+    });
+
+    it('hostile path segments on every mutating route', async () => {
+      const segments = fc.constantFrom('%ED%A0%80', '%ED%B0%80', '%F0%90%80', '%C0%AF', '%00', '%2e%2e', 'x'.repeat(300), `a${'%E2%80%8B'.repeat(60)}`, '%FF');
+      const templates = [
+        'POST /v1/agents/X/checkin',
+        'POST /v1/agents/X/commands',
+        'PUT /v1/agents/X/rollout',
+        'DELETE /v1/enrollment-tokens/X',
+        'PUT /v1/releases/X/1.1.0/linux-x64/artifact',
+        'PUT /v1/releases/agent/X/linux-x64/artifact',
+        'POST /manager/v1/updates/X/pause',
+        'POST /manager/v1/updates/X/abort',
+      ];
       await fc.assert(
-        fc.asyncProperty(
-          fc.constantFrom(...paths).chain((path) => fc.tuple(fc.constant(path), hostile(route, path))),
-          async ([path, value]) => {
-            const body = route.body();
-            const text = bodyText(body, path, value.json(valueAt(body, path)));
-            await refusedAndUnchanged(
-              () => m.request(route.method, route.path(), { headers: { ...route.headers(), 'content-type': 'application/json' }, body: text }),
-              value.codes,
-              `${route.name} /${path.join('/')}: ${value.kind}`,
-            );
-          },
-        ),
+        fc.asyncProperty(fc.constantFrom(...templates), segments, async (template, segment) => {
+          const [method = 'POST', route = '/'] = template.split(' ');
+          const upload = route.endsWith('/artifact');
+          const headers = route.includes('/checkin')
+            ? { authorization: `Bearer ${agent.credential}`, 'x-machine-id': agent.machineId, 'x-agent-version': '1.0.0', 'x-daemon-version': '0.5.0' }
+            : admin();
+          const body = method === 'DELETE' ? undefined : upload ? Buffer.from('bytes') : JSON.stringify(route.includes('/checkin') ? checkinBody() : {});
+          await refusedAndUnchanged(
+            () => m.request(method, route.replace('X', segment), { headers: { ...headers, ...(body === undefined ? {} : { 'content-type': upload ? 'application/octet-stream' : 'application/json' }) }, ...(body === undefined ? {} : { body }) }),
+            undefined,
+            `${template} with ${segment.slice(0, 40)}`,
+          );
+        }),
         { numRuns: RUNS },
       );
-    }
+    });
+
+    it('the examples of issue 18: nothing is created, paused or stored', async () => {
+      const note = await m.request('POST', '/v1/enrollment-tokens', { headers: { ...admin(), 'content-type': 'application/json' }, body: '{"seats":5,"note":"\\ud800"}' });
+      expect([note.status, errorOf(note)['code']]).toEqual([400, 'TEXT_MALFORMED']);
+      expect((await m.app.manager.listEnrollmentTokens()).some((t) => t.seats === 5)).toBe(false);
+
+      for (const action of ['pause', 'abort', 'rollback']) {
+        const res = await m.request('POST', `/manager/v1/updates/${deploymentId}/${action}`, { headers: { ...admin(), 'content-type': 'application/json' }, body: '{"reason":"\\udc00 x"}' });
+        expect([res.status, errorOf(res)['code']], action).toEqual([400, 'TEXT_MALFORMED']);
+      }
+      expect((await m.app.manager.deploymentStatus(deploymentId))?.status).toBe('pending');
+
+      const deep = `{"version":"2.0.0","supersede":true,"metadata":{"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`;
+      const notify = await m.request('POST', '/manager/v1/updates/notify', { headers: { authorization: `Bearer ${m.deployToken}`, 'content-type': 'application/json' }, body: deep });
+      expect([notify.status, errorOf(notify)['code']]).toEqual([400, 'JSON_TOO_DEEP']);
+      expect(errorOf(notify)['message']).toMatch(/^Field metadata of the request body/);
+      expect((await m.app.manager.context.store.listDeployments({ limit: 10 })).map((d) => d.id)).toEqual([deploymentId]);
+    });
+
+    it('still takes valid requests afterwards, well-formed surrogate pairs included', async () => {
+      const before = (await m.auditRecords()).length;
+      const token = await m.request('POST', '/v1/enrollment-tokens', { headers: admin(), json: { seats: 5, expiresInSeconds: 3600, note: 'rack 4 \u{1F600}' } });
+      expect(token.status).toBe(201);
+      const abort = await m.request('POST', `/manager/v1/updates/${deploymentId}/abort`, { headers: admin(), json: { reason: 'done \u{1F600}' } });
+      expect(abort.status).toBe(200);
+      const records = (await m.auditRecords()).slice(before);
+      expect(records.map((r) => r.event)).toEqual(['token.used', 'enrollment_token.created', 'token.used', 'deployment.abort']);
+      expect(records[1]?.details['note']).toBe('rack 4 \u{1F600}');
+    });
   });
-
-  it('hostile path segments on every mutating route', async () => {
-    const segments = fc.constantFrom('%ED%A0%80', '%ED%B0%80', '%F0%90%80', '%C0%AF', '%00', '%2e%2e', 'x'.repeat(300), `a${'%E2%80%8B'.repeat(60)}`, '%FF');
-    const templates = [
-      'POST /v1/agents/X/checkin',
-      'POST /v1/agents/X/commands',
-      'PUT /v1/agents/X/rollout',
-      'DELETE /v1/enrollment-tokens/X',
-      'PUT /v1/releases/X/1.1.0/linux-x64/artifact',
-      'PUT /v1/releases/agent/X/linux-x64/artifact',
-      'POST /manager/v1/updates/X/pause',
-      'POST /manager/v1/updates/X/abort',
-    ];
-    await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...templates), segments, async (template, segment) => {
-        const [method = 'POST', route = '/'] = template.split(' ');
-        const upload = route.endsWith('/artifact');
-        const headers = route.includes('/checkin')
-          ? { authorization: `Bearer ${agent.credential}`, 'x-machine-id': agent.machineId, 'x-agent-version': '1.0.0', 'x-daemon-version': '0.5.0' }
-          : admin();
-        const body = method === 'DELETE' ? undefined : upload ? Buffer.from('bytes') : JSON.stringify(route.includes('/checkin') ? checkinBody() : {});
-        await refusedAndUnchanged(
-          () => m.request(method, route.replace('X', segment), { headers: { ...headers, ...(body === undefined ? {} : { 'content-type': upload ? 'application/octet-stream' : 'application/json' }) }, ...(body === undefined ? {} : { body }) }),
-          undefined,
-          `${template} with ${segment.slice(0, 40)}`,
-        );
-      }),
-      { numRuns: RUNS },
-    );
-  });
-
-  it('the examples of issue 18: nothing is created, paused or stored', async () => {
-    const note = await m.request('POST', '/v1/enrollment-tokens', { headers: { ...admin(), 'content-type': 'application/json' }, body: '{"seats":5,"note":"\\ud800"}' });
-    expect([note.status, errorOf(note)['code']]).toEqual([400, 'TEXT_MALFORMED']);
-    expect((await m.app.manager.listEnrollmentTokens()).some((t) => t.seats === 5)).toBe(false);
-
-    for (const action of ['pause', 'abort', 'rollback']) {
-      const res = await m.request('POST', `/manager/v1/updates/${deploymentId}/${action}`, { headers: { ...admin(), 'content-type': 'application/json' }, body: '{"reason":"\\udc00 x"}' });
-      expect([res.status, errorOf(res)['code']], action).toEqual([400, 'TEXT_MALFORMED']);
-    }
-    expect((await m.app.manager.deploymentStatus(deploymentId))?.status).toBe('pending');
-
-    const deep = `{"version":"2.0.0","supersede":true,"metadata":{"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`;
-    const notify = await m.request('POST', '/manager/v1/updates/notify', { headers: { authorization: `Bearer ${m.deployToken}`, 'content-type': 'application/json' }, body: deep });
-    expect([notify.status, errorOf(notify)['code']]).toEqual([400, 'JSON_TOO_DEEP']);
-    expect(errorOf(notify)['message']).toMatch(/^Field metadata of the request body/);
-    expect((await m.app.manager.context.store.listDeployments({ limit: 10 })).map((d) => d.id)).toEqual([deploymentId]);
-  });
-
-  it('still takes valid requests afterwards, well-formed surrogate pairs included', async () => {
-    const before = (await m.auditRecords()).length;
-    const token = await m.request('POST', '/v1/enrollment-tokens', { headers: admin(), json: { seats: 5, expiresInSeconds: 3600, note: 'rack 4 \u{1F600}' } });
-    expect(token.status).toBe(201);
-    const abort = await m.request('POST', `/manager/v1/updates/${deploymentId}/abort`, { headers: admin(), json: { reason: 'done \u{1F600}' } });
-    expect(abort.status).toBe(200);
-    const records = (await m.auditRecords()).slice(before);
-    expect(records.map((r) => r.event)).toEqual(['token.used', 'enrollment_token.created', 'token.used', 'deployment.abort']);
-    expect(records[1]?.details['note']).toBe('rack 4 \u{1F600}');
-  });
-});
+}

@@ -2,9 +2,12 @@
 // server test/helpers/services.ts gives (DROVER_TEST_DATABASE_URL, or a throwaway cluster started
 // for the file), dropped after. `skipWithoutServices` decides first whether PostgreSQL is there.
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import pg from 'pg';
 import { startServices } from '../../../test/helpers/services.js';
 import type { DatabaseConfig } from '../src/server/database.js';
+import type { StateSnapshot, TestManager } from './harness.js';
 
 export interface TestDatabase {
   /** For ManagerOptions.database. */
@@ -39,4 +42,15 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await services.stop();
     },
   };
+}
+
+/** Every row of every table of the manager's PostgreSQL database (through `client`), and its audit log: snapshotState's twin. */
+export async function snapshotPostgresState(m: TestManager, client: pg.Client): Promise<StateSnapshot> {
+  await m.app.manager.context.store.ping(); // writes out buffered liveness first
+  const tables: Record<string, string[]> = {};
+  const names = await client.query<{ name: string }>("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1");
+  for (const { name } of names.rows) {
+    tables[name] = (await client.query(`SELECT * FROM "${name}"`)).rows.map((row) => JSON.stringify(row)).sort();
+  }
+  return { tables, audit: await readFile(join(m.dir, 'audit', 'audit.jsonl'), 'utf8') };
 }

@@ -211,7 +211,8 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    this.#notClosed();
+    // Like SQLite's: buffered liveness is written first.
+    await this.#open();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
