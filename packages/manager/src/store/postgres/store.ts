@@ -167,18 +167,24 @@ export class PostgresStore implements Store {
         // Whatever failed while connecting (authentication included) is an outage of the store.
         throw this.#error(error, true);
       }
+      // A connection lost between two statements is reported to the next one; without a listener
+      // here the client's own 'error' event would end the process.
+      const ignore = (): void => undefined;
+      client.on('error', ignore);
       let committing = false;
       try {
         await client.query('BEGIN');
         const result = await fn(client);
         committing = true;
         await client.query('COMMIT');
+        client.off('error', ignore);
         client.release();
         return result;
       } catch (error) {
         const lost = isConnectionError(error);
         if (!lost) await client.query('ROLLBACK').catch(() => undefined);
         // A lost connection is destroyed, not returned to the pool.
+        client.off('error', ignore);
         client.release(lost ? (error as Error) : undefined);
         if (!committing && isRetryable(error)) throw new RetryAfterRollback(undefined, { cause: error });
         throw error;
@@ -207,12 +213,12 @@ export class PostgresStore implements Store {
   // Inside a transaction: the change's audit records go to the outbox with it.
   async #audit(db: Queryable, audit: readonly records.PendingAuditRecord[] | undefined): Promise<void> {
     if (audit === undefined || audit.length === 0) return;
-    await db.query('INSERT INTO audit_outbox (body) SELECT unnest($1::text[])', [audit.map((record) => record.body)]);
+    // In the given order: ids are assigned as the ordered rows are inserted.
+    await db.query('INSERT INTO audit_outbox (body) SELECT body FROM unnest($1::text[]) WITH ORDINALITY AS a(body, n) ORDER BY n', [audit.map((record) => record.body)]);
   }
 
   async ping(): Promise<void> {
-    // Like SQLite's: buffered liveness is written first.
-    await this.#open();
+    this.#notClosed();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -221,7 +227,11 @@ export class PostgresStore implements Store {
     });
     try {
       await Promise.race([
-        this.#pool.query({ text: 'SELECT 1', query_timeout: 2000 } as { text: string }).catch((error: unknown) => {
+        (async () => {
+          // Like SQLite's: buffered liveness is written first (within the same 2 s).
+          await this.#open();
+          await this.#pool.query({ text: 'SELECT 1', query_timeout: 2000 } as { text: string });
+        })().catch((error: unknown) => {
           throw this.#error(error);
         }),
         timeout,
