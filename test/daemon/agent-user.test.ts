@@ -8,7 +8,8 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeManager } from '../fakes/fake-manager.js';
-import { DaemonProcess, agentRuntime, createHost, destroyHost, installAgent, killHost } from '../helpers/droverd.js';
+import { agentArtifact } from '../helpers/agent-artifact.js';
+import { DaemonProcess, agentRuntime, createHost, destroyHost, installAgent, killHost, waitForAgent } from '../helpers/droverd.js';
 import type { Host } from '../helpers/droverd.js';
 import { rootUnavailable, skipWithoutRoot } from '../helpers/root.js';
 import { until } from '../helpers/wait.js';
@@ -147,5 +148,43 @@ describe.skipIf(skip)('droverd runs the agent as its own unprivileged user (priv
       expect(exit.code).not.toBe(0);
       expect(daemon.output.join('\n')).toContain(code);
     }
+  });
+});
+
+describe.skipIf(skip)('an update under the agent user', () => {
+  let manager: FakeManager;
+  let host: Host;
+  const daemons: DaemonProcess[] = [];
+
+  beforeAll(async () => {
+    manager = await FakeManager.start();
+    host = await createHost(manager);
+    await chmod(host.dir, 0o711);
+    const settings = JSON.parse(await readFile(host.configPath, 'utf8')) as { agent: Record<string, unknown> };
+    await writeFile(host.configPath, JSON.stringify({ ...settings, agent: { ...settings.agent, user: 'nobody' } }));
+    await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0'));
+  }, 30_000);
+
+  afterAll(async () => {
+    await destroyHost(host, daemons);
+    await manager.close();
+  });
+
+  it('downloads, verifies, swaps and health-checks v2, which runs as the agent user too; the agent cannot write its new release either', async () => {
+    daemons.push(new DaemonProcess(host));
+    await waitForAgent(host, '1.0.0');
+    const v1 = await agentRuntime(host);
+    expect((await stat(`/proc/${String(v1?.pid)}`)).uid).toBe(NOBODY);
+    const { commandId } = manager.queueUpdate({ version: '2.0.0', bytes: await agentArtifact('2.0.0') });
+    const result = await manager.waitForResult(commandId, ['succeeded', 'failed', 'rolled_back', 'rejected'], 30_000);
+    expect(result.outcome).toBe('succeeded');
+    await waitForAgent(host, '2.0.0');
+    const v2 = await agentRuntime(host);
+    expect(v2?.pid).not.toBe(v1?.pid);
+    expect((await stat(`/proc/${String(v2?.pid)}`)).uid).toBe(NOBODY);
+    const release = join(host.stateDir, 'releases', 'agent', '2.0.0');
+    const info = await stat(release);
+    expect([info.uid, info.mode & 0o777]).toEqual([0, 0o755]);
+    expect((await stat(join(release, 'agent.cjs'))).mode & 0o777).toBe(0o444);
   });
 });
