@@ -26,6 +26,7 @@ const commands: readonly CommandEntry[] = [
   { path: ['enroll-token', 'revoke'], summary: 'Revoke an enrollment token: no host enrolls with it any more.', load: async () => (await import('./commands/enroll-token.js')).enrollTokenRevokeCommand },
   { path: ['release', 'publish'], summary: "Publish a signed release to a manager: the envelope (checked against the manager's trust policy), then the artifact.", load: async () => (await import('./commands/release-publish.js')).releasePublishCommand },
   { path: ['agents', 'list'], summary: 'List the enrolled agents: id, host, platform, versions, last check-in, health.', load: async () => (await import('./commands/agents.js')).agentsListCommand },
+  { path: ['agents', 'remove'], summary: "Remove a host: its credential, check-ins, results and downloads are refused from then on.", load: async () => (await import('./commands/agents.js')).agentsRemoveCommand },
   { path: ['agents', 'set-group'], summary: "Put an agent in a canary group (explorer, early_adopter, general), or none.", load: async () => (await import('./commands/agents.js')).agentsSetGroupCommand },
   { path: ['rollout', 'start'], summary: 'Start a deployment of a published release (the deploy API notify, with the deploy token).', load: async () => (await import('./commands/rollout.js')).rolloutStartCommand() },
   { path: ['rollout', 'status'], summary: 'Show a deployment (default: the active one): phase, counts, failed agents, latest events.', load: async () => (await import('./commands/rollout.js')).rolloutStatusCommand },

@@ -83,6 +83,8 @@ export const AgentViewSchema = Type.Object({
   lastCheckinAt: Type.Union([Type.String(), Type.Null()]),
   health: Type.Union([Type.Unknown(), Type.Null()]),
   update: Type.Union([Type.Unknown(), Type.Null()]),
+  /** When an operator removed the host (`drover agents remove`), else null. */
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
 });
 export type AgentView = Static<typeof AgentViewSchema>;
 

@@ -67,6 +67,7 @@ export interface TargetViewRow extends TargetRow {
   last_checkin_at: number | null;
   update_json: string | null;
   push_url: string | null;
+  agent_revoked_at: number | null;
   c_acked_at: number | null;
   c_outcome: string | null;
   c_detail: string | null;
@@ -156,6 +157,7 @@ export function targetView(row: TargetViewRow): TargetView {
     lastCheckinAt: optDate(row.last_checkin_at),
     agentUpdate: updateProgress(optJson(row.update_json)),
     pushUrl: row.push_url ?? undefined,
+    agentRevoked: row.agent_revoked_at !== null,
     command: row.c_exists === null ? undefined : { ackedAt: optDate(row.c_acked_at), outcome: row.c_outcome ?? undefined, detail: optJson(row.c_detail) },
     rollbackCommand: row.r_exists === null ? undefined : { ackedAt: optDate(row.r_acked_at), outcome: row.r_outcome ?? undefined, detail: optJson(row.r_detail) },
   };

@@ -24,7 +24,7 @@ const ACTIVE_SQL = activeDeploymentStatuses.map((s) => `'${s}'`).join(', ');
 const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back')";
 
 const TARGET_VIEW_SQL = `
-  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url,
+  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url, a.revoked_at AS agent_revoked_at,
     c.acked_at AS c_acked_at, c.outcome AS c_outcome, c.outcome_detail_json AS c_detail, c.seq AS c_exists,
     r.acked_at AS r_acked_at, r.outcome AS r_outcome, r.outcome_detail_json AS r_detail, r.seq AS r_exists
   FROM deployment_targets t
@@ -42,7 +42,7 @@ export class SqliteRollouts {
       setSettings: db.prepare<[string | null, string | null, string]>('UPDATE agents SET rollout_group = ?, push_url = ? WHERE id = ?'),
       getSettings: db.prepare<[string], { rollout_group: string | null; push_url: string | null }>('SELECT rollout_group, push_url FROM agents WHERE id = ?'),
       candidates: db.prepare<[], { id: string; platform: string; agent_version: string; daemon_version: string; rollout_group: string | null; push_url: string | null }>(
-        'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents ORDER BY id',
+        'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents WHERE revoked_at IS NULL ORDER BY id',
       ),
       activeOf: db.prepare<[string], { id: string }>(`SELECT id FROM deployments WHERE artifact = ? AND status IN (${ACTIVE_SQL}) ORDER BY created_at LIMIT 1`),
       deploymentUpsert: db.prepare<[Record<string, unknown>]>(
