@@ -240,7 +240,7 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(await readFile(join(sbin, 'droverd'), 'utf8')).toBe('#!/bin/sh\necho mine\n');
   }, 60_000);
 
-  it('refuses --manager without a pinned key or --tofu (a usage error), installing nothing', async () => {
+  it('refuses --manager without a pinned key or --tofu', async () => {
     const other = join(dir, 'other-root');
     await mkdir(other);
     const result = await run('bash', [...args.map((a) => (a === root ? other : a)).filter((a, i, all) => a !== '--manager-key' && all[i - 1] !== '--manager-key')], { timeoutMs: 60_000 });
