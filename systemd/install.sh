@@ -218,6 +218,16 @@ if [[ $install_agent -eq 1 ]]; then
   why="$(droverd install --state-dir "$scratch/state" --release "$agent_release" "$agent" 2>&1 >/dev/null)" || die "the agent release $agent: ${why#droverd: }"
 fi
 
+# droverd install, below, needs the state directory droverd holds while it runs: refuse now, not half-way.
+install_daemon=0
+current_daemon=""
+[[ ! -L "$state/current/daemon" ]] || current_daemon="$(basename "$(readlink "$state/current/daemon")")"
+[[ "$current_daemon" == "$version" || ( -n "$current_daemon" && $force_daemon -eq 0 ) ]] || install_daemon=1
+if [[ ( $install_daemon -eq 1 || $install_agent -eq 1 ) && -d "$state" ]]; then
+  running="$(droverd status --json 2>/dev/null | "$node_bin" -e 'let t="";process.stdin.on("data",(c)=>t+=c).on("end",()=>{try{process.stdout.write(String(JSON.parse(t).daemon.running===true))}catch{process.stdout.write("unknown")}})')"
+  [[ "$running" != true ]] || die "droverd is running on $state: stop it first (systemctl stop droverd), then run install.sh again; it starts droverd again"
+fi
+
 # ---------------------------------------------------------------------------------------------------
 # Changes. Each step says what it did: "installed", "created", "updated", or "unchanged".
 # ---------------------------------------------------------------------------------------------------
@@ -269,8 +279,6 @@ put_dir "$state" 0700
 put_file "$launcher" "$lib/launcher.mjs" 0644 "the launcher"
 put_file "$doc_src" "$lib/install.md" 0644 "the unit's documentation"
 put_file "$bundle" "$lib/droverd-$version.mjs" 0644 "the droverd $version bundle"
-current_daemon=""
-[[ ! -L "$state/current/daemon" ]] || current_daemon="$(basename "$(readlink "$state/current/daemon")")"
 if [[ "$current_daemon" == "$version" ]]; then
   say "unchanged: droverd $version is current"
 elif [[ -n "$current_daemon" && $force_daemon -eq 0 ]]; then

@@ -129,6 +129,25 @@ describe('install.sh: validate everything, then write', () => {
     expect((await treeFingerprint(root)).length).toBe(1);
   }, 60_000);
 
+  it('refuses to make another droverd current while droverd runs on the state (droverd install would be STATE_LOCKED half-way)', async () => {
+    const root = await mkdtemp(join(dir, 'running-'));
+    await cp(installed, root, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    // droverd.pid naming a live process (this one, with its start time) is what a running droverd leaves.
+    const stat = await readFile(`/proc/${String(process.pid)}/stat`, 'utf8');
+    const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    await writeFile(join(root, 'var/lib/drover/droverd.pid'), JSON.stringify({ pid: process.pid, startTime }));
+    await bundleDaemon({ entry: 'bin', outfile: f('droverd-1.3.0.mjs'), version: '1.3.0' });
+    const before = await treeFingerprint(root);
+    const result = await install(root, [...good, '--bundle', f('droverd-1.3.0.mjs'), '--force-daemon']);
+    expect([result.code, result.stderr]).toEqual([1, expect.stringContaining('droverd is running on')]);
+    expect(result.stdout).toBe('');
+    expect(await treeFingerprint(root)).toEqual(before);
+    // The same run with nothing for droverd install to do goes ahead: it never needs the lock.
+    const rerun = await install(root, good);
+    expect(rerun.code, rerun.stdout + rerun.stderr).toBe(0);
+    expect(rerun.stdout).toContain('nothing changed');
+  }, 60_000);
+
   it.skipIf(asRoot)('refuses a --trust file it cannot read (not as root: root reads any file)', async () => {
     const unreadable = f('unreadable-trust.json');
     await writeFile(unreadable, JSON.stringify(manager.trustPolicy()));
