@@ -1,4 +1,4 @@
-import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -196,7 +196,7 @@ describe('install.sh: validate everything, then write', () => {
     const root = await mkdtemp(join(dir, 'uninstall-'));
     await cp(installed, root, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     const removedIn = (result: RunResult): string[] => [...result.stdout.matchAll(/^uninstall\.sh: removed: .* \((.*)\)$/gm)].map((m) => m[1] ?? '');
-    const exists = async (path: string): Promise<boolean> => readFile(path).then(() => true, (error: NodeJS.ErrnoException) => error.code === 'EISDIR');
+    const exists = async (path: string): Promise<boolean> => lstat(path).then(() => true, () => false);
     const candidates = ['etc/systemd/system/droverd.service', 'usr/lib/drover', 'usr/local/sbin/droverd', 'etc/drover', 'var/lib/drover', 'var/log/drover'].map((p) => join(root, p));
 
     const before = new Map(await Promise.all(candidates.map(async (p) => [p, await exists(p)] as const)));

@@ -45,7 +45,8 @@ class NotifySocket {
 
   constructor(readonly path: string) {
     this.child = spawn('python3', ['-c', RECEIVER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: this.child.stdout! });
+    if (this.child.stdout === null) throw new Error('python3 has no stdout pipe');
+    const lines = createInterface({ input: this.child.stdout });
     this.listening = new Promise((resolve) => {
       lines.on('line', (line) => {
         const entry = JSON.parse(line) as { listening?: boolean; at: number; message: string };
@@ -93,12 +94,12 @@ describe.skipIf(skipWhenMissing(tools.length > 0))('droverd and systemd: READY=1
     const daemon = new DaemonProcess(host, { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '1000000' });
     daemons.push(daemon);
     await waitForAgent(host, '1.0.0');
-    const [ready] = await until(async () => (socket.with('READY').length > 0 ? socket.with('READY') : undefined), 20_000, 'READY=1');
+    const [ready] = await until(() => Promise.resolve(socket.with('READY').length > 0 ? socket.with('READY') : undefined), 20_000, 'READY=1');
     // The status droverd sends with READY=1 is what the agent answered on its health route.
     expect(ready?.fields).toEqual({ READY: '1', STATUS: 'supervising agent 1.0.0 (healthy)' });
     expect(daemon.lines.some((line) => line.event === 'agent.started')).toBe(true);
     // Watchdog pings from droverd's start (systemd's watchdog runs before READY=1 too), about every 500 ms.
-    await until(async () => (socket.with('WATCHDOG').filter((m) => m.at > (ready?.at ?? Infinity)).length >= 6 ? true : undefined), 20_000, 'six WATCHDOG=1 after READY=1');
+    await until(() => Promise.resolve(socket.with('WATCHDOG').filter((m) => m.at > (ready?.at ?? Infinity)).length >= 6 ? true : undefined), 20_000, 'six WATCHDOG=1 after READY=1');
     const pings = socket.with('WATCHDOG').map((m) => m.at);
     const gaps = pings.slice(1).map((at, i) => at - (pings[i] ?? 0));
     const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
@@ -108,7 +109,7 @@ describe.skipIf(skipWhenMissing(tools.length > 0))('droverd and systemd: READY=1
     expect(socket.with('READY')).toHaveLength(1);
     const exit = await daemon.stop();
     expect(exit.code).toBe(0);
-    await until(async () => (socket.with('STOPPING').length > 0 ? true : undefined), 10_000, 'STOPPING=1');
+    await until(() => Promise.resolve(socket.with('STOPPING').length > 0 ? true : undefined), 10_000, 'STOPPING=1');
     const count = socket.with('WATCHDOG').length;
     await new Promise((resolve) => setTimeout(resolve, 1_200));
     expect(socket.with('WATCHDOG')).toHaveLength(count);

@@ -114,7 +114,7 @@ export class ServiceNotifier {
         timeout: NOTIFY_TIMEOUT_MS,
       });
       let stderr = '';
-      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
         if (stderr.length < 1024) stderr += chunk;
       });
       child.on('error', (error) => {
