@@ -273,13 +273,16 @@ export class Daemon {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#controller.abort();
-    this.#notifier.stopping();
     this.#logger.info({ event: 'daemon.stopping', code }, 'droverd is stopping');
     this.#supervisor.close();
     await Promise.allSettled([this.#machineRunning, this.#checkinRunning, this.#firstAnswer]);
     await this.#supervisor.stop(this.#o.settings.agent.stopTimeoutMs);
     await Promise.allSettled([this.#http.close(), this.#agentHttp.close()]);
     await this.#lock.release().catch(() => undefined);
+    // The watchdog pings go on while the agent drains: a stop droverd starts itself (a self-update's
+    // exit 75) is still "running" to systemd, and its watchdog still counts. No STOPPING=1: it would
+    // add nothing to a stop systemd asked for, and a self-update's exit must stay a restart.
+    this.#notifier.close();
     this.#logger.info({ event: 'daemon.stopped', code }, 'droverd stopped');
     this.#resolveDone(code);
   }

@@ -1,7 +1,7 @@
 // droverd under `Type=notify` and `WatchdogSec=` (issue 17, decision 0029), against a real AF_UNIX
 // datagram socket standing in for systemd's: droverd sends READY=1 once the agent it supervises has
-// answered its health route, WATCHDOG=1 at about half of WATCHDOG_USEC from its event loop, and
-// STOPPING=1 on SIGTERM, each through the real systemd-notify. Node cannot bind a datagram socket,
+// answered its health route and WATCHDOG=1 at about half of WATCHDOG_USEC from its event loop, each
+// through the real systemd-notify. Node cannot bind a datagram socket,
 // so python3 is the receiving end (it closes the descriptor systemd-notify's BARRIER=1 sends, as
 // systemd does). Without python3 or systemd-notify these tests say why and skip (unless
 // DROVER_REQUIRE_INTEROP=1).
@@ -65,7 +65,7 @@ class NotifySocket {
   }
 }
 
-describe.skipIf(skipWhenMissing(tools.length > 0))('droverd and systemd: READY=1, WATCHDOG=1, STOPPING=1 through systemd-notify', () => {
+describe.skipIf(skipWhenMissing(tools.length > 0))('droverd and systemd: READY=1 and WATCHDOG=1 through systemd-notify', () => {
   let manager: FakeManager;
   let host: Host;
   const daemons: DaemonProcess[] = [];
@@ -87,7 +87,7 @@ describe.skipIf(skipWhenMissing(tools.length > 0))('droverd and systemd: READY=1
     for (const socket of sockets) socket.close();
   });
 
-  it('READY=1 once the agent answers healthy, WATCHDOG=1 every WATCHDOG_USEC/2, STOPPING=1 on SIGTERM', async () => {
+  it('READY=1 once the agent answers healthy, WATCHDOG=1 every WATCHDOG_USEC/2 until droverd exits', async () => {
     const socket = new NotifySocket(join(host.dir, 'notify.sock'));
     sockets.push(socket);
     await socket.listening;
@@ -109,10 +109,12 @@ describe.skipIf(skipWhenMissing(tools.length > 0))('droverd and systemd: READY=1
     expect(socket.with('READY')).toHaveLength(1);
     const exit = await daemon.stop();
     expect(exit.code).toBe(0);
-    await until(() => Promise.resolve(socket.with('STOPPING').length > 0 ? true : undefined), 10_000, 'STOPPING=1');
+    // Pings end with droverd (a ping already running may still land), and it sends no STOPPING=1.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     const count = socket.with('WATCHDOG').length;
     await new Promise((resolve) => setTimeout(resolve, 1_200));
     expect(socket.with('WATCHDOG')).toHaveLength(count);
+    expect(socket.with('STOPPING')).toEqual([]);
   }, 60_000);
 
   it('a NOTIFY_SOCKET nobody listens on is logged once and never stops droverd', async () => {

@@ -3,7 +3,7 @@ import type { Logger } from '../logger.js';
 
 // systemd's service notifications (sd_notify(3)) for `Type=notify` and `WatchdogSec=`: READY=1 once
 // droverd supervises the agent, WATCHDOG=1 from droverd's event loop at half of WATCHDOG_USEC (a
-// hung loop stops the pings and systemd restarts droverd), STOPPING=1 when it stops.
+// hung loop stops the pings and systemd restarts droverd), until droverd has stopped.
 //
 // Node has no AF_UNIX datagram sockets, so each message is sent by the systemd-notify tool, which
 // waits (BARRIER=1) until systemd has taken the message, so it is attributed to the unit although
@@ -62,12 +62,6 @@ export class ServiceNotifier {
     if (this.#ready) return;
     this.#ready = true;
     this.#send(['READY=1', `STATUS=${status}`]);
-  }
-
-  /** STOPPING=1; ends the watchdog pings. */
-  stopping(): void {
-    this.close();
-    this.#send(['STOPPING=1']);
   }
 
   /** Ends the watchdog pings (no message). */
