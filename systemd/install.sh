@@ -177,6 +177,18 @@ droverd() { CONFIGURATION_DIRECTORY="$etc" STATE_DIRECTORY="$state" "$node_bin" 
 # are compared with what is installed.
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/drover-install.XXXXXX")"
 trap 'rm -rf -- "$scratch"' EXIT
+# The files given are read once, here, into the scratch directory: what is checked below is what is
+# installed (a file changed in between, or a pipe, cannot make them differ).
+given() { # OPTION VARIABLE
+  local file="${!2}" copy="$scratch/given/$2"
+  mkdir -p -- "$copy"
+  copy="$copy/$(basename -- "$file")"
+  cat -- "$file" >"$copy" 2>/dev/null || usage_error "$1 $file: cannot be read"
+  printf -v "$2" '%s' "$copy"
+}
+[[ -z "$trust" ]] || given --trust trust
+[[ -z "$agent" ]] || given --agent agent
+[[ -z "$agent_release" ]] || given --agent-release agent_release
 
 # The droverd.json the --manager options make, checked by droverd itself (the URL, the manager key),
 # even when an installed droverd.json is kept: a wrong option is refused either way.
@@ -210,12 +222,13 @@ install_agent=0
 [[ -z "$agent" || -L "$state/current/agent" ]] || install_agent=1
 mkdir -m 0700 "$scratch/state"
 why="$(droverd install --state-dir "$scratch/state" --artifact daemon --unsigned --version "$version" "$bundle" 2>&1 >/dev/null)" || die "the droverd bundle $bundle: ${why#droverd: }"
+agent_name="$(basename -- "$agent")"
 if [[ $install_agent -eq 1 ]]; then
   policy="$trust"
   [[ -n "$policy" || ! -f "$state/trust.json" ]] || policy="$state/trust.json"
   [[ -n "$policy" ]] || usage_error "--agent needs a trust policy to verify it against: pass --trust FILE (none is installed at $state/trust.json)"
   cp -- "$policy" "$scratch/state/trust.json"
-  why="$(droverd install --state-dir "$scratch/state" --release "$agent_release" "$agent" 2>&1 >/dev/null)" || die "the agent release $agent: ${why#droverd: }"
+  why="$(droverd install --state-dir "$scratch/state" --release "$agent_release" "$agent" 2>&1 >/dev/null)" || die "the agent release $agent_name: ${why#droverd: }"
 fi
 
 # droverd install, below, needs the state directory droverd holds while it runs: refuse now, not half-way.

@@ -121,7 +121,7 @@ describe('install.sh: validate everything, then write', () => {
     const args = good.map((arg) => (arg === f('agent.release.json') ? f('agent.stranger.release.json') : arg));
     const result = await install(root, args);
     expect(result.code, result.stdout + result.stderr).toBe(1);
-    expect(result.stderr).toContain(`the agent release ${f('agent.cjs')}: RELEASE_UNTRUSTED_SIGNER`);
+    expect(result.stderr).toContain('the agent release agent.cjs: RELEASE_UNTRUSTED_SIGNER');
     expect((await treeFingerprint(root)).length).toBe(1);
     // --agent with no --trust and none installed: nothing to verify it against.
     const untrusted = await install(root, good.filter((arg, i) => arg !== '--trust' && good[i - 1] !== '--trust'));
@@ -146,6 +146,17 @@ describe('install.sh: validate everything, then write', () => {
     const rerun = await install(root, good);
     expect(rerun.code, rerun.stdout + rerun.stderr).toBe(0);
     expect(rerun.stdout).toContain('nothing changed');
+  }, 60_000);
+
+  it('reads each file it is given once: --trust from a pipe is checked, then installed, whole', async () => {
+    const root = await mkdtemp(join(dir, 'pipe-'));
+    const policy = JSON.stringify(manager.trustPolicy());
+    // `--trust <(cat trust.json)`: a pipe (/dev/fd/N), readable once.
+    const args = good.filter((arg, i) => arg !== '--trust' && good[i - 1] !== '--trust');
+    const result = await run('bash', ['-c', 'script="$1"; trust="$2"; shift 2; exec bash "$script" --trust <(cat "$trust") "$@"', 'bash', script('install.sh'), f('trust.json'), '--root', root, ...base, ...args], { timeoutMs: 60_000 });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(await readFile(join(root, 'var/lib/drover/trust.json'), 'utf8')).toBe(policy);
+    expect(result.stdout).toContain('installed: the first agent release (1.0.0)');
   }, 60_000);
 
   it.skipIf(asRoot)('refuses a --trust file it cannot read (not as root: root reads any file)', async () => {
