@@ -16,7 +16,7 @@ export const installCommand: CliCommand = {
   summary: 'Install a release from local files and make it current (first install, or repair). droverd must be stopped.',
   usage: '[--artifact agent|daemon] (--release FILE.release.json | --unsigned --version V) FILE',
   description:
-    'A signed release is verified exactly as an update is (trust.json, artifact, platform, expiry, no downgrade unless --allow-downgrade, size and SHA-256 of the copy that is installed). --unsigned is only for the daemon bundle a package installs (install.sh): its trust comes from the package.',
+    'A signed release is verified exactly as an update is (trust.json, artifact, platform, expiry, no downgrade unless --allow-downgrade, size and SHA-256 of the copy that is installed). The release that is current already, with the same bytes, is verified and then changes nothing (a re-run). --unsigned is only for the daemon bundle a package installs (install.sh): its trust comes from the package.',
   options: {
     artifact: { type: 'string', arg: 'NAME', help: 'agent (default) or daemon.' },
     release: { type: 'string', arg: 'FILE', help: 'The signed release envelope (FILE.release.json from `drover release sign`).' },
