@@ -2,6 +2,7 @@ import type { HttpClient } from '@drover/http';
 import type { AgentHealthReport } from '@drover/protocol';
 import type { Dispatcher } from 'undici';
 import { AgentClient } from './agent/client.js';
+import { prepareAgentAccount } from './agent/account.js';
 import { Supervisor } from './agent/supervisor.js';
 import { limits } from './config.js';
 import { DaemonError } from './errors.js';
@@ -125,7 +126,8 @@ export class Daemon {
       const journal = await Journal.open(paths.journal, logger);
       const agentClient = new AgentClient(agentHttp, credentials.serviceToken);
       const failpoints = options.failpoints ?? noFailpoints;
-      const supervisor = new Supervisor({ store, settings: settings.agent, serviceToken: credentials.serviceToken, runtimePath: paths.agentRuntime, stateDir: paths.state, logger, failpoints });
+      const account = await prepareAgentAccount(settings.agent, paths.state, logger);
+      const supervisor = new Supervisor({ store, settings: settings.agent, serviceToken: credentials.serviceToken, runtimePath: paths.agentRuntime, stateDir: paths.state, logger, failpoints, account });
       daemon = new Daemon({
         options,
         lock,
