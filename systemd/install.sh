@@ -154,7 +154,11 @@ fi
   die "Node.js >= 20.18 is required; $node_bin is $("$node_bin" --version)"
 [[ -n "$version" ]] || version="$("$node_bin" "$bundle" --version)" || die "$bundle does not run with $node_bin (node $bundle --version failed)"
 [[ "$version" =~ ^[0-9A-Za-z.+-]+$ ]] || usage_error "--version $version: not a version (e.g. 1.2.3)"
-# On the live system: the tools the changes need.
+# The tools the changes need (coreutils, diffutils, sed), and on the live system getent, useradd, systemctl.
+missing=()
+for tool in cmp stat mktemp install sed readlink basename dirname; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+[[ -n "$root" ]] || command -v getent >/dev/null || missing+=(getent)
+((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (coreutils, diffutils, sed, libc-bin)"
 booted=0
 if [[ -z "$root" ]]; then
   if ! getent passwd drover >/dev/null; then command -v useradd >/dev/null || die "useradd is missing: it creates the drover system user"; fi

@@ -1,4 +1,5 @@
-import { chmod, cp, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, cp, lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,6 +147,20 @@ describe('install.sh: validate everything, then write', () => {
     const rerun = await install(root, good);
     expect(rerun.code, rerun.stdout + rerun.stderr).toBe(0);
     expect(rerun.stdout).toContain('nothing changed');
+  }, 60_000);
+
+  it('refuses, before writing, on a host without a tool its changes need (cmp, from diffutils)', async () => {
+    const bin = join(dir, 'bin-without-cmp');
+    await mkdir(bin, { recursive: true });
+    const which = (tool: string): string => execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+    for (const tool of ['bash', 'dirname', 'basename', 'id', 'readlink', 'stat', 'cat', 'mktemp', 'install', 'sed', 'rm', 'mkdir', 'chmod', 'chown', 'mv', 'getent']) {
+      await symlink(which(tool), join(bin, tool)).catch(() => undefined);
+    }
+    await symlink(process.execPath, join(bin, 'node'));
+    const root = await mkdtemp(join(dir, 'no-cmp-'));
+    const result = await install(root, good, { ...process.env, PATH: bin });
+    expect([result.code, result.stderr]).toEqual([1, expect.stringContaining('missing tools: cmp')]);
+    expect((await treeFingerprint(root)).length).toBe(1);
   }, 60_000);
 
   it('reads each file it is given once: --trust from a pipe is checked, then installed, whole', async () => {
