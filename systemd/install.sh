@@ -299,7 +299,9 @@ put_file "$bundle" "$lib/droverd-$version.mjs" 0644 "the droverd $version bundle
 if [[ "$current_daemon" == "$version" ]]; then
   say "unchanged: droverd $version is current"
 elif [[ -n "$current_daemon" && $force_daemon -eq 0 ]]; then
-  say "unchanged: droverd $current_daemon is current (it updated itself since; pass --force-daemon to make $version current)"
+  # A signed droverd release is a self-update (through the manager); an unsigned one came from a package.
+  how="$("$node_bin" -e 'try { const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8")); process.stdout.write(r.signed === true ? "a signed update since" : "installed by a package") } catch { process.stdout.write("unreadable installed.json") }' "$state/current/daemon/installed.json")"
+  say "unchanged: droverd $current_daemon is current ($how; pass --force-daemon to make $version current)"
 else
   droverd install --artifact daemon --unsigned --version "$version" "$lib/droverd-$version.mjs" >/dev/null
   did "installed: droverd $version as current/daemon${current_daemon:+ (previous $current_daemon)}"

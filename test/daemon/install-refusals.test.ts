@@ -37,6 +37,7 @@ describe('install.sh: validate everything, then write', () => {
     dir = await mkdtemp(join(tmpdir(), 'droverd-install-refusals-'));
     await bundleDaemon({ entry: 'bin', outfile: f('droverd.mjs'), version: '1.2.3' });
     await bundleDaemon({ entry: 'launcher-main', outfile: f('launcher.mjs') });
+    await bundleDaemon({ entry: 'bin', outfile: f('droverd-1.3.0.mjs'), version: '1.3.0' });
     manager = await FakeManager.start();
     const agent = await agentArtifact('1.0.0');
     await writeFile(f('agent.cjs'), agent);
@@ -137,7 +138,6 @@ describe('install.sh: validate everything, then write', () => {
     const stat = await readFile(`/proc/${String(process.pid)}/stat`, 'utf8');
     const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
     await writeFile(join(root, 'var/lib/drover/droverd.pid'), JSON.stringify({ pid: process.pid, startTime }));
-    await bundleDaemon({ entry: 'bin', outfile: f('droverd-1.3.0.mjs'), version: '1.3.0' });
     const before = await treeFingerprint(root);
     const result = await install(root, [...good, '--bundle', f('droverd-1.3.0.mjs'), '--force-daemon']);
     expect([result.code, result.stderr]).toEqual([1, expect.stringContaining('droverd is running on')]);
@@ -198,6 +198,19 @@ describe('install.sh: validate everything, then write', () => {
     expect(result.stdout).not.toContain('--force-daemon');
     expect(lines.at(-1)).toBe('install.sh: nothing changed');
     expect(await treeFingerprint(root)).toEqual(before);
+  }, 60_000);
+
+  it('a newer package keeps the current droverd without --force-daemon, says why, and makes it current with it', async () => {
+    const root = await mkdtemp(join(dir, 'newer-'));
+    await cp(installed, root, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    const kept = await install(root, [...good, '--bundle', f('droverd-1.3.0.mjs')]);
+    expect(kept.code, kept.stdout + kept.stderr).toBe(0);
+    expect(kept.stdout).toContain('unchanged: droverd 1.2.3 is current (installed by a package; pass --force-daemon to make 1.3.0 current)');
+    expect(kept.stdout).toContain(`installed: the droverd 1.3.0 bundle (${join(root, 'usr/lib/drover/droverd-1.3.0.mjs')})`);
+    const forced = await install(root, [...good, '--bundle', f('droverd-1.3.0.mjs'), '--force-daemon']);
+    expect(forced.code, forced.stdout + forced.stderr).toBe(0);
+    expect(forced.stdout).toContain('installed: droverd 1.3.0 as current/daemon (previous 1.2.3)');
+    expect(forced.stdout).toContain('unchanged: the droverd 1.3.0 bundle');
   }, 60_000);
 
   it('a re-run repairs what is missing or changed, and says exactly that', async () => {
