@@ -205,7 +205,7 @@ if [[ -n "$manager" ]]; then
     const manager = { url: e.MANAGER };
     if (e.KEY) manager.key = e.KEY; else manager.tofu = true;
     if (e.TOKEN) manager.enrollmentToken = e.TOKEN;
-    process.stdout.write(JSON.stringify({ manager, agent: { configDir: e.AGENT_DIR } }, null, 2) + "\n");
+    process.stdout.write(JSON.stringify({ manager, agent: { configDir: e.AGENT_DIR, user: "drover" } }, null, 2) + "\n");
   ' >"$scratch/droverd.json")
 fi
 if [[ -n "$manager" || -n "$trust" ]]; then
@@ -272,11 +272,11 @@ put_dir() { # DIR MODE
   elif [[ "$(stat -c %a -- "$1")" != "${2#0}" ]]; then chmod "$2" "$1"; did "updated: mode $2 on $1"; fi
 }
 
-# 1. The user: droverd runs as root (it supervises an agent that may need it); the drover system
-#    user is reserved for running agents unprivileged.
+# 1. The user the agent runs as (agent.user in droverd.json, decision 0030): droverd runs as root,
+#    the agent as drover, which cannot touch droverd's state, read its credentials or signal it.
 if [[ -z "$root" ]]; then
   if getent passwd drover >/dev/null; then say "unchanged: the system user drover"
-  else useradd --system --user-group --no-create-home --home-dir /var/lib/drover --shell /usr/sbin/nologin drover; did "created: the system user drover"; fi
+  else useradd --system --user-group --no-create-home --home-dir /var/lib/drover/agent-data --shell /usr/sbin/nologin drover; did "created: the system user drover"; fi
 fi
 
 # 2. Directories (systemd also creates the last two, with the same modes, from the unit).
@@ -289,7 +289,17 @@ put_dir "$unit_dir" 0755
 put_dir "$sbin" 0755
 put_dir "$etc" 0755
 put_dir "$etc/agent" 0755
-put_dir "$state" 0700
+put_dir "$state" 0711
+# The agent's own directory, the drover user's: made here on this host, and at each boot by
+# systemd-tmpfiles for an image built with --root (droverd, under its unit, may not change an owner).
+put_dir "$root/usr/lib/tmpfiles.d" 0755
+printf '%s\n' "# drover: the agent's own directory (agent.user, decision 0030); installed by drover's systemd/install.sh" \
+  'd /var/lib/drover/agent-data 0700 drover drover -' >"$scratch/tmpfiles.conf"
+put_file "$scratch/tmpfiles.conf" "$root/usr/lib/tmpfiles.d/drover.conf" 0644 "the agent's directory for systemd-tmpfiles"
+if [[ -z "$root" ]]; then
+  if [[ -d "$state/agent-data" && "$(stat -c '%U:%G %a' -- "$state/agent-data")" == "drover:drover 700" ]]; then say "unchanged: $state/agent-data"
+  else install -d -o drover -g drover -m 0700 "$state/agent-data"; did "created: $state/agent-data (the drover user's, 0700)"; fi
+fi
 
 # 3. The package: the launcher (installed here once, never replaced by droverd itself) and the
 #    droverd bundle, which becomes current/daemon unless droverd has updated itself since.
@@ -319,6 +329,9 @@ fi
 if [[ -f "$etc/droverd.json" ]]; then
   if [[ -n "$token" || -n "$manager" ]]; then say "unchanged: $etc/droverd.json exists; kept (the --manager options and enrollment token given were not written)"
   else say "unchanged: $etc/droverd.json"; fi
+  if ! grep -q '"user"' "$etc/droverd.json" 2>/dev/null; then
+    say "note: $etc/droverd.json runs the agent as root: add \"user\": \"drover\" to its \"agent\" section (decision 0030), then systemctl restart droverd"
+  fi
 elif [[ $write_config -eq 1 ]]; then
   put_file "$scratch/droverd.json" "$etc/droverd.json" 0600 "droverd.json, mode 0600: it holds the enrollment token"
 else

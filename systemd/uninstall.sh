@@ -38,6 +38,7 @@ had_unit=0; [[ ! -e "$unit" ]] || had_unit=1
 remove "$unit" "the unit"
 if [[ $had_unit -eq 1 && -z "$root" && -d /run/systemd/system ]]; then systemctl daemon-reload || true; fi
 remove "$root/usr/lib/drover" "the package"
+remove "$root/usr/lib/tmpfiles.d/drover.conf" "the agent's directory for systemd-tmpfiles"
 # The droverd command, only if it is the one install.sh wrote (never a file of the same name of yours).
 cli="$root/usr/local/sbin/droverd"
 if [[ -f "$cli" ]] && grep -qF "Installed by drover's systemd/install.sh" "$cli"; then remove "$cli" "the droverd command"

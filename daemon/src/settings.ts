@@ -35,7 +35,7 @@ export interface AgentSettings {
   restartBackoffMaxMs: number;
   /**
    * The user the agent runs as (a name or a numeric uid), never root; undefined: droverd's own user
-   * (decision 0030). install.sh creates `drover-agent` and names it here.
+   * (decision 0030). install.sh creates the system user `drover` and names it here.
    */
   user: string | undefined;
   /** The agent's group (a name or a numeric gid); undefined: the user's primary group. */

@@ -223,7 +223,7 @@ describe('install.sh: validate everything, then write', () => {
     expect(result.code, result.stdout + result.stderr).toBe(0);
     const changes = result.stdout.split('\n').filter((line) => /^install\.sh: (installed|created|updated):/.test(line));
     expect(changes).toEqual([
-      `install.sh: updated: mode 0700 on ${join(root, 'var/lib/drover')}`,
+      `install.sh: updated: mode 0711 on ${join(root, 'var/lib/drover')}`,
       `install.sh: installed: the launcher (${join(root, 'usr/lib/drover/launcher.mjs')})`,
       `install.sh: updated: the unit (${join(root, 'etc/systemd/system/droverd.service')})`,
     ]);
@@ -236,14 +236,14 @@ describe('install.sh: validate everything, then write', () => {
     await cp(installed, root, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     const removedIn = (result: RunResult): string[] => [...result.stdout.matchAll(/^uninstall\.sh: removed: .* \((.*)\)$/gm)].map((m) => m[1] ?? '');
     const exists = async (path: string): Promise<boolean> => lstat(path).then(() => true, () => false);
-    const candidates = ['etc/systemd/system/droverd.service', 'usr/lib/drover', 'usr/local/sbin/droverd', 'etc/drover', 'var/lib/drover', 'var/log/drover'].map((p) => join(root, p));
+    const candidates = ['etc/systemd/system/droverd.service', 'usr/lib/drover', 'usr/lib/tmpfiles.d/drover.conf', 'usr/local/sbin/droverd', 'etc/drover', 'var/lib/drover', 'var/log/drover'].map((p) => join(root, p));
 
     const before = new Map(await Promise.all(candidates.map(async (p) => [p, await exists(p)] as const)));
     const kept = await run('bash', [script('uninstall.sh'), '--root', root]);
     expect(kept.code, kept.stderr).toBe(0);
     const afterKept = new Map(await Promise.all(candidates.map(async (p) => [p, await exists(p)] as const)));
     expect(removedIn(kept)).toEqual(candidates.filter((p) => before.get(p) === true && afterKept.get(p) === false));
-    expect(removedIn(kept)).toEqual(candidates.slice(0, 3));
+    expect(removedIn(kept)).toEqual(candidates.slice(0, 4));
     expect(kept.stdout).toContain(`kept: ${join(root, 'etc/drover')} (pass --purge to remove it)`);
 
     const purged = await run('bash', [script('uninstall.sh'), '--root', root, '--purge']);

@@ -64,7 +64,10 @@ describe('systemd/install.sh and uninstall.sh', () => {
     const config = JSON.parse(await readFile(join(root, 'etc/drover/droverd.json'), 'utf8')) as { manager: { url: string; key: string; enrollmentToken: string } };
     expect(config.manager).toEqual({ url: 'https://manager.example.com', key: manager.managerKey.publicKey.toBase64(), enrollmentToken: TOKEN });
     expect((await stat(join(root, 'etc/drover/droverd.json'))).mode & 0o777).toBe(0o600);
-    expect((await stat(state)).mode & 0o777).toBe(0o700);
+    expect((await stat(state)).mode & 0o777).toBe(0o711);
+    // The agent runs as the drover user (decision 0030); systemd-tmpfiles makes its directory at boot.
+    expect((JSON.parse(await readFile(join(root, 'etc/drover/droverd.json'), 'utf8')) as { agent: { user?: string } }).agent.user).toBe('drover');
+    expect(await readFile(join(root, 'usr/lib/tmpfiles.d/drover.conf'), 'utf8')).toContain('d /var/lib/drover/agent-data 0700 drover drover -');
     expect(JSON.parse(await readFile(join(state, 'trust.json'), 'utf8'))).toEqual(manager.trustPolicy());
     const unit = await readFile(join(root, 'etc/systemd/system/droverd.service'), 'utf8');
     expect(unit).toMatch(/^ExecStart=\S+node --max-semi-space-size=1 --liftoff-only \/usr\/lib\/drover\/launcher\.mjs run$/m);

@@ -44,13 +44,13 @@ describe.skipIf(skipWhenMissing(version === undefined))(`systemd/droverd.service
     expect(`${result.stdout}${result.stderr}`).not.toMatch(/Unknown|ignoring|not executable|Failed/i);
   });
 
-  it('scores an overall exposure of 1.7 or lower on systemd-analyze security --offline=true (issue 17: no worse than before Type=notify)', () => {
+  it('scores an overall exposure of 2.4 or lower on systemd-analyze security --offline=true (decision 0030: the agent user costs 0.7 over 1.7)', () => {
     const result = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', unit], { encoding: 'utf8', cwd: dir, timeout: 20_000 });
     const match = /Overall exposure level for droverd\.service: (\d+(?:\.\d+)?)/.exec(`${result.stdout}${result.stderr}`);
     expect(match, `${result.stdout}${result.stderr}`).not.toBeNull();
     const exposure = Number(match?.[1]);
     console.log(`systemd-analyze security --offline=true: overall exposure ${exposure}`);
-    expect(exposure).toBeLessThanOrEqual(1.7);
+    expect(exposure).toBeLessThanOrEqual(2.4);
   });
 
   it('has the settings DESIGN.md requires, and not MemoryDenyWriteExecute (V8 needs it off)', async () => {
@@ -62,7 +62,7 @@ describe.skipIf(skipWhenMissing(version === undefined))(`systemd/droverd.service
       'PrivateTmp=yes',
       'StateDirectory=drover',
       'ConfigurationDirectory=drover',
-      'CapabilityBoundingSet=\n',
+      'CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_KILL\n', // decision 0030: DESIGN.md's empty set, less what running the agent as its own user takes
       'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
       'SystemCallFilter=@system-service',
       'Restart=always',

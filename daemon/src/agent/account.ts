@@ -61,7 +61,7 @@ async function lookup(database: 'passwd' | 'group', key: string): Promise<Entry 
 export async function resolveAgentAccount(user: string, group: string | undefined, dataDir: string): Promise<AgentAccount> {
   const entry = await lookup('passwd', user);
   if (entry === undefined && !NUMERIC.test(user)) {
-    throw new DaemonError('AGENT_USER_UNKNOWN', `agent.user "${user}" does not exist on this host. Create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${user}; install.sh creates drover-agent) or fix /agent/user in droverd.json.`);
+    throw new DaemonError('AGENT_USER_UNKNOWN', `agent.user "${user}" does not exist on this host. Create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${user}; install.sh creates drover) or fix /agent/user in droverd.json.`);
   }
   const uid = entry?.id ?? Number(user);
   let gid = entry?.gid;
@@ -76,7 +76,7 @@ export async function resolveAgentAccount(user: string, group: string | undefine
     throw new DaemonError('AGENT_USER_UNKNOWN', `agent.user "${user}" has no passwd entry, so it has no primary group. Set /agent/group in droverd.json too.`);
   }
   if (uid === 0 || gid === 0) {
-    throw new DaemonError('AGENT_USER_INVALID', `agent.user must not be root (uid 0) or in group root: the agent would hold droverd's own rights. Name a dedicated unprivileged user (install.sh creates drover-agent), or remove /agent/user to run it as droverd's user.`);
+    throw new DaemonError('AGENT_USER_INVALID', `agent.user must not be root (uid 0) or in group root: the agent would hold droverd's own rights. Name a dedicated unprivileged user (install.sh creates drover), or remove /agent/user to run it as droverd's user.`);
   }
   const own = process.getuid?.();
   if (own !== 0 && own !== uid) {
@@ -176,7 +176,7 @@ export async function prepareAgentAccount(
 ): Promise<AgentAccount | undefined> {
   if (settings.user === undefined) {
     if (process.getuid?.() === 0) {
-      logger.warn({ event: 'agent.runs_as_root' }, 'The agent runs as root, with droverd\'s own rights: set /agent/user in droverd.json to a dedicated user (install.sh creates drover-agent)');
+      logger.warn({ event: 'agent.runs_as_root' }, 'The agent runs as root, with droverd\'s own rights: set /agent/user in droverd.json to a dedicated user (install.sh creates drover)');
     }
     return undefined;
   }
