@@ -6,7 +6,7 @@
 # It runs the droverd that is current (/var/lib/drover/current/daemon: after a self-update, the new
 # one) directly with node, not through the launcher: a command is not a boot, so it never counts
 # against a droverd self-update that awaits its commit. It gives droverd the directories the unit
-# gives it (ConfigurationDirectory=, StateDirectory=, LogsDirectory=, as systemd passes them), so
+# gives it (ConfigurationDirectory=, StateDirectory=, as systemd passes them), so
 # it reads the configuration and the state the service uses. `droverd run` is the service's own.
 #
 # DROVER_INSTALL_ROOT=DIR: work on the tree `install.sh --root DIR` staged (an image being built).
@@ -47,9 +47,8 @@ entry="$("$node" -e '
 
 CONFIGURATION_DIRECTORY="$root/etc/drover"
 STATE_DIRECTORY="$root/var/lib/drover"
-LOGS_DIRECTORY="$root/var/log/drover"
 NODE_ENV=production
-export CONFIGURATION_DIRECTORY STATE_DIRECTORY LOGS_DIRECTORY NODE_ENV
+export CONFIGURATION_DIRECTORY STATE_DIRECTORY NODE_ENV
 umask 077
 # Here droverd runs outside the unit's sandbox. As root it still gets no capabilities (it needs none
 # for root's own files under /etc/drover and /var/lib/drover) and can never gain privileges.

@@ -2,6 +2,7 @@ import type { HttpClient } from '@drover/http';
 import type { AgentHealthReport } from '@drover/protocol';
 import type { Dispatcher } from 'undici';
 import { AgentClient } from './agent/client.js';
+import { prepareAgentAccount } from './agent/account.js';
 import { Supervisor } from './agent/supervisor.js';
 import { limits } from './config.js';
 import { DaemonError } from './errors.js';
@@ -11,6 +12,7 @@ import type { StateLock } from './host/lock.js';
 import { resolveMachineId, systemMachineId } from './host/machine-id.js';
 import type { MachineIdSource } from './host/machine-id.js';
 import type { DaemonPaths } from './host/paths.js';
+import { ServiceNotifier } from './host/service-notify.js';
 import { createAgentHttp, createManagerHttp } from './http-clients.js';
 import type { Logger } from './logger.js';
 import { CheckinLoop } from './manager-link/check-in.js';
@@ -43,6 +45,8 @@ export interface DaemonOptions {
   /** An undici dispatcher for the manager's HTTP (tests inject one). */
   dispatcher?: Dispatcher;
   daemonVersion?: string;
+  /** systemd's notifications (READY=1, WATCHDOG=1); default: from the process's environment. */
+  notifier?: ServiceNotifier;
 }
 
 /** A running daemon; `done` resolves with the process exit code once it stopped. */
@@ -58,6 +62,7 @@ export class Daemon {
   readonly #http: HttpClient;
   readonly #agentHttp: HttpClient;
   readonly #logger: Logger;
+  readonly #notifier: ServiceNotifier;
   #machineRunning: Promise<void> | undefined;
   #checkinRunning: Promise<void> | undefined;
   /** The probe that checks in once more when the agent first answers (see #checkInWhenAgentAnswers). */
@@ -74,6 +79,7 @@ export class Daemon {
     checkinFactory: (daemon: Daemon) => CheckinLoop;
     http: HttpClient;
     agentHttp: HttpClient;
+    notifier: ServiceNotifier;
   }) {
     this.#o = parts.options;
     this.#lock = parts.lock;
@@ -82,6 +88,7 @@ export class Daemon {
     this.#http = parts.http;
     this.#agentHttp = parts.agentHttp;
     this.#logger = parts.options.logger.child({ component: 'drover:daemon' });
+    this.#notifier = parts.notifier;
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -93,6 +100,9 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { paths, settings } = options;
     const logger = options.logger;
+    // systemd's watchdog runs from the process's start: ping from now on (a no-op outside systemd).
+    const notifier = options.notifier ?? new ServiceNotifier({ logger });
+    notifier.startWatchdog();
     let daemon: Daemon | undefined;
     const lock = await acquireStateLock(paths.state, {
       lockPath: paths.lock,
@@ -101,6 +111,9 @@ export class Daemon {
         logger.error({ event: 'lock.compromised', err: error }, 'The state lock was lost; stopping so two daemons never share the state');
         void daemon?.stop(1);
       },
+    }).catch((error: unknown) => {
+      notifier.close();
+      throw error;
     });
     try {
       const daemonVersion = options.daemonVersion ?? DAEMON_VERSION;
@@ -113,7 +126,8 @@ export class Daemon {
       const journal = await Journal.open(paths.journal, logger);
       const agentClient = new AgentClient(agentHttp, credentials.serviceToken);
       const failpoints = options.failpoints ?? noFailpoints;
-      const supervisor = new Supervisor({ store, settings: settings.agent, serviceToken: credentials.serviceToken, runtimePath: paths.agentRuntime, stateDir: paths.state, logger, failpoints });
+      const account = await prepareAgentAccount(settings.agent, paths.state, logger);
+      const supervisor = new Supervisor({ store, settings: settings.agent, serviceToken: credentials.serviceToken, runtimePath: paths.agentRuntime, stateDir: paths.state, logger, failpoints, account });
       daemon = new Daemon({
         options,
         lock,
@@ -121,6 +135,7 @@ export class Daemon {
         supervisor,
         http,
         agentHttp,
+        notifier,
         machineFactory: (self) =>
           new UpdateMachine({
             journal,
@@ -184,9 +199,13 @@ export class Daemon {
       }
       started.#checkinRunning = started.#checkins.run(started.#controller.signal);
       started.#kickMachine();
-      if (startAgent) started.#firstAnswer = started.#checkInWhenAgentAnswers(agentClient);
+      // systemd's READY=1 (Type=notify): once the agent is supervised and has answered (or could not
+      // within the first-answer wait), or now when there is no agent to start.
+      if (startAgent && supervisor.running !== undefined) started.#firstAnswer = started.#checkInWhenAgentAnswers(agentClient);
+      else started.#ready();
       return started;
     } catch (error) {
+      notifier.close();
       await lock.release().catch(() => undefined);
       throw error;
     }
@@ -216,6 +235,7 @@ export class Daemon {
         // An agent still warming up reports `starting`: wait for what it says once it is up.
         if (answer?.kind === 'ok' && answer.health.status !== 'starting') {
           this.#checkins.wake();
+          this.#ready(`supervising agent ${answer.health.version} (${answer.health.status})`);
           return;
         }
         await sleep(limits.agentFirstAnswerPollMs, signal);
@@ -223,6 +243,13 @@ export class Daemon {
     } catch (error) {
       if (!isAbortError(error)) this.#logger.debug({ event: 'agent.first_answer_probe_failed', err: error }, 'Could not probe the agent after its start');
     }
+    if (!signal.aborted) this.#ready('supervising the agent (it has not answered its health route yet)');
+  }
+
+  /** Tells systemd droverd is up (READY=1) and starts the watchdog pings (WATCHDOG=1); a no-op outside systemd. */
+  #ready(status?: string): void {
+    const running = this.#supervisor.running;
+    this.#notifier.ready(status ?? (running === undefined ? 'running; no agent is installed' : 'supervising the agent'));
   }
 
   #kickMachine(): void {
@@ -254,6 +281,10 @@ export class Daemon {
     await this.#supervisor.stop(this.#o.settings.agent.stopTimeoutMs);
     await Promise.allSettled([this.#http.close(), this.#agentHttp.close()]);
     await this.#lock.release().catch(() => undefined);
+    // The watchdog pings go on while the agent drains: a stop droverd starts itself (a self-update's
+    // exit 75) is still "running" to systemd, and its watchdog still counts. No STOPPING=1: it would
+    // add nothing to a stop systemd asked for, and a self-update's exit must stay a restart.
+    this.#notifier.close();
     this.#logger.info({ event: 'daemon.stopped', code }, 'droverd stopped');
     this.#resolveDone(code);
   }

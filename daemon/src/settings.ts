@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
 import { DEFAULT_AGENT_CONFIG_DIR, limits } from './config.js';
 import { DaemonError } from './errors.js';
 import { parseLogLevel } from './logger.js';
@@ -32,6 +33,15 @@ export interface AgentSettings {
   env: Record<string, string>;
   stopTimeoutMs: number;
   restartBackoffMaxMs: number;
+  /**
+   * The user the agent runs as (a name or a numeric uid), never root; undefined: droverd's own user
+   * (decision 0030). install.sh creates the system user `drover` and names it here.
+   */
+  user: string | undefined;
+  /** The agent's group (a name or a numeric gid); undefined: the user's primary group. */
+  group: string | undefined;
+  /** The agent's own writable directory (HOME, DROVER_AGENT_DATA_DIR); undefined: `<state dir>/agent-data`. */
+  dataDir: string | undefined;
 }
 
 /** droverd.json, checked and with every default filled in ({@link loadSettings}). */
@@ -105,13 +115,15 @@ export function hostPlatform(): string {
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// What useradd/groupadd accept (and a bare number, taken as an id).
+const ACCOUNT_NAME = /^(?:[a-z_][a-z0-9_-]{0,30}\$?|[0-9]{1,10})$/;
 
 /** Validates droverd.json's content (an object) and fills in the defaults. */
 export function parseSettings(input: unknown, source = 'droverd.json', env: Readonly<Record<string, string | undefined>> = {}): Settings {
   const r: Reader = new Reader(source);
   const root = r.object(input, '', ['manager', 'stateDir', 'platform', 'machineId', 'keepReleases', 'logLevel', 'agent', 'update', 'download', 'checkin']);
   const manager = r.object(root['manager'], '/manager', ['url', 'key', 'tofu', 'enrollmentToken']);
-  const agent = r.object(root['agent'], '/agent', ['configDir', 'host', 'port', 'env', 'stopTimeoutSeconds', 'restartBackoffMaxSeconds']);
+  const agent = r.object(root['agent'], '/agent', ['configDir', 'host', 'port', 'env', 'stopTimeoutSeconds', 'restartBackoffMaxSeconds', 'user', 'group', 'dataDir']);
   const update = r.object(root['update'], '/update', ['healthGraceSeconds', 'healthTimeoutSeconds', 'deferBackoffMaxSeconds']);
   const download = r.object(root['download'], '/download', ['stallTimeoutSeconds', 'maxAttempts', 'maxDurationSeconds']);
   const checkin = r.object(root['checkin'], '/checkin', ['backoffMaxSeconds']);
@@ -142,6 +154,14 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
     agentEnv[name] = value;
   }
 
+  const agentUser = r.string(agent, 'user', '/agent');
+  if (agentUser !== undefined && !ACCOUNT_NAME.test(agentUser)) r.fail('/agent/user', 'a user name or a numeric uid');
+  const agentGroup = r.string(agent, 'group', '/agent');
+  if (agentGroup !== undefined && !ACCOUNT_NAME.test(agentGroup)) r.fail('/agent/group', 'a group name or a numeric gid');
+  if (agentGroup !== undefined && agentUser === undefined) r.fail('/agent/group', 'set only together with /agent/user');
+  const agentDataDir = r.string(agent, 'dataDir', '/agent');
+  if (agentDataDir !== undefined && !isAbsolute(agentDataDir)) r.fail('/agent/dataDir', 'an absolute path');
+
   return {
     manager: {
       url,
@@ -161,6 +181,9 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
       env: agentEnv,
       stopTimeoutMs: r.seconds(agent, 'stopTimeoutSeconds', '/agent', limits.agentStopTimeoutMs),
       restartBackoffMaxMs: r.seconds(agent, 'restartBackoffMaxSeconds', '/agent', limits.restartBackoffMaxMs),
+      user: agentUser,
+      group: agentGroup,
+      dataDir: agentDataDir,
     },
     update: {
       healthGraceMs: r.seconds(update, 'healthGraceSeconds', '/update', limits.healthGraceMs),

@@ -64,7 +64,10 @@ describe('systemd/install.sh and uninstall.sh', () => {
     const config = JSON.parse(await readFile(join(root, 'etc/drover/droverd.json'), 'utf8')) as { manager: { url: string; key: string; enrollmentToken: string } };
     expect(config.manager).toEqual({ url: 'https://manager.example.com', key: manager.managerKey.publicKey.toBase64(), enrollmentToken: TOKEN });
     expect((await stat(join(root, 'etc/drover/droverd.json'))).mode & 0o777).toBe(0o600);
-    expect((await stat(state)).mode & 0o777).toBe(0o700);
+    expect((await stat(state)).mode & 0o777).toBe(0o711);
+    // The agent runs as the drover user (decision 0030); systemd-tmpfiles makes its directory at boot.
+    expect((JSON.parse(await readFile(join(root, 'etc/drover/droverd.json'), 'utf8')) as { agent: { user?: string } }).agent.user).toBe('drover');
+    expect(await readFile(join(root, 'usr/lib/tmpfiles.d/drover.conf'), 'utf8')).toContain('d /var/lib/drover/agent-data 0700 drover drover -');
     expect(JSON.parse(await readFile(join(state, 'trust.json'), 'utf8'))).toEqual(manager.trustPolicy());
     const unit = await readFile(join(root, 'etc/systemd/system/droverd.service'), 'utf8');
     expect(unit).toMatch(/^ExecStart=\S+node --max-semi-space-size=1 --liftoff-only \/usr\/lib\/drover\/launcher\.mjs run$/m);
@@ -81,12 +84,13 @@ describe('systemd/install.sh and uninstall.sh', () => {
     const configBefore = await readFile(join(root, 'etc/drover/droverd.json'));
     const result = await run('bash', args, { timeoutMs: 60_000 });
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toContain('droverd 1.2.3 is installed; kept');
+    expect(result.stdout).toContain('unchanged: droverd 1.2.3 is current');
     expect(result.stdout).toContain('droverd.json exists; kept');
-    expect(result.stdout).toContain('trust.json exists; kept');
-    expect(result.stdout).toContain('an agent is installed (1.0.0); kept');
+    expect(result.stdout).toContain(`unchanged: ${join(root, 'var/lib/drover/trust.json')}`);
+    expect(result.stdout).toContain('unchanged: agent 1.0.0 is installed; kept');
     expect(await readFile(join(root, 'etc/drover/droverd.json'))).toEqual(configBefore);
-    expect(result.stdout).toContain('installed ' + join(root, 'usr/local/sbin/droverd'));
+    expect(result.stdout).toContain(`unchanged: the droverd command (${join(root, 'usr/local/sbin/droverd')})`);
+    expect(result.stdout).toContain('nothing changed');
     expect((await stat(join(root, 'usr/local/sbin/droverd'))).mode & 0o777).toBe(0o755);
     // The installed releases verify, through the installed droverd command.
     const verify = await droverdCommand(['verify', '--json']);
@@ -233,7 +237,7 @@ describe('systemd/install.sh and uninstall.sh', () => {
     expect(result.code, output).toBe(0);
     expect(config?.manager.enrollmentToken).toBe(`${TOKEN}-env`);
     expect(output).not.toContain(TOKEN);
-    expect(result.stdout).toContain("droverd exists and is not drover's; kept");
+    expect(result.stdout).toContain(`unchanged: ${join(sbin, 'droverd')} is not drover's; kept`);
     const uninstalled = await run('bash', [script('uninstall.sh'), '--root', fresh]);
     expect(uninstalled.code, uninstalled.stderr).toBe(0);
     expect(await readFile(join(sbin, 'droverd'), 'utf8')).toBe('#!/bin/sh\necho mine\n');
@@ -243,8 +247,9 @@ describe('systemd/install.sh and uninstall.sh', () => {
     const other = join(dir, 'other-root');
     await mkdir(other);
     const result = await run('bash', [...args.map((a) => (a === root ? other : a)).filter((a, i, all) => a !== '--manager-key' && all[i - 1] !== '--manager-key')], { timeoutMs: 60_000 });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toContain('--manager needs --manager-key');
+    expect(await readdir(other)).toEqual([]);
   }, 60_000);
 
   it('an option left without its value, or with an empty one, is a usage error (exit 2) that names it, installing nothing', async () => {

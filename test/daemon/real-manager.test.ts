@@ -387,10 +387,28 @@ describe('droverd against the real manager (drover manager start, SQLite, audit 
     expect(await readFile(h.agentConfigPath)).toEqual(configBefore);
   }, 60_000);
 
+  it('`drover agents remove`: the host\'s next check-in and a download with its credential are refused (AGENT_REVOKED), and droverd says what to do', async () => {
+    const h = theHost();
+    const removed = await cli(['agents', 'remove', agentId, '--manager', theManager().url, '--token-file', join(managerDir, 'secrets', 'admin.token')]);
+    expect([removed.code, removed.stdout]).toEqual([0, expect.stringContaining(`REMOVED ${agentId}`)]);
+    const from = daemon?.lines.length ?? 0;
+    const refused = await daemon?.waitForLine((line) => (daemon?.lines.indexOf(line) ?? -1) >= from && line.event === 'checkin.failed', 20_000);
+    expect(JSON.stringify(refused)).toContain('AGENT_REVOKED');
+    expect(JSON.stringify(refused)).toContain('droverd enroll');
+    const { credential } = JSON.parse(await readFile(join(h.stateDir, 'credentials.json'), 'utf8')) as { credential: string };
+    const machineId = (JSON.parse(await readFile(h.configPath, 'utf8')) as { machineId: string }).machineId;
+    const download = await request(`${theManager().url}/v1/download/agent/7.0.0/${platform}`, { headers: { authorization: `Bearer ${credential}`, 'x-machine-id': machineId } });
+    expect(download.statusCode).toBe(403);
+    expect(await download.body.json()).toMatchObject({ error: { code: 'AGENT_REVOKED' } });
+    expect(await agentView()).toMatchObject({ agentId, revokedAt: expect.any(String) as unknown });
+    // The agent itself keeps running: removal refuses the host at the manager, it does not stop it.
+    expect(await agentGet(h, '/v1/system/health')).toMatchObject({ status: 'healthy', version: '7.0.0' });
+  }, 45_000);
+
   it('leaves an audit log that `drover audit verify` verifies', async () => {
     const verified = await cli(['audit', 'verify', '--signers', join(managerDir, 'audit', 'signers.json'), join(managerDir, 'audit', 'audit.jsonl')]);
     expect([verified.code, verified.stdout]).toEqual([0, expect.stringMatching(/^VERIFIED \d+ records/)]);
     const events = (await auditEvents()).map((e) => e.event);
-    expect(events).toEqual(expect.arrayContaining(['agent.enrolled', 'release.published', 'release.refused', 'command.queued', 'update.completed', 'update.result_refused']));
+    expect(events).toEqual(expect.arrayContaining(['agent.enrolled', 'release.published', 'release.refused', 'command.queued', 'update.completed', 'update.result_refused', 'agent.revoked', 'agent.revoked_credential_used']));
   });
 });

@@ -5,14 +5,16 @@
 // and stopping on the shutdown route.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { drover, repoRoot, run } from '../helpers/cli.js';
+import { drover, droverBin, repoRoot, run } from '../helpers/cli.js';
+import { droverdBin } from '../helpers/droverd.js';
 import { codeBlocks } from './markdown.js';
 
 const guide = await readFile(join(repoRoot, 'docs', 'agent-sdk.md'), 'utf8');
@@ -88,4 +90,54 @@ describe('docs/agent-sdk.md: Running under droverd', () => {
       agent.kill('SIGKILL');
     }
   }, 90_000);
+});
+
+describe('docs/agent-sdk.md: From 1.4.2 to 1.4.3, updated by droverd', () => {
+  // Runs after the test above, in its directory: agent.ts, release.key and the signed 1.4.2 bundle.
+  it('its commands, run as written (the port 8443 swapped for a free one), end with the guide\'s agent at 1.4.3 under droverd', async () => {
+    const base = dir;
+    expect(base, 'the test above prepares the directory').toBeDefined();
+    if (base === undefined) return;
+    const [, , setUp = '', ship = ''] = codeBlocks(section);
+    expect(setUp).toContain('droverd run');
+    expect(ship).toContain('drover rollout start');
+    const port = await freePort();
+    // `drover` and `droverd` as a user has them after `npm install -g`: the workspace's builds.
+    const bin = join(base, 'bin');
+    await mkdir(bin);
+    for (const [name, file] of [['drover', droverBin], ['droverd', droverdBin]] as const) {
+      await writeFile(join(bin, name), `#!/bin/sh\nexec "${process.execPath}" "${file}" "$@"\n`, { mode: 0o755 });
+    }
+    const script = `set -e\n${setUp}\n${ship}\n`.replaceAll('8443', String(port));
+    await writeFile(join(base, 'guide.sh'), script);
+    // Its own process group: the manager and droverd it starts in the background are stopped with it.
+    const shell = spawn('bash', ['guide.sh'], { cwd: base, env: { PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, HOME: base }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    shell.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    shell.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => shell.once('exit', resolve));
+    try {
+      const logs = async (): Promise<string> => `${output}\n--- droverd.log\n${await readFile(join(base, 'host', 'droverd.log'), 'utf8').catch(() => '')}`;
+      expect(code, await logs()).toBe(0);
+      // droverd status, the guide's last line: the agent at 1.4.3.
+      expect(output).toMatch(/1\.4\.3/);
+      const runtime = JSON.parse(await readFile(join(base, 'host', 'state', 'agent.json'), 'utf8')) as { port: number; version: string };
+      expect(runtime.version).toBe('1.4.3');
+      const res = await request(`http://127.0.0.1:${runtime.port}/v1/system/health`);
+      expect(await res.body.json()).toMatchObject({ status: 'healthy', version: '1.4.3' });
+    } finally {
+      try {
+        process.kill(-(shell.pid ?? 0), 'SIGTERM');
+      } catch {
+        // the group is gone already
+      }
+      // droverd stops its agent on SIGTERM and then removes agent.json: wait for that (bounded).
+      for (let i = 0; i < 100 && existsSync(join(base, 'host', 'state', 'agent.json')); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      try {
+        process.kill(-(shell.pid ?? 0), 'SIGKILL');
+      } catch {
+        // stopped by SIGTERM
+      }
+    }
+  }, 240_000);
 });

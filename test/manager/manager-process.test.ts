@@ -132,6 +132,14 @@ describe('drover manager init / start', () => {
     await cli(['release', 'sign', '--key', at('keys', 'stranger.key'), '--artifact', 'agent', '--version', '1.2.0', '--platform', 'linux-x64', at('agent-1.2.0.tgz')]);
     const untrusted = await cli(['release', 'publish', '--manager', manager.url, '--token-file', at('m', 'secrets', 'deploy.token'), at('agent-1.2.0.tgz')]);
     expect([untrusted.code, untrusted.stderr]).toEqual([1, expect.stringContaining('RELEASE_UNTRUSTED_SIGNER')]);
+    // The catalog as the CLI lists it: the published 1.1.0, never the refused 1.2.0.
+    const releases = await cli(['release', 'list', '--manager', manager.url], { DROVER_DEPLOY_TOKEN: deployToken });
+    expect(releases.code, releases.stderr).toBe(0);
+    expect(releases.stdout).toMatch(/^VERSION\s+PLATFORM\s+CHANNEL\s+STATE/);
+    expect(releases.stdout).toMatch(/1\.1\.0\s+linux-x64\s+stable\s+published/);
+    expect(releases.stdout).not.toContain('1.2.0');
+    const none = await cli(['rollout', 'list', '--manager', manager.url, '--token-file', at('m', 'secrets', 'admin.token')]);
+    expect([none.code, none.stdout.trim()]).toEqual([0, 'No deployment yet. Start one with: drover rollout start --version VERSION']);
 
     const queued = await http(manager.url, 'POST', `/v1/agents/${agent.agentId}/commands`, { authorization: `Bearer ${adminToken}` }, { artifact: 'agent', version: '1.1.0', deploymentId: 'dep-restart' });
     expect(queued.status).toBe(201);

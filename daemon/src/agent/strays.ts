@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir, realpath, stat as fileStat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -90,6 +91,60 @@ export async function findMarked(tag: string, procRoot = '/proc', uid: number | 
     }
   };
   await Promise.all(Array.from({ length: SCAN_READERS }, reader));
+  return found.sort((a, b) => a.pid - b.pid);
+}
+
+// Run as the agent's user: lists that user's processes whose environment carries the mark, as
+// JSON lines {pid, instance}. droverd, as root under its unit, has no CAP_SYS_PTRACE and so cannot
+// read another user's /proc/<pid>/environ; the user itself can. Self-contained: droverd ships as
+// one bundle, so the reader cannot import this module.
+const READER = `
+const { readdirSync, readFileSync, statSync } = require('node:fs');
+const needle = Buffer.from(process.argv[1] + '=' + process.argv[2] + '-');
+const uid = process.getuid();
+const out = [];
+for (const name of readdirSync('/proc')) {
+  if (!/^[1-9][0-9]*$/.test(name) || Number(name) === process.pid) continue;
+  try {
+    if (statSync('/proc/' + name).uid !== uid) continue;
+    const environ = readFileSync('/proc/' + name + '/environ');
+    if (!environ.includes(needle)) continue;
+    const entry = environ.toString('utf8').split('\\0').find((e) => e.startsWith(process.argv[1] + '='));
+    if (entry !== undefined) out.push({ pid: Number(name), instance: entry.slice(process.argv[1].length + 1) });
+  } catch {}
+}
+process.stdout.write(JSON.stringify(out));
+`;
+
+/**
+ * {@link findMarked} for processes of another user (the agent's, decision 0030): the scan runs as
+ * that user, in a short-lived node process, and what it reports is checked again here (owner,
+ * mark, start time) before anything is signalled. A reader that fails finds nothing (logged by the caller).
+ */
+export async function findMarkedAs(tag: string, account: { uid: number; gid: number }, nodePath = process.execPath, procRoot = '/proc'): Promise<MarkedProcess[]> {
+  const stdout = await new Promise<string>((done, fail) => {
+    execFile(
+      nodePath,
+      ['-e', READER, INSTANCE_ENV, tag],
+      { uid: account.uid, gid: account.gid, env: { PATH: '/usr/bin:/bin' }, cwd: '/', timeout: 10_000, maxBuffer: 4 * 1024 * 1024 },
+      (error, out) => {
+        if (error === null) done(out);
+        else fail(new Error(`the process reader as uid ${account.uid} failed: ${error.message}`, { cause: error }));
+      },
+    );
+  });
+  const listed = JSON.parse(stdout) as unknown;
+  if (!Array.isArray(listed)) return [];
+  const found: MarkedProcess[] = [];
+  for (const item of listed as { pid?: unknown; instance?: unknown }[]) {
+    const { pid, instance } = item;
+    if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 1 || typeof instance !== 'string' || !instance.startsWith(`${tag}-`)) continue;
+    const owner = await fileStat(`${procRoot}/${pid}`).then((s) => s.uid, () => undefined);
+    if (owner !== account.uid) continue;
+    const stat = await processStat(pid);
+    if (stat === undefined || stat.state === 'Z') continue;
+    found.push({ pid, startTime: stat.startTime, pgid: stat.pgid, instance });
+  }
   return found.sort((a, b) => a.pid - b.pid);
 }
 

@@ -13,7 +13,10 @@ import type { AgentSettings } from '../settings.js';
 import { sleep } from '../timing.js';
 import { noFailpoints } from '../update/failpoints.js';
 import type { Failpoints } from '../update/failpoints.js';
-import { INSTANCE_ENV, findMarked, installTag, newInstance, stopProcesses } from './strays.js';
+import { checkAgentCanReach } from './account.js';
+import type { AgentAccount } from './account.js';
+import { INSTANCE_ENV, findMarked, findMarkedAs, installTag, newInstance, stopProcesses } from './strays.js';
+import type { MarkedProcess } from './strays.js';
 
 // Runs the agent: `current/agent`'s entry point with the service token and DROVER_CONFIG_DIR, in
 // an environment of its own (the daemon's environment, with its proxy settings and failpoints,
@@ -58,6 +61,8 @@ export interface SupervisorOptions {
   nodePath?: string;
   /** Crash tests' kill points around the spawn (agent:before-intent ... agent:recorded, qualified by version). */
   failpoints?: Failpoints;
+  /** The unprivileged account the agent runs as (decision 0030); undefined: droverd's own user. */
+  account?: AgentAccount | undefined;
 }
 
 /** What agent.json holds: the intent (instance, version, port) before the spawn, the pid and start time after. */
@@ -153,7 +158,7 @@ export class Supervisor {
    */
   async reapStrays(when: 'start' | 'before-start' | 'after-stop'): Promise<number> {
     const current = this.#running;
-    const marked = (await findMarked(await this.#installTag())).filter((p) => p.instance !== current?.instance);
+    const marked = (await this.#findMarked()).filter((p) => p.instance !== current?.instance);
     const strays: (ProcessIdentity & { pgid?: number; instance?: string })[] = [...marked];
     if (when === 'start' && current === undefined) {
       let record: unknown;
@@ -188,6 +193,19 @@ export class Supervisor {
     return strays.length;
   }
 
+  // droverd's own marked processes, and the agent user's (read as that user: decision 0030).
+  async #findMarked(): Promise<MarkedProcess[]> {
+    const tag = await this.#installTag();
+    const own = await findMarked(tag);
+    const account = this.#options.account;
+    if (account === undefined || account.uid === process.getuid?.()) return own;
+    const theirs = await findMarkedAs(tag, account, this.#options.nodePath ?? process.execPath).catch((error: unknown) => {
+      this.#logger.error({ event: 'agent.strays_unreadable', err: error, user: account.name }, `Could not list the agent user's processes; strays of ${account.name} are not stopped this time`);
+      return [];
+    });
+    return [...own, ...theirs].sort((a, b) => a.pid - b.pid);
+  }
+
   #installTag(): Promise<string> {
     this.#tag ??= installTag(this.#options.stateDir);
     return this.#tag;
@@ -217,6 +235,9 @@ export class Supervisor {
   async #spawn(release: InstalledRelease): Promise<RunningAgent> {
     const settings = this.#options.settings;
     const failpoints = this.#failpoints;
+    const account = this.#options.account;
+    // Before the intent: an agent user that cannot reach its release would fail at every start.
+    if (account !== undefined) await checkAgentCanReach(release.dir, account);
     const port = settings.port === 0 ? await freePort(settings.host) : settings.port;
     const instance = newInstance(await this.#installTag());
     const intentAt = new Date().toISOString();
@@ -229,7 +250,9 @@ export class Supervisor {
       PATH: process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin',
       ...(process.env['LANG'] === undefined ? {} : { LANG: process.env['LANG'] }),
       ...(process.env['TZ'] === undefined ? {} : { TZ: process.env['TZ'] }),
+      ...(account === undefined ? {} : { HOME: account.dataDir, USER: account.name, LOGNAME: account.name }),
       ...settings.env,
+      ...(account === undefined ? {} : { DROVER_AGENT_DATA_DIR: account.dataDir }),
       DROVER_SERVICE_TOKEN: this.#options.serviceToken,
       DROVER_CONFIG_DIR: settings.configDir,
       DROVER_AGENT_VERSION: release.version,
@@ -241,7 +264,9 @@ export class Supervisor {
     };
     const [command, args] = release.node ? [this.#options.nodePath ?? process.execPath, [release.entry]] : [release.entry, []];
     // detached: the agent leads a new session and process group, so a stop reaches its children too.
-    const child = spawn(command, args, { cwd: release.dir, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    // As the agent user: the kernel, not droverd, keeps it out of droverd's state (decision 0030).
+    const ids = account === undefined ? {} : { uid: account.uid, gid: account.gid };
+    const child = spawn(command, args, { cwd: release.dir, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true, ...ids });
     failpoints.hit('agent:spawned', release.version);
     const exited = new Promise<AgentExit>((resolve) => {
       let settled = false;

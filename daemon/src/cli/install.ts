@@ -16,7 +16,7 @@ export const installCommand: CliCommand = {
   summary: 'Install a release from local files and make it current (first install, or repair). droverd must be stopped.',
   usage: '[--artifact agent|daemon] (--release FILE.release.json | --unsigned --version V) FILE',
   description:
-    'A signed release is verified exactly as an update is (trust.json, artifact, platform, expiry, no downgrade unless --allow-downgrade, size and SHA-256 of the copy that is installed). --unsigned is only for the daemon bundle a package installs (install.sh): its trust comes from the package.',
+    'A signed release is verified exactly as an update is (trust.json, artifact, platform, expiry, no downgrade unless --allow-downgrade, size and SHA-256 of the copy that is installed). The release that is current already, with the same bytes, is verified and then changes nothing (a re-run). --unsigned is only for the daemon bundle a package installs (install.sh): its trust comes from the package.',
   options: {
     artifact: { type: 'string', arg: 'NAME', help: 'agent (default) or daemon.' },
     release: { type: 'string', arg: 'FILE', help: 'The signed release envelope (FILE.release.json from `drover release sign`).' },
@@ -51,12 +51,13 @@ export const installCommand: CliCommand = {
       let envelope;
       if (releasePath !== undefined) {
         envelope = parseEnvelope(await readFile(releasePath, 'utf8'));
-        const verified = verifyRelease(envelope, await loadTrustPolicy(paths.trust), {
-          artifact,
-          platform: settings.platform,
-          runningVersion: current ?? undefined,
-          rollback: input.values['allow-downgrade'] === true,
-        });
+        const policy = await loadTrustPolicy(paths.trust);
+        const expect = { artifact, platform: settings.platform, rollback: input.values['allow-downgrade'] === true };
+        // The version that is current already (a re-run of the same install) is no downgrade: it is
+        // verified like any release, then installs nothing if it is the same bytes (below). Any other
+        // version at or below the current one is still refused without --allow-downgrade.
+        let verified = verifyRelease(envelope, policy, expect);
+        if (current !== null && verified.version !== current) verified = verifyRelease(envelope, policy, { ...expect, runningVersion: current });
         await verifyArtifactStream(readFileChunks(part, { limit: verified.file.size + 1 }), verified.file);
         manifest = verified;
       } else {
@@ -71,9 +72,16 @@ export const installCommand: CliCommand = {
         }
         manifest = { version, file: { name: basename(file), size, sha256: hash.digest('hex') } };
       }
+      if (current !== null && manifest.version === current) {
+        // A re-run: the same bytes are a no-op (store.install keeps them, current stays); other bytes
+        // under the same version are RELEASE_CONFLICT, as for any update.
+        const installed = await store.install({ commandId, artifact, manifest, envelope, source: part });
+        const data = { artifact, version: installed.version, previous: await store.previousVersion(artifact) ?? null, dir: installed.dir, signed: installed.signed, changed: false };
+        return { data, text: `${artifact} ${installed.version} is already installed and current in ${installed.dir}; nothing changed.` };
+      }
       const installed = await store.install({ commandId, artifact, manifest, envelope, source: part });
       await store.activate(artifact, installed.version, current);
-      const data = { artifact, version: installed.version, previous: current, dir: installed.dir, signed: installed.signed };
+      const data = { artifact, version: installed.version, previous: current, dir: installed.dir, signed: installed.signed, changed: true };
       return { data, text: `Installed ${artifact} ${installed.version}${current === null ? '' : ` (previous ${current})`} in ${installed.dir}.` };
     } finally {
       await rm(part, { force: true });

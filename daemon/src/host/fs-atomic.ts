@@ -1,4 +1,4 @@
-import { lstat, mkdir, open } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open } from 'node:fs/promises';
 import { fsyncDirectory, writeFileAtomic } from '@drover/protocol/internal';
 
 // The daemon's file helpers. Durable writes are protocol's one implementation (temp + fsync +
@@ -48,4 +48,7 @@ export async function pathExists(path: string): Promise<boolean> {
 /** mkdir -p with a mode for the directories it creates. */
 export async function ensureDir(path: string, mode = 0o755): Promise<void> {
   await mkdir(path, { recursive: true, mode });
+  // Explicitly: mkdir's mode passes through the umask (the unit's UMask=0077 would make 0755 a
+  // 0700, which an agent running as its own user could not enter: decision 0030).
+  await chmod(path, mode);
 }

@@ -181,7 +181,15 @@ export class CheckinLoop {
         return this.checkInOnce(signal, depth + 1);
       }
       if (response.status === 429 || response.status === 503) this.#retryAfter = response.headers['retry-after'];
-      throw new DaemonError('MANAGER_REFUSED', `The manager refused the check-in (HTTP ${response.status}, ${code}). ${response.status === 401 ? 'The credential is not valid: enroll again.' : response.status === 403 ? 'The machine id differs from the enrolled one.' : 'It is retried.'}`);
+      const hint =
+        code === 'AGENT_REVOKED'
+          ? 'An operator removed this host (drover agents remove); to bring it back, enroll it again with a new enrollment token (droverd enroll --force).'
+          : response.status === 401
+            ? 'The credential is not valid: enroll again.'
+            : response.status === 403
+              ? 'The machine id differs from the enrolled one.'
+              : 'It is retried.';
+      throw new DaemonError('MANAGER_REFUSED', `The manager refused the check-in (HTTP ${response.status}, ${code}). ${hint}`);
     }
     const valid = response.status === 200 ? matchesSchema(CheckinResponseSchema, response.body) : matchesSchema(CheckinUpgradeRequiredSchema, response.body);
     if (!valid) throw new DaemonError('RESPONSE_INVALID', 'The manager\'s check-in answer is malformed; it is retried.');

@@ -147,6 +147,7 @@ export class ReleaseStore {
     const assembly = join(this.#paths.staging, `${input.commandId}.d`);
     await rm(assembly, { recursive: true, force: true });
     await mkdir(assembly, { mode: 0o755 });
+    await chmod(assembly, 0o755); // not masked by the unit's UMask: the agent's user reads its release
     const entry = join(assembly, manifest.file.name);
     await rename(input.source, entry);
     await chmod(entry, NODE_ENTRY.test(manifest.file.name) ? 0o444 : 0o555);

@@ -26,6 +26,7 @@ export const managerRequestErrorCodes = [
   // agents
   'CREDENTIAL_INVALID',
   'CREDENTIAL_AGENT_MISMATCH',
+  'AGENT_REVOKED',
   'MACHINE_ID_MISMATCH',
   'AGENT_NOT_FOUND',
   'AGENT_ALREADY_ENROLLED',
@@ -103,6 +104,7 @@ export const managerRolloutCodes = [
   'RELEASE_MISSING_FOR_PLATFORM',
   'ALREADY_ON_VERSION',
   'DEPLOYMENT_STOPPED',
+  'AGENT_REMOVED',
 ] as const;
 
 /** A code of a request the manager refused: one of {@link managerRequestErrorCodes}. */

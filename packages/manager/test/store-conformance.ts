@@ -148,6 +148,25 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect(await store.enrollAgent(enrollInput(hash, machine(7), { allowReenrollment: false }))).toMatchObject({ ok: false, reason: 'already_enrolled', agentId: first.agent.id });
     });
 
+    it('removes a host once: its credential shows it revoked, it is no candidate, its target is marked, and a re-enrollment brings it back', async () => {
+      const hash = await token(3);
+      const agentId = await enrolled(hash, 1);
+      await enrolled(hash, 2);
+      expect(await store.createDeployment(deployment('dep-1'), [target('dep-1', agentId, 0)], [])).toEqual({ ok: true });
+      expect(await store.revokeAgent(agentId, at(5), [audit('agent.removed')])).toBe('revoked');
+      expect(await store.revokeAgent(agentId, at(6), [audit('agent.removed.again')])).toBe('already');
+      expect(await store.revokeAgent('agent-none', at(6), [audit('agent.removed.none')])).toBe('not_found');
+      expect((await store.listAuditOutbox(10)).map((r) => r.body)).toEqual([audit('agent.removed').body]);
+      const agent = await store.getAgent(agentId);
+      expect(agent?.revokedAt).toEqual(at(5));
+      expect((await store.getAgentByCredentialHash(agent?.credentialHash ?? ''))?.revokedAt).toEqual(at(5));
+      expect((await store.listRolloutCandidates()).map((c) => c.id)).toEqual(['agent-2']);
+      expect((await store.listTargetViews('dep-1'))[0]?.agentRevoked).toBe(true);
+      expect((await store.enrollAgent(enrollInput(hash, machine(1)))).ok).toBe(true);
+      expect((await store.getAgent(agentId))?.revokedAt).toBeUndefined();
+      expect((await store.listTargetViews('dep-1'))[0]?.agentRevoked).toBe(false);
+    });
+
     it('two stores on one database racing for the last seat: exactly one enrollment wins', async () => {
       const hash = await token(3);
       await enrolled(hash, 1);

@@ -12,6 +12,7 @@ interface AgentRow {
   daemonVersion: string;
   lastCheckinAt: string | null;
   health: { status?: string; busy?: boolean } | null;
+  revokedAt?: string | null;
 }
 
 interface AgentPage {
@@ -43,12 +44,26 @@ export const agentsListCommand: Command = {
       total = page.total;
       after = page.next;
     } while (after !== null && agents.length < limit);
-    const rows = agents.map((a) => [a.agentId, a.hostname, a.platform, a.agentVersion, a.daemonVersion, a.lastCheckinAt ?? 'never', a.health?.status ?? '-']);
+    const rows = agents.map((a) => [a.agentId, a.hostname, a.platform, a.agentVersion, a.daemonVersion, a.lastCheckinAt ?? 'never', typeof a.revokedAt === 'string' ? 'removed' : (a.health?.status ?? '-')]);
     const header = ['AGENT', 'HOST', 'PLATFORM', 'AGENT VERSION', 'DAEMON VERSION', 'LAST CHECK-IN', 'HEALTH'];
     return {
       data: { agents, total },
       text: [...formatTable(header, rows), `${agents.length} of ${total} agent(s)`].join('\n'),
     };
+  },
+};
+
+export const agentsRemoveCommand: Command = {
+  usage: 'AGENT_ID --manager URL [--token-file FILE]',
+  description:
+    "Removes a host from the fleet: from now on the manager refuses its credential (AGENT_REVOKED, each attempt audited), so its check-ins, results and downloads; it is in no new rollout, and an open rollout skips it. The host's record and history stay. To bring the host back, enroll it again with a new enrollment token. Removing a removed host changes nothing.",
+  options: operatorOptions(),
+  arguments: ['<AGENT_ID>'],
+  async run({ values, positionals, io }) {
+    const [agentId = ''] = positionals;
+    const client = await operatorClient(values, io);
+    const answer = (await client.json({ method: 'DELETE', path: `/v1/agents/${encodeURIComponent(agentId)}` })) as { agent: AgentRow & { revokedAt: string } };
+    return { data: answer.agent, text: `REMOVED ${answer.agent.agentId} (${answer.agent.hostname}) at ${answer.agent.revokedAt}: its credential is refused from now on` };
   },
 };
 

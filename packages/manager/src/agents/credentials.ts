@@ -26,6 +26,18 @@ export async function authenticateAgent(ctx: ManagerContext, authorization: stri
   if (agent === undefined || !hashesEqual(agent.credentialHash, hash)) {
     throw new ManagerError('CREDENTIAL_INVALID', 'The agent credential is not valid (never issued, or replaced by a re-enrollment). Enroll the host again with an enrollment token.');
   }
+  if (agent.revokedAt !== undefined) {
+    // A removed host (or someone holding its credential): refused, and each attempt is in the chain.
+    await ctx.audit.append({
+      event: 'agent.revoked_credential_used',
+      actor: `agent:${agent.id}`,
+      agentId: agent.id,
+      outcome: 'denied',
+      details: { credentialId: idOfHash(hash), revokedAt: agent.revokedAt.toISOString() },
+    });
+    ctx.logger.warn({ event: 'agent.revoked_credential_used', agentId: agent.id }, 'refused the credential of a removed host');
+    throw new ManagerError('AGENT_REVOKED', `This host was removed by an operator at ${agent.revokedAt.toISOString()} (drover agents remove); its credential is no longer accepted. Enroll it again with a new enrollment token if it should come back.`);
+  }
   if (agentId !== undefined && agent.id !== agentId) {
     // The URL's id is the client's (read before validation): kept as is only if it names an agent.
     const target = (await ctx.store.getAgent(agentId)) === undefined ? { targetAgentIdSha256: presentedSha256(agentId) } : { targetAgentId: agentId };

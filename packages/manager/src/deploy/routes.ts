@@ -4,7 +4,8 @@ import { managerLimits } from '../config.js';
 import { eventView, summaryOf } from './status.js';
 import type { ManagerCore } from '../server/core.js';
 import { operatorAccess } from '../http/operator-auth.js';
-import { ChangelogQuerySchema, DeploymentEventsQuerySchema } from '../http/operator-schemas.js';
+import { ChangelogQuerySchema, DeploymentEventsQuerySchema, ListDeploymentsQuerySchema } from '../http/operator-schemas.js';
+import type { DeploymentListItem } from '../http/operator-schemas.js';
 
 // The deploy API (CIRIS-compatible): CI notifies a release with the deploy token; operators watch
 // and steer deployments with the admin token. Every token is checked in constant time
@@ -29,6 +30,27 @@ export const deployRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (a
   app.get('/manager/v1/updates/status', { ...allow(['deploy', 'admin']), schema: { querystring: DeploymentStatusQuerySchema } }, async (request, reply) =>
     reply.header('cache-control', 'no-store').send(await core.deploymentStatus(request.query.deployment_id)),
   );
+
+  // Every deployment, newest first (`drover rollout list`); not part of the CIRIS API.
+  app.get('/v1/deployments', { ...allow(['deploy', 'admin']), schema: { querystring: ListDeploymentsQuerySchema } }, async (request, reply) => {
+    const limit = Math.min(Number(request.query.limit ?? '20'), 1000);
+    const deployments = await core.context.store.listDeployments({ active: request.query.active === 'true', limit });
+    const items: DeploymentListItem[] = deployments.map((d) => ({
+      deploymentId: d.id,
+      artifact: d.artifact,
+      version: d.version,
+      strategy: d.strategy,
+      status: d.status,
+      phase: Math.min(d.phaseIndex + 1, d.phases.length),
+      phases: d.phases.length,
+      phaseState: d.phaseState,
+      message: d.message,
+      createdBy: d.createdBy,
+      createdAt: d.createdAt.toISOString(),
+      completedAt: d.completedAt?.toISOString() ?? null,
+    }));
+    return reply.header('cache-control', 'no-store').send({ deployments: items });
+  });
 
   app.get('/manager/v1/updates/latest/changelog', { ...allow(['deploy', 'admin']), schema: { querystring: ChangelogQuerySchema } }, async (request) =>
     core.latestChangelog(request.query.artifact),

@@ -36,6 +36,56 @@ export const UploadParamsSchema = Type.Object(
 
 export const ReleaseQuerySchema = Type.Object({ platform: Type.Optional(PlatformSchema) }, { $id: 'ReleaseQuery', additionalProperties: false });
 
+export const ListReleasesQuerySchema = Type.Object(
+  {
+    artifact: ArtifactSchema,
+    platform: Type.Optional(PlatformSchema),
+    channel: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]*$' })),
+    state: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('published')])),
+  },
+  { $id: 'ListReleasesQuery', additionalProperties: false, description: 'GET /v1/releases: the releases of one artifact, newest version first.' },
+);
+
+/** One release in a listing: what it is, its bytes, who signed it, when it expires. */
+export interface ReleaseListItem {
+  artifact: string;
+  version: string;
+  platform: string;
+  channel: string;
+  state: 'pending' | 'published';
+  file: { name: string; size: number; sha256: string };
+  /** The key ids of the envelope's signatures. */
+  signers: string[];
+  expiresAt: string;
+  publishedAt: string | null;
+  publishedBy: string;
+}
+
+export const ListDeploymentsQuerySchema = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$', description: 'At most this many (default 20, at most 1000).' })),
+    active: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'true: only pending, in_progress, paused and rolling_back ones.' })),
+  },
+  { $id: 'ListDeploymentsQuery', additionalProperties: false },
+);
+
+/** One deployment in a listing (GET /v1/deployments). */
+export interface DeploymentListItem {
+  deploymentId: string;
+  artifact: string;
+  version: string;
+  strategy: string;
+  status: string;
+  /** 1-based phase and the number of phases. */
+  phase: number;
+  phases: number;
+  phaseState: string;
+  message: string;
+  createdBy: string;
+  createdAt: string;
+  completedAt: string | null;
+}
+
 export const CreateEnrollmentTokenRequestSchema = Type.Object(
   {
     seats: Type.Optional(Type.Integer({ minimum: 1, maximum: managerLimits.enrollmentTokenMaxSeats, description: 'Enrollments allowed (default 1).' })),
@@ -83,6 +133,8 @@ export const AgentViewSchema = Type.Object({
   lastCheckinAt: Type.Union([Type.String(), Type.Null()]),
   health: Type.Union([Type.Unknown(), Type.Null()]),
   update: Type.Union([Type.Unknown(), Type.Null()]),
+  /** When an operator removed the host (`drover agents remove`), else null. */
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
 });
 export type AgentView = Static<typeof AgentViewSchema>;
 

@@ -305,6 +305,11 @@ export class RolloutEngine {
         continue;
       }
       if (isFinal(view)) continue;
+      if (view.agentRevoked) {
+        // Removed by an operator (drover agents remove): never started or never finished; not counted by the gate.
+        tick.take({ next: { ...recordOf(view), state: 'skipped', errorCode: 'AGENT_REMOVED', message: `${view.agentId} was removed by an operator (drover agents remove)`, deferredUntil: undefined, updatedAt: now } });
+        continue;
+      }
       if (view.mode === 'daemon') {
         if (view.state !== 'pending') tick.take(stepDaemonTarget(view, deployment, now, staleAfterMs));
       } else if (view.state === 'updating' || view.state === 'health_check') {

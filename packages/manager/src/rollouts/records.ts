@@ -121,6 +121,8 @@ export interface TargetView extends TargetRecord {
   /** The update the agent's daemon last said it was carrying out (UpdateProgress of its check-in state). */
   agentUpdate: { commandId: string; step: string } | undefined;
   pushUrl: string | undefined;
+  /** The host was removed (`drover agents remove`): the engine skips the target. */
+  agentRevoked: boolean;
   command: { ackedAt: Date | undefined; outcome: string | undefined; detail: JsonObject | undefined } | undefined;
   rollbackCommand: { ackedAt: Date | undefined; outcome: string | undefined; detail: JsonObject | undefined } | undefined;
 }

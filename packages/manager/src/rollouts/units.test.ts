@@ -80,7 +80,7 @@ describe('a daemon-mode target whose daemon gave up', () => {
     deploymentId: 'dep-1', agentId: 'agent-1', phase: 0, state: 'deferred', mode: 'daemon', fromVersion: '1.0.0', toVersion: '2.0.0', attempts: 1,
     commandId: 'cmd-1', rollbackCommandId: undefined, rollbackState: undefined, notifiedAt: t0, deadlineAt: new Date(t0.getTime() + 7_200_000),
     deferredCount: 1, firstDeferredAt: t0, deferredUntil: undefined, healthySince: undefined, lastProbeAt: undefined, errorCode: undefined,
-    message: undefined, updatedAt: t0, agentVersion: '1.0.0', agentHealth: undefined, lastCheckinAt: t0, agentUpdate: undefined, pushUrl: undefined,
+    message: undefined, updatedAt: t0, agentVersion: '1.0.0', agentHealth: undefined, lastCheckinAt: t0, agentUpdate: undefined, pushUrl: undefined, agentRevoked: false,
     command: { ackedAt: t0, outcome: 'failed', detail }, rollbackCommand: undefined,
   });
   const now = new Date(t0.getTime() + 10_000);
@@ -107,7 +107,7 @@ describe("a daemon-mode target deferred past the engine's own window (the backst
     deploymentId: 'dep-1', agentId: 'agent-1', phase: 0, state, mode: 'daemon', fromVersion: '1.0.0', toVersion: '2.0.0', attempts: 1,
     commandId: 'cmd-1', rollbackCommandId: undefined, rollbackState: undefined, notifiedAt: t0, deadlineAt: at(7_200_000),
     deferredCount: 1, firstDeferredAt: t0, deferredUntil: undefined, healthySince: undefined, lastProbeAt: undefined, errorCode: undefined,
-    message: undefined, updatedAt: t0, agentVersion: '1.0.0', agentHealth: undefined, lastCheckinAt: t0, agentUpdate, pushUrl: undefined,
+    message: undefined, updatedAt: t0, agentVersion: '1.0.0', agentHealth: undefined, lastCheckinAt: t0, agentUpdate, pushUrl: undefined, agentRevoked: false,
     command: { ackedAt: t0, outcome: 'deferred', detail: { code: 'AGENT_BUSY' } }, rollbackCommand: undefined,
   });
 

@@ -211,6 +211,32 @@ export class ManagerCore {
     await this.context.audit.flush();
   }
 
+  /**
+   * Removes a host (`drover agents remove`): its credential, and so its check-ins, results and
+   * downloads, are refused from then on (AGENT_REVOKED, audited); its open rollout targets are
+   * skipped. Removing a removed host changes nothing and records nothing.
+   */
+  async revokeAgent(agentId: string, actor: Actor = systemActor): Promise<AgentRecord> {
+    const notFound = (): ManagerError => new ManagerError('AGENT_NOT_FOUND', `No agent has id ${echo(agentId, AgentIdSchema, '(the given id)')}. List the agents with \`drover agents list\`.`);
+    const before = await this.context.store.getAgent(agentId);
+    if (before === undefined) throw notFound();
+    const audit = this.context.audit.entry({
+      event: 'agent.revoked',
+      actor: actor.name,
+      tokenId: actor.tokenId,
+      agentId,
+      outcome: 'success',
+      details: { machineId: before.machineId, hostname: before.hostname },
+    });
+    const result = await this.context.store.revokeAgent(agentId, this.context.now(), [audit]);
+    if (result === 'not_found') throw notFound();
+    await this.context.audit.flush();
+    if (result === 'revoked') this.logger.info({ event: 'agent.revoked', agentId, actor: actor.name }, 'An operator removed a host; its credential is refused from now on');
+    const after = await this.context.store.getAgent(agentId);
+    if (after === undefined) throw notFound();
+    return after;
+  }
+
   /** True once close() has begun: new requests are refused with 503 SHUTTING_DOWN. */
   get closing(): boolean {
     return this.#closing;

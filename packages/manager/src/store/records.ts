@@ -56,10 +56,12 @@ export interface AgentRecord {
   /** The update the daemon last said it was carrying out (UpdateProgress). */
   update: JsonObject | undefined;
   inventory: JsonObject;
+  /** When an operator removed the host (`drover agents remove`): its credential is refused from then on. */
+  revokedAt: Date | undefined;
 }
 
 /** What authenticating a credential needs: the check-in hot path reads only this. */
-export type AgentIdentity = Pick<AgentRecord, 'id' | 'machineId' | 'credentialHash'>;
+export type AgentIdentity = Pick<AgentRecord, 'id' | 'machineId' | 'credentialHash' | 'revokedAt'>;
 
 /** One enrollment to apply atomically ({@link Store.enrollAgent}): spend a seat, then enroll or re-enroll the machine. */
 export interface EnrollAgentInput {

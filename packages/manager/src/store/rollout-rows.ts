@@ -27,7 +27,7 @@ export const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back
 /** The targets of one deployment with their agent and commands (TargetViewRow); `deployment` is the placeholder of its id. */
 export function targetViewSql(deployment: string): string {
   return `
-  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url,
+  SELECT t.*, a.agent_version, a.health_json, a.last_checkin_at, a.update_json, a.push_url, a.revoked_at AS agent_revoked_at,
     c.acked_at AS c_acked_at, c.outcome AS c_outcome, c.outcome_detail_json AS c_detail, c.seq AS c_exists,
     r.acked_at AS r_acked_at, r.outcome AS r_outcome, r.outcome_detail_json AS r_detail, r.seq AS r_exists
   FROM deployment_targets t
@@ -90,6 +90,7 @@ export interface TargetViewRow extends TargetRow {
   last_checkin_at: number | null;
   update_json: string | null;
   push_url: string | null;
+  agent_revoked_at: number | null;
   c_acked_at: number | null;
   c_outcome: string | null;
   c_detail: string | null;
@@ -179,6 +180,7 @@ export function targetView(row: TargetViewRow): TargetView {
     lastCheckinAt: optDate(row.last_checkin_at),
     agentUpdate: updateProgress(optJson(row.update_json)),
     pushUrl: row.push_url ?? undefined,
+    agentRevoked: row.agent_revoked_at !== null,
     command: row.c_exists === null ? undefined : { ackedAt: optDate(row.c_acked_at), outcome: row.c_outcome ?? undefined, detail: optJson(row.c_detail) },
     rollbackCommand: row.r_exists === null ? undefined : { ackedAt: optDate(row.r_acked_at), outcome: row.r_outcome ?? undefined, detail: optJson(row.r_detail) },
   };

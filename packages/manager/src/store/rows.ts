@@ -35,6 +35,7 @@ export interface AgentRow {
   health_json: string | null;
   update_json: string | null;
   inventory_json: string;
+  revoked_at: number | null;
 }
 
 export interface CommandRow {
@@ -127,6 +128,7 @@ export function agentRecord(row: AgentRow): AgentRecord {
     health: optionalJson(row.health_json),
     update: optionalJson(row.update_json),
     inventory: json(row.inventory_json),
+    revokedAt: optionalDate(row.revoked_at),
   };
 }
 

@@ -70,6 +70,13 @@ export interface Store {
   getAgent(agentId: string): Promise<AgentRecord | undefined>;
   /** The agent a credential (by its hash) belongs to: an indexed lookup of three columns, on every check-in. */
   getAgentByCredentialHash(credentialHash: string): Promise<AgentIdentity | undefined>;
+  /**
+   * Removes a host (`drover agents remove`): its credential is refused from then on, it is no
+   * rollout's candidate, and its open rollout targets are skipped. The row stays (history, audit);
+   * a later enrollment of the machine, with a new enrollment token, clears it. `already` changes
+   * nothing and writes no audit record.
+   */
+  revokeAgent(agentId: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<'revoked' | 'already' | 'not_found'>;
   listAgents(options: ListAgentsOptions): Promise<AgentRecord[]>;
   countAgents(): Promise<number>;
 

@@ -30,6 +30,7 @@ export function agentView(agent: AgentRecord): AgentView {
     lastCheckinAt: agent.lastCheckinAt?.toISOString() ?? null,
     health: agent.health ?? null,
     update: agent.update ?? null,
+    revokedAt: agent.revokedAt?.toISOString() ?? null,
   };
 }
 
@@ -77,6 +78,12 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
         outcomeDetail: c.outcomeDetail ?? null,
       })),
     };
+  });
+
+  // Removes a host: its credential is refused from then on (AGENT_REVOKED). Idempotent.
+  app.delete('/v1/agents/:agentId', { schema: { params: AgentParamsSchema } }, async (request) => {
+    const agent = await core.revokeAgent(request.params.agentId, operatorOf(request));
+    return { agent: agentView(agent) };
   });
 
   app.post(

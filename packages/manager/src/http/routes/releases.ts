@@ -6,8 +6,9 @@ import { managerLimits } from '../../config.js';
 import { ManagerError } from '../../errors.js';
 import type { ManagerCore } from '../../server/core.js';
 import { operatorAccess } from '../operator-auth.js';
-import { PublishReleaseRequestSchema, ReleaseQuerySchema, UploadParamsSchema } from '../operator-schemas.js';
-import type { PublishReleaseResponse } from '../operator-schemas.js';
+import { ListReleasesQuerySchema, PublishReleaseRequestSchema, ReleaseQuerySchema, UploadParamsSchema } from '../operator-schemas.js';
+import type { PublishReleaseResponse, ReleaseListItem } from '../operator-schemas.js';
+import { compareVersions } from '@drover/protocol';
 import { uploadPath } from '../../releases/catalog.js';
 import type { ReleaseRecord } from '../../store/records.js';
 
@@ -35,6 +36,32 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (
     release: release.envelope as unknown as ReleaseResponse['release'],
     manifest: release.manifest as unknown as ReleaseResponse['manifest'],
     url: core.downloadUrl(release),
+  });
+
+  // The catalog as operators see it (`drover release list`): newest version first.
+  app.get('/v1/releases', { schema: { querystring: ListReleasesQuerySchema }, ...publisher }, async (request) => {
+    const { artifact, platform, channel, state } = request.query;
+    const releases = await core.context.store.listReleases({ artifact, platform, channel, state });
+    const byVersion = (a: ReleaseRecord, b: ReleaseRecord): number => {
+      try {
+        return compareVersions(b.version, a.version) || a.platform.localeCompare(b.platform);
+      } catch {
+        return b.createdAt.getTime() - a.createdAt.getTime();
+      }
+    };
+    const items: ReleaseListItem[] = [...releases].sort(byVersion).map((r) => ({
+      artifact: r.artifact,
+      version: r.version,
+      platform: r.platform,
+      channel: r.channel,
+      state: r.state,
+      file: r.file,
+      signers: ((r.envelope['signatures'] ?? []) as { keyid?: unknown }[]).map((s) => (typeof s.keyid === 'string' ? s.keyid : '?')),
+      expiresAt: r.expiresAt.toISOString(),
+      publishedAt: r.publishedAt?.toISOString() ?? null,
+      publishedBy: r.publishedBy,
+    }));
+    return { releases: items };
   });
 
   // Step 1: the envelope, verified against the manager's trust policy.

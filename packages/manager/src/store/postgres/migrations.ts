@@ -196,4 +196,11 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'agents: revoked_at, when an operator removed the host (drover agents remove)',
+    sql: `
+      ALTER TABLE agents ADD COLUMN revoked_at bigint;
+    `,
+  },
 ];

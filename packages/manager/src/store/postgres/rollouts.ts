@@ -39,7 +39,7 @@ export async function getSettings(db: Queryable, agentId: string): Promise<rollo
 }
 
 export async function candidates(db: Queryable): Promise<rollout.RolloutCandidate[]> {
-  return (await rows<CandidateRow>(db, 'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents ORDER BY id')).map(candidateRecord);
+  return (await rows<CandidateRow>(db, 'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents WHERE revoked_at IS NULL ORDER BY id')).map(candidateRecord);
 }
 
 export async function activeOf(db: Queryable, artifact: string): Promise<string | undefined> {

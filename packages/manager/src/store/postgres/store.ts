@@ -308,7 +308,7 @@ export class PostgresStore implements Store {
         agent = await one<AgentRow>(
           db,
           `UPDATE agents SET hostname = $1, platform = $2, arch = $3, agent_version = $4, daemon_version = $5, credential_hash = $6,
-             service_token_enc = $7, enrollment_token_id = $8, credential_issued_at = $9, inventory_json = $10 WHERE id = $11 RETURNING *`,
+             service_token_enc = $7, enrollment_token_id = $8, credential_issued_at = $9, inventory_json = $10, revoked_at = NULL WHERE id = $11 RETURNING *`,
           [input.hostname, input.platform, input.arch, input.agentVersion, input.daemonVersion, input.credentialHash,
             input.serviceTokenCiphertext, tokenRow.id, now, inventory, existing.id],
         );
@@ -330,8 +330,21 @@ export class PostgresStore implements Store {
   async getAgentByCredentialHash(credentialHash: string): Promise<records.AgentIdentity | undefined> {
     // The hot path: no flush (the credential columns are never in the liveness buffer).
     this.#notClosed();
-    const row = await this.#read((db) => one<Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash'>>(db, 'SELECT id, machine_id, credential_hash FROM agents WHERE credential_hash = $1', [credentialHash]));
-    return row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash };
+    const row = await this.#read((db) =>
+      one<Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash' | 'revoked_at'>>(db, 'SELECT id, machine_id, credential_hash, revoked_at FROM agents WHERE credential_hash = $1', [credentialHash]),
+    );
+    return row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash, revokedAt: row.revoked_at === null ? undefined : new Date(row.revoked_at) };
+  }
+
+  revokeAgent(agentId: string, at: Date, audit?: readonly records.PendingAuditRecord[]): Promise<'revoked' | 'already' | 'not_found'> {
+    return this.#tx(async (db) => {
+      const row = await one<Pick<AgentRow, 'revoked_at'>>(db, 'SELECT revoked_at FROM agents WHERE id = $1 FOR UPDATE', [agentId]);
+      if (row === undefined) return 'not_found' as const;
+      if (row.revoked_at !== null) return 'already' as const;
+      await db.query('UPDATE agents SET revoked_at = $1 WHERE id = $2', [at.getTime(), agentId]);
+      await this.#audit(db, audit);
+      return 'revoked' as const;
+    });
   }
 
   async listAgents(options: records.ListAgentsOptions): Promise<records.AgentRecord[]> {

@@ -194,4 +194,11 @@ export const sqliteMigrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 4,
+    name: 'agents: revoked_at, when an operator removed the host (drover agents remove)',
+    sql: `
+      ALTER TABLE agents ADD COLUMN revoked_at INTEGER;
+    `,
+  },
 ];

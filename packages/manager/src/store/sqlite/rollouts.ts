@@ -29,7 +29,7 @@ export class SqliteRollouts {
       setSettings: db.prepare<[string | null, string | null, string]>('UPDATE agents SET rollout_group = ?, push_url = ? WHERE id = ?'),
       getSettings: db.prepare<[string], { rollout_group: string | null; push_url: string | null }>('SELECT rollout_group, push_url FROM agents WHERE id = ?'),
       candidates: db.prepare<[], CandidateRow>(
-        'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents ORDER BY id',
+        'SELECT id, platform, agent_version, daemon_version, rollout_group, push_url FROM agents WHERE revoked_at IS NULL ORDER BY id',
       ),
       activeOf: db.prepare<[string], { id: string }>(`SELECT id FROM deployments WHERE artifact = ? AND status IN (${ACTIVE_SQL}) ORDER BY created_at LIMIT 1`),
       deploymentUpsert: db.prepare<[Record<string, unknown>]>(

@@ -72,7 +72,8 @@ function prepareStatements(db: Database.Database) {
     tokenSpendSeat: db.prepare<[string]>('UPDATE enrollment_tokens SET used = used + 1 WHERE id = ? AND used < seats'),
     agentById: db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?'),
     agentByMachine: db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE machine_id = ?'),
-    agentByCredential: db.prepare<[string], Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash'>>('SELECT id, machine_id, credential_hash FROM agents WHERE credential_hash = ?'),
+    agentByCredential: db.prepare<[string], Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash' | 'revoked_at'>>('SELECT id, machine_id, credential_hash, revoked_at FROM agents WHERE credential_hash = ?'),
+    agentRevoke: db.prepare<[number, string]>('UPDATE agents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
     agentInsert: db.prepare<[string, string, string, string, string, string, string, string, string, string, number, number, string]>(
       `INSERT INTO agents (id, machine_id, hostname, platform, arch, agent_version, daemon_version, credential_hash,
          service_token_enc, enrollment_token_id, enrolled_at, credential_issued_at, inventory_json)
@@ -80,7 +81,7 @@ function prepareStatements(db: Database.Database) {
     ),
     agentReenroll: db.prepare<[string, string, string, string, string, string, string, string, number, string, string]>(
       `UPDATE agents SET hostname = ?, platform = ?, arch = ?, agent_version = ?, daemon_version = ?, credential_hash = ?,
-         service_token_enc = ?, enrollment_token_id = ?, credential_issued_at = ?, inventory_json = ? WHERE id = ?`,
+         service_token_enc = ?, enrollment_token_id = ?, credential_issued_at = ?, inventory_json = ?, revoked_at = NULL WHERE id = ?`,
     ),
     agentList: db.prepare<[string, number], AgentRow>('SELECT * FROM agents WHERE id > ? ORDER BY id LIMIT ?'),
     agentCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM agents'),
@@ -313,7 +314,20 @@ export class SqliteStore implements Store {
     // The hot path: no flush (the credential columns are never in the liveness buffer).
     this.#notClosed();
     const row = this.#s.agentByCredential.get(credentialHash);
-    return Promise.resolve(row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash });
+    return Promise.resolve(row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash, revokedAt: row.revoked_at === null ? undefined : new Date(row.revoked_at) });
+  }
+
+  revokeAgent(agentId: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<'revoked' | 'already' | 'not_found'> {
+    return Promise.resolve(
+      this.#durable(() => {
+        const row = this.#s.agentById.get(agentId);
+        if (row === undefined) return 'not_found' as const;
+        if (row.revoked_at !== null) return 'already' as const;
+        this.#s.agentRevoke.run(at.getTime(), agentId);
+        this.#audit(audit);
+        return 'revoked' as const;
+      }),
+    );
   }
 
   listAgents(options: ListAgentsOptions): Promise<AgentRecord[]> {
