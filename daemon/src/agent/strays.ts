@@ -48,6 +48,18 @@ export function environValue(environ: Buffer, name: string): string | undefined 
 }
 
 /**
+ * A process found carrying `instance`, as a stray to stop: owned by `uid` (when given; /proc/<pid>
+ * belongs to the process's effective user), alive and not a zombie. Undefined otherwise.
+ */
+async function confirmMarked(pid: number, instance: string, uid: number | undefined, procRoot: string): Promise<MarkedProcess | undefined> {
+  const owner = await fileStat(`${procRoot}/${pid}`).then((s) => s.uid, () => undefined);
+  if (owner === undefined || (uid !== undefined && owner !== uid)) return undefined;
+  const stat = await processStat(pid);
+  if (stat === undefined || stat.state === 'Z') return undefined;
+  return { pid, startTime: stat.startTime, pgid: stat.pgid, instance };
+}
+
+/**
  * Every live process whose environment carries a mark of `tag`'s install and that runs as droverd's
  * own user (agents do; the mark is no secret, and another user's process that copies it must not
  * get droverd, as root, to signal it or its group). A process whose environ cannot be read (another
@@ -74,12 +86,8 @@ export async function findMarked(tag: string, procRoot = '/proc', uid: number | 
     if (!environ.includes(needle)) return;
     const instance = environValue(environ, INSTANCE_ENV);
     if (instance?.startsWith(`${tag}-`) !== true) return;
-    // /proc/<pid> belongs to the process's effective user.
-    const owner = await fileStat(`${procRoot}/${pid}`).then((s) => s.uid, () => undefined);
-    if (owner === undefined || (uid !== undefined && owner !== uid)) return;
-    const stat = await processStat(pid);
-    if (stat === undefined || stat.state === 'Z') return;
-    found.push({ pid, startTime: stat.startTime, pgid: stat.pgid, instance });
+    const marked = await confirmMarked(pid, instance, uid, procRoot);
+    if (marked !== undefined) found.push(marked);
   };
   // A few readers at a time: a host with thousands of processes must not cost thousands of open files.
   let next = 0;
@@ -139,11 +147,8 @@ export async function findMarkedAs(tag: string, account: { uid: number; gid: num
   for (const item of listed as { pid?: unknown; instance?: unknown }[]) {
     const { pid, instance } = item;
     if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 1 || typeof instance !== 'string' || !instance.startsWith(`${tag}-`)) continue;
-    const owner = await fileStat(`${procRoot}/${pid}`).then((s) => s.uid, () => undefined);
-    if (owner !== account.uid) continue;
-    const stat = await processStat(pid);
-    if (stat === undefined || stat.state === 'Z') continue;
-    found.push({ pid, startTime: stat.startTime, pgid: stat.pgid, instance });
+    const marked = await confirmMarked(pid, instance, account.uid, procRoot);
+    if (marked !== undefined) found.push(marked);
   }
   return found.sort((a, b) => a.pid - b.pid);
 }
