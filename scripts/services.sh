@@ -99,7 +99,7 @@ stop_postgres() {
 }
 
 start_s3() {
-  local dir=$1 etc proxy_port user ring name port
+  local dir=$1 etc proxy_port user ring name port backend_ports=()
   for bin in swift-proxy-server swift-account-server swift-container-server swift-object-server swift-ring-builder; do
     command -v "$bin" >/dev/null 2>&1 || die "$bin is not installed (apt-get install swift-proxy swift-account swift-container swift-object)"
   done
@@ -116,6 +116,7 @@ default = yes
 EOF
   for ring in account container object; do
     port=$(free_port)
+    backend_ports+=("$port")
     (cd "$etc" &&
       swift-ring-builder "$ring.builder" create 4 1 1 >/dev/null &&
       swift-ring-builder "$ring.builder" add "r1z1-127.0.0.1:$port/d1" 1 >/dev/null &&
@@ -152,6 +153,10 @@ pipeline = catch_errors healthcheck proxy-logging cache s3api tempauth slo dlo p
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+# Swift's defaults (0.5 s to connect to a backend, 10 s for its answer) turn a busy 2-core test
+# machine into 503 "Please reduce your request rate"; a test server may wait.
+conn_timeout = 5
+node_timeout = 60
 [filter:catch_errors]
 use = egg:swift#catch_errors
 [filter:healthcheck]
@@ -176,8 +181,14 @@ EOF
     setsid "swift-$name-server" "$etc/$name-server.conf" >"$dir/s3/log/$name.log" 2>&1 </dev/null &
     echo $! >"$dir/s3/run/$name.pid"
   done
-  wait_for "python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:$proxy_port/healthcheck\", timeout=1)'" 300 ||
-    die "the S3 server did not answer in 30 s: $(tail -5 "$dir/s3/log/proxy.log")"
+  wait_for "python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:$proxy_port/healthcheck\", timeout=1)'" 600 ||
+    die "the S3 server did not answer in 60 s: $(tail -5 "$dir/s3/log/proxy.log")"
+  # The proxy's healthcheck answers before the account, container and object servers listen; a
+  # request in that gap is a 503. Ready means every backend accepts a connection too.
+  for port in "${backend_ports[@]}"; do
+    wait_for "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", $port), 1).close()'" 600 ||
+      die "a Swift backend on port $port did not listen in 60 s: $(tail -5 "$dir"/s3/log/*.log)"
+  done
   echo "export DROVER_TEST_S3_ENDPOINT=http://127.0.0.1:$proxy_port"
   echo "export DROVER_TEST_S3_REGION=us-east-1"
   echo "export DROVER_TEST_S3_ACCESS_KEY_ID=drover:tester"
