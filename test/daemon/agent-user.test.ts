@@ -2,9 +2,10 @@
 // unprivileged user, and the kernel keeps that user out of droverd's state. The agent here is a
 // probe: it tries each thing a compromised agent would (rewrite trust.json or the journal, plant a
 // file in its release, read the credentials or droverd's environment, signal droverd) and writes
-// what the kernel answered into its own data directory. Root only: on a developer's machine it
-// skips; CI (DROVER_REQUIRE_ROOT=1) runs it.
-import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+// what the kernel answered into its own data directory. droverd runs under the unit's own
+// system-call filter (test/helpers/unit-filter.ts), as systemd would run it. Root only: on a
+// developer's machine it skips; CI (DROVER_REQUIRE_ROOT=1) runs it.
+import { chmod, chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeManager } from '../fakes/fake-manager.js';
@@ -12,6 +13,7 @@ import { agentArtifact } from '../helpers/agent-artifact.js';
 import { DaemonProcess, agentRuntime, createHost, destroyHost, installAgent, killHost, waitForAgent } from '../helpers/droverd.js';
 import type { Host } from '../helpers/droverd.js';
 import { rootUnavailable, skipWithoutRoot } from '../helpers/root.js';
+import { underUnitFilter, unitFilterUnavailable } from '../helpers/unit-filter.js';
 import { until } from '../helpers/wait.js';
 
 const NOBODY = 65_534;
@@ -49,7 +51,21 @@ setInterval(() => undefined, 1000);
 
 type Probe = Record<string, unknown>;
 
-const skip = skipWithoutRoot('the agent-user boundaries', rootUnavailable());
+/**
+ * The agent's data directory as install.sh makes it (owned by the agent user, 0700): under the
+ * unit droverd cannot chown (@chown is in the unit's ~@privileged, and it has no CAP_CHOWN).
+ */
+async function prepareDataDir(host: Host): Promise<string> {
+  const dir = join(host.stateDir, 'agent-data');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chown(dir, NOBODY, NOBODY);
+  return dir;
+}
+
+/** droverd under systemd/droverd.service's SystemCallFilter= (what systemd would load), the list kept in the host's directory. */
+const unitFilter = (host: Host): string[] => underUnitFilter(join(host.dir, 'syscalls.allow'));
+
+const skip = skipWithoutRoot('the agent-user boundaries', rootUnavailable() ?? unitFilterUnavailable());
 
 describe.skipIf(skip)('droverd runs the agent as its own unprivileged user (privilege separation, decision 0030)', () => {
   let manager: FakeManager;
@@ -61,7 +77,7 @@ describe.skipIf(skip)('droverd runs the agent as its own unprivileged user (priv
   beforeAll(async () => {
     manager = await FakeManager.start();
     host = await createHost(manager, { settings: { agent: { configDir: '', port: 0, stopTimeoutSeconds: 5, restartBackoffMaxSeconds: 2, user: 'nobody', env: {} } } });
-    dataDir = join(host.stateDir, 'agent-data');
+    dataDir = await prepareDataDir(host);
     // The host's directory comes from mkdtemp (0700): let others search it, as /var/lib is.
     await chmod(host.dir, 0o711);
     const settingsText = await readFile(host.configPath, 'utf8');
@@ -70,7 +86,7 @@ describe.skipIf(skip)('droverd runs the agent as its own unprivileged user (priv
     settings.agent['env'] = { PROBE_STATE_DIR: host.stateDir };
     await writeFile(host.configPath, JSON.stringify(settings));
     await installAgent(host, manager, '1.0.0', Buffer.from(PROBE));
-    daemons.push(new DaemonProcess(host));
+    daemons.push(new DaemonProcess(host, {}, undefined, unitFilter(host)));
     const file = join(dataDir, 'probe.json');
     probe = await until(async () => (JSON.parse(await readFile(file, 'utf8').catch(() => 'null')) as Probe | null) ?? undefined, 20_000, 'the probe agent\'s report');
   }, 40_000);
@@ -127,7 +143,7 @@ describe.skipIf(skip)('droverd runs the agent as its own unprivileged user (priv
     await first?.exited;
     // Still alive, orphaned, as nobody.
     expect((await stat(`/proc/${String(before?.pid)}`)).uid).toBe(NOBODY);
-    const second = new DaemonProcess(host);
+    const second = new DaemonProcess(host, {}, undefined, unitFilter(host));
     daemons.push(second);
     const strays = await second.waitForLine((l) => l.event === 'agent.strays' && l['when'] === 'start', 20_000);
     expect(strays['pids']).toEqual([before?.pid]);
@@ -142,7 +158,7 @@ describe.skipIf(skip)('droverd runs the agent as its own unprivileged user (priv
     const base = JSON.parse(await readFile(host.configPath, 'utf8')) as { agent: Record<string, unknown> };
     for (const [user, code] of [['root', 'AGENT_USER_INVALID'], ['0', 'AGENT_USER_INVALID'], ['drover-no-such-user', 'AGENT_USER_UNKNOWN']] as const) {
       await writeFile(host.configPath, JSON.stringify({ ...base, agent: { ...base.agent, user } }));
-      const daemon = new DaemonProcess(host);
+      const daemon = new DaemonProcess(host, {}, undefined, unitFilter(host));
       daemons.push(daemon);
       const exit = await daemon.exited;
       expect(exit.code).not.toBe(0);
@@ -162,6 +178,7 @@ describe.skipIf(skip)('an update under the agent user', () => {
     await chmod(host.dir, 0o711);
     const settings = JSON.parse(await readFile(host.configPath, 'utf8')) as { agent: Record<string, unknown> };
     await writeFile(host.configPath, JSON.stringify({ ...settings, agent: { ...settings.agent, user: 'nobody' } }));
+    await prepareDataDir(host);
     await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0'));
   }, 30_000);
 
@@ -171,7 +188,7 @@ describe.skipIf(skip)('an update under the agent user', () => {
   });
 
   it('downloads, verifies, swaps and health-checks v2, which runs as the agent user too; the agent cannot write its new release either', async () => {
-    daemons.push(new DaemonProcess(host));
+    daemons.push(new DaemonProcess(host, {}, undefined, unitFilter(host)));
     await waitForAgent(host, '1.0.0');
     const v1 = await agentRuntime(host);
     expect((await stat(`/proc/${String(v1?.pid)}`)).uid).toBe(NOBODY);

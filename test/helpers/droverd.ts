@@ -120,9 +120,12 @@ export class DaemonProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly #waiters = new Set<() => void>();
 
-  constructor(host: Host, env: NodeJS.ProcessEnv = {}, args: readonly string[] = [droverdBin, 'run']) {
+  /** `wrapper`: a command prefix droverd runs under (e.g. the unit's system-call filter, test/helpers/unit-filter.ts). */
+  constructor(host: Host, env: NodeJS.ProcessEnv = {}, args: readonly string[] = [droverdBin, 'run'], wrapper: readonly string[] = []) {
     requireBuiltDaemon();
-    this.child = spawn(process.execPath, args, { env: { ...host.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [program = process.execPath, ...prefix] = wrapper;
+    const argv = wrapper.length === 0 ? args : [...prefix, process.execPath, ...args];
+    this.child = spawn(program, argv, { env: { ...host.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let buffered = '';
     const onData = (chunk: Buffer): void => {
       buffered += chunk.toString('utf8');

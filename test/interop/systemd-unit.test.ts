@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWhenMissing } from '../helpers/interop.js';
+import { unitAllowedSyscalls } from '../helpers/unit-filter.js';
 
 const unitPath = fileURLToPath(new URL('../../systemd/droverd.service', import.meta.url));
 
@@ -71,6 +72,13 @@ describe.skipIf(skipWhenMissing(version === undefined))(`systemd/droverd.service
       expect(text).toContain(line);
     }
     expect(text).not.toMatch(/^MemoryDenyWriteExecute/m);
+  });
+
+  it('lets droverd start the agent as its user and signal it under SystemCallFilter=, and denies @resources, @chown and @mount (decision 0031)', () => {
+    const allowed = unitAllowedSyscalls();
+    // Node's spawn with uid/gid: setgroups(0) drops root's groups, then setgid, setuid (libuv's child).
+    for (const name of ['setgroups', 'setgid', 'setuid', 'kill', 'execve', 'clone', 'wait4', 'prlimit64']) expect(allowed, name).toContain(name);
+    for (const name of ['setpriority', 'sched_setaffinity', 'chown', 'fchownat', 'mount', 'setresuid', 'capset', 'ptrace']) expect(allowed, name).not.toContain(name);
   });
 
   it('is Type=notify with a watchdog, NotifyAccess=all for systemd-notify (decision 0029), and no directory nothing uses', async () => {
