@@ -61,7 +61,10 @@ export interface AgentRecord {
 }
 
 /** What authenticating a credential needs: the check-in hot path reads only this. */
-export type AgentIdentity = Pick<AgentRecord, 'id' | 'machineId' | 'credentialHash' | 'revokedAt'>;
+export type AgentIdentity = Pick<AgentRecord, 'id' | 'machineId' | 'credentialHash' | 'revokedAt'> & {
+  /** The hash matched the agent's pending credential (rotated, not used before): the first use promotes it. */
+  pending: boolean;
+};
 
 /** One enrollment to apply atomically ({@link Store.enrollAgent}): spend a seat, then enroll or re-enroll the machine. */
 export interface EnrollAgentInput {

@@ -14,6 +14,7 @@ export interface TokenRow {
   created_at: number;
   expires_at: number;
   revoked_at: number | null;
+  pending_credential_hash: string | null;
   created_by: string;
   note: string | null;
 }

@@ -77,6 +77,17 @@ export interface Store {
    * nothing and writes no audit record.
    */
   revokeAgent(agentId: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<'revoked' | 'already' | 'not_found'>;
+  /**
+   * Credential rotation (decision 0032), step 1: stores the hash of a new credential beside the
+   * current one, replacing any earlier pending one; both are accepted until the new one is used.
+   * False (and no change) unless `currentHash` is still the agent's credential and it is not removed.
+   */
+  setPendingCredential(agentId: string, currentHash: string, pendingHash: string, audit?: readonly PendingAuditRecord[]): Promise<boolean>;
+  /**
+   * Step 2, at the pending credential's first use: it becomes the credential, the old one stops
+   * working. False (and no change) when `pendingHash` is no longer pending (promoted meanwhile).
+   */
+  promoteCredential(agentId: string, pendingHash: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean>;
   listAgents(options: ListAgentsOptions): Promise<AgentRecord[]>;
   countAgents(): Promise<number>;
 

@@ -203,4 +203,12 @@ export const postgresMigrations: readonly Migration[] = [
       ALTER TABLE agents ADD COLUMN revoked_at bigint;
     `,
   },
+  {
+    version: 5,
+    name: 'agents: pending_credential_hash, a rotated credential not yet used (decision 0032)',
+    sql: `
+      ALTER TABLE agents ADD COLUMN pending_credential_hash TEXT;
+      CREATE UNIQUE INDEX agents_by_pending_credential ON agents (pending_credential_hash) WHERE pending_credential_hash IS NOT NULL;
+    `,
+  },
 ];

@@ -308,7 +308,7 @@ export class PostgresStore implements Store {
         agent = await one<AgentRow>(
           db,
           `UPDATE agents SET hostname = $1, platform = $2, arch = $3, agent_version = $4, daemon_version = $5, credential_hash = $6,
-             service_token_enc = $7, enrollment_token_id = $8, credential_issued_at = $9, inventory_json = $10, revoked_at = NULL WHERE id = $11 RETURNING *`,
+             service_token_enc = $7, enrollment_token_id = $8, credential_issued_at = $9, inventory_json = $10, revoked_at = NULL, pending_credential_hash = NULL WHERE id = $11 RETURNING *`,
           [input.hostname, input.platform, input.arch, input.agentVersion, input.daemonVersion, input.credentialHash,
             input.serviceTokenCiphertext, tokenRow.id, now, inventory, existing.id],
         );
@@ -331,9 +331,38 @@ export class PostgresStore implements Store {
     // The hot path: no flush (the credential columns are never in the liveness buffer).
     this.#notClosed();
     const row = await this.#read((db) =>
-      one<Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash' | 'revoked_at'>>(db, 'SELECT id, machine_id, credential_hash, revoked_at FROM agents WHERE credential_hash = $1', [credentialHash]),
+      // The current credential or a pending one (decision 0032): two indexed lookups.
+      one<Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash' | 'revoked_at'> & { pending: number }>(
+        db,
+        `SELECT id, machine_id, credential_hash, revoked_at, 0 AS pending FROM agents WHERE credential_hash = $1
+         UNION ALL SELECT id, machine_id, pending_credential_hash AS credential_hash, revoked_at, 1 AS pending FROM agents WHERE pending_credential_hash = $1`,
+        [credentialHash],
+      ),
     );
-    return row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash, revokedAt: row.revoked_at === null ? undefined : new Date(row.revoked_at) };
+    return row === undefined
+      ? undefined
+      : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash, revokedAt: row.revoked_at === null ? undefined : new Date(Number(row.revoked_at)), pending: Number(row.pending) === 1 };
+  }
+
+  setPendingCredential(agentId: string, currentHash: string, pendingHash: string, audit?: readonly records.PendingAuditRecord[]): Promise<boolean> {
+    return this.#tx(async (db) => {
+      const updated = await db.query('UPDATE agents SET pending_credential_hash = $1 WHERE id = $2 AND credential_hash = $3 AND revoked_at IS NULL', [pendingHash, agentId, currentHash]);
+      if (updated.rowCount !== 1) return false;
+      await this.#audit(db, audit);
+      return true;
+    });
+  }
+
+  promoteCredential(agentId: string, pendingHash: string, at: Date, audit?: readonly records.PendingAuditRecord[]): Promise<boolean> {
+    return this.#tx(async (db) => {
+      const updated = await db.query(
+        'UPDATE agents SET credential_hash = pending_credential_hash, pending_credential_hash = NULL, credential_issued_at = $1 WHERE id = $2 AND pending_credential_hash = $3',
+        [at.getTime(), agentId, pendingHash],
+      );
+      if (updated.rowCount !== 1) return false;
+      await this.#audit(db, audit);
+      return true;
+    });
   }
 
   revokeAgent(agentId: string, at: Date, audit?: readonly records.PendingAuditRecord[]): Promise<'revoked' | 'already' | 'not_found'> {

@@ -72,7 +72,15 @@ function prepareStatements(db: Database.Database) {
     tokenSpendSeat: db.prepare<[string]>('UPDATE enrollment_tokens SET used = used + 1 WHERE id = ? AND used < seats'),
     agentById: db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?'),
     agentByMachine: db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE machine_id = ?'),
-    agentByCredential: db.prepare<[string], Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash' | 'revoked_at'>>('SELECT id, machine_id, credential_hash, revoked_at FROM agents WHERE credential_hash = ?'),
+    // The current credential or a pending one (decision 0032): two indexed lookups.
+    agentByCredential: db.prepare<[string, string], Pick<AgentRow, 'id' | 'machine_id' | 'credential_hash' | 'revoked_at'> & { pending: number }>(
+      `SELECT id, machine_id, credential_hash, revoked_at, 0 AS pending FROM agents WHERE credential_hash = ?
+       UNION ALL SELECT id, machine_id, pending_credential_hash AS credential_hash, revoked_at, 1 AS pending FROM agents WHERE pending_credential_hash = ?`,
+    ),
+    agentSetPending: db.prepare<[string, string, string]>('UPDATE agents SET pending_credential_hash = ? WHERE id = ? AND credential_hash = ? AND revoked_at IS NULL'),
+    agentPromote: db.prepare<[number, string, string]>(
+      'UPDATE agents SET credential_hash = pending_credential_hash, pending_credential_hash = NULL, credential_issued_at = ? WHERE id = ? AND pending_credential_hash = ?',
+    ),
     agentRevoke: db.prepare<[number, string]>('UPDATE agents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
     agentInsert: db.prepare<[string, string, string, string, string, string, string, string, string, string, number, number, string]>(
       `INSERT INTO agents (id, machine_id, hostname, platform, arch, agent_version, daemon_version, credential_hash,
@@ -81,7 +89,7 @@ function prepareStatements(db: Database.Database) {
     ),
     agentReenroll: db.prepare<[string, string, string, string, string, string, string, string, number, string, string]>(
       `UPDATE agents SET hostname = ?, platform = ?, arch = ?, agent_version = ?, daemon_version = ?, credential_hash = ?,
-         service_token_enc = ?, enrollment_token_id = ?, credential_issued_at = ?, inventory_json = ?, revoked_at = NULL WHERE id = ?`,
+         service_token_enc = ?, enrollment_token_id = ?, credential_issued_at = ?, inventory_json = ?, revoked_at = NULL, pending_credential_hash = NULL WHERE id = ?`,
     ),
     agentList: db.prepare<[string, number], AgentRow>('SELECT * FROM agents WHERE id > ? ORDER BY id LIMIT ?'),
     agentCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM agents'),
@@ -313,8 +321,30 @@ export class SqliteStore implements Store {
   getAgentByCredentialHash(credentialHash: string): Promise<AgentIdentity | undefined> {
     // The hot path: no flush (the credential columns are never in the liveness buffer).
     this.#notClosed();
-    const row = this.#s.agentByCredential.get(credentialHash);
-    return Promise.resolve(row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash, revokedAt: row.revoked_at === null ? undefined : new Date(row.revoked_at) });
+    const row = this.#s.agentByCredential.get(credentialHash, credentialHash);
+    return Promise.resolve(
+      row === undefined ? undefined : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash, revokedAt: row.revoked_at === null ? undefined : new Date(row.revoked_at), pending: row.pending === 1 },
+    );
+  }
+
+  setPendingCredential(agentId: string, currentHash: string, pendingHash: string, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+    return Promise.resolve(
+      this.#durable(() => {
+        if (this.#s.agentSetPending.run(pendingHash, agentId, currentHash).changes !== 1) return false;
+        this.#audit(audit);
+        return true;
+      }),
+    );
+  }
+
+  promoteCredential(agentId: string, pendingHash: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean> {
+    return Promise.resolve(
+      this.#durable(() => {
+        if (this.#s.agentPromote.run(at.getTime(), agentId, pendingHash).changes !== 1) return false;
+        this.#audit(audit);
+        return true;
+      }),
+    );
   }
 
   revokeAgent(agentId: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<'revoked' | 'already' | 'not_found'> {
