@@ -167,6 +167,34 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect((await store.listTargetViews('dep-1'))[0]?.agentRevoked).toBe(false);
     });
 
+    it('rotates a credential: pending beside the current one until promoted, replaced by a later one, dropped by a re-enrollment (decision 0032)', async () => {
+      const hash = await token(2);
+      const agentId = await enrolled(hash, 1);
+      const current = (await store.getAgent(agentId))?.credentialHash ?? '';
+      const [p1, p2] = [hashSecret('pending-1'), hashSecret('pending-2')];
+      expect(await store.setPendingCredential(agentId, hashSecret('not-current'), p1, [audit('issued.refused')])).toBe(false);
+      expect(await store.setPendingCredential(agentId, current, p1, [audit('issued.1')])).toBe(true);
+      expect(await store.getAgentByCredentialHash(current)).toMatchObject({ id: agentId, credentialHash: current, pending: false });
+      expect(await store.getAgentByCredentialHash(p1)).toMatchObject({ id: agentId, credentialHash: p1, pending: true });
+      expect(await store.setPendingCredential(agentId, current, p2, [audit('issued.2')])).toBe(true);
+      expect(await store.getAgentByCredentialHash(p1)).toBeUndefined();
+      expect(await store.promoteCredential(agentId, p1, at(5), [audit('promoted.stale')])).toBe(false);
+      expect(await store.promoteCredential(agentId, p2, at(5), [audit('promoted')])).toBe(true);
+      expect(await store.promoteCredential(agentId, p2, at(6), [audit('promoted.twice')])).toBe(false);
+      expect(await store.getAgentByCredentialHash(current)).toBeUndefined();
+      expect(await store.getAgentByCredentialHash(p2)).toMatchObject({ id: agentId, pending: false });
+      expect((await store.getAgent(agentId))?.credentialIssuedAt).toEqual(at(5));
+      expect((await store.listAuditOutbox(10)).map((r) => r.body)).toEqual([audit('issued.1').body, audit('issued.2').body, audit('promoted').body]);
+      // A removed host gets no pending credential; a re-enrollment clears one.
+      const p3 = hashSecret('pending-3');
+      expect(await store.setPendingCredential(agentId, p2, p3)).toBe(true);
+      expect((await store.enrollAgent(enrollInput(hash, machine(1)))).ok).toBe(true);
+      expect(await store.getAgentByCredentialHash(p3)).toBeUndefined();
+      const now = (await store.getAgent(agentId))?.credentialHash ?? '';
+      expect(await store.revokeAgent(agentId, at(7))).toBe('revoked');
+      expect(await store.setPendingCredential(agentId, now, hashSecret('pending-4'))).toBe(false);
+    });
+
     it('two stores on one database racing for the last seat: exactly one enrollment wins', async () => {
       const hash = await token(3);
       await enrolled(hash, 1);

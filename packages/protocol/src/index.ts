@@ -160,8 +160,8 @@ export type {
   AgentHealthStatus,
   AgentHealth,
 } from './schemas/agent-endpoints.js';
-export { InventorySchema, EnrollRequestSchema, ManagerKeySchema, EnrollResponseSchema } from './schemas/enrollment.js';
-export type { Inventory, EnrollRequest, ManagerKey, EnrollResponse } from './schemas/enrollment.js';
+export { InventorySchema, EnrollRequestSchema, ManagerKeySchema, EnrollResponseSchema, CredentialResponseSchema } from './schemas/enrollment.js';
+export type { Inventory, EnrollRequest, ManagerKey, EnrollResponse, CredentialResponse } from './schemas/enrollment.js';
 export {
   updateSteps,
   DaemonStateSchema,

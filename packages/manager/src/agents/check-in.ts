@@ -2,6 +2,7 @@ import { NONCE_PAYLOAD_TYPE, compareVersions, isBelow, pae, readNonceUnverified 
 import { fromBase64Url } from '@drover/protocol/internal';
 import type { CheckinRequest, CheckinResponse, CheckinUpgradeRequired, CommandResult, CommandStub, Ed25519PublicKey, NonceErrorCode, NoncePayload } from '@drover/protocol';
 import type { ManagerContext } from '../context.js';
+import { requireEnrolledMachine } from './credentials.js';
 import { managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
 import type { ManagerErrorCode } from '../errors.js';
@@ -148,18 +149,7 @@ async function refuse(ctx: ManagerContext, agent: AgentIdentity, refused: Result
  */
 export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers: CheckinHeaders, body: CheckinRequest): Promise<CheckinOutcome> {
   // cloned credentials: a credential copied to another machine is refused, and the security team told.
-  if (headers.machineId.toLowerCase() !== agent.machineId) {
-    await ctx.audit.append({
-      event: 'agent.machine_id_mismatch',
-      actor: `agent:${agent.id}`,
-      agentId: agent.id,
-      outcome: 'denied',
-      // What the client sent is kept as its SHA-256: the header is the client's to fill (decision 0022).
-      details: { enrolledMachineId: agent.machineId, presentedMachineIdSha256: presentedSha256(headers.machineId), reason: "the agent's credential was presented from another machine" },
-    });
-    ctx.logger.warn({ event: 'agent.machine_id_mismatch', agentId: agent.id }, 'refused a check-in from another machine');
-    throw new ManagerError('MACHINE_ID_MISMATCH', 'This credential was issued to another machine. If the host was rebuilt, enroll it again with an enrollment token.');
-  }
+  await requireEnrolledMachine(ctx, agent, headers.machineId, 'a check-in');
   const minimum = ctx.settings.minAgentVersion;
   const tooOld = minimum !== undefined && isBelow(headers.agentVersion, minimum);
 

@@ -95,7 +95,7 @@ async function authorize(ctx: ManagerContext, request: DownloadRequest, path: st
   if (request.authorization === undefined) {
     return refuse(ctx, request, new ManagerError('DOWNLOAD_UNAUTHORIZED', 'Downloads need an agent credential (`Authorization: Bearer <credential>` with X-Machine-ID) or a presigned URL.'));
   }
-  const agent = await authenticateAgent(ctx, request.authorization);
+  const agent = await authenticateAgent(ctx, request.authorization, undefined, request.machineId);
   // cloned credentials: the credential only works from the machine it was issued to.
   if (request.machineId?.toLowerCase() !== agent.machineId) {
     await ctx.audit.append({

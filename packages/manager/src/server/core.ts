@@ -5,6 +5,7 @@ import { AgentIdSchema, Fernet, resolveEncryptionKey } from '@drover/protocol/in
 import type {
   AuditChainHead,
   CheckinRequest,
+  CredentialResponse,
   Ed25519PrivateKey,
   Ed25519PublicKey,
   EnrollRequest,
@@ -20,7 +21,7 @@ import type {
 } from '@drover/protocol';
 import type { EncryptionKeySource } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
-import { authenticateAgent } from '../agents/credentials.js';
+import { authenticateAgent, issueCredential } from '../agents/credentials.js';
 import { AuditLog } from '../audit/log.js';
 import { AUDIT_HEAD_META_KEY, AuditTrail } from '../audit/trail.js';
 import type { AuditSignerWithKey } from '../audit/log.js';
@@ -250,8 +251,13 @@ export class ManagerCore {
     return enroll(this.context, request, headerMachineId);
   }
 
-  authenticateAgent(authorization: string | undefined, agentId?: string): Promise<AgentIdentity> {
-    return authenticateAgent(this.context, authorization, agentId);
+  authenticateAgent(authorization: string | undefined, agentId?: string, machineId?: string): Promise<AgentIdentity> {
+    return authenticateAgent(this.context, authorization, agentId, machineId);
+  }
+
+  /** A rotated credential for an authenticated host (decision 0032); see {@link issueCredential}. */
+  issueCredential(agent: AgentIdentity, machineId: string): Promise<CredentialResponse> {
+    return issueCredential(this.context, agent, machineId);
   }
 
   authenticateOperator(authorization: string | undefined, allowed: readonly OperatorRole[], route: string): Promise<OperatorIdentity> {

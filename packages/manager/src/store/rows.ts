@@ -14,7 +14,6 @@ export interface TokenRow {
   created_at: number;
   expires_at: number;
   revoked_at: number | null;
-  pending_credential_hash: string | null;
   created_by: string;
   note: string | null;
 }
@@ -37,6 +36,7 @@ export interface AgentRow {
   update_json: string | null;
   inventory_json: string;
   revoked_at: number | null;
+  pending_credential_hash: string | null;
 }
 
 export interface CommandRow {

@@ -51,6 +51,14 @@ const examples: Record<string, Examples> = {
       refuse('a service token that is not base64url', enrollResponse, '/serviceToken', Buffer.alloc(32, 251).toString('base64')),
     ],
   },
+  CredentialResponse: {
+    valid: [{ credential: 'cred.Qe5uHj6kZk3q9vX2LwYp7Tn4Rb8sMd1c', issuedAt: '2026-12-06T04:00:00.000Z' }],
+    invalid: [
+      refuse('a credential too short', { credential: 'cred.Qe5uHj6kZk3q9vX2LwYp7Tn4Rb8sMd1c', issuedAt: '2026-12-06T04:00:00.000Z' }, '/credential', 'short'),
+      refuse('a credential with a space', { credential: 'cred.Qe5uHj6kZk3q9vX2LwYp7Tn4Rb8sMd1c', issuedAt: '2026-12-06T04:00:00.000Z' }, '/credential', 'cred Qe5uHj6kZk3q9vX2LwYp7Tn4Rb8sMd1c'),
+      refuse('an issue time that is not a time', { credential: 'cred.Qe5uHj6kZk3q9vX2LwYp7Tn4Rb8sMd1c', issuedAt: '2026-12-06T04:00:00.000Z' }, '/issuedAt', 'yesterday'),
+    ],
+  },
 };
 
 describeWireFamily(enrollment, examples);

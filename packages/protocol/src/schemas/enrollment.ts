@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
-import { AgentIdSchema, Ed25519PublicKeyBase64, KeyId, MachineIdSchema, PlatformSchema, VersionSchema } from './common.js';
+import { AgentIdSchema, Ed25519PublicKeyBase64, KeyId, MachineIdSchema, PlatformSchema, VersionSchema, dateTime } from './common.js';
 
 // Enrollment: POST /v1/agents/enroll, a daemon's first call to the manager.
 
@@ -119,3 +119,18 @@ export const EnrollResponseSchema = Type.Object(
 );
 /** 200 from an enrollment; see {@link EnrollResponseSchema}. */
 export type EnrollResponse = Static<typeof EnrollResponseSchema>;
+
+/**
+ * 200 from `POST /v1/agents/{agentId}/credential` (credential rotation, decision 0032): a new
+ * credential, pending until its first use. Until then the one the request presented still works;
+ * from its first use the old one is refused.
+ */
+export const CredentialResponseSchema = Type.Object(
+  {
+    credential: Type.String({ minLength: 16, maxLength: 512, pattern: TOKEN68, description: 'The next credential. Store it 0600 beside the current one, then use it.' }),
+    issuedAt: dateTime(),
+  },
+  { $id: 'CredentialResponse', description: '200 from POST /v1/agents/{agentId}/credential.' },
+);
+/** 200 from a credential rotation; see {@link CredentialResponseSchema}. */
+export type CredentialResponse = Static<typeof CredentialResponseSchema>;

@@ -5,7 +5,7 @@ import { AgentHealthReportSchema, CheckinHeadersSchema, CheckinParamsSchema, Che
 import { CommandResultSchema, CommandSchema, NoncePayloadSchema, UpdateCommandSchema } from './commands.js';
 import { ErrorBodySchema } from './common.js';
 import { DeploymentActionParamsSchema, DeploymentActionRequestSchema, DeploymentEventSchema, DeploymentStatusQuerySchema, DeploymentStatusResponseSchema, DeploymentStatusSchema, DeploymentTargetSchema, LatestChangelogResponseSchema, UpdateNotificationSchema, UpdateNotifyResponseSchema } from './deploy.js';
-import { EnrollRequestSchema, EnrollResponseSchema, InventorySchema } from './enrollment.js';
+import { CredentialResponseSchema, EnrollRequestSchema, EnrollResponseSchema, InventorySchema } from './enrollment.js';
 import { DownloadParamsSchema, DownloadQuerySchema, DsseEnvelopeSchema, ReleaseLatestQuerySchema, ReleaseParamsSchema, ReleasePayloadSchema, ReleaseResponseSchema, TrustPolicySchema } from './releases.js';
 
 /** Every wire schema by name, for the JSON Schema files and the protocol reference. */
@@ -22,6 +22,7 @@ export const wireSchemas: Record<string, TSchema> = {
   Inventory: InventorySchema,
   EnrollRequest: EnrollRequestSchema,
   EnrollResponse: EnrollResponseSchema,
+  CredentialResponse: CredentialResponseSchema,
   DaemonState: DaemonStateSchema,
   AgentHealthReport: AgentHealthReportSchema,
   CommandResult: CommandResultSchema,

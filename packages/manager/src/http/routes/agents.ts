@@ -1,10 +1,13 @@
 import { CheckinHeadersSchema, CheckinParamsSchema, CheckinRequestSchema, EnrollRequestSchema, matchesSchema, wireHeaders } from '@drover/protocol';
-import { AgentIdSchema } from '@drover/protocol/internal';
+import { AgentIdSchema, MachineIdSchema } from '@drover/protocol/internal';
+import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { managerLimits } from '../../config.js';
 import type { ManagerCore } from '../../server/core.js';
 import type { AgentIdentity } from '../../store/records.js';
+
+const CredentialHeadersSchema = Type.Object({ [wireHeaders.machineId]: MachineIdSchema });
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
@@ -34,7 +37,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (ap
       // misuse audited); validation refuses any other before the handler runs.
       onRequest: async (request) => {
         const { agentId } = request.params as { agentId?: unknown };
-        authenticated.set(request, await core.authenticateAgent(request.headers.authorization, matchesSchema(AgentIdSchema, agentId) ? agentId : undefined));
+        authenticated.set(request, await core.authenticateAgent(request.headers.authorization, matchesSchema(AgentIdSchema, agentId) ? agentId : undefined, header(request, wireHeaders.machineId)));
       },
     },
     async (request, reply) => {
@@ -47,6 +50,26 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (ap
         request.body,
       );
       return reply.code(outcome.status).header('cache-control', 'no-store').send(outcome.body);
+    },
+  );
+
+  // Credential rotation (decision 0032): the host's current credential, from its machine, gets a
+  // new one, pending until its first use. No body.
+  app.post(
+    '/v1/agents/:agentId/credential',
+    {
+      bodyLimit: 1024,
+      schema: { params: CheckinParamsSchema, headers: CredentialHeadersSchema },
+      onRequest: async (request) => {
+        const { agentId } = request.params as { agentId?: unknown };
+        authenticated.set(request, await core.authenticateAgent(request.headers.authorization, matchesSchema(AgentIdSchema, agentId) ? agentId : undefined, header(request, wireHeaders.machineId)));
+      },
+    },
+    async (request, reply) => {
+      const agent = authenticated.get(request);
+      if (agent === undefined) throw new Error('credential rotation reached its handler unauthenticated');
+      const issued = await core.issueCredential(agent, request.headers[wireHeaders.machineId]);
+      return reply.code(200).header('cache-control', 'no-store').send(issued);
     },
   );
   return Promise.resolve();
