@@ -20,6 +20,8 @@ export const limits = {
   checkinJitterRatio: 0.1, // +-10% on every interval, so a fleet does not check in in lockstep
   checkinBackoffBaseMs: 1_000, // ms: first delay after a failed check-in, doubled per failure
   checkinBackoffMaxMs: 300_000, // ms: longest delay while the manager is unreachable
+  credentialRotationHours: 24, // hours: the credential's age at which droverd rotates it (decision 0032)
+  credentialRotationRetryMs: 600_000, // ms: the wait after a rotation that failed (0032), at most the rotation period
   agentFirstAnswerWaitMs: 30_000, // ms after starting: one extra check-in once the agent answers, or give up
   agentFirstAnswerPollMs: 250, // ms between two probes of a starting agent's health route
 

@@ -16,6 +16,7 @@ import { ServiceNotifier } from './host/service-notify.js';
 import { createAgentHttp, createManagerHttp } from './http-clients.js';
 import type { Logger } from './logger.js';
 import { CheckinLoop } from './manager-link/check-in.js';
+import { CredentialRotation } from './manager-link/credential-rotation.js';
 import { loadCredentials, saveCredentials } from './manager-link/credentials.js';
 import type { Credentials } from './manager-link/credentials.js';
 import { enroll } from './manager-link/enroll.js';
@@ -181,6 +182,7 @@ export class Daemon {
               }),
             logger,
             backoffMaxMs: settings.checkin.backoffMaxMs,
+            rotation: new CredentialRotation({ http, credentials, path: paths.credentials, machineId, rotationMs: settings.checkin.credentialRotationMs, failpoints, logger }),
           }),
       });
       const started = daemon;

@@ -20,6 +20,7 @@ export const COMPONENT = 'drover:daemon';
 /** Paths pino censors in every line: the credential, tokens, nonces, passwords, Authorization headers. */
 export const redactPaths: readonly string[] = [
   'credential',
+  'previousCredential',
   'serviceToken',
   'enrollmentToken',
   'token',
@@ -31,6 +32,7 @@ export const redactPaths: readonly string[] = [
   'headers.authorization',
   'headers["x-update-nonce"]',
   '*.credential',
+  '*.previousCredential',
   '*.serviceToken',
   '*.enrollmentToken',
   '*.token',

@@ -57,7 +57,8 @@ export interface Settings {
   agent: AgentSettings;
   update: { healthGraceMs: number; healthTimeoutMs: number; deferBackoffMaxMs: number };
   download: { stallTimeoutMs: number; maxAttempts: number; maxDurationMs: number };
-  checkin: { backoffMaxMs: number };
+  /** `credentialRotationMs`: how old the host's credential may get before droverd rotates it (decision 0032); 0: never. */
+  checkin: { backoffMaxMs: number; credentialRotationMs: number };
 }
 
 type Json = Record<string, unknown>;
@@ -126,7 +127,7 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
   const agent = r.object(root['agent'], '/agent', ['configDir', 'host', 'port', 'env', 'stopTimeoutSeconds', 'restartBackoffMaxSeconds', 'user', 'group', 'dataDir']);
   const update = r.object(root['update'], '/update', ['healthGraceSeconds', 'healthTimeoutSeconds', 'deferBackoffMaxSeconds']);
   const download = r.object(root['download'], '/download', ['stallTimeoutSeconds', 'maxAttempts', 'maxDurationSeconds']);
-  const checkin = r.object(root['checkin'], '/checkin', ['backoffMaxSeconds']);
+  const checkin = r.object(root['checkin'], '/checkin', ['backoffMaxSeconds', 'credentialRotationHours']);
 
   const url = env['DROVER_MANAGER_URL'] ?? r.string(manager, 'url', '/manager');
   if (url !== undefined) {
@@ -195,7 +196,11 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
       maxAttempts: r.number(download, 'maxAttempts', '/download', limits.downloadMaxAttempts, 1, 100, true),
       maxDurationMs: r.seconds(download, 'maxDurationSeconds', '/download', limits.downloadMaxDurationMs),
     },
-    checkin: { backoffMaxMs: r.seconds(checkin, 'backoffMaxSeconds', '/checkin', limits.checkinBackoffMaxMs) },
+    checkin: {
+      backoffMaxMs: r.seconds(checkin, 'backoffMaxSeconds', '/checkin', limits.checkinBackoffMaxMs),
+      // Hours, fractions allowed; 0 turns rotation off. At most a year.
+      credentialRotationMs: Math.round(r.number(checkin, 'credentialRotationHours', '/checkin', limits.credentialRotationHours, 0, 8760) * 3_600_000),
+    },
   };
 }
 

@@ -31,7 +31,9 @@ function attackRows(): Row[] {
 /** Whether the source defines a test with this title, in any quoting a test file uses. */
 function definesTitle(source: string, title: string): boolean {
   const quoted = [`'${title.replace(/'/g, "\\'")}'`, `"${title.replace(/"/g, '\\"')}"`, `\`${title}\``];
-  return quoted.some((literal) => source.includes(`it(${literal}`) || source.includes(`test(${literal}`));
+  // it.each([...])('title with %s', ...): the title is the literal right after the table's `)(`.
+  const afterTable = (literal: string): boolean => new RegExp(`\\)\\(\\s*${literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`).test(source);
+  return quoted.some((literal) => source.includes(`it(${literal}`) || source.includes(`test(${literal}`) || afterTable(literal));
 }
 
 const rows = attackRows();

@@ -2,6 +2,7 @@ import { CheckinResponseSchema, CheckinUpgradeRequiredSchema, matchesSchema } fr
 import type { AgentHealthReport, CheckinRequest, CommandResult, DaemonState } from '@drover/protocol';
 import { limits } from '../config.js';
 import { DaemonError } from '../errors.js';
+import type { CredentialRotation } from './credential-rotation.js';
 import type { Credentials } from './credentials.js';
 import type { HttpClient } from '@drover/http';
 import { endpoint, retryDelay } from '@drover/http';
@@ -28,6 +29,8 @@ export interface CheckinLoopOptions {
   onCommands: (commands: unknown[]) => Promise<void>;
   logger: Logger;
   backoffMaxMs: number;
+  /** Rotates the credential after accepted check-ins, and goes back on a refused rotated one (decision 0032). */
+  rotation?: CredentialRotation;
   random?: () => number;
 }
 
@@ -170,6 +173,8 @@ export class CheckinLoop {
       const error = (response.body as { error?: { code?: unknown; commandId?: unknown } } | undefined)?.error;
       const code = typeof error?.code === 'string' ? error.code.slice(0, 64) : `HTTP_${response.status}`;
       const refused = error?.commandId;
+      // A rotated credential the manager refuses: back to the previous one, and check in with it.
+      if (o.rotation !== undefined && depth < 64 && (await o.rotation.afterRefused(response.status, code))) return this.checkInOnce(signal, depth + 1);
       if (response.status >= 400 && response.status < 500 && typeof refused === 'string' && results.some((r) => r.commandId === refused) && depth < 64) {
         // The manager refused one result, and with it the whole check-in (docs/decisions/0008). It
         // can never accept that result (NONCE_REPLAYED: it already holds an outcome for the nonce),
@@ -202,6 +207,8 @@ export class CheckinLoop {
     });
     for (const resolve of [...this.#successWaiters]) resolve();
     if (answer.commands.length > 0) await o.onCommands(answer.commands);
+    // A new credential is used at once: its first check-in makes it the only one the manager accepts.
+    if (o.rotation !== undefined && (await o.rotation.afterAccepted(signal))) this.#wakeRequested = true;
     return answer.nextCheckinSeconds;
   }
 }

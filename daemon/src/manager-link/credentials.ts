@@ -22,6 +22,13 @@ export interface Credentials {
   machineId: string;
   checkinIntervalSeconds: number;
   enrolledAt: string;
+  /** When `credential` was issued (a rotation's time, decision 0032); absent until the first rotation: `enrolledAt`. */
+  credentialIssuedAt?: string;
+  /**
+   * The credential before the last rotation, kept until the manager has accepted the new one once:
+   * if it refuses the new one, droverd goes back to this (decision 0032). A secret, like `credential`.
+   */
+  previousCredential?: string;
 }
 
 function isCredentials(value: unknown): value is Credentials {
@@ -37,7 +44,9 @@ function isCredentials(value: unknown): value is Credentials {
     c.managerKeys.length > 0 &&
     (c.trust === 'pinned' || c.trust === 'tofu') &&
     typeof c.machineId === 'string' &&
-    typeof c.checkinIntervalSeconds === 'number'
+    typeof c.checkinIntervalSeconds === 'number' &&
+    (c.credentialIssuedAt === undefined || typeof c.credentialIssuedAt === 'string') &&
+    (c.previousCredential === undefined || typeof c.previousCredential === 'string')
   );
 }
 

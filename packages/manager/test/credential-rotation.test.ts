@@ -4,7 +4,7 @@
 // audited; refusals (another machine, another agent's URL, a removed host) change nothing.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CredentialResponse } from '@drover/protocol';
+import type { AuditRecord, CredentialResponse } from '@drover/protocol';
 import { refusal, startTestManager } from './harness.js';
 import type { EnrolledAgent, HttpResult, TestManager } from './harness.js';
 
@@ -35,8 +35,8 @@ async function rotated(agent: EnrolledAgent): Promise<EnrolledAgent> {
   return { ...agent, credential: issued.credential };
 }
 
-async function events(agentId: string, event: string): Promise<{ details: Record<string, unknown> }[]> {
-  return (await m.auditRecords()).filter((r) => r.agentId === agentId && r.event === event) as unknown as { details: Record<string, unknown> }[];
+async function events(agentId: string, event: string): Promise<AuditRecord[]> {
+  return (await m.auditRecords()).filter((r) => r.agentId === agentId && r.event === event);
 }
 
 describe('POST /v1/agents/{agentId}/credential', () => {

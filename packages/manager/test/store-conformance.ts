@@ -144,7 +144,7 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect(again.agent.id).toBe(first.agent.id);
       expect(again.agent.credentialHash).toBe(credentialHash);
       expect(await store.getAgentByCredentialHash(first.agent.credentialHash)).toBeUndefined();
-      expect(await store.getAgentByCredentialHash(credentialHash)).toEqual({ id: first.agent.id, machineId: machine(7), credentialHash });
+      expect(await store.getAgentByCredentialHash(credentialHash)).toEqual({ id: first.agent.id, machineId: machine(7), credentialHash, pending: false });
       expect(await store.enrollAgent(enrollInput(hash, machine(7), { allowReenrollment: false }))).toMatchObject({ ok: false, reason: 'already_enrolled', agentId: first.agent.id });
     });
 

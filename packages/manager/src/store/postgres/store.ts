@@ -341,7 +341,7 @@ export class PostgresStore implements Store {
     );
     return row === undefined
       ? undefined
-      : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash, revokedAt: row.revoked_at === null ? undefined : new Date(Number(row.revoked_at)), pending: Number(row.pending) === 1 };
+      : { id: row.id, machineId: row.machine_id, credentialHash: row.credential_hash, revokedAt: row.revoked_at === null ? undefined : new Date(row.revoked_at), pending: row.pending === 1 };
   }
 
   setPendingCredential(agentId: string, currentHash: string, pendingHash: string, audit?: readonly records.PendingAuditRecord[]): Promise<boolean> {
