@@ -1,10 +1,10 @@
-import { chmod, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDroverError } from '@drover/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../settings.js';
-import { checkAgentCanReach, openStateDirForAgent, prepareAgentDataDir, resolveAgentAccount } from './account.js';
+import { checkAgentCanExecute, checkAgentCanReach, openStateDirForAgent, prepareAgentDataDir, resolveAgentAccount } from './account.js';
 import type { AgentAccount } from './account.js';
 
 async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
@@ -69,6 +69,26 @@ describe('the agent account (decision 0030)', () => {
     await checkAgentCanReach(release, account);
     await chmod(release, 0o711);
     expect(await codeOf(checkAgentCanReach(release, account))).toBe('AGENT_USER_NO_ACCESS');
+  });
+
+  it('checks the agent user may run the program droverd starts it with, naming the directory or file that refuses it', async () => {
+    const account: AgentAccount = { uid: 4242, gid: 4242, name: 'agent', dataDir: '/x' };
+    const bin = join(dir, 'opt', 'node', 'bin');
+    await mkdir(bin, { recursive: true });
+    const node = join(bin, 'node');
+    await writeFile(node, '#!/bin/sh\n', { mode: 0o755 });
+    await symlink(node, join(dir, 'node-link'));
+    await chmod(dir, 0o755);
+    for (const d of [join(dir, 'opt'), join(dir, 'opt', 'node'), bin]) await chmod(d, 0o755);
+    await checkAgentCanExecute(join(dir, 'node-link'), account);
+    // A node unpacked into a root-only (mktemp) directory.
+    await chmod(join(dir, 'opt', 'node'), 0o700);
+    const error = await checkAgentCanExecute(join(dir, 'node-link'), account).catch((e: unknown) => e);
+    expect(isDroverError(error) && error.code).toBe('AGENT_USER_NO_ACCESS');
+    expect((error as Error).message).toContain(`${join(dir, 'opt', 'node')} (mode 0700`);
+    await chmod(join(dir, 'opt', 'node'), 0o755);
+    await chmod(node, 0o750);
+    expect((await checkAgentCanExecute(node, account).catch((e: unknown) => e) as Error).message).toContain('no execute permission');
   });
 
   it.skipIf(!root)('creates the data directory 0700 for the agent, and refuses a symlink in its place', async () => {

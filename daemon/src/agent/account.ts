@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { DaemonError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -98,12 +98,7 @@ function canSearch(mode: number, owner: number, group: number, account: AgentAcc
  */
 export async function checkAgentCanReach(dir: string, account: AgentAccount): Promise<void> {
   const target = resolve(dir);
-  const chain: string[] = [];
-  for (let at = target; ; at = dirname(at)) {
-    chain.unshift(at);
-    if (dirname(at) === at) break;
-  }
-  for (const path of chain) {
+  for (const path of pathChain(target)) {
     const info = await stat(path);
     const need = path === target ? 5 : 1;
     if ((need & 1) !== 0 && !canSearch(info.mode, info.uid, info.gid, account, 1)) {
@@ -116,6 +111,35 @@ export async function checkAgentCanReach(dir: string, account: AgentAccount): Pr
       throw new DaemonError('AGENT_USER_NO_ACCESS', `The agent user ${account.name} (uid ${account.uid}) cannot read ${target}. Run chmod o+rx ${target}, or remove /agent/user.`);
     }
   }
+}
+
+/**
+ * Throws AGENT_USER_NO_ACCESS unless the agent user can execute `program` (the node droverd starts
+ * the agent with): search permission on each directory down to it (after symlinks) and its execute
+ * bit. A node unpacked into a root-only directory would fail every start with a bare EACCES.
+ */
+export async function checkAgentCanExecute(program: string, account: AgentAccount): Promise<void> {
+  const file = await realpath(program);
+  for (const path of pathChain(file)) {
+    const info = await stat(path);
+    if (!canSearch(info.mode, info.uid, info.gid, account, 1)) {
+      const what = path === file ? 'execute' : 'search';
+      throw new DaemonError(
+        'AGENT_USER_NO_ACCESS',
+        `The agent user ${account.name} (uid ${account.uid}) cannot run ${file}, which droverd starts the agent with: ${path} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}, owner ${info.uid}) gives it no ${what} permission. Run chmod o+x ${path}, or install Node.js where every user may run it, or remove /agent/user.`,
+      );
+    }
+  }
+}
+
+/** `path` and every directory above it, from / down. */
+function pathChain(path: string): string[] {
+  const chain: string[] = [];
+  for (let at = path; ; at = dirname(at)) {
+    chain.unshift(at);
+    if (dirname(at) === at) break;
+  }
+  return chain;
 }
 
 /**

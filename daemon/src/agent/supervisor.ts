@@ -13,7 +13,7 @@ import type { AgentSettings } from '../settings.js';
 import { sleep } from '../timing.js';
 import { noFailpoints } from '../update/failpoints.js';
 import type { Failpoints } from '../update/failpoints.js';
-import { checkAgentCanReach } from './account.js';
+import { checkAgentCanExecute, checkAgentCanReach } from './account.js';
 import type { AgentAccount } from './account.js';
 import { INSTANCE_ENV, findMarked, findMarkedAs, installTag, newInstance, stopProcesses } from './strays.js';
 import type { MarkedProcess } from './strays.js';
@@ -237,7 +237,10 @@ export class Supervisor {
     const failpoints = this.#failpoints;
     const account = this.#options.account;
     // Before the intent: an agent user that cannot reach its release would fail at every start.
-    if (account !== undefined) await checkAgentCanReach(release.dir, account);
+    if (account !== undefined) {
+      await checkAgentCanReach(release.dir, account);
+      await checkAgentCanExecute(release.node ? (this.#options.nodePath ?? process.execPath) : release.entry, account);
+    }
     const port = settings.port === 0 ? await freePort(settings.host) : settings.port;
     const instance = newInstance(await this.#installTag());
     const intentAt = new Date().toISOString();
