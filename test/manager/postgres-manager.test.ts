@@ -81,14 +81,14 @@ describe.skipIf(skip)('drover manager on PostgreSQL', () => {
     expect((await stat(join(dir, 'm', 'secrets', 'database.password'))).mode & 0o777).toBe(0o600);
     expect(created.files['database']).toBe(config.database.url);
 
-    // migrate: nothing on the database init made; all four on an empty one (DROVER_DATABASE_URL wins).
+    // migrate: nothing on the database init made; all five on an empty one (DROVER_DATABASE_URL wins).
     const current = await cli(['manager', 'migrate', '--dir', join(dir, 'm')]);
     expect(current.code, current.stderr).toBe(0);
     expect(current.stdout).toContain('schema current: nothing to apply');
-    expect(current.stdout).toContain('schema version 4');
+    expect(current.stdout).toContain('schema version 5');
     const spare = await cli(['manager', 'migrate', '--dir', join(dir, 'm'), '--json'], { DROVER_DATABASE_URL: urlOf('spare') });
     expect(spare.code, spare.stderr).toBe(0);
-    expect(JSON.parse(spare.stdout)).toMatchObject({ store: 'postgres', database: urlOf('spare').replace(`:${password}@`, '@'), applied: [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }], version: 4 });
+    expect(JSON.parse(spare.stdout)).toMatchObject({ store: 'postgres', database: urlOf('spare').replace(`:${password}@`, '@'), applied: [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }], version: 5 });
     expect((await cli(['manager', 'migrate', '--help'])).stdout).toContain('STORE_SCHEMA_TOO_NEW');
 
     // A real manager: enroll, check in, ready.
