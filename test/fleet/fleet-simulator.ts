@@ -61,6 +61,8 @@ export class SimulatedHost {
   forced = 0;
   /** Check-ins the manager answered. */
   checkins = 0;
+  /** The HTTP status of the last check-in answered. */
+  lastStatus = 0;
   #managerKeys: Ed25519PublicKey[] = [];
   #seen = new Set<string>();
   #usedNonces = new Set<string>();
@@ -141,6 +143,7 @@ export class SimulatedHost {
       return false;
     }
     this.checkins++;
+    this.lastStatus = status;
     if (status === 200 || status === 426) {
       this.#acks = this.#acks.filter((id) => !acks.includes(id));
       this.#results = this.#results.filter((r) => !results.includes(r));
@@ -232,6 +235,8 @@ export class SimulatedHost {
   start(pool: () => Pool, everyMs: number): void {
     if (this.behaviour.offline === true) return;
     const interval = this.behaviour.checkinEveryMs ?? everyMs;
+    // A stopped host may start again (a fleet paused while its manager moved).
+    this.#stopped = false;
     this.#loop = (async () => {
       while (!this.#stopped) {
         await this.checkIn(pool());

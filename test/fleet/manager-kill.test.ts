@@ -4,16 +4,16 @@
 // transition and the command it sends are one transaction; timers are stored timestamps).
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Ed25519PrivateKey, createReleasePayload, signRelease, trustPolicyDocument } from '@drover/protocol';
+import { Ed25519PrivateKey } from '@drover/protocol';
 import type { DeploymentStatus } from '@drover/protocol';
 import { drover, droverBin } from '../helpers/cli.js';
+import { initManagerDir, publishRandomRelease } from '../helpers/manager-process.js';
 import { FleetSimulator, waitFor } from './fleet-simulator.js';
 
 interface ManagerProcess {
@@ -77,27 +77,10 @@ async function http(url: string, method: 'GET' | 'POST' | 'PUT', path: string, t
 describe('a manager killed mid-rollout', () => {
   it('resumes after SIGKILL at three points; the rollout completes and no host gets two different commands', async () => {
     const releaseKey = Ed25519PrivateKey.generate();
-    await writeFile(join(dir, 'trust.json'), JSON.stringify(trustPolicyDocument([releaseKey.publicKey])));
-    const init = await drover(['manager', 'init', '--dir', join(dir, 'm'), '--trust', join(dir, 'trust.json'), '--seats', '20', '--expires-in', '1h', '--json'], { env });
-    expect(init.code, init.stderr).toBe(0);
-    const enrollmentToken = (JSON.parse(init.stdout) as { enrollmentToken: string }).enrollmentToken;
-    const configPath = join(dir, 'm', 'manager.json');
-    const config = JSON.parse(await readFile(configPath, 'utf8')) as { settings: Record<string, unknown>; logLevel: string };
-    config.settings['rolloutTickMs'] = 50;
-    config.logLevel = 'warn';
-    await writeFile(configPath, JSON.stringify(config));
-    const adminToken = (await readFile(join(dir, 'm', 'secrets', 'admin.token'), 'utf8')).trim();
-    const deployToken = (await readFile(join(dir, 'm', 'secrets', 'deploy.token'), 'utf8')).trim();
+    const { enrollmentToken, adminToken, deployToken } = await initManagerDir(join(dir, 'm'), releaseKey, env, { rolloutTickMs: 50 });
 
     let manager = await startManager();
-    for (const version of ['1.0.0', '2.0.0']) {
-      const bytes = randomBytes(2048);
-      const payload = createReleasePayload({ artifact: 'agent', version, platform: 'linux-x64', file: { name: 'agent.tgz', size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }, changelog: 'fix: a bug' });
-      const registered = await http(manager.url, 'POST', '/v1/releases', deployToken, { release: signRelease(payload, [releaseKey]) });
-      expect(registered.status).toBe(201);
-      const upload = (registered.json as { uploadUrl: string }).uploadUrl;
-      expect((await http(manager.url, 'PUT', upload, deployToken, undefined, bytes)).status).toBe(200);
-    }
+    for (const version of ['1.0.0', '2.0.0']) await publishRandomRelease(manager.url, deployToken, releaseKey, version);
     const fleet = new FleetSimulator(manager.url, { checkinEveryMs: 30 });
     try {
       await fleet.enroll(enrollmentToken, Array.from({ length: 10 }, () => ({ installMs: 100 })));

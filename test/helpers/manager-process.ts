@@ -2,10 +2,15 @@
 // process of the built CLI (or any program serving the manager, such as examples/manager), its JSON
 // log collected, and a small admin client over undici.
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
-import { droverBin } from './cli.js';
+import { createReleasePayload, signRelease, trustPolicyDocument } from '@drover/protocol';
+import type { Ed25519PrivateKey } from '@drover/protocol';
+import { drover, droverBin } from './cli.js';
 import { until } from './wait.js';
 
 /** A command as the operator API shows it (GET /v1/agents/:id). */
@@ -108,4 +113,46 @@ export class ManagerProcess {
       `the manager to record an outcome for ${commandId}`,
     );
   }
+}
+
+/** What {@link initManagerDir} made: the tokens a suite drives the manager with. */
+export interface InitializedDir {
+  enrollmentToken: string;
+  adminToken: string;
+  deployToken: string;
+}
+
+/**
+ * `drover manager init --dir DIR` on SQLite trusting `releaseKey`, with `settings` merged into
+ * manager.json's (e.g. a fast rolloutTickMs) and its log at `warn`: a manager a suite starts with
+ * {@link ManagerProcess.start}.
+ */
+export async function initManagerDir(dir: string, releaseKey: Ed25519PrivateKey, env: NodeJS.ProcessEnv, settings: Record<string, unknown> = {}, seats = 20): Promise<InitializedDir> {
+  const trustPath = `${dir}.trust.json`;
+  await writeFile(trustPath, JSON.stringify(trustPolicyDocument([releaseKey.publicKey])));
+  const init = await drover(['manager', 'init', '--dir', dir, '--trust', trustPath, '--seats', String(seats), '--expires-in', '1h', '--json'], { env });
+  if (init.code !== 0) throw new Error(`drover manager init failed: ${init.stderr}`);
+  const configPath = join(dir, 'manager.json');
+  const config = JSON.parse(await readFile(configPath, 'utf8')) as { settings: Record<string, unknown>; logLevel: string };
+  Object.assign(config.settings, settings);
+  config.logLevel = 'warn';
+  await writeFile(configPath, JSON.stringify(config));
+  return {
+    enrollmentToken: (JSON.parse(init.stdout) as { enrollmentToken: string }).enrollmentToken,
+    adminToken: (await readFile(join(dir, 'secrets', 'admin.token'), 'utf8')).trim(),
+    deployToken: (await readFile(join(dir, 'secrets', 'deploy.token'), 'utf8')).trim(),
+  };
+}
+
+/** Publishes `agent` `version` for linux-x64 (random bytes, signed by `releaseKey`) through the manager at `url`: both steps. */
+export async function publishRandomRelease(url: string, deployToken: string, releaseKey: Ed25519PrivateKey, version: string, size = 2048): Promise<void> {
+  const bytes = randomBytes(size);
+  const payload = createReleasePayload({ artifact: 'agent', version, platform: 'linux-x64', file: { name: 'agent.tgz', size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }, changelog: 'fix: a bug' });
+  const headers = { authorization: `Bearer ${deployToken}` };
+  const registered = await request(new URL('/v1/releases', url), { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ release: signRelease(payload, [releaseKey]) }) });
+  const answer = (await registered.body.json()) as { uploadUrl?: string };
+  if (registered.statusCode !== 201 || answer.uploadUrl === undefined) throw new Error(`publishing ${version}: HTTP ${String(registered.statusCode)}`);
+  const upload = await request(new URL(answer.uploadUrl, url), { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: bytes });
+  await upload.body.dump();
+  if (upload.statusCode !== 200) throw new Error(`uploading ${version}: HTTP ${String(upload.statusCode)}`);
 }

@@ -16,6 +16,8 @@ export type { AdmissionOptions } from './server/admission.js';
 export type { ManagerSettings } from './context.js';
 export { initManagerDirectory } from './server/init.js';
 export { migrateManagerDatabase } from './server/database.js';
+export { migrateStoreToPostgres } from './server/migrate-store.js';
+export type { MigrateStoreReport, MigrateStoreTarget } from './server/migrate-store.js';
 export type { DatabaseConfig, MigrationReport } from './server/database.js';
 export type { InitManagerOptions, InitializedManager } from './server/init.js';
 export { createManagerLogger } from './logger.js';

@@ -1,4 +1,4 @@
-import { initManagerDirectory, migrateManagerDatabase, startManager } from '@drover/manager';
+import { initManagerDirectory, migrateManagerDatabase, migrateStoreToPostgres, startManager } from '@drover/manager';
 import { parseTrustPolicy } from '@drover/protocol';
 import type { TrustPolicyDocument } from '@drover/protocol';
 import type { Command, CommandIo, OptionValues } from '../cli.js';
@@ -161,6 +161,40 @@ export const managerMigrateCommand: Command = {
         `${report.store === 'postgres' ? 'PostgreSQL' : 'SQLite'} database ${report.database}`,
         ...(report.applied.length === 0 ? ['  schema current: nothing to apply'] : report.applied.map((m) => `  applied ${m.version}: ${m.name}`)),
         `  schema version ${report.version}`,
+      ].join('\n'),
+    };
+  },
+};
+
+export const managerMigrateStoreCommand: Command = {
+  usage: '--dir DIR --to postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE',
+  description:
+    "Moves a manager's state from its SQLite file (DIR/manager.db) to an empty PostgreSQL database: agents and their\n" +
+    'credentials, enrollment tokens, commands and nonces, releases, rollouts and their events, and the audit head,\n' +
+    'copied in one transaction (all or nothing), each table counted on both sides. Then manager.json names the\n' +
+    'database (a password goes to DIR/secrets/database.password, 0600, never into manager.json). Stop the manager\n' +
+    'first; the SQLite file is left as it was (remove it once the manager runs on PostgreSQL). The audit log stays in\n' +
+    'DIR/audit and still verifies. A database that already holds drover rows is refused (STORE_NOT_EMPTY), a\n' +
+    'directory already on PostgreSQL too (CONFIG_INVALID); either way nothing changes. The password may also come\n' +
+    'from DROVER_DATABASE_PASSWORD or PGPASSWORD instead of the URL.',
+  options: {
+    dir: { type: 'string', arg: 'DIR', help: 'The manager directory from `drover manager init` (on SQLite).' },
+    to: { type: 'string', arg: 'URL', help: 'The empty PostgreSQL database to move to.' },
+  },
+  async run({ values, io }) {
+    const dir = requireString(values, 'dir');
+    const url = requireString(values, 'to');
+    const password = io.env['DROVER_DATABASE_PASSWORD'];
+    const report = await migrateStoreToPostgres(dir, { url, ...(password === undefined || password === '' ? {} : { password }) }, (table, rows) => {
+      io.stderr(`copied ${table}: ${String(rows)} row(s)\n`);
+    });
+    return {
+      data: report,
+      text: [
+        `Moved ${report.from} to ${report.to} (schema version ${String(report.schemaVersion)}):`,
+        ...Object.entries(report.rows).map(([table, rows]) => `  ${table}: ${String(rows)}`),
+        `manager.json now names ${report.to}; start the manager with \`drover manager start --dir ${dir}\`.`,
+        `${report.from} is no longer used: keep it until the manager runs on PostgreSQL, then remove it.`,
       ].join('\n'),
     };
   },
