@@ -112,6 +112,10 @@ export class ManagerMetrics {
         if (store !== undefined) this.set(await store.countAgents());
       },
     });
+    // Series that alerts and dashboards read start at 0, so rate() and increase() see their first event.
+    for (const outcome of ['ok', 'upgrade_required', 'unauthorized', 'refused']) this.checkins.inc({ outcome }, 0);
+    for (const outcome of FINAL_OUTCOMES) this.updateOutcomes.inc({ outcome, code: '' }, 0);
+    for (const type of ['created', 'phase_started', 'phase_passed', 'gate_failed', 'completed', 'failed', 'agent_updated', 'agent_failed', 'agent_deferred', 'agent_rolled_back']) this.rolloutEvents.inc({ type }, 0);
     this.checkinInterval = new Gauge({ name: 'drover_checkin_interval_seconds', help: 'Seconds between two check-ins of a host, as this manager tells daemons.', registers });
   }
 
