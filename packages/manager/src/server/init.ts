@@ -52,8 +52,6 @@ export interface InitializedManager {
   /** Secrets: the operator keeps these (they are also in the 0600 files named in `files`). */
   adminToken: string;
   deployToken: string;
-  /** The token a Prometheus scraper presents on GET /metrics (also in secrets/metrics.token). */
-  metricsToken: string;
   enrollmentToken: string;
   enrollmentTokenId: string;
   enrollmentTokenSeats: number;
@@ -211,7 +209,6 @@ async function initDirectory(
     config: configPath,
     adminToken,
     deployToken,
-    metricsToken,
     enrollmentToken: created.token,
     enrollmentTokenId: created.record.id,
     enrollmentTokenSeats: created.record.seats,
