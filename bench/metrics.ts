@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { Ed25519PrivateKey, createReleasePayload, ed25519AuditSigner, signRelease, trustPolicyDocument } from '../packages/protocol/src/index.js';
@@ -83,9 +84,7 @@ async function main(): Promise<void> {
       changelog: 'bench',
     });
     await core.registerRelease(signRelease(payload, [releaseKey]));
-    await core.uploadArtifact({ artifact: 'agent', version: '2.0.0', platform: 'linux-x64' }, (async function* () {
-      yield bytes;
-    })());
+    await core.uploadArtifact({ artifact: 'agent', version: '2.0.0', platform: 'linux-x64' }, Readable.from([bytes]));
     const notified = await core.notifyUpdate({ version: '2.0.0', strategy: 'canary' });
     const targets = (await store.listTargets(notified.deployment_id)).length;
 

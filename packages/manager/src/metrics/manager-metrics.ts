@@ -73,7 +73,8 @@ export class ManagerMetrics {
     this.auditAppends = new Counter({ name: 'drover_audit_appends_total', help: 'Audit records moved into the hash-chained audit log.', registers });
     this.storeQuery = new Histogram({ name: 'drover_store_query_seconds', help: 'Latency of store operations, by Store method and result (ok, error).', labelNames: ['operation', 'result'], buckets: QUERY_BUCKETS, registers });
     this.httpRequest = new Histogram({ name: 'drover_http_request_duration_seconds', help: 'HTTP request latency, by route template, method and status class.', labelNames: ['route', 'method', 'status_class'], buckets: HTTP_BUCKETS, registers });
-    const metrics = this;
+    // The gauges' collect() runs with `this` bound to the gauge: the store is reached through this arrow.
+    const storeOf = (): Store | undefined => this.#store;
     new Gauge({
       name: 'drover_rollouts',
       help: 'Active rollouts (pending, in_progress, paused, rolling_back), by status, phase state and current phase index; read from the store at scrape.',
@@ -81,7 +82,7 @@ export class ManagerMetrics {
       registers,
       async collect() {
         this.reset();
-        const store = metrics.#store;
+        const store = storeOf();
         if (store === undefined) return;
         for (const deployment of await store.listDeployments({ active: true, limit: SCRAPE_DEPLOYMENTS_MAX })) {
           this.inc({ status: deployment.status, phase_state: deployment.phaseState, phase: String(deployment.phaseIndex) });
@@ -95,11 +96,11 @@ export class ManagerMetrics {
       registers,
       async collect() {
         this.reset();
-        const store = metrics.#store;
+        const store = storeOf();
         if (store === undefined) return;
         for (const deployment of await store.listDeployments({ active: true, limit: SCRAPE_DEPLOYMENTS_MAX })) {
           const { byState } = await store.countTargets(deployment.id);
-          for (const [state, count] of Object.entries(byState)) this.inc({ state }, count ?? 0);
+          for (const [state, count] of Object.entries(byState)) this.inc({ state }, count);
         }
       },
     });
@@ -108,7 +109,7 @@ export class ManagerMetrics {
       help: 'Hosts enrolled in the store; read at scrape.',
       registers,
       async collect() {
-        const store = metrics.#store;
+        const store = storeOf();
         if (store !== undefined) this.set(await store.countAgents());
       },
     });
