@@ -17,8 +17,9 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { Ed25519PrivateKey, createReleasePayload, ed25519AuditSigner, signRelease, trustPolicyDocument } from '../packages/protocol/src/index.js';
 import { generateFernetKey } from '../packages/protocol/src/internal.js';
-import { hashSecret, newSecret } from '../packages/manager/src/secrets.js';
+import { newSecret } from '../packages/manager/src/secrets.js';
 import { createManager } from '../packages/manager/src/server/create.js';
+import { seedAgents } from './lib/seed-agents.js';
 
 const { values } = parseArgs({
   options: {
@@ -52,28 +53,8 @@ async function main(): Promise<void> {
   });
   try {
     const core = app.manager;
-    const { store, fernet } = core.context;
-    const enrollmentToken = newSecret();
-    const now = new Date();
-    await store.createEnrollmentToken({ tokenHash: hashSecret(enrollmentToken), seats: agentCount, createdAt: now, expiresAt: new Date(now.getTime() + 3_600_000), createdBy: 'bench' });
-    for (let i = 0; i < agentCount; i += 1) {
-      const result = await store.enrollAgent({
-        tokenHash: hashSecret(enrollmentToken),
-        now,
-        newAgentId: `agent-${i.toString(16).padStart(16, '0')}`,
-        machineId: createHash('sha256').update(randomBytes(16)).digest('hex'),
-        hostname: `host-${i}`,
-        platform: 'linux-x64',
-        arch: 'x64',
-        agentVersion: '1.0.0',
-        daemonVersion: '0.5.0',
-        inventory: { os: { platform: 'linux' } },
-        credentialHash: hashSecret(newSecret()),
-        serviceTokenCiphertext: fernet.encrypt(newSecret()),
-        allowReenrollment: false,
-      });
-      if (!result.ok) throw new Error(`enrollment ${i} refused: ${result.reason}`);
-    }
+    const { store } = core.context;
+    await seedAgents(core, agentCount, { agentVersion: '1.0.0', daemonVersion: '0.5.0' });
     // A signed release and a canary rollout of it over the whole fleet.
     const bytes = randomBytes(1024);
     const payload = createReleasePayload({

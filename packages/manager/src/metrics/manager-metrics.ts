@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CheckinRequest } from '@drover/protocol';
+import type { DeploymentRecord } from '../rollouts/records.js';
 import type { Store } from '../store/store.js';
 
 // The manager's Prometheus metrics (decision 0033). One Registry per manager: several managers
@@ -73,8 +74,9 @@ export class ManagerMetrics {
     this.auditAppends = new Counter({ name: 'drover_audit_appends_total', help: 'Audit records moved into the hash-chained audit log.', registers });
     this.storeQuery = new Histogram({ name: 'drover_store_query_seconds', help: 'Latency of store operations, by Store method and result (ok, error).', labelNames: ['operation', 'result'], buckets: QUERY_BUCKETS, registers });
     this.httpRequest = new Histogram({ name: 'drover_http_request_duration_seconds', help: 'HTTP request latency, by route template, method and status class.', labelNames: ['route', 'method', 'status_class'], buckets: HTTP_BUCKETS, registers });
-    // The gauges' collect() runs with `this` bound to the gauge: the store is reached through this arrow.
+    // The gauges' collect() runs with `this` bound to the gauge: the store is reached through these arrows.
     const storeOf = (): Store | undefined => this.#store;
+    const activeDeployments = async (): Promise<DeploymentRecord[]> => (await storeOf()?.listDeployments({ active: true, limit: SCRAPE_DEPLOYMENTS_MAX })) ?? [];
     new Gauge({
       name: 'drover_rollouts',
       help: 'Active rollouts (pending, in_progress, paused, rolling_back), by status, phase state and current phase index; read from the store at scrape.',
@@ -82,11 +84,7 @@ export class ManagerMetrics {
       registers,
       async collect() {
         this.reset();
-        const store = storeOf();
-        if (store === undefined) return;
-        for (const deployment of await store.listDeployments({ active: true, limit: SCRAPE_DEPLOYMENTS_MAX })) {
-          this.inc({ status: deployment.status, phase_state: deployment.phaseState, phase: String(deployment.phaseIndex) });
-        }
+        for (const deployment of await activeDeployments()) this.inc({ status: deployment.status, phase_state: deployment.phaseState, phase: String(deployment.phaseIndex) });
       },
     });
     new Gauge({
@@ -96,11 +94,9 @@ export class ManagerMetrics {
       registers,
       async collect() {
         this.reset();
-        const store = storeOf();
-        if (store === undefined) return;
-        for (const deployment of await store.listDeployments({ active: true, limit: SCRAPE_DEPLOYMENTS_MAX })) {
-          const { byState } = await store.countTargets(deployment.id);
-          for (const [state, count] of Object.entries(byState)) this.inc({ state }, count);
+        for (const deployment of await activeDeployments()) {
+          const counts = await storeOf()?.countTargets(deployment.id);
+          for (const [state, count] of Object.entries(counts?.byState ?? {})) this.inc({ state }, count);
         }
       },
     });
