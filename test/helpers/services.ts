@@ -117,11 +117,16 @@ function required(vars: Record<string, string>, name: string): string {
  * server under a running manager. Skip with {@link skipWithoutServices} first (it needs the packages).
  */
 export async function startOwnPostgres(): Promise<PostgresService & { stop(): Promise<void> }> {
-  const { stdout } = await run('bash', [script, 'start', '--postgres'], { timeout: 120_000 });
+  return startOwn(['--postgres'], 'DROVER_TEST_DATABASE_URL');
+}
+
+/** One service started by scripts/services.sh for the caller alone: its URL (from `urlVar`), and how to stop it. */
+async function startOwn(flags: string[], urlVar: string, env?: NodeJS.ProcessEnv): Promise<{ url: string; stop(): Promise<void> }> {
+  const { stdout } = await run('bash', [script, 'start', ...flags], { timeout: 120_000, ...(env === undefined ? {} : { env }) });
   const vars = parseExports(stdout);
   const dir = required(vars, 'DROVER_SERVICES_DIR');
   return {
-    url: required(vars, 'DROVER_TEST_DATABASE_URL'),
+    url: required(vars, urlVar),
     stop: async () => {
       await run('bash', [script, 'stop', dir], { timeout: 60_000 });
     },
@@ -150,16 +155,10 @@ export interface PrometheusService {
  * {@link skipWithoutPrometheus} first.
  */
 export async function startPrometheus(options: { target: string; tokenFile: string; path?: string }): Promise<PrometheusService> {
-  const { stdout } = await run('bash', [script, 'start', '--prometheus'], {
-    timeout: 120_000,
-    env: { ...process.env, DROVER_PROMETHEUS_TARGET: options.target, DROVER_PROMETHEUS_TOKEN_FILE: options.tokenFile, DROVER_PROMETHEUS_PATH: options.path ?? '/metrics' },
+  return startOwn(['--prometheus'], 'DROVER_TEST_PROMETHEUS_URL', {
+    ...process.env,
+    DROVER_PROMETHEUS_TARGET: options.target,
+    DROVER_PROMETHEUS_TOKEN_FILE: options.tokenFile,
+    DROVER_PROMETHEUS_PATH: options.path ?? '/metrics',
   });
-  const vars = parseExports(stdout);
-  const dir = required(vars, 'DROVER_SERVICES_DIR');
-  return {
-    url: required(vars, 'DROVER_TEST_PROMETHEUS_URL'),
-    stop: async () => {
-      await run('bash', [script, 'stop', dir], { timeout: 60_000 });
-    },
-  };
 }
