@@ -20,6 +20,7 @@ export const limits = {
   checkinJitterRatio: 0.1, // +-10% on every interval, so a fleet does not check in in lockstep
   checkinBackoffBaseMs: 1_000, // ms: first delay after a failed check-in, doubled per failure
   checkinBackoffMaxMs: 300_000, // ms: longest delay while the manager is unreachable
+  metricsTextfileIntervalMs: 5_000, // ms: how often droverd.prom (node_exporter's textfile collector) is refreshed, when it changed
   agentFirstAnswerWaitMs: 30_000, // ms after starting: one extra check-in once the agent answers, or give up
   agentFirstAnswerPollMs: 250, // ms between two probes of a starting agent's health route
 

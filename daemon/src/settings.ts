@@ -58,6 +58,8 @@ export interface Settings {
   update: { healthGraceMs: number; healthTimeoutMs: number; deferBackoffMaxMs: number };
   download: { stallTimeoutMs: number; maxAttempts: number; maxDurationMs: number };
   checkin: { backoffMaxMs: number };
+  /** node_exporter's textfile directory, where droverd keeps droverd.prom; undefined: no metrics file. */
+  metrics: { textfileDir: string | undefined };
 }
 
 type Json = Record<string, unknown>;
@@ -121,12 +123,13 @@ const ACCOUNT_NAME = /^(?:[a-z_][a-z0-9_-]{0,30}\$?|[0-9]{1,10})$/;
 /** Validates droverd.json's content (an object) and fills in the defaults. */
 export function parseSettings(input: unknown, source = 'droverd.json', env: Readonly<Record<string, string | undefined>> = {}): Settings {
   const r: Reader = new Reader(source);
-  const root = r.object(input, '', ['manager', 'stateDir', 'platform', 'machineId', 'keepReleases', 'logLevel', 'agent', 'update', 'download', 'checkin']);
+  const root = r.object(input, '', ['manager', 'stateDir', 'platform', 'machineId', 'keepReleases', 'logLevel', 'agent', 'update', 'download', 'checkin', 'metrics']);
   const manager = r.object(root['manager'], '/manager', ['url', 'key', 'tofu', 'enrollmentToken']);
   const agent = r.object(root['agent'], '/agent', ['configDir', 'host', 'port', 'env', 'stopTimeoutSeconds', 'restartBackoffMaxSeconds', 'user', 'group', 'dataDir']);
   const update = r.object(root['update'], '/update', ['healthGraceSeconds', 'healthTimeoutSeconds', 'deferBackoffMaxSeconds']);
   const download = r.object(root['download'], '/download', ['stallTimeoutSeconds', 'maxAttempts', 'maxDurationSeconds']);
   const checkin = r.object(root['checkin'], '/checkin', ['backoffMaxSeconds']);
+  const metrics = r.object(root['metrics'], '/metrics', ['textfileDir']);
 
   const url = env['DROVER_MANAGER_URL'] ?? r.string(manager, 'url', '/manager');
   if (url !== undefined) {
@@ -161,6 +164,8 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
   if (agentGroup !== undefined && agentUser === undefined) r.fail('/agent/group', 'set only together with /agent/user');
   const agentDataDir = r.string(agent, 'dataDir', '/agent');
   if (agentDataDir !== undefined && !isAbsolute(agentDataDir)) r.fail('/agent/dataDir', 'an absolute path');
+  const textfileDir = r.string(metrics, 'textfileDir', '/metrics');
+  if (textfileDir !== undefined && !isAbsolute(textfileDir)) r.fail('/metrics/textfileDir', "an absolute path (node_exporter's --collector.textfile.directory)");
 
   return {
     manager: {
@@ -196,6 +201,7 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
       maxDurationMs: r.seconds(download, 'maxDurationSeconds', '/download', limits.downloadMaxDurationMs),
     },
     checkin: { backoffMaxMs: r.seconds(checkin, 'backoffMaxSeconds', '/checkin', limits.checkinBackoffMaxMs) },
+    metrics: { textfileDir },
   };
 }
 
