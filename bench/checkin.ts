@@ -18,7 +18,6 @@
 // not share one event loop. Agents are enrolled through the store API (the path a check-in takes
 // is what is measured, not enrollment).
 import { fork } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,11 +28,12 @@ import autocannon from 'autocannon';
 import { Ed25519PrivateKey, ed25519AuditSigner } from '../packages/protocol/src/index.js';
 import { generateFernetKey } from '../packages/protocol/src/internal.js';
 import { createManagerLogger } from '../packages/manager/src/logger.js';
-import { hashSecret, newSecret } from '../packages/manager/src/secrets.js';
+import { newSecret } from '../packages/manager/src/secrets.js';
 import { createManager } from '../packages/manager/src/server/create.js';
 import { defaultAdmission } from '../packages/manager/src/server/admission.js';
 import { managerLimits } from '../packages/manager/src/config.js';
 import { reconnectStorm } from '../test/helpers/storm.js';
+import { seedAgents } from './lib/seed-agents.js';
 import type { StormResult } from '../test/helpers/storm.js';
 
 interface Agent {
@@ -167,33 +167,9 @@ if (values.load) {
   });
   try {
     const core = app.manager;
-    const { store, fernet } = core.context;
-    const enrollmentToken = newSecret();
-    const now = new Date();
-    await store.createEnrollmentToken({ tokenHash: hashSecret(enrollmentToken), seats: agentCount, createdAt: now, expiresAt: new Date(now.getTime() + 3_600_000), createdBy: 'bench' });
-    const agents: Agent[] = [];
+    const { store } = core.context;
     const enrollStart = process.hrtime.bigint();
-    for (let i = 0; i < agentCount; i += 1) {
-      const credential = newSecret();
-      const machineId = createHash('sha256').update(randomBytes(16)).digest('hex');
-      const result = await store.enrollAgent({
-        tokenHash: hashSecret(enrollmentToken),
-        now,
-        newAgentId: `agent-${i.toString(16).padStart(16, '0')}`,
-        machineId,
-        hostname: `host-${i}`,
-        platform: 'linux-x64',
-        arch: 'x64',
-        agentVersion: AGENT_VERSION,
-        daemonVersion: DAEMON_VERSION,
-        inventory: { os: { platform: 'linux' } },
-        credentialHash: hashSecret(credential),
-        serviceTokenCiphertext: fernet.encrypt(newSecret()),
-        allowReenrollment: false,
-      });
-      if (!result.ok) throw new Error(`enrollment ${i} refused: ${result.reason}`);
-      agents.push({ id: result.agent.id, credential, machineId });
-    }
+    const agents: Agent[] = await seedAgents(core, agentCount, { agentVersion: AGENT_VERSION, daemonVersion: DAEMON_VERSION });
     const enrollSeconds = Number(process.hrtime.bigint() - enrollStart) / 1e9;
     // The backlog `drover manager start` listens with.
     const url = await app.listen({ host: '127.0.0.1', port: 0, backlog: managerLimits.listenBacklog });

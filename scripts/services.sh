@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL and S3-protocol server for drover's tests and benches, on loopback, in one
-# temporary directory:
+# Throwaway PostgreSQL, S3-protocol server and Prometheus for drover's tests and benches, on
+# loopback, in one temporary directory:
 #
-#   eval "$(bash scripts/services.sh start)"     # starts both; prints export lines
+#   eval "$(bash scripts/services.sh start)"     # starts PostgreSQL and S3; prints export lines
 #   bash scripts/services.sh start --postgres    # only PostgreSQL (or --s3 for only the S3 server)
+#   DROVER_PROMETHEUS_TARGET=127.0.0.1:8443 DROVER_PROMETHEUS_TOKEN_FILE=secrets/metrics.token \
+#     bash scripts/services.sh start --prometheus  # a Prometheus scraping that manager every 1 s
 #   bash scripts/services.sh stop "$DROVER_SERVICES_DIR"
 #
 # PostgreSQL: Debian's postgresql (initdb + pg_ctl on a free port, trust auth on 127.0.0.1 only,
@@ -13,15 +15,20 @@
 # included, and refuses an expired one (docs/decisions/0023-test-services.md). One device, one
 # replica, data under the same temporary directory.
 #
-# Install what it needs with: apt-get install postgresql swift-proxy swift-account swift-container swift-object
+# Prometheus: Debian's prometheus, scraping one manager's GET /metrics (DROVER_PROMETHEUS_PATH,
+# default /metrics) every second with the bearer token it reads from DROVER_PROMETHEUS_TOKEN_FILE
+# (the token never reaches an argv, the config or a log); its TSDB under the temporary directory.
+#
+# Install what it needs with: apt-get install postgresql swift-proxy swift-account swift-container swift-object prometheus
 # (`.ci/run` does). It prints, for `eval`:
 #   DROVER_SERVICES_DIR   the directory to pass to `stop`
 #   DROVER_TEST_DATABASE_URL  postgres://drover@127.0.0.1:<port>/drover
 #   DROVER_TEST_S3_ENDPOINT, DROVER_TEST_S3_REGION, DROVER_TEST_S3_ACCESS_KEY_ID, DROVER_TEST_S3_SECRET_ACCESS_KEY
+#   DROVER_TEST_PROMETHEUS_URL  http://127.0.0.1:<port>, its HTTP API (/api/v1/query)
 set -euo pipefail
 
 usage() {
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -210,10 +217,52 @@ stop_s3() {
   done
 }
 
+start_prometheus() {
+  local dir=$1 port target=${DROVER_PROMETHEUS_TARGET:-} token_file=${DROVER_PROMETHEUS_TOKEN_FILE:-} path=${DROVER_PROMETHEUS_PATH:-/metrics}
+  command -v prometheus >/dev/null 2>&1 || die "prometheus is not installed (apt-get install prometheus)"
+  [[ "$target" =~ ^127\.0\.0\.1:[0-9]+$ ]] || die "DROVER_PROMETHEUS_TARGET must be 127.0.0.1:PORT, the manager to scrape"
+  [[ "$path" =~ ^/[A-Za-z0-9/._-]*$ ]] || die "DROVER_PROMETHEUS_PATH must be a URL path"
+  [ -r "$token_file" ] || die "DROVER_PROMETHEUS_TOKEN_FILE must name a readable file holding the metrics token"
+  mkdir -p "$dir/prometheus/data"
+  # Prometheus reads the token itself, at each scrape, from its own 0600 copy.
+  install -m 0600 "$token_file" "$dir/prometheus/metrics.token"
+  port=$(free_port)
+  cat >"$dir/prometheus/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: drover-manager
+    metrics_path: $path
+    authorization:
+      type: Bearer
+      credentials_file: $dir/prometheus/metrics.token
+    static_configs:
+      - targets: ['$target']
+EOF
+  setsid prometheus --config.file="$dir/prometheus/prometheus.yml" --storage.tsdb.path="$dir/prometheus/data" \
+    --web.listen-address="127.0.0.1:$port" --storage.tsdb.retention.time=1h --log.level=warn \
+    >"$dir/prometheus/prometheus.log" 2>&1 </dev/null &
+  echo $! >"$dir/prometheus/prometheus.pid"
+  wait_for "python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:$port/-/ready\", timeout=1)'" 600 ||
+    die "Prometheus was not ready in 60 s: $(tail -5 "$dir/prometheus/prometheus.log")"
+  echo "export DROVER_TEST_PROMETHEUS_URL=http://127.0.0.1:$port"
+}
+
+stop_prometheus() {
+  local dir=$1 pid
+  [ -f "$dir/prometheus/prometheus.pid" ] || return 0
+  pid=$(cat "$dir/prometheus/prometheus.pid")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  wait_for "! kill -0 $pid" 100 || kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
+
 stop_all() {
   local dir=$1
   [ -n "$dir" ] || die "stop needs the directory start printed (DROVER_SERVICES_DIR)"
   [ -f "$dir/.drover-services" ] || die "$dir is not a directory services.sh started"
+  stop_prometheus "$dir"
   stop_s3 "$dir"
   stop_postgres "$dir"
   rm -rf "$dir"
@@ -224,13 +273,14 @@ command=${1:-}
 shift
 case "$command" in
   start)
-    want_pg=1 want_s3=1
+    want_pg=1 want_s3=1 want_prom=0
     if [ $# -gt 0 ]; then
       want_pg=0 want_s3=0
       for arg in "$@"; do
         case "$arg" in
           --postgres) want_pg=1 ;;
           --s3) want_s3=1 ;;
+          --prometheus) want_prom=1 ;;
           *) usage ;;
         esac
       done
@@ -242,6 +292,7 @@ case "$command" in
     out="export DROVER_SERVICES_DIR=$dir"
     if [ "$want_pg" = 1 ]; then out+=$'\n'$(start_postgres "$dir") || { stop_all "$dir"; exit 1; }; fi
     if [ "$want_s3" = 1 ]; then out+=$'\n'$(start_s3 "$dir") || { stop_all "$dir"; exit 1; }; fi
+    if [ "$want_prom" = 1 ]; then out+=$'\n'$(start_prometheus "$dir") || { stop_all "$dir"; exit 1; }; fi
     trap - ERR
     echo "$out"
     ;;

@@ -22,6 +22,7 @@ export const limits = {
   checkinBackoffMaxMs: 300_000, // ms: longest delay while the manager is unreachable
   credentialRotationHours: 24, // hours: the credential's age at which droverd rotates it (decision 0032)
   credentialRotationRetryMs: 600_000, // ms: the wait after a rotation that failed (0032), at most the rotation period
+  metricsTextfileIntervalMs: 5_000, // ms: how often droverd.prom (node_exporter's textfile collector) is refreshed, when it changed
   agentFirstAnswerWaitMs: 30_000, // ms after starting: one extra check-in once the agent answers, or give up
   agentFirstAnswerPollMs: 250, // ms between two probes of a starting agent's health route
 

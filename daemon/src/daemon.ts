@@ -13,6 +13,9 @@ import { resolveMachineId, systemMachineId } from './host/machine-id.js';
 import type { MachineIdSource } from './host/machine-id.js';
 import type { DaemonPaths } from './host/paths.js';
 import { ServiceNotifier } from './host/service-notify.js';
+import { TextfileMetrics } from './host/textfile-metrics.js';
+import type { DaemonMetricsSnapshot } from './host/textfile-metrics.js';
+import { readBootRecord } from './launcher/boot-counter.js';
 import { createAgentHttp, createManagerHttp } from './http-clients.js';
 import type { Logger } from './logger.js';
 import { CheckinLoop } from './manager-link/check-in.js';
@@ -70,6 +73,8 @@ export class Daemon {
   #firstAnswer: Promise<void> | undefined;
   #resolveDone: (code: number) => void = () => undefined;
   #stopping = false;
+  /** droverd.prom for node_exporter, when metrics.textfileDir is set: its snapshot, and the refresh timer. */
+  #textfile: { metrics: TextfileMetrics; snapshot: () => Promise<DaemonMetricsSnapshot>; timer: NodeJS.Timeout; failed: boolean } | undefined;
 
   private constructor(parts: {
     options: DaemonOptions;
@@ -186,6 +191,20 @@ export class Daemon {
           }),
       });
       const started = daemon;
+      if (settings.metrics.textfileDir !== undefined) {
+        const startedAt = Date.now();
+        started.#startTextfile(new TextfileMetrics(settings.metrics.textfileDir), async () => {
+          const { update, lastResult } = journal.state;
+          return {
+            daemonVersion,
+            agentVersion: await store.currentVersion('agent'),
+            update: update === null ? undefined : { artifact: update.artifact, step: update.step, deferrals: update.deferrals },
+            lastResult: lastResult === null ? undefined : { artifact: lastResult.artifact, outcome: lastResult.outcome, code: lastResult.detail.code ?? '', at: Date.parse(lastResult.at) },
+            updateBoots: (await readBootRecord(paths.daemonBoots))?.boots ?? 0,
+            startedAt,
+          };
+        });
+      }
       logger.info({ event: 'daemon.started', version: daemonVersion, agentId: credentials.agentId, pid: process.pid, state: paths.state, underLauncher: options.underLauncher }, 'droverd started');
       // Agents a killed droverd left running, recorded or not (decision 0026): none may outlive this start.
       await supervisor.reapStrays('start');
@@ -248,6 +267,27 @@ export class Daemon {
     if (!signal.aborted) this.#ready('supervising the agent (it has not answered its health route yet)');
   }
 
+  /** Writes droverd.prom now and every metricsTextfileIntervalMs (only when it changed). */
+  #startTextfile(metrics: TextfileMetrics, snapshot: () => Promise<DaemonMetricsSnapshot>): void {
+    const timer = setInterval(() => void this.#writeTextfile(), limits.metricsTextfileIntervalMs);
+    timer.unref();
+    this.#textfile = { metrics, snapshot, timer, failed: false };
+    void this.#writeTextfile();
+  }
+
+  async #writeTextfile(): Promise<void> {
+    const textfile = this.#textfile;
+    if (textfile === undefined) return;
+    try {
+      await textfile.metrics.write(await textfile.snapshot());
+      textfile.failed = false;
+    } catch (error) {
+      // Metrics never stop droverd: a full or missing directory is logged once until a write works again.
+      if (!textfile.failed) this.#logger.warn({ event: 'metrics.textfile_failed', path: textfile.metrics.path, err: error }, 'Could not write the metrics file for node_exporter; retrying');
+      textfile.failed = true;
+    }
+  }
+
   /** Tells systemd droverd is up (READY=1) and starts the watchdog pings (WATCHDOG=1); a no-op outside systemd. */
   #ready(status?: string): void {
     const running = this.#supervisor.running;
@@ -281,6 +321,11 @@ export class Daemon {
     this.#supervisor.close();
     await Promise.allSettled([this.#machineRunning, this.#checkinRunning, this.#firstAnswer]);
     await this.#supervisor.stop(this.#o.settings.agent.stopTimeoutMs);
+    if (this.#textfile !== undefined) {
+      clearInterval(this.#textfile.timer);
+      // The last word: the step the update stopped at stays in the journal, and in the file.
+      await this.#writeTextfile();
+    }
     await Promise.allSettled([this.#http.close(), this.#agentHttp.close()]);
     await this.#lock.release().catch(() => undefined);
     // The watchdog pings go on while the agent drains: a stop droverd starts itself (a self-update's

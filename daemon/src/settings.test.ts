@@ -32,6 +32,13 @@ describe('droverd.json', () => {
     expectError(() => parseSettings({ agent: { configdir: '/x' } }), DaemonError, 'CONFIG_INVALID');
   });
 
+  it('reads metrics.textfileDir (an absolute path; none by default) and refuses a relative one (CONFIG_INVALID)', () => {
+    expect(parseSettings({}).metrics).toEqual({ textfileDir: undefined });
+    expect(parseSettings({ metrics: { textfileDir: '/var/lib/node_exporter/textfile_collector' } }).metrics.textfileDir).toBe('/var/lib/node_exporter/textfile_collector');
+    expectError(() => parseSettings({ metrics: { textfileDir: 'textfile' } }), DaemonError, 'CONFIG_INVALID');
+    expectError(() => parseSettings({ metrics: { textfile: '/x' } }), DaemonError, 'CONFIG_INVALID');
+  });
+
   it('refuses bad values (CONFIG_INVALID)', () => {
     expectError(() => parseSettings({ manager: { url: 'ftp://x' } }), DaemonError, 'CONFIG_INVALID');
     expectError(() => parseSettings({ manager: { url: 'https://user:pass@x' } }), DaemonError, 'CONFIG_INVALID');

@@ -59,6 +59,8 @@ export interface Settings {
   download: { stallTimeoutMs: number; maxAttempts: number; maxDurationMs: number };
   /** `credentialRotationMs`: how old the host's credential may get before droverd rotates it (decision 0032); 0: never. */
   checkin: { backoffMaxMs: number; credentialRotationMs: number };
+  /** node_exporter's textfile directory, where droverd keeps droverd.prom; undefined: no metrics file. */
+  metrics: { textfileDir: string | undefined };
 }
 
 type Json = Record<string, unknown>;
@@ -122,12 +124,13 @@ const ACCOUNT_NAME = /^(?:[a-z_][a-z0-9_-]{0,30}\$?|[0-9]{1,10})$/;
 /** Validates droverd.json's content (an object) and fills in the defaults. */
 export function parseSettings(input: unknown, source = 'droverd.json', env: Readonly<Record<string, string | undefined>> = {}): Settings {
   const r: Reader = new Reader(source);
-  const root = r.object(input, '', ['manager', 'stateDir', 'platform', 'machineId', 'keepReleases', 'logLevel', 'agent', 'update', 'download', 'checkin']);
+  const root = r.object(input, '', ['manager', 'stateDir', 'platform', 'machineId', 'keepReleases', 'logLevel', 'agent', 'update', 'download', 'checkin', 'metrics']);
   const manager = r.object(root['manager'], '/manager', ['url', 'key', 'tofu', 'enrollmentToken']);
   const agent = r.object(root['agent'], '/agent', ['configDir', 'host', 'port', 'env', 'stopTimeoutSeconds', 'restartBackoffMaxSeconds', 'user', 'group', 'dataDir']);
   const update = r.object(root['update'], '/update', ['healthGraceSeconds', 'healthTimeoutSeconds', 'deferBackoffMaxSeconds']);
   const download = r.object(root['download'], '/download', ['stallTimeoutSeconds', 'maxAttempts', 'maxDurationSeconds']);
   const checkin = r.object(root['checkin'], '/checkin', ['backoffMaxSeconds', 'credentialRotationHours']);
+  const metrics = r.object(root['metrics'], '/metrics', ['textfileDir']);
 
   const url = env['DROVER_MANAGER_URL'] ?? r.string(manager, 'url', '/manager');
   if (url !== undefined) {
@@ -162,6 +165,8 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
   if (agentGroup !== undefined && agentUser === undefined) r.fail('/agent/group', 'set only together with /agent/user');
   const agentDataDir = r.string(agent, 'dataDir', '/agent');
   if (agentDataDir !== undefined && !isAbsolute(agentDataDir)) r.fail('/agent/dataDir', 'an absolute path');
+  const textfileDir = r.string(metrics, 'textfileDir', '/metrics');
+  if (textfileDir !== undefined && !isAbsolute(textfileDir)) r.fail('/metrics/textfileDir', "an absolute path (node_exporter's --collector.textfile.directory)");
 
   return {
     manager: {
@@ -201,6 +206,7 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
       // Hours, fractions allowed; 0 turns rotation off. At most a year.
       credentialRotationMs: Math.round(r.number(checkin, 'credentialRotationHours', '/checkin', limits.credentialRotationHours, 0, 8760) * 3_600_000),
     },
+    metrics: { textfileDir },
   };
 }
 

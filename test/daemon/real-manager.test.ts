@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { DaemonProcess, agentGet, agentRuntime, createHostFor, destroyHost, drov
 import type { Host } from '../helpers/droverd.js';
 import { ManagerProcess } from '../helpers/manager-process.js';
 import type { CommandView } from '../helpers/manager-process.js';
+import { prometheusMissing } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
 
 // droverd against the real manager, both as operators run them: `drover manager init` +
@@ -120,6 +122,19 @@ describe('droverd against the real manager (drover manager start, SQLite, audit 
       .map((line) => JSON.parse(line) as { event: string; agentId?: string; outcome: string; details: Record<string, unknown> });
   }
 
+  /** droverd.prom once it says `expected` (droverd refreshes it every 5 s); checked by promtool's parser where installed. */
+  async function textfileSaying(expected: string): Promise<string> {
+    const text = await until(async () => {
+      const current = await readFile(at('textfile', 'droverd.prom'), 'utf8').catch(() => '');
+      return current.includes(expected) ? current : undefined;
+    }, 20_000, `droverd.prom to say ${expected}`);
+    if (prometheusMissing() === undefined) {
+      const checked = await promtoolCheckMetrics(text);
+      expect(checked, 'promtool check metrics').toBe(0);
+    }
+    return text;
+  }
+
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'droverd-real-manager-'));
     managerDir = at('m');
@@ -147,8 +162,10 @@ describe('droverd against the real manager (drover manager start, SQLite, audit 
         managerKey: await readFile(join(managerDir, 'keys', 'manager.key.pub'), 'utf8'),
         trustPolicy: JSON.parse(await readFile(at('host-trust.json'), 'utf8')) as TrustPolicyDocument,
       },
-      { settings: { machineId: createHash('sha256').update(randomBytes(16)).digest('hex'), checkin: { backoffMaxSeconds: 2 } } },
+      // droverd.prom for node_exporter's textfile collector, in a directory of the test's own.
+      { settings: { machineId: createHash('sha256').update(randomBytes(16)).digest('hex'), checkin: { backoffMaxSeconds: 2 }, metrics: { textfileDir: at('textfile') } } },
     );
+    await mkdir(at('textfile'));
     // v1 is installed from local files, signed by the release key, as a provisioning step does.
     const v1 = await signedRelease('1.0.0', await agentArtifact('1.0.0'));
     ok(await droverd(host, ['install', '--release', `${v1}.release.json`, v1, '--json']), 'droverd install 1.0.0');
@@ -221,6 +238,11 @@ describe('droverd against the real manager (drover manager start, SQLite, audit 
     expect((await auditEvents()).some((e) => e.event === 'download.refused')).toBe(false);
     const status = JSON.parse(ok(await droverd(h, ['status', '--json']), 'droverd status').stdout) as unknown;
     expect(status).toMatchObject({ agent: { current: '2.0.0', previous: '1.0.0' }, update: null, lastResult: { outcome: 'succeeded', commandId: command.id } });
+    // And node_exporter's textfile collector reads the same from droverd.prom.
+    const prom = await textfileSaying('droverd_last_update_result{artifact="agent",outcome="succeeded",code=""} 1\n');
+    expect(prom).toContain('droverd_update_in_progress 0\n');
+    expect(prom).toMatch(/^droverd_info\{daemon_version="[^"]+",agent_version="2\.0\.0"\} 1$/m);
+    expect(prom).not.toContain(agentId);
   }, 60_000);
 
   it('a result the manager already holds is refused 409 NONCE_REPLAYED, and the daemon drops it and checks in again', async () => {
@@ -261,6 +283,7 @@ describe('droverd against the real manager (drover manager start, SQLite, audit 
     expect(await readFile(h.configPath)).toEqual(droverdJsonBefore);
     const completed = (await auditEvents()).find((e) => e.event === 'update.completed' && e.details['commandId'] === command.id);
     expect(completed).toMatchObject({ outcome: 'rolled_back', details: { code: 'HEALTH_CHECK_FAILED' } });
+    await textfileSaying('droverd_last_update_result{artifact="agent",outcome="rolled_back",code="HEALTH_CHECK_FAILED"} 1\n');
   }, 60_000);
 
   it('a release with a flipped byte cannot be published, so no command can point at it', async () => {
@@ -412,3 +435,13 @@ describe('droverd against the real manager (drover manager start, SQLite, audit 
     expect(events).toEqual(expect.arrayContaining(['agent.enrolled', 'release.published', 'release.refused', 'command.queued', 'update.completed', 'update.result_refused', 'agent.revoked', 'agent.revoked_credential_used']));
   });
 });
+
+/** `promtool check metrics` on a text exposition (its stdin): its exit code, 0 when it parses and passes promtool's lint. */
+function promtoolCheckMetrics(text: string): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.once('error', reject);
+    child.once('exit', resolve);
+    child.stdin.end(text);
+  });
+}

@@ -1,4 +1,4 @@
-// The throwaway PostgreSQL and S3 server of scripts/services.sh, for the suites that need them.
+// The throwaway PostgreSQL, S3 server and Prometheus of scripts/services.sh, for the suites that need them.
 // A suite asks for what it needs; it gets the running services from the environment
 // (DROVER_TEST_DATABASE_URL, DROVER_TEST_S3_*: a developer's own, or ones started once with
 // `eval "$(bash scripts/services.sh start)"`), or else starts them itself for the file and stops
@@ -117,13 +117,48 @@ function required(vars: Record<string, string>, name: string): string {
  * server under a running manager. Skip with {@link skipWithoutServices} first (it needs the packages).
  */
 export async function startOwnPostgres(): Promise<PostgresService & { stop(): Promise<void> }> {
-  const { stdout } = await run('bash', [script, 'start', '--postgres'], { timeout: 120_000 });
+  return startOwn(['--postgres'], 'DROVER_TEST_DATABASE_URL');
+}
+
+/** One service started by scripts/services.sh for the caller alone: its URL (from `urlVar`), and how to stop it. */
+async function startOwn(flags: string[], urlVar: string, env?: NodeJS.ProcessEnv): Promise<{ url: string; stop(): Promise<void> }> {
+  const { stdout } = await run('bash', [script, 'start', ...flags], { timeout: 120_000, ...(env === undefined ? {} : { env }) });
   const vars = parseExports(stdout);
   const dir = required(vars, 'DROVER_SERVICES_DIR');
   return {
-    url: required(vars, 'DROVER_TEST_DATABASE_URL'),
+    url: required(vars, urlVar),
     stop: async () => {
       await run('bash', [script, 'stop', dir], { timeout: 60_000 });
     },
   };
+}
+
+/** Why Prometheus cannot run here (Debian's `prometheus`, with promtool), or undefined when it can. */
+export function prometheusMissing(): string | undefined {
+  return onPath('prometheus') && onPath('promtool') ? undefined : 'Prometheus is not installed (apt-get install prometheus)';
+}
+
+/** True when a suite needing Prometheus should skip (after printing why); never where DROVER_REQUIRE_PROMETHEUS=1. */
+export function skipWithoutPrometheus(what: string): boolean {
+  return skipUnlessRequired(what, prometheusMissing(), 'DROVER_REQUIRE_PROMETHEUS');
+}
+
+export interface PrometheusService {
+  /** Its HTTP API, e.g. `${url}/api/v1/query`. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Prometheus (scripts/services.sh start --prometheus) scraping `target` (`127.0.0.1:PORT`)
+ * at `path` every second, with the bearer token in `tokenFile`. Skip with
+ * {@link skipWithoutPrometheus} first.
+ */
+export async function startPrometheus(options: { target: string; tokenFile: string; path?: string }): Promise<PrometheusService> {
+  return startOwn(['--prometheus'], 'DROVER_TEST_PROMETHEUS_URL', {
+    ...process.env,
+    DROVER_PROMETHEUS_TARGET: options.target,
+    DROVER_PROMETHEUS_TOKEN_FILE: options.tokenFile,
+    DROVER_PROMETHEUS_PATH: options.path ?? '/metrics',
+  });
 }

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pool } from 'undici';
+import { Pool, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnrollResponse, UpdateCommand } from '@drover/protocol';
 import { drover } from '../helpers/cli.js';
@@ -87,7 +87,8 @@ describe('drover manager init / start', () => {
     secrets.add(created.enrollmentToken);
     const adminToken = (await readFile(at('m', 'secrets', 'admin.token'), 'utf8')).trim();
     const deployToken = (await readFile(at('m', 'secrets', 'deploy.token'), 'utf8')).trim();
-    for (const secret of [adminToken, deployToken, (await readFile(at('m', 'secrets', 'encryption.key'), 'utf8')).trim()]) secrets.add(secret);
+    const metricsToken = (await readFile(at('m', 'secrets', 'metrics.token'), 'utf8')).trim();
+    for (const secret of [adminToken, deployToken, metricsToken, (await readFile(at('m', 'secrets', 'encryption.key'), 'utf8')).trim()]) secrets.add(secret);
     for (const name of ['manager.key', 'audit.key']) secrets.add((await readFile(at('m', 'keys', name), 'utf8')).split('\n')[1] ?? 'missing');
     expect(init.stdout).not.toContain(adminToken);
 
@@ -98,6 +99,13 @@ describe('drover manager init / start', () => {
     secrets.add(agent.credential);
     secrets.add(agent.serviceToken);
     expect((await checkin(manager.url, '1.0.0')).status).toBe(200);
+    // Prometheus metrics with the metrics token init wrote; the deploy token reads none.
+    const metrics = await request(new URL('/metrics', manager.url), { headers: { authorization: `Bearer ${metricsToken}` }, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    const exposition = await metrics.body.text();
+    expect([metrics.statusCode, exposition]).toEqual([200, expect.stringContaining('drover_checkins_total{outcome="ok"} 1\n')]);
+    expect(exposition).toContain('drover_agents 1\n');
+    expect(exposition).not.toContain(agent.agentId);
+    expect(((await http(manager.url, 'GET', '/metrics', { authorization: `Bearer ${deployToken}` })).json as { error: { code: string } }).error.code).toBe('METRICS_AUTH_INVALID');
 
     // The CLI against the running manager.
     const token = await cli(['enroll-token', 'create', '--manager', manager.url, '--seats', '3', '--expires-in', '1h', '--json'], { DROVER_ADMIN_TOKEN: adminToken });

@@ -57,6 +57,7 @@ export const managerLayout = {
   auditKey: 'keys/audit.key',
   adminToken: 'secrets/admin.token',
   deployToken: 'secrets/deploy.token',
+  metricsToken: 'secrets/metrics.token',
   encryptionKey: 'secrets/encryption.key',
   trustPolicy: 'trust.json',
 } as const;

@@ -23,6 +23,9 @@ export const managerRequestErrorCodes = [
   'AUTH_REQUIRED',
   'AUTH_INVALID',
   'TOKEN_SCOPE_INSUFFICIENT',
+  // the metrics token (GET /metrics)
+  'METRICS_AUTH_REQUIRED',
+  'METRICS_AUTH_INVALID',
   // agents
   'CREDENTIAL_INVALID',
   'CREDENTIAL_AGENT_MISMATCH',

@@ -106,6 +106,7 @@ export const managerInitCommand: Command = {
         'Keep these secret (files are 0600; back them up somewhere safe):',
         `  admin token:    ${created.files['adminToken'] ?? ''}  (operators: DROVER_ADMIN_TOKEN or --token-file)`,
         `  deploy token:   ${created.files['deployToken'] ?? ''}  (CI: publishing releases)`,
+        `  metrics token:  ${created.files['metricsToken'] ?? ''}  (Prometheus: GET /metrics)`,
         `  manager key:    ${created.files['managerKey'] ?? ''}`,
         `  audit key:      ${created.files['auditKey'] ?? ''}`,
         created.files['encryptionKey'] === undefined ? `  encryption key: from ${created.encryptionKeySource}` : `  encryption key: ${created.files['encryptionKey']}  (or set DROVER_ENCRYPTION_KEY)`,

@@ -10,6 +10,7 @@ import { agentRoutes } from './routes/agents.js';
 import { deployRoutes } from '../deploy/routes.js';
 import { operatorRoutes } from './routes/operator.js';
 import { releaseRoutes } from './routes/releases.js';
+import { metricsRoutes } from '../metrics/routes.js';
 
 /**
  * The options of {@link managerPlugin}: the manager to open and serve (a directory, options, or
@@ -61,6 +62,7 @@ export const managerCorePlugin: FastifyPluginAsyncTypebox<ManagerCorePluginOptio
   });
   app.addHook('onClose', () => core.close());
   healthRoutes(app, core);
+  metricsRoutes(app, core);
   await app.register(agentRoutes, { core });
   await app.register(releaseRoutes, { core });
   await app.register(operatorRoutes, { core });

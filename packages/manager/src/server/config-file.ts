@@ -46,6 +46,8 @@ export const ManagerConfigSchema = Type.Object(
         auditKey: RelativePath,
         adminTokens: RelativePath,
         deployTokens: RelativePath,
+        // Optional: a directory made before metrics existed reads secrets/metrics.token if present.
+        metricsTokens: Type.Optional(RelativePath),
         encryptionKey: RelativePath,
         trustPolicy: RelativePath,
       },
@@ -107,6 +109,7 @@ export function defaultManagerConfig(listen: { host: string; port: number } = { 
       auditKey: managerLayout.auditKey,
       adminTokens: managerLayout.adminToken,
       deployTokens: managerLayout.deployToken,
+      metricsTokens: managerLayout.metricsToken,
       encryptionKey: managerLayout.encryptionKey,
       trustPolicy: managerLayout.trustPolicy,
     },

@@ -54,6 +54,8 @@ import type { DatabaseConfig } from './database.js';
 import type { Store } from '../store/store.js';
 import type { AgentIdentity, AgentRecord, CommandRecord, EnrollmentTokenRecord, ReleaseRecord } from '../store/records.js';
 import { queueUpdate } from '../agents/update-commands.js';
+import { ManagerMetrics } from '../metrics/manager-metrics.js';
+import { timedStore } from '../metrics/timed-store.js';
 import { latestChangelog } from '../deploy/notify.js';
 import { RolloutEngine } from '../rollouts/engine.js';
 import type { RolloutEngineOptions } from '../rollouts/engine.js';
@@ -110,6 +112,8 @@ export interface ManagerOptions {
   adminTokens?: readonly string[] | undefined;
   /** Tokens that may publish releases (CI). */
   deployTokens?: readonly string[] | undefined;
+  /** Tokens that may read GET /metrics (a Prometheus scraper); admin tokens may too. */
+  metricsTokens?: readonly string[] | undefined;
   /** The secret of presigned URLs (default: one kept encrypted in the store). */
   presignSecret?: Uint8Array | undefined;
   /** The manager's tunables; each one left out takes its default. */
@@ -150,13 +154,24 @@ export class ManagerCore {
   readonly context: ManagerContext;
   /** Drives deployments (canary phases, gates, deferral, rollback, push mode). */
   readonly rollouts: RolloutEngine;
+  /** Its Prometheus metrics, in a registry of its own (GET /metrics). */
+  readonly metrics: ManagerMetrics;
+  /** Tokens that may read GET /metrics besides the admin tokens. */
+  readonly metricsTokens: readonly string[];
   readonly #ownsStore: boolean;
   readonly #ownedBlobs: S3BlobStore | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
 
-  constructor(context: ManagerContext, options: { ownsStore: boolean; ownedBlobs?: S3BlobStore | undefined; rollout?: ManagerOptions['rollout'] }) {
+  constructor(
+    context: ManagerContext,
+    options: { ownsStore: boolean; ownedBlobs?: S3BlobStore | undefined; rollout?: ManagerOptions['rollout']; metrics?: ManagerMetrics | undefined; metricsTokens?: readonly string[] | undefined },
+  ) {
     this.context = context;
+    this.metrics = options.metrics ?? new ManagerMetrics();
+    this.metrics.bindStore(context.store);
+    this.metrics.checkinInterval.set(context.settings.checkinIntervalSeconds);
+    this.metricsTokens = [...(options.metricsTokens ?? [])];
     this.#ownsStore = options.ownsStore;
     this.#ownedBlobs = options.ownedBlobs;
     this.rollouts = new RolloutEngine(context, options.rollout);
@@ -264,8 +279,17 @@ export class ManagerCore {
     return authenticateOperator(this.context, authorization, allowed, route);
   }
 
-  checkIn(agent: AgentIdentity, headers: CheckinHeaders, body: CheckinRequest): Promise<CheckinOutcome> {
-    return checkIn(this.context, agent, headers, body);
+  async checkIn(agent: AgentIdentity, headers: CheckinHeaders, body: CheckinRequest): Promise<CheckinOutcome> {
+    const outcome = await checkIn(this.context, agent, headers, body);
+    // Accepted: every result in it was recorded (a refused one throws), and these commands go out.
+    this.metrics.recordCheckin(body, outcome.body.commands.length);
+    const at = this.context.now().getTime();
+    for (const result of body.results) {
+      if (result.outcome !== 'succeeded') continue;
+      const command = await this.context.store.getCommand(result.commandId);
+      if (command?.type === 'update') this.metrics.commandCommitted.observe(Math.max(0, (at - command.createdAt.getTime()) / 1000));
+    }
+    return outcome;
   }
 
   /** Queues a signed update command for an agent (see agents/update-commands.ts). */
@@ -401,13 +425,16 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
   // An S3 bucket is opened (a client made, nothing sent) before the store: a malformed URL stops here.
   const ownedBlobs = options.blobs === undefined && options.blobStore !== undefined ? new S3BlobStore({ ...options.blobStore, env, logger }) : undefined;
   const ownsStore = options.store === undefined;
-  const store =
+  const metrics = new ManagerMetrics();
+  const openedStore =
     options.store ??
     (options.database === undefined
       ? SqliteStore.open(pathOf(options.databasePath, options.dataDir, 'manager.db', 'database'))
       : await openPostgresStore(options.database, (error) => {
           logger.warn({ event: 'store.connection_lost', code: error.code, message: error.message }, 'a pooled PostgreSQL connection was lost; the next call reconnects');
         }));
+  // Timed at the Store boundary: every query's latency, without touching a query.
+  const store = timedStore(openedStore, metrics);
   try {
     // Tokens written under one key are unreadable under another: refuse rather than find out per agent.
     const check = await store.getMeta(META_KEY_CHECK);
@@ -488,7 +515,7 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
       },
     });
     logger.info({ event: 'manager.started', managerKeyId: managerKey.keyid, auditKeyId: auditSigner.signer.kid, store: store.kind, encryptionKeySource: keySource }, 'manager core ready');
-    return new ManagerCore(context, { ownsStore, ownedBlobs, rollout: options.rollout });
+    return new ManagerCore(context, { ownsStore, ownedBlobs, rollout: options.rollout, metrics, metricsTokens: options.metricsTokens });
   } catch (error) {
     if (ownsStore) await store.close();
     ownedBlobs?.close();

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -45,6 +45,22 @@ describe('readManagerDirectory', () => {
       trustPolicy: undefined,
       env: {},
     });
+  });
+
+  it('reads the metrics token init wrote (0600, named in manager.json); a directory without one has none, quietly', async () => {
+    const file = join(dir, 'secrets', 'metrics.token');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const config = JSON.parse(await readFile(join(dir, 'manager.json'), 'utf8')) as { paths: Record<string, string> };
+    expect(config.paths['metricsTokens']).toBe('secrets/metrics.token');
+    const token = (await readFile(file, 'utf8')).trim();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await readManagerDirectory(dir, { env: {}, logger: logger() })).options.metricsTokens).toEqual([token]);
+    // A directory made before metrics: no paths.metricsTokens, no file.
+    delete config.paths['metricsTokens'];
+    await writeFile(join(dir, 'manager.json'), JSON.stringify(config));
+    await unlink(file);
+    expect((await readManagerDirectory(dir, { env: {}, logger: logger() })).options.metricsTokens).toEqual([]);
+    expect(lines.filter((line) => line.event === 'config.token_file_missing')).toEqual([]);
   });
 
   it('leaves the encryption key to the environment when it names one', async () => {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { resolveBlobStoreConfig } from '../blobs/s3-config.js';
 import { ManagerError } from '../errors.js';
 import { readSecretFile } from '../keys.js';
+import { managerLayout } from '../config.js';
 import { createManagerLogger } from '../logger.js';
 import type { ManagerOptions } from './core.js';
 import { readManagerConfig, resolvePath } from './config-file.js';
@@ -41,12 +42,13 @@ export interface ManagerSource extends ManagerOptions {
   dir?: string | undefined;
 }
 
-async function readTokens(path: string, what: string, logger: Logger): Promise<string[]> {
+async function readTokens(path: string, what: string, logger: Logger, optional = false): Promise<string[]> {
   try {
     // One token a line: several lines let a new token overlap the old one during a rotation.
     return ((await readSecretFile(path, what)) ?? '').split('\n').map((line) => line.trim()).filter((line) => line !== '');
   } catch (error) {
     if (!isDroverError(error, 'KEY_FILE_MISSING')) throw error;
+    if (optional) return [];
     logger.warn({ event: 'config.token_file_missing', what, path }, `no ${what} file: those requests will be refused`);
     return [];
   }
@@ -70,7 +72,7 @@ async function readTrustPolicy(path: string): Promise<TrustPolicyDocument | unde
 
 /**
  * Reads a directory made by `drover manager init` the way `drover manager start` does: manager.json
- * (its blob store overridden by DROVER_BLOB_STORE and DROVER_S3_*), the key files, the admin and deploy tokens (one a line), the trust policy, and the encryption key
+ * (its blob store overridden by DROVER_BLOB_STORE and DROVER_S3_*), the key files, the admin, deploy and metrics tokens (one a line), the trust policy, and the encryption key
  * (from the environment: DROVER_ENCRYPTION_KEY, CIRIS_ENCRYPTION_KEY or MANAGER_JWT_SECRET +
  * CIRIS_ENCRYPTION_SALT; when none is set, from the key file init wrote). Opens nothing: the
  * options it returns are for `openManagerCore` or `createManager`.
@@ -79,7 +81,7 @@ export async function readManagerDirectory(dir: string, options: ReadManagerDire
   const env = options.env ?? process.env;
   const config = await readManagerConfig(dir);
   const logger = options.logger ?? createManagerLogger({ level: config.logLevel ?? 'info' });
-  const path = (name: keyof ManagerConfig['paths']): string => resolvePath(dir, config.paths[name]);
+  const path = (name: Exclude<keyof ManagerConfig['paths'], 'metricsTokens'>): string => resolvePath(dir, config.paths[name]);
 
   let encryptionKey: string | undefined;
   try {
@@ -106,6 +108,8 @@ export async function readManagerDirectory(dir: string, options: ReadManagerDire
       auditKeyPath: path('auditKey'),
       adminTokens: await readTokens(path('adminTokens'), 'admin token', logger),
       deployTokens: await readTokens(path('deployTokens'), 'deploy token', logger),
+      // The metrics token (GET /metrics); a directory from before metrics has none: the admin token still reads them.
+      metricsTokens: await readTokens(resolvePath(dir, config.paths.metricsTokens ?? managerLayout.metricsToken), 'metrics token', logger, true),
       encryptionKey,
       trustPolicy: await readTrustPolicy(path('trustPolicy')),
       settings: config.settings,

@@ -157,17 +157,19 @@ async function initDirectory(
     ...(blobStore === undefined ? {} : { blobStore }),
     ...(database === undefined ? {} : { database }),
   };
-  const path = (name: keyof ManagerConfig['paths']): string => resolvePath(dir, config.paths[name]);
+  const path = (name: Exclude<keyof ManagerConfig['paths'], 'metricsTokens'>): string => resolvePath(dir, config.paths[name]);
   if (databasePassword !== undefined) await writeSecret(resolvePath(dir, managerLayout.databasePassword), `${databasePassword}\n`);
 
   const managerKey = Ed25519PrivateKey.generate();
   const auditKey = Ed25519PrivateKey.generate();
   const adminToken = generateServiceToken();
   const deployToken = generateServiceToken();
+  const metricsToken = generateServiceToken();
   await writeSecret(path('managerKey'), managerKey.toPem());
   await writeSecret(path('auditKey'), auditKey.toPem());
   await writeSecret(path('adminTokens'), `${adminToken}\n`);
   await writeSecret(path('deployTokens'), `${deployToken}\n`);
+  await writeSecret(resolvePath(dir, config.paths.metricsTokens ?? managerLayout.metricsToken), `${metricsToken}\n`);
   await writeFile(`${path('managerKey')}.pub`, managerKey.publicKey.toPem(), { mode: 0o644 });
 
   let encryptionKey: string;
@@ -222,6 +224,7 @@ async function initDirectory(
       auditKey: path('auditKey'),
       adminToken: path('adminTokens'),
       deployToken: path('deployTokens'),
+      metricsToken: resolvePath(dir, config.paths.metricsTokens ?? managerLayout.metricsToken),
       ...(encryptionKeySource === path('encryptionKey') ? { encryptionKey: path('encryptionKey') } : {}),
       database: database === undefined ? path('database') : database.url,
       ...(databasePassword === undefined ? {} : { databasePassword: resolvePath(dir, managerLayout.databasePassword) }),

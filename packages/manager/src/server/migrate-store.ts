@@ -51,8 +51,8 @@ export interface MigrateStoreReport {
   rows: Record<string, number>;
   /** The schema version of both. */
   schemaVersion: number;
-  /** manager.json's `database` now. */
-  database: NonNullable<ManagerConfig['database']>;
+  /** manager.json's `database` now: the URL without its password, and the file holding the password if one was given. */
+  database: { url: string; passwordFile?: string };
 }
 
 type Row = Record<string, unknown>;

@@ -1,0 +1,54 @@
+import type { RolloutWrite } from '../rollouts/records.js';
+import type { Store } from '../store/store.js';
+import type { ManagerMetrics } from './manager-metrics.js';
+
+/**
+ * The store, timed: each Store method's latency goes to `drover_store_query_seconds` under the
+ * method's name, without touching a query. Two methods also feed counters once they commit: the
+ * audit records `completeAuditOutbox` moved into the log, and the rollout events `writeRollout`
+ * wrote. Methods run on the store itself (`this` is the store), so its private fields work.
+ */
+export function timedStore(store: Store, metrics: ManagerMetrics): Store {
+  // By the method itself, not its name: a method replaced on the store (a test's fault) is timed as the new one.
+  const timed = new WeakMap<object, unknown>();
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function' || property === 'constructor') return value;
+      const cached = timed.get(value);
+      if (cached !== undefined) return cached;
+      const method = value as (...args: unknown[]) => unknown;
+      // The label is the method's name: a fixed set, whatever the arguments.
+      const operation = typeof property === 'string' ? property : 'symbol';
+      const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+        const end = metrics.storeQuery.startTimer({ operation });
+        let result: unknown;
+        try {
+          result = method.apply(target, args);
+        } catch (error) {
+          end({ result: 'error' });
+          throw error;
+        }
+        if (!(result instanceof Promise)) {
+          end({ result: 'ok' });
+          return result;
+        }
+        return result.then(
+          (settled: unknown) => {
+            end({ result: 'ok' });
+            if (operation === 'completeAuditOutbox') metrics.auditAppends.inc((args[0] as readonly number[]).length);
+            else if (operation === 'writeRollout') metrics.recordRolloutEvents((args[0] as RolloutWrite).events ?? []);
+            else if (operation === 'createDeployment') metrics.recordRolloutEvents((settled as { ok: boolean }).ok ? ((args[2] as RolloutWrite['events']) ?? []) : []);
+            return settled;
+          },
+          (error: unknown) => {
+            end({ result: 'error' });
+            throw error;
+          },
+        );
+      };
+      timed.set(value, wrapped);
+      return wrapped;
+    },
+  });
+}
