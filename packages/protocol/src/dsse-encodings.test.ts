@@ -12,12 +12,11 @@ import type { DsseEnvelope } from './schemas/releases.js';
 // that are only hints.
 
 const TYPE = 'application/vnd.drover.test+json';
-const k1 = Ed25519PrivateKey.generate();
-const k2 = Ed25519PrivateKey.generate();
-const k3 = Ed25519PrivateKey.generate();
-const stranger = Ed25519PrivateKey.generate();
-const policy1 = parseTrustPolicy(trustPolicyDocument([k1.publicKey]));
-const policy2of3 = parseTrustPolicy(trustPolicyDocument([k1.publicKey, k2.publicKey, k3.publicKey], 2));
+const generated = (count: number): Ed25519PrivateKey[] => Array.from({ length: count }, () => Ed25519PrivateKey.generate());
+const [k1, k2, k3, stranger] = generated(4) as [Ed25519PrivateKey, Ed25519PrivateKey, Ed25519PrivateKey, Ed25519PrivateKey];
+const trusting = (keys: Ed25519PrivateKey[], threshold = 1): ReturnType<typeof parseTrustPolicy> => parseTrustPolicy(trustPolicyDocument(keys.map((k) => k.publicKey), threshold));
+const policy1 = trusting([k1]);
+const policy2of3 = trusting([k1, k2, k3], 2);
 
 // Chosen so that its base64 carries '+' and '/' and its URL-safe form '-' and '_'.
 const payload = new Uint8Array([0xfb, 0xff, 0xbf, 0x7b, 0x22, 0x61, 0x22, 0x3a, 0x31, 0x7d, 0xfe]);
@@ -84,7 +83,7 @@ describe('DSSE base64: standard or URL-safe, strictly', () => {
 describe('DSSE signatures without a key id', () => {
   it('verifies a signature with no key id, or an empty one, against each trusted key', () => {
     const envelope = signEnvelope(TYPE, payload, [k2]);
-    const policy = parseTrustPolicy(trustPolicyDocument([k1.publicKey, k3.publicKey, k2.publicKey]));
+    const policy = trusting([k1, k3, k2]);
     expect(verifyEnvelope(keyless(envelope), policy, TYPE).keyids).toEqual([k2.keyid]);
     const empty = { ...envelope, signatures: [{ keyid: '', sig: envelope.signatures[0]?.sig ?? '' }] };
     expect(verifyEnvelope(parseEnvelope(JSON.stringify(empty)), policy, TYPE).keyids).toEqual([k2.keyid]);
@@ -122,14 +121,14 @@ describe('DSSE signatures without a key id', () => {
   });
 
   it('bounds the work: at most the policy key count per keyless signature, and a signature cap per envelope', () => {
-    const keys = Array.from({ length: 8 }, () => Ed25519PrivateKey.generate());
-    const policy = parseTrustPolicy(trustPolicyDocument(keys.map((k) => k.publicKey)));
+    const keys = generated(8);
+    const policy = trusting(keys);
     let calls = 0;
     for (const key of policy.keys.values()) {
       const verify = key.verify.bind(key);
       Object.defineProperty(key, 'verify', { value: (...args: Parameters<typeof verify>) => ((calls += 1), verify(...args)) });
     }
-    const strangers = keyless(signEnvelope(TYPE, payload, Array.from({ length: limits.releaseMaxSignatures }, () => Ed25519PrivateKey.generate())));
+    const strangers = keyless(signEnvelope(TYPE, payload, generated(limits.releaseMaxSignatures)));
     expectError(() => verifyEnvelope(strangers, policy, TYPE), ReleaseError, 'RELEASE_UNTRUSTED_SIGNER');
     expect(calls).toBe(limits.releaseMaxSignatures * keys.length);
     const tooMany = { ...strangers, signatures: [...strangers.signatures, ...strangers.signatures.slice(0, 1)] };
