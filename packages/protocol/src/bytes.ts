@@ -29,6 +29,18 @@ export function fromBase64Url(text: string): Uint8Array | undefined {
   return toBase64Url(bytes) === unpadded ? bytes : undefined;
 }
 
+/**
+ * Decodes base64 in either RFC 4648 alphabet, as DSSE allows: standard (`+/`) or URL-safe (`-_`),
+ * never both in one string, with its padding either absent or exactly what the length calls for, and
+ * no stray bits in the last character. Returns undefined for anything else, so every accepted string
+ * names one byte sequence in one way per alphabet and padding choice.
+ */
+export function fromBase64Either(text: string): Uint8Array | undefined {
+  const standard = /[+/]/.test(text);
+  if (standard && /[-_]/.test(text)) return undefined;
+  return fromBase64Url(standard ? text.replace(/\+/g, '-').replace(/\//g, '_') : text);
+}
+
 export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }

@@ -1,6 +1,6 @@
 import { Ed25519PublicKey } from './ed25519.js';
 import type { Ed25519PrivateKey } from './ed25519.js';
-import { fromBase64, toBase64, utf8 } from './bytes.js';
+import { fromBase64Either, toBase64, utf8 } from './bytes.js';
 import { ReleaseError } from './errors.js';
 import { limits } from './config.js';
 import { DsseEnvelopeSchema, TrustPolicySchema } from './schemas/releases.js';
@@ -123,6 +123,12 @@ export interface VerifiedEnvelope {
  * Verifies an envelope against a trust policy: at least `threshold` distinct trusted keys must
  * have signed PAE(payloadType, payload).
  *
+ * As DSSE allows, `payload` and `sig` may use either base64 alphabet (standard or URL-safe, decoded
+ * strictly), and a signature's `keyid` is only a hint: a signature whose key id names a trusted key is
+ * checked with that key alone; one without a key id, or with one no trusted key has, is tried against
+ * each trusted key not yet counted (so at most the policy's key count per signature, and at most
+ * `limits.releaseMaxSignatures` signatures). A key counts once however many signatures it made.
+ *
  * @param payloadType - the type the caller expects; an envelope of another type is refused
  * @returns the exact payload bytes that were verified, and the key ids that signed them
  * @throws ReleaseError `RELEASE_MALFORMED`, `RELEASE_SIGNATURE_INVALID`, `RELEASE_UNTRUSTED_SIGNER` or `RELEASE_THRESHOLD_NOT_MET`
@@ -132,8 +138,11 @@ export function verifyEnvelope(envelope: DsseEnvelope, policy: TrustPolicy, payl
   if (envelope.payloadType !== payloadType) {
     throw new ReleaseError('RELEASE_MALFORMED', `The envelope's payload type is "${envelope.payloadType.slice(0, 80)}", expected "${payloadType}".`);
   }
-  const payload = fromBase64(envelope.payload);
-  if (payload === undefined) throw new ReleaseError('RELEASE_MALFORMED', 'The envelope payload is not canonical base64.');
+  const payload = fromBase64Either(envelope.payload);
+  if (payload === undefined) {
+    throw new ReleaseError('RELEASE_MALFORMED', 'The envelope payload is not strict base64 (one alphabet, standard or URL-safe; padding absent or exact).');
+  }
+  // endless work: keyless signatures are tried against every trusted key, so their number is capped first.
   if (envelope.signatures.length > limits.releaseMaxSignatures) {
     throw new ReleaseError('RELEASE_MALFORMED', `The envelope carries more than ${limits.releaseMaxSignatures} signatures.`);
   }
@@ -141,20 +150,34 @@ export function verifyEnvelope(envelope: DsseEnvelope, policy: TrustPolicy, payl
   const verified = new Set<string>();
   let trustedButInvalid = 0;
   for (const { keyid, sig } of envelope.signatures) {
-    const key = policy.keys.get(keyid);
-    if (key === undefined || verified.has(keyid)) continue;
-    const signature = fromBase64(sig);
-    // A signature is checked with the key the policy names for that id, never a key the envelope brings.
-    if (signature !== undefined && key.verify(message, signature)) verified.add(keyid);
-    else trustedButInvalid += 1;
+    const named = keyid === undefined ? undefined : policy.keys.get(keyid);
+    if (named !== undefined && keyid !== undefined) {
+      if (verified.has(keyid)) continue;
+      const signature = fromBase64Either(sig);
+      // A signature is checked with the key the policy names for that id, never a key the envelope brings.
+      if (signature !== undefined && named.verify(message, signature)) verified.add(keyid);
+      else trustedButInvalid += 1;
+      continue;
+    }
+    // No key id, or one no trusted key has: DSSE's key id is only a hint, so try each trusted key once.
+    const signature = fromBase64Either(sig);
+    if (signature === undefined) continue;
+    for (const [id, key] of policy.keys) {
+      if (!verified.has(id) && key.verify(message, signature)) {
+        verified.add(id);
+        break;
+      }
+    }
   }
   if (verified.size >= policy.threshold) return { payload, keyids: [...verified] };
   if (trustedButInvalid > 0) {
     throw new ReleaseError('RELEASE_SIGNATURE_INVALID', 'A signature by a trusted key does not match the release: the release was modified after signing, or it is corrupt. Do not install it.');
   }
   if (verified.size === 0) {
-    const ids = envelope.signatures.map((s) => s.keyid.slice(0, 16)).join(', ');
-    throw new ReleaseError('RELEASE_UNTRUSTED_SIGNER', `No signature is by a trusted key (signed by: ${ids}). Add the signer's public key to the trust policy if you trust it.`);
+    const ids = envelope.signatures.map((s) => (s.keyid === undefined || s.keyid === '' ? '(no key id)' : s.keyid.slice(0, 16))).join(', ');
+    // Without a key id, a stranger's signature and a broken one look the same: say both.
+    const why = envelope.signatures.some((s) => s.keyid === undefined || !policy.keys.has(s.keyid)) ? ' (or the release was modified after signing)' : '';
+    throw new ReleaseError('RELEASE_UNTRUSTED_SIGNER', `No signature is by a trusted key${why} (signed by: ${ids}). Add the signer's public key to the trust policy if you trust it.`);
   }
   throw new ReleaseError('RELEASE_THRESHOLD_NOT_MET', `Only ${verified.size} of the ${policy.threshold} trusted signatures the policy requires are present. Sign the release with more trusted keys.`);
 }

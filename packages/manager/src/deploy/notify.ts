@@ -1,6 +1,6 @@
-import { compareVersions, parseVersion } from '@drover/protocol';
+import { compareVersions, deploymentStrategies, parseVersion, UpdateNotificationSchema } from '@drover/protocol';
 import { VersionSchema } from '@drover/protocol/internal';
-import type { JsonObject, LatestChangelogResponse, UpdateNotification, UpdateNotifyResponse } from '@drover/protocol';
+import type { DeploymentStrategy, JsonObject, LatestChangelogResponse, UpdateNotification, UpdateNotifyResponse } from '@drover/protocol';
 import type { Actor, ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
 import { echo } from '../presented.js';
@@ -15,15 +15,35 @@ import { newId } from '../secrets.js';
 // deployment of it over every enrolled agent, planned into phases, persisted with its targets in
 // one transaction (which also enforces one active deployment per artifact).
 
+const notificationFields = new Set(Object.keys(UpdateNotificationSchema.properties));
+
+/**
+ * The notification as CIRISManager's model reads it (docs/ciris-compat.md N1-N4): fields it does not
+ * name dropped, CIRIS's defaults filled in, every other value as given (an unknown strategy or risk
+ * level included).
+ */
+function recordedNotification(notification: UpdateNotification): UpdateNotification {
+  const known = Object.fromEntries(Object.entries(notification).filter(([key]) => notificationFields.has(key))) as UpdateNotification;
+  return { message: 'Update available', strategy: 'canary', metadata: {}, source: 'github-actions', risk_level: 'unknown', ...known };
+}
+
+/** How a notification's strategy rolls out: CIRISManager acts on `immediate` and `manual`; anything else is canary. */
+function rolloutStrategy(strategy: string | undefined): DeploymentStrategy {
+  return (deploymentStrategies as readonly string[]).includes(strategy ?? '') ? (strategy as DeploymentStrategy) : 'canary';
+}
+
 /**
  * Creates a deployment from a notification. Throws DEPLOYMENT_ACTIVE (409) when a deployment of the
  * same artifact is active and the notification does not `supersede` it.
  */
-export async function createDeployment(ctx: ManagerContext, notification: UpdateNotification, actor: Actor, defaults: RolloutOptions): Promise<UpdateNotifyResponse> {
+export async function createDeployment(ctx: ManagerContext, received: UpdateNotification, actor: Actor, defaults: RolloutOptions): Promise<UpdateNotifyResponse> {
+  const notification = recordedNotification(received);
   const artifact: 'agent' | 'daemon' = notification.artifact === 'daemon' ? 'daemon' : 'agent';
   let version = notification.version ?? undefined;
   let changelog = notification.changelog ?? undefined;
-  let commitSha = notification.commit_sha ?? undefined;
+  // Any string is accepted (CIRIS's model takes one); only a commit SHA is used as one.
+  const givenSha = notification.commit_sha?.trim();
+  let commitSha = givenSha !== undefined && /^[0-9a-fA-F]{6,40}$/.test(givenSha) ? givenSha.toLowerCase() : undefined;
   if (notification.release !== undefined) {
     // The release is verified against the trust policy like any publication (a retried one is fine).
     const { release } = await registerRelease(ctx, notification.release, actor);
@@ -42,7 +62,7 @@ export async function createDeployment(ctx: ManagerContext, notification: Update
   }
   const metadata = notification.metadata;
   const options = resolveRolloutOptions(metadata?.['rollout'], defaults);
-  const strategy = notification.strategy ?? 'canary';
+  const strategy = rolloutStrategy(notification.strategy);
   const now = ctx.now();
   const id = newId('dep');
 
@@ -125,7 +145,15 @@ export async function createDeployment(ctx: ManagerContext, notification: Update
       at: now,
       type: 'created',
       message: deployment.message,
-      details: { strategy, version, agents_affected: affected, phases: plan.phases.map((p) => p.name), source: notification.source ?? null },
+      details: {
+        strategy,
+        ...(notification.strategy === strategy ? {} : { requested_strategy: notification.strategy ?? null }),
+        risk_level: notification.risk_level ?? null,
+        version,
+        agents_affected: affected,
+        phases: plan.phases.map((p) => p.name),
+        source: notification.source ?? null,
+      },
     },
   ];
   const supersede: RolloutWrite[] = [];
@@ -181,7 +209,10 @@ export async function latestChangelog(ctx: ManagerContext, artifact: 'agent' | '
     }
     if (order === 1 || (order === undefined && (release.publishedAt?.getTime() ?? 0) >= (latest.publishedAt?.getTime() ?? 0))) latest = release;
   }
-  if (latest === undefined) throw new ManagerError('RELEASE_NOT_FOUND', `No ${artifact} release is published yet. Publish one with \`drover release publish\`.`);
+  // Nothing published yet is an answer, not an error (docs/ciris-compat.md D3): an empty changelog.
+  if (latest === undefined) {
+    return { artifact, version: null, commit_sha: null, released_at: null, changelog: '', latest: { version: null, date: null, changes: [] }, summary: `No ${artifact} release is published yet.` };
+  }
   const changelog = typeof latest.manifest['changelog'] === 'string' ? latest.manifest['changelog'] : '';
   const commit = typeof latest.manifest['commitSha'] === 'string' ? latest.manifest['commitSha'].toLowerCase() : null;
   const lines = changelog.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');

@@ -86,12 +86,17 @@ const examples: Record<string, Examples> = {
       },
       // A drover release pipeline.
       { artifact: 'agent', version: '1.2.3', release: envelope, risk_level: 'low', supersede: true, source: 'drover-cli' },
+      // What CIRISManager's model (models.py UpdateNotification) also accepts: any strategy, risk
+      // level and commit string, fields it does not name (docs/ciris-compat.md N1-N4).
+      { ...updateNotification, strategy: 'rolling', risk_level: 'critical', commit_sha: 'main', staged_by: 'someone', dry_run: true },
+      { agent_image: 'ghcr.io/cirisai/ciris-agent:latest' },
     ],
     invalid: [
-      refuse('an unknown strategy', updateNotification, '/strategy', 'rolling'),
-      refuse('an unknown risk level', updateNotification, '/risk_level', 'critical'),
+      refuse('a strategy that is not a string', updateNotification, '/strategy', 1),
+      refuse('a strategy too long', updateNotification, '/strategy', long(65)),
+      refuse('a risk level that is not a string', updateNotification, '/risk_level', false),
       refuse('a changelog too long', updateNotification, '/changelog', long(65537)),
-      refuse('a commit SHA that is not hex', updateNotification, '/commit_sha', 'main'),
+      refuse('a commit SHA too long', updateNotification, '/commit_sha', long(129)),
       refuse('too much metadata', updateNotification, '/metadata', Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i]))),
       refuse('supersede as a string', updateNotification, '/supersede', 'yes'),
     ],
@@ -145,7 +150,12 @@ const examples: Record<string, Examples> = {
     invalid: [refuse('a reason too long', {}, '/reason', long(1025)), refuse('a reason that is a number', {}, '/reason', 1)],
   },
   LatestChangelogResponse: {
-    valid: [changelogResponse, { ...changelogResponse, commit_sha: null }],
+    valid: [
+      changelogResponse,
+      { ...changelogResponse, commit_sha: null },
+      // Nothing published yet: 200 with an empty list (docs/ciris-compat.md D3).
+      { artifact: 'agent', version: null, commit_sha: null, released_at: null, changelog: '', latest: { version: null, date: null, changes: [] }, summary: 'No agent release is published yet.' },
+    ],
     invalid: [refuse('a commit SHA that is not hex', changelogResponse, '/commit_sha', 'zz')],
   },
 };

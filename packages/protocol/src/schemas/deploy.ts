@@ -12,7 +12,7 @@ const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 export const deploymentStrategies = ['canary', 'immediate', 'manual'] as const;
 /** A deployment strategy: one of {@link deploymentStrategies}. */
 export type DeploymentStrategy = (typeof deploymentStrategies)[number];
-/** CIRIS's risk levels of an update notification. */
+/** CIRIS's documented risk levels; a notification's `risk_level` may be any string, recorded as given. */
 export const riskLevels = ['low', 'medium', 'high', 'unknown'] as const;
 /** A risk level: one of {@link riskLevels}. */
 export type RiskLevel = (typeof riskLevels)[number];
@@ -54,10 +54,14 @@ export const UpdateNotificationSchema = Type.Object(
     gui_image: Type.Optional(nullable(ImageReference)),
     nginx_image: Type.Optional(nullable(ImageReference)),
     version: Type.Optional(nullable(Type.String({ maxLength: 128, description: 'Semantic version if available' }))),
-    commit_sha: Type.Optional(nullable(Type.String({ maxLength: 64, pattern: '^[0-9a-fA-F]*$' }))),
+    // CIRISManager's model takes any string here (docs/ciris-compat.md N4); only 6-40 hex is used as a commit.
+    commit_sha: Type.Optional(nullable(Type.String({ maxLength: 128, description: 'Git commit SHA; recorded as given, used only when it is 6-40 hex.' }))),
     changelog: Type.Optional(nullable(Type.String({ maxLength: 65536, description: 'Release notes: one entry a line.' }))),
-    risk_level: Type.Optional(nullable(literalUnion(riskLevels), { default: 'unknown' })),
-    strategy: Type.Optional(literalUnion(deploymentStrategies, { default: 'canary' })),
+    // Free strings, as in the model CIRISManager's notify route uses (docs/ciris-compat.md N2, N3): recorded as given.
+    risk_level: Type.Optional(nullable(Type.String({ maxLength: 64, description: 'Risk assessment (CIRIS: low, medium, high, unknown); recorded as given, not acted on.' }), { default: 'unknown' })),
+    strategy: Type.Optional(
+      Type.String({ maxLength: 64, default: 'canary', description: 'canary, immediate or manual; any other string is recorded as given and rolled out as canary, as CIRISManager does.' }),
+    ),
     message: Type.Optional(Type.String({ maxLength: 4096, default: 'Update available' })),
     metadata: Type.Optional(Metadata),
     source: Type.Optional(nullable(Type.String({ maxLength: 128 }), { default: 'github-actions' })),
@@ -69,9 +73,8 @@ export const UpdateNotificationSchema = Type.Object(
   },
   {
     $id: 'UpdateNotification',
-    additionalProperties: false,
     description:
-      "POST /manager/v1/updates/notify, Authorization: Bearer <deploy token>: CIRIS's UpdateNotification plus drover's artifact (default agent), release (the signed release to roll out; omitted, the manager takes artifact at version from its catalog) and supersede. Beyond this schema the server requires one of agent_image, gui_image, nginx_image (push mode, as CIRIS does) or a release or a version.",
+      "POST /manager/v1/updates/notify, Authorization: Bearer <deploy token>: CIRIS's UpdateNotification plus drover's artifact (default agent), release (the signed release to roll out; omitted, the manager takes artifact at version from its catalog) and supersede. Fields it does not name are ignored, as CIRISManager's model ignores them. Beyond this schema the server requires a version or a signed release.",
   },
 );
 /** An update notification; see {@link UpdateNotificationSchema}. */
@@ -203,13 +206,13 @@ export type DeploymentActionRequest = Static<typeof DeploymentActionRequestSchem
 export const LatestChangelogResponseSchema = Type.Object(
   {
     artifact: ArtifactSchema,
-    version: VersionSchema,
+    version: nullable(VersionSchema, { description: 'null when no release of the artifact is published yet.' }),
     commit_sha: nullable(Type.String({ pattern: '^[0-9a-f]{6,40}$' })),
-    released_at: dateTime(),
+    released_at: nullable(dateTime()),
     changelog: ResponseText,
     latest: Type.Object({
-      version: VersionSchema,
-      date: Type.String({ maxLength: 64, description: 'YYYY-MM-DD' }),
+      version: nullable(VersionSchema),
+      date: nullable(Type.String({ maxLength: 64, description: 'YYYY-MM-DD' })),
       changes: Type.Array(
         Type.Object({
           type: Type.String({ maxLength: 32, description: 'The conventional-commit prefix of the line (fix, feat, ...), else change.' }),
@@ -222,7 +225,8 @@ export const LatestChangelogResponseSchema = Type.Object(
   },
   {
     $id: 'LatestChangelogResponse',
-    description: "GET /manager/v1/updates/latest/changelog: the latest release's changelog, raw and as CIRIS's latest.changes list.",
+    description:
+      "GET /manager/v1/updates/latest/changelog: the latest release's changelog, raw and as CIRIS's latest.changes list; with no release published, 200 with version null and no changes.",
   },
 );
 /** The latest changelog; see {@link LatestChangelogResponseSchema}. */

@@ -6,9 +6,14 @@ const releaseResponse = { release: envelope, manifest: releasePayload, url: pres
 
 const examples: Record<string, Examples> = {
   DsseEnvelope: {
-    valid: [envelope],
+    valid: [
+      envelope,
+      // DSSE allows the URL-safe alphabet and signatures without a key id (decision 0034).
+      { ...envelope, payload: 'eyJhIjoxfQ', signatures: [{ sig: 'AAAA-_8=' }] },
+    ],
     invalid: [
       refuse('no signature', envelope, '/signatures', []),
+      refuse('a signature with a field DSSE does not have', envelope, '/signatures/0/extra', 1),
       refuse('a payload that is not base64', envelope, '/payload', '{"not":"base64"}'),
     ],
   },

@@ -5,9 +5,11 @@ import { ArtifactSchema, DownloadUrl, Hex64, KeyId, Name, PlatformSchema, Versio
 // Releases: the signed release (a DSSE envelope around a release payload), the trust policy that
 // says whose signatures count, and the manager's release and download routes.
 
-const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', maxLength: 1 << 20 });
+// DSSE allows either base64 alphabet, standard or URL-safe (decision 0034); verifyEnvelope decodes strictly.
+const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/_-]*={0,2}$', maxLength: 1 << 20, description: 'base64, standard or URL-safe alphabet (not both), padding absent or exact' });
 
-export const DsseSignatureSchema = Type.Object({ keyid: Type.String({ maxLength: 64 }), sig: Base64 }, { additionalProperties: false });
+/** One DSSE signature: `keyid` is an optional, unauthenticated hint; without it every trusted key is tried. */
+export const DsseSignatureSchema = Type.Object({ keyid: Type.Optional(Type.String({ maxLength: 64 })), sig: Base64 }, { additionalProperties: false });
 /** A DSSE envelope: the signed release (or any signed payload), its signatures over PAE(payloadType, payload). */
 export const DsseEnvelopeSchema = Type.Object(
   {

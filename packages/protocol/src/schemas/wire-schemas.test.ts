@@ -46,7 +46,6 @@ describe('wire schemas', () => {
       'ReleaseParams',
       'DownloadParams',
       'DownloadQuery',
-      'UpdateNotification',
       'DeploymentStatusQuery',
       'DeploymentActionParams',
       'DeploymentActionRequest',

@@ -22,7 +22,9 @@ describe('wire schemas', () => {
     expectTypeOf<CheckinRequest['results'][number]['outcome']>().toEqualTypeOf<CommandOutcome>();
     expectTypeOf<NonNullable<CheckinRequest['state']['update']>['step']>().toEqualTypeOf<UpdateStep>();
     expectTypeOf<CheckinRequest['health']['status']>().toEqualTypeOf<AgentHealthReportStatus>();
-    expectTypeOf<UpdateNotification['risk_level']>().toEqualTypeOf<'low' | 'medium' | 'high' | 'unknown' | null | undefined>();
+    // CIRISManager's notify model takes any string for these (docs/ciris-compat.md N2, N3).
+    expectTypeOf<UpdateNotification['risk_level']>().toEqualTypeOf<string | null | undefined>();
+    expectTypeOf<UpdateNotification['strategy']>().toEqualTypeOf<string | undefined>();
     expectTypeOf<DeploymentStatusResponse>().toExtend<object | null>();
   });
 
