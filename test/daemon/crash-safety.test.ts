@@ -148,7 +148,7 @@ async function crashRun(point: Point, run: number, options: { fixedPort?: boolea
     const configBefore = await readFile(host.agentConfigPath);
     const first = new DaemonProcess(host, { DROVER_FAILPOINT: point.name });
     daemons.push(first);
-    await manager.waitFor(() => (manager.checkins.length > 0 ? true : undefined), 15_000, 'a first check-in');
+    await manager.waitFor(() => (manager.checkins.length > 0 ? true : undefined), 30_000, 'a first check-in');
     const { commandId } = manager.queueUpdate({ version: '2.0.0', bytes: await artifact('2.0.0', point.scenario === 'bad' ? { crashAtBoot: true } : {}) });
     const exit = await Promise.race([
       first.exited,
