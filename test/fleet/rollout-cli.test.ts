@@ -48,12 +48,17 @@ describe('drover rollout', () => {
     expect((await drover(['rollout', 'promote', id, '--reason', 'looks good'], { env })).code).toBe(0);
     // Watch with --json until the first phase waits for promote, then promote from here.
     const watching = drover(['rollout', 'watch', id, '--json'], { env });
+    // Frames on a timer, for the active deployment (no id given); plain lines when piped.
+    const framing = drover(['rollout', 'watch', '--output', 'frames', '--interval', '0.3'], { env });
+    const lining = drover(['rollout', 'watch', id], { env });
     // The manager's own status route says when; asked in-process, not through a CLI process per look.
     const promoteLater = (async () => {
       await waitFor('the second phase to wait for promote', async () => {
         const s = await m.request('GET', `/manager/v1/updates/status?deployment_id=${id}`, { headers: { authorization: `Bearer ${m.adminToken}` } });
         return s.text.includes('phase_awaiting_promote') ? true : undefined;
       }, 60_000);
+      // Nothing happens while it waits: only the timer redraws the frames meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
       return drover(['rollout', 'promote', id], { env });
     })();
     expect((await promoteLater).code).toBe(0);
@@ -65,6 +70,19 @@ describe('drover rollout', () => {
     expect(lines.at(-1)).toMatchObject({ type: 'status', status: 'completed', deploymentId: id, phaseState: expect.any(String) as unknown });
     // Targets per state keep the state names as keys: they are data, not field names.
     expect(lines.at(-1)).toMatchObject({ counts: { succeeded: 5 } });
+    // The timer's frames while the rollout waited for promote, each host with its state.
+    const framed = await framing;
+    expect(framed.code, framed.stderr).toBe(0);
+    const frames = framed.stdout.split(/^(?=deployment )/m).filter((frame) => frame.startsWith(`deployment ${id}`) && frame.includes('\nphase '));
+    expect(frames.filter((frame) => frame.includes('(awaiting_promote)')).length).toBeGreaterThanOrEqual(3);
+    const hostsShown = frames.at(-1)?.split('hosts:')[1] ?? '';
+    for (const host of f.hosts) expect(hostsShown).toMatch(new RegExp(`${host.agentId} +\\S+ +succeeded`));
+    // Piped: one line per event and per change, then the final frame.
+    const lined = await lining;
+    expect(lined.code, lined.stderr).toBe(0);
+    expect(lined.stdout).toMatch(/^\d\d:\d\d:\d\d created: /m);
+    expect(lined.stdout).toMatch(/^\d\d:\d\d:\d\d status completed, phase 100% \(done\): succeeded 5$/m);
+    expect(lined.stdout.match(/^deployment .*status completed/gm)?.length).toBe(1);
     // The live view of an ended rollout: its frame with a full progress bar per phase.
     const view = await drover(['rollout', 'watch', id], { env });
     expect(view.code).toBe(0);

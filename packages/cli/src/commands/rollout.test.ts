@@ -50,4 +50,21 @@ describe('rollout watch', () => {
     expect(frame).toMatch(/ {2}100% +\[-{24}\] 4\/4/);
     expect(frame).not.toMatch(/\[#{24}\]/);
   });
+
+  it('lists each host with its phase, state and reason, those still moving first, at most 20 and a count of the rest', () => {
+    const summary = {
+      deployment_id: 'dep-3', status: 'in_progress', strategy: 'canary', artifact: 'agent', version: '2.0.0', canary_phase: '100%', phase_index: 0,
+      phase_state: 'rolling', phases: [{ name: '100%', counts: { succeeded: 24, updating: 1 } }], counts: { succeeded: 24, updating: 1 }, agents_total: 25, agents_deferred: 0, message: 'Rolling.',
+    };
+    const hosts = Array.from({ length: 24 }, (_, i) => ({ agent_id: `agent-${String(i).padStart(2, '0')}`, state: 'succeeded', phase: '100%' }));
+    hosts.push({ agent_id: 'agent-zz', state: 'updating', phase: '100%' });
+    hosts[3] = { agent_id: 'agent-03', state: 'rolled_back', phase: '100%', error: { code: 'HEALTH_CHECK_FAILED' } } as (typeof hosts)[number];
+    const frame = watchFrame(summary, [], hosts, new Date('2026-12-06T04:30:05Z'));
+    expect(frame).toContain('status in_progress  (at 04:30:05)');
+    const lines = frame.split('hosts:\n')[1]?.split('\n') ?? [];
+    expect(lines[0]).toMatch(/^ {2}agent-zz +100% +updating$/);
+    expect(frame).toMatch(/agent-03 +100% +rolled_back +HEALTH_CHECK_FAILED/);
+    expect(lines.filter((l) => l.startsWith('  agent-'))).toHaveLength(20);
+    expect(frame).toContain('  ... and 5 more');
+  });
 });

@@ -174,19 +174,45 @@ function bar(c: Counts, width = 24): string {
   return `[${cells.padEnd(width, '.')}] ${ok + bad + skipped}/${total}`;
 }
 
-/** One frame of the live view: the phase, counts per state, a progress bar per phase, the latest events. */
-export function watchFrame(summary: Summary, events: readonly { timestamp: string; event_type: string; message: string }[]): string {
+/** One host's line in the live view. */
+export type WatchedHost = StatusAnswer['agents'][number];
+
+const HOSTS_SHOWN = 20; // host lines in one frame; the rest are counted
+const FINAL_TARGET_STATES = new Set(['succeeded', 'failed', 'skipped', 'rolled_back']);
+
+/** The hosts of a frame: those still moving first, then by phase and id; at most HOSTS_SHOWN lines. */
+function hostLines(hosts: readonly WatchedHost[]): string[] {
+  if (hosts.length === 0) return [];
+  const sorted = [...hosts].sort((a, b) => Number(FINAL_TARGET_STATES.has(a.state)) - Number(FINAL_TARGET_STATES.has(b.state)) || (a.phase ?? '').localeCompare(b.phase ?? '') || a.agent_id.localeCompare(b.agent_id));
+  const width = Math.min(40, Math.max(...sorted.map((h) => h.agent_id.length)));
+  const lines = sorted.slice(0, HOSTS_SHOWN).map((h) => `  ${h.agent_id.padEnd(width)}  ${(h.phase ?? '-').padEnd(14)} ${h.state.padEnd(12)} ${h.error?.code ?? ''}`.trimEnd());
+  if (sorted.length > HOSTS_SHOWN) lines.push(`  ... and ${String(sorted.length - HOSTS_SHOWN)} more`);
+  return ['hosts:', ...lines, ''];
+}
+
+/**
+ * One frame of the live view: the phase, counts per state, a progress bar per phase, each host's
+ * state (when known), the latest events, and when it was drawn.
+ */
+export function watchFrame(summary: Summary, events: readonly { timestamp: string; event_type: string; message: string }[], hosts: readonly WatchedHost[] = [], drawnAt?: Date): string {
   return [
-    `deployment ${summary.deployment_id}  ${summary.artifact} ${summary.version}  ${summary.strategy}  status ${summary.status}`,
+    `deployment ${summary.deployment_id}  ${summary.artifact} ${summary.version}  ${summary.strategy}  status ${summary.status}${drawnAt === undefined ? '' : `  (at ${drawnAt.toISOString().slice(11, 19)})`}`,
     `phase ${summary.canary_phase ?? '-'} (${summary.phase_state})  deferred so far: ${summary.agents_deferred}`,
     STATES.filter((s) => (summary.counts[s] ?? 0) > 0).map((s) => `${s} ${summary.counts[s] ?? 0}`).join('  '),
     '',
     ...summary.phases.map((p, i) => `${i === summary.phase_index ? '>' : ' '} ${p.name.padEnd(14)} ${bar(p.counts)}  ok ${p.counts['succeeded'] ?? 0} failed ${p.counts['failed'] ?? 0}`),
     '',
+    ...hostLines(hosts),
     summary.message,
     '',
     ...events.slice(-8).map((e) => `${e.timestamp.slice(11, 19)} ${e.event_type}: ${e.message}`),
   ].join('\n');
+}
+
+/** A piped watch's line for a summary: status, phase, counts. */
+function statusLine(summary: Summary, at: Date): string {
+  const counts = STATES.filter((s) => (summary.counts[s] ?? 0) > 0).map((s) => `${s} ${summary.counts[s] ?? 0}`).join(', ');
+  return `${at.toISOString().slice(11, 19)} status ${summary.status}, phase ${summary.canary_phase ?? '-'} (${summary.phase_state}): ${counts === '' ? 'no hosts' : counts}`;
 }
 
 /** Splits a server-sent event stream into events, across chunk boundaries. */
@@ -215,39 +241,110 @@ export function sseParser(onEvent: (type: string, data: string, id: string | und
 }
 
 export const rolloutWatchCommand: Command = {
-  usage: '[DEPLOYMENT_ID] --manager URL [--json]',
-  options: operatorOptions('admin-or-deploy'),
+  usage: '[DEPLOYMENT_ID] --manager URL [--output frames|lines] [--interval SECONDS] [--json]',
+  description:
+    'Follows one deployment (the active one when no id is given) until it ends; exits 0 when it completed, 1\n' +
+    'otherwise. On a terminal it redraws a frame every --interval seconds and at each change: phase, counts,\n' +
+    'a progress bar per phase, each host\'s state and reason, the latest events. Piped, it prints plain lines\n' +
+    '(each event, each change of status or phase) and the final frame at the end. --json prints each event of\n' +
+    'the stream as a JSON line. Only this deployment\'s events are shown; a stream cut by a manager restart\n' +
+    'resumes where it stopped.',
+  options: {
+    ...operatorOptions('admin-or-deploy'),
+    output: { type: 'string', arg: 'frames|lines', help: 'frames (redrawn views) or lines (plain lines); default: frames on a terminal, lines when piped.' },
+    interval: { type: 'string', arg: 'SECONDS', help: 'How often a frame is redrawn with each host\'s state (default 2, from 0.2 to 60).' },
+  },
   arguments: ['[DEPLOYMENT_ID]'],
   async run({ values, positionals, io, json }) {
     const client = await operatorClient(values, io, 'admin-or-deploy');
-    const id = positionals[0];
+    const output = optionalString(values, 'output') ?? (process.stdout.isTTY ? 'frames' : 'lines');
+    if (output !== 'frames' && output !== 'lines') throw new CliError('USAGE_ERROR', `--output is frames or lines (got ${output.slice(0, 32)}).`);
+    const intervalText = optionalString(values, 'interval') ?? '2';
+    const intervalSeconds = Number(intervalText);
+    if (!/^\d+(\.\d+)?$/.test(intervalText) || intervalSeconds < 0.2 || intervalSeconds > 60) throw new CliError('USAGE_ERROR', `--interval is a number of seconds from 0.2 to 60 (got ${intervalText.slice(0, 32)}).`);
+    const statusPath = (deploymentId: string): string => `/manager/v1/updates/status?deployment_id=${encodeURIComponent(deploymentId)}`;
+    // The deployment to follow: the one named, else the active one (so only its events are replayed).
+    let id = positionals[0];
+    if (id === undefined) {
+      const active = (await client.json({ method: 'GET', path: '/manager/v1/updates/status' })) as StatusAnswer | null;
+      if (active === null) return { data: null, text: 'No deployment is active. Name one: drover rollout watch DEPLOYMENT_ID (drover rollout list shows them).', exitCode: 1 };
+      id = active.deployment_id;
+    }
+    const followed = id;
     const events: { timestamp: string; event_type: string; message: string }[] = [];
     let last: Summary | undefined;
+    let hosts: WatchedHost[] = [];
+    let lastLine = '';
     let lastEventId: string | undefined;
-    const clear = !json && process.stdout.isTTY ? '\x1b[H\x1b[2J' : '';
+    const frames = !json && output === 'frames';
+    const clear = frames && process.stdout.isTTY ? '\x1b[H\x1b[2J' : '';
+    const draw = (): void => {
+      if (frames && last !== undefined) io.stdout(`${clear}${watchFrame(last, events, hosts, new Date())}\n${clear === '' ? '\n' : ''}`);
+    };
+    const refreshHosts = async (): Promise<void> => {
+      const answer = (await client.json({ method: 'GET', path: statusPath(followed) })) as StatusAnswer | null;
+      if (answer !== null) hosts = answer.agents;
+    };
     const parse = sseParser((type, data, eventId) => {
       if (eventId !== undefined) lastEventId = eventId;
       const value = JSON.parse(data) as Record<string, unknown>;
       if (json) io.stdout(`${JSON.stringify(camelCaseKeys({ type, ...value }))}\n`);
-      if (type === 'deployment') events.push(value as unknown as (typeof events)[number]);
+      if (type === 'deployment') {
+        const event = value as unknown as (typeof events)[number];
+        events.push(event);
+        if (!json && output === 'lines') io.stdout(`${event.timestamp.slice(11, 19)} ${event.event_type}: ${event.message}\n`);
+      }
       if (type === 'status') {
         last = value as unknown as Summary;
-        if (!json) io.stdout(`${clear}${watchFrame(last, events)}\n${clear === '' ? '\n' : ''}`);
+        if (!json && output === 'lines') {
+          const line = statusLine(last, new Date());
+          // The same status again (a heartbeat) prints nothing: the time is not part of the change.
+          if (line.slice(9) !== lastLine.slice(9)) io.stdout(`${line}\n`);
+          lastLine = line;
+        }
+        draw();
         if (FINAL_STATUSES.has(last.status)) return false;
       }
       return true;
     });
-    const path = `/manager/v1/updates/events${id === undefined ? '' : `?deployment_id=${encodeURIComponent(id)}`}`;
-    // A stream cut by a manager restart is resumed where it stopped (Last-Event-ID), a bounded number of times.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await client.stream({ method: 'GET', path, headers: lastEventId === undefined ? {} : { 'last-event-id': lastEventId } }, parse);
-      } catch (error) {
-        if (!(error instanceof CliError) || error.code !== 'NETWORK_ERROR' || attempt >= WATCH_RECONNECTS) throw error;
+    // Frames are redrawn on a timer too, with each host's state: a rollout that soaks sends no event.
+    let timer: NodeJS.Timeout | undefined;
+    if (frames) {
+      const tick = (): void => {
+        timer = setTimeout(() => {
+          void refreshHosts()
+            .then(draw, () => undefined)
+            .finally(tick);
+        }, intervalSeconds * 1000);
+        timer.unref();
+      };
+      await refreshHosts().catch(() => undefined);
+      tick();
+    }
+    const path = `/manager/v1/updates/events?deployment_id=${encodeURIComponent(followed)}`;
+    try {
+      // A stream cut by a manager restart is resumed where it stopped (Last-Event-ID), a bounded number of times.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await client.stream({ method: 'GET', path, headers: lastEventId === undefined ? {} : { 'last-event-id': lastEventId } }, parse);
+        } catch (error) {
+          if (!(error instanceof CliError) || error.code !== 'NETWORK_ERROR' || attempt >= WATCH_RECONNECTS) throw error;
+        }
+        if (last !== undefined && FINAL_STATUSES.has(last.status)) break;
+        if (attempt >= WATCH_RECONNECTS) break;
+        await sleep(WATCH_RECONNECT_MS);
       }
-      if (last !== undefined && FINAL_STATUSES.has(last.status)) break;
-      if (attempt >= WATCH_RECONNECTS) break;
-      await sleep(WATCH_RECONNECT_MS);
+    } finally {
+      clearTimeout(timer);
+    }
+    // The final picture, with each host's end state: redrawn on a terminal, once at the end when piped.
+    if (frames && last !== undefined) {
+      await refreshHosts().catch(() => undefined);
+      draw();
+    }
+    if (!json && output === 'lines' && last !== undefined) {
+      await refreshHosts().catch(() => undefined);
+      io.stdout(`\n${watchFrame(last, events, hosts)}\n`);
     }
     return { data: camelCaseKeys(last ?? null), text: last === undefined ? 'The stream ended.' : `deployment ${last.deployment_id} ended: ${last.status}`, exitCode: last !== undefined && last.status !== 'completed' ? 1 : 0 };
   },
