@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { HttpClient, HttpError, userAgent } from '@drover/http';
+import { HttpClient, HttpError, isTlsTrustError, userAgent, whatToCheck } from '@drover/http';
 import type { HttpMethod } from '@drover/http';
 import { CliError, RemoteError } from './errors.js';
 import { PACKAGE_VERSION } from './version.js';
@@ -90,7 +90,8 @@ function cliErrorOf(error: unknown, origin: string): unknown {
   if (!(error instanceof HttpError)) return error;
   if (error.code === 'RESPONSE_TOO_LARGE') return new CliError('HTTP_ERROR', `The answer is larger than ${cliHttpDefaults.maxResponseBytes} bytes; this is not a drover manager answer.`, { cause: error });
   const code = (error.cause as { code?: unknown } | undefined)?.code;
-  return new CliError('NETWORK_ERROR', `Failed to reach the manager at ${origin} (${typeof code === 'string' ? code : 'network error'}). Check the URL and that the manager is running.`, { cause: error });
+  const advice = isTlsTrustError(code) ? whatToCheck(code) : 'Check the URL and that the manager is running.';
+  return new CliError('NETWORK_ERROR', `Failed to reach the manager at ${origin} (${typeof code === 'string' ? code : 'network error'}). ${advice}`, { cause: error });
 }
 
 /** A client bound to one manager. */

@@ -236,7 +236,7 @@ export class HttpClient {
       const code = (error as { code?: unknown }).code;
       throw new HttpError(
         'NETWORK_ERROR',
-        `${req.method} ${redactUrl(url)} got no answer after ${Math.max(1, attempts.made)} attempt(s)${typeof code === 'string' ? ` (${code})` : ''}. Check the network, the proxy (HTTPS_PROXY/NO_PROXY) and the URL.`,
+        `${req.method} ${redactUrl(url)} got no answer after ${Math.max(1, attempts.made)} attempt(s)${typeof code === 'string' ? ` (${code})` : ''}. ${whatToCheck(code)}`,
         { cause: error },
       );
     } finally {
@@ -277,7 +277,7 @@ export class HttpClient {
     } catch (error) {
       if (req.signal?.aborted === true) throw error;
       const code = (error as { code?: unknown }).code;
-      throw new HttpError('NETWORK_ERROR', `GET ${redactUrl(url)} got no answer${typeof code === 'string' ? ` (${code})` : ''}. Check the network, the proxy (HTTPS_PROXY/NO_PROXY) and the URL.`, { cause: error });
+      throw new HttpError('NETWORK_ERROR', `GET ${redactUrl(url)} got no answer${typeof code === 'string' ? ` (${code})` : ''}. ${whatToCheck(code)}`, { cause: error });
     }
   }
 
@@ -383,4 +383,31 @@ export class HttpClient {
     const bytes = await readBounded(response.body, req.maxBytes ?? this.#maxResponseBytes, redactUrl(url));
     return { status: response.statusCode, headers: response.headers, body: bytes };
   }
+}
+
+// What Node's TLS says when the peer's certificate is not one it trusts (or not for this name).
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** True when a network error's code says the peer's TLS certificate is not trusted. */
+export function isTlsTrustError(code: unknown): boolean {
+  return typeof code === 'string' && TLS_TRUST_CODES.has(code);
+}
+
+/** The advice for a request that got no answer, by the error's code. */
+export function whatToCheck(code: unknown): string {
+  if (isTlsTrustError(code)) {
+    return code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+      ? "The server's TLS certificate is not issued for this host name: use the name (or IP address) the certificate names."
+      : "The server's TLS certificate is not trusted (expired, or signed by a CA this machine does not know). For a private CA, point NODE_EXTRA_CA_CERTS at its PEM file.";
+  }
+  return 'Check the network, the proxy (HTTPS_PROXY/NO_PROXY) and the URL.';
 }

@@ -1,5 +1,5 @@
 // @drover/http: the one outbound HTTP layer of droverd, the drover CLI and the manager's push calls.
-export { HttpClient, userAgent, header, defaultTimeouts, defaultMaxResponseBytes } from './http-client.js';
+export { HttpClient, userAgent, header, defaultTimeouts, defaultMaxResponseBytes, isTlsTrustError, whatToCheck } from './http-client.js';
 export type {
   HttpClientOptions,
   HttpMethod,

@@ -12,7 +12,7 @@ export type { ManagerSource } from './server/directory.js';
 export type { ManagerOptions } from './server/core.js';
 export type { ManagerServerOptions } from './server/create.js';
 export { defaultAdmission } from './server/admission.js';
-export type { AdmissionOptions } from './server/admission.js';
+export type { AdmissionOptions, ManagerTls } from './server/admission.js';
 export type { ManagerSettings } from './context.js';
 export { initManagerDirectory } from './server/init.js';
 export { migrateManagerDatabase } from './server/database.js';

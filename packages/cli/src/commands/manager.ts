@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { initManagerDirectory, migrateManagerDatabase, migrateStoreToPostgres, startManager } from '@drover/manager';
 import { parseTrustPolicy } from '@drover/protocol';
 import type { TrustPolicyDocument } from '@drover/protocol';
@@ -121,8 +122,12 @@ export const managerInitCommand: Command = {
 };
 
 export const managerStartCommand: Command = {
-  usage: '--dir DIR [--host H] [--port P]',
+  usage: '--dir DIR [--host H] [--port P] [--tls-cert CERT.pem --tls-key KEY.pem]',
   description:
+    'With --tls-cert and --tls-key it serves HTTPS itself (TLS 1.2 or later; the key file 0600); both are checked\n' +
+    'before it listens (TLS_INVALID: unreadable, expired, a key that does not go with the certificate). Hosts and\n' +
+    'the CLI trust a private CA through NODE_EXTRA_CA_CERTS. Behind a reverse proxy that terminates TLS, leave\n' +
+    'them out (docs/operations.md).\n' +
     'The encryption key comes from DROVER_ENCRYPTION_KEY (or CIRIS_ENCRYPTION_KEY, or MANAGER_JWT_SECRET with\n' +
     'CIRIS_ENCRYPTION_SALT), else from the key file `drover manager init` wrote. Logs are JSON lines on stdout.\n' +
     'DROVER_BLOB_STORE (fs or s3://BUCKET/PREFIX) and DROVER_S3_ENDPOINT, _REGION, _PATH_STYLE, _DOWNLOAD_ENDPOINT\n' +
@@ -132,10 +137,16 @@ export const managerStartCommand: Command = {
     dir: { type: 'string', arg: 'DIR', help: 'The manager directory from `drover manager init`.' },
     host: { type: 'string', arg: 'H', help: 'Address to listen on (default: from manager.json).' },
     port: { type: 'string', arg: 'P', help: 'Port to listen on; 0 picks a free one (default: from manager.json).' },
+    'tls-cert': { type: 'string', arg: 'FILE', help: 'Serve HTTPS with this PEM certificate chain (with --tls-key).' },
+    'tls-key': { type: 'string', arg: 'FILE', help: "The certificate's PEM private key, mode 0600 (with --tls-cert)." },
   },
   async run({ values, io }) {
     const dir = requireString(values, 'dir');
-    const running = await startManager({ dir, host: optionalString(values, 'host'), port: parsePort(optionalString(values, 'port')), env: io.env });
+    const certFile = optionalString(values, 'tls-cert');
+    const keyFile = optionalString(values, 'tls-key');
+    if ((certFile === undefined) !== (keyFile === undefined)) throw new CliError('USAGE_ERROR', '--tls-cert and --tls-key go together: give both to serve HTTPS, or neither for HTTP.');
+    const tlsFiles = certFile === undefined || keyFile === undefined ? undefined : { certFile: resolve(io.cwd, certFile), keyFile: resolve(io.cwd, keyFile) };
+    const running = await startManager({ dir, host: optionalString(values, 'host'), port: parsePort(optionalString(values, 'port')), env: io.env, tlsFiles });
     io.stdout(`${JSON.stringify({ event: 'manager.listening', url: running.url })}\n`);
     await running.closed;
     return { data: { stopped: true, url: running.url }, text: '' };

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -55,7 +56,13 @@ const overCap = new WeakSet<Socket>();
  * An HTTP server (for Fastify's `serverFactory`) whose requests pass admission before `handler`
  * sees them. The returned `stop` ends its timers.
  */
-export function admittingServer(handler: (req: IncomingMessage, res: ServerResponse) => void, options: AdmissionOptions, logger: Logger, minBurst = 32): { server: Server; counts: () => AdmissionCounts; stop: () => void } {
+export function admittingServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  options: AdmissionOptions,
+  logger: Logger,
+  minBurst = 32,
+  tls?: ManagerTls,
+): { server: Server; counts: () => AdmissionCounts; stop: () => void } {
   let lastTick = performance.now();
   let admittedSinceTick = 0;
   let connections = 0;
@@ -84,7 +91,7 @@ export function admittingServer(handler: (req: IncomingMessage, res: ServerRespo
   const capBody = body('too many connections');
   const retryAfter = String(options.retryAfterSeconds);
 
-  const server = createServer((req, res) => {
+  const admit = (req: IncomingMessage, res: ServerResponse): void => {
     const capped = overCap.has(req.socket);
     const busy = !capped && options.maxEventLoopBlockMs > 0 && admittedSinceTick >= minBurst && performance.now() - lastTick > options.maxEventLoopBlockMs;
     if ((capped || busy) && !isHealthz(req.url)) {
@@ -104,8 +111,10 @@ export function admittingServer(handler: (req: IncomingMessage, res: ServerRespo
     }
     admittedSinceTick += 1;
     handler(req, res);
-  });
-  server.on('connection', (socket: Socket) => {
+  };
+  // Under TLS a request's socket is the TLS socket, which 'secureConnection' hands out ('connection' gives the TCP one).
+  const server: Server = tls === undefined ? createServer(admit) : createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, admit);
+  server.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
     connections += 1;
     if (options.maxConnections > 0 && connections > options.maxConnections) overCap.add(socket);
     socket.once('close', () => {
@@ -124,6 +133,12 @@ export function admittingServer(handler: (req: IncomingMessage, res: ServerRespo
       clearInterval(reporter);
     },
   };
+}
+
+/** The manager's own TLS: a PEM certificate chain and its private key (`drover manager start --tls-cert F --tls-key F`). */
+export interface ManagerTls {
+  cert: string;
+  key: string;
 }
 
 function isHealthz(url: string | undefined): boolean {

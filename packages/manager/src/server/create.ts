@@ -5,7 +5,7 @@ import { managerLimits } from '../config.js';
 import { frameworkErrors, installErrorHandling } from '../http/errors.js';
 import { silentLogger } from '../logger.js';
 import { admittingServer, defaultAdmission } from './admission.js';
-import type { AdmissionOptions } from './admission.js';
+import type { AdmissionOptions, ManagerTls } from './admission.js';
 import { openManagerCore } from './core.js';
 import type { ManagerCore, ManagerOptions } from './core.js';
 import { managerCorePlugin } from '../http/plugin.js';
@@ -23,6 +23,8 @@ export interface ManagerServerOptions {
    * default {@link defaultAdmission}.
    */
   admission?: Partial<AdmissionOptions> | undefined;
+  /** Serve HTTPS with this certificate and key (PEM) instead of HTTP; see {@link loadManagerTls}. */
+  tls?: ManagerTls | undefined;
 }
 
 export interface CreateManagerOptions extends ManagerOptions, ManagerServerOptions {}
@@ -45,7 +47,7 @@ export async function createManager(options: CreateManagerOptions): Promise<Mana
   try {
     app = Fastify({
       serverFactory: (handler) => {
-        const { server } = admittingServer(handler, admission, logger);
+        const { server } = admittingServer(handler, admission, logger, undefined, options.tls);
         // What Fastify sets on a server it makes itself.
         server.keepAliveTimeout = keepAliveTimeout;
         server.requestTimeout = requestTimeout;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { managerLimits } from '../config.js';
 import { createManagerLogger } from '../logger.js';
 import { createManager } from './create.js';
+import { loadManagerTls } from './tls.js';
 import type { ManagerServerOptions } from './create.js';
 import { resolveManagerSource } from './directory.js';
 import type { ManagerSource } from './directory.js';
@@ -12,6 +13,8 @@ export interface StartManagerOptions extends ManagerSource, ManagerServerOptions
   host?: string | undefined;
   /** The port to listen on, 0 for a free one: default manager.json's `listen.port`, else 8443. */
   port?: number | undefined;
+  /** Serve HTTPS: a PEM certificate chain and its key (0600), both checked first (TLS_INVALID). Default: HTTP. */
+  tlsFiles?: { certFile: string; keyFile: string } | undefined;
   /** Stop gracefully on SIGTERM and SIGINT (default true). */
   handleSignals?: boolean | undefined;
 }
@@ -57,19 +60,22 @@ export interface RunningManager {
  * ```
  */
 export async function startManager(options: StartManagerOptions): Promise<RunningManager> {
-  const { host, port, handleSignals, ...source } = options;
+  const { host, port, handleSignals, tlsFiles, tls: tlsGiven, ...source } = options;
+  const tls = tlsFiles === undefined ? tlsGiven : await loadManagerTls(tlsFiles.certFile, tlsFiles.keyFile);
   const { config, options: managerOptions } = await resolveManagerSource(source);
   // A ready server logs: JSON lines on stdout at manager.json's level, unless given a logger.
   const logger = managerOptions.logger ?? createManagerLogger();
-  const app = await createManager({ ...managerOptions, logger, admission: { ...config?.admission, ...managerOptions.admission } });
+  const app = await createManager({ ...managerOptions, logger, admission: { ...config?.admission, ...managerOptions.admission }, ...(tls === undefined ? {} : { tls }) });
   let address: string;
   try {
-    address = await app.listen({
+    const listening = await app.listen({
       host: host ?? config?.listen.host ?? '127.0.0.1',
       port: port ?? config?.listen.port ?? 8443,
       // A fleet reconnecting at once must wait in the kernel's queue, not be dropped from it.
       backlog: config?.listen.backlog ?? managerLimits.listenBacklog,
     });
+    // Fastify names the scheme from its own options; the server behind serverFactory is the one that knows.
+    address = tls === undefined ? listening : listening.replace(/^http:/, 'https:');
   } catch (error) {
     await app.close();
     throw error;
