@@ -23,7 +23,7 @@ export interface ManagerServerOptions {
    * default {@link defaultAdmission}.
    */
   admission?: Partial<AdmissionOptions> | undefined;
-  /** Serve HTTPS with this certificate and key (PEM) instead of HTTP; see {@link loadManagerTls}. */
+  /** Serve HTTPS with this certificate and key (PEM) instead of HTTP (`startManager`'s `tlsFiles` reads and checks them from files). */
   tls?: ManagerTls | undefined;
 }
 
