@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectRejection } from '../../../test/helpers/expect-error.js';
 import { HttpError } from './errors.js';
-import { HttpClient, userAgent } from './http-client.js';
+import { HttpClient, isTlsTrustError, userAgent, whatToCheck } from './http-client.js';
 import type { HttpClientOptions, RetryEvent } from './http-client.js';
 
 // Real servers on 127.0.0.1:0, one handler call per request, the request bodies recorded.
@@ -284,5 +284,19 @@ describe('HttpClient.stream', () => {
     expect(seen).toHaveLength(1);
     expect(seen[0]?.headers).toMatchObject({ range: 'bytes=5-', 'user-agent': 'drover-test/1.0.0' });
     await expectRejection(client().stream({ url: await closedPort() }), HttpError, 'NETWORK_ERROR');
+  });
+});
+
+describe('what a request that got no answer should check', () => {
+  it('names an untrusted TLS certificate and NODE_EXTRA_CA_CERTS, a wrong host name, and otherwise the network', () => {
+    for (const code of ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED']) {
+      expect(isTlsTrustError(code)).toBe(true);
+      expect(whatToCheck(code)).toContain('NODE_EXTRA_CA_CERTS');
+    }
+    expect(whatToCheck('ERR_TLS_CERT_ALTNAME_INVALID')).toContain('host name');
+    for (const code of ['ECONNREFUSED', undefined, 42]) {
+      expect(isTlsTrustError(code)).toBe(false);
+      expect(whatToCheck(code)).toContain('HTTPS_PROXY');
+    }
   });
 });
