@@ -121,6 +121,8 @@ describe('drover manager init / start', () => {
     const unknown = await cli(['enroll-token', 'revoke', '0123456789abcdef', '--manager', manager.url], { DROVER_ADMIN_TOKEN: adminToken });
     expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringContaining('ENROLLMENT_TOKEN_NOT_FOUND')]);
     expect((await cli(['agents', 'set-group', agent.agentId, 'explorer', '--manager', manager.url], { DROVER_ADMIN_TOKEN: adminToken })).stdout).toContain(`${agent.agentId}: canary group explorer`);
+    const shown = await manager.call('GET', `/v1/agents/${agent.agentId}`, { authorization: `Bearer ${adminToken}` });
+    expect((shown.json as { rollout: unknown }).rollout).toEqual({ group: 'explorer', pushUrl: null });
     // The manager's own answer (--json): none takes the agent out of every group.
     expect(JSON.parse((await cli(['agents', 'set-group', agent.agentId, 'none', '--manager', manager.url, '--json'], { DROVER_ADMIN_TOKEN: adminToken })).stdout)).toEqual({ agentId: agent.agentId, group: null, pushUrl: null });
     const badGroup = await cli(['agents', 'set-group', agent.agentId, 'explorers', '--manager', manager.url], { DROVER_ADMIN_TOKEN: adminToken });

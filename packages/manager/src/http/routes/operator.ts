@@ -65,8 +65,11 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
     const agent = await core.getAgent(request.params.agentId);
     if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${request.params.agentId}. List the agents with \`drover agents list\`.`);
     const commands = await core.listCommands(agent.id);
+    const rollout = await core.context.store.getAgentRolloutSettings(agent.id);
     return {
       agent: agentView(agent),
+      // Its canary group and push-mode URL (`drover agents set-group`, PUT /v1/agents/{agentId}/rollout).
+      rollout: { group: rollout?.group ?? null, pushUrl: rollout?.pushUrl ?? null },
       commands: commands.map((c) => ({
         id: c.id,
         type: c.type,
