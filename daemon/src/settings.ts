@@ -121,6 +121,12 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // What useradd/groupadd accept (and a bare number, taken as an id).
 const ACCOUNT_NAME = /^(?:[a-z_][a-z0-9_-]{0,30}\$?|[0-9]{1,10})$/;
 
+function rotationHours(r: Reader, checkin: Json): number {
+  const hours = r.number(checkin, 'credentialRotationHours', '/checkin', limits.credentialRotationHours, 0, 8760);
+  if (hours !== 0 && hours < 1) r.fail('/checkin/credentialRotationHours', '0 (no rotation) or a number of hours from 1 to 8760');
+  return hours;
+}
+
 /** Validates droverd.json's content (an object) and fills in the defaults. */
 export function parseSettings(input: unknown, source = 'droverd.json', env: Readonly<Record<string, string | undefined>> = {}): Settings {
   const r: Reader = new Reader(source);
@@ -203,8 +209,8 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
     },
     checkin: {
       backoffMaxMs: r.seconds(checkin, 'backoffMaxSeconds', '/checkin', limits.checkinBackoffMaxMs),
-      // Hours, fractions allowed; 0 turns rotation off. At most a year.
-      credentialRotationMs: Math.round(r.number(checkin, 'credentialRotationHours', '/checkin', limits.credentialRotationHours, 0, 8760) * 3_600_000),
+      // Hours: 0 turns rotation off, else from 1 (a rotation costs two writes and two audit records) to a year.
+      credentialRotationMs: rotationHours(r, checkin) * 3_600_000,
     },
     metrics: { textfileDir },
   };

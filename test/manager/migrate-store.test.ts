@@ -84,6 +84,9 @@ describe.skipIf(skip)('drover manager migrate-store: SQLite to PostgreSQL', () =
       expect(before).toMatchObject({ status: 'completed', agents_updated: 4 });
       await fleet.stop();
       const agentsBefore = (await manager.call('GET', '/v1/agents', bearer(adminToken))).json as { agents: { agentId: string; agentVersion: string }[] };
+      // Not while the manager runs: what it wrote after the copy would be lost.
+      const whileRunning = await drover(['manager', 'migrate-store', '--dir', join(dir, 'm'), '--to', urlOf(`moved_${suffix}`)], { env });
+      expect([whileRunning.code === 0, whileRunning.stderr]).toEqual([false, expect.stringContaining('MANAGER_RUNNING')]);
       expect(await manager.stop()).toBe(0);
 
       // A database that holds drover rows is refused, and nothing changes.

@@ -6,8 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import type { TrustPolicyDocument } from '@drover/protocol';
 import { Ed25519PrivateKey } from '@drover/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +101,38 @@ describe.skipIf(skipWhenMissing(!hasOpenssl))('drover manager start --tls-cert -
     }
     expect(await manager.stop()).toBe(0);
   }, 90_000);
+
+  it('closes a TLS connection over the connection cap before its handshake, and serves those under it', async () => {
+    const configPath = at('m', 'manager.json');
+    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+    await writeFile(configPath, JSON.stringify({ ...config, admission: { maxConnections: 2 } }));
+    const manager = await ManagerProcess.spawn([droverBin, 'manager', 'start', '--dir', at('m'), '--port', '0', '--tls-cert', at('server.pem'), '--tls-key', at('server.key')], env);
+    running.add(manager);
+    const { port } = new URL(manager.url);
+    const held = [connect(Number(port), '127.0.0.1'), connect(Number(port), '127.0.0.1')];
+    try {
+      await Promise.all(held.map((socket) => new Promise((resolve) => socket.once('connect', resolve))));
+      // Two plain TCP connections, no handshake: the third is over the cap and closed at once.
+      const third = tlsConnect({ port: Number(port), host: '127.0.0.1', ca: await readFile(at('ca.pem')) });
+      const outcome = await new Promise<string>((resolve) => {
+        third.once('secureConnect', () => { resolve('handshake'); });
+        third.once('error', (error: NodeJS.ErrnoException) => { resolve(error.code ?? 'error'); });
+        third.once('close', () => { resolve('closed'); });
+      });
+      third.destroy();
+      expect(outcome).not.toBe('handshake');
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
+    // Once they are gone, a client is served.
+    const listed = await until(async () => {
+      const answer = await drover(['agents', 'list', '--manager', manager.url, '--token-file', at('m', 'secrets', 'admin.token'), '--json'], { env: { ...env, NODE_EXTRA_CA_CERTS: at('ca.pem') } });
+      return answer.code === 0 ? answer : undefined;
+    }, 10_000, 'a request under the cap');
+    expect(listed.code).toBe(0);
+    expect(await manager.stop()).toBe(0);
+    await writeFile(configPath, JSON.stringify(config));
+  }, 60_000);
 
   it('refuses to start with half the flags, a key others may read, or a key of another certificate', async () => {
     const half = await drover(['manager', 'start', '--dir', at('m'), '--port', '0', '--tls-cert', at('server.pem')], { env });

@@ -168,7 +168,13 @@ export async function prepareAgentDataDir(account: AgentAccount): Promise<void> 
       throw new DaemonError('AGENT_USER_NO_ACCESS', `droverd may not hand ${dir} to ${account.name} (${(error as NodeJS.ErrnoException).code ?? 'error'}). Run chown ${account.uid}:${account.gid} ${dir} (install.sh does), then start droverd again.`, { cause: error });
     });
   }
-  if ((info.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+  if ((info.mode & 0o777) !== 0o700) {
+    // The directory is the agent's: a mode it set itself is its own choice. Under the unit droverd
+    // has no CAP_FOWNER to change it, and that must not stop the agent from starting.
+    await chmod(dir, 0o700).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM' || info.uid !== account.uid) throw error;
+    });
+  }
 }
 
 /**

@@ -85,15 +85,16 @@ export class CredentialRotation {
     const previous = c.previousCredential;
     if (status !== 401 || code !== 'CREDENTIAL_INVALID' || previous === undefined) return false;
     const refused = c.credential;
-    const refusedIssuedAt = c.credentialIssuedAt;
     c.credential = previous;
     delete c.previousCredential;
     delete c.credentialIssuedAt;
-    await this.#save(() => {
-      c.credential = refused;
-      c.previousCredential = previous;
-      if (refusedIssuedAt !== undefined) c.credentialIssuedAt = refusedIssuedAt;
-    });
+    // The previous credential is used even if the file cannot be written now (a full disk): the file
+    // still holds both, and after a restart the next refusal goes back again.
+    try {
+      await saveCredentials(this.#o.path, c);
+    } catch (error) {
+      this.#o.logger.error({ event: 'credential.revert_unsaved', err: error }, 'Went back to the previous credential, but could not write credentials.json; it is written at the next change');
+    }
     // Not straight into another rotation the manager might refuse again: after the usual wait.
     this.#notBefore = this.#now() + Math.min(this.#o.rotationMs, limits.credentialRotationRetryMs);
     this.#o.logger.warn(
@@ -107,8 +108,10 @@ export class CredentialRotation {
     const { rotationMs, credentials } = this.#o;
     if (rotationMs === 0 || this.#now() < this.#notBefore) return false;
     const issuedAt = Date.parse(credentials.credentialIssuedAt ?? credentials.enrolledAt);
-    // An unreadable time counts as old: rotating fixes it.
-    return Number.isNaN(issuedAt) || this.#now() - issuedAt >= rotationMs;
+    const age = this.#now() - issuedAt;
+    // An unreadable time counts as old, and so does one over an hour ahead (written while the clock
+    // was wrong): rotating fixes both.
+    return Number.isNaN(issuedAt) || age >= rotationMs || age < -3_600_000;
   }
 
   async #rotate(signal?: AbortSignal): Promise<boolean> {

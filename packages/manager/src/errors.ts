@@ -86,6 +86,7 @@ export const managerStartupErrorCodes = [
   'AUDIT_LOG_TRUNCATED',
   'STORE_SCHEMA_TOO_NEW',
   'STORE_NOT_EMPTY',
+  'MANAGER_RUNNING',
   'TLS_INVALID',
   'ENCRYPTION_KEY_MISMATCH',
   'STORE_CLOSED',

@@ -114,7 +114,8 @@ describe('POST /v1/agents/{agentId}/credential', () => {
     const next = await rotated(host);
     expect((await m.request('DELETE', `/v1/agents/${host.agentId}`, { headers: { authorization: `Bearer ${m.adminToken}` } })).status).toBe(200);
     expect(refusal(await rotate(host))).toEqual([403, 'AGENT_REVOKED']);
-    expect(refusal(await m.checkin(next))).toEqual([403, 'AGENT_REVOKED']);
+    // The removal dropped the pending credential: it is no credential any more.
+    expect(refusal(await m.checkin(next))).toEqual([401, 'CREDENTIAL_INVALID']);
     expect(await events(host.agentId, 'agent.credential_rotated')).toEqual([]);
 
     const back = await m.enroll({ machineId: host.machineId });

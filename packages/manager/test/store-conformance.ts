@@ -191,7 +191,11 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect((await store.enrollAgent(enrollInput(hash, machine(1)))).ok).toBe(true);
       expect(await store.getAgentByCredentialHash(p3)).toBeUndefined();
       const now = (await store.getAgent(agentId))?.credentialHash ?? '';
+      const p5 = hashSecret('pending-5');
+      expect(await store.setPendingCredential(agentId, now, p5)).toBe(true);
       expect(await store.revokeAgent(agentId, at(7))).toBe('revoked');
+      expect(await store.getAgentByCredentialHash(p5)).toBeUndefined();
+      expect(await store.promoteCredential(agentId, p5, at(8))).toBe(false);
       expect(await store.setPendingCredential(agentId, now, hashSecret('pending-4'))).toBe(false);
     });
 

@@ -179,7 +179,7 @@ export const managerMigrateCommand: Command = {
 };
 
 export const managerMigrateStoreCommand: Command = {
-  usage: '--dir DIR --to postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE',
+  usage: '--dir DIR --to postgres://USER@HOST[:PORT]/DATABASE',
   description:
     "Moves a manager's state from its SQLite file (DIR/manager.db) to an empty PostgreSQL database: agents and their\n" +
     'credentials, enrollment tokens, commands and nonces, releases, rollouts and their events, and the audit head,\n' +
@@ -187,8 +187,8 @@ export const managerMigrateStoreCommand: Command = {
     'database (a password goes to DIR/secrets/database.password, 0600, never into manager.json). Stop the manager\n' +
     'first; the SQLite file is left as it was (remove it once the manager runs on PostgreSQL). The audit log stays in\n' +
     'DIR/audit and still verifies. A database that already holds drover rows is refused (STORE_NOT_EMPTY), a\n' +
-    'directory already on PostgreSQL too (CONFIG_INVALID); either way nothing changes. The password may also come\n' +
-    'from DROVER_DATABASE_PASSWORD or PGPASSWORD instead of the URL.',
+    'directory already on PostgreSQL too (CONFIG_INVALID); either way nothing changes. Give the password in\n' +
+    'DROVER_DATABASE_PASSWORD (or PGPASSWORD), not in the URL, which would be in the process list and your shell history.',
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'The manager directory from `drover manager init` (on SQLite).' },
     to: { type: 'string', arg: 'URL', help: 'The empty PostgreSQL database to move to.' },

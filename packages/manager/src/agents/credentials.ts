@@ -81,12 +81,14 @@ async function promote(ctx: ManagerContext, agent: AgentIdentity): Promise<Agent
     outcome: 'success',
     details: { credentialId: idOfHash(agent.credentialHash) },
   });
-  if (await ctx.store.promoteCredential(agent.id, agent.credentialHash, ctx.now(), [audit])) {
+  const promoted = await ctx.store.promoteCredential(agent.id, agent.credentialHash, ctx.now(), [audit]);
+  if (promoted) {
     await ctx.audit.flush();
     ctx.logger.info({ event: 'agent.credential_rotated', agentId: agent.id, credentialId: idOfHash(agent.credentialHash) }, 'A host used its rotated credential; the previous one is refused from now on');
     failpoint('credential:promoted');
-    return { ...agent, pending: false };
   }
+  // As the store has it now, not as it was read: promoted here or by a request beside this one, or
+  // not at all (the host was removed or enrolled again meanwhile).
   const now = await ctx.store.getAgentByCredentialHash(agent.credentialHash);
   if (now === undefined || now.pending || !hashesEqual(now.credentialHash, agent.credentialHash)) throw credentialInvalid();
   return now;

@@ -112,14 +112,22 @@ export function admittingServer(
     admittedSinceTick += 1;
     handler(req, res);
   };
-  // Under TLS a request's socket is the TLS socket, which 'secureConnection' hands out ('connection' gives the TCP one).
-  const server: Server = tls === undefined ? createServer(admit) : createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, admit);
-  server.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
+  // A handshake not done in 10 s is dropped: a TLS connection costs a socket and a key exchange before any request.
+  const server: Server = tls === undefined ? createServer(admit) : createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, admit);
+  // Every TCP connection counts, a TLS one from before its handshake.
+  server.on('connection', (socket: Socket) => {
     connections += 1;
-    if (options.maxConnections > 0 && connections > options.maxConnections) overCap.add(socket);
     socket.once('close', () => {
       connections -= 1;
     });
+    if (options.maxConnections > 0 && connections > options.maxConnections) {
+      if (tls === undefined) overCap.add(socket);
+      else {
+        // No 503 can be written before the handshake: over the cap, a TLS connection is closed at once.
+        shedConnections += 1;
+        socket.destroy();
+      }
+    }
   });
   server.once('close', () => {
     clearInterval(ticker);

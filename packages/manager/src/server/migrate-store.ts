@@ -13,6 +13,7 @@ import { managerLayout } from '../config.js';
 import { readManagerConfig, resolvePath } from './config-file.js';
 import type { ManagerConfig } from './config-file.js';
 import { splitDatabasePassword } from './database.js';
+import { runningManagerPid } from './pid-file.js';
 
 // `drover manager migrate-store`: moves a manager directory's state from its SQLite file to an
 // empty PostgreSQL database (issue 12, decision 0028). Both stores share one schema (the same
@@ -79,6 +80,10 @@ async function insertBatch(db: Queryable, table: string, columns: readonly strin
  */
 export async function migrateStoreToPostgres(dir: string, target: MigrateStoreTarget, onTable?: (table: string, rows: number) => void): Promise<MigrateStoreReport> {
   const config = await readManagerConfig(dir);
+  const running = await runningManagerPid(dir);
+  if (running !== undefined) {
+    throw new ManagerError('MANAGER_RUNNING', `A manager runs from ${dir} (pid ${String(running)}): stop it first, or what it writes after the copy is lost. If none runs, remove ${dir}/manager.pid.`);
+  }
   if (config.database !== undefined) {
     throw new ManagerError('CONFIG_INVALID', `${dir} already keeps its state in PostgreSQL (${redactDatabaseUrl(config.database.url)}): there is no SQLite store to move.`);
   }
@@ -147,12 +152,20 @@ export async function migrateStoreToPostgres(dir: string, target: MigrateStoreTa
     }
     // Committed: from now on the directory's manager opens PostgreSQL.
     const database: NonNullable<ManagerConfig['database']> = { url: split.url, ...(password === undefined ? {} : { passwordFile: managerLayout.databasePassword }) };
-    if (password !== undefined) {
-      const passwordPath = resolvePath(dir, managerLayout.databasePassword);
-      await mkdir(dirname(passwordPath), { recursive: true, mode: 0o700 });
-      await writeFileAtomic(passwordPath, `${password}\n`, { mode: 0o600 });
+    try {
+      if (password !== undefined) {
+        const passwordPath = resolvePath(dir, managerLayout.databasePassword);
+        await mkdir(dirname(passwordPath), { recursive: true, mode: 0o700 });
+        await writeFileAtomic(passwordPath, `${password}\n`, { mode: 0o600 });
+      }
+      await writeFileAtomic(resolvePath(dir, managerLayout.config), `${JSON.stringify({ ...config, database }, null, 2)}\n`, { mode: 0o600 });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      throw new ManagerError(
+        'CONFIG_INVALID',
+        `Copied everything to ${to}, but could not update ${dir}/manager.json (${code}): it still names the SQLite file. Set its "database" to {"url": "${split.url}"${password === undefined ? '' : `, "passwordFile": "${managerLayout.databasePassword}"`}} by hand${password === undefined ? '' : ' and put the password in that file (0600)'}; do not run migrate-store again (the database is no longer empty).`,
+      );
     }
-    await writeFileAtomic(resolvePath(dir, managerLayout.config), `${JSON.stringify({ ...config, database }, null, 2)}\n`, { mode: 0o600 });
     return { from, to, rows, schemaVersion, database };
   } finally {
     if (sqlite.inTransaction) sqlite.exec('ROLLBACK');

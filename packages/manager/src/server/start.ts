@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { managerLimits } from '../config.js';
 import { createManagerLogger } from '../logger.js';
 import { createManager } from './create.js';
+import { removePidFile, writePidFile } from './pid-file.js';
 import { loadManagerTls } from './tls.js';
 import type { ManagerServerOptions } from './create.js';
 import { resolveManagerSource } from './directory.js';
@@ -81,6 +82,10 @@ export async function startManager(options: StartManagerOptions): Promise<Runnin
     throw error;
   }
 
+  // DIR/manager.pid says a manager runs from this directory (migrate-store refuses to move it meanwhile).
+  const dir = source.dir;
+  if (dir !== undefined) await writePidFile(dir);
+
   let resolveClosed: () => void = () => undefined;
   const closed = new Promise<void>((resolve) => {
     resolveClosed = resolve;
@@ -107,6 +112,7 @@ export async function startManager(options: StartManagerOptions): Promise<Runnin
         clearTimeout(timer);
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        if (dir !== undefined) await removePidFile(dir).catch(() => undefined);
         resolveClosed();
       }
     })();

@@ -356,7 +356,7 @@ export class PostgresStore implements Store {
   promoteCredential(agentId: string, pendingHash: string, at: Date, audit?: readonly records.PendingAuditRecord[]): Promise<boolean> {
     return this.#tx(async (db) => {
       const updated = await db.query(
-        'UPDATE agents SET credential_hash = pending_credential_hash, pending_credential_hash = NULL, credential_issued_at = $1 WHERE id = $2 AND pending_credential_hash = $3',
+        'UPDATE agents SET credential_hash = pending_credential_hash, pending_credential_hash = NULL, credential_issued_at = $1 WHERE id = $2 AND pending_credential_hash = $3 AND revoked_at IS NULL',
         [at.getTime(), agentId, pendingHash],
       );
       if (updated.rowCount !== 1) return false;
@@ -370,7 +370,7 @@ export class PostgresStore implements Store {
       const row = await one<Pick<AgentRow, 'revoked_at'>>(db, 'SELECT revoked_at FROM agents WHERE id = $1 FOR UPDATE', [agentId]);
       if (row === undefined) return 'not_found' as const;
       if (row.revoked_at !== null) return 'already' as const;
-      await db.query('UPDATE agents SET revoked_at = $1 WHERE id = $2', [at.getTime(), agentId]);
+      await db.query('UPDATE agents SET revoked_at = $1, pending_credential_hash = NULL WHERE id = $2', [at.getTime(), agentId]);
       await this.#audit(db, audit);
       return 'revoked' as const;
     });

@@ -79,9 +79,9 @@ function prepareStatements(db: Database.Database) {
     ),
     agentSetPending: db.prepare<[string, string, string]>('UPDATE agents SET pending_credential_hash = ? WHERE id = ? AND credential_hash = ? AND revoked_at IS NULL'),
     agentPromote: db.prepare<[number, string, string]>(
-      'UPDATE agents SET credential_hash = pending_credential_hash, pending_credential_hash = NULL, credential_issued_at = ? WHERE id = ? AND pending_credential_hash = ?',
+      'UPDATE agents SET credential_hash = pending_credential_hash, pending_credential_hash = NULL, credential_issued_at = ? WHERE id = ? AND pending_credential_hash = ? AND revoked_at IS NULL',
     ),
-    agentRevoke: db.prepare<[number, string]>('UPDATE agents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+    agentRevoke: db.prepare<[number, string]>('UPDATE agents SET revoked_at = ?, pending_credential_hash = NULL WHERE id = ? AND revoked_at IS NULL'),
     agentInsert: db.prepare<[string, string, string, string, string, string, string, string, string, string, number, number, string]>(
       `INSERT INTO agents (id, machine_id, hostname, platform, arch, agent_version, daemon_version, credential_hash,
          service_token_enc, enrollment_token_id, enrolled_at, credential_issued_at, inventory_json)
