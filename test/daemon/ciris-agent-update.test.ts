@@ -43,20 +43,21 @@ describe('droverd updates an agent answering in the real CIRIS shapes', () => {
     }
   });
 
-  async function bootHost(): Promise<{ host: Host; manager: FakeManager }> {
+  async function bootHost(): Promise<{ host: Host; manager: FakeManager; daemon: DaemonProcess }> {
     const manager = await FakeManager.start();
     const host = await createHost(manager);
     await installAgent(host, manager, '2.9.33-stable', await cirisArtifact('2.9.33-stable'));
     const entry = { host, daemons: [] as DaemonProcess[], manager };
     hosts.push(entry);
-    entry.daemons.push(new DaemonProcess(host));
+    const daemon = new DaemonProcess(host);
+    entry.daemons.push(daemon);
     await waitForCirisAgent(host, '2.9.33-stable');
     await manager.waitFor(() => (manager.checkins.length > 0 ? true : undefined), 10_000, 'a first check-in');
-    return { host, manager };
+    return { host, manager, daemon };
   }
 
   it('takes 2.9.33-stable to 2.9.34-stable: drains it through its shutdown route, and the health gate passes once it is in WORK', async () => {
-    const { host, manager } = await bootHost();
+    const { host, manager, daemon } = await bootHost();
     // Read as healthy in the check-ins: the envelope is read, `busy` absent is not busy.
     await manager.waitFor(() => (manager.checkins.at(-1)?.body.health.status === 'healthy' ? true : undefined), 15_000, 'a healthy check-in');
     expect(manager.checkins.at(-1)?.body.health).toMatchObject({ status: 'healthy', version: '2.9.33-stable', busy: false });
@@ -64,6 +65,8 @@ describe('droverd updates an agent answering in the real CIRIS shapes', () => {
     const result = await manager.waitForResult(commandId, ['succeeded', 'failed', 'rolled_back', 'rejected'], 30_000);
     expect(result).toMatchObject({ outcome: 'succeeded', nonce });
     await waitForCirisAgent(host, '2.9.34-stable');
+    // Drained by its shutdown route (200 in the envelope, then it exited): never SIGTERMed for want of an answer.
+    expect(daemon.lines.filter((l) => l.event === 'agent.unreachable' || l.event === 'agent.drain_timeout')).toEqual([]);
     const status = JSON.parse((await droverd(host, ['status', '--json'])).stdout) as unknown;
     expect(status).toMatchObject({ agent: { current: '2.9.34-stable', previous: '2.9.33-stable' }, lastResult: { outcome: 'succeeded', commandId } });
   }, 60_000);
