@@ -49,7 +49,7 @@ function startCirisAgent(env: Record<string, string>): Promise<CirisProcess> {
   return waitFor('the CIRIS fixture agent to listen', () => {
     const line = out.split('\n').find((l) => l.startsWith('{"event":"listening"'));
     if (line === undefined) return undefined;
-    const agent: CirisProcess = { child, port: Number((JSON.parse(line) as { port: number }).port), startedAt, exited };
+    const agent: CirisProcess = { child, port: (JSON.parse(line) as { port: number }).port, startedAt, exited };
     children.add(agent);
     void exited.then(() => children.delete(agent));
     return agent;
