@@ -4,6 +4,7 @@
 // A supervisor here plays the container restart policy: an agent that exits 0 comes back on the
 // new version, same port and token (decision 0035).
 import { afterEach, describe, expect, it } from 'vitest';
+import { generateServiceToken, tokenId } from '@drover/protocol';
 import type { DeploymentStatus } from '@drover/protocol';
 import { startTestManager } from '../../packages/manager/test/harness.js';
 import type { TestManager } from '../../packages/manager/test/harness.js';
@@ -25,15 +26,15 @@ function startCirisAgent(env: Record<string, string>): Promise<AgentProcess> {
 }
 
 /** An enrolled agent on the fixture at 2.9.33-stable, coming back as 2.9.34-stable with `next` once it stops. */
-async function startOldAgent(m: TestManager, next: Record<string, string>): Promise<{ agentId: string; old: AgentProcess; restarted: AgentProcess[] }> {
+async function startOldAgent(m: TestManager, next: Record<string, string>, agentToken?: string): Promise<{ agentId: string; serviceToken: string; old: AgentProcess; restarted: AgentProcess[] }> {
   const enrolled = await m.enroll();
-  const env = { CIRIS_SERVICE_TOKEN: enrolled.serviceToken };
+  const env = { CIRIS_SERVICE_TOKEN: agentToken ?? enrolled.serviceToken };
   const old = await startCirisAgent({ ...env, CIRIS_VERSION: '2.9.33-stable', CIRIS_FIXTURE_WAKEUP_MS: '100', AGENT_PORT: '0' });
   const restarted: AgentProcess[] = [];
   restartOnExit(old, { ...env, CIRIS_VERSION: '2.9.34-stable', ...next }, restarted);
   const put = await m.request('PUT', `/v1/agents/${enrolled.agentId}/rollout`, { headers: { authorization: `Bearer ${m.adminToken}` }, json: { pushUrl: `http://127.0.0.1:${old.port}` } });
   expect(put.status, put.text).toBe(200);
-  return { agentId: enrolled.agentId, old, restarted };
+  return { agentId: enrolled.agentId, serviceToken: enrolled.serviceToken, old, restarted };
 }
 
 /** The restart policy: when the agent exits 0, it comes back with `env`, on the same port. */
@@ -62,7 +63,7 @@ describe('push mode against an agent answering in the real CIRIS shapes', () => 
   it('updates it: the shutdown is accepted, and success waits for healthy in the WORK cognitive state at the new version', async () => {
     const m = await startTestManager({ rollout: { tickMs: 40 } });
     manager = m;
-    const { agentId, old, restarted } = await startOldAgent(m, { CIRIS_FIXTURE_WAKEUP_MS: '1000' });
+    const { agentId, serviceToken, old, restarted } = await startOldAgent(m, { CIRIS_FIXTURE_WAKEUP_MS: '1000' });
     const s = await pushDeploy(m, '2.9.34-stable', 25);
     expect(s.agents.find((a) => a.agent_id === agentId)).toMatchObject({ state: 'succeeded' });
     expect(s.status).toBe('completed');
@@ -72,6 +73,27 @@ describe('push mode against an agent answering in the real CIRIS shapes', () => 
     // Success needs WORK, then the 0.3 s grace period.
     const since = restarted[0]?.startedAt ?? 0;
     expect(Date.parse(s.completed_at ?? '')).toBeGreaterThanOrEqual(since + 2_000 + 300);
+    // The one use of the service token (the accepted shutdown) is one audit record with its id (C6).
+    const uses = (await m.auditRecords()).filter((r) => r.event === 'service_token.used');
+    expect(old.lines().filter((l) => l['event'] === 'shutdown_request')).toEqual([{ event: 'shutdown_request', status: 200 }]);
+    expect(uses).toHaveLength(1);
+    expect(uses[0]).toMatchObject({ agentId, tokenId: tokenId(serviceToken), outcome: 'success', details: { route: 'POST /v1/system/shutdown', answer: 'accepted' } });
+    expect(JSON.stringify(uses)).not.toContain(serviceToken);
+    expect(await m.leakedSecrets()).toEqual([]);
+  }, 60_000);
+
+  it('audits every use of the service token with its id, a refused one (401) too, never the token', async () => {
+    const m = await startTestManager({ rollout: { tickMs: 40 } });
+    manager = m;
+    // The agent holds another token: it refuses the manager's with the real agent's 401.
+    const { agentId, serviceToken, old } = await startOldAgent(m, {}, generateServiceToken());
+    const s = await pushDeploy(m, '2.9.34-stable', 10);
+    expect(s.agents.find((a) => a.agent_id === agentId)).toMatchObject({ state: 'failed', error: { code: 'PUSH_UNAUTHORIZED' } });
+    const requests = old.lines().filter((l) => l['event'] === 'shutdown_request');
+    expect(requests).toEqual([{ event: 'shutdown_request', status: 401 }]);
+    const uses = (await m.auditRecords()).filter((r) => r.event === 'service_token.used');
+    expect(uses.map((r) => ({ agentId: r.agentId, tokenId: r.tokenId, outcome: r.outcome }))).toEqual(requests.map(() => ({ agentId, tokenId: tokenId(serviceToken), outcome: 'denied' })));
+    expect(JSON.stringify(await m.auditRecords())).not.toContain(serviceToken);
     expect(await m.leakedSecrets()).toEqual([]);
   }, 60_000);
 

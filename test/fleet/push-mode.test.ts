@@ -6,7 +6,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatShutdownReason, generateServiceToken } from '@drover/protocol';
+import { formatShutdownReason, generateServiceToken, tokenId } from '@drover/protocol';
 import { sanitizeReason } from '@drover/protocol/internal';
 import type { DeploymentStatus } from '@drover/protocol';
 import { startTestManager } from '../../packages/manager/test/harness.js';
@@ -96,6 +96,14 @@ describe('push mode (agents without a daemon)', () => {
     const audit = await m.auditRecords();
     expect(audit.some((r) => r.event === 'deployment.agent_deferred' && r.agentId === busy.agentId)).toBe(true);
     expect(audit.some((r) => r.event === 'deployment.agent_failed' && r.agentId === wrong.agentId && r.details['code'] === 'PUSH_UNAUTHORIZED')).toBe(true);
+    // One audit record per use of a service token, with its id (issue 15, C6): each 503 and the 200 of the busy agent, the 401.
+    const usesOf = (agent: { agentId: string; serviceToken: string }): (string | undefined)[] =>
+      audit.filter((r) => r.event === 'service_token.used' && r.agentId === agent.agentId).map((r) => (r.tokenId === tokenId(agent.serviceToken) ? r.outcome : 'another token id'));
+    const busyCalls = busyAgent.lines().filter((l) => l['event'] === 'shutdown_deferred').length;
+    expect(busyCalls).toBeGreaterThan(0);
+    expect(usesOf(busy)).toEqual([...Array.from({ length: busyCalls }, () => 'deferred'), 'success']);
+    expect(usesOf(ok)).toEqual(['success']);
+    expect(usesOf(wrong)).toEqual(['denied']);
     expect(await m.leakedSecrets()).toEqual([]);
   });
 
