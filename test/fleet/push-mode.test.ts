@@ -3,35 +3,24 @@
 // here plays the container restart policy (an agent that exits 0 comes back on the new version,
 // on the same port). One agent answers 200, one is busy at boot (503, then 200), one holds another
 // token (401).
-import { spawn } from 'node:child_process';
-import type { ChildProcessByStdio } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatShutdownReason, generateServiceToken } from '@drover/protocol';
+import { formatShutdownReason, generateServiceToken, tokenId } from '@drover/protocol';
 import { sanitizeReason } from '@drover/protocol/internal';
 import type { DeploymentStatus } from '@drover/protocol';
 import { startTestManager } from '../../packages/manager/test/harness.js';
 import type { TestManager } from '../../packages/manager/test/harness.js';
-import { repoRoot } from '../helpers/cli.js';
+import { killAgentProcesses, startAgentProcess } from './agent-process.js';
+import type { AgentProcess } from './agent-process.js';
 import { waitFor } from './fleet-simulator.js';
-
-interface AgentProcess {
-  child: ChildProcessByStdio<null, Readable, Readable>;
-  port: number;
-  lines: () => Record<string, unknown>[];
-  exited: Promise<number | null>;
-}
 
 const children = new Set<AgentProcess>();
 let manager: TestManager | undefined;
 let server: Server | undefined;
 
 afterEach(async () => {
-  for (const agent of children) agent.child.kill('SIGKILL');
-  await Promise.all([...children].map((a) => a.exited));
-  children.clear();
+  await killAgentProcesses(children);
   await manager?.close();
   manager = undefined;
   await new Promise<void>((resolve) => {
@@ -44,32 +33,7 @@ afterEach(async () => {
 });
 
 function startAgent(env: Record<string, string>): Promise<AgentProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/agent/agent.ts'], {
-    cwd: repoRoot,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', AGENT_HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('exit', (code) => {
-      resolve(code);
-    });
-  });
-  const lines = (): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return waitFor('the agent to listen', () => {
-    const listening = lines().find((l) => l['event'] === 'listening');
-    if (listening === undefined) return undefined;
-    const agent: AgentProcess = { child, port: Number(listening['port']), lines, exited };
-    children.add(agent);
-    void exited.then(() => children.delete(agent));
-    return agent;
-  }, 15_000);
+  return startAgentProcess(['--import', 'tsx', 'examples/agent/agent.ts'], env, children);
 }
 
 /** The restart policy: when the agent exits 0, it comes back on `version`, same port and token. */
@@ -132,6 +96,14 @@ describe('push mode (agents without a daemon)', () => {
     const audit = await m.auditRecords();
     expect(audit.some((r) => r.event === 'deployment.agent_deferred' && r.agentId === busy.agentId)).toBe(true);
     expect(audit.some((r) => r.event === 'deployment.agent_failed' && r.agentId === wrong.agentId && r.details['code'] === 'PUSH_UNAUTHORIZED')).toBe(true);
+    // One audit record per use of a service token, with its id (issue 15, C6): each 503 and the 200 of the busy agent, the 401.
+    const usesOf = (agent: { agentId: string; serviceToken: string }): (string | undefined)[] =>
+      audit.filter((r) => r.event === 'service_token.used' && r.agentId === agent.agentId).map((r) => (r.tokenId === tokenId(agent.serviceToken) ? r.outcome : 'another token id'));
+    const busyCalls = busyAgent.lines().filter((l) => l['event'] === 'shutdown_deferred').length;
+    expect(busyCalls).toBeGreaterThan(0);
+    expect(usesOf(busy)).toEqual([...Array.from({ length: busyCalls }, () => 'deferred'), 'success']);
+    expect(usesOf(ok)).toEqual(['success']);
+    expect(usesOf(wrong)).toEqual(['denied']);
     expect(await m.leakedSecrets()).toEqual([]);
   });
 

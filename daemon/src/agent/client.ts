@@ -1,5 +1,5 @@
-import { AgentHealthSchema, matchesSchema, tokenId } from '@drover/protocol';
-import type { AgentHealth } from '@drover/protocol';
+import { readAgentHealth, tokenId } from '@drover/protocol';
+import type { AgentHealthReading } from '@drover/protocol';
 import { header, parseRetryAfter } from '@drover/http';
 import type { HttpClient } from '@drover/http';
 import { limits } from '../config.js';
@@ -17,7 +17,7 @@ export type ShutdownAnswer =
   | { kind: 'refused'; status: number; code: string | undefined };
 
 /** How the agent answered its health route: its report, unreachable, or an answer that is not one. */
-export type HealthAnswer = { kind: 'ok'; health: AgentHealth } | { kind: 'unreachable'; error: unknown } | { kind: 'invalid'; status: number };
+export type HealthAnswer = { kind: 'ok'; health: AgentHealthReading } | { kind: 'unreachable'; error: unknown } | { kind: 'invalid'; status: number };
 
 /** Calls the supervised agent's health and shutdown routes with its service token, through the agent's HTTP client. */
 export class AgentClient {
@@ -44,7 +44,9 @@ export class AgentClient {
         timeoutMs: limits.agentRequestTimeoutMs,
         ...(signal === undefined ? {} : { signal }),
       });
-      if (response.status === 200 && matchesSchema(AgentHealthSchema, response.body)) return { kind: 'ok', health: response.body };
+      // drover's SDK answers flat, the real CIRIS agent in its envelope: both read (decision 0035).
+      const health = response.status === 200 ? readAgentHealth(response.body) : undefined;
+      if (health !== undefined) return { kind: 'ok', health };
       return { kind: 'invalid', status: response.status };
     } catch (error) {
       if (signal?.aborted === true) throw error;

@@ -6,7 +6,8 @@ import { sleep } from '../timing.js';
 
 // The health gate of an update: the agent counts as healthy only when its health route says
 // "healthy" AT THE TARGET VERSION, continuously for a grace period. An agent that exits, stays
-// degraded or starting, or reports another version fails the gate, and the update rolls back.
+// degraded or starting, or reports another version fails the gate, and the update rolls back. A
+// real CIRIS agent is healthy only once in the WORK cognitive state (readAgentHealth, decision 0035).
 
 /** The options of {@link passHealthGate}: the agent, the version it must report healthy, and for how long. */
 export interface HealthGateOptions {
@@ -54,7 +55,7 @@ export async function passHealthGate(options: HealthGateOptions): Promise<void> 
       if (now - healthySince >= options.graceMs) return;
     } else {
       healthySince = undefined;
-      last = answer.kind === 'ok' ? `${answer.health.status} at version ${answer.health.version}` : answer.kind === 'invalid' ? `HTTP ${answer.status}` : 'unreachable';
+      last = answer.kind === 'ok' ? `${answer.health.reported} at version ${answer.health.version}` : answer.kind === 'invalid' ? `HTTP ${answer.status}` : 'unreachable';
     }
     if (now >= deadline) {
       throw new DaemonError(

@@ -152,13 +152,18 @@ export {
   AgentBusyErrorSchema,
   agentHealthStatuses,
   AgentHealthSchema,
+  cirisAgentHealthStatuses,
+  CirisAgentHealthSchema,
 } from './schemas/agent-endpoints.js';
+export { readAgentHealth } from './agent-health.js';
+export type { AgentHealthReading } from './agent-health.js';
 export type {
   ShutdownRequest,
   ShutdownResponse,
   AgentBusyError,
   AgentHealthStatus,
   AgentHealth,
+  CirisAgentHealth,
 } from './schemas/agent-endpoints.js';
 export { InventorySchema, EnrollRequestSchema, ManagerKeySchema, EnrollResponseSchema, CredentialResponseSchema } from './schemas/enrollment.js';
 export type { Inventory, EnrollRequest, ManagerKey, EnrollResponse, CredentialResponse } from './schemas/enrollment.js';

@@ -1,3 +1,4 @@
+import { tokenId } from '@drover/protocol';
 import type { DeploymentAction, DeploymentStatus, JsonObject, UpdateNotification, UpdateNotifyResponse } from '@drover/protocol';
 import { DeploymentIdSchema } from '@drover/protocol/internal';
 import { createDeployment } from '../deploy/notify.js';
@@ -8,7 +9,7 @@ import { ManagerError } from '../errors.js';
 import { echo } from '../presented.js';
 import type { HttpClient } from '@drover/http';
 import { createPushHttp, probeHealth, requestShutdown, shutdownReason } from './push-client.js';
-import type { AgentHealthProbe } from './push-client.js';
+import type { AgentHealthProbe, ShutdownAnswer } from './push-client.js';
 import { evaluateGate } from './gate.js';
 import { activeDeploymentStatuses } from './records.js';
 import type { DeploymentRecord, NewDeploymentEvent, RolloutOptions, RolloutWrite, TargetRecord, TargetView } from './records.js';
@@ -476,11 +477,51 @@ export class RolloutEngine {
     });
   }
 
+  /** The audit record of one use of an agent's service token by a push-mode shutdown call: its id, what the agent answered. */
+  #tokenUseAudit(deployment: DeploymentRecord, target: TargetRecord, id: string, answer: ShutdownAnswer): PendingAuditRecord {
+    const outcome = answer.kind === 'accepted' ? 'success' : answer.kind === 'unauthorized' ? 'denied' : answer.kind === 'busy' ? 'deferred' : 'failure';
+    return this.#ctx.audit.entry({
+      event: 'service_token.used',
+      actor: 'system',
+      agentId: target.agentId,
+      deploymentId: deployment.id,
+      tokenId: id,
+      outcome,
+      details: { route: 'POST /v1/system/shutdown', mode: 'push', answer: answer.kind, ...(answer.kind === 'refused' ? { status: answer.status } : {}) },
+    });
+  }
+
+  /** What a push-mode agent's answer to the shutdown call does to its target. */
+  #pushStep(deployment: DeploymentRecord, target: TargetRecord, answer: ShutdownAnswer, now: Date): TargetStep {
+    switch (answer.kind) {
+      case 'accepted':
+        return { next: { ...target, state: 'updating', updatedAt: now }, decision: { event: 'agent_accepted', message: `${target.agentId} accepted the shutdown`, details: { mode: 'push' } } };
+      case 'busy': {
+        const deferrals = target.deferredCount + 1;
+        const first = target.firstDeferredAt ?? now;
+        if (now.getTime() >= first.getTime() + deployment.options.deferralWindowSeconds * 1000) {
+          return failTarget({ ...target, deferredCount: deferrals, firstDeferredAt: first }, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; it was not forced`, now);
+        }
+        const until = new Date(now.getTime() + deferralDelayMs(deferrals, deployment, answer.retryAfterSeconds));
+        return {
+          next: { ...target, state: 'deferred', deferredCount: deferrals, firstDeferredAt: first, deferredUntil: until, message: `busy (${answer.detail})`, updatedAt: now },
+          decision: { event: 'agent_deferred', message: `${target.agentId} is busy; asking again at ${until.toISOString()}`, details: { deferrals, mode: 'push' } },
+        };
+      }
+      case 'unauthorized':
+        return failTarget(target, 'PUSH_UNAUTHORIZED', `${target.agentId} refused the manager's service token (401); re-enroll it or fix DROVER_SERVICE_TOKEN on the agent`, now);
+      case 'refused':
+        return failTarget(target, 'PUSH_REFUSED', `${target.agentId} answered the shutdown with ${answer.status} (${answer.detail})`, now);
+      case 'unreachable':
+        return failTarget(target, 'PUSH_UNREACHABLE', `${target.agentId} did not answer the shutdown call (${answer.detail})`, now);
+    }
+  }
+
   // Push mode: the transitions to `notified` are stored; now call each agent and store what it said.
   async #push(deployment: DeploymentRecord, targets: readonly TargetRecord[]): Promise<void> {
     const ctx = this.#ctx;
     const reason = shutdownReason({ version: deployment.version, commitSha: deployment.commitSha, deploymentId: deployment.id, changelog: deployment.changelog });
-    const results = await pool(targets, this.#pushConcurrency, async (target): Promise<TargetStep> => {
+    const results = await pool(targets, this.#pushConcurrency, async (target): Promise<TargetStep & { tokenUse?: PendingAuditRecord }> => {
       const agent = await ctx.store.getAgentRolloutSettings(target.agentId);
       const now = ctx.now();
       if (agent?.pushUrl === undefined) return failTarget(target, 'PUSH_REFUSED', `${target.agentId} has no push URL any more`, now);
@@ -493,35 +534,17 @@ export class RolloutEngine {
         return failTarget(target, 'PUSH_REFUSED', `the service token of ${target.agentId} cannot be decrypted`, now);
       }
       const answer = await requestShutdown(this.#http, agent.pushUrl, token, reason);
-      switch (answer.kind) {
-        case 'accepted':
-          return { next: { ...target, state: 'updating', updatedAt: now }, decision: { event: 'agent_accepted', message: `${target.agentId} accepted the shutdown`, details: { mode: 'push' } } };
-        case 'busy': {
-          const deferrals = target.deferredCount + 1;
-          const first = target.firstDeferredAt ?? now;
-          if (now.getTime() >= first.getTime() + deployment.options.deferralWindowSeconds * 1000) {
-            return failTarget({ ...target, deferredCount: deferrals, firstDeferredAt: first }, 'DEFERRAL_WINDOW_EXPIRED', `${target.agentId} stayed busy past the deferral window; it was not forced`, now);
-          }
-          const until = new Date(now.getTime() + deferralDelayMs(deferrals, deployment, answer.retryAfterSeconds));
-          return {
-            next: { ...target, state: 'deferred', deferredCount: deferrals, firstDeferredAt: first, deferredUntil: until, message: `busy (${answer.detail})`, updatedAt: now },
-            decision: { event: 'agent_deferred', message: `${target.agentId} is busy; asking again at ${until.toISOString()}`, details: { deferrals, mode: 'push' } },
-          };
-        }
-        case 'unauthorized':
-          return failTarget(target, 'PUSH_UNAUTHORIZED', `${target.agentId} refused the manager's service token (401); re-enroll it or fix DROVER_SERVICE_TOKEN on the agent`, now);
-        case 'refused':
-          return failTarget(target, 'PUSH_REFUSED', `${target.agentId} answered the shutdown with ${answer.status} (${answer.detail})`, now);
-        case 'unreachable':
-          return failTarget(target, 'PUSH_UNREACHABLE', `${target.agentId} did not answer the shutdown call (${answer.detail})`, now);
-      }
+      // Every use of a service token is audited with its id, never the token, whatever the agent answered (issue 15, C6).
+      const tokenUse = this.#tokenUseAudit(deployment, target, tokenId(token), answer);
+      return { ...this.#pushStep(deployment, target, answer, now), tokenUse };
     });
     const now = ctx.now();
     const events: NewDeploymentEvent[] = results
       .filter((r) => r.decision !== undefined && r.decision.event !== 'agent_accepted')
       .map((r) => ({ deploymentId: deployment.id, at: now, type: r.decision?.event ?? 'agent', message: r.decision?.message ?? '', details: { agent_id: r.next.agentId, ...r.decision?.details } }));
     const decided = results.flatMap((r) => (r.decision === undefined ? [] : [{ target: r.next, decision: r.decision }]));
-    await ctx.store.writeRollout({ targets: results.map((r) => r.next), events, audit: decided.map(({ target, decision }) => this.#decisionAudit(deployment, target, decision)) });
+    const tokenUses = results.flatMap((r) => (r.tokenUse === undefined ? [] : [r.tokenUse]));
+    await ctx.store.writeRollout({ targets: results.map((r) => r.next), events, audit: [...tokenUses, ...decided.map(({ target, decision }) => this.#decisionAudit(deployment, target, decision))] });
     await ctx.audit.flush();
     for (const { target, decision } of decided) {
       ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);

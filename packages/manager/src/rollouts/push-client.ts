@@ -1,5 +1,5 @@
 import { HttpClient, HttpError, userAgent } from '@drover/http';
-import { formatShutdownReason } from '@drover/protocol';
+import { formatShutdownReason, readAgentHealth } from '@drover/protocol';
 import { PACKAGE_VERSION } from '../version.js';
 
 // Push mode (agents without a daemon, e.g. containers under a restart policy): the manager asks the
@@ -88,17 +88,24 @@ export async function requestShutdown(http: HttpClient, pushUrl: string, service
 }
 
 export interface AgentHealthProbe {
+  /** drover's status (readAgentHealth): `healthy` only when ready for work; `unknown` for an answer in neither form. */
   status: string;
   version: string | undefined;
 }
 
-/** GET /v1/system/health; undefined when the agent does not answer (it is restarting). */
+/**
+ * GET /v1/system/health; undefined when the agent does not answer (it is restarting). Read in
+ * either form, drover's SDK's flat answer or the real CIRIS agent's envelope (decision 0035).
+ */
 export async function probeHealth(http: HttpClient, pushUrl: string): Promise<AgentHealthProbe | undefined> {
   try {
     const res = await http.json({ method: 'GET', url: joinUrl(pushUrl, '/v1/system/health') });
     if (res.status !== 200 || typeof res.body !== 'object' || res.body === null) return undefined;
-    const body = res.body as { status?: unknown; version?: unknown };
-    return { status: typeof body.status === 'string' ? body.status : 'unknown', version: typeof body.version === 'string' ? body.version : undefined };
+    const reading = readAgentHealth(res.body);
+    if (reading !== undefined) return { status: reading.status, version: reading.version };
+    const body = res.body as { version?: unknown; data?: { version?: unknown } };
+    const version = typeof body.version === 'string' ? body.version : typeof body.data?.version === 'string' ? body.data.version : undefined;
+    return { status: 'unknown', version };
   } catch {
     return undefined;
   }

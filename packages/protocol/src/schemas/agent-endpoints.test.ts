@@ -9,6 +9,22 @@ const shutdownRequest = {
 };
 const shutdownResponse = { data: { status: 'initiated', message: 'System shutdown initiated: CD update', shutdown_initiated: true, timestamp: at } };
 
+// The real CIRIS agent's answer (CIRISAgent 2bd11fcb, SuccessResponse[SystemHealthResponse]).
+const cirisHealth = {
+  data: {
+    status: 'healthy',
+    version: '2.9.33-stable',
+    uptime_seconds: 12.5,
+    services: { total: { healthy: 22, unhealthy: 0 } },
+    initialization_complete: true,
+    cognitive_state: 'WORK',
+    timestamp: at,
+    warnings: [],
+    degraded_mode: false,
+  },
+  metadata: { timestamp: at, request_id: null, duration_ms: 3 },
+};
+
 const examples: Record<string, Examples> = {
   ShutdownRequest: {
     valid: [shutdownRequest, { reason: 'maintenance', force: true, confirm: true }, { reason: '', confirm: false }],
@@ -42,6 +58,20 @@ const examples: Record<string, Examples> = {
       refuse('an unknown status', { status: 'healthy', version: '1.4.2', busy: false }, '/status', 'ok'),
       refuse('busy as a string', { status: 'healthy', version: '1.4.2', busy: false }, '/busy', 'no'),
       refuse('an empty version', { status: 'healthy', version: '1.4.2', busy: false }, '/version', ''),
+    ],
+  },
+  CirisAgentHealth: {
+    valid: [
+      cirisHealth,
+      patch(cirisHealth, '/data/status', 'initializing'),
+      patch(patch(cirisHealth, '/data/status', 'critical'), '/data/cognitive_state', null),
+      { data: { status: 'degraded', version: '2.9.33-stable' } },
+    ],
+    invalid: [
+      refuse('the flat form', cirisHealth, '/data', undefined),
+      refuse('a status the agent never reports', cirisHealth, '/data/status', 'starting'),
+      refuse('an empty version', cirisHealth, '/data/version', ''),
+      refuse('degraded_mode as a string', cirisHealth, '/data/degraded_mode', 'false'),
     ],
   },
 };

@@ -70,3 +70,31 @@ export const AgentHealthSchema = Type.Object(
 );
 /** An agent's health answer; see {@link AgentHealthSchema}. */
 export type AgentHealth = Static<typeof AgentHealthSchema>;
+
+/** The statuses the real CIRIS agent reports (CIRISAgent `determine_overall_status`). */
+export const cirisAgentHealthStatuses = ['healthy', 'degraded', 'critical', 'initializing'] as const;
+
+/**
+ * `GET /v1/system/health` as the real CIRIS agent answers it (CIRISAgent 2bd11fcb,
+ * `SuccessResponse[SystemHealthResponse]`): the report inside `data`, no `busy`, and a cognitive
+ * state. The second form droverd and push mode accept (docs/decisions/0035-ciris-agent-health.md);
+ * fields drover does not read (uptime, services, warnings, metadata) are allowed and ignored.
+ */
+export const CirisAgentHealthSchema = Type.Object(
+  {
+    data: Type.Object(
+      {
+        status: literalUnion(cirisAgentHealthStatuses),
+        version: VersionSchema,
+        cognitive_state: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()], { description: 'e.g. WAKEUP, WORK; healthy only in WORK (compared case-insensitively).' })),
+        degraded_mode: Type.Optional(Type.Boolean({ description: 'True when the agent runs without a working LLM provider: not healthy.' })),
+        busy: Type.Optional(Type.Boolean({ description: 'Not sent by the real agent; absent means not busy.' })),
+      },
+      { additionalProperties: true },
+    ),
+    metadata: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { $id: 'CirisAgentHealth', description: 'GET /v1/system/health as the real CIRIS agent answers it (the envelope form).', additionalProperties: true },
+);
+/** The real CIRIS agent's health answer; see {@link CirisAgentHealthSchema}. */
+export type CirisAgentHealth = Static<typeof CirisAgentHealthSchema>;

@@ -1,5 +1,5 @@
 import type { TSchema } from '@sinclair/typebox';
-import { AgentBusyErrorSchema, AgentHealthSchema, ShutdownRequestSchema, ShutdownResponseSchema } from './agent-endpoints.js';
+import { AgentBusyErrorSchema, AgentHealthSchema, CirisAgentHealthSchema, ShutdownRequestSchema, ShutdownResponseSchema } from './agent-endpoints.js';
 import { AuditRecordSchema, AuditSignersSchema } from './audit.js';
 import { AgentHealthReportSchema, CheckinHeadersSchema, CheckinParamsSchema, CheckinRequestSchema, CheckinResponseSchema, CheckinUpgradeRequiredSchema, DaemonStateSchema } from './check-in.js';
 import { CommandResultSchema, CommandSchema, NoncePayloadSchema, UpdateCommandSchema } from './commands.js';
@@ -19,6 +19,7 @@ export const wireSchemas: Record<string, TSchema> = {
   ShutdownResponse: ShutdownResponseSchema,
   AgentBusyError: AgentBusyErrorSchema,
   AgentHealth: AgentHealthSchema,
+  CirisAgentHealth: CirisAgentHealthSchema,
   Inventory: InventorySchema,
   EnrollRequest: EnrollRequestSchema,
   EnrollResponse: EnrollResponseSchema,
