@@ -53,7 +53,8 @@ describe('push mode (agents without a daemon)', () => {
     const wrong = await m.enroll();
     const envOf = (token: string, extra: Record<string, string> = {}): Record<string, string> => ({ DROVER_SERVICE_TOKEN: token, AGENT_VERSION: '1.0.0', AGENT_DRAIN_TIMEOUT_MS: '2000', ...extra });
     const okEnv = envOf(ok.serviceToken);
-    const busyEnv = envOf(busy.serviceToken, { AGENT_BUSY_MS: '1200' });
+    const busyEnv = envOf(busy.serviceToken, { AGENT_BUSY_MS: '4000' });
+    // Busy for 4 s after it starts: long enough that the manager's first call finds it busy even on a loaded machine.
     const wrongToken = generateServiceToken();
     const [okAgent, busyAgent, wrongAgent] = await Promise.all([startAgent({ ...okEnv, AGENT_PORT: '0' }), startAgent({ ...busyEnv, AGENT_PORT: '0' }), startAgent({ ...envOf(wrongToken), AGENT_PORT: '0' })]);
     const restarted: AgentProcess[] = [];
