@@ -51,9 +51,23 @@ function joinUrl(base: string, path: string): string {
   return base.replace(/\/+$/, '') + path;
 }
 
-function errorCodeOf(body: unknown): string {
-  const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code;
-  return typeof code === 'string' ? code.slice(0, 64) : 'none';
+const DETAIL_MAX_CHARS = 200;
+
+/**
+ * What an agent's refusal says, for the target's message: drover's `error.code`, else the agent's
+ * own words in FastAPI's `detail` (the real CIRIS agent's errors; a validation error's first
+ * `msg`), quoted, bounded, control characters as spaces; `none` when it says neither.
+ */
+export function refusalDetailOf(body: unknown): string {
+  const answer = body as { error?: { code?: unknown }; detail?: unknown } | undefined;
+  const code = answer?.error?.code;
+  if (typeof code === 'string') return code.slice(0, 64);
+  const detail = answer?.detail;
+  const text = typeof detail === 'string' ? detail : Array.isArray(detail) ? (detail[0] as { msg?: unknown } | undefined)?.msg : undefined;
+  if (typeof text !== 'string' || text.trim() === '') return 'none';
+  // eslint-disable-next-line no-control-regex -- the agent's text goes into messages and events: no control characters
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
+  return JSON.stringify(clean.length > DETAIL_MAX_CHARS ? `${clean.slice(0, DETAIL_MAX_CHARS)}...` : clean);
 }
 
 /** What went wrong on the way, for the target's message: the network's code (ECONNREFUSED, ...). */
@@ -81,10 +95,10 @@ export async function requestShutdown(http: HttpClient, pushUrl: string, service
   if (res.status === 503) {
     const header = res.headers['retry-after'];
     const seconds = Number(Array.isArray(header) ? header[0] : header);
-    return { kind: 'busy', retryAfterSeconds: Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined, detail: errorCodeOf(res.body) };
+    return { kind: 'busy', retryAfterSeconds: Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined, detail: refusalDetailOf(res.body) };
   }
   if (res.status === 401) return { kind: 'unauthorized' };
-  return { kind: 'refused', status: res.status, detail: errorCodeOf(res.body) };
+  return { kind: 'refused', status: res.status, detail: refusalDetailOf(res.body) };
 }
 
 export interface AgentHealthProbe {

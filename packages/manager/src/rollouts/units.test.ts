@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatShutdownReason } from '@drover/protocol';
 import { ManagerError } from '../errors.js';
-import { shutdownReason } from './push-client.js';
+import { refusalDetailOf, shutdownReason } from './push-client.js';
 import { evaluateGate } from './gate.js';
 import { defaultRolloutOptions, resolveRolloutOptions } from './options.js';
 import { planPhases } from './phases.js';
@@ -152,5 +152,16 @@ describe("a daemon-mode target deferred past the engine's own window (the backst
     const step = stepDaemonTarget(acked, deployment, at(10_000), stale);
     expect(step?.next).toMatchObject({ state: 'deferred', deferredCount: 1, firstDeferredAt: at(10_000) });
     expect(step?.decision).toMatchObject({ event: 'agent_deferred' });
+  });
+});
+
+describe("a push-mode agent's refusal in the target's message", () => {
+  it("names drover's error code, else quotes the agent's own detail (FastAPI's, as the real CIRIS agent answers), bounded and without control characters", () => {
+    expect(refusalDetailOf({ error: { code: 'AGENT_BUSY', message: 'later' } })).toBe('AGENT_BUSY');
+    expect(refusalDetailOf({ detail: 'Shutdown not confirmed' })).toBe('"Shutdown not confirmed"');
+    expect(refusalDetailOf({ detail: [{ loc: ['body', 'reason'], msg: 'Field required', type: 'missing' }] })).toBe('"Field required"');
+    expect(refusalDetailOf({ detail: 'a\nb\u0007c' })).toBe('"a b c"');
+    expect(refusalDetailOf({ detail: 'x'.repeat(500) })).toBe(`"${'x'.repeat(200)}..."`);
+    for (const body of [undefined, null, {}, { detail: '' }, { detail: 42 }, 'text']) expect(refusalDetailOf(body)).toBe('none');
   });
 });
