@@ -27,18 +27,19 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (ap
 
   // The agent the credential authenticated, per request; a WeakMap keeps it off the request type.
   const authenticated = new WeakMap<FastifyRequest, AgentIdentity>();
+  // Authenticate before the body is even read: an unauthenticated peer costs no parsing. The path
+  // is not validated yet: only a well-formed id is held against the credential (and a misuse
+  // audited); validation refuses any other before the handler runs.
+  const authenticate = async (request: FastifyRequest): Promise<void> => {
+    const { agentId } = request.params as { agentId?: unknown };
+    authenticated.set(request, await core.authenticateAgent(request.headers.authorization, matchesSchema(AgentIdSchema, agentId) ? agentId : undefined, header(request, wireHeaders.machineId)));
+  };
   app.post(
     '/v1/agents/:agentId/checkin',
     {
       bodyLimit: managerLimits.checkinBodyMaxBytes,
       schema: { params: CheckinParamsSchema, headers: CheckinHeadersSchema, body: CheckinRequestSchema },
-      // Authenticate before the body is even read: an unauthenticated peer costs no parsing. The
-      // path is not validated yet: only a well-formed id is held against the credential (and a
-      // misuse audited); validation refuses any other before the handler runs.
-      onRequest: async (request) => {
-        const { agentId } = request.params as { agentId?: unknown };
-        authenticated.set(request, await core.authenticateAgent(request.headers.authorization, matchesSchema(AgentIdSchema, agentId) ? agentId : undefined, header(request, wireHeaders.machineId)));
-      },
+      onRequest: authenticate,
     },
     async (request, reply) => {
       const agent = authenticated.get(request);
@@ -60,10 +61,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (ap
     {
       bodyLimit: 1024,
       schema: { params: CheckinParamsSchema, headers: CredentialHeadersSchema },
-      onRequest: async (request) => {
-        const { agentId } = request.params as { agentId?: unknown };
-        authenticated.set(request, await core.authenticateAgent(request.headers.authorization, matchesSchema(AgentIdSchema, agentId) ? agentId : undefined, header(request, wireHeaders.machineId)));
-      },
+      onRequest: authenticate,
     },
     async (request, reply) => {
       const agent = authenticated.get(request);
