@@ -19,6 +19,9 @@ import type {
   EnrollAgentInput,
   EnrollAgentResult,
   EnrollmentTokenRecord,
+  Lease,
+  LeaseFence,
+  LeaseOptions,
   ListAgentsOptions,
   NewCommand,
   NewEnrollmentToken,
@@ -137,11 +140,12 @@ export interface Store {
     events: readonly NewDeploymentEvent[],
     supersede?: RolloutWrite[],
     audit?: readonly PendingAuditRecord[],
+    fence?: LeaseFence,
   ): Promise<{ ok: true } | { ok: false; active: string }>;
   getDeployment(id: string): Promise<DeploymentRecord | undefined>;
   /** Newest first; `active` keeps only pending, in_progress, paused and rolling_back ones; `open` those not completed yet (targets still moving). */
   listDeployments(options: { active?: boolean; open?: boolean; limit: number }): Promise<DeploymentRecord[]>;
-  /** Writes one engine step atomically (see RolloutWrite). */
+  /** Writes one engine step atomically (see RolloutWrite); with `write.fence`, only while that lease is still current (else LEASE_LOST, nothing written). */
   writeRollout(write: RolloutWrite): Promise<void>;
   listTargets(deploymentId: string): Promise<TargetRecord[]>;
   /**
@@ -152,4 +156,13 @@ export interface Store {
   countTargets(deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }>;
   /** Events after `afterSeq`, oldest first; with `latest`, the last `limit` events instead (still oldest first). */
   listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options?: { latest?: boolean }): Promise<DeploymentEventRecord[]>;
+
+  // Leases (decision 0038)
+  /**
+   * Takes the lease `name`, held until `release()`: one manager at a time among those sharing the
+   * store. A manager that dies lets go of it at once (PostgreSQL: its session ends); one that stalls
+   * loses it after a bound, and a write fenced with an older token is refused. Answers undefined
+   * when another manager holds it and `wait` is false. Each take increases the lease's token.
+   */
+  lease(name: string, options: LeaseOptions): Promise<Lease | undefined>;
 }

@@ -51,6 +51,25 @@ const pgNonceRecord = (row: PgNonceRow): records.NonceRecord => nonceRecord({ ..
 // The advisory lock of "one active deployment per artifact" (two replicas creating at once serialize on it).
 const DEPLOYMENT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover.deployment:' || $1, 0))";
 
+// Leases (decision 0038). A lease is a session-level advisory lock on a connection of its own,
+// so a manager that dies lets go at once (its session ends with its socket), and one that stalls
+// loses it: the session is ended by the server after LEASE_IDLE_MS without a statement, and a
+// heartbeat keeps a live holder's session busy. Each take increments the lease row's token; a
+// write fenced with a token reads the row FOR SHARE, so it is refused once a later holder has
+// taken the lease, and a later holder's take waits for a write already under way to commit.
+const LEASE_IDLE_MS = 10_000;
+const LEASE_HEARTBEAT_MS = 2_000;
+const LEASE_WAIT_MS = 15_000;
+const LEASE_KEY_SQL = "hashtextextended('drover.lease:' || $1, 0)";
+
+async function checkFence(db: Queryable, fence: records.LeaseFence | undefined): Promise<void> {
+  if (fence === undefined) return;
+  const row = await one<{ token: string }>(db, 'SELECT token FROM leases WHERE name = $1 FOR SHARE', [fence.name]);
+  if (row === undefined || Number(row.token) !== fence.token) {
+    throw new ManagerError('LEASE_LOST', `This manager no longer holds the ${fence.name} lease (another replica took it over): nothing was written. The replica holding it carries on.`);
+  }
+}
+
 /**
  * A {@link Store} on PostgreSQL: several managers may share one database.
  *
@@ -69,6 +88,7 @@ export class PostgresStore implements Store {
   readonly #liveness: LivenessBuffer<LivenessParams>;
   #livenessWrite: Promise<void> = Promise.resolve();
   #closed = false;
+  readonly #leases = new Set<() => Promise<void>>();
 
   private constructor(options: PostgresStoreOptions) {
     this.where = redactDatabaseUrl(options.url);
@@ -246,6 +266,8 @@ export class PostgresStore implements Store {
     this.#liveness.flush();
     await this.#livenessWrite;
     this.#closed = true;
+    // A lease still held would keep its connection out of the pool, and the pool from ending.
+    await Promise.all([...this.#leases].map((release) => release()));
     await this.#pool.end();
   }
 
@@ -582,9 +604,11 @@ export class PostgresStore implements Store {
     events: readonly rollout.NewDeploymentEvent[],
     supersede: rollout.RolloutWrite[] = [],
     audit?: readonly records.PendingAuditRecord[],
+    fence?: records.LeaseFence,
   ): Promise<{ ok: true } | { ok: false; active: string }> {
     try {
       await this.#tx(async (db) => {
+        await checkFence(db, fence);
         // One active deployment per artifact, across replicas: whoever holds the artifact's lock
         // checks and creates; the other waits, then sees the committed winner.
         await db.query(DEPLOYMENT_LOCK_SQL, [deployment.artifact]);
@@ -617,6 +641,7 @@ export class PostgresStore implements Store {
 
   writeRollout(write: rollout.RolloutWrite): Promise<void> {
     return this.#tx(async (db) => {
+      await checkFence(db, write.fence);
       await rollouts.writeRollout(db, write, (c, n) => this.#insertCommand(db, c, n));
       await this.#audit(db, write.audit);
     });
@@ -640,5 +665,81 @@ export class PostgresStore implements Store {
   async listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<rollout.DeploymentEventRecord[]> {
     await this.#open();
     return this.#read((db) => rollouts.events(db, deploymentId, afterSeq, limit, options.latest ?? false));
+  }
+
+  // -- leases
+
+  async lease(name: string, options: records.LeaseOptions): Promise<records.Lease | undefined> {
+    await this.#open();
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw this.#error(error, true);
+    }
+    let lost = false;
+    let released = false;
+    const onError = (): void => {
+      lost = true;
+    };
+    client.on('error', onError);
+    // The session's own settings: the client is destroyed, never returned to the pool.
+    const drop = (): void => {
+      client.off('error', onError);
+      client.release(true);
+    };
+    const waitMs = Math.max(0, Math.trunc(options.waitMs ?? LEASE_WAIT_MS));
+    let token: number;
+    try {
+      await client.query(`SET idle_session_timeout = ${LEASE_IDLE_MS}; SET statement_timeout = ${waitMs + 1000}; SET lock_timeout = ${waitMs}`);
+      if (options.wait) {
+        await client.query({ text: `SELECT pg_advisory_lock(${LEASE_KEY_SQL})`, values: [name], query_timeout: waitMs + 2000 } as { text: string; values: unknown[] });
+      } else {
+        const [row] = (await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LEASE_KEY_SQL}) AS ok`, [name])).rows;
+        if (row?.ok !== true) {
+          drop();
+          return undefined;
+        }
+      }
+      const [row] = (
+        await client.query<{ token: string }>(
+          `INSERT INTO leases (name, token, holder, acquired_at) VALUES ($1, 1, $2, $3)
+           ON CONFLICT (name) DO UPDATE SET token = leases.token + 1, holder = excluded.holder, acquired_at = excluded.acquired_at RETURNING token`,
+          [name, options.holder, Date.now()],
+        )
+      ).rows;
+      token = Number(row?.token);
+    } catch (error) {
+      drop();
+      const code = (error as { code?: unknown }).code;
+      if (code === '55P03' || code === '57014') {
+        throw new ManagerError('LEASE_BUSY', `Another manager replica held the ${name} lease for more than ${Math.round(waitMs / 1000)} s: nothing was changed. Retry in a moment.`, { cause: this.#error(error) });
+      }
+      throw this.#error(error);
+    }
+    const heartbeat = setInterval(() => {
+      client.query('SELECT 1').catch(() => {
+        lost = true;
+      });
+    }, LEASE_HEARTBEAT_MS);
+    heartbeat.unref();
+    const release = async (): Promise<void> => {
+      if (released) return;
+      released = true;
+      this.#leases.delete(release);
+      clearInterval(heartbeat);
+      // Ending the session lets go of the lock even if the unlock below cannot run.
+      if (!lost) await client.query(`SELECT pg_advisory_unlock(${LEASE_KEY_SQL})`, [name]).catch(() => undefined);
+      drop();
+    };
+    this.#leases.add(release);
+    return {
+      name,
+      token,
+      get lost() {
+        return lost;
+      },
+      release,
+    };
   }
 }
