@@ -269,3 +269,16 @@ export interface Lease extends LeaseFence {
   /** Lets go; idempotent, never rejects. */
   release(): Promise<void>;
 }
+
+/** One record of the audit chain kept in the store (PostgreSQL: one chain for every replica, decision 0038). */
+export interface AuditChainLine {
+  seq: number;
+  /** The record's line as `drover audit verify` reads it, without its newline. */
+  line: string;
+}
+
+/**
+ * Chains outbox rows: given the chain's last line (undefined while it is empty) and the rows in
+ * outbox order, answers one line per row, in order, and the new head (JSON {seq, hash}).
+ */
+export type AuditChainBuilder = (last: string | undefined, rows: readonly AuditOutboxRow[]) => Promise<{ lines: AuditChainLine[]; head: string }>;

@@ -12,6 +12,8 @@ import type {
 import type {
   AgentIdentity,
   AgentRecord,
+  AuditChainBuilder,
+  AuditChainLine,
   AuditOutboxRow,
   CheckinWrite,
   CheckinWriteResult,
@@ -118,6 +120,21 @@ export interface Store {
   listAuditOutbox(limit: number): Promise<AuditOutboxRow[]>;
   /** Removes records now in the log and stores the log's new head under `headKey`, in one transaction. */
   completeAuditOutbox(ids: readonly number[], headKey: string, head: string): Promise<void>;
+
+  /**
+   * Present on a store several managers share (PostgreSQL): the audit chain is kept in it, one for
+   * every replica (decision 0038). Moves up to `limit` outbox rows into the chain in one
+   * transaction, appends serialized across managers: `build` chains them after the last line, and
+   * the new head is stored under `headKey`. Answers how many rows moved.
+   */
+  chainAuditOutbox?(limit: number, build: AuditChainBuilder, headKey: string): Promise<number>;
+  /** The chain's lines after `afterSeq`, oldest first; with `latest`, the last `limit` lines instead. */
+  readAuditChain?(afterSeq: number, limit: number, options?: { latest?: boolean }): Promise<AuditChainLine[]>;
+  /**
+   * Fills an empty chain with a log kept in a file so far (a manager moved to this store), in one
+   * transaction; answers false, writing nothing, when the chain already has records.
+   */
+  importAuditChain?(lines: AsyncIterable<AuditChainLine>, headKey: string, head: string): Promise<boolean>;
 
   // Small key/value state of the manager itself (e.g. the audit chain head).
   getMeta(key: string): Promise<string | undefined>;

@@ -60,6 +60,7 @@ const DEPLOYMENT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drov
 const LEASE_IDLE_MS = 10_000;
 const LEASE_HEARTBEAT_MS = 2_000;
 const LEASE_WAIT_MS = 15_000;
+const AUDIT_CHAIN_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover.audit-chain', 0))";
 const LEASE_KEY_SQL = "hashtextextended('drover.lease:' || $1, 0)";
 
 async function checkFence(db: Queryable, fence: records.LeaseFence | undefined): Promise<void> {
@@ -163,7 +164,7 @@ export class PostgresStore implements Store {
 
   // One statement (or a few reads) outside a transaction, retried like a transaction.
   #read<T>(fn: (db: Queryable) => Promise<T>): Promise<T> {
-    return this.#attempts(async () => {
+    return this.#attempts(this.#maxAttempts, async () => {
       try {
         return await fn(this.#pool);
       } catch (error) {
@@ -175,10 +176,10 @@ export class PostgresStore implements Store {
 
   // One transaction on one client: BEGIN, fn, COMMIT; retried whole on 40001, 40P01 and a connection
   // lost before COMMIT was sent.
-  async #tx<T>(fn: (db: PoolClient) => Promise<T>, flush = true): Promise<T> {
+  async #tx<T>(fn: (db: PoolClient) => Promise<T>, flush = true, maxAttempts = this.#maxAttempts): Promise<T> {
     if (flush) await this.#open();
     else this.#notClosed();
-    return this.#attempts(async () => {
+    return this.#attempts(maxAttempts, async () => {
       let client: PoolClient;
       try {
         client = await this.#pool.connect();
@@ -212,13 +213,13 @@ export class PostgresStore implements Store {
     });
   }
 
-  async #attempts<T>(run: () => Promise<T>): Promise<T> {
+  async #attempts<T>(maxAttempts: number, run: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await run();
       } catch (error) {
         if (error instanceof RetryAfterRollback) {
-          if (attempt < this.#maxAttempts) {
+          if (attempt < maxAttempts) {
             // Full jitter: 10-50 ms, then 20-100 ms, ...
             await sleep((10 + Math.random() * 40) * 2 ** (attempt - 1));
             continue;
@@ -563,6 +564,52 @@ export class PostgresStore implements Store {
       await db.query('DELETE FROM audit_outbox WHERE id = ANY($1::bigint[])', [[...ids]]);
       await db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [headKey, head]);
     });
+  }
+
+  // -- the audit chain (decision 0038): one for every replica, appended under one advisory lock
+
+  chainAuditOutbox(limit: number, build: records.AuditChainBuilder, headKey: string): Promise<number> {
+    return this.#tx(async (db) => {
+      await db.query(AUDIT_CHAIN_LOCK_SQL);
+      const rows = await all<{ id: string; body: string }>(db, 'SELECT id, body FROM audit_outbox ORDER BY id LIMIT $1', [limit]);
+      if (rows.length === 0) return 0;
+      const last = await one<{ line: string }>(db, 'SELECT line FROM audit_chain ORDER BY seq DESC LIMIT 1');
+      const { lines, head } = await build(last?.line, rows.map((row) => ({ id: Number(row.id), body: row.body })));
+      await db.query('INSERT INTO audit_chain (seq, line) SELECT * FROM unnest($1::bigint[], $2::text[])', [lines.map((l) => l.seq), lines.map((l) => l.line)]);
+      await db.query('DELETE FROM audit_outbox WHERE id = ANY($1::bigint[])', [rows.map((row) => row.id)]);
+      await db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [headKey, head]);
+      return rows.length;
+    });
+  }
+
+  async readAuditChain(afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<records.AuditChainLine[]> {
+    await this.#open();
+    const found = await this.#read((db) =>
+      options.latest === true
+        ? all<{ seq: string; line: string }>(db, 'SELECT * FROM (SELECT seq, line FROM audit_chain ORDER BY seq DESC LIMIT $1) AS latest ORDER BY seq', [limit])
+        : all<{ seq: string; line: string }>(db, 'SELECT seq, line FROM audit_chain WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit]),
+    );
+    return found.map((row) => ({ seq: Number(row.seq), line: row.line }));
+  }
+
+  importAuditChain(lines: AsyncIterable<records.AuditChainLine>, headKey: string, head: string): Promise<boolean> {
+    // Not retried: the lines can be read once.
+    return this.#tx(async (db) => {
+      await db.query(AUDIT_CHAIN_LOCK_SQL);
+      if ((await one(db, 'SELECT 1 FROM audit_chain LIMIT 1')) !== undefined) return false;
+      let batch: records.AuditChainLine[] = [];
+      const insert = async (): Promise<void> => {
+        await db.query('INSERT INTO audit_chain (seq, line) SELECT * FROM unnest($1::bigint[], $2::text[])', [batch.map((l) => l.seq), batch.map((l) => l.line)]);
+        batch = [];
+      };
+      for await (const line of lines) {
+        batch.push(line);
+        if (batch.length >= 500) await insert();
+      }
+      if (batch.length > 0) await insert();
+      await db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [headKey, head]);
+      return true;
+    }, true, 1);
   }
 
   // -- meta
