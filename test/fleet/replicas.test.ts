@@ -58,6 +58,43 @@ async function http(url: string, method: 'GET' | 'POST', path: string, token: st
   }
 }
 
+interface EventStream {
+  ids: number[];
+  close(): void;
+}
+
+// A server-sent events watcher of one deployment: the ids of its `deployment` events, as received.
+function watchEvents(url: string, token: string, deploymentId: string): EventStream {
+  const ids: number[] = [];
+  const controller = new AbortController();
+  void (async () => {
+    const pool = new Pool(url, { connections: 1 });
+    try {
+      const res = await pool.request({ method: 'GET', path: `/manager/v1/updates/events?deployment_id=${deploymentId}`, headers: { authorization: `Bearer ${token}` }, signal: controller.signal, bodyTimeout: 0 });
+      let buffered = '';
+      for await (const chunk of res.body) {
+        buffered += (chunk as Buffer).toString('utf8');
+        const frames = buffered.split('\n\n');
+        buffered = frames.pop() ?? '';
+        for (const frame of frames) {
+          const id = /^id: (\d+)$/m.exec(frame);
+          if (id?.[1] !== undefined && frame.includes('event: deployment')) ids.push(Number(id[1]));
+        }
+      }
+    } catch {
+      // aborted at the end of the test
+    } finally {
+      await pool.destroy();
+    }
+  })();
+  return {
+    ids,
+    close: () => {
+      controller.abort();
+    },
+  };
+}
+
 describe.skipIf(skip)('two manager replicas on one PostgreSQL database', () => {
   it('carry a three-phase rollout of 200 hosts through a SIGKILL of a replica in each phase: completed, no duplicate command, one audit chain that verifies', async () => {
     const releaseKey = Ed25519PrivateKey.generate();
@@ -95,6 +132,7 @@ describe.skipIf(skip)('two manager replicas on one PostgreSQL database', () => {
         await fleets[name].retarget(managers[name].url);
       };
       const inPhase = (s: DeploymentStatus | undefined, phase: string): boolean => s?.canary_phase === phase && s.agents.some((a) => a.phase === phase && a.state !== 'pending');
+      let stream: EventStream | undefined;
       for (const [phase, name] of [['10%', 'a'], ['30%', 'b'], ['100%', 'a']] as const) {
         const seen = await waitFor(`phase ${phase} under way`, async () => {
           const s = await status(name === 'a' ? 'b' : 'a');
@@ -103,6 +141,8 @@ describe.skipIf(skip)('two manager replicas on one PostgreSQL database', () => {
         }, 60_000);
         expect(seen.canary_phase).toBe(phase);
         await kill(name);
+        // From the middle on, a watcher on replica b: it must see what either replica writes.
+        if (name === 'b') stream = watchEvents(managers.b.url, deployToken, id);
       }
       const final = await waitFor('the rollout to complete', async () => {
         const s = await status('b');
@@ -115,6 +155,12 @@ describe.skipIf(skip)('two manager replicas on one PostgreSQL database', () => {
         expect(new Set(ids).size, host.name).toBe(1);
         expect(host.version, host.name).toBe('2.0.0');
       }
+      // The stream replica b served carries every event of the deployment, in order, whichever
+      // replica made it (it polls the one database; events are written under the rollout lease).
+      const seqs = await database?.seqs(id);
+      await waitFor('the event stream to catch up', () => ((stream?.ids.at(-1) ?? 0) >= (seqs?.at(-1) ?? 0) ? true : undefined), 10_000);
+      stream?.close();
+      expect(stream?.ids).toEqual(seqs);
       // One chain in the database, appended to by both replicas, whichever directory asks.
       for (const name of ['a', 'b']) {
         const verified = await drover(['audit', 'verify', '--dir', join(dir, name)], { env });

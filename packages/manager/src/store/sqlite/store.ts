@@ -30,7 +30,6 @@ import type {
   EnrollAgentResult,
   EnrollmentTokenRecord,
   Lease,
-  LeaseOptions,
   ListAgentsOptions,
   NewCommand,
   NewEnrollmentToken,
@@ -615,8 +614,7 @@ export class SqliteStore implements Store {
   // -- leases: one manager per SQLite file (its pid file sees to that), so a lease is this
   // process's own; the rollout engine already runs its steps one at a time (decision 0038).
 
-  lease(name: string, options: LeaseOptions): Promise<Lease | undefined> {
-    void options;
+  lease(name: string): Promise<Lease | undefined> {
     this.#open();
     const token = (this.#leaseTokens.get(name) ?? 0) + 1;
     this.#leaseTokens.set(name, token);
