@@ -8,6 +8,14 @@
 //   skips it.
 //
 //   npm run bench:checkin [-- --agents 10000 --seconds 10 --connections 64 --storm 10000 --quiet]
+//   npm run bench:checkin -- --store postgres --replicas 2 [--database postgres://...] [--agents 100000]
+//
+// With --store postgres, after the SQLite figures (one replica, up to 10,000 agents: the baseline
+// from the same run), --replicas managers (separate processes) share one PostgreSQL database seeded
+// with --agents agents (default 100,000), and one load generator per replica splits the
+// connections between them: the line "checkin-replicas" has the sum of their throughput and the
+// worst replica's latency percentiles. Without --database, a throwaway PostgreSQL is started with
+// scripts/services.sh (and stopped after).
 //
 // Request logging is on, as operators run the manager (lines go to a sink); --quiet turns it off.
 //
@@ -18,6 +26,7 @@
 // not share one event loop. Agents are enrolled through the store API (the path a check-in takes
 // is what is measured, not enrollment).
 import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Ed25519PrivateKey, ed25519AuditSigner } from '../packages/protocol/src/index.js';
-import { generateFernetKey } from '../packages/protocol/src/internal.js';
+import { Fernet, generateFernetKey } from '../packages/protocol/src/internal.js';
 import { createManagerLogger } from '../packages/manager/src/logger.js';
 import { newSecret } from '../packages/manager/src/secrets.js';
 import { createManager } from '../packages/manager/src/server/create.js';
@@ -34,6 +43,11 @@ import { defaultAdmission } from '../packages/manager/src/server/admission.js';
 import { managerLimits } from '../packages/manager/src/config.js';
 import { reconnectStorm } from '../test/helpers/storm.js';
 import { seedAgents } from './lib/seed-agents.js';
+import { seedAgentsInPostgres } from './lib/seed-postgres.js';
+import { PostgresStore } from '../packages/manager/src/store/postgres/store.js';
+import { startOwnPostgres } from '../test/helpers/services.js';
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
 import type { StormResult } from '../test/helpers/storm.js';
 
 interface Agent {
@@ -56,12 +70,16 @@ interface LoadResult {
 
 const { values } = parseArgs({
   options: {
-    agents: { type: 'string', default: '10000' },
+    agents: { type: 'string' },
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '64' },
     storm: { type: 'string', default: '10000' },
     quiet: { type: 'boolean', default: false },
     load: { type: 'boolean', default: false },
+    store: { type: 'string', default: 'sqlite' },
+    replicas: { type: 'string', default: '1' },
+    database: { type: 'string' },
+    replica: { type: 'boolean', default: false },
   },
 });
 
@@ -119,11 +137,26 @@ async function runLoad(url: string, agents: Agent[], seconds: number, connection
   };
 }
 
+/** What a replica process (--replica) is started with: the shared database and keys. */
+interface ReplicaMessage {
+  databaseUrl: string;
+  dataDir: string;
+  managerSeed: string;
+  auditSeed: string;
+  encryptionKey: string;
+  adminToken: string;
+  quiet: boolean;
+}
+
 type LoadMessage = { kind: 'autocannon'; url: string; agents: Agent[]; seconds: number; connections: number } | { kind: 'storm'; url: string; agents: Agent[]; connections: number };
 
 /** Runs one load in a child process (its own event loop and file limit) and returns its figures. */
 function inChild<T>(message: LoadMessage): Promise<T> {
   const child = fork(fileURLToPath(import.meta.url), ['--load'], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return ask<T>(child, message);
+}
+
+function ask<T>(child: ChildProcess, message: LoadMessage | ReplicaMessage): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     child.once('message', (answer) => {
       resolve(answer as T);
@@ -146,11 +179,46 @@ if (values.load) {
       process.send?.(result, () => process.exit(0));
     });
   });
+} else if (values.replica) {
+  // One manager replica on the shared database (--store postgres): started, listening, stopped on request.
+  process.once('message', (message: ReplicaMessage) => {
+    void (async () => {
+      const auditKey = Ed25519PrivateKey.from(Buffer.from(message.auditSeed, 'hex'));
+      const sink = new Writable({ write: (_chunk, _encoding, done) => { done(); } });
+      const app = await createManager({
+        dataDir: message.dataDir,
+        database: { url: message.databaseUrl, poolSize: 16 },
+        adminTokens: [message.adminToken],
+        encryptionKey: message.encryptionKey,
+        managerKey: Ed25519PrivateKey.from(Buffer.from(message.managerSeed, 'hex')),
+        auditSigner: { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey },
+        logger: createManagerLogger({ level: 'info', destination: sink }),
+        requestLogging: !message.quiet,
+        env: {},
+      });
+      const url = await app.listen({ host: '127.0.0.1', port: 0, backlog: managerLimits.listenBacklog });
+      process.once('message', () => {
+        void app.close().then(() => process.exit(0));
+      });
+      process.send?.({ url });
+    })();
+  });
 } else {
-  const agentCount = Number(values.agents);
+  const store = values.store;
+  const replicas = Number(values.replicas);
+  if ((store !== 'sqlite' && store !== 'postgres') || !Number.isSafeInteger(replicas) || replicas < 1 || (store === 'sqlite' && replicas !== 1)) {
+    console.error('usage: --store sqlite (one replica) | --store postgres --replicas N (N >= 1)');
+    process.exit(2);
+  }
+  const machine = { cpus: cpus().length, node: process.version };
+  const target = { checkinsPerSecond: 5000, p99Ms: 25 };
+  const sqlite = await benchSqlite(store === 'postgres' ? Math.min(Number(values.agents ?? 10_000), 10_000) : Number(values.agents ?? 10_000), store === 'sqlite' ? Number(values.storm) : 0, machine, target);
+  if (store === 'postgres') await benchPostgres(Number(values.agents ?? 100_000), replicas, sqlite, machine, target);
+}
+
+async function benchSqlite(agentCount: number, stormHosts: number, machine: object, target: { checkinsPerSecond: number; p99Ms: number }): Promise<LoadResult> {
   const seconds = Number(values.seconds);
   const connections = Number(values.connections);
-  const stormHosts = Number(values.storm);
   const dir = await mkdtemp(join(tmpdir(), 'drover-bench-checkin-'));
   const auditKey = Ed25519PrivateKey.generate();
   // Request logging on is what an operator runs; lines go to a sink, as they would to journald.
@@ -176,11 +244,11 @@ if (values.load) {
 
     const load = await inChild<LoadResult>({ kind: 'autocannon', url, agents, seconds, connections });
     const checkedIn = (await store.listAgents({ limit: agentCount })).filter((a) => a.lastCheckinAt !== undefined).length;
-    const target = { checkinsPerSecond: 5000, p99Ms: 25 };
-    const machine = { cpus: cpus().length, node: process.version };
     console.log(
       JSON.stringify({
         bench: 'checkin',
+        store: 'sqlite',
+        replicas: 1,
         agents: agentCount,
         agentsCheckedIn: checkedIn,
         enrollSeconds: Number(enrollSeconds.toFixed(2)),
@@ -211,8 +279,87 @@ if (values.load) {
         }),
       );
     }
+    return load;
   } finally {
     await app.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function benchPostgres(agentCount: number, replicas: number, sqlite: LoadResult, machine: object, target: { checkinsPerSecond: number; p99Ms: number }): Promise<void> {
+  const seconds = Number(values.seconds);
+  const connections = Number(values.connections);
+  const own = values.database === undefined ? await startOwnPostgres() : undefined;
+  const server = values.database ?? own?.url ?? '';
+  const name = `drover_bench_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: server });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  const dir = await mkdtemp(join(tmpdir(), 'drover-bench-replicas-'));
+  const children: ChildProcess[] = [];
+  try {
+    const encryptionKey = generateFernetKey();
+    // Migrated by the first open; seeded in bulk.
+    await (await PostgresStore.open({ url: url.toString(), poolSize: 1 })).close();
+    const seedStart = process.hrtime.bigint();
+    const agents = await seedAgentsInPostgres(url.toString(), new Fernet(encryptionKey), agentCount, { agentVersion: AGENT_VERSION, daemonVersion: DAEMON_VERSION });
+    const seedSeconds = Number(process.hrtime.bigint() - seedStart) / 1e9;
+    const keys = { managerSeed: Buffer.from(Ed25519PrivateKey.generate().exportSeed()).toString('hex'), auditSeed: Buffer.from(Ed25519PrivateKey.generate().exportSeed()).toString('hex') };
+    const urls: string[] = [];
+    for (let i = 0; i < replicas; i += 1) {
+      const child = fork(fileURLToPath(import.meta.url), ['--replica'], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      children.push(child);
+      const started = await ask<{ url: string }>(child, { databaseUrl: url.toString(), dataDir: join(dir, `replica-${i}`), ...keys, encryptionKey, adminToken: newSecret(), quiet: values.quiet });
+      urls.push(started.url);
+    }
+    // One load generator per replica, each with its share of the connections and of the agents, all at once.
+    const share = Math.max(1, Math.floor(connections / replicas));
+    const loads = await Promise.all(urls.map((replicaUrl, i) => inChild<LoadResult>({ kind: 'autocannon', url: replicaUrl, agents: agents.filter((_, n) => n % replicas === i), seconds, connections: share })));
+    const sum = (pick: (l: LoadResult) => number): number => loads.reduce((total, l) => total + pick(l), 0);
+    const worst = (pick: (l: LoadResult) => number): number => Math.max(...loads.map(pick));
+    const figures = {
+      checkinsPerSecond: sum((l) => l.checkinsPerSecond),
+      p50Ms: worst((l) => l.p50Ms),
+      p90Ms: worst((l) => l.p90Ms),
+      p99Ms: worst((l) => l.p99Ms),
+      maxMs: worst((l) => l.maxMs),
+      requests: sum((l) => l.requests),
+      non2xx: sum((l) => l.non2xx),
+      errors: sum((l) => l.errors),
+      timeouts: sum((l) => l.timeouts),
+    };
+    console.log(
+      JSON.stringify({
+        bench: 'checkin-replicas',
+        store: 'postgres',
+        replicas,
+        agents: agentCount,
+        seedSeconds: Number(seedSeconds.toFixed(2)),
+        seconds,
+        connections: share * replicas,
+        requestLogging: !values.quiet,
+        ...figures,
+        latency: 'p50Ms, p90Ms, p99Ms and maxMs are the worst replica\'s',
+        perReplica: loads.map((l) => ({ checkinsPerSecond: l.checkinsPerSecond, p50Ms: l.p50Ms, p99Ms: l.p99Ms })),
+        sqlite: { replicas: 1, checkinsPerSecond: sqlite.checkinsPerSecond, p50Ms: sqlite.p50Ms, p99Ms: sqlite.p99Ms },
+        target,
+        meetsTarget: figures.checkinsPerSecond >= target.checkinsPerSecond && figures.p99Ms < target.p99Ms && figures.non2xx === 0 && figures.errors === 0,
+        ...machine,
+      }),
+    );
+  } finally {
+    await Promise.all(children.map((child) => new Promise((resolve) => {
+      child.once('exit', resolve);
+      child.send('stop');
+    })));
+    const drop = new pg.Client({ connectionString: server });
+    await drop.connect();
+    await drop.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await drop.end();
+    await own?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -79,6 +79,11 @@ export class ManagerProcess {
     return this.#output();
   }
 
+  /** The process id. */
+  get pid(): number {
+    return this.#child.pid ?? -1;
+  }
+
   /** SIGKILL: the process dies at once, nothing of a graceful stop runs. */
   async kill(): Promise<number | null> {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');

@@ -10,8 +10,6 @@ import type { StateSnapshot, TestManager } from './harness.js';
 export interface TestDatabase {
   /** For ManagerOptions.database. */
   config: DatabaseConfig;
-  /** The seq of every event of a deployment, in order. */
-  seqs(deploymentId: string): Promise<number[]>;
   /** Drops the database (its managers closed first) and stops what was started for it. */
   dispose(): Promise<void>;
 }
@@ -31,15 +29,6 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   url.pathname = `/${name}`;
   return {
     config: { url: url.toString() },
-    seqs: async (deploymentId) => {
-      const client = new pg.Client({ connectionString: url.toString() });
-      await client.connect();
-      try {
-        return (await client.query<{ seq: string }>('SELECT seq FROM deployment_events WHERE deployment_id = $1 ORDER BY seq', [deploymentId])).rows.map((row) => Number(row.seq));
-      } finally {
-        await client.end();
-      }
-    },
     dispose: async () => {
       const cleanup = new pg.Client({ connectionString: server });
       await cleanup.connect();
