@@ -31,6 +31,7 @@ const commands: readonly CommandEntry[] = [
   { path: ['agents', 'list'], summary: 'List the enrolled agents: id, host, platform, versions, last check-in, health.', load: async () => (await import('./commands/agents.js')).agentsListCommand },
   { path: ['agents', 'remove'], summary: "Remove a host: its credential, check-ins, results and downloads are refused from then on.", load: async () => (await import('./commands/agents.js')).agentsRemoveCommand },
   { path: ['agents', 'set-group'], summary: "Put an agent in a canary group (explorer, early_adopter, general), or none.", load: async () => (await import('./commands/agents.js')).agentsSetGroupCommand },
+  { path: ['agents', 'import'], summary: "Import a CIRISManager fleet: its registry's agents and service tokens become push-mode agents (all or none).", load: async () => (await import('./commands/agents-import.js')).agentsImportCommand },
   { path: ['rollout', 'start'], summary: 'Start a deployment of a published release (the deploy API notify, with the deploy token).', load: async () => (await import('./commands/rollout.js')).rolloutStartCommand() },
   { path: ['rollout', 'list'], summary: 'List deployments, newest first (--active: only those not ended).', load: async () => (await import('./commands/listings.js')).rolloutListCommand },
   { path: ['rollout', 'status'], summary: 'Show a deployment (default: the active one): phase, counts, failed agents, latest events.', load: async () => (await import('./commands/rollout.js')).rolloutStatusCommand },

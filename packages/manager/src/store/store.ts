@@ -19,6 +19,8 @@ import type {
   EnrollAgentInput,
   EnrollAgentResult,
   EnrollmentTokenRecord,
+  ImportAgentInput,
+  ImportAgentsResult,
   ListAgentsOptions,
   NewCommand,
   NewEnrollmentToken,
@@ -67,6 +69,8 @@ export interface Store {
   // Agents
   /** Spends a seat of the token and enrolls (or re-enrolls) the machine, atomically; `audit` is written only when it enrolls. */
   enrollAgent(input: EnrollAgentInput, audit?: (enrolled: Extract<EnrollAgentResult, { ok: true }>) => readonly PendingAuditRecord[]): Promise<EnrollAgentResult>;
+  /** Inserts every agent with its push URL and group, or none when any id or machine id exists; `audit` is written only when all are. */
+  importAgents(agents: readonly ImportAgentInput[], now: Date, audit?: readonly PendingAuditRecord[]): Promise<ImportAgentsResult>;
   getAgent(agentId: string): Promise<AgentRecord | undefined>;
   /** The agent a credential (by its hash) belongs to: an indexed lookup of three columns, on every check-in. */
   getAgentByCredentialHash(credentialHash: string): Promise<AgentIdentity | undefined>;
