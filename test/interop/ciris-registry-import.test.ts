@@ -16,6 +16,11 @@ import type { TestManager } from '../../packages/manager/test/harness.js';
 import { drover, repoRoot } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
 import { skipWhenMissing } from '../helpers/interop.js';
+import { killAgentProcesses, startAgentProcess } from '../fleet/agent-process.js';
+import type { AgentProcess } from '../fleet/agent-process.js';
+import { waitFor } from '../fleet/fleet-simulator.js';
+import type { DeploymentStatus } from '@drover/protocol';
+import { createServer } from 'node:net';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/ciris-registry.py');
 const pythonOk = spawnSync('python3', ['-c', 'import cryptography'], { timeout: 20_000 }).status === 0;
@@ -45,7 +50,10 @@ beforeAll(async () => {
   };
 });
 
+const children = new Set<AgentProcess>();
+
 afterEach(async () => {
+  await killAgentProcesses(children);
   await manager?.close();
   manager = undefined;
 });
@@ -159,4 +167,63 @@ describe.skipIf(skipWhenMissing(!pythonOk))('drover agents import --ciris-regist
     expect(await m.app.manager.context.store.countAgents()).toBe(0);
     expect((await m.auditRecords()).some((r) => r.event === 'agent.imported')).toBe(false);
   });
+
+  it('--dry-run lists what would be imported and contacts no manager', async () => {
+    const cirisEnv = { MANAGER_JWT_SECRET: JWT_SECRET, CIRIS_ENCRYPTION_SALT: SALT };
+    const { path, tokens } = writeRegistry('dry-run', fleet.slice(0, 1), cirisEnv);
+    const result = await drover(['agents', 'import', '--ciris-registry', path, '--dry-run', '--json'], { env: { PATH: process.env['PATH'] ?? '', ...cirisEnv } });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ dryRun: true, imported: [{ agentId: 'datum-main', pushUrl: 'http://127.0.0.1:8001', serviceTokenId: tokenId(tokens['datum-main'] ?? '') }] });
+  });
+
+  it('an imported agent is updated in push mode with the token CIRISManager gave it, each use audited by its id', async () => {
+    const m = await startTestManager({ rollout: { tickMs: 40 } });
+    manager = m;
+    const port = await freePort();
+    const cirisEnv = { MANAGER_JWT_SECRET: JWT_SECRET, CIRIS_ENCRYPTION_SALT: SALT };
+    const { path, tokens } = writeRegistry('push', [{ agent_id: 'datum', name: 'Datum', port, current_version: '1.0.0' }], cirisEnv);
+    const token = tokens['datum-main'] ?? '';
+    m.secrets.add(token);
+    // The agent as CIRISManager started it: its token in its environment, on the registry's port.
+    const env = { DROVER_SERVICE_TOKEN: token, AGENT_PORT: String(port), AGENT_VERSION: '1.0.0', AGENT_DRAIN_TIMEOUT_MS: '2000' };
+    const agent = await startAgentProcess(['--import', 'tsx', 'examples/agent/agent.ts'], env, children);
+    // Its restart policy: back on 2.0.0 once it exits 0.
+    void agent.exited.then(async (code) => {
+      if (code === 0) await startAgentProcess(['--import', 'tsx', 'examples/agent/agent.ts'], { ...env, AGENT_VERSION: '2.0.0' }, children);
+    });
+    const imported = await importRegistry(m, path, cirisEnv);
+    expect(imported.code, imported.stdout + imported.stderr).toBe(0);
+
+    const notified = await m.request('POST', '/manager/v1/updates/notify', {
+      headers: { authorization: `Bearer ${m.deployToken}` },
+      json: { version: '2.0.0', strategy: 'immediate', metadata: { rollout: { soakSeconds: 0, healthGraceSeconds: 0.2, deferralBackoffSeconds: 0.2, targetDeadlineSeconds: 25 } } },
+    });
+    expect(notified.status, notified.text).toBe(200);
+    const id = (notified.json as { deployment_id: string }).deployment_id;
+    const status = await waitFor('the push deployment to end', async () => {
+      const res = await m.request('GET', `/manager/v1/updates/status?deployment_id=${id}`, { headers: { authorization: `Bearer ${m.adminToken}` } });
+      const st = res.json as DeploymentStatus;
+      return st.completed_at !== null ? st : undefined;
+    }, 40_000, 100);
+    expect(status.agents.map((a) => [a.agent_id, a.state])).toEqual([['datum-main', 'succeeded']]);
+    expect(agent.lines().filter((l) => l['event'] === 'shutdown_accepted')).toHaveLength(1);
+    const uses = (await m.auditRecords()).filter((r) => r.event === 'service_token.used' && r.agentId === 'datum-main');
+    expect(uses.map((r) => [r.tokenId, r.outcome])).toEqual([[tokenId(token), 'success']]);
+    expect(await m.leakedSecrets()).toEqual([]);
+  }, 60_000);
 });
+
+/** A TCP port free on 127.0.0.1 a moment ago (the registry must name the agent's port before it starts). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
