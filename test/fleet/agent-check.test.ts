@@ -76,6 +76,16 @@ describe('drover agent-check', () => {
     expect(await agent.exited).toBe(0);
   }, 60_000);
 
+  it('passes the fixture agent in the real CIRIS agent\'s shapes (health envelope, FastAPI refusals); busy-503 skipped without --busy-command', async () => {
+    const token = generateServiceToken();
+    const agent = await startAgentProcess(['test/fixtures/ciris-agent.cjs'], { CIRIS_SERVICE_TOKEN: token, AGENT_PORT: '0', CIRIS_FIXTURE_WAKEUP_MS: '0' }, children);
+    const { result, rules } = await check(agent, token, ['--samples', '300', '--drain-seconds', '10']);
+    expect([...rules.values()].map((r) => `${r.rule} ${r.verdict}`), result.stdout).toEqual(allRules.map((r) => `${r} ${r === 'busy-503' ? 'SKIP' : 'PASS'}`));
+    expect(rules.get('health-version')?.why).toContain('2.9.33-stable');
+    expect(result.code).toBe(0);
+    expect(await agent.exited).toBe(0);
+  }, 60_000);
+
   const broken: [mode: string, rule: string][] = [
     ['health-no-version', 'health-version'],
     ['accepts-missing', 'auth-missing'],
