@@ -32,6 +32,7 @@ interface Rule {
   rule: string;
   verdict: 'PASS' | 'FAIL' | 'SKIP';
   why: string;
+  details?: Record<string, unknown>;
 }
 
 // What a user would pass to make the agent busy: POST /work?ms=N with the token (node, not curl, so the test needs nothing more).
@@ -105,6 +106,16 @@ describe('drover agent-check', () => {
     expect(result.code).toBe(1);
     // The rules before the broken one pass: the check tells which rule is broken, not just that one is.
     for (const before of allRules.slice(0, allRules.indexOf(rule))) expect(rules.get(before)?.verdict, `${before}: ${rules.get(before)?.why ?? ''}`).toBe('PASS');
+  }, 30_000);
+
+  it.skipIf(!python)('reads the health of an agent that requires its token there, and says push mode would not see it', async () => {
+    const token = generateServiceToken();
+    const agent = await startPython('health-needs-token', token);
+    const { result, rules } = await check(agent, token, ['--samples', '40', '--keep-running']);
+    expect(result.code, result.stdout).toBe(0);
+    const health = rules.get('health-version');
+    expect([health?.verdict, health?.details?.['requiresToken']]).toEqual(['PASS', true]);
+    expect(health?.why).toContain('push mode');
   }, 30_000);
 
   it('skips busy-503 without --busy-command, keeps the agent running with --keep-running, and refuses a bad URL', async () => {

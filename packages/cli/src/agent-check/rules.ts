@@ -141,12 +141,18 @@ export class AgentCheck {
   async #healthVersion(): Promise<RuleResult> {
     const rule = 'health-version';
     let res: HttpResponse;
+    let withToken = false;
     try {
       res = await this.#http.request({ method: 'GET', url: this.#url(HEALTH), retry: false });
+      // An agent may require its token on health too (the SDK's healthRequiresToken): ask again with it.
+      if (res.status === 401) {
+        withToken = true;
+        res = await this.#http.request({ method: 'GET', url: this.#url(HEALTH), headers: { authorization: `Bearer service:${this.#o.serviceToken}` }, retry: false });
+      }
     } catch (error) {
       return fail(rule, `GET ${HEALTH} failed (${describeFailure(error)}); is the agent running at ${this.#o.url.origin}?`);
     }
-    if (res.status !== 200) return fail(rule, `GET ${HEALTH} answered ${res.status}, not 200`);
+    if (res.status !== 200) return fail(rule, `GET ${HEALTH} answered ${res.status}, not 200${withToken ? ' (with and without the token)' : ''}`);
     let body: unknown;
     try {
       body = JSON.parse(res.body.toString('utf8'));
@@ -159,7 +165,9 @@ export class AgentCheck {
       return fail(rule, hasVersion ? `GET ${HEALTH} answered in neither drover's form ({status, version, busy?}) nor the CIRIS agent's` : `GET ${HEALTH} reports no version`);
     }
     if (reading.version.trim() === '') return fail(rule, `GET ${HEALTH} reports an empty version`);
-    return pass(rule, `version ${reading.version}, status ${reading.reported}`, { version: reading.version, status: reading.status });
+    // droverd sends the token on health; the manager's push-mode probe does not, so it would not see this agent's health.
+    const note = withToken ? '; it requires the service token, which droverd sends but push mode does not (push mode would not see its health)' : '';
+    return pass(rule, `version ${reading.version}, status ${reading.reported}${note}`, { version: reading.version, status: reading.status, requiresToken: withToken });
   }
 
   // Every listed Authorization is refused with 401 (and nothing else: a 400 or 403 would tell a
@@ -269,7 +277,7 @@ export class AgentCheck {
     const deadline = started + this.#o.drainSeconds * 1000;
     while (Date.now() <= deadline) {
       try {
-        const res = await this.#http.request({ method: 'GET', url: this.#url(HEALTH), retry: false, timeoutMs: 1000 });
+        const res = await this.#http.request({ method: 'GET', url: this.#url(HEALTH), headers: { authorization: `Bearer service:${this.#o.serviceToken}` }, retry: false, timeoutMs: 1000 });
         if (res.status !== 200) return pass(rule, `health answered ${res.status} ${((Date.now() - started) / 1000).toFixed(1)} s after the 200`, { seconds: (Date.now() - started) / 1000 });
       } catch (error) {
         return pass(rule, `the agent stopped answering ${((Date.now() - started) / 1000).toFixed(1)} s after the 200 (${describeFailure(error)})`, { seconds: (Date.now() - started) / 1000 });
