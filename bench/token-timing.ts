@@ -18,6 +18,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { generateServiceToken } from '@drover/protocol';
 import { createAgent } from '@drover/agent';
 import type { AgentRequest } from '@drover/agent';
+import { DUDECT_THRESHOLD as THRESHOLD, dudect } from '../packages/cli/src/agent-check/dudect.js';
 
 function argument(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -29,7 +30,6 @@ function argument(name: string, fallback: number): number {
 
 const SAMPLES = Math.max(100_000, argument('samples', 200_000)); // timed requests, both classes together
 const WARMUP = 20_000; // untimed requests first, so the JIT has settled before measuring
-const THRESHOLD = 4.5; // dudect's bound on |t|
 
 const token = generateServiceToken();
 const agent = createAgent({ version: 'bench', serviceToken: token, drainTimeoutMs: 0, exit: false, onShutdown: () => undefined });
@@ -90,50 +90,10 @@ for (let i = 0; i < SAMPLES; i++) {
   times[i] = Number(process.hrtime.bigint() - start);
 }
 
-interface Welch {
-  t: number;
-  n: [number, number];
-  meanNs: [number, number];
-}
-
-interface Accumulator {
-  n: number;
-  mean: number;
-  m2: number;
-}
-
-// Welch's t over the samples below `limit` (Welford's running mean and variance per class).
-function welch(limit: number): Welch {
-  const stats: [Accumulator, Accumulator] = [
-    { n: 0, mean: 0, m2: 0 },
-    { n: 0, mean: 0, m2: 0 },
-  ];
-  for (let i = 0; i < SAMPLES; i++) {
-    const x = times[i] ?? 0;
-    if (x > limit) continue;
-    const s = stats[classes[i] === 0 ? 0 : 1];
-    s.n += 1;
-    const delta = x - s.mean;
-    s.mean += delta / s.n;
-    s.m2 += delta * (x - s.mean);
-  }
-  const [a, b] = stats;
-  const variance = (s: Accumulator): number => s.m2 / Math.max(1, s.n - 1);
-  const t = (a.mean - b.mean) / Math.sqrt(variance(a) / Math.max(1, a.n) + variance(b) / Math.max(1, b.n));
-  return { t: Number.isFinite(t) ? t : 0, n: [a.n, b.n], meanNs: [a.mean, b.mean] };
-}
-
-// dudect crops the long tail (interrupts, GC pauses) at a ladder of percentiles and tests each;
-// the largest |t| of all the tests is the verdict.
+// dudect's statistic, shared with `drover agent-check` (which runs it over HTTP).
+const { tests, worst, pass } = dudect(times, classes);
 const sorted = Float64Array.from(times).sort();
 const percentile = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Infinity;
-const crops = [{ label: 'none', limit: Infinity }];
-for (let i = 0; i < 10; i++) {
-  const p = 1 - 0.5 ** ((10 * (i + 1)) / 10);
-  crops.push({ label: `p${(p * 100).toFixed(2)}`, limit: percentile(p) });
-}
-const tests = crops.map((crop) => ({ crop: crop.label, ...welch(crop.limit) }));
-const worst = tests.reduce((a, b) => (Math.abs(b.t) > Math.abs(a.t) ? b : a));
 
 console.log(
   JSON.stringify({
@@ -145,8 +105,8 @@ console.log(
     '|t|': Number(Math.abs(worst.t).toFixed(3)),
     worstCrop: worst.crop,
     threshold: THRESHOLD,
-    pass: Math.abs(worst.t) < THRESHOLD,
-    meanNs: { prefix: Math.round(tests[0]?.meanNs[0] ?? 0), none: Math.round(tests[0]?.meanNs[1] ?? 0) },
+    pass,
+    meanNs: { prefix: Math.round(tests[0]?.mean[0] ?? 0), none: Math.round(tests[0]?.mean[1] ?? 0) },
     medianNs: Math.round(percentile(0.5)),
     tests: tests.map((x) => ({ crop: x.crop, t: Number(x.t.toFixed(3)), n: x.n })),
     node: process.version,

@@ -15,10 +15,10 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `node <args>` in the repository, and resolves once it listens; `children` tracks it until it exits. */
-export function startAgentProcess(args: readonly string[], env: Record<string, string>, children: Set<AgentProcess>): Promise<AgentProcess> {
+/** Starts `node <args>` (or `command <args>`) in the repository, and resolves once it listens; `children` tracks it until it exits. */
+export function startAgentProcess(args: readonly string[], env: Record<string, string>, children: Set<AgentProcess>, command: string = process.execPath): Promise<AgentProcess> {
   const startedAt = Date.now();
-  const child = spawn(process.execPath, [...args], {
+  const child = spawn(command, [...args], {
     cwd: repoRoot,
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', AGENT_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -11,6 +11,8 @@ export const managerLimits = {
   checkinBodyMaxBytes: 256 * 1024, // bytes: a check-in with 64 results and an inventory
   releaseBodyMaxBytes: protocolLimits.envelopeMaxBytes + 4096, // bytes: {"release": <envelope>}
   adminBodyMaxBytes: 16 * 1024, // bytes: operator API bodies
+  importBodyMaxBytes: 1024 * 1024, // bytes: POST /v1/agents/import, up to importAgentsMax agents
+  importAgentsMax: 1000, // agents in one import (all or nothing)
   artifactMaxBytes: 4 * 1024 * 1024 * 1024, // bytes: the largest artifact a release may declare
   headerMaxBytes: 16 * 1024, // bytes: Node's default, stated so a proxy in front can match it
   // Every request part (body, query, path, headers), whatever its schema, free-form fields included

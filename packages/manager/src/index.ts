@@ -43,6 +43,8 @@ export type {
   EnrollAgentInput,
   EnrollAgentResult,
   EnrollRefusal,
+  ImportAgentInput,
+  ImportAgentsResult,
   CommandRecord,
   NewCommand,
   NonceRecord,

@@ -106,6 +106,19 @@ const routes: Route[] = [
     freeForm: strict,
   },
   {
+    name: 'POST /v1/agents/import',
+    method: 'POST',
+    path: () => '/v1/agents/import',
+    headers: admin,
+    body: () => ({
+      source: 'ciris-registry',
+      registrySha256: 'c'.repeat(64),
+      agents: [{ agentId: 'datum-main', name: 'Datum', pushUrl: 'http://10.0.0.5:8001', serviceToken: 'A'.repeat(43), group: 'explorer', agentVersion: '1.0.0' }],
+    }),
+    bodyLimit: managerLimits.importBodyMaxBytes,
+    freeForm: strict,
+  },
+  {
     name: 'POST /v1/enrollment-tokens',
     method: 'POST',
     path: () => '/v1/enrollment-tokens',

@@ -11,7 +11,7 @@ import { defaultRolloutOptions } from '../src/rollouts/options.js';
 import type { DeploymentRecord, TargetRecord } from '../src/rollouts/records.js';
 import { hashSecret, newSecret } from '../src/secrets.js';
 import { LIVENESS_FLUSH_MS } from '../src/store/sqlite/liveness-buffer.js';
-import type { EnrollAgentInput } from '../src/store/records.js';
+import type { EnrollAgentInput, ImportAgentInput } from '../src/store/records.js';
 import type { Store } from '../src/store/store.js';
 
 /** One empty database for one test, and the ways the suite reaches it. */
@@ -165,6 +165,24 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect((await store.enrollAgent(enrollInput(hash, machine(1)))).ok).toBe(true);
       expect((await store.getAgent(agentId))?.revokedAt).toBeUndefined();
       expect((await store.listTargetViews('dep-1'))[0]?.agentRevoked).toBe(false);
+    });
+
+    it('imports push-mode agents all or none: an id or machine already here writes nothing (decision 0036)', async () => {
+      const hash = await token(1);
+      const enrolledId = await enrolled(hash, 1);
+      const imported = (id: string, machineId: string): ImportAgentInput => ({
+        id, machineId, hostname: id, platform: 'push', arch: 'unknown', agentVersion: '1.0.0', daemonVersion: 'none',
+        credentialHash: hashSecret(newSecret()), serviceTokenCiphertext: `ciphertext-${id}`, pushUrl: `http://10.0.0.9:${id.length}`, group: 'explorer',
+      });
+      const refused = await store.importAgents([imported('datum-main', machine(20)), imported(enrolledId, machine(21))], at(5), [audit('import.refused')]);
+      expect(refused).toEqual({ ok: false, taken: [enrolledId] });
+      expect(await store.importAgents([imported('other-main', machine(1))], at(5), [audit('import.machine')])).toEqual({ ok: false, taken: ['other-main'] });
+      expect(await store.countAgents()).toBe(1);
+      const ok = await store.importAgents([imported('datum-main', machine(20)), imported('scout-main', machine(21))], at(5), [audit('import.ok')]);
+      expect(ok.ok && ok.agents.map((a) => [a.id, a.serviceTokenCiphertext, a.enrollmentTokenId])).toEqual([['datum-main', 'ciphertext-datum-main', undefined], ['scout-main', 'ciphertext-scout-main', undefined]]);
+      expect(await store.getAgentRolloutSettings('scout-main')).toEqual({ group: 'explorer', pushUrl: 'http://10.0.0.9:10' });
+      expect((await store.listRolloutCandidates()).map((c) => [c.id, c.pushUrl])).toEqual([[enrolledId, undefined], ['datum-main', 'http://10.0.0.9:10'], ['scout-main', 'http://10.0.0.9:10']]);
+      expect((await store.listAuditOutbox(10)).map((r) => r.body)).toEqual([audit('import.ok').body]);
     });
 
     it('rotates a credential: pending beside the current one until promoted, replaced by a later one, dropped by a re-enrollment (decision 0032)', async () => {

@@ -170,6 +170,32 @@ export const AgentRolloutRequestSchema = Type.Object(
 );
 export type AgentRolloutRequest = Static<typeof AgentRolloutRequestSchema>;
 
+const RolloutGroupSchema = Type.Union([Type.Literal('explorer'), Type.Literal('early_adopter'), Type.Literal('general')]);
+
+export const AgentImportRequestSchema = Type.Object(
+  {
+    source: Type.Literal('ciris-registry'),
+    registrySha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the registry file read, recorded in the audit log.' }),
+    agents: Type.Array(
+      Type.Object(
+        {
+          agentId: AgentIdSchema,
+          name: Type.String({ minLength: 1, maxLength: 256 }),
+          pushUrl: Type.String({ minLength: 1, maxLength: 2048 }),
+          // Printable ASCII without spaces: what an Authorization header can carry as is.
+          serviceToken: Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' }),
+          group: Type.Optional(RolloutGroupSchema),
+          agentVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: managerLimits.importAgentsMax },
+    ),
+  },
+  { $id: 'AgentImportRequest', additionalProperties: false, description: 'POST /v1/agents/import, admin token: agents another manager created, as push-mode agents (all or none).' },
+);
+export type AgentImportRequestBody = Static<typeof AgentImportRequestSchema>;
+
 export const DeploymentEventsQuerySchema = Type.Object(
   { deployment_id: Type.Optional(DeploymentIdSchema) },
   { $id: 'DeploymentEventsQuery', additionalProperties: false, description: 'Query of GET /manager/v1/updates/events (server-sent events).' },

@@ -34,6 +34,8 @@ import type { Actor, ManagerContext, ManagerSettings } from '../context.js';
 import { openDownload } from '../releases/downloads.js';
 import type { DownloadRequest, DownloadResponse } from '../releases/downloads.js';
 import { enroll } from '../agents/enrollment.js';
+import { checkPushUrl, importAgents } from '../agents/import.js';
+import type { AgentImportRequest, ImportedAgent } from '../agents/import.js';
 import { createEnrollmentToken, revokeEnrollmentToken } from '../agents/enrollment-tokens.js';
 import type { CreateEnrollmentTokenInput, CreatedEnrollmentToken } from '../agents/enrollment-tokens.js';
 import { ManagerError } from '../errors.js';
@@ -202,17 +204,7 @@ export class ManagerCore {
 
   /** Sets an agent's canary group and push URL (push mode: the manager calls its shutdown route). */
   async setAgentRollout(agentId: string, settings: AgentRolloutSettings, actor: Actor = systemActor): Promise<void> {
-    if (settings.pushUrl !== undefined) {
-      let url: URL | undefined;
-      try {
-        url = new URL(settings.pushUrl);
-      } catch {
-        url = undefined;
-      }
-      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
-        throw new ManagerError('PUSH_URL_INVALID', 'pushUrl must be an http(s) URL of the agent without credentials, e.g. http://10.0.0.5:8080.');
-      }
-    }
+    if (settings.pushUrl !== undefined) checkPushUrl(settings.pushUrl);
     const audit = this.context.audit.entry({
       event: 'agent.rollout_settings',
       actor: actor.name,
@@ -225,6 +217,14 @@ export class ManagerCore {
       throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${echo(agentId, AgentIdSchema, '(the given id)')}. List the agents with \`drover agents list\`.`);
     }
     await this.context.audit.flush();
+  }
+
+  /**
+   * Imports agents another manager created (`drover agents import`, decision 0036) as push-mode
+   * agents, their service tokens re-encrypted under this manager's key: all of them or none.
+   */
+  importAgents(request: AgentImportRequest, actor: Actor = systemActor): Promise<ImportedAgent[]> {
+    return importAgents(this.context, request, actor);
   }
 
   /**

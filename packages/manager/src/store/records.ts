@@ -85,6 +85,22 @@ export interface EnrollAgentInput {
   allowReenrollment: boolean;
 }
 
+/**
+ * One agent brought in from another manager's registry (`drover agents import`, decision 0036): a
+ * push-mode agent with no daemon, so no enrollment token and a credential nobody holds.
+ */
+export type ImportAgentInput = Pick<AgentRecord, 'id' | 'hostname' | 'platform' | 'arch' | 'agentVersion' | 'daemonVersion' | 'serviceTokenCiphertext'> & {
+  /** A stand-in machine id derived from the agent id: no host checks in as it. */
+  machineId: string;
+  /** Hash of a random secret handed to nobody: the agent has no daemon to present a credential. */
+  credentialHash: string;
+  pushUrl: string;
+  group: 'explorer' | 'early_adopter' | 'general' | undefined;
+};
+
+/** What {@link Store.importAgents} did: every agent imported, or none because these ids (or machines) exist. */
+export type ImportAgentsResult = { ok: true; agents: AgentRecord[] } | { ok: false; taken: string[] };
+
 /** Why {@link Store.enrollAgent} refused an enrollment, each a refusal the manager answers with its own code. */
 export type EnrollRefusal = 'token_unknown' | 'token_expired' | 'token_exhausted' | 'token_revoked' | 'already_enrolled';
 

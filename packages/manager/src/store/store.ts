@@ -21,6 +21,8 @@ import type {
   EnrollAgentInput,
   EnrollAgentResult,
   EnrollmentTokenRecord,
+  ImportAgentInput,
+  ImportAgentsResult,
   Lease,
   LeaseFence,
   LeaseOptions,
@@ -36,7 +38,7 @@ import type {
 } from './records.js';
 
 // The manager's persistent state behind one interface: SQLite (store/sqlite/) is the embedded
-// default; a PostgreSQL store can back several managers later. Every method is one atomic step
+// default; a PostgreSQL store backs several managers (decision 0038). Every method is one atomic step
 // (one transaction), so no caller ever holds a transaction open across an await: the check-in
 // that acks commands, records results and consumes nonces commits all of it or nothing. The
 // records it reads and writes are in records.ts (agents, commands, releases...) and
@@ -72,6 +74,8 @@ export interface Store {
   // Agents
   /** Spends a seat of the token and enrolls (or re-enrolls) the machine, atomically; `audit` is written only when it enrolls. */
   enrollAgent(input: EnrollAgentInput, audit?: (enrolled: Extract<EnrollAgentResult, { ok: true }>) => readonly PendingAuditRecord[]): Promise<EnrollAgentResult>;
+  /** Inserts every agent with its push URL and group, or none when any id or machine id exists; `audit` is written only when all are. */
+  importAgents(agents: readonly ImportAgentInput[], now: Date, audit?: readonly PendingAuditRecord[]): Promise<ImportAgentsResult>;
   getAgent(agentId: string): Promise<AgentRecord | undefined>;
   /** The agent a credential (by its hash) belongs to: an indexed lookup of three columns, on every check-in. */
   getAgentByCredentialHash(credentialHash: string): Promise<AgentIdentity | undefined>;

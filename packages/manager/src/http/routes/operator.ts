@@ -4,6 +4,7 @@ import { ManagerError } from '../../errors.js';
 import type { ManagerCore } from '../../server/core.js';
 import { operatorAccess } from '../operator-auth.js';
 import {
+  AgentImportRequestSchema,
   AgentParamsSchema,
   AgentRolloutRequestSchema,
   CreateEnrollmentTokenRequestSchema,
@@ -97,6 +98,13 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
       return reply.code(201).send(command);
     },
   );
+
+  // `drover agents import` (decision 0036): every agent or none; the tokens arrive in clear over the
+  // operator's connection (TLS in production) and are stored only re-encrypted.
+  app.post('/v1/agents/import', { bodyLimit: managerLimits.importBodyMaxBytes, schema: { body: AgentImportRequestSchema } }, async (request, reply) => {
+    const imported = await core.importAgents(request.body, operatorOf(request));
+    return reply.code(201).header('cache-control', 'no-store').send({ imported });
+  });
 
   app.put(
     '/v1/agents/:agentId/rollout',

@@ -304,6 +304,35 @@ export class PostgresStore implements Store {
 
   // -- agents
 
+  importAgents(agents: readonly records.ImportAgentInput[], now: Date, audit?: readonly records.PendingAuditRecord[]): Promise<records.ImportAgentsResult> {
+    return this.#tx(async (db): Promise<records.ImportAgentsResult> => {
+      // All or nothing: any id or machine already here and nothing is written (the unique
+      // constraints catch a racing insert, which rolls the whole transaction back).
+      const existing = await db.query<{ id: string; machine_id: string }>(
+        'SELECT id, machine_id FROM agents WHERE id = ANY($1::text[]) OR machine_id = ANY($2::text[])',
+        [agents.map((a) => a.id), agents.map((a) => a.machineId)],
+      );
+      const ids = new Set(existing.rows.flatMap((row) => [row.id, row.machine_id]));
+      const taken = agents.filter((a) => ids.has(a.id) || ids.has(a.machineId)).map((a) => a.id);
+      if (taken.length > 0) return { ok: false, taken };
+      const at = now.getTime();
+      const imported: records.AgentRecord[] = [];
+      for (const a of agents) {
+        const row = await one<AgentRow>(
+          db,
+          `INSERT INTO agents (id, machine_id, hostname, platform, arch, agent_version, daemon_version, credential_hash,
+             service_token_enc, enrollment_token_id, enrolled_at, credential_issued_at, inventory_json, rollout_group, push_url)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, '{}', $12, $13) RETURNING *`,
+          [a.id, a.machineId, a.hostname, a.platform, a.arch, a.agentVersion, a.daemonVersion, a.credentialHash, a.serviceTokenCiphertext, at, at, a.group ?? null, a.pushUrl],
+        );
+        if (row === undefined) throw new Error('an imported agent vanished inside its transaction');
+        imported.push(agentRecord(row));
+      }
+      await this.#audit(db, audit);
+      return { ok: true, agents: imported };
+    });
+  }
+
   enrollAgent(input: records.EnrollAgentInput, audit?: (enrolled: Extract<records.EnrollAgentResult, { ok: true }>) => readonly records.PendingAuditRecord[]): Promise<records.EnrollAgentResult> {
     return this.#tx(async (db): Promise<records.EnrollAgentResult> => {
       // The token row locked first: a revocation or another enrollment of it waits for this one.

@@ -27,6 +27,8 @@ import type {
   CheckinWriteResult,
   CommandRecord,
   EnrollAgentInput,
+  ImportAgentInput,
+  ImportAgentsResult,
   EnrollAgentResult,
   EnrollmentTokenRecord,
   Lease,
@@ -83,7 +85,7 @@ function prepareStatements(db: Database.Database) {
       'UPDATE agents SET credential_hash = pending_credential_hash, pending_credential_hash = NULL, credential_issued_at = ? WHERE id = ? AND pending_credential_hash = ? AND revoked_at IS NULL',
     ),
     agentRevoke: db.prepare<[number, string]>('UPDATE agents SET revoked_at = ?, pending_credential_hash = NULL WHERE id = ? AND revoked_at IS NULL'),
-    agentInsert: db.prepare<[string, string, string, string, string, string, string, string, string, string, number, number, string]>(
+    agentInsert: db.prepare<[string, string, string, string, string, string, string, string, string, string | null, number, number, string]>(
       `INSERT INTO agents (id, machine_id, hostname, platform, arch, agent_version, daemon_version, credential_hash,
          service_token_enc, enrollment_token_id, enrolled_at, credential_issued_at, inventory_json)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -310,6 +312,27 @@ export class SqliteStore implements Store {
         const enrolled = { ok: true as const, agent: agentRecord(agent), token: tokenRecord(token), reenrolled: existing !== undefined, previousCredentialHash: existing?.credential_hash };
         if (audit !== undefined) this.#audit(audit(enrolled));
         return enrolled;
+      }),
+    );
+  }
+
+  importAgents(agents: readonly ImportAgentInput[], now: Date, audit?: readonly PendingAuditRecord[]): Promise<ImportAgentsResult> {
+    return Promise.resolve(
+      this.#durable((): ImportAgentsResult => {
+        // All or nothing: any id or machine already here and nothing is written.
+        const taken = agents.filter((a) => this.#s.agentById.get(a.id) !== undefined || this.#s.agentByMachine.get(a.machineId) !== undefined).map((a) => a.id);
+        if (taken.length > 0) return { ok: false, taken };
+        const at = now.getTime();
+        const imported: AgentRecord[] = [];
+        for (const a of agents) {
+          this.#s.agentInsert.run(a.id, a.machineId, a.hostname, a.platform, a.arch, a.agentVersion, a.daemonVersion, a.credentialHash, a.serviceTokenCiphertext, null, at, at, '{}');
+          this.#r.setSettings(a.id, { group: a.group, pushUrl: a.pushUrl });
+          const row = this.#s.agentById.get(a.id);
+          if (row === undefined) throw new Error('an imported agent vanished inside its transaction');
+          imported.push(agentRecord(row));
+        }
+        this.#audit(audit);
+        return { ok: true, agents: imported };
       }),
     );
   }
