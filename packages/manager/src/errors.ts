@@ -64,12 +64,9 @@ export const managerRequestErrorCodes = [
   'DEPLOYMENT_VERSION_REQUIRED',
   'ROLLOUT_OPTIONS_INVALID',
   'PUSH_URL_INVALID',
-<<<<<<< HEAD
   'LEASE_BUSY',
   'LEASE_LOST',
-=======
   'AGENT_IMPORT_CONFLICT',
->>>>>>> ciris
   // the artifact store (an S3 bucket): what /readyz and an upload answer while it cannot be used
   'BLOB_STORE_UNREACHABLE',
   'BLOB_STORE_BUCKET_NOT_FOUND',
