@@ -59,6 +59,11 @@ export type {
   ReleaseState,
   ReleaseQuery,
   ListAgentsOptions,
+  AuditChainBuilder,
+  AuditChainLine,
+  Lease,
+  LeaseFence,
+  LeaseOptions,
 } from './store/records.js';
 export { rolloutGroups } from './rollouts/records.js';
 export type {

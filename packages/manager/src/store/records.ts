@@ -295,6 +295,6 @@ export interface AuditChainLine {
 
 /**
  * Chains outbox rows: given the chain's last line (undefined while it is empty) and the rows in
- * outbox order, answers one line per row, in order, and the new head (JSON {seq, hash}).
+ * outbox order, answers one line per row, in order, and the new head (JSON `{"seq","hash"}`).
  */
 export type AuditChainBuilder = (last: string | undefined, rows: readonly AuditOutboxRow[]) => Promise<{ lines: AuditChainLine[]; head: string }>;
