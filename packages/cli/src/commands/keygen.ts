@@ -2,11 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ed25519PrivateKey, encodeMinisignPublicKey } from '@drover/protocol';
 import type { Ed25519PublicKey } from '@drover/protocol';
-import { generatePkcs11Key } from '@drover/manager';
 import type { Command } from '../cli.js';
 import { flag, optionalString, requireString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { exists, writeFileAtomic } from '../fs-atomic.js';
+import { pkcs11Backend } from '../signing-keys.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -49,7 +49,7 @@ export const keygenCommand: Command = {
       `  minisign public key:       ${paths.minisignPublicKey}`,
     ];
     if (uri !== undefined) {
-      const key = generatePkcs11Key(uri, { env: io.env });
+      const key = (await pkcs11Backend()).generatePkcs11Key(uri, { env: io.env });
       try {
         await writePublic(key.publicKey);
       } finally {

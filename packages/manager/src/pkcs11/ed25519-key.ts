@@ -7,7 +7,6 @@ import { Ed25519PublicKey } from '@drover/protocol';
 import type { Ed25519Signer } from '@drover/protocol';
 import { ManagerError } from '../errors.js';
 import { pkcs11Failure, TokenSession } from './token.js';
-import type { Pkcs11Env } from './token.js';
 import { describePkcs11Uri, parsePkcs11Uri } from './uri.js';
 import type { Pkcs11Uri } from './uri.js';
 
@@ -27,7 +26,7 @@ export interface Pkcs11KeyOptions {
 }
 
 /**
- * An Ed25519 key held in a PKCS#11 token: an {@link Ed25519Signer} whose private half never
+ * An Ed25519 key held in a PKCS#11 token: an `Ed25519Signer` (from `@drover/protocol`) whose private half never
  * leaves the token. Close it when done (it holds a logged-in session).
  */
 export interface Pkcs11Signer extends Ed25519Signer {
