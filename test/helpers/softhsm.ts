@@ -17,7 +17,8 @@ const MODULE_PATHS = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-
 /** The SoftHSM2 module's path on this machine, or undefined. */
 export const softhsmModule: string | undefined = MODULE_PATHS.find((path) => existsSync(path));
 
-function missingReason(): string | undefined {
+/** Why SoftHSM2 (or the binding) cannot be used on this machine, or undefined when it can. */
+export function softhsmMissing(): string | undefined {
   if (softhsmModule === undefined) return 'SoftHSM2 is not installed (apt-get install softhsm2)';
   if (spawnSync('softhsm2-util', ['--version'], { encoding: 'utf8' }).status !== 0) return 'softhsm2-util is not on PATH (apt-get install softhsm2)';
   try {
@@ -30,7 +31,7 @@ function missingReason(): string | undefined {
 
 /** True when a SoftHSM2 suite should skip here (never with DROVER_REQUIRE_SOFTHSM=1, as in CI). */
 export function skipWithoutSoftHsm(what: string): boolean {
-  return skipUnlessRequired(what, missingReason(), 'DROVER_REQUIRE_SOFTHSM');
+  return skipUnlessRequired(what, softhsmMissing(), 'DROVER_REQUIRE_SOFTHSM');
 }
 
 /** A token initialised in a {@link SoftHsm}. */
