@@ -28,6 +28,16 @@ export interface Pkcs11Uri {
 
 const PATH_ATTRIBUTES = new Set(['token', 'manufacturer', 'model', 'serial', 'slot-id', 'object', 'id', 'type', 'library-manufacturer', 'library-description', 'library-version', 'slot-description', 'slot-manufacturer']);
 const QUERY_ATTRIBUTES = new Set(['pin-source', 'module-path', 'module-name', 'pin-value']);
+/** The attributes kept as text, by the field of {@link Pkcs11Uri} each fills. */
+const TEXT_FIELDS: Partial<Record<string, 'token' | 'manufacturer' | 'model' | 'serial' | 'object' | 'pinSource' | 'modulePath'>> = {
+  token: 'token',
+  manufacturer: 'manufacturer',
+  model: 'model',
+  serial: 'serial',
+  object: 'object',
+  'pin-source': 'pinSource',
+  'module-path': 'modulePath',
+};
 
 /** True when `text` is meant as a PKCS#11 URI rather than a key file's path. */
 export function isPkcs11Uri(text: string): boolean {
@@ -85,49 +95,25 @@ export function parsePkcs11Uri(text: string): Pkcs11Uri {
     }
     if (seen.has(name)) throw invalid(`The attribute ${name} is given twice.`);
     seen.add(name);
-    switch (name) {
-      case 'pin-value':
-        // Never echo the value: it is a PIN.
-        throw new ManagerError('PKCS11_URI_INVALID', 'The URI carries its PIN (pin-value=), which would show in shell history and the process list. Put the PIN in a file (pin-source=file:/path, mode 0600) or in DROVER_PKCS11_PIN.');
-      case 'token':
-        uri.token = decodeText(value, name);
-        break;
-      case 'manufacturer':
-        uri.manufacturer = decodeText(value, name);
-        break;
-      case 'model':
-        uri.model = decodeText(value, name);
-        break;
-      case 'serial':
-        uri.serial = decodeText(value, name);
-        break;
-      case 'slot-id': {
-        const slot = decodeText(value, name);
-        if (!/^\d{1,10}$/.test(slot)) throw invalid('slot-id must be a decimal number.');
-        uri.slotId = Number(slot);
-        break;
-      }
-      case 'object':
-        uri.object = decodeText(value, name);
-        break;
-      case 'id':
-        uri.id = decode(value, name);
-        if (uri.id.length === 0) throw invalid('id= is empty.');
-        break;
-      case 'type':
-        uri.type = decodeText(value, name);
-        if (!['private', 'public'].includes(uri.type)) throw invalid(`type=${uri.type.slice(0, 20)} does not name a key; use type=private or leave it out.`);
-        break;
-      case 'pin-source':
-        uri.pinSource = decodeText(value, name);
-        break;
-      case 'module-path':
-        uri.modulePath = decodeText(value, name);
-        break;
-      default:
-        // Library and slot descriptions, module-name: accepted as RFC 7512 allows, but not used to choose.
-        break;
+    if (name === 'pin-value') {
+      // Never echo the value: it is a PIN.
+      throw new ManagerError('PKCS11_URI_INVALID', 'The URI carries its PIN (pin-value=), which would show in shell history and the process list. Put the PIN in a file (pin-source=file:/path, mode 0600) or in DROVER_PKCS11_PIN.');
     }
+    const field = TEXT_FIELDS[name];
+    if (field !== undefined) {
+      uri[field] = decodeText(value, name);
+    } else if (name === 'slot-id') {
+      const slot = decodeText(value, name);
+      if (!/^\d{1,10}$/.test(slot)) throw invalid('slot-id must be a decimal number.');
+      uri.slotId = Number(slot);
+    } else if (name === 'id') {
+      uri.id = decode(value, name);
+      if (uri.id.length === 0) throw invalid('id= is empty.');
+    } else if (name === 'type') {
+      uri.type = decodeText(value, name);
+      if (!['private', 'public'].includes(uri.type)) throw invalid(`type=${uri.type.slice(0, 20)} does not name a key; use type=private or leave it out.`);
+    }
+    // Library and slot descriptions, module-name: accepted as RFC 7512 allows, but not used to choose.
   }
   if (uri.token === undefined && uri.serial === undefined && uri.slotId === undefined) {
     throw invalid('The URI names no token (token=, serial= or slot-id=).');
