@@ -79,6 +79,12 @@ export class ManagerProcess {
     return this.#output();
   }
 
+  /** SIGKILL: the process dies at once, nothing of a graceful stop runs. */
+  async kill(): Promise<number | null> {
+    if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
+    return this.exited;
+  }
+
   /** SIGTERM (a graceful stop), SIGKILL after `timeoutMs`. */
   async stop(timeoutMs = 15_000): Promise<number | null> {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM');
@@ -131,7 +137,7 @@ export async function initManagerDir(dir: string, releaseKey: Ed25519PrivateKey,
   const trustPath = `${dir}.trust.json`;
   await writeFile(trustPath, JSON.stringify(trustPolicyDocument([releaseKey.publicKey])));
   const init = await drover(['manager', 'init', '--dir', dir, '--trust', trustPath, '--seats', String(seats), '--expires-in', '1h', '--json'], { env });
-  if (init.code !== 0) throw new Error(`drover manager init failed: ${init.stderr}`);
+  if (init.code !== 0) throw new Error(`drover manager init failed: ${init.stderr}${init.stdout}`);
   const configPath = join(dir, 'manager.json');
   const config = JSON.parse(await readFile(configPath, 'utf8')) as { settings: Record<string, unknown>; logLevel: string };
   Object.assign(config.settings, settings);

@@ -142,7 +142,13 @@ describe.skipIf(skip)('drover manager migrate-store: SQLite to PostgreSQL', () =
     } finally {
       await db.end();
     }
+    // The file's chain was copied into the database at the first start there, and continued there
+    // (decision 0038): the file stays as it was, and the database's chain is the longer one.
     const verified = await drover(['audit', 'verify', '--signers', join(dir, 'm', 'audit', 'signers.json'), join(dir, 'm', 'audit', 'audit.jsonl')], { env });
     expect([verified.code, verified.stdout]).toEqual([0, expect.stringMatching(/^VERIFIED \d+ records/)]);
+    const inDatabase = await drover(['audit', 'verify', '--dir', join(dir, 'm')], { env });
+    expect([inDatabase.code, inDatabase.stdout], inDatabase.stderr).toEqual([0, expect.stringMatching(/^VERIFIED \d+ records/)]);
+    const count = (text: string): number => Number(/^VERIFIED (\d+) records/.exec(text)?.[1]);
+    expect(count(inDatabase.stdout)).toBeGreaterThan(count(verified.stdout));
   }, 120_000);
 });

@@ -85,10 +85,10 @@ describe.skipIf(skip)('drover manager on PostgreSQL', () => {
     const current = await cli(['manager', 'migrate', '--dir', join(dir, 'm')]);
     expect(current.code, current.stderr).toBe(0);
     expect(current.stdout).toContain('schema current: nothing to apply');
-    expect(current.stdout).toContain('schema version 5');
+    expect(current.stdout).toContain('schema version 6');
     const spare = await cli(['manager', 'migrate', '--dir', join(dir, 'm'), '--json'], { DROVER_DATABASE_URL: urlOf('spare') });
     expect(spare.code, spare.stderr).toBe(0);
-    expect(JSON.parse(spare.stdout)).toMatchObject({ store: 'postgres', database: urlOf('spare').replace(`:${password}@`, '@'), applied: [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }], version: 5 });
+    expect(JSON.parse(spare.stdout)).toMatchObject({ store: 'postgres', database: urlOf('spare').replace(`:${password}@`, '@'), applied: [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }], version: 6 });
     expect((await cli(['manager', 'migrate', '--help'])).stdout).toContain('STORE_SCHEMA_TOO_NEW');
 
     // A real manager: enroll, check in, ready.

@@ -64,6 +64,8 @@ export const managerRequestErrorCodes = [
   'DEPLOYMENT_VERSION_REQUIRED',
   'ROLLOUT_OPTIONS_INVALID',
   'PUSH_URL_INVALID',
+  'LEASE_BUSY',
+  'LEASE_LOST',
   // the artifact store (an S3 bucket): what /readyz and an upload answer while it cannot be used
   'BLOB_STORE_UNREACHABLE',
   'BLOB_STORE_BUCKET_NOT_FOUND',

@@ -178,6 +178,18 @@ export async function startTestManager(overrides: Partial<CreateManagerOptions> 
   const url = `http://127.0.0.1:${address.port}`;
   const pool = new Pool(url, { connections: 8, headersTimeout: 10_000, bodyTimeout: 10_000 });
 
+  // The audit chain as a log's text: the file, or the store's chain for a store that keeps it (decision 0038).
+  const auditText = async (): Promise<string> => {
+    const store = app.manager.context.store;
+    if (store.readAuditChain === undefined) return readFile(join(dir, 'audit', 'audit.jsonl'), 'utf8');
+    let text = '';
+    for (let after = 0; ; ) {
+      const lines = await store.readAuditChain(after, 1000);
+      if (lines.length === 0) return text;
+      for (const { line } of lines) text += `${line}\n`;
+      after = lines[lines.length - 1]?.seq ?? after;
+    }
+  };
   const prefix = (overrides.settings?.routePrefix ?? '').replace(/\/+$/, '');
   const request = async (method: string, route: string, options: RequestOptions = {}): Promise<HttpResult> => {
     const path = route.startsWith(`${prefix}/`) ? route : prefix + route;
@@ -266,15 +278,15 @@ export async function startTestManager(overrides: Partial<CreateManagerOptions> 
       return { envelope, bytes };
     },
     async auditRecords() {
-      const text = await readFile(join(dir, 'audit', 'audit.jsonl'), 'utf8');
+      const text = await auditText();
       return text.trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
     },
     async verifyAudit() {
       const signers = parseAuditSigners(await readFile(join(dir, 'audit', 'signers.json'), 'utf8'));
-      return verifyAuditLog(await readFile(join(dir, 'audit', 'audit.jsonl')), signers);
+      return verifyAuditLog(Buffer.from(await auditText(), 'utf8'), signers);
     },
     async leakedSecrets() {
-      const haystacks = [await readFile(join(dir, 'audit', 'audit.jsonl'), 'utf8'), await readFile(join(dir, 'audit', 'signers.json'), 'utf8'), logs.join('\n')];
+      const haystacks = [await auditText(), await readFile(join(dir, 'audit', 'signers.json'), 'utf8'), logs.join('\n')];
       return [...secrets].filter((secret) => haystacks.some((text) => text.includes(secret)));
     },
     async restart() {

@@ -2,8 +2,6 @@
 // server test/helpers/services.ts gives (DROVER_TEST_DATABASE_URL, or a throwaway cluster started
 // for the file), dropped after. `skipWithoutServices` decides first whether PostgreSQL is there.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import pg from 'pg';
 import { startServices } from '../../../test/helpers/services.js';
 import type { DatabaseConfig } from '../src/server/database.js';
@@ -12,6 +10,8 @@ import type { StateSnapshot, TestManager } from './harness.js';
 export interface TestDatabase {
   /** For ManagerOptions.database. */
   config: DatabaseConfig;
+  /** The seq of every event of a deployment, in order. */
+  seqs(deploymentId: string): Promise<number[]>;
   /** Drops the database (its managers closed first) and stops what was started for it. */
   dispose(): Promise<void>;
 }
@@ -31,6 +31,15 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   url.pathname = `/${name}`;
   return {
     config: { url: url.toString() },
+    seqs: async (deploymentId) => {
+      const client = new pg.Client({ connectionString: url.toString() });
+      await client.connect();
+      try {
+        return (await client.query<{ seq: string }>('SELECT seq FROM deployment_events WHERE deployment_id = $1 ORDER BY seq', [deploymentId])).rows.map((row) => Number(row.seq));
+      } finally {
+        await client.end();
+      }
+    },
     dispose: async () => {
       const cleanup = new pg.Client({ connectionString: server });
       await cleanup.connect();
@@ -44,7 +53,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** Every row of every table of the manager's PostgreSQL database (through `client`), and its audit log: snapshotState's twin. */
+/** Every row of every table of the manager's PostgreSQL database (through `client`), the audit chain included (decision 0038): snapshotState's twin. */
 export async function snapshotPostgresState(m: TestManager, client: pg.Client): Promise<StateSnapshot> {
   await m.app.manager.context.store.ping(); // writes out buffered liveness first
   const tables: Record<string, string[]> = {};
@@ -52,5 +61,5 @@ export async function snapshotPostgresState(m: TestManager, client: pg.Client): 
   for (const { name } of names.rows) {
     tables[name] = (await client.query(`SELECT * FROM "${name}"`)).rows.map((row) => JSON.stringify(row)).sort();
   }
-  return { tables, audit: await readFile(join(m.dir, 'audit', 'audit.jsonl'), 'utf8') };
+  return { tables, audit: (await client.query<{ line: string }>('SELECT line FROM audit_chain ORDER BY seq')).rows.map((row) => `${row.line}\n`).join('') };
 }

@@ -192,4 +192,47 @@ describe.skipIf(skip)('PostgresStore', () => {
     expect(`${(caught as Error).message} ${(caught as Error).stack ?? ''}`).not.toContain(secret);
     await expectRejection(PostgresStore.open({ url: 'mysql://x@y/z' }), ManagerError, 'CONFIG_INVALID');
   });
+
+  it('leases: one holder at a time across stores, a dead holder lets go at once, and a write fenced with an older token is refused', async () => {
+    const schema = await freshSchema();
+    const [a, b] = await Promise.all([PostgresStore.open({ url, schema, poolSize: 3 }), PostgresStore.open({ url, schema, poolSize: 3 })]);
+    const outbox = async (): Promise<number> => (await adminPool().query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.audit_outbox`)).rows[0]?.n ?? -1;
+    try {
+      const first = await a.lease('rollouts', { wait: false, holder: 'a' });
+      expect(first?.token).toBe(1);
+      // Held: another store does not get it, whether it asks once or waits briefly.
+      expect(await b.lease('rollouts', { wait: false, holder: 'b' })).toBeUndefined();
+      await expectRejection(b.lease('rollouts', { wait: true, waitMs: 300, holder: 'b' }), ManagerError, 'LEASE_BUSY');
+      // A waiting store gets it as soon as the holder lets go.
+      const waiting = b.lease('rollouts', { wait: true, holder: 'b' });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await first?.release();
+      const second = await waiting;
+      expect(second?.token).toBe(2);
+      // A write fenced with the current token goes through.
+      await b.writeRollout({ audit: [{ body: '{"event":"fenced.ok"}' }], fence: { name: 'rollouts', token: 2 } });
+      expect(await outbox()).toBe(1);
+      // The holder's session ends (as when its process is killed): the lease is free at once.
+      await adminPool().query(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+      const third = await a.lease('rollouts', { wait: true, waitMs: 2000, holder: 'a' });
+      expect(third?.token).toBe(3);
+      await expect.poll(() => second?.lost, { timeout: 5000 }).toBe(true);
+      // The old holder's late write is refused, and nothing of it is written.
+      await expectRejection(b.writeRollout({ audit: [{ body: '{"event":"fenced.stale"}' }], fence: { name: 'rollouts', token: 2 } }), ManagerError, 'LEASE_LOST');
+      await expectRejection(
+        b.createDeployment({ id: 'never' } as never, [], [], [], [{ body: '{"event":"fenced.stale"}' }], { name: 'rollouts', token: 2 }),
+        ManagerError,
+        'LEASE_LOST',
+      );
+      expect(await outbox()).toBe(1);
+      await second?.release(); // a lost lease lets go without an error
+      await third?.release();
+      await third?.release(); // idempotent
+      expect((await b.lease('rollouts', { wait: false, holder: 'b' }))?.token).toBe(4);
+    } finally {
+      await a.close();
+      await b.close();
+      await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
 });

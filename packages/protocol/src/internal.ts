@@ -28,5 +28,6 @@ export { resolveEncryptionKey, deriveCirisEncryptionKey } from './encryption-key
 export type { EncryptionKeySource } from './encryption-key.js';
 export { canonicalize } from './canonical-json.js';
 export { AuditChain, auditEntryBody } from './audit/writer.js';
+export type { AppendedAuditRecord } from './audit/writer.js';
 export { buildAuditSigners } from './audit/signers.js';
 export { AUDIT_LINE_MAX_LENGTH } from './audit/record.js';

@@ -322,7 +322,7 @@ function corrupt(why: string, cause?: unknown): ManagerError {
 
 // signers.json keeps every key that ever signed this log: dropping an old key would make the
 // records it signed unverifiable after a key rotation.
-async function writeSigners(path: string, current: AuditSignerWithKey): Promise<void> {
+export async function writeSigners(path: string, current: AuditSignerWithKey): Promise<void> {
   const keys: { kid: string; publicKey: Ed25519PublicKey }[] = [];
   let text: string | undefined;
   try {

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { AuditError, isDroverError } from '@drover/protocol';
-import { AUDIT_LINE_MAX_LENGTH, auditEntryBody, canonicalize } from '@drover/protocol/internal';
-import type { AuditChainHead, AuditEntry, AuditRecord } from '@drover/protocol';
+import { AUDIT_LINE_MAX_LENGTH, AuditChain, auditEntryBody, canonicalize } from '@drover/protocol/internal';
+import type { AppendedAuditRecord } from '@drover/protocol/internal';
+import type { AuditChainHead, AuditEntry, AuditRecord, AuditSigner } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { ManagerError } from '../errors.js';
-import type { AuditOutboxRow, PendingAuditRecord } from '../store/records.js';
+import type { AuditChainLine, AuditOutboxRow, PendingAuditRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { AuditLog } from './log.js';
 
@@ -39,13 +40,27 @@ function bodyOf(entry: AuditEntry & { ts: string }): string {
   return canonicalize(auditEntryBody(entry));
 }
 
+// What replaces a row the chain cannot take: a record saying so, with the row's digest.
+function unwritable(row: AuditOutboxRow, code: string): AuditEntry {
+  return {
+    event: 'audit.entry_unwritable',
+    actor: 'system',
+    outcome: 'failure',
+    details: { bytes: Buffer.byteLength(row.body), sha256: createHash('sha256').update(row.body).digest('hex'), code },
+  };
+}
+
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error('the audit log could not be written', { cause: error });
 }
 
 export interface AuditTrailOptions {
   store: Store;
-  log: AuditLog;
+  /**
+   * Where the chain goes: a log file (the embedded store: one manager), or the store itself for a
+   * store several managers share (`Store.chainAuditOutbox`, decision 0038), with the signer.
+   */
+  chain: { log: AuditLog } | { signer: AuditSigner };
   logger: Logger;
   now: () => Date;
 }
@@ -55,7 +70,9 @@ export interface AuditTrailOptions {
  * moved into the hash-chained log. One per manager process and log.
  */
 export class AuditTrail {
-  readonly log: AuditLog;
+  /** The log file, when the chain is kept in one (undefined when the store keeps it). */
+  readonly log: AuditLog | undefined;
+  readonly #signer: AuditSigner | undefined;
   readonly #store: Store;
   readonly #logger: Logger;
   readonly #now: () => Date;
@@ -69,7 +86,9 @@ export class AuditTrail {
   #closed = false;
 
   private constructor(options: AuditTrailOptions) {
-    this.log = options.log;
+    this.log = 'log' in options.chain ? options.chain.log : undefined;
+    this.#signer = 'signer' in options.chain ? options.chain.signer : undefined;
+    if (this.#signer !== undefined && options.store.chainAuditOutbox === undefined) throw new Error(`the ${options.store.kind} store cannot keep the audit chain`);
     this.#store = options.store;
     this.#logger = options.logger;
     this.#now = options.now;
@@ -78,7 +97,7 @@ export class AuditTrail {
   /** Reconciles the log with the outbox after a crash, then moves every waiting record into the log (throws if it cannot). */
   static async open(options: AuditTrailOptions, storedHead: AuditChainHead | undefined): Promise<AuditTrail> {
     const trail = new AuditTrail(options);
-    const head = options.log.head;
+    const head = trail.log?.head;
     if (head !== undefined && head.seq > (storedHead?.seq ?? 0)) await trail.#reconcile(head.seq - (storedHead?.seq ?? 0));
     await trail.#drain();
     return trail;
@@ -133,7 +152,7 @@ export class AuditTrail {
     this.#closed = true;
     clearTimeout(this.#retry);
     await this.#running;
-    await this.log.close();
+    await this.log?.close();
   }
 
   #start(): Promise<void> {
@@ -164,18 +183,20 @@ export class AuditTrail {
 
   async #complete(ids: number[]): Promise<void> {
     this.#inLog.push(...ids);
-    const head = this.log.head;
+    const head = this.log?.head;
     if (head === undefined) return;
     await this.#store.completeAuditOutbox(this.#inLog, AUDIT_HEAD_META_KEY, JSON.stringify(head));
     this.#inLog = [];
   }
 
   async #drain(): Promise<void> {
+    const log = this.log;
+    if (log === undefined) return this.#drainInStore();
     if (this.#inLog.length > 0) await this.#complete([]);
     for (;;) {
       const rows = await this.#store.listAuditOutbox(BATCH);
       if (rows.length === 0) return;
-      const { written, error } = await this.log.appendMany(rows.map((row) => JSON.parse(row.body) as AuditEntry));
+      const { written, error } = await log.appendMany(rows.map((row) => JSON.parse(row.body) as AuditEntry));
       const done = rows.slice(0, written.length).map((row) => row.id);
       if (error !== undefined) {
         const poison = rows[written.length] as AuditOutboxRow;
@@ -186,14 +207,7 @@ export class AuditTrail {
         // A row the log cannot take must not stop the chain for good: it is replaced by a record
         // saying so, with its digest, and kept in the manager's log for investigation.
         this.#logger.error({ event: 'audit.entry_unwritable', err: error, outboxId: poison.id }, 'an audit record in the outbox cannot be written to the log');
-        const replaced = await this.log.appendMany([
-          {
-            event: 'audit.entry_unwritable',
-            actor: 'system',
-            outcome: 'failure',
-            details: { bytes: Buffer.byteLength(poison.body), sha256: createHash('sha256').update(poison.body).digest('hex'), code: error.code },
-          },
-        ]);
+        const replaced = await log.appendMany([unwritable(poison, error.code)]);
         if (replaced.error !== undefined) {
           if (done.length > 0) await this.#complete(done);
           throw asError(replaced.error);
@@ -205,10 +219,41 @@ export class AuditTrail {
     }
   }
 
+  // The chain in the store: each batch is chained, stored and removed from the outbox in one
+  // transaction, serialized across managers, so there is nothing to reconcile after a crash.
+  async #drainInStore(): Promise<void> {
+    const signer = this.#signer as AuditSigner;
+    const chainOutbox = this.#store.chainAuditOutbox?.bind(this.#store);
+    if (chainOutbox === undefined) return;
+    for (;;) {
+      const moved = await chainOutbox(
+        BATCH,
+        async (last, rows) => {
+          const chain = AuditChain.resume(last, signer);
+          const lines: AuditChainLine[] = [];
+          for (const row of rows) {
+            let appended: AppendedAuditRecord;
+            try {
+              appended = await chain.append(JSON.parse(row.body) as AuditEntry);
+            } catch (error) {
+              if (!isDroverError(error) || (error.code !== 'AUDIT_RECORD_MALFORMED' && error.code !== 'CANONICAL_JSON_UNSUPPORTED')) throw error;
+              this.#logger.error({ event: 'audit.entry_unwritable', err: error, outboxId: row.id }, 'an audit record in the outbox cannot be written to the chain');
+              appended = await chain.append(unwritable(row, error.code));
+            }
+            lines.push({ seq: appended.record.seq, line: appended.line.slice(0, -1) });
+          }
+          return { lines, head: JSON.stringify(chain.head) };
+        },
+        AUDIT_HEAD_META_KEY,
+      );
+      if (moved < BATCH) return;
+    }
+  }
+
   // The log holds `count` records past the head the store kept: a crash came between the log's
   // fsync and the outbox's cleanup. Rows whose content those records hold are already in the log.
   async #reconcile(count: number): Promise<void> {
-    const records: AuditRecord[] = await this.log.tail(Math.min(count, BATCH * 4));
+    const records: AuditRecord[] = (await this.log?.tail(Math.min(count, BATCH * 4))) ?? [];
     const rows = await this.#store.listAuditOutbox(records.length + BATCH);
     const byBody = new Map<string, number[]>();
     for (const row of rows) byBody.set(row.body, [...(byBody.get(row.body) ?? []), row.id]);

@@ -10,6 +10,7 @@ import { planPhases } from '../rollouts/phases.js';
 import type { DeploymentRecord, NewDeploymentEvent, RolloutOptions, RolloutWrite, TargetRecord } from '../rollouts/records.js';
 import { sameVersion } from '../rollouts/target-step.js';
 import { newId } from '../secrets.js';
+import type { LeaseFence } from '../store/records.js';
 
 // POST /manager/v1/updates/notify: a CI pipeline announces a release; the manager creates a
 // deployment of it over every enrolled agent, planned into phases, persisted with its targets in
@@ -36,7 +37,7 @@ function rolloutStrategy(strategy: string | undefined): DeploymentStrategy {
  * Creates a deployment from a notification. Throws DEPLOYMENT_ACTIVE (409) when a deployment of the
  * same artifact is active and the notification does not `supersede` it.
  */
-export async function createDeployment(ctx: ManagerContext, received: UpdateNotification, actor: Actor, defaults: RolloutOptions): Promise<UpdateNotifyResponse> {
+export async function createDeployment(ctx: ManagerContext, received: UpdateNotification, actor: Actor, defaults: RolloutOptions, fence?: LeaseFence): Promise<UpdateNotifyResponse> {
   const notification = recordedNotification(received);
   const artifact: 'agent' | 'daemon' = notification.artifact === 'daemon' ? 'daemon' : 'agent';
   let version = notification.version ?? undefined;
@@ -177,7 +178,7 @@ export async function createDeployment(ctx: ManagerContext, received: UpdateNoti
     outcome: 'success',
     details: { artifact, version, strategy, agentsAffected: affected, agentsTotal: targets.length, phases: plan.phases.map((p) => p.name), options: options as unknown as JsonObject },
   });
-  const created = await ctx.store.createDeployment(deployment, targets, events, supersede, [audit]);
+  const created = await ctx.store.createDeployment(deployment, targets, events, supersede, [audit], fence);
   if (!created.ok) {
     await ctx.audit.append({ event: 'deployment.rejected', actor: actor.name, tokenId: actor.tokenId, outcome: 'denied', details: { artifact, version, activeDeploymentId: created.active, reason: 'another deployment of this artifact is active' } });
     throw new ManagerError(

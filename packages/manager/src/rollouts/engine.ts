@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { tokenId } from '@drover/protocol';
 import type { DeploymentAction, DeploymentStatus, JsonObject, UpdateNotification, UpdateNotifyResponse } from '@drover/protocol';
 import { DeploymentIdSchema } from '@drover/protocol/internal';
@@ -18,7 +19,7 @@ import type { TargetDecision, TargetStep } from './target-step.js';
 import { buildUpdate, queuedAudit } from '../agents/update-commands.js';
 import type { BuiltUpdate } from '../agents/update-commands.js';
 import { versionKey } from '../releases/catalog.js';
-import type { AgentRecord, PendingAuditRecord, ReleaseRecord } from '../store/records.js';
+import type { AgentRecord, LeaseFence, PendingAuditRecord, ReleaseRecord } from '../store/records.js';
 
 // The rollout engine: a tick loop driven by what the store holds (DESIGN.md "Rollout engine";
 // docs/decisions/0009). Each tick reads every open deployment and its open targets, decides
@@ -44,6 +45,8 @@ export interface RolloutEngineOptions {
 }
 
 const EVENTS_IN_STATUS = 200; // latest events a status answer carries
+/** The lease under which rollout steps run, one replica at a time (decision 0038). */
+const ROLLOUT_LEASE = 'rollouts';
 const OPEN_DEPLOYMENTS_MAX = 64; // deployments one tick drives (one active per artifact, plus draining ones)
 
 function isFinal(target: TargetRecord): boolean {
@@ -99,6 +102,8 @@ export class RolloutEngine {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #stopped = false;
+  #fence: LeaseFence | undefined;
+  readonly #holder = `${hostname()}:${process.pid}`;
 
   constructor(ctx: ManagerContext, options: RolloutEngineOptions = {}) {
     this.#ctx = ctx;
@@ -111,7 +116,7 @@ export class RolloutEngine {
 
   /** Creates a deployment from a CIRIS notification (see deploy/notify.ts), between two ticks. */
   notify(notification: UpdateNotification, actor: Actor): Promise<UpdateNotifyResponse> {
-    return this.#serial(() => createDeployment(this.#ctx, notification, actor, this.defaults));
+    return this.#serial(() => createDeployment(this.#ctx, notification, actor, this.defaults, this.#fence), true);
   }
 
   /** Starts the tick loop. */
@@ -142,25 +147,42 @@ export class RolloutEngine {
     if (this.#ownsHttp) await this.#http.close();
   }
 
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn);
+  // One step at a time in this process, and under the rollout lease across the replicas sharing
+  // the store (decision 0038): a tick skips when another replica holds it (that one is ticking);
+  // an operator action or a notification waits for it. Every write of the step is fenced with
+  // the lease's token, so a replica that lost it (stalled, cut off) cannot write a stale decision.
+  #serial<T>(fn: () => Promise<T>, wait: true): Promise<T>;
+  #serial<T>(fn: () => Promise<T>, wait: false): Promise<T | undefined>;
+  #serial<T>(fn: () => Promise<T>, wait: boolean): Promise<T | undefined> {
+    const step = async (): Promise<T | undefined> => {
+      const lease = await this.#ctx.store.lease(ROLLOUT_LEASE, { wait, holder: this.#holder });
+      if (lease === undefined) return undefined;
+      this.#fence = { name: lease.name, token: lease.token };
+      try {
+        return await fn();
+      } finally {
+        this.#fence = undefined;
+        await lease.release();
+      }
+    };
+    const run = this.#queue.then(step, step);
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
   /** One pass over every open deployment (the loop calls this; tests with an injected clock call it directly). */
-  tick(): Promise<void> {
-    return this.#serial(async () => {
+  async tick(): Promise<void> {
+    await this.#serial(async () => {
       const open = await this.#ctx.store.listDeployments({ open: true, limit: OPEN_DEPLOYMENTS_MAX });
       for (const deployment of open) await this.#drive(deployment);
-    });
+    }, false);
   }
 
   // -- operator actions
 
   /** pause, resume, abort, promote, rollback: persisted and audited; answers the deployment's status. */
   act(deploymentId: string, action: DeploymentAction, actor: Actor, reason?: string): Promise<DeploymentStatus> {
-    return this.#serial(async () => {
+    return this.#serial(async (): Promise<DeploymentStatus> => {
       const deployment = await this.#ctx.store.getDeployment(deploymentId);
       if (deployment === undefined) throw new ManagerError('DEPLOYMENT_NOT_FOUND', `No deployment has id ${echo(deploymentId, DeploymentIdSchema, '(the given id)')}. List them with \`drover rollout status\`.`);
       const now = this.#ctx.now();
@@ -219,11 +241,11 @@ export class RolloutEngine {
         outcome: 'success',
         details: { from: deployment.status, to: next.status, skippedTargets: targets.length, ...(reason === undefined ? {} : { reason }) },
       });
-      await this.#ctx.store.writeRollout({ deployment: next, targets, events: [event], audit: [audit] });
+      await this.#ctx.store.writeRollout({ fence: this.#fence, deployment: next, targets, events: [event], audit: [audit] });
       await this.#ctx.audit.flush();
       this.#ctx.logger.info({ event: `deployment.${action}`, deploymentId, status: next.status }, 'deployment action');
       return this.#status(next);
-    });
+    }, true);
   }
 
   async #skipPending(deployment: DeploymentRecord, now: Date, why: string): Promise<TargetRecord[]> {
@@ -433,6 +455,7 @@ export class RolloutEngine {
     ];
     if (tick.changed.size > 0 || commands.length > 0) {
       await this.#ctx.store.writeRollout({
+        fence: this.#fence,
         targets: [...tick.changed.values()],
         commands: commands.map((b) => ({ command: b.record, nonce: b.nonce })),
         events,
@@ -544,7 +567,7 @@ export class RolloutEngine {
       .map((r) => ({ deploymentId: deployment.id, at: now, type: r.decision?.event ?? 'agent', message: r.decision?.message ?? '', details: { agent_id: r.next.agentId, ...r.decision?.details } }));
     const decided = results.flatMap((r) => (r.decision === undefined ? [] : [{ target: r.next, decision: r.decision }]));
     const tokenUses = results.flatMap((r) => (r.tokenUse === undefined ? [] : [r.tokenUse]));
-    await ctx.store.writeRollout({ targets: results.map((r) => r.next), events, audit: [...tokenUses, ...decided.map(({ target, decision }) => this.#decisionAudit(deployment, target, decision))] });
+    await ctx.store.writeRollout({ fence: this.#fence, targets: results.map((r) => r.next), events, audit: [...tokenUses, ...decided.map(({ target, decision }) => this.#decisionAudit(deployment, target, decision))] });
     await ctx.audit.flush();
     for (const { target, decision } of decided) {
       ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);
@@ -639,7 +662,7 @@ export class RolloutEngine {
       events,
       audit: audits.map((audit) => ctx.audit.entry({ event: audit.event, actor: 'system', deploymentId: deployment.id, outcome: audit.outcome, details: audit.details })),
     };
-    await ctx.store.writeRollout(write);
+    await ctx.store.writeRollout({ ...write, fence: this.#fence });
     await ctx.audit.flush();
     if (events.length > 0) ctx.logger.info({ event: 'deployment.transition', deploymentId: deployment.id, status: next.status, phase: next.phaseIndex, phaseState: next.phaseState }, next.message);
   }

@@ -1,5 +1,5 @@
 import type { DeploymentStatusValue, DeploymentStrategy, JsonObject, RolloutTargetState } from '@drover/protocol';
-import type { NewCommand, NewNonce, PendingAuditRecord } from '../store/records.js';
+import type { LeaseFence, NewCommand, NewNonce, PendingAuditRecord } from '../store/records.js';
 
 // What the store keeps of a rollout: the deployment (its options fixed at creation, where its
 // phases stand), one target per agent, and the deployment's event timeline. Times are Dates; the
@@ -169,6 +169,8 @@ export interface RolloutWrite {
   events?: readonly NewDeploymentEvent[] | undefined;
   /** Audit records of this step, committed with it (store/records.ts, audit/trail.ts). */
   audit?: readonly PendingAuditRecord[] | undefined;
+  /** The rollout lease this step was decided under: written only while it is still current (decision 0038). */
+  fence?: LeaseFence | undefined;
 }
 
 /** Counts of a deployment's targets per state. */

@@ -22,8 +22,8 @@ import type {
 import type { EncryptionKeySource } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
 import { authenticateAgent, issueCredential } from '../agents/credentials.js';
-import { AuditLog } from '../audit/log.js';
-import { AUDIT_HEAD_META_KEY, AuditTrail } from '../audit/trail.js';
+import { openAuditTrail } from '../audit/open.js';
+import { AUDIT_HEAD_META_KEY } from '../audit/trail.js';
 import type { AuditSignerWithKey } from '../audit/log.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { checkIn } from '../agents/check-in.js';
@@ -476,21 +476,15 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
       } else presignSecret = fernet.decrypt(stored);
     }
     const storedHead = parseHead(await store.getMeta(AUDIT_HEAD_META_KEY));
-    const auditLog = await AuditLog.open({
-      path: pathOf(options.auditLogPath, options.dataDir, 'audit/audit.jsonl', 'audit log'),
-      ...(options.auditSignersPath === undefined ? {} : { signersPath: options.auditSignersPath }),
+    const audit = await openAuditTrail({
+      store,
+      logPath: pathOf(options.auditLogPath, options.dataDir, 'audit/audit.jsonl', 'audit log'),
+      signersPath: options.auditSignersPath,
       signer: auditSigner,
-      expectedHead: storedHead,
+      storedHead,
       logger,
       now,
     });
-    let audit: AuditTrail;
-    try {
-      audit = await AuditTrail.open({ store, log: auditLog, logger, now }, storedHead);
-    } catch (error) {
-      await auditLog.close();
-      throw error;
-    }
     const settings: ManagerSettings = {
       checkinIntervalSeconds: options.settings?.checkinIntervalSeconds ?? managerLimits.checkinIntervalSeconds,
       minAgentVersion: options.settings?.minAgentVersion,

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ManagerError } from '../errors.js';
 import { readSecretFile } from '../keys.js';
-import { isPostgresUrl, redactDatabaseUrl } from '../store/postgres/connection.js';
+import { createPool, isPostgresUrl, postgresErrors, redactDatabaseUrl } from '../store/postgres/connection.js';
 import { PostgresStore } from '../store/postgres/store.js';
 import { migrate as migrateSqlite } from '../store/sqlite/migrate.js';
 import { sqliteMigrations } from '../store/sqlite/migrations.js';
@@ -97,4 +97,57 @@ export async function migrateManagerDatabase(dir: string, env: Record<string, st
   } finally {
     db.close();
   }
+}
+
+/** Where a manager directory's audit chain is, for `drover audit verify --dir`. */
+export type ManagerAuditChain =
+  | { kind: 'file'; path: string; signersPath: string }
+  | {
+      kind: 'database';
+      /** The database without its password. */
+      database: string;
+      signersPath: string;
+      /** The chain's lines as they are now (up to the last seq when it starts), oldest first. */
+      lines: () => AsyncGenerator<Uint8Array>;
+    };
+
+const CHAIN_PAGE = 1000;
+
+/**
+ * The audit chain of a manager directory: its log file, or, for a manager on PostgreSQL, the chain
+ * the replicas keep in the database (decision 0038), read without changing anything.
+ */
+export async function managerAuditChain(dir: string, env: Record<string, string | undefined> = process.env): Promise<ManagerAuditChain> {
+  const config = await readManagerConfig(dir);
+  const signersPath = resolvePath(dir, config.paths.auditSigners);
+  const database = await resolveDatabaseConfig(dir, config, env);
+  if (database === undefined) return { kind: 'file', path: resolvePath(dir, config.paths.auditLog), signersPath };
+  return {
+    kind: 'database',
+    database: redactDatabaseUrl(database.url),
+    signersPath,
+    lines: async function* () {
+      const errors = postgresErrors(database);
+      const pool = createPool({ url: database.url, password: database.password, poolSize: 1, statementTimeoutMs: database.statementTimeoutMs ?? 30_000 }, () => undefined);
+      try {
+        const query = async <T extends object>(text: string, values: unknown[]): Promise<T[]> => {
+          try {
+            return (await pool.query<T>(text, values)).rows;
+          } catch (error) {
+            throw errors(error);
+          }
+        };
+        const [last] = await query<{ seq: string | null }>('SELECT max(seq) AS seq FROM audit_chain', []);
+        const end = Number(last?.seq ?? 0);
+        for (let after = 0; after < end; ) {
+          const page = await query<{ seq: string; line: string }>('SELECT seq, line FROM audit_chain WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3', [after, end, CHAIN_PAGE]);
+          if (page.length === 0) break;
+          for (const row of page) yield Buffer.from(row.line, 'utf8');
+          after = Number(page[page.length - 1]?.seq);
+        }
+      } finally {
+        await pool.end();
+      }
+    },
+  };
 }

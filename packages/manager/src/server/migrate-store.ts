@@ -20,9 +20,10 @@ import { runningManagerPid } from './pid-file.js';
 // tables, columns and meanings, store/rows.ts), so every row is copied as it is, table by table in
 // the order their foreign keys need, in one PostgreSQL transaction: the database holds all of it
 // or nothing. The SQLite file is held under a write lock for the copy, so nothing changes it
-// meanwhile, and is left in place. The audit chain stays in the directory's log files; its head
-// (kept in the store's meta table) moves with the rest, so the manager on PostgreSQL checks the
-// log against it as before. Only then does manager.json name the database.
+// meanwhile, and is left in place. The audit chain is in the directory's log file; its head (kept
+// in the store's meta table) moves with the rest, and the manager's first start on PostgreSQL checks
+// the file against it and copies it into the database's chain (audit/open.ts, decision 0038).
+// Only then does manager.json name the database.
 
 /** Tables in foreign-key order; schema_migrations is the target's own. */
 const TABLES = ['meta', 'enrollment_tokens', 'agents', 'commands', 'nonces', 'releases', 'deployments', 'deployment_targets', 'deployment_events', 'audit_outbox'] as const;

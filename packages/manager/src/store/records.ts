@@ -244,3 +244,41 @@ export interface PendingAuditRecord {
 export interface AuditOutboxRow extends PendingAuditRecord {
   id: number;
 }
+
+/** What proves a write comes from the current holder of a lease (decision 0038). */
+export interface LeaseFence {
+  name: string;
+  /** The lease's token when it was taken: a later holder's is larger. */
+  token: number;
+}
+
+/** How to take a lease (`Store.lease`). */
+export interface LeaseOptions {
+  /** Wait for the holder to let go (up to `waitMs`), instead of answering undefined at once. */
+  wait: boolean;
+  /** Milliseconds to wait when `wait` is true (default 15,000); then LEASE_BUSY. */
+  waitMs?: number | undefined;
+  /** Who takes it, for the lease row and logs (e.g. `host:pid`). */
+  holder: string;
+}
+
+/** A lease held: work one manager does at a time across the managers sharing a store. */
+export interface Lease extends LeaseFence {
+  /** True once the store no longer holds it for this manager (connection lost, ended by the server). */
+  readonly lost: boolean;
+  /** Lets go; idempotent, never rejects. */
+  release(): Promise<void>;
+}
+
+/** One record of the audit chain kept in the store (PostgreSQL: one chain for every replica, decision 0038). */
+export interface AuditChainLine {
+  seq: number;
+  /** The record's line as `drover audit verify` reads it, without its newline. */
+  line: string;
+}
+
+/**
+ * Chains outbox rows: given the chain's last line (undefined while it is empty) and the rows in
+ * outbox order, answers one line per row, in order, and the new head (JSON {seq, hash}).
+ */
+export type AuditChainBuilder = (last: string | undefined, rows: readonly AuditOutboxRow[]) => Promise<{ lines: AuditChainLine[]; head: string }>;

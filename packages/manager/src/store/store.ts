@@ -12,6 +12,8 @@ import type {
 import type {
   AgentIdentity,
   AgentRecord,
+  AuditChainBuilder,
+  AuditChainLine,
   AuditOutboxRow,
   CheckinWrite,
   CheckinWriteResult,
@@ -19,6 +21,9 @@ import type {
   EnrollAgentInput,
   EnrollAgentResult,
   EnrollmentTokenRecord,
+  Lease,
+  LeaseFence,
+  LeaseOptions,
   ListAgentsOptions,
   NewCommand,
   NewEnrollmentToken,
@@ -116,6 +121,21 @@ export interface Store {
   /** Removes records now in the log and stores the log's new head under `headKey`, in one transaction. */
   completeAuditOutbox(ids: readonly number[], headKey: string, head: string): Promise<void>;
 
+  /**
+   * Present on a store several managers share (PostgreSQL): the audit chain is kept in it, one for
+   * every replica (decision 0038). Moves up to `limit` outbox rows into the chain in one
+   * transaction, appends serialized across managers: `build` chains them after the last line, and
+   * the new head is stored under `headKey`. Answers how many rows moved.
+   */
+  chainAuditOutbox?(limit: number, build: AuditChainBuilder, headKey: string): Promise<number>;
+  /** The chain's lines after `afterSeq`, oldest first; with `latest`, the last `limit` lines instead. */
+  readAuditChain?(afterSeq: number, limit: number, options?: { latest?: boolean }): Promise<AuditChainLine[]>;
+  /**
+   * Fills an empty chain with a log kept in a file so far (a manager moved to this store), in one
+   * transaction; answers false, writing nothing, when the chain already has records.
+   */
+  importAuditChain?(lines: AsyncIterable<AuditChainLine>, headKey: string, head: string): Promise<boolean>;
+
   // Small key/value state of the manager itself (e.g. the audit chain head).
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
@@ -137,11 +157,12 @@ export interface Store {
     events: readonly NewDeploymentEvent[],
     supersede?: RolloutWrite[],
     audit?: readonly PendingAuditRecord[],
+    fence?: LeaseFence,
   ): Promise<{ ok: true } | { ok: false; active: string }>;
   getDeployment(id: string): Promise<DeploymentRecord | undefined>;
   /** Newest first; `active` keeps only pending, in_progress, paused and rolling_back ones; `open` those not completed yet (targets still moving). */
   listDeployments(options: { active?: boolean; open?: boolean; limit: number }): Promise<DeploymentRecord[]>;
-  /** Writes one engine step atomically (see RolloutWrite). */
+  /** Writes one engine step atomically (see RolloutWrite); with `write.fence`, only while that lease is still current (else LEASE_LOST, nothing written). */
   writeRollout(write: RolloutWrite): Promise<void>;
   listTargets(deploymentId: string): Promise<TargetRecord[]>;
   /**
@@ -152,4 +173,13 @@ export interface Store {
   countTargets(deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }>;
   /** Events after `afterSeq`, oldest first; with `latest`, the last `limit` events instead (still oldest first). */
   listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options?: { latest?: boolean }): Promise<DeploymentEventRecord[]>;
+
+  // Leases (decision 0038)
+  /**
+   * Takes the lease `name`, held until `release()`: one manager at a time among those sharing the
+   * store. A manager that dies lets go of it at once (PostgreSQL: its session ends); one that stalls
+   * loses it after a bound, and a write fenced with an older token is refused. Answers undefined
+   * when another manager holds it and `wait` is false. Each take increases the lease's token.
+   */
+  lease(name: string, options: LeaseOptions): Promise<Lease | undefined>;
 }

@@ -211,4 +211,20 @@ export const postgresMigrations: readonly Migration[] = [
       CREATE UNIQUE INDEX agents_by_pending_credential ON agents (pending_credential_hash) WHERE pending_credential_hash IS NOT NULL;
     `,
   },
+  {
+    version: 6,
+    name: 'leases and the audit chain: work one replica does at a time, and one hash chain for all replicas (decision 0038)',
+    sql: `
+      CREATE TABLE leases (
+        name text COLLATE "C" PRIMARY KEY,
+        token bigint NOT NULL,
+        holder text NOT NULL,
+        acquired_at bigint NOT NULL
+      );
+      CREATE TABLE audit_chain (
+        seq bigint PRIMARY KEY,
+        line text NOT NULL
+      );
+    `,
+  },
 ];

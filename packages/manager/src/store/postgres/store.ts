@@ -51,6 +51,26 @@ const pgNonceRecord = (row: PgNonceRow): records.NonceRecord => nonceRecord({ ..
 // The advisory lock of "one active deployment per artifact" (two replicas creating at once serialize on it).
 const DEPLOYMENT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover.deployment:' || $1, 0))";
 
+// Leases (decision 0038). A lease is a session-level advisory lock on a connection of its own,
+// so a manager that dies lets go at once (its session ends with its socket), and one that stalls
+// loses it: the session is ended by the server after LEASE_IDLE_MS without a statement, and a
+// heartbeat keeps a live holder's session busy. Each take increments the lease row's token; a
+// write fenced with a token reads the row FOR SHARE, so it is refused once a later holder has
+// taken the lease, and a later holder's take waits for a write already under way to commit.
+const LEASE_IDLE_MS = 10_000;
+const LEASE_HEARTBEAT_MS = 2_000;
+const LEASE_WAIT_MS = 15_000;
+const AUDIT_CHAIN_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover.audit-chain', 0))";
+const LEASE_KEY_SQL = "hashtextextended('drover.lease:' || $1, 0)";
+
+async function checkFence(db: Queryable, fence: records.LeaseFence | undefined): Promise<void> {
+  if (fence === undefined) return;
+  const row = await one<{ token: string }>(db, 'SELECT token FROM leases WHERE name = $1 FOR SHARE', [fence.name]);
+  if (row === undefined || Number(row.token) !== fence.token) {
+    throw new ManagerError('LEASE_LOST', `This manager no longer holds the ${fence.name} lease (another replica took it over): nothing was written. The replica holding it carries on.`);
+  }
+}
+
 /**
  * A {@link Store} on PostgreSQL: several managers may share one database.
  *
@@ -69,6 +89,7 @@ export class PostgresStore implements Store {
   readonly #liveness: LivenessBuffer<LivenessParams>;
   #livenessWrite: Promise<void> = Promise.resolve();
   #closed = false;
+  readonly #leases = new Set<() => Promise<void>>();
 
   private constructor(options: PostgresStoreOptions) {
     this.where = redactDatabaseUrl(options.url);
@@ -143,7 +164,7 @@ export class PostgresStore implements Store {
 
   // One statement (or a few reads) outside a transaction, retried like a transaction.
   #read<T>(fn: (db: Queryable) => Promise<T>): Promise<T> {
-    return this.#attempts(async () => {
+    return this.#attempts(this.#maxAttempts, async () => {
       try {
         return await fn(this.#pool);
       } catch (error) {
@@ -155,10 +176,10 @@ export class PostgresStore implements Store {
 
   // One transaction on one client: BEGIN, fn, COMMIT; retried whole on 40001, 40P01 and a connection
   // lost before COMMIT was sent.
-  async #tx<T>(fn: (db: PoolClient) => Promise<T>, flush = true): Promise<T> {
+  async #tx<T>(fn: (db: PoolClient) => Promise<T>, flush = true, maxAttempts = this.#maxAttempts): Promise<T> {
     if (flush) await this.#open();
     else this.#notClosed();
-    return this.#attempts(async () => {
+    return this.#attempts(maxAttempts, async () => {
       let client: PoolClient;
       try {
         client = await this.#pool.connect();
@@ -192,13 +213,13 @@ export class PostgresStore implements Store {
     });
   }
 
-  async #attempts<T>(run: () => Promise<T>): Promise<T> {
+  async #attempts<T>(maxAttempts: number, run: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await run();
       } catch (error) {
         if (error instanceof RetryAfterRollback) {
-          if (attempt < this.#maxAttempts) {
+          if (attempt < maxAttempts) {
             // Full jitter: 10-50 ms, then 20-100 ms, ...
             await sleep((10 + Math.random() * 40) * 2 ** (attempt - 1));
             continue;
@@ -246,6 +267,8 @@ export class PostgresStore implements Store {
     this.#liveness.flush();
     await this.#livenessWrite;
     this.#closed = true;
+    // A lease still held would keep its connection out of the pool, and the pool from ending.
+    await Promise.all([...this.#leases].map((release) => release()));
     await this.#pool.end();
   }
 
@@ -543,6 +566,52 @@ export class PostgresStore implements Store {
     });
   }
 
+  // -- the audit chain (decision 0038): one for every replica, appended under one advisory lock
+
+  chainAuditOutbox(limit: number, build: records.AuditChainBuilder, headKey: string): Promise<number> {
+    return this.#tx(async (db) => {
+      await db.query(AUDIT_CHAIN_LOCK_SQL);
+      const rows = await all<{ id: string; body: string }>(db, 'SELECT id, body FROM audit_outbox ORDER BY id LIMIT $1', [limit]);
+      if (rows.length === 0) return 0;
+      const last = await one<{ line: string }>(db, 'SELECT line FROM audit_chain ORDER BY seq DESC LIMIT 1');
+      const { lines, head } = await build(last?.line, rows.map((row) => ({ id: Number(row.id), body: row.body })));
+      await db.query('INSERT INTO audit_chain (seq, line) SELECT * FROM unnest($1::bigint[], $2::text[])', [lines.map((l) => l.seq), lines.map((l) => l.line)]);
+      await db.query('DELETE FROM audit_outbox WHERE id = ANY($1::bigint[])', [rows.map((row) => row.id)]);
+      await db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [headKey, head]);
+      return rows.length;
+    });
+  }
+
+  async readAuditChain(afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<records.AuditChainLine[]> {
+    await this.#open();
+    const found = await this.#read((db) =>
+      options.latest === true
+        ? all<{ seq: string; line: string }>(db, 'SELECT * FROM (SELECT seq, line FROM audit_chain ORDER BY seq DESC LIMIT $1) AS latest ORDER BY seq', [limit])
+        : all<{ seq: string; line: string }>(db, 'SELECT seq, line FROM audit_chain WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit]),
+    );
+    return found.map((row) => ({ seq: Number(row.seq), line: row.line }));
+  }
+
+  importAuditChain(lines: AsyncIterable<records.AuditChainLine>, headKey: string, head: string): Promise<boolean> {
+    // Not retried: the lines can be read once.
+    return this.#tx(async (db) => {
+      await db.query(AUDIT_CHAIN_LOCK_SQL);
+      if ((await one(db, 'SELECT 1 FROM audit_chain LIMIT 1')) !== undefined) return false;
+      let batch: records.AuditChainLine[] = [];
+      const insert = async (): Promise<void> => {
+        await db.query('INSERT INTO audit_chain (seq, line) SELECT * FROM unnest($1::bigint[], $2::text[])', [batch.map((l) => l.seq), batch.map((l) => l.line)]);
+        batch = [];
+      };
+      for await (const line of lines) {
+        batch.push(line);
+        if (batch.length >= 500) await insert();
+      }
+      if (batch.length > 0) await insert();
+      await db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [headKey, head]);
+      return true;
+    }, true, 1);
+  }
+
   // -- meta
 
   async getMeta(key: string): Promise<string | undefined> {
@@ -582,9 +651,11 @@ export class PostgresStore implements Store {
     events: readonly rollout.NewDeploymentEvent[],
     supersede: rollout.RolloutWrite[] = [],
     audit?: readonly records.PendingAuditRecord[],
+    fence?: records.LeaseFence,
   ): Promise<{ ok: true } | { ok: false; active: string }> {
     try {
       await this.#tx(async (db) => {
+        await checkFence(db, fence);
         // One active deployment per artifact, across replicas: whoever holds the artifact's lock
         // checks and creates; the other waits, then sees the committed winner.
         await db.query(DEPLOYMENT_LOCK_SQL, [deployment.artifact]);
@@ -617,6 +688,7 @@ export class PostgresStore implements Store {
 
   writeRollout(write: rollout.RolloutWrite): Promise<void> {
     return this.#tx(async (db) => {
+      await checkFence(db, write.fence);
       await rollouts.writeRollout(db, write, (c, n) => this.#insertCommand(db, c, n));
       await this.#audit(db, write.audit);
     });
@@ -640,5 +712,81 @@ export class PostgresStore implements Store {
   async listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<rollout.DeploymentEventRecord[]> {
     await this.#open();
     return this.#read((db) => rollouts.events(db, deploymentId, afterSeq, limit, options.latest ?? false));
+  }
+
+  // -- leases
+
+  async lease(name: string, options: records.LeaseOptions): Promise<records.Lease | undefined> {
+    await this.#open();
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw this.#error(error, true);
+    }
+    let lost = false;
+    let released = false;
+    const onError = (): void => {
+      lost = true;
+    };
+    client.on('error', onError);
+    // The session's own settings: the client is destroyed, never returned to the pool.
+    const drop = (): void => {
+      client.off('error', onError);
+      client.release(true);
+    };
+    const waitMs = Math.max(0, Math.trunc(options.waitMs ?? LEASE_WAIT_MS));
+    let token: number;
+    try {
+      await client.query(`SET idle_session_timeout = ${LEASE_IDLE_MS}; SET statement_timeout = ${waitMs + 1000}; SET lock_timeout = ${waitMs}`);
+      if (options.wait) {
+        await client.query({ text: `SELECT pg_advisory_lock(${LEASE_KEY_SQL})`, values: [name], query_timeout: waitMs + 2000 } as { text: string; values: unknown[] });
+      } else {
+        const [row] = (await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LEASE_KEY_SQL}) AS ok`, [name])).rows;
+        if (row?.ok !== true) {
+          drop();
+          return undefined;
+        }
+      }
+      const [row] = (
+        await client.query<{ token: string }>(
+          `INSERT INTO leases (name, token, holder, acquired_at) VALUES ($1, 1, $2, $3)
+           ON CONFLICT (name) DO UPDATE SET token = leases.token + 1, holder = excluded.holder, acquired_at = excluded.acquired_at RETURNING token`,
+          [name, options.holder, Date.now()],
+        )
+      ).rows;
+      token = Number(row?.token);
+    } catch (error) {
+      drop();
+      const code = (error as { code?: unknown }).code;
+      if (code === '55P03' || code === '57014') {
+        throw new ManagerError('LEASE_BUSY', `Another manager replica held the ${name} lease for more than ${Math.round(waitMs / 1000)} s: nothing was changed. Retry in a moment.`, { cause: this.#error(error) });
+      }
+      throw this.#error(error);
+    }
+    const heartbeat = setInterval(() => {
+      client.query('SELECT 1').catch(() => {
+        lost = true;
+      });
+    }, LEASE_HEARTBEAT_MS);
+    heartbeat.unref();
+    const release = async (): Promise<void> => {
+      if (released) return;
+      released = true;
+      this.#leases.delete(release);
+      clearInterval(heartbeat);
+      // Ending the session lets go of the lock even if the unlock below cannot run.
+      if (!lost) await client.query(`SELECT pg_advisory_unlock(${LEASE_KEY_SQL})`, [name]).catch(() => undefined);
+      drop();
+    };
+    this.#leases.add(release);
+    return {
+      name,
+      token,
+      get lost() {
+        return lost;
+      },
+      release,
+    };
   }
 }

@@ -209,4 +209,20 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE UNIQUE INDEX agents_by_pending_credential ON agents (pending_credential_hash) WHERE pending_credential_hash IS NOT NULL;
     `,
   },
+  {
+    version: 6,
+    name: 'leases and the audit chain: work one replica does at a time, and one hash chain for all replicas (decision 0038)',
+    sql: `
+      CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        token INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        acquired_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE audit_chain (
+        seq INTEGER PRIMARY KEY,
+        line TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];

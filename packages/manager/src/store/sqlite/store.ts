@@ -29,6 +29,7 @@ import type {
   EnrollAgentInput,
   EnrollAgentResult,
   EnrollmentTokenRecord,
+  Lease,
   ListAgentsOptions,
   NewCommand,
   NewEnrollmentToken,
@@ -161,6 +162,7 @@ export class SqliteStore implements Store {
   readonly #s: Statements;
   readonly #r: SqliteRollouts;
   #closed = false;
+  readonly #leaseTokens = new Map<string, number>();
   readonly #liveness: LivenessBuffer<LivenessParams>;
 
   private constructor(path: string, db: Database.Database) {
@@ -607,5 +609,15 @@ export class SqliteStore implements Store {
   listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<DeploymentEventRecord[]> {
     this.#open();
     return Promise.resolve(this.#r.events(deploymentId, afterSeq, limit, options.latest ?? false));
+  }
+
+  // -- leases: one manager per SQLite file (its pid file sees to that), so a lease is this
+  // process's own; the rollout engine already runs its steps one at a time (decision 0038).
+
+  lease(name: string): Promise<Lease | undefined> {
+    this.#open();
+    const token = (this.#leaseTokens.get(name) ?? 0) + 1;
+    this.#leaseTokens.set(name, token);
+    return Promise.resolve({ name, token, lost: false, release: () => Promise.resolve() });
   }
 }
