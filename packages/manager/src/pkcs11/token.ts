@@ -232,6 +232,7 @@ function findSlot(pkcs11js: Pkcs11Binding, pkcs11: Pkcs11Js.PKCS11, uri: Pkcs11U
     throw pkcs11Failure(error, 'listing the slots');
   }
   const matches: Handle[] = [];
+  let initialised = 0;
   for (const slot of slots) {
     if (uri.slotId !== undefined && slotNumber(slot) !== uri.slotId) continue;
     let info: Pkcs11Js.TokenInfo;
@@ -241,6 +242,7 @@ function findSlot(pkcs11js: Pkcs11Binding, pkcs11: Pkcs11Js.PKCS11, uri: Pkcs11U
       continue; // a slot whose token went away while we looked
     }
     if ((info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0) continue;
+    initialised += 1;
     // Labels and serials are blank-padded fixed-length fields.
     if (uri.token !== undefined && info.label.trimEnd() !== uri.token) continue;
     if (uri.serial !== undefined && info.serialNumber.trimEnd() !== uri.serial) continue;
@@ -250,7 +252,7 @@ function findSlot(pkcs11js: Pkcs11Binding, pkcs11: Pkcs11Js.PKCS11, uri: Pkcs11U
   }
   const named = uri.token !== undefined ? `labelled "${uri.token}"` : uri.serial !== undefined ? `with serial ${uri.serial}` : `in slot ${uri.slotId}`;
   if (matches.length === 0) {
-    throw new ManagerError('PKCS11_TOKEN_NOT_FOUND', `No token ${named} is present in the PKCS#11 module (${slots.length} token(s) present). Insert or connect the token, or fix token= in the key's URI (list tokens with \`pkcs11-tool --module MODULE -L\`).`);
+    throw new ManagerError('PKCS11_TOKEN_NOT_FOUND', `No token ${named} is present in the PKCS#11 module (${initialised} initialised token(s) present). Insert or connect the token, or fix token= in the key's URI (list tokens with \`pkcs11-tool --module MODULE -L\`).`);
   }
   const [first] = matches;
   if (matches.length > 1 || first === undefined) {
