@@ -1,5 +1,6 @@
-// bench/crypto.ts: Ed25519 throughput (node:crypto vs tweetnacl) and streaming artifact
-// verification against `sha256sum` on the same file in the same run. Prints one JSON line.
+// bench/crypto.ts: Ed25519 throughput (node:crypto vs tweetnacl, and signing through a SoftHSM2
+// token over PKCS#11 where SoftHSM2 is installed) and streaming artifact verification against
+// `sha256sum` on the same file in the same run. Prints one JSON line.
 //
 //   npm run bench:crypto [-- --size-mib 256]
 //
@@ -15,6 +16,8 @@ import { parseArgs } from 'node:util';
 import { Ed25519PrivateKey } from '../packages/protocol/src/index.js';
 import type { Ed25519Implementation } from '../packages/protocol/src/index.js';
 import { nativeEd25519, tweetnaclEd25519 } from '../packages/protocol/src/internal.js';
+import { generatePkcs11Key } from '../packages/manager/src/index.js';
+import { createSoftHsm, softhsmMissing } from '../test/helpers/softhsm.js';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' } } });
 
@@ -59,6 +62,34 @@ function ed25519Figures(impl: Ed25519Implementation): { signPerSec: number; veri
   };
 }
 
+/**
+ * Signatures per second of a key in a throwaway SoftHSM2 token, through drover's PKCS#11 signer
+ * (C_SignInit + C_Sign with CKM_EDDSA, then the in-process check of the signature every token
+ * signature gets), or why it was not measured.
+ */
+async function softhsmFigures(): Promise<{ signPerSec: number } | { skipped: string }> {
+  const missing = softhsmMissing();
+  if (missing !== undefined) return { skipped: missing };
+  const hsm = await createSoftHsm();
+  // SoftHSM2 reads its configuration from this process's environment when the module initialises.
+  const previous = process.env['SOFTHSM2_CONF'];
+  process.env['SOFTHSM2_CONF'] = hsm.env['SOFTHSM2_CONF'];
+  try {
+    const token = await hsm.initToken('bench');
+    const key = generatePkcs11Key(hsm.uri(token, 'bench'), { env: hsm.env });
+    try {
+      const message = randomBytes(256);
+      return { signPerSec: opsPerSecond(() => key.sign(message)) };
+    } finally {
+      key.close();
+    }
+  } finally {
+    if (previous === undefined) delete process.env['SOFTHSM2_CONF'];
+    else process.env['SOFTHSM2_CONF'] = previous;
+    await hsm.cleanup();
+  }
+}
+
 async function writeRandomFile(path: string, bytes: number): Promise<string> {
   const handle = await open(path, 'w');
   const hash = createHash('sha256');
@@ -83,6 +114,7 @@ async function main(): Promise<void> {
   const size = sizeMiB * 1024 * 1024;
   const native = ed25519Figures(nativeEd25519);
   const tweetnacl = ed25519Figures(tweetnaclEd25519);
+  const softhsm2 = await softhsmFigures();
 
   const dir = await mkdtemp(join(tmpdir(), 'drover-bench-'));
   try {
@@ -113,7 +145,7 @@ async function main(): Promise<void> {
       `${JSON.stringify({
         bench: 'crypto',
         node: process.version,
-        ed25519: { native, tweetnacl, nativeOverTweetnacl: { sign: Math.round(native.signPerSec / tweetnacl.signPerSec), verify: Math.round(native.verifyPerSec / tweetnacl.verifyPerSec) } },
+        ed25519: { native, tweetnacl, pkcs11Softhsm2: softhsm2, nativeOverTweetnacl: { sign: Math.round(native.signPerSec / tweetnacl.signPerSec), verify: Math.round(native.verifyPerSec / tweetnacl.verifyPerSec) } },
         streamVerify: {
           fileMiB: sizeMiB,
           droverMBps: mbps(drover.seconds),

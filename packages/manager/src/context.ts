@@ -1,4 +1,4 @@
-import type { Ed25519PrivateKey, Ed25519PublicKey, TrustPolicy } from '@drover/protocol';
+import type { Ed25519PublicKey, Ed25519Signer, TrustPolicy } from '@drover/protocol';
 import type { Fernet } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
 import type { AuditTrail } from './audit/trail.js';
@@ -29,7 +29,7 @@ export interface ManagerContext {
   /** The audit trail: records committed with their change (Store methods' `audit`), then hash-chained. */
   audit: AuditTrail;
   /** Signs update nonces. */
-  managerKey: Ed25519PrivateKey;
+  managerKey: Ed25519Signer;
   /** The keys daemons may pin: the current one first, then older ones still trusted during a rotation. */
   managerPublicKeys: readonly Ed25519PublicKey[];
   /** Encrypts service tokens at rest. */

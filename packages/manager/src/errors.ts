@@ -97,6 +97,24 @@ export const managerStartupErrorCodes = [
 ] as const;
 
 /**
+ * Codes of keys held in an HSM or token through PKCS#11 (`openPkcs11Signer`, `generatePkcs11Key`,
+ * `drover keygen --pkcs11`, `drover release sign --key pkcs11:...`). No message carries a PIN.
+ */
+export const managerPkcs11ErrorCodes = [
+  'PKCS11_URI_INVALID',
+  'PKCS11_UNAVAILABLE',
+  'PKCS11_MODULE_NOT_FOUND',
+  'PKCS11_TOKEN_NOT_FOUND',
+  'PKCS11_PIN_MISSING',
+  'PKCS11_PIN_INCORRECT',
+  'PKCS11_PIN_LOCKED',
+  'PKCS11_OBJECT_NOT_FOUND',
+  'PKCS11_OBJECT_EXISTS',
+  'PKCS11_KEY_UNSUPPORTED',
+  'PKCS11_FAILED',
+] as const;
+
+/**
  * Codes of why one target of a rollout ended failed, skipped or rolled back: shown per agent by
  * `GET /manager/v1/updates/status` and `drover rollout status`, never thrown.
  */
@@ -120,13 +138,15 @@ export const managerRolloutCodes = [
 export type ManagerRequestErrorCode = (typeof managerRequestErrorCodes)[number];
 /** A code of a manager that could not start: one of {@link managerStartupErrorCodes}. */
 export type ManagerStartupErrorCode = (typeof managerStartupErrorCodes)[number];
+/** A code of a key in a PKCS#11 token: one of {@link managerPkcs11ErrorCodes}. */
+export type ManagerPkcs11ErrorCode = (typeof managerPkcs11ErrorCodes)[number];
 /** Why one target of a rollout ended as it did: one of {@link managerRolloutCodes}. */
 export type ManagerRolloutCode = (typeof managerRolloutCodes)[number];
 /** Every code a {@link ManagerError} carries of the manager's own (it may also carry a protocol nonce code). */
-export type ManagerErrorCode = ManagerRequestErrorCode | ManagerStartupErrorCode;
+export type ManagerErrorCode = ManagerRequestErrorCode | ManagerStartupErrorCode | ManagerPkcs11ErrorCode;
 
 /** Every code `@drover/manager` defines, for docs and exhaustiveness tests. */
-export const managerErrorCodes: readonly (ManagerErrorCode | ManagerRolloutCode)[] = [...managerRequestErrorCodes, ...managerStartupErrorCodes, ...managerRolloutCodes];
+export const managerErrorCodes: readonly (ManagerErrorCode | ManagerRolloutCode)[] = [...managerRequestErrorCodes, ...managerStartupErrorCodes, ...managerPkcs11ErrorCodes, ...managerRolloutCodes];
 
 /**
  * What the manager throws, and what its routes answer with. `details` holds extra members of the

@@ -1,13 +1,18 @@
 import { readFile, stat } from 'node:fs/promises';
 import { Ed25519PrivateKey } from '@drover/protocol';
+import type { Ed25519Signer } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { ManagerError } from './errors.js';
+import { openPkcs11Signer } from './pkcs11/ed25519-key.js';
+import { isPkcs11Uri } from './pkcs11/uri.js';
 
-/** A private key the manager signs with, and whether it lives only in memory. */
+/** A key the manager signs with (a file's, or one in a token), and whether it lives only in memory. */
 export interface LoadedKey {
-  key: Ed25519PrivateKey;
+  key: Ed25519Signer;
   /** True for a key generated at start because DEV_ALLOW_EPHEMERAL=true and no file was given. */
   ephemeral: boolean;
+  /** Ends the key's token session (a pkcs11: key); absent for a file key. */
+  close?: () => void;
 }
 
 /** True when the environment allows keys that die with the process (development only). */
@@ -16,7 +21,8 @@ export function ephemeralKeysAllowed(env: Record<string, string | undefined>): b
 }
 
 /**
- * Loads a signing key (the manager's nonce key, the audit key) from a PEM or seed file. Without a
+ * Loads a signing key (the manager's nonce key, the audit key) from a PEM or seed file, or opens it
+ * in an HSM when `path` is a `pkcs11:` URI (its private half then never reaches this process). Without a
  * file, an ephemeral key is generated only when `DEV_ALLOW_EPHEMERAL=true`: a manager restarted
  * with a new key could not be verified against what hosts pinned, nor its old audit records
  * against signers.json, so production refuses to start instead.
@@ -33,6 +39,14 @@ export async function loadSigningKey(
     const key = Ed25519PrivateKey.generate();
     options.logger?.warn({ event: 'key.ephemeral', what, keyid: key.keyid }, `using an ephemeral ${what} (DEV_ALLOW_EPHEMERAL=true): it is lost when the manager stops`);
     return { key, ephemeral: true };
+  }
+  if (isPkcs11Uri(path)) {
+    const key = openPkcs11Signer(path, { env: options.env });
+    options.logger?.info({ event: 'key.pkcs11', what, keyid: key.keyid, uri: key.uri }, `the ${what} is in a PKCS#11 token`);
+    const close = (): void => {
+      key.close();
+    };
+    return { key, ephemeral: false, close };
   }
   let bytes: Buffer;
   try {

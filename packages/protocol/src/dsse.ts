@@ -1,5 +1,5 @@
 import { Ed25519PublicKey } from './ed25519.js';
-import type { Ed25519PrivateKey } from './ed25519.js';
+import type { Ed25519Signer } from './ed25519.js';
 import { fromBase64Either, toBase64, utf8 } from './bytes.js';
 import { ReleaseError } from './errors.js';
 import { limits } from './config.js';
@@ -36,7 +36,7 @@ export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
  * @param payload - the bytes to sign, carried base64 in the envelope
  * @param keys - at least one; duplicates sign once
  */
-export function signEnvelope(payloadType: string, payload: Uint8Array, keys: readonly Ed25519PrivateKey[]): DsseEnvelope {
+export function signEnvelope(payloadType: string, payload: Uint8Array, keys: readonly Ed25519Signer[]): DsseEnvelope {
   if (keys.length === 0) throw new ReleaseError('RELEASE_MALFORMED', 'An envelope needs at least one signing key.');
   const message = pae(payloadType, payload);
   const seen = new Set<string>();

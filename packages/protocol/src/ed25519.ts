@@ -186,6 +186,21 @@ export class Ed25519PublicKey {
 }
 
 /**
+ * Anything that makes drover's Ed25519 signatures: a local {@link Ed25519PrivateKey}, or a key held
+ * by a device that never hands it out (an HSM through PKCS#11). Every signing function of drover
+ * (releases, update nonces, minisign, audit records) takes one, so each verifier accepts what any
+ * backend signed: a raw 64-byte Ed25519 signature (RFC 8032).
+ */
+export interface Ed25519Signer {
+  /** The id of {@link Ed25519Signer.publicKey}. */
+  readonly keyid: string;
+  /** The public half, for trust policies and signers.json. */
+  readonly publicKey: Ed25519PublicKey;
+  /** The 64-byte Ed25519 signature of `message`. */
+  sign(message: Uint8Array): Uint8Array;
+}
+
+/**
  * An Ed25519 private key (a 32-byte seed). It never prints itself: `toJSON` and `inspect` show
  * only the key id, so a key cannot reach a log by accident.
  */

@@ -44,7 +44,7 @@ export type {
 
 // Keys and hashes.
 export { Ed25519PublicKey, Ed25519PrivateKey } from './ed25519.js';
-export type { Ed25519Implementation } from './ed25519.js';
+export type { Ed25519Implementation, Ed25519Signer } from './ed25519.js';
 export { sha256Hex } from './hash.js';
 
 // Versions: the order that decides upgrade or rollback.

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { fromBase64, toBase64, utf8 } from './bytes.js';
 import { Ed25519PublicKey, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from './ed25519.js';
-import type { Ed25519PrivateKey } from './ed25519.js';
+import type { Ed25519Signer } from './ed25519.js';
 import { MinisignError } from './errors.js';
 import { sha256 } from './hash.js';
 
@@ -252,7 +252,7 @@ export function parseMinisignSignature(input: string | Uint8Array): MinisignSign
  * const minisig = signMinisign(key, fileBytes, { fileName: 'agent.tar.gz' });
  * ```
  */
-export function signMinisign(privateKey: Ed25519PrivateKey, message: MinisignMessage, options: MinisignSignOptions = {}): string {
+export function signMinisign(privateKey: Ed25519Signer, message: MinisignMessage, options: MinisignSignOptions = {}): string {
   const prehashed = options.prehashed ?? true;
   const keyId = options.keyId ?? defaultMinisignKeyId(privateKey.publicKey);
   checkKeyId(keyId);
@@ -316,7 +316,7 @@ function checkMessage(key: MinisignPublicKey, sig: MinisignSignature, message: M
  * `maxLegacyBytes` with MINISIGN_ALGORITHM_UNSUPPORTED.
  */
 export async function signMinisignStream(
-  privateKey: Ed25519PrivateKey,
+  privateKey: Ed25519Signer,
   source: AsyncIterable<Uint8Array>,
   options: MinisignSignOptions & MinisignStreamOptions = {},
 ): Promise<string> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { fromBase64Url, toBase64Url } from './bytes.js';
 import { limits } from './config.js';
 import { pae } from './dsse.js';
-import type { Ed25519PrivateKey, Ed25519PublicKey } from './ed25519.js';
+import type { Ed25519PublicKey, Ed25519Signer } from './ed25519.js';
 import { NonceError } from './errors.js';
 import { NoncePayloadSchema } from './schemas/commands.js';
 import type { NoncePayload } from './schemas/commands.js';
@@ -43,7 +43,7 @@ export interface IssueNonceInput {
  * @param key - the manager key the daemons pin
  * @returns the compact token, and the payload it carries
  */
-export function issueNonce(input: IssueNonceInput, key: Ed25519PrivateKey): { token: string; payload: NoncePayload } {
+export function issueNonce(input: IssueNonceInput, key: Ed25519Signer): { token: string; payload: NoncePayload } {
   const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
   const payload: NoncePayload = {
     v: 1,

@@ -3,7 +3,7 @@ import { toHex } from './bytes.js';
 import { limits } from './config.js';
 import { signEnvelope, verifyEnvelope } from './dsse.js';
 import type { TrustPolicy } from './dsse.js';
-import type { Ed25519PrivateKey } from './ed25519.js';
+import type { Ed25519Signer } from './ed25519.js';
 import { ReleaseError } from './errors.js';
 import { ReleasePayloadSchema } from './schemas/releases.js';
 import type { DsseEnvelope, ReleasePayload } from './schemas/releases.js';
@@ -69,7 +69,7 @@ export function createReleasePayload(input: CreateReleaseInput): ReleasePayload 
  * Signs a release payload with one or more keys into a DSSE envelope of type
  * {@link RELEASE_PAYLOAD_TYPE}; checks the payload first.
  */
-export function signRelease(payload: ReleasePayload, keys: readonly Ed25519PrivateKey[]): DsseEnvelope {
+export function signRelease(payload: ReleasePayload, keys: readonly Ed25519Signer[]): DsseEnvelope {
   checkPayload(payload);
   return signEnvelope(RELEASE_PAYLOAD_TYPE, new TextEncoder().encode(JSON.stringify(payload)), keys);
 }

@@ -1,24 +1,30 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ed25519PrivateKey, encodeMinisignPublicKey } from '@drover/protocol';
+import type { Ed25519PublicKey } from '@drover/protocol';
 import type { Command } from '../cli.js';
 import { flag, optionalString, requireString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { exists, writeFileAtomic } from '../fs-atomic.js';
+import { pkcs11Backend } from '../signing-keys.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const keygenCommand: Command = {
-  usage: '--out DIR [--name NAME] [--force]',
+  usage: "--out DIR [--name NAME] [--force] [--pkcs11 'pkcs11:token=T;object=O?pin-source=file:PIN']",
   description:
     'NAME.key is a PKCS#8 PEM private key readable by openssl; keep it secret (a CI secret store, an HSM-backed\n' +
-    'file system). NAME.pub (SPKI PEM) goes into trust policies; NAME.minisign.pub verifies with `minisign -V`.',
+    'file system). NAME.pub (SPKI PEM) goes into trust policies; NAME.minisign.pub verifies with `minisign -V`.\n' +
+    'With --pkcs11 the key pair is generated inside the token the URI names (object= is its label) and never leaves it:\n' +
+    'only NAME.pub and NAME.minisign.pub are written; sign with --key and the same URI. The PIN comes from pin-source=\n' +
+    'or DROVER_PKCS11_PIN, the module from module-path= or DROVER_PKCS11_MODULE (docs/operations.md).',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'Directory to write the key files into (created if missing).' },
     name: { type: 'string', arg: 'NAME', help: 'Base name of the key files (default: drover).' },
     force: { type: 'boolean', help: 'Replace key files that already exist.' },
+    pkcs11: { type: 'string', arg: 'URI', help: 'Generate the key inside this PKCS#11 token (RFC 7512 URI) instead of a file.' },
   },
-  async run({ values }) {
+  async run({ values, io }) {
     const dir = requireString(values, 'out');
     const name = optionalString(values, 'name') ?? 'drover';
     if (!NAME.test(name)) {
@@ -26,20 +32,41 @@ export const keygenCommand: Command = {
     }
     const force = flag(values, 'force');
     await mkdir(dir, { recursive: true });
-    const paths = { privateKey: join(dir, `${name}.key`), publicKey: join(dir, `${name}.pub`), minisignPublicKey: join(dir, `${name}.minisign.pub`) };
+    const uri = optionalString(values, 'pkcs11');
+    const paths = { ...(uri === undefined ? { privateKey: join(dir, `${name}.key`) } : {}), publicKey: join(dir, `${name}.pub`), minisignPublicKey: join(dir, `${name}.minisign.pub`) };
     if (!force) {
       for (const path of Object.values(paths)) {
         if (await exists(path)) throw new CliError('FILE_EXISTS', `${path} already exists. Choose another --name, or pass --force to replace it.`);
       }
     }
+    const writePublic = async (publicKey: Ed25519PublicKey): Promise<void> => {
+      await writeFileAtomic(paths.publicKey, publicKey.toPem(), { exclusive: !force });
+      await writeFileAtomic(paths.minisignPublicKey, encodeMinisignPublicKey(publicKey), { exclusive: !force });
+    };
+    const files = (list: Record<string, string>): string[] => [
+      ...(list['privateKey'] === undefined ? [] : [`  private key (keep secret): ${list['privateKey']}`]),
+      `  public key:                ${paths.publicKey}`,
+      `  minisign public key:       ${paths.minisignPublicKey}`,
+    ];
+    if (uri !== undefined) {
+      const key = (await pkcs11Backend()).generatePkcs11Key(uri, { env: io.env });
+      try {
+        await writePublic(key.publicKey);
+      } finally {
+        key.close();
+      }
+      return {
+        data: { keyid: key.keyid, publicKey: key.publicKey.toBase64(), pkcs11: key.uri, files: paths },
+        text: [`Created key ${key.keyid} in the token: ${key.uri}`, ...files(paths)].join('\n'),
+      };
+    }
     const key = Ed25519PrivateKey.generate();
     // The private key is written 0600 from its first byte, never readable by others even briefly.
-    await writeFileAtomic(paths.privateKey, key.toPem(), { mode: 0o600, exclusive: !force });
-    await writeFileAtomic(paths.publicKey, key.publicKey.toPem(), { exclusive: !force });
-    await writeFileAtomic(paths.minisignPublicKey, encodeMinisignPublicKey(key.publicKey), { exclusive: !force });
+    await writeFileAtomic(join(dir, `${name}.key`), key.toPem(), { mode: 0o600, exclusive: !force });
+    await writePublic(key.publicKey);
     return {
       data: { keyid: key.keyid, publicKey: key.publicKey.toBase64(), files: paths },
-      text: [`Created key ${key.keyid}`, `  private key (keep secret): ${paths.privateKey}`, `  public key:                ${paths.publicKey}`, `  minisign public key:       ${paths.minisignPublicKey}`].join('\n'),
+      text: [`Created key ${key.keyid}`, ...files(paths)].join('\n'),
     };
   },
 };

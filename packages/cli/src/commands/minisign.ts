@@ -18,33 +18,37 @@ import type { Command } from '../cli.js';
 import { flag, optionalString, requireString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput, writeFileAtomic } from '../fs-atomic.js';
+import { openSigningKeys } from '../signing-keys.js';
+import type { OpenKeys } from '../signing-keys.js';
 
 const SIG_SUFFIX = '.minisig';
 
 export const minisignSignCommand: Command = {
-  usage: '--key NAME.key [--legacy] [--trusted-comment TEXT] [--untrusted-comment TEXT] [--sig OUT] FILE',
+  usage: '--key (NAME.key | pkcs11:URI) [--legacy] [--trusted-comment TEXT] [--untrusted-comment TEXT] [--sig OUT] FILE',
   description:
     'The signature is prehashed (BLAKE2b-512, minisign\'s "ED", the default of minisign >= 0.10) and the file is streamed.\n' +
     `--legacy signs the raw file ("Ed") for older verifiers; it holds the file in memory, so it is refused above ${MINISIGN_LEGACY_MAX_BYTES} bytes.\n` +
     'The minisign key id of a drover key is the first 8 bytes of SHA-256 of its public key; `drover minisign pubkey` writes the\n' +
     'matching public key file.',
   options: {
-    key: { type: 'string', arg: 'NAME.key', help: 'drover private key (PKCS#8 PEM from `drover keygen`).' },
+    key: { type: 'string', arg: 'NAME.key', help: 'drover private key (PKCS#8 PEM from `drover keygen`), or a pkcs11: URI of a key in an HSM.' },
     legacy: { type: 'boolean', help: 'Sign the raw file ("Ed") instead of its BLAKE2b-512 digest.' },
     'trusted-comment': { type: 'string', arg: 'TEXT', help: 'Signed one-line comment (default: timestamp:<unix>\\tfile:<name>[\\thashed]).' },
     'untrusted-comment': { type: 'string', arg: 'TEXT', help: 'Unsigned one-line comment (default: signature from drover key <KEYID>).' },
     sig: { type: 'string', arg: 'OUT', help: 'Where to write the signature (default: FILE.minisig).' },
   },
   arguments: ['<FILE>'],
-  async run({ values, positionals }) {
+  async run({ values, positionals, io }) {
     const file = positionals[0] ?? '';
-    const key = Ed25519PrivateKey.from(await readInput(requireString(values, 'key'), 'Private key'));
+    const keySpec = requireString(values, 'key');
     const prehashed = !flag(values, 'legacy');
     const sigPath = optionalString(values, 'sig') ?? `${file}${SIG_SUFFIX}`;
     const trustedComment = optionalString(values, 'trusted-comment');
     const untrustedComment = optionalString(values, 'untrusted-comment');
     const handle = await openInput(file);
     let minisig: string;
+    let opened: OpenKeys | undefined;
+    let publicKey: Ed25519PublicKey | undefined;
     try {
       // Fail before reading a file the legacy mode would refuse anyway.
       if (!prehashed && (await handle.stat()).size > MINISIGN_LEGACY_MAX_BYTES) {
@@ -53,6 +57,10 @@ export const minisignSignCommand: Command = {
           `${file} is larger than ${MINISIGN_LEGACY_MAX_BYTES} bytes, the limit for legacy ("Ed") signatures, which hold the whole file in memory. Sign without --legacy.`,
         );
       }
+      opened = await openSigningKeys([keySpec], io.env);
+      const [key] = opened.keys;
+      if (key === undefined) throw new CliError('USAGE_ERROR', '--key is required.');
+      publicKey = key.publicKey;
       minisig = await signMinisignStream(key, handle.createReadStream({ autoClose: false }), {
         prehashed,
         fileName: basename(file),
@@ -60,11 +68,12 @@ export const minisignSignCommand: Command = {
         ...(untrustedComment === undefined ? {} : { untrustedComment }),
       });
     } finally {
+      opened?.close();
       await handle.close();
     }
     // A reader (or a verifier racing the release job) sees the old signature or the new one, never half of one.
     await writeFileAtomic(sigPath, minisig);
-    const keyId = formatMinisignKeyId(defaultMinisignKeyId(key.publicKey));
+    const keyId = formatMinisignKeyId(defaultMinisignKeyId(publicKey));
     return {
       data: { file, signature: sigPath, keyId, prehashed },
       text: `Signed ${file} with key ${keyId} (${prehashed ? 'prehashed' : 'legacy'}): ${sigPath}`,

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import {
-  Ed25519PrivateKey,
   Ed25519PublicKey,
   RELEASE_PAYLOAD_TYPE,
   createReleasePayload,
@@ -20,11 +19,7 @@ import type { Command } from '../cli.js';
 import { optionalString, parseDurationSeconds, requireString, stringList } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput, writeFileAtomic } from '../fs-atomic.js';
-
-/** Reads a private key file; the key never appears in output or errors. */
-export async function loadPrivateKey(path: string): Promise<Ed25519PrivateKey> {
-  return Ed25519PrivateKey.from(await readInput(path, 'Key file'));
-}
+import { openSigningKeys } from '../signing-keys.js';
 
 async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
   const info = await stat(path).catch((error: unknown) => {
@@ -42,9 +37,16 @@ async function hashFile(path: string): Promise<{ size: number; sha256: string }>
 
 export const releaseSignCommand: Command = {
   usage: '--key KEY [--key KEY2 ...] --artifact A --version V --platform P [--channel C] [--expires-in 90d] [--changelog-file FILE] [--commit-sha SHA] FILE',
-  description: 'Pass several --key options to sign with several keys (a threshold policy, or a key rotation overlap).',
+  description:
+    'Pass several --key options to sign with several keys (a threshold policy, or a key rotation overlap); each may be a\n' +
+    'file or a pkcs11: URI, so the keys of a k-of-n policy can sit in different tokens.',
   options: {
-    key: { type: 'string', multiple: true, arg: 'KEY', help: 'Private key file (PKCS#8 PEM from `drover keygen`).' },
+    key: {
+      type: 'string',
+      multiple: true,
+      arg: 'KEY',
+      help: "Private key file (PKCS#8 PEM from `drover keygen`), or a key in an HSM: 'pkcs11:token=T;object=O?pin-source=file:PIN' (PIN also from DROVER_PKCS11_PIN, module from module-path= or DROVER_PKCS11_MODULE).",
+    },
     artifact: { type: 'string', arg: 'A', help: 'Artifact name: agent or daemon.' },
     version: { type: 'string', arg: 'V', help: 'Semantic version (1.2.3) or commit SHA.' },
     platform: { type: 'string', arg: 'P', help: 'Target platform, e.g. linux-x64.' },
@@ -56,11 +58,10 @@ export const releaseSignCommand: Command = {
     out: { type: 'string', arg: 'PATH', help: 'Where to write the envelope (default: FILE.release.json).' },
   },
   arguments: ['<FILE>'],
-  async run({ values, positionals }) {
+  async run({ values, positionals, io }) {
     const file = positionals[0] ?? '';
     const keyPaths = stringList(values, 'key');
     if (keyPaths.length === 0) throw new CliError('USAGE_ERROR', '--key is required (repeat it to sign with several keys).');
-    const keys = await Promise.all(keyPaths.map(loadPrivateKey));
     const changelogFile = optionalString(values, 'changelog-file');
     const changelog = changelogFile === undefined ? undefined : (await readInput(changelogFile, 'Changelog file')).toString('utf8').trimEnd();
     const expiresIn = optionalString(values, 'expires-in');
@@ -79,7 +80,15 @@ export const releaseSignCommand: Command = {
       ...(minDaemonVersion === undefined ? {} : { minDaemonVersion }),
       ...(expiresIn === undefined ? {} : { expiresInSeconds: parseDurationSeconds(expiresIn, 'expires-in') }),
     });
-    const envelope = signRelease(payload, keys);
+    // Keys are opened last, once the inputs are known good, and closed before anything is written:
+    // a key that cannot sign (a wrong PIN, a missing object, a removed token) leaves no envelope.
+    const opened = await openSigningKeys(keyPaths, io.env);
+    let envelope: ReturnType<typeof signRelease>;
+    try {
+      envelope = signRelease(payload, opened.keys);
+    } finally {
+      opened.close();
+    }
     const out = optionalString(values, 'out') ?? `${file}.release.json`;
     await writeFileAtomic(out, `${JSON.stringify(envelope, null, 2)}\n`);
     return {

@@ -6,7 +6,7 @@ import type {
   AuditChainHead,
   CheckinRequest,
   CredentialResponse,
-  Ed25519PrivateKey,
+  Ed25519Signer,
   Ed25519PublicKey,
   EnrollRequest,
   EnrollResponse,
@@ -98,11 +98,11 @@ export interface ManagerOptions {
   auditSignersPath?: string | undefined;
   /** The audit signer (a KMS fits here); default: the key in `auditKeyPath`. */
   auditSigner?: AuditSignerWithKey | undefined;
-  /** The audit key's file (PEM or seed, 0600), when no `auditSigner` is given. */
+  /** The audit key's file (PEM or seed, 0600), or a `pkcs11:` URI of a key in an HSM, when no `auditSigner` is given. */
   auditKeyPath?: string | undefined;
-  /** The key that signs update nonces; default: the key in `managerKeyPath`. */
-  managerKey?: Ed25519PrivateKey | undefined;
-  /** The manager key's file (PEM or seed, 0600), when no `managerKey` is given. */
+  /** The key that signs update nonces (a local key, or an HSM's: `openPkcs11Signer`); default: the key in `managerKeyPath`. */
+  managerKey?: Ed25519Signer | undefined;
+  /** The manager key's file (PEM or seed, 0600), or a `pkcs11:` URI of a key in an HSM, when no `managerKey` is given. */
   managerKeyPath?: string | undefined;
   /** Older manager public keys still handed to daemons during a key rotation. */
   previousManagerKeys?: readonly Ed25519PublicKey[] | undefined;
@@ -162,12 +162,14 @@ export class ManagerCore {
   readonly metricsTokens: readonly string[];
   readonly #ownsStore: boolean;
   readonly #ownedBlobs: S3BlobStore | undefined;
+  // Token sessions of keys this core opened from pkcs11: URIs, ended at close.
+  readonly #closeKeys: (() => void)[];
   #closing = false;
   #closed: Promise<void> | undefined;
 
   constructor(
     context: ManagerContext,
-    options: { ownsStore: boolean; ownedBlobs?: S3BlobStore | undefined; rollout?: ManagerOptions['rollout']; metrics?: ManagerMetrics | undefined; metricsTokens?: readonly string[] | undefined },
+    options: { ownsStore: boolean; ownedBlobs?: S3BlobStore | undefined; closeKeys?: (() => void)[]; rollout?: ManagerOptions['rollout']; metrics?: ManagerMetrics | undefined; metricsTokens?: readonly string[] | undefined },
   ) {
     this.context = context;
     this.metrics = options.metrics ?? new ManagerMetrics();
@@ -176,6 +178,7 @@ export class ManagerCore {
     this.metricsTokens = [...(options.metricsTokens ?? [])];
     this.#ownsStore = options.ownsStore;
     this.#ownedBlobs = options.ownedBlobs;
+    this.#closeKeys = options.closeKeys ?? [];
     this.rollouts = new RolloutEngine(context, options.rollout);
     // Resumes any rollout a previous run left open: its state and timers are all in the store.
     if (options.rollout?.autoStart !== false) this.rollouts.start();
@@ -388,6 +391,7 @@ export class ManagerCore {
       await this.context.audit.close();
       if (this.#ownsStore) await this.context.store.close();
       this.#ownedBlobs?.close();
+      for (const close of this.#closeKeys) close();
       this.context.logger.info({ event: 'manager.stopped' }, 'manager stopped');
     })();
     return this.#closed;
@@ -414,11 +418,23 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
     keySource = resolved.source;
   }
   const fernet = new Fernet(encryptionKey);
-  const managerKey = options.managerKey ?? (await loadSigningKey(options.managerKeyPath, 'manager signing key', { env, logger })).key;
+  const closeKeys: (() => void)[] = [];
+  const load = async (path: string | undefined, what: string): Promise<Ed25519Signer> => {
+    const loaded = await loadSigningKey(path, what, { env, logger });
+    if (loaded.close !== undefined) closeKeys.push(loaded.close);
+    return loaded.key;
+  };
+  let managerKey: Ed25519Signer;
   let auditSigner = options.auditSigner;
-  if (auditSigner === undefined) {
-    const auditKey = (await loadSigningKey(options.auditKeyPath, 'audit key', { env, logger })).key;
-    auditSigner = { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey };
+  try {
+    managerKey = options.managerKey ?? (await load(options.managerKeyPath, 'manager signing key'));
+    if (auditSigner === undefined) {
+      const auditKey = await load(options.auditKeyPath, 'audit key');
+      auditSigner = { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey };
+    }
+  } catch (error) {
+    for (const close of closeKeys) close();
+    throw error;
   }
   const trustPolicy = options.trustPolicy === undefined ? undefined : 'keys' in options.trustPolicy && options.trustPolicy.keys instanceof Map ? (options.trustPolicy as TrustPolicy) : parseTrustPolicy(options.trustPolicy);
 
@@ -509,10 +525,11 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
       },
     });
     logger.info({ event: 'manager.started', managerKeyId: managerKey.keyid, auditKeyId: auditSigner.signer.kid, store: store.kind, encryptionKeySource: keySource }, 'manager core ready');
-    return new ManagerCore(context, { ownsStore, ownedBlobs, rollout: options.rollout, metrics, metricsTokens: options.metricsTokens });
+    return new ManagerCore(context, { ownsStore, ownedBlobs, closeKeys, rollout: options.rollout, metrics, metricsTokens: options.metricsTokens });
   } catch (error) {
     if (ownsStore) await store.close();
     ownedBlobs?.close();
+    for (const close of closeKeys) close();
     throw error;
   }
 }

@@ -2,12 +2,15 @@ import { access, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Ed25519PrivateKey, ed25519AuditSigner, generateServiceToken, isDroverError, parseTrustPolicy } from '@drover/protocol';
 import { generateFernetKey, resolveEncryptionKey, writeFileAtomic } from '@drover/protocol/internal';
-import type { TrustPolicyDocument } from '@drover/protocol';
+import type { Ed25519Signer, TrustPolicyDocument } from '@drover/protocol';
 import { S3BlobStore } from '../blobs/s3-blob-store.js';
 import { checkS3Config } from '../blobs/s3-config.js';
 import type { S3BlobStoreConfig } from '../blobs/s3-config.js';
 import { managerLayout } from '../config.js';
 import { ManagerError } from '../errors.js';
+import { openPkcs11Signer } from '../pkcs11/ed25519-key.js';
+import type { Pkcs11Signer } from '../pkcs11/ed25519-key.js';
+import { isPkcs11Uri } from '../pkcs11/uri.js';
 import { defaultManagerConfig, resolvePath } from './config-file.js';
 import type { ManagerConfig } from './config-file.js';
 import { openManagerCore } from './core.js';
@@ -41,7 +44,15 @@ export interface InitManagerOptions {
    * its password, which goes to `secrets/database.password` (0600).
    */
   database?: DatabaseConfig | undefined;
-  /** Read for an existing encryption key (DROVER_ENCRYPTION_KEY, ...), DEV_ALLOW_EPHEMERAL and the AWS credentials. */
+  /**
+   * The manager signing key (update nonces) as the `pkcs11:` URI of an Ed25519 key already in an HSM
+   * (`drover keygen --pkcs11`): manager.json names the URI and no private key file is written. Its
+   * PIN comes from the URI's `pin-source=` or DROVER_PKCS11_PIN, at init and at every start.
+   */
+  managerKey?: string | undefined;
+  /** The audit key as a `pkcs11:` URI, as {@link InitManagerOptions.managerKey}. */
+  auditKey?: string | undefined;
+  /** Read for an existing encryption key (DROVER_ENCRYPTION_KEY, ...), DEV_ALLOW_EPHEMERAL, the AWS credentials and the PKCS#11 PIN and module. */
   env?: Record<string, string | undefined> | undefined;
 }
 
@@ -107,6 +118,31 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
     throw new ManagerError('CONFIG_INVALID', `${configPath} already exists: this directory holds a manager. Start it with \`drover manager start --dir ${dir}\`, or choose another directory.`);
   }
   if (options.trustPolicy !== undefined) parseTrustPolicy(options.trustPolicy);
+  // Keys in an HSM are opened first: a wrong PIN or a missing key stops init before anything is written.
+  const tokenKeys: TokenKeys = {};
+  try {
+    for (const which of ['managerKey', 'auditKey'] as const) {
+      const uri = options[which];
+      if (uri === undefined) continue;
+      if (!isPkcs11Uri(uri)) {
+        throw new ManagerError('PKCS11_URI_INVALID', `The ${which === 'managerKey' ? 'manager signing key' : 'audit key'} must be given as the pkcs11: URI of a key in an HSM; without one, init writes a key file.`);
+      }
+      tokenKeys[which] = openPkcs11Signer(uri, { env });
+    }
+    return await initChecked(options, dir, configPath, env, tokenKeys);
+  } finally {
+    tokenKeys.managerKey?.close();
+    tokenKeys.auditKey?.close();
+  }
+}
+
+/** The keys `initManagerDirectory` was given in an HSM, open for the first audit record. */
+interface TokenKeys {
+  managerKey?: Pkcs11Signer;
+  auditKey?: Pkcs11Signer;
+}
+
+async function initChecked(options: InitManagerOptions, dir: string, configPath: string, env: Record<string, string | undefined>, tokenKeys: TokenKeys): Promise<InitializedManager> {
   let blobStore: S3BlobStoreConfig | undefined;
   if (options.blobStore !== undefined) {
     const { url, endpoint, region, pathStyle, downloadEndpoint } = checkS3Config(options.blobStore);
@@ -135,7 +171,7 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
     store = await openPostgresStore({ ...options.database, url: split.url, password: databasePassword });
   }
   try {
-    return await initDirectory(options, dir, configPath, blobStore, database, databasePassword, store);
+    return await initDirectory(options, dir, configPath, blobStore, database, databasePassword, store, tokenKeys);
   } finally {
     await store?.close();
   }
@@ -149,28 +185,36 @@ async function initDirectory(
   database: ManagerConfig['database'],
   databasePassword: string | undefined,
   store: PostgresStore | undefined,
+  tokenKeys: TokenKeys,
 ): Promise<InitializedManager> {
   const env = options.env ?? {};
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  const defaults = defaultManagerConfig({ host: options.host ?? '127.0.0.1', port: options.port ?? 8443 });
   const config: ManagerConfig = {
-    ...defaultManagerConfig({ host: options.host ?? '127.0.0.1', port: options.port ?? 8443 }),
+    ...defaults,
+    // A key in an HSM: manager.json names its URI, which `drover manager start` opens.
+    paths: { ...defaults.paths, ...(options.managerKey === undefined ? {} : { managerKey: options.managerKey }), ...(options.auditKey === undefined ? {} : { auditKey: options.auditKey }) },
     ...(blobStore === undefined ? {} : { blobStore }),
     ...(database === undefined ? {} : { database }),
   };
   const path = (name: Exclude<keyof ManagerConfig['paths'], 'metricsTokens'>): string => resolvePath(dir, config.paths[name]);
   if (databasePassword !== undefined) await writeSecret(resolvePath(dir, managerLayout.databasePassword), `${databasePassword}\n`);
 
-  const managerKey = Ed25519PrivateKey.generate();
-  const auditKey = Ed25519PrivateKey.generate();
+  // No private key file for a key in an HSM: it never leaves the token.
+  const managerKey: Ed25519Signer = tokenKeys.managerKey ?? Ed25519PrivateKey.generate();
+  const auditKey: Ed25519Signer = tokenKeys.auditKey ?? Ed25519PrivateKey.generate();
   const adminToken = generateServiceToken();
   const deployToken = generateServiceToken();
   const metricsToken = generateServiceToken();
-  await writeSecret(path('managerKey'), managerKey.toPem());
-  await writeSecret(path('auditKey'), auditKey.toPem());
+  if (managerKey instanceof Ed25519PrivateKey) await writeSecret(path('managerKey'), managerKey.toPem());
+  if (auditKey instanceof Ed25519PrivateKey) await writeSecret(path('auditKey'), auditKey.toPem());
+  // The public half hosts pin sits at keys/manager.key.pub whether the key is a file or in an HSM.
+  const managerPublicKeyPath = `${resolvePath(dir, tokenKeys.managerKey === undefined ? config.paths.managerKey : managerLayout.managerKey)}.pub`;
+  await mkdir(dirname(managerPublicKeyPath), { recursive: true, mode: 0o700 });
   await writeSecret(path('adminTokens'), `${adminToken}\n`);
   await writeSecret(path('deployTokens'), `${deployToken}\n`);
   await writeSecret(resolvePath(dir, config.paths.metricsTokens ?? managerLayout.metricsToken), `${metricsToken}\n`);
-  await writeFile(`${path('managerKey')}.pub`, managerKey.publicKey.toPem(), { mode: 0o644 });
+  await writeFile(managerPublicKeyPath, managerKey.publicKey.toPem(), { mode: 0o644 });
 
   let encryptionKey: string;
   let encryptionKeySource: string;
@@ -219,9 +263,9 @@ async function initDirectory(
     encryptionKeySource,
     trustPolicy: options.trustPolicy !== undefined,
     files: {
-      managerKey: path('managerKey'),
-      managerPublicKey: `${path('managerKey')}.pub`,
-      auditKey: path('auditKey'),
+      managerKey: tokenKeys.managerKey?.uri ?? path('managerKey'),
+      managerPublicKey: managerPublicKeyPath,
+      auditKey: tokenKeys.auditKey?.uri ?? path('auditKey'),
       adminToken: path('adminTokens'),
       deployToken: path('deployTokens'),
       metricsToken: resolvePath(dir, config.paths.metricsTokens ?? managerLayout.metricsToken),

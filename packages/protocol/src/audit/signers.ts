@@ -3,7 +3,7 @@
 
 import { fromBase64 } from '../bytes.js';
 import { Ed25519PublicKey } from '../ed25519.js';
-import type { Ed25519PrivateKey } from '../ed25519.js';
+import type { Ed25519Signer } from '../ed25519.js';
 import { AuditError } from '../errors.js';
 import type { AuditSignersDocument } from '../schemas/audit.js';
 import { isObject, KID, quote } from './record.js';
@@ -20,7 +20,7 @@ export interface AuditSigner {
 }
 
 /** An {@link AuditSigner} over a local Ed25519 key; its kid is the key's id. */
-export function ed25519AuditSigner(key: Ed25519PrivateKey): AuditSigner {
+export function ed25519AuditSigner(key: Ed25519Signer): AuditSigner {
   return { kid: key.keyid, sign: (bytes) => key.sign(bytes) };
 }
 

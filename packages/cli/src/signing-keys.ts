@@ -1,0 +1,60 @@
+// The keys a CLI command signs with: a private key file (PKCS#8 PEM from `drover keygen`), or a key
+// in an HSM or token named by a `pkcs11:` URI, whose private half never leaves the device.
+
+import { Ed25519PrivateKey } from '@drover/protocol';
+import type { Ed25519Signer } from '@drover/protocol';
+import type { Pkcs11KeyOptions, Pkcs11Signer } from '@drover/manager';
+import { readInput } from './fs-atomic.js';
+
+/** Reads a private key file; the key never appears in output or errors. */
+export async function loadPrivateKey(path: string): Promise<Ed25519PrivateKey> {
+  return Ed25519PrivateKey.from(await readInput(path, 'Key file'));
+}
+
+/** True when a --key names a key in a token rather than a file (RFC 7512 URIs start so). */
+export function isPkcs11Key(spec: string): boolean {
+  return spec.toLowerCase().startsWith('pkcs11:');
+}
+
+/**
+ * @drover/manager (where the PKCS#11 backend lives), loaded only when a pkcs11: key is used: it
+ * brings better-sqlite3 and fastify, which signing with key files never needs (lazy-manager.test.ts).
+ */
+export async function pkcs11Backend(): Promise<Record<'openPkcs11Signer' | 'generatePkcs11Key', (uri: string, options: Pkcs11KeyOptions) => Pkcs11Signer>> {
+  const { openPkcs11Signer, generatePkcs11Key } = await import('@drover/manager');
+  return { openPkcs11Signer, generatePkcs11Key };
+}
+
+/** Signing keys, open until `close()` (which ends their token sessions). */
+export interface OpenKeys {
+  keys: Ed25519Signer[];
+  close(): void;
+}
+
+/**
+ * Opens each `--key`: a `pkcs11:` URI (its PIN from `pin-source=` or DROVER_PKCS11_PIN, its module
+ * from `module-path=` or DROVER_PKCS11_MODULE) or a key file. If one cannot be opened, those already
+ * open are closed and the error is thrown: nothing has been signed or written yet.
+ */
+export async function openSigningKeys(specs: readonly string[], env: Record<string, string | undefined>): Promise<OpenKeys> {
+  const tokens: Pkcs11Signer[] = [];
+  const close = (): void => {
+    for (const key of tokens) key.close();
+  };
+  const keys: Ed25519Signer[] = [];
+  try {
+    for (const spec of specs) {
+      if (isPkcs11Key(spec)) {
+        const key = (await pkcs11Backend()).openPkcs11Signer(spec, { env });
+        tokens.push(key);
+        keys.push(key);
+      } else {
+        keys.push(await loadPrivateKey(spec));
+      }
+    }
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { keys, close };
+}
