@@ -767,7 +767,12 @@ export class PostgresStore implements Store {
     const waitMs = Math.max(0, Math.trunc(options.waitMs ?? LEASE_WAIT_MS));
     let token: number;
     try {
-      await client.query(`SET idle_session_timeout = ${LEASE_IDLE_MS}; SET statement_timeout = ${waitMs + 1000}; SET lock_timeout = ${waitMs}`);
+      await client.query(`SET statement_timeout = ${waitMs + 1000}; SET lock_timeout = ${waitMs}`);
+      // PostgreSQL 14 and later: a stalled holder's session is ended. On 13 the setting does not
+      // exist (42704): a stalled holder keeps the lease until its connection dies (decision 0038).
+      await client.query(`SET idle_session_timeout = ${LEASE_IDLE_MS}`).catch((error: unknown) => {
+        if ((error as { code?: unknown }).code !== '42704') throw error;
+      });
       if (options.wait) {
         await client.query({ text: `SELECT pg_advisory_lock(${LEASE_KEY_SQL})`, values: [name], query_timeout: waitMs + 2000 } as { text: string; values: unknown[] });
       } else {
