@@ -98,7 +98,7 @@ export class PostgresStore implements Store {
   readonly #notifyFor = new WeakMap<PoolClient, string[]>();
   readonly #commandWatchers = new Set<(agentIds: readonly string[] | 'all') => void>();
   #listener: PoolClient | undefined;
-  #listening: Promise<void> | undefined;
+  #listening = false;
   #listenRetry: NodeJS.Timeout | undefined;
 
   private constructor(options: PostgresStoreOptions) {
@@ -777,7 +777,10 @@ export class PostgresStore implements Store {
 
   watchCommands(listener: (agentIds: readonly string[] | 'all') => void): () => void {
     this.#commandWatchers.add(listener);
-    this.#listening ??= this.#listen();
+    if (!this.#listening) {
+      this.#listening = true;
+      void this.#listen();
+    }
     return () => {
       this.#commandWatchers.delete(listener);
       if (this.#commandWatchers.size === 0) this.#unlisten();
@@ -831,7 +834,7 @@ export class PostgresStore implements Store {
     if (this.#closed || this.#commandWatchers.size === 0 || this.#listenRetry !== undefined) return;
     this.#listenRetry = setTimeout(() => {
       this.#listenRetry = undefined;
-      this.#listening = this.#listen();
+      void this.#listen();
     }, LISTEN_RETRY_MS);
     this.#listenRetry.unref();
   }
@@ -841,7 +844,7 @@ export class PostgresStore implements Store {
     this.#listenRetry = undefined;
     const client = this.#listener;
     this.#listener = undefined;
-    this.#listening = undefined;
+    this.#listening = false;
     if (client !== undefined) client.release(true);
   }
 
