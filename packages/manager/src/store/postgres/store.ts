@@ -797,6 +797,11 @@ export class PostgresStore implements Store {
     try {
       client = await this.#pool.connect();
       const held = client;
+      // Closed or unwatched meanwhile: a connection kept now would hold the pool open.
+      if (this.#closed || this.#commandWatchers.size === 0) {
+        held.release(true);
+        return;
+      }
       this.#listener = held;
       held.on('notification', (message) => {
         if (message.channel !== COMMAND_CHANNEL || message.payload === undefined) return;
