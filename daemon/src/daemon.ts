@@ -187,6 +187,7 @@ export class Daemon {
               }),
             logger,
             backoffMaxMs: settings.checkin.backoffMaxMs,
+            channelWaitSeconds: settings.checkin.channelWaitSeconds,
             rotation: new CredentialRotation({ http, credentials, path: paths.credentials, machineId, rotationMs: settings.checkin.credentialRotationMs, failpoints, logger }),
           }),
       });

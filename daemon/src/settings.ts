@@ -58,7 +58,8 @@ export interface Settings {
   update: { healthGraceMs: number; healthTimeoutMs: number; deferBackoffMaxMs: number };
   download: { stallTimeoutMs: number; maxAttempts: number; maxDurationMs: number };
   /** `credentialRotationMs`: how old the host's credential may get before droverd rotates it (decision 0032); 0: never. */
-  checkin: { backoffMaxMs: number; credentialRotationMs: number };
+  /** `channelWaitSeconds`: how long a check-in asks the manager to hold it for a command (the command channel, decision 0041); 0: no channel. */
+  checkin: { backoffMaxMs: number; credentialRotationMs: number; channelWaitSeconds: number };
   /** node_exporter's textfile directory, where droverd keeps droverd.prom; undefined: no metrics file. */
   metrics: { textfileDir: string | undefined };
 }
@@ -135,7 +136,7 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
   const agent = r.object(root['agent'], '/agent', ['configDir', 'host', 'port', 'env', 'stopTimeoutSeconds', 'restartBackoffMaxSeconds', 'user', 'group', 'dataDir']);
   const update = r.object(root['update'], '/update', ['healthGraceSeconds', 'healthTimeoutSeconds', 'deferBackoffMaxSeconds']);
   const download = r.object(root['download'], '/download', ['stallTimeoutSeconds', 'maxAttempts', 'maxDurationSeconds']);
-  const checkin = r.object(root['checkin'], '/checkin', ['backoffMaxSeconds', 'credentialRotationHours']);
+  const checkin = r.object(root['checkin'], '/checkin', ['backoffMaxSeconds', 'credentialRotationHours', 'channelWaitSeconds']);
   const metrics = r.object(root['metrics'], '/metrics', ['textfileDir']);
 
   const url = env['DROVER_MANAGER_URL'] ?? r.string(manager, 'url', '/manager');
@@ -211,6 +212,8 @@ export function parseSettings(input: unknown, source = 'droverd.json', env: Read
       backoffMaxMs: r.seconds(checkin, 'backoffMaxSeconds', '/checkin', limits.checkinBackoffMaxMs),
       // Hours: 0 turns rotation off, else from 1 (a rotation costs two writes and two audit records) to a year.
       credentialRotationMs: rotationHours(r, checkin) * 3_600_000,
+      // Whole seconds, 0 (no channel: check in at the interval only) to 300; the manager caps it too.
+      channelWaitSeconds: r.number(checkin, 'channelWaitSeconds', '/checkin', limits.checkinChannelWaitSeconds, 0, 300, true),
     },
     metrics: { textfileDir },
   };

@@ -15,6 +15,13 @@ import type { Journal } from '../update/journal.js';
 // the outcomes not yet confirmed (results), and receives commands. Intervals carry jitter so a
 // fleet spreads out; while the manager is unreachable the delay backs off exponentially. Acks and
 // results live in the journal until a check-in carrying them gets a 200, so none is lost to a crash.
+//
+// The command channel (decision 0041): each check-in asks the manager to hold it while there is
+// no command (X-Drover-Wait), so a command arrives the moment it is made. A manager that holds
+// check-ins says so in its answer's X-Drover-Wait; the daemon then checks in again at once (after
+// up to half a second at random, so a restarted manager is not stormed). Without that header (an
+// older manager, the channel off) it waits the interval; after a 503 CHANNEL_FULL it checks in
+// without waiting until the Retry-After has passed.
 
 /** What the {@link CheckinLoop} needs: the HTTP client, the credentials, the journal, and what to do with commands. */
 export interface CheckinLoopOptions {
@@ -31,6 +38,11 @@ export interface CheckinLoopOptions {
   backoffMaxMs: number;
   /** Rotates the credential after accepted check-ins, and goes back on a refused rotated one (decision 0032). */
   rotation?: CredentialRotation;
+  /**
+   * The command channel (decision 0041): seconds each check-in lets the manager hold it while it
+   * has no command; 0 or absent: check in at the manager's interval only.
+   */
+  channelWaitSeconds?: number;
   random?: () => number;
 }
 
@@ -49,16 +61,21 @@ export class CheckinLoop {
   /** The Retry-After of the last check-in the manager answered 429 or 503 (after the HTTP layer's own retries). */
   #retryAfter: string | string[] | undefined;
   #successWaiters = new Set<() => void>();
+  /** Until when (ms) check-ins do not ask to be held: the manager's channel was full. */
+  #channelPausedUntil = 0;
+  /** Aborts the check-in being held, if one is. */
+  #hold: AbortController | undefined;
 
   constructor(options: CheckinLoopOptions) {
     this.#o = options;
     this.#logger = options.logger.child({ component: 'drover:daemon:checkin', agentId: options.credentials.agentId });
   }
 
-  /** Checks in now instead of at the next interval (results to report). */
+  /** Checks in now instead of at the next interval (results to report), cutting a held check-in short. */
   wake(): void {
     this.#wakeRequested = true;
     this.#wake?.();
+    this.#hold?.abort();
   }
 
   /** Resolves true at the next successful check-in, false after `timeoutMs` (or on abort). */
@@ -149,6 +166,19 @@ export class CheckinLoop {
     const body: CheckinRequest = { state, health: await o.health(), acks, results };
     const nonce = update?.command.nonce ?? results.find((r) => r.nonce !== undefined)?.nonce;
     this.#retryAfter = undefined;
+    // Held only with nothing to report: acks and results go out (and are confirmed) at once.
+    // Nor with a credential rotation to do after it (decision 0032).
+    const idle = acks.length === 0 && results.length === 0 && o.rotation?.pending !== true;
+    const wait = (o.channelWaitSeconds ?? 0) > 0 && Date.now() >= this.#channelPausedUntil && idle ? (o.channelWaitSeconds ?? 0) : 0;
+    // A held check-in is cut short by wake() (a result to report) or by `signal`.
+    const hold = wait > 0 ? new AbortController() : undefined;
+    const onAbort = (): void => {
+      hold?.abort();
+    };
+    if (hold !== undefined) {
+      this.#hold = hold;
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }
     const response = await o.http
       .json({
         method: 'POST',
@@ -159,16 +189,29 @@ export class CheckinLoop {
           'x-agent-version': agentVersion,
           'x-daemon-version': o.daemonVersion,
           ...(nonce === undefined ? {} : { 'x-update-nonce': nonce }),
+          ...(wait === 0 ? {} : { 'x-drover-wait': String(wait) }),
         },
         json: body,
+        // A held check-in answers within its wait: the response timeout covers it.
+        ...(wait === 0 ? {} : { timeoutMs: wait * 1000 + limits.checkinChannelSlackMs }),
         // A check-in may be sent twice: it is a report the daemon repeats until a 200, and a result the
         // manager already recorded comes back NONCE_REPLAYED, handled below (docs/decisions/0008).
         idempotent: true,
-        ...(signal === undefined ? {} : { signal }),
+        ...(hold !== undefined ? { signal: hold.signal } : signal === undefined ? {} : { signal }),
       })
       .catch((error: unknown) => {
         throw managerCallError(error);
+      })
+      .finally(() => {
+        signal?.removeEventListener('abort', onAbort);
+        if (this.#hold === hold) this.#hold = undefined;
+      })
+      .catch((error: unknown) => {
+        // Cut short by wake(): check in again now, with what there is to report.
+        if (hold?.signal.aborted === true && signal?.aborted !== true) return undefined;
+        throw error;
       });
+    if (response === undefined) return 0;
     if (response.status !== 200 && response.status !== 426) {
       const error = (response.body as { error?: { code?: unknown; commandId?: unknown } } | undefined)?.error;
       const code = typeof error?.code === 'string' ? error.code.slice(0, 64) : `HTTP_${response.status}`;
@@ -183,6 +226,13 @@ export class CheckinLoop {
         await o.journal.mutate((draft) => {
           draft.pendingResults = draft.pendingResults.filter((r) => r.commandId !== refused);
         });
+        return this.checkInOnce(signal, depth + 1);
+      }
+      if (response.status === 503 && code === 'CHANNEL_FULL' && depth < 64) {
+        // Nothing was recorded: check in again now, without asking to be held, until Retry-After.
+        const policy = { maxAttempts: 1, backoffBaseMs: limits.checkinBackoffBaseMs, backoffMaxMs: this.#o.backoffMaxMs, retryAfterMaxMs: limits.httpRetryAfterMaxMs };
+        this.#channelPausedUntil = Date.now() + retryDelay(policy, 1, response.headers['retry-after'], this.#o.random);
+        this.#logger.info({ event: 'checkin.channel_full', retryInMs: this.#channelPausedUntil - Date.now() }, 'The manager holds no more check-ins; checking in at the interval for now');
         return this.checkInOnce(signal, depth + 1);
       }
       if (response.status === 429 || response.status === 503) this.#retryAfter = response.headers['retry-after'];
@@ -209,6 +259,8 @@ export class CheckinLoop {
     if (answer.commands.length > 0) await o.onCommands(answer.commands);
     // A new credential is used at once: its first check-in makes it the only one the manager accepts.
     if (o.rotation !== undefined && (await o.rotation.afterAccepted(signal))) this.#wakeRequested = true;
+    // The manager holds check-ins: the next one goes at once, to be held in turn.
+    if (wait > 0 && response.headers['x-drover-wait'] !== undefined) return ((this.#o.random ?? Math.random)() * limits.checkinChannelJitterMs) / 1000;
     return answer.nextCheckinSeconds;
   }
 }

@@ -104,6 +104,14 @@ export class CredentialRotation {
     return true;
   }
 
+  /**
+   * Whether the next accepted check-in has work for afterAccepted (a rotation due, or a previous
+   * credential to forget): such a check-in must not be held by the command channel.
+   */
+  get pending(): boolean {
+    return this.#o.credentials.previousCredential !== undefined || this.#due();
+  }
+
   #due(): boolean {
     const { rotationMs, credentials } = this.#o;
     if (rotationMs === 0 || this.#now() < this.#notBefore) return false;

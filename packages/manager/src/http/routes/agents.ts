@@ -68,13 +68,14 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (ap
         reply.raw.once('close', onClose);
         const started = Date.now();
         const held = core.holdForCommands(agent.id, wait, gone.signal);
+        // Not held (full, or stopping): no header, so the daemon waits its interval.
         if (held !== undefined) {
-          const end = await held;
-          reply.raw.off('close', onClose);
-          if (end === 'signalled') outcome = await core.checkIn(agent, checkin, { ...request.body, acks: [], results: [] });
-          reply.header(wireHeaders.wait, String(Math.round((Date.now() - started) / 1000)));
-        } else reply.raw.off('close', onClose);
-      }
+          if ((await held) === 'signalled') outcome = await core.checkIn(agent, checkin, { ...request.body, acks: [], results: [] });
+          void reply.header(wireHeaders.wait, String(Math.round((Date.now() - started) / 1000)));
+        }
+        reply.raw.off('close', onClose);
+      } else if (channel) void reply.header(wireHeaders.wait, '0');
+      // The header says the channel is on: the daemon checks in again at once, asking to wait.
       return reply.code(outcome.status).header('cache-control', 'no-store').send(outcome.body);
     },
   );

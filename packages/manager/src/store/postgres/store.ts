@@ -787,18 +787,23 @@ export class PostgresStore implements Store {
     };
   }
 
+  // A method, so the compiler does not narrow the state across awaits.
+  #unwatched(): boolean {
+    return this.#closed || this.#commandWatchers.size === 0;
+  }
+
   #emit(agentIds: readonly string[] | 'all'): void {
     for (const listener of [...this.#commandWatchers]) listener(agentIds);
   }
 
   async #listen(): Promise<void> {
-    if (this.#closed || this.#commandWatchers.size === 0) return;
+    if (this.#unwatched()) return;
     let client: PoolClient | undefined;
     try {
       client = await this.#pool.connect();
       const held = client;
       // Closed or unwatched meanwhile: a connection kept now would hold the pool open.
-      if (this.#closed || this.#commandWatchers.size === 0) {
+      if (this.#unwatched()) {
         held.release(true);
         return;
       }
