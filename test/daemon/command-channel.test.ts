@@ -15,9 +15,11 @@ import { DaemonProcess, createHostFor, destroyHost, droverd, waitForAgent } from
 import type { Host } from '../helpers/droverd.js';
 import { ManagerProcess } from '../helpers/manager-process.js';
 import type { CommandView } from '../helpers/manager-process.js';
+import { skipWithoutProxy, startProxy } from '../helpers/http-proxy.js';
 import { until } from '../helpers/wait.js';
 
 const platform = `${process.platform}-${process.arch}`;
+const skipProxy = skipWithoutProxy('droverd behind an HTTP proxy');
 
 describe('the command channel: droverd and the manager as operators run them', () => {
   let root: string;
@@ -42,15 +44,15 @@ describe('the command channel: droverd and the manager as operators run them', (
     return file;
   }
 
-  /** A host at 1.0.0, enrolled, running droverd with `checkin` settings; answers its agent id. */
-  async function runningHost(checkin: Record<string, unknown>): Promise<{ host: Host; agentId: string; daemon: DaemonProcess }> {
+  /** A host at 1.0.0, enrolled, running droverd with `checkin` settings (and `env`); answers its agent id. */
+  async function runningHost(checkin: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<{ host: Host; agentId: string; daemon: DaemonProcess }> {
     const host = await createHostFor(
       { url: manager.url, managerKey, enrollmentToken, trustPolicy },
       { settings: { machineId: createHash('sha256').update(randomBytes(16)).digest('hex'), checkin: { backoffMaxSeconds: 1, ...checkin } } },
     );
     hosts.push(host);
     ok(await droverd(host, ['install', '--release', `${at('rel', '1.0.0', 'agent.cjs')}.release.json`, at('rel', '1.0.0', 'agent.cjs'), '--json']), 'droverd install 1.0.0');
-    const daemon = new DaemonProcess(host);
+    const daemon = new DaemonProcess(host, env);
     daemons.push(daemon);
     await waitForAgent(host, '1.0.0', 30_000);
     const agentId = await until(async () => {
@@ -91,7 +93,7 @@ describe('the command channel: droverd and the manager as operators run them', (
     root = await mkdtemp(join(tmpdir(), 'drover-channel-'));
     ok(await drover(['keygen', '--out', at('keys'), '--name', 'release'], { env: cliEnv }), 'keygen');
     ok(await drover(['trust', 'create', '--pub', at('keys', 'release.pub'), '--out', at('trust.json')], { env: cliEnv }), 'trust create');
-    const init = ok(await drover(['manager', 'init', '--dir', at('m'), '--trust', at('trust.json'), '--seats', '4', '--expires-in', '1h', '--json'], { env: cliEnv }), 'manager init');
+    const init = ok(await drover(['manager', 'init', '--dir', at('m'), '--trust', at('trust.json'), '--seats', '6', '--expires-in', '1h', '--json'], { env: cliEnv }), 'manager init');
     enrollmentToken = (JSON.parse(init.stdout) as { enrollmentToken: string }).enrollmentToken;
     adminToken = (await readFile(at('m', 'secrets', 'admin.token'), 'utf8')).trim();
     deployToken = (await readFile(at('m', 'secrets', 'deploy.token'), 'utf8')).trim();
@@ -124,6 +126,22 @@ describe('the command channel: droverd and the manager as operators run them', (
     expect(done.outcome).toBe('succeeded');
     await waitForAgent(host, '1.1.0', 10_000);
     console.info(`command channel: acked ${ackSeconds.toFixed(2)} s after it was queued, outcome ${((Date.now() - queuedAt) / 1000).toFixed(1)} s after`);
+  }, 90_000);
+
+  it.skipIf(skipProxy)('delivers a command at once to a host behind an HTTP proxy (tinyproxy), through the held check-in', async () => {
+    const proxy = await startProxy();
+    try {
+      const { agentId } = await runningHost({}, { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '' });
+      const queuedAt = Date.now();
+      const commandId = await queue(agentId, '1.1.0', 'channel-proxy');
+      const acked = await until(async () => (await agentView(agentId))?.commands.find((c) => c.id === commandId && c.ackedAt !== null), 10_000, 'the command to be acked');
+      expect((Date.parse(acked.ackedAt ?? '') - queuedAt) / 1000).toBeLessThan(5);
+      expect((await manager.finalOutcome(agentId, commandId, adminToken, 30_000)).outcome).toBe('succeeded');
+      // The check-ins went through the proxy: it logged connections to the manager.
+      expect(await proxy.log()).toContain(`127.0.0.1:${new URL(manager.url).port}`);
+    } finally {
+      await proxy.stop();
+    }
   }, 90_000);
 
   it('with the channel off (channelWaitSeconds 0), the command waits for the next check-in', async () => {
