@@ -1,11 +1,12 @@
-// bench/crypto.ts: Ed25519 throughput (node:crypto vs tweetnacl, and signing through a SoftHSM2
-// token over PKCS#11 where SoftHSM2 is installed) and streaming artifact verification against
+// bench/crypto.ts: Ed25519 throughput (node:crypto vs tweetnacl, signing through a SoftHSM2
+// token over PKCS#11 where SoftHSM2 is installed, and through AWS KMS's protocol against the test
+// peer of test/fakes/kms-peer.ts, not AWS) and streaming artifact verification against
 // `sha256sum` on the same file in the same run. Prints one JSON line.
 //
 //   npm run bench:crypto [-- --size-mib 256]
 //
 // Targets (issue 2): streaming verification at least 0.8x sha256sum's throughput, peak RSS under 100 MB.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,8 @@ import { Ed25519PrivateKey } from '../packages/protocol/src/index.js';
 import type { Ed25519Implementation } from '../packages/protocol/src/index.js';
 import { nativeEd25519, tweetnaclEd25519 } from '../packages/protocol/src/internal.js';
 import { generatePkcs11Key } from '../packages/manager/src/index.js';
+// Built: the KMS signer starts dist/kms/kms-worker.js in a worker thread, which tsx does not reach.
+import { openKmsSigner } from '../packages/manager/dist/index.js';
 import { createSoftHsm, softhsmMissing } from '../test/helpers/softhsm.js';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' } } });
@@ -90,6 +93,37 @@ async function softhsmFigures(): Promise<{ signPerSec: number } | { skipped: str
   }
 }
 
+/**
+ * Signatures per second of an Ed25519 key through drover's KMS signer (the real @aws-sdk/client-kms,
+ * SigV4, one HTTP request per signature, the in-process check) against the KMS peer on 127.0.0.1 in
+ * a child process: the cost of drover's side and the protocol, without AWS's network round trip.
+ */
+async function kmsPeerFigures(): Promise<{ signPerSec: number; note: string } | { skipped: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../test/fakes/kms-peer-process.ts', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString('utf8');
+        if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
+      });
+      child.on('exit', (code) => reject(new Error(`the KMS peer exited (${String(code)})`)));
+    });
+    const { env, keyName } = JSON.parse(line) as { env: Record<string, string>; keyName: string };
+    const key = openKmsSigner(keyName, { env: { ...process.env, ...env } });
+    try {
+      const message = randomBytes(256);
+      return { signPerSec: opsPerSecond(() => key.sign(message)), note: 'the test peer on 127.0.0.1, not AWS: add one KMS round trip per signature' };
+    } finally {
+      key.close();
+    }
+  } catch (error) {
+    return { skipped: (error as Error).message };
+  } finally {
+    child.stdin.end();
+  }
+}
+
 async function writeRandomFile(path: string, bytes: number): Promise<string> {
   const handle = await open(path, 'w');
   const hash = createHash('sha256');
@@ -115,6 +149,7 @@ async function main(): Promise<void> {
   const native = ed25519Figures(nativeEd25519);
   const tweetnacl = ed25519Figures(tweetnaclEd25519);
   const softhsm2 = await softhsmFigures();
+  const awsKmsPeer = await kmsPeerFigures();
 
   const dir = await mkdtemp(join(tmpdir(), 'drover-bench-'));
   try {
@@ -145,7 +180,7 @@ async function main(): Promise<void> {
       `${JSON.stringify({
         bench: 'crypto',
         node: process.version,
-        ed25519: { native, tweetnacl, pkcs11Softhsm2: softhsm2, nativeOverTweetnacl: { sign: Math.round(native.signPerSec / tweetnacl.signPerSec), verify: Math.round(native.verifyPerSec / tweetnacl.verifyPerSec) } },
+        ed25519: { native, tweetnacl, pkcs11Softhsm2: softhsm2, awsKmsPeer, nativeOverTweetnacl: { sign: Math.round(native.signPerSec / tweetnacl.signPerSec), verify: Math.round(native.verifyPerSec / tweetnacl.verifyPerSec) } },
         streamVerify: {
           fileMiB: sizeMiB,
           droverMBps: mbps(drover.seconds),

@@ -3,8 +3,6 @@
 // private half never leaves KMS. It signs as drover's local key does (a raw 64-byte RFC 8032
 // signature), so every verifier of releases, nonces, minisign files and audit records accepts it.
 
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import { Ed25519PublicKey } from '@drover/protocol';
@@ -63,9 +61,10 @@ class KmsChannel {
     // The credentials stay in the worker's environment; they never cross the channel. The SDK's
     // notice that its later releases need Node 22 is silenced: drover pins the SDK's line for its
     // Node 20.18 floor (test/packaging/aws-sdk-node-floor.test.ts), and a CLI user cannot act on it.
-    const { url, execArgv } = workerEntry();
     const workerEnv = { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
-    this.#worker = new Worker(url, { workerData: data, transferList: [port2], env: workerEnv, execArgv });
+    this.#worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...data, entry: new URL('./kms-worker.js', import.meta.url).href }, transferList: [port2], env: workerEnv });
+    // A worker that fails says so through the channel (BOOTSTRAP); its 'error' event must not end the process.
+    this.#worker.on('error', () => undefined);
     this.#worker.unref();
     this.#port = port1;
   }
@@ -84,6 +83,9 @@ class KmsChannel {
       for (let message = receiveMessageOnPort(this.#port); message !== undefined; message = receiveMessageOnPort(this.#port)) {
         const reply = message.message as KmsReply;
         if (reply.id === id) return reply;
+        if (reply.id === -1 && !reply.ok) {
+          throw new ManagerError('KMS_FAILED', `drover's KMS client could not be loaded (${reply.code ?? 'unknown'}) while ${what}. Reinstall drover (@aws-sdk/client-kms is one of its dependencies).`);
+        }
       }
     }
   }
@@ -94,12 +96,17 @@ class KmsChannel {
   }
 }
 
-/** kms-worker.js beside this module (built); under tsx, the .ts source with tsx loaded into the worker. */
-function workerEntry(): { url: URL; execArgv: string[] } {
-  const built = new URL('./kms-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return { url: built, execArgv: [] };
-  return { url: new URL('./kms-worker.ts', import.meta.url), execArgv: ['--import', 'tsx'] };
-}
+// The worker's first code: loads kms-worker.js (built beside this module), and if that fails (the SDK
+// missing, a broken install) answers every call with the failure, instead of leaving the caller to
+// wait out its timeout for a thread that never started.
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+import(workerData.entry).catch((error) => {
+  const done = new Int32Array(workerData.signal);
+  const reply = { id: -1, ok: false, name: 'KmsClientLoadError', code: String((error && error.code) || 'unknown') };
+  workerData.port.on('message', () => { workerData.port.postMessage(reply); Atomics.add(done, 0, 1); Atomics.notify(done, 0); });
+});
+`;
 
 class KmsEd25519Key implements KmsSigner {
   readonly keyid: string;
@@ -149,7 +156,7 @@ function kmsFailure(reply: { name: string; code?: string; status?: number }, wha
   let advice = 'Run the command again; if it persists, see the key in the AWS console or CloudTrail.';
   if (name === 'NotFoundException') {
     code = 'KMS_KEY_NOT_FOUND';
-    advice = 'Check the key id, alias or ARN and the region (AWS_REGION, or the ARN\'s), and that the key is not scheduled for deletion.';
+    advice = 'Check the key id, alias or ARN and the region (AWS_REGION, or the ARN\'s), and the account the credentials belong to.';
   } else if (['AccessDeniedException', 'UnrecognizedClientException', 'InvalidSignatureException', 'IncompleteSignature', 'InvalidClientTokenId', 'ExpiredTokenException', 'MissingAuthenticationToken', 'CredentialsProviderError'].includes(name)) {
     code = 'KMS_ACCESS_DENIED';
     advice = 'Check the AWS credentials drover runs with (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance role) and that the key policy grants them kms:GetPublicKey and kms:Sign.';

@@ -8,6 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { GetPublicKeyCommand, KMSClient, MessageType, SignCommand, SigningAlgorithmSpec } from '@aws-sdk/client-kms';
 import type { KmsReply, KmsRequest, KmsWorkerData } from './protocol.js';
 
+// Started by the bootstrap in ed25519-key.ts, with the same workerData.
 const data = workerData as KmsWorkerData;
 const port: MessagePort = data.port;
 const done = new Int32Array(data.signal);
