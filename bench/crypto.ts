@@ -107,7 +107,7 @@ async function kmsPeerFigures(): Promise<{ signPerSec: number; note: string } | 
         out += chunk.toString('utf8');
         if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
       });
-      child.on('exit', (code) => reject(new Error(`the KMS peer exited (${String(code)})`)));
+      child.on('exit', (code) => { reject(new Error(`the KMS peer exited (${String(code)})`)); });
     });
     const { env, keyName } = JSON.parse(line) as { env: Record<string, string>; keyName: string };
     const key = openKmsSigner(keyName, { env: { ...process.env, ...env } });

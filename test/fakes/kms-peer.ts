@@ -135,7 +135,7 @@ function readBody(request: IncomingMessage): Promise<Buffer> {
       if (size > 1024 * 1024) request.destroy(new Error('body too large'));
       else chunks.push(chunk);
     });
-    request.on('end', () => resolve(Buffer.concat(chunks)));
+    request.on('end', () => { resolve(Buffer.concat(chunks)); });
     request.on('error', reject);
   });
 }
@@ -298,8 +298,8 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
       };
       keys.set(keyId, key);
       if (keyOptions.alias !== undefined) aliases.set(keyOptions.alias, keyId);
-      const { privateKey: _held, ...visible } = key;
-      return visible;
+      // The caller gets what AWS would show of the key: never its private half.
+      return { keyId: key.keyId, arn: key.arn, spec: key.spec, enabled: key.enabled, publicKeyDer: key.publicKeyDer, publicKeyPem: key.publicKeyPem };
     },
     setEnabled(keyId, enabled) {
       const key = keys.get(keyId);
@@ -309,7 +309,7 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => { resolve(); });
       }),
   };
 }

@@ -57,7 +57,7 @@ class KmsChannel {
 
   constructor(name: KmsKeyName, env: Record<string, string | undefined>) {
     const { port1, port2 } = new MessageChannel();
-    const data: KmsWorkerData = { port: port2, signal: this.#signal.buffer as SharedArrayBuffer, region: name.region, endpoint: name.endpoint, ...limits };
+    const data: KmsWorkerData = { port: port2, signal: this.#signal.buffer, region: name.region, endpoint: name.endpoint, ...limits };
     // The credentials stay in the worker's environment; they never cross the channel. The SDK's
     // notice that its later releases need Node 22 is silenced: drover pins the SDK's line for its
     // Node 20.18 floor (test/packaging/aws-sdk-node-floor.test.ts), and a CLI user cannot act on it.
