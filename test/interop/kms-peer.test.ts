@@ -6,49 +6,22 @@
 // and audit keys are in KMS keeps no private key on disk. Each refusal has its code and leaves no
 // output file. What this leaves untested against AWS itself: docs/operations.md.
 
-import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
-import { Ed25519PublicKey, NONCE_PAYLOAD_TYPE, RELEASE_PAYLOAD_TYPE, parseEnvelope, pae } from '@drover/protocol';
-import type { EnrollResponse, UpdateCommand } from '@drover/protocol';
-import { Pool } from 'undici';
+import { Ed25519PublicKey, RELEASE_PAYLOAD_TYPE, parseEnvelope, pae } from '@drover/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrollBody } from '../../packages/manager/test/harness.js';
 import { startKmsPeer } from '../fakes/kms-peer.js';
 import type { KmsPeer, KmsPeerKey } from '../fakes/kms-peer.js';
 import { drover, expectOk } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
-import { ManagerProcess } from '../helpers/manager-process.js';
+import { errorCode, filesUnder, opensslVerify, runExternalKeyManager } from '../helpers/signing-services.js';
 
 const ARTIFACT = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 31 + 7) & 0xff));
 const SIGN_ARGS = ['--artifact', 'agent', '--version', '1.4.0', '--platform', 'linux-x64'];
-
-function openssl(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync('openssl', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
-  if (result.error !== undefined) return { status: null, stdout: '', stderr: String(result.error) };
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-async function http(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const pool = new Pool(url, { connections: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
-  try {
-    const res = await pool.request({ method, path, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-    const text = await res.body.text();
-    return { status: res.statusCode, json: text === '' ? undefined : (JSON.parse(text) as unknown) };
-  } finally {
-    await pool.close();
-  }
-}
-
-/** The stable code a failed `drover --json` printed. */
-function errorCode(result: RunResult): string {
-  expect(result.code, result.stdout + result.stderr).toBe(1);
-  return (JSON.parse(result.stdout) as { error: { code: string } }).error.code;
-}
 
 describe('keys in AWS KMS (the KMS-protocol peer), through the drover CLI', () => {
   let peer: KmsPeer;
@@ -99,14 +72,12 @@ describe('keys in AWS KMS (the KMS-protocol peer), through the drover CLI', () =
     const sig = Buffer.from(envelope.signatures[0]?.sig ?? '', 'base64');
     expect(sig).toHaveLength(64);
     expect(envelope.signatures[0]?.keyid).toBe(Ed25519PublicKey.from(release.publicKeyPem).keyid);
-    await writeFile(join(dir, 'one.pae'), pae(RELEASE_PAYLOAD_TYPE, Buffer.from(envelope.payload, 'base64')));
-    await writeFile(join(dir, 'one.sig'), sig);
-    const accepted = openssl(['pkeyutl', '-verify', '-rawin', '-pubin', '-inkey', 'release.kms.pem', '-in', 'one.pae', '-sigfile', 'one.sig'], dir);
+    const message = pae(RELEASE_PAYLOAD_TYPE, Buffer.from(envelope.payload, 'base64'));
+    const accepted = await opensslVerify(dir, 'release.kms.pem', 'one', message, sig);
     expect(accepted.status, accepted.stderr).toBe(0);
     expect(accepted.stdout).toContain('Signature Verified Successfully');
     // Other bytes: refused, so the check above can fail.
-    await writeFile(join(dir, 'other.pae'), Buffer.concat([pae(RELEASE_PAYLOAD_TYPE, Buffer.from(envelope.payload, 'base64')), Buffer.from(' ')]));
-    expect(openssl(['pkeyutl', '-verify', '-rawin', '-pubin', '-inkey', 'release.kms.pem', '-in', 'other.pae', '-sigfile', 'one.sig'], dir).status).not.toBe(0);
+    expect((await opensslVerify(dir, 'release.kms.pem', 'other', Buffer.concat([message, Buffer.from(' ')]), sig)).status).not.toBe(0);
   });
 
   it('k-of-n: a KMS key and a key file meet a 2-of-2 policy; the KMS signature alone does not', async () => {
@@ -135,7 +106,7 @@ describe('keys in AWS KMS (the KMS-protocol peer), through the drover CLI', () =
     expect([init.managerKeyId, init.auditKeyId]).toEqual([noncePub.keyid, auditPub.keyid]);
     expect(existsSync(join(mgr, 'keys/manager.key'))).toBe(false);
     expect(existsSync(join(mgr, 'keys/audit.key'))).toBe(false);
-    const files = (await readdir(mgr, { withFileTypes: true, recursive: true })).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
+    const files = await filesUnder(mgr);
     for (const file of files) {
       const text = await readFile(file, 'latin1');
       expect(text, file).not.toContain('PRIVATE KEY');
@@ -146,50 +117,25 @@ describe('keys in AWS KMS (the KMS-protocol peer), through the drover CLI', () =
     expect([config.paths['managerKey'], config.paths['auditKey']]).toEqual(['awskms:alias/manager-nonce', `awskms:${auditKey.arn}`]);
     expect(Ed25519PublicKey.from(await readFile(join(mgr, 'keys/manager.key.pub'), 'utf8')).keyid).toBe(noncePub.keyid);
 
-    const manager = await ManagerProcess.start(mgr, env);
-    let stopped = false;
-    try {
-      const machineId = createHash('sha256').update(randomBytes(8)).digest('hex');
-      const enrolled = await http(manager.url, 'POST', '/v1/agents/enroll', { 'x-machine-id': machineId }, enrollBody(init.enrollmentToken, machineId, { inventory: {} }));
-      expect(enrolled.status).toBe(200);
-      const agent = enrolled.json as EnrollResponse;
-      expect(agent.managerKeys).toEqual([{ keyid: noncePub.keyid, publicKey: noncePub.toBase64() }]);
-
-      await writeFile(join(dir, 'agent-1.1.0.tgz'), randomBytes(5000));
-      expectOk(await cli(['release', 'sign', '--key', 'awskms:alias/drover-release', '--artifact', 'agent', '--version', '1.1.0', '--platform', 'linux-x64', 'agent-1.1.0.tgz']), 'sign 1.1.0');
-      const deployToken = (await readFile(join(mgr, 'secrets/deploy.token'), 'utf8')).trim();
-      const adminToken = (await readFile(join(mgr, 'secrets/admin.token'), 'utf8')).trim();
-      expectOk(await cli(['release', 'publish', '--manager', manager.url, 'agent-1.1.0.tgz'], { DROVER_DEPLOY_TOKEN: deployToken }), 'publish');
-      const signsBefore = peer.calls.filter((call) => call.operation === 'Sign' && call.keyId === 'alias/manager-nonce').length;
-      const queued = await http(manager.url, 'POST', `/v1/agents/${agent.agentId}/commands`, { authorization: `Bearer ${adminToken}` }, { artifact: 'agent', version: '1.1.0', deploymentId: 'dep-kms' });
-      expect(queued.status).toBe(201);
+    const nonceSigns = (): number => peer.calls.filter((call) => call.operation === 'Sign' && call.keyId === 'alias/manager-nonce').length;
+    const signsBefore = nonceSigns();
+    await runExternalKeyManager({
+      dir,
+      mgr,
+      env,
+      enrollmentToken: init.enrollmentToken,
+      noncePubPath: 'nonce.kms.pem',
+      auditPubPath: 'audit.kms.pem',
+      releaseKey: 'awskms:alias/drover-release',
+      cli,
       // The nonce was signed by KMS, with the manager's key.
-      expect(peer.calls.filter((call) => call.operation === 'Sign' && call.keyId === 'alias/manager-nonce').length).toBe(signsBefore + 1);
-      const [payload = '', sig = ''] = (queued.json as UpdateCommand).nonce.split('.');
-      const message = pae(NONCE_PAYLOAD_TYPE, Buffer.from(payload, 'base64url'));
-      expect(noncePub.verify(message, Buffer.from(sig, 'base64url'))).toBe(true);
-      await writeFile(join(dir, 'nonce.pae'), message);
-      await writeFile(join(dir, 'nonce.sig'), Buffer.from(sig, 'base64url'));
-      const accepted = openssl(['pkeyutl', '-verify', '-rawin', '-pubin', '-inkey', 'nonce.kms.pem', '-in', 'nonce.pae', '-sigfile', 'nonce.sig'], dir);
-      expect(accepted.status, accepted.stderr).toBe(0);
-      expect(await manager.stop()).toBe(0);
-      stopped = true;
-      expect(manager.output()).not.toContain(peer.secretAccessKey);
-    } finally {
-      if (!stopped) await manager.stop(1_000);
-    }
-
-    const signers = JSON.parse(await readFile(join(mgr, 'audit/signers.json'), 'utf8')) as { signers: { kid: string; publicKey: string }[] };
-    expect(signers.signers).toEqual([expect.objectContaining({ kid: auditPub.keyid, publicKey: auditPub.toBase64() })]);
-    const verified = expectOk(await cli(['audit', 'verify', '--signers', join(mgr, 'audit/signers.json'), join(mgr, 'audit/audit.jsonl')]), 'audit verify');
-    expect(verified.stdout).toMatch(/^VERIFIED \d+ records/);
-    const lines = (await readFile(join(mgr, 'audit/audit.jsonl'), 'utf8')).trim().split('\n');
-    const last = JSON.parse(lines.at(-1) ?? '{}') as { event: string; hash: string; sig: string; kid: string };
-    expect([last.event, last.kid]).toEqual(['manager.stopped', auditPub.keyid]);
-    await writeFile(join(dir, 'audit.hash'), Buffer.from(last.hash, 'hex'));
-    await writeFile(join(dir, 'audit.sig'), Buffer.from(last.sig, 'base64'));
-    const accepted = openssl(['pkeyutl', '-verify', '-rawin', '-pubin', '-inkey', 'audit.kms.pem', '-in', 'audit.hash', '-sigfile', 'audit.sig'], dir);
-    expect(accepted.status, accepted.stderr).toBe(0);
+      afterQueued: () => {
+        expect(nonceSigns()).toBe(signsBefore + 1);
+      },
+      afterStop: (output) => {
+        expect(output).not.toContain(peer.secretAccessKey);
+      },
+    });
   });
 
   describe('each refusal has its code, shows no credential, and writes nothing', () => {
