@@ -50,6 +50,8 @@ export interface KmsPeer {
   deny: Set<string>;
   /** Requests whose signature checked out, in order. */
   calls: KmsPeerCall[];
+  /** A misbehaving service: when true, each signature returned has one bit flipped. */
+  corruptSignatures: boolean;
   close(): Promise<void>;
 }
 
@@ -150,6 +152,7 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
   const aliases = new Map<string, string>(); // alias/NAME -> key id
   const deny = new Set<string>();
   const calls: KmsPeerCall[] = [];
+  const state = { corruptSignatures: false };
 
   const findKey = (keyId: unknown): HeldKey => {
     if (typeof keyId !== 'string' || keyId.length === 0 || keyId.length > 2048) throw new KmsRefusal('ValidationException', "1 validation error detected: Value at 'keyId' failed to satisfy constraint: Member must have length between 1 and 2048");
@@ -226,6 +229,7 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
         if (messageType === 'DIGEST') throw new KmsRefusal('ValidationException', 'This peer signs RAW messages only.');
         signature = cryptoSign(hash, message, { key: privateKey, ...pss });
       }
+      if (state.corruptSignatures) signature[0] = (signature[0] ?? 0) ^ 0x01;
       return { KeyId: key.arn, Signature: signature.toString('base64'), SigningAlgorithm: algorithm };
     },
   };
@@ -281,6 +285,12 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
     env: { DROVER_KMS_ENDPOINT: endpoint, AWS_REGION: region, AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey },
     deny,
     calls,
+    get corruptSignatures() {
+      return state.corruptSignatures;
+    },
+    set corruptSignatures(value: boolean) {
+      state.corruptSignatures = value;
+    },
     addKey(spec, keyOptions = {}) {
       const keyId = randomUUID();
       let pair: { publicKey: KeyObject; privateKey: KeyObject } | undefined;

@@ -18,7 +18,7 @@ import { startKmsPeer } from '../fakes/kms-peer.js';
 import type { KmsPeer, KmsPeerKey } from '../fakes/kms-peer.js';
 import { drover, expectOk } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
-import { errorCode, filesUnder, opensslVerify, runExternalKeyManager } from '../helpers/signing-services.js';
+import { errorCode, filesUnder, opensslVerify, runExternalKeyManager, tool } from '../helpers/signing-services.js';
 
 const ARTIFACT = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 31 + 7) & 0xff));
 const SIGN_ARGS = ['--artifact', 'agent', '--version', '1.4.0', '--platform', 'linux-x64'];
@@ -91,6 +91,19 @@ describe('keys in AWS KMS (the KMS-protocol peer), through the drover CLI', () =
     expect(errorCode(await cli(['release', 'verify', '--trust', 'trust.json', '--release', 'one.release.json', '--json', 'agent.tar.gz']))).toBe('RELEASE_THRESHOLD_NOT_MET');
   });
 
+  it('minisign sign --key awskms:... writes a signature the real minisign accepts with the exported key', async (context) => {
+    if (tool('minisign', ['-v'], dir).status !== 0) {
+      if (process.env['DROVER_REQUIRE_INTEROP'] === '1') throw new Error('minisign is not on PATH');
+      context.skip();
+    }
+    expectOk(await cli(['minisign', 'sign', '--key', 'awskms:alias/drover-release', '--trusted-comment', 'from KMS', 'agent.tar.gz']), 'minisign sign');
+    const accepted = tool('minisign', ['-V', '-H', '-m', 'agent.tar.gz', '-p', 'keys/kms.minisign.pub'], dir);
+    expect(accepted.status, accepted.stderr).toBe(0);
+    expect(accepted.stdout).toContain('Trusted comment: from KMS');
+    // Another key's public file refuses it: the acceptance above is the KMS key's.
+    expect(tool('minisign', ['-V', '-m', 'agent.tar.gz', '-p', 'keys/file.minisign.pub'], dir).status).not.toBe(0);
+  });
+
   it('a manager whose nonce and audit keys are in KMS: no private key on its disk; its nonces and audit records verify (drover, openssl)', async () => {
     const nonceKey = peer.addKey('ECC_NIST_EDWARDS25519', { alias: 'alias/manager-nonce' });
     const auditKey = peer.addKey('ECC_NIST_EDWARDS25519');
@@ -136,6 +149,13 @@ describe('keys in AWS KMS (the KMS-protocol peer), through the drover CLI', () =
         expect(output).not.toContain(peer.secretAccessKey);
       },
     });
+
+    // Started again with credentials KMS refuses, the manager does not start, and says why.
+    const wrongSecret = randomBytes(30).toString('base64');
+    const refused = await cli(['manager', 'start', '--dir', mgr], { AWS_SECRET_ACCESS_KEY: wrongSecret });
+    expect(refused.code, refused.stdout + refused.stderr).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toContain('KMS_ACCESS_DENIED');
+    expect(refused.stdout + refused.stderr).not.toContain(wrongSecret);
   });
 
   describe('each refusal has its code, shows no credential, and writes nothing', () => {
@@ -202,6 +222,17 @@ describe('keys in AWS KMS (the KMS-protocol peer), through the drover CLI', () =
       expect(errorCode(result)).toBe('KMS_MESSAGE_TOO_LARGE');
       expect(signCalls()).toBe(before);
       expect(existsSync(join(dir, 'long.release.json'))).toBe(false);
+    });
+
+    it('a signature that does not verify under the key (a misbehaving service): KMS_FAILED, checked before anything is written', async () => {
+      peer.corruptSignatures = true;
+      try {
+        const before = signCalls();
+        expect(await refusedSign('awskms:alias/drover-release', 'corrupt.release.json')).toBe('KMS_FAILED');
+        expect(signCalls()).toBe(before + 1);
+      } finally {
+        peer.corruptSignatures = false;
+      }
     });
 
     it('manager init with a KMS key it cannot use: its code, and no manager directory', async () => {
