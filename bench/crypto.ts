@@ -6,7 +6,7 @@
 //   npm run bench:crypto [-- --size-mib 256]
 //
 // Targets (issue 2): streaming verification at least 0.8x sha256sum's throughput, peak RSS under 100 MB.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,9 +17,9 @@ import { parseArgs } from 'node:util';
 import { Ed25519PrivateKey } from '../packages/protocol/src/index.js';
 import type { Ed25519Implementation } from '../packages/protocol/src/index.js';
 import { nativeEd25519, tweetnaclEd25519 } from '../packages/protocol/src/internal.js';
-import { generatePkcs11Key } from '../packages/manager/src/index.js';
-// Built: the KMS signer starts dist/kms/kms-worker.js in a worker thread, which tsx does not reach.
-import { openKmsSigner } from '../packages/manager/dist/index.js';
+import { generatePkcs11Key, openKmsSigner } from '../packages/manager/src/index.js';
+import { startKmsPeerChild } from '../test/helpers/kms-peer-child.js';
+import type { KmsPeerChild } from '../test/helpers/kms-peer-child.js';
 import { createSoftHsm, softhsmMissing } from '../test/helpers/softhsm.js';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' } } });
@@ -99,18 +99,10 @@ async function softhsmFigures(): Promise<{ signPerSec: number } | { skipped: str
  * a child process: the cost of drover's side and the protocol, without AWS's network round trip.
  */
 async function kmsPeerFigures(): Promise<{ signPerSec: number; note: string } | { skipped: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../test/fakes/kms-peer-process.ts', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let peer: KmsPeerChild | undefined;
   try {
-    const line = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString('utf8');
-        if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
-      });
-      child.on('exit', (code) => { reject(new Error(`the KMS peer exited (${String(code)})`)); });
-    });
-    const { env, keyName } = JSON.parse(line) as { env: Record<string, string>; keyName: string };
-    const key = openKmsSigner(keyName, { env: { ...process.env, ...env } });
+    peer = await startKmsPeerChild();
+    const key = openKmsSigner(peer.keyName, { env: { ...process.env, ...peer.env } });
     try {
       const message = randomBytes(256);
       return { signPerSec: opsPerSecond(() => key.sign(message)), note: 'the test peer on 127.0.0.1, not AWS: add one KMS round trip per signature' };
@@ -120,7 +112,7 @@ async function kmsPeerFigures(): Promise<{ signPerSec: number; note: string } | 
   } catch (error) {
     return { skipped: (error as Error).message };
   } finally {
-    child.stdin.end();
+    peer?.stop();
   }
 }
 

@@ -1,4 +1,4 @@
-// The KMS peer in a process of its own, for a caller that blocks its own thread while it signs
+// The KMS peer in a process of its own (started by test/helpers/kms-peer-child.ts), for a caller that blocks its own thread while it signs
 // (bench/crypto.ts: a KmsSigner waits on its worker, so a peer in the same thread would never
 // answer). Prints one JSON line `{"env":{...},"keyName":"awskms:alias/bench"}` once listening, and
 // stops when its stdin closes.

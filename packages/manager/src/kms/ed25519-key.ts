@@ -3,6 +3,8 @@
 // private half never leaves KMS. It signs as drover's local key does (a raw 64-byte RFC 8032
 // signature), so every verifier of releases, nonces, minisign files and audit records accepts it.
 
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import { Ed25519PublicKey } from '@drover/protocol';
@@ -54,6 +56,7 @@ class KmsChannel {
   readonly #port: MessagePort;
   readonly #signal = new Int32Array(new SharedArrayBuffer(4));
   #next = 0;
+  #closed = false;
 
   constructor(name: KmsKeyName, env: Record<string, string | undefined>) {
     const { port1, port2 } = new MessageChannel();
@@ -61,8 +64,9 @@ class KmsChannel {
     // The credentials stay in the worker's environment; they never cross the channel. The SDK's
     // notice that its later releases need Node 22 is silenced: drover pins the SDK's line for its
     // Node 20.18 floor (test/packaging/aws-sdk-node-floor.test.ts), and a CLI user cannot act on it.
-    const workerEnv = { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
-    this.#worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...data, entry: new URL('./kms-worker.js', import.meta.url).href }, transferList: [port2], env: workerEnv });
+    const workerEnv: Record<string, string> = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+    for (const [name, value] of Object.entries(env)) if (value !== undefined) workerEnv[name] = value;
+    this.#worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...data, entry: workerEntry() }, transferList: [port2], env: workerEnv });
     // A worker that fails says so through the channel (BOOTSTRAP); its 'error' event must not end the process.
     this.#worker.on('error', () => undefined);
     this.#worker.unref();
@@ -70,6 +74,7 @@ class KmsChannel {
   }
 
   call(request: KmsCall, what: string): KmsReply {
+    if (this.#closed) throw new ManagerError('KMS_FAILED', `The KMS key was closed before ${what}. Open it again.`);
     const id = (this.#next += 1);
     const seen = Atomics.load(this.#signal, 0);
     this.#port.postMessage({ ...request, id });
@@ -91,9 +96,18 @@ class KmsChannel {
   }
 
   close(): void {
+    this.#closed = true;
     this.#port.close();
     void this.#worker.terminate();
   }
+}
+
+/** kms-worker.js beside this module; run from the TypeScript sources (vitest, tsx), the package's build of it. */
+function workerEntry(): string {
+  const beside = new URL('./kms-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(beside))) return beside.href;
+  // A worker thread does not go through the loaders that run .ts sources here.
+  return new URL('../../dist/kms/kms-worker.js', import.meta.url).href;
 }
 
 // The worker's first code: loads kms-worker.js (built beside this module), and if that fails (the SDK
