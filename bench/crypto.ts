@@ -1,5 +1,6 @@
-// bench/crypto.ts: Ed25519 throughput (node:crypto vs tweetnacl, and signing through a SoftHSM2
-// token over PKCS#11 where SoftHSM2 is installed) and streaming artifact verification against
+// bench/crypto.ts: Ed25519 throughput (node:crypto vs tweetnacl, signing through a SoftHSM2
+// token over PKCS#11 where SoftHSM2 is installed, and through AWS KMS's protocol against the test
+// peer of test/fakes/kms-peer.ts, not AWS) and streaming artifact verification against
 // `sha256sum` on the same file in the same run. Prints one JSON line.
 //
 //   npm run bench:crypto [-- --size-mib 256]
@@ -16,7 +17,9 @@ import { parseArgs } from 'node:util';
 import { Ed25519PrivateKey } from '../packages/protocol/src/index.js';
 import type { Ed25519Implementation } from '../packages/protocol/src/index.js';
 import { nativeEd25519, tweetnaclEd25519 } from '../packages/protocol/src/internal.js';
-import { generatePkcs11Key } from '../packages/manager/src/index.js';
+import { generatePkcs11Key, openKmsSigner } from '../packages/manager/src/index.js';
+import { startKmsPeerChild } from '../test/helpers/kms-peer-child.js';
+import type { KmsPeerChild } from '../test/helpers/kms-peer-child.js';
 import { createSoftHsm, softhsmMissing } from '../test/helpers/softhsm.js';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '256' } } });
@@ -90,6 +93,29 @@ async function softhsmFigures(): Promise<{ signPerSec: number } | { skipped: str
   }
 }
 
+/**
+ * Signatures per second of an Ed25519 key through drover's KMS signer (the real @aws-sdk/client-kms,
+ * SigV4, one HTTP request per signature, the in-process check) against the KMS peer on 127.0.0.1 in
+ * a child process: the cost of drover's side and the protocol, without AWS's network round trip.
+ */
+async function kmsPeerFigures(): Promise<{ signPerSec: number; note: string } | { skipped: string }> {
+  let peer: KmsPeerChild | undefined;
+  try {
+    peer = await startKmsPeerChild();
+    const key = openKmsSigner(peer.keyName, { env: { ...process.env, ...peer.env } });
+    try {
+      const message = randomBytes(256);
+      return { signPerSec: opsPerSecond(() => key.sign(message)), note: 'the test peer on 127.0.0.1, not AWS: add one KMS round trip per signature' };
+    } finally {
+      key.close();
+    }
+  } catch (error) {
+    return { skipped: (error as Error).message };
+  } finally {
+    peer?.stop();
+  }
+}
+
 async function writeRandomFile(path: string, bytes: number): Promise<string> {
   const handle = await open(path, 'w');
   const hash = createHash('sha256');
@@ -115,6 +141,7 @@ async function main(): Promise<void> {
   const native = ed25519Figures(nativeEd25519);
   const tweetnacl = ed25519Figures(tweetnaclEd25519);
   const softhsm2 = await softhsmFigures();
+  const awsKmsPeer = await kmsPeerFigures();
 
   const dir = await mkdtemp(join(tmpdir(), 'drover-bench-'));
   try {
@@ -145,7 +172,7 @@ async function main(): Promise<void> {
       `${JSON.stringify({
         bench: 'crypto',
         node: process.version,
-        ed25519: { native, tweetnacl, pkcs11Softhsm2: softhsm2, nativeOverTweetnacl: { sign: Math.round(native.signPerSec / tweetnacl.signPerSec), verify: Math.round(native.verifyPerSec / tweetnacl.verifyPerSec) } },
+        ed25519: { native, tweetnacl, pkcs11Softhsm2: softhsm2, awsKmsPeer, nativeOverTweetnacl: { sign: Math.round(native.signPerSec / tweetnacl.signPerSec), verify: Math.round(native.verifyPerSec / tweetnacl.verifyPerSec) } },
         streamVerify: {
           fileMiB: sizeMiB,
           droverMBps: mbps(drover.seconds),

@@ -5,53 +5,19 @@
 // token each end with their code and no output file. CI installs softhsm2 and sets
 // DROVER_REQUIRE_SOFTHSM=1; elsewhere, without SoftHSM2, this suite skips and says why.
 
-import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Ed25519PublicKey, NONCE_PAYLOAD_TYPE, RELEASE_PAYLOAD_TYPE, parseEnvelope, pae } from '@drover/protocol';
-import type { EnrollResponse, UpdateCommand } from '@drover/protocol';
-import { Pool } from 'undici';
+import { Ed25519PublicKey, RELEASE_PAYLOAD_TYPE, parseEnvelope, pae } from '@drover/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrollBody } from '../../packages/manager/test/harness.js';
 import { drover, expectOk } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
-import { ManagerProcess } from '../helpers/manager-process.js';
+import { errorCode, filesUnder, runExternalKeyManager, tool } from '../helpers/signing-services.js';
 import { createSoftHsm, skipWithoutSoftHsm } from '../helpers/softhsm.js';
 import type { SoftHsm, SoftHsmToken } from '../helpers/softhsm.js';
 
 const ARTIFACT = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 31 + 7) & 0xff));
 const SIGN_ARGS = ['--artifact', 'agent', '--version', '1.4.0', '--platform', 'linux-x64'];
-
-function tool(command: string, args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
-  if (result.error !== undefined) return { status: null, stdout: '', stderr: String(result.error) };
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-async function http(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const pool = new Pool(url, { connections: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
-  try {
-    const res = await pool.request({ method, path, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-    const text = await res.body.text();
-    return { status: res.statusCode, json: text === '' ? undefined : (JSON.parse(text) as unknown) };
-  } finally {
-    await pool.close();
-  }
-}
-
-/** Every file under `dir`, recursively. */
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
-}
-
-/** The stable code a failed `drover --json` printed. */
-function errorCode(result: RunResult): string {
-  expect(result.code, result.stdout + result.stderr).toBe(1);
-  return (JSON.parse(result.stdout) as { error: { code: string } }).error.code;
-}
 
 describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 (PKCS#11) suite'))('keys in a SoftHSM2 token, through the drover CLI', () => {
   let hsm: SoftHsm;
@@ -163,48 +129,7 @@ describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 (PKCS#11) suite'))('keys in a S
     // The public half hosts pin is the token key's.
     expect(Ed25519PublicKey.from(await readFile(join(mgr, 'keys/manager.key.pub'), 'utf8')).keyid).toBe(noncePub.keyid);
 
-    const manager = await ManagerProcess.start(mgr, env);
-    let stopped = false;
-    try {
-      const machineId = createHash('sha256').update(randomBytes(8)).digest('hex');
-      const enrolled = await http(manager.url, 'POST', '/v1/agents/enroll', { 'x-machine-id': machineId }, enrollBody(init.enrollmentToken, machineId, { inventory: {} }));
-      expect(enrolled.status).toBe(200);
-      const agent = enrolled.json as EnrollResponse;
-      expect(agent.managerKeys).toEqual([{ keyid: noncePub.keyid, publicKey: noncePub.toBase64() }]);
-
-      // A release signed in token A, published, and an update command whose nonce the token's manager key signs.
-      await writeFile(join(dir, 'agent-1.1.0.tgz'), randomBytes(5000));
-      expectOk(await cli(['release', 'sign', '--key', hsm.uri(tokenA, 'signer-a'), '--artifact', 'agent', '--version', '1.1.0', '--platform', 'linux-x64', 'agent-1.1.0.tgz']), 'sign 1.1.0');
-      const deployToken = (await readFile(join(mgr, 'secrets/deploy.token'), 'utf8')).trim();
-      const adminToken = (await readFile(join(mgr, 'secrets/admin.token'), 'utf8')).trim();
-      expectOk(await cli(['release', 'publish', '--manager', manager.url, 'agent-1.1.0.tgz'], { ...env, DROVER_DEPLOY_TOKEN: deployToken }), 'publish');
-      const queued = await http(manager.url, 'POST', `/v1/agents/${agent.agentId}/commands`, { authorization: `Bearer ${adminToken}` }, { artifact: 'agent', version: '1.1.0', deploymentId: 'dep-hsm' });
-      expect(queued.status).toBe(201);
-      const [payload = '', sig = ''] = (queued.json as UpdateCommand).nonce.split('.');
-      const message = pae(NONCE_PAYLOAD_TYPE, Buffer.from(payload, 'base64url'));
-      expect(noncePub.verify(message, Buffer.from(sig, 'base64url'))).toBe(true);
-      await writeFile(join(dir, 'nonce.pae'), message);
-      await writeFile(join(dir, 'nonce.sig'), Buffer.from(sig, 'base64url'));
-      const openssl = tool('openssl', ['pkeyutl', '-verify', '-rawin', '-pubin', '-inkey', 'keys/nonce.pub', '-in', 'nonce.pae', '-sigfile', 'nonce.sig'], dir);
-      expect(openssl.status, openssl.stderr).toBe(0);
-      expect(await manager.stop()).toBe(0);
-      stopped = true;
-    } finally {
-      if (!stopped) await manager.stop(1_000);
-    }
-
-    // The audit log, signed in token B from init to the stop, verifies against signers.json.
-    const signers = JSON.parse(await readFile(join(mgr, 'audit/signers.json'), 'utf8')) as { signers: { kid: string; publicKey: string }[] };
-    expect(signers.signers).toEqual([expect.objectContaining({ kid: auditPub.keyid, publicKey: auditPub.toBase64() })]);
-    const verified = expectOk(await cli(['audit', 'verify', '--signers', join(mgr, 'audit/signers.json'), join(mgr, 'audit/audit.jsonl')]), 'audit verify');
-    expect(verified.stdout).toMatch(/^VERIFIED \d+ records/);
-    const lines = (await readFile(join(mgr, 'audit/audit.jsonl'), 'utf8')).trim().split('\n');
-    const last = JSON.parse(lines.at(-1) ?? '{}') as { event: string; hash: string; sig: string; kid: string };
-    expect([last.event, last.kid]).toEqual(['manager.stopped', auditPub.keyid]);
-    await writeFile(join(dir, 'audit.hash'), Buffer.from(last.hash, 'hex'));
-    await writeFile(join(dir, 'audit.sig'), Buffer.from(last.sig, 'base64'));
-    const openssl = tool('openssl', ['pkeyutl', '-verify', '-rawin', '-pubin', '-inkey', 'keys/audit.pub', '-in', 'audit.hash', '-sigfile', 'audit.sig'], dir);
-    expect(openssl.status, openssl.stderr).toBe(0);
+    await runExternalKeyManager({ dir, mgr, env, enrollmentToken: init.enrollmentToken, noncePubPath: 'keys/nonce.pub', auditPubPath: 'keys/audit.pub', releaseKey: hsm.uri(tokenA, 'signer-a'), cli });
   });
 
   describe('each failure has its code, never shows the PIN, and writes nothing', () => {

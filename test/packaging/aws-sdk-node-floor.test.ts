@@ -1,7 +1,7 @@
 // drover supports Node >= 20.18, and the AWS SDK for JavaScript v3 announces that its releases
 // after the first week of January 2027 require Node >= 22. The manager pins the SDK's line
 // (`~3.1178.0`, docs/decisions/0025-s3-blob-store.md); this guard fails when a lockfile update
-// resolves any package the manager's S3 store runs on to one whose engines exclude Node 20.18,
+// resolves any package the manager's S3 store or KMS signer runs on to one whose engines exclude Node 20.18,
 // so moving the floor is a decision, not a side effect of `npm update`.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -54,14 +54,14 @@ function closure(roots: string[]): Map<string, LockEntry> {
 }
 
 describe('the AWS SDK pin (Node floor 20.18)', () => {
-  const sdk = ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'];
+  const sdk = ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner', '@aws-sdk/client-kms'];
 
   it('the manager depends on the SDK at the pinned ~3.1178 line, and its own floor is 20.18', () => {
     for (const name of sdk) expect(manager.dependencies[name], name).toBe('~3.1178.0');
     expect(semver.minVersion(manager.engines.node)?.version).toBe(nodeFloor);
   });
 
-  it("every package the S3 store runs on, as package-lock.json resolves it, allows Node 20.18", () => {
+  it("every package the S3 store and the KMS signer run on, as package-lock.json resolves it, allows Node 20.18", () => {
     const packages = closure(sdk);
     expect(packages.size).toBeGreaterThan(10);
     const refused: string[] = [];
@@ -70,6 +70,6 @@ describe('the AWS SDK pin (Node floor 20.18)', () => {
       if (range !== undefined && !semver.satisfies(nodeFloor, range)) refused.push(`${path}@${entry.version ?? '?'} (engines.node ${range})`);
     }
     expect(refused).toEqual([]);
-    expect(semver.satisfies(lock.packages['node_modules/@aws-sdk/client-s3']?.version ?? '', '~3.1178.0')).toBe(true);
+    for (const name of sdk) expect(semver.satisfies(lock.packages[`node_modules/${name}`]?.version ?? '', '~3.1178.0'), name).toBe(true);
   });
 });

@@ -1,9 +1,10 @@
-// The keys a CLI command signs with: a private key file (PKCS#8 PEM from `drover keygen`), or a key
-// in an HSM or token named by a `pkcs11:` URI, whose private half never leaves the device.
+// The keys a CLI command signs with: a private key file (PKCS#8 PEM from `drover keygen`), a key in
+// an HSM or token named by a `pkcs11:` URI, or a key in AWS KMS named `awskms:...`, whose private
+// halves never leave the device or the service.
 
 import { Ed25519PrivateKey } from '@drover/protocol';
 import type { Ed25519Signer } from '@drover/protocol';
-import type { Pkcs11KeyOptions, Pkcs11Signer } from '@drover/manager';
+import type { KmsKeyOptions, KmsSigner, Pkcs11KeyOptions, Pkcs11Signer } from '@drover/manager';
 import { readInput } from './fs-atomic.js';
 
 /** Reads a private key file; the key never appears in output or errors. */
@@ -16,6 +17,17 @@ export function isPkcs11Key(spec: string): boolean {
   return spec.toLowerCase().startsWith('pkcs11:');
 }
 
+/** True when a --key names a key in AWS KMS (`awskms:KEY_ID`, `awskms:alias/NAME`, `awskms:ARN`). */
+export function isKmsKey(spec: string): boolean {
+  return spec.toLowerCase().startsWith('awskms:');
+}
+
+/** The AWS KMS backend, loaded only when an awskms: key is used (as {@link pkcs11Backend}). */
+export async function kmsBackend(): Promise<(name: string, options: KmsKeyOptions) => KmsSigner> {
+  const { openKmsSigner } = await import('@drover/manager');
+  return openKmsSigner;
+}
+
 /**
  * @drover/manager (where the PKCS#11 backend lives), loaded only when a pkcs11: key is used: it
  * brings better-sqlite3 and fastify, which signing with key files never needs (lazy-manager.test.ts).
@@ -25,7 +37,7 @@ export async function pkcs11Backend(): Promise<Record<'openPkcs11Signer' | 'gene
   return { openPkcs11Signer, generatePkcs11Key };
 }
 
-/** Signing keys, open until `close()` (which ends their token sessions). */
+/** Signing keys, open until `close()` (which ends their token sessions and KMS threads). */
 export interface OpenKeys {
   keys: Ed25519Signer[];
   close(): void;
@@ -33,18 +45,23 @@ export interface OpenKeys {
 
 /**
  * Opens each `--key`: a `pkcs11:` URI (its PIN from `pin-source=` or DROVER_PKCS11_PIN, its module
- * from `module-path=` or DROVER_PKCS11_MODULE) or a key file. If one cannot be opened, those already
+ * from `module-path=` or DROVER_PKCS11_MODULE), an `awskms:` name (region from the ARN or AWS_REGION,
+ * credentials as the AWS SDK finds them) or a key file. If one cannot be opened, those already
  * open are closed and the error is thrown: nothing has been signed or written yet.
  */
 export async function openSigningKeys(specs: readonly string[], env: Record<string, string | undefined>): Promise<OpenKeys> {
-  const tokens: Pkcs11Signer[] = [];
+  const tokens: (Pkcs11Signer | KmsSigner)[] = [];
   const close = (): void => {
     for (const key of tokens) key.close();
   };
   const keys: Ed25519Signer[] = [];
   try {
     for (const spec of specs) {
-      if (isPkcs11Key(spec)) {
+      if (isKmsKey(spec)) {
+        const key = (await kmsBackend())(spec, { env });
+        tokens.push(key);
+        keys.push(key);
+      } else if (isPkcs11Key(spec)) {
         const key = (await pkcs11Backend()).openPkcs11Signer(spec, { env });
         tokens.push(key);
         keys.push(key);

@@ -116,6 +116,22 @@ export const managerPkcs11ErrorCodes = [
 ] as const;
 
 /**
+ * Codes of keys held in AWS KMS (`openKmsSigner`, `drover release sign --key awskms:...`,
+ * `drover manager init --signing-key awskms:...`). No message carries a credential.
+ */
+export const managerKmsErrorCodes = [
+  'KMS_KEY_NAME_INVALID',
+  'KMS_REGION_MISSING',
+  'KMS_KEY_NOT_FOUND',
+  'KMS_ACCESS_DENIED',
+  'KMS_KEY_DISABLED',
+  'KMS_KEY_SPEC_UNSUPPORTED',
+  'KMS_MESSAGE_TOO_LARGE',
+  'KMS_UNREACHABLE',
+  'KMS_FAILED',
+] as const;
+
+/**
  * Codes of why one target of a rollout ended failed, skipped or rolled back: shown per agent by
  * `GET /manager/v1/updates/status` and `drover rollout status`, never thrown.
  */
@@ -141,13 +157,15 @@ export type ManagerRequestErrorCode = (typeof managerRequestErrorCodes)[number];
 export type ManagerStartupErrorCode = (typeof managerStartupErrorCodes)[number];
 /** A code of a key in a PKCS#11 token: one of {@link managerPkcs11ErrorCodes}. */
 export type ManagerPkcs11ErrorCode = (typeof managerPkcs11ErrorCodes)[number];
+/** A code of a key in AWS KMS: one of {@link managerKmsErrorCodes}. */
+export type ManagerKmsErrorCode = (typeof managerKmsErrorCodes)[number];
 /** Why one target of a rollout ended as it did: one of {@link managerRolloutCodes}. */
 export type ManagerRolloutCode = (typeof managerRolloutCodes)[number];
 /** Every code a {@link ManagerError} carries of the manager's own (it may also carry a protocol nonce code). */
-export type ManagerErrorCode = ManagerRequestErrorCode | ManagerStartupErrorCode | ManagerPkcs11ErrorCode;
+export type ManagerErrorCode = ManagerRequestErrorCode | ManagerStartupErrorCode | ManagerPkcs11ErrorCode | ManagerKmsErrorCode;
 
 /** Every code `@drover/manager` defines, for docs and exhaustiveness tests. */
-export const managerErrorCodes: readonly (ManagerErrorCode | ManagerRolloutCode)[] = [...managerRequestErrorCodes, ...managerStartupErrorCodes, ...managerPkcs11ErrorCodes, ...managerRolloutCodes];
+export const managerErrorCodes: readonly (ManagerErrorCode | ManagerRolloutCode)[] = [...managerRequestErrorCodes, ...managerStartupErrorCodes, ...managerPkcs11ErrorCodes, ...managerKmsErrorCodes, ...managerRolloutCodes];
 
 /**
  * What the manager throws, and what its routes answer with. `details` holds extra members of the

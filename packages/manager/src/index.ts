@@ -25,13 +25,17 @@ export type { ManagerLoggerOptions } from './logger.js';
 export { managerLimits } from './config.js';
 
 // Errors.
-export { ManagerError, managerErrorCodes, managerRequestErrorCodes, managerStartupErrorCodes, managerPkcs11ErrorCodes, managerRolloutCodes } from './errors.js';
-export type { ManagerErrorCode, ManagerRequestErrorCode, ManagerStartupErrorCode, ManagerPkcs11ErrorCode, ManagerRolloutCode } from './errors.js';
+export { ManagerError, managerErrorCodes, managerRequestErrorCodes, managerStartupErrorCodes, managerPkcs11ErrorCodes, managerKmsErrorCodes, managerRolloutCodes } from './errors.js';
+export type { ManagerErrorCode, ManagerRequestErrorCode, ManagerStartupErrorCode, ManagerPkcs11ErrorCode, ManagerKmsErrorCode, ManagerRolloutCode } from './errors.js';
 
 // Keys in an HSM or token (PKCS#11, RFC 7512 URIs): signers for releases, nonces and audit records.
 export { openPkcs11Signer, generatePkcs11Key } from './pkcs11/ed25519-key.js';
 export type { Pkcs11Signer, Pkcs11KeyOptions } from './pkcs11/ed25519-key.js';
 export { isPkcs11Uri } from './pkcs11/uri.js';
+// Keys in AWS KMS (`awskms:` names, Ed25519 keys of spec ECC_NIST_EDWARDS25519).
+export { openKmsSigner } from './kms/ed25519-key.js';
+export type { KmsSigner, KmsKeyOptions } from './kms/ed25519-key.js';
+export { isKmsKeyName } from './kms/key-name.js';
 
 // Rollouts: the options a deployment runs with (the deploy API's metadata.rollout) and their defaults.
 export { defaultRolloutOptions, RolloutOptionsSchema } from './rollouts/options.js';

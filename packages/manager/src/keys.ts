@@ -3,15 +3,35 @@ import { Ed25519PrivateKey } from '@drover/protocol';
 import type { Ed25519Signer } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { ManagerError } from './errors.js';
+import { openKmsSigner } from './kms/ed25519-key.js';
+import { isKmsKeyName } from './kms/key-name.js';
 import { openPkcs11Signer } from './pkcs11/ed25519-key.js';
 import { isPkcs11Uri } from './pkcs11/uri.js';
+
+/** A key held by a device or service that never hands out its private half (an HSM, AWS KMS). */
+export interface ExternalSigner extends Ed25519Signer {
+  /** The key's name (`pkcs11:` URI without PIN source or module path, or `awskms:` name), for messages and logs. */
+  readonly uri: string;
+  /** Ends the token session, or stops the thread that talks to KMS. */
+  close(): void;
+}
+
+/** True when a key is named as one in an HSM (`pkcs11:`) or in AWS KMS (`awskms:`) rather than by a file path. */
+export function isExternalKeyName(spec: string): boolean {
+  return isPkcs11Uri(spec) || isKmsKeyName(spec);
+}
+
+/** Opens a `pkcs11:` or `awskms:` key; the codes are those of `openPkcs11Signer` and `openKmsSigner`. */
+export function openExternalSigner(spec: string, env: Record<string, string | undefined>): ExternalSigner {
+  return isKmsKeyName(spec) ? openKmsSigner(spec, { env }) : openPkcs11Signer(spec, { env });
+}
 
 /** A key the manager signs with (a file's, or one in a token), and whether it lives only in memory. */
 export interface LoadedKey {
   key: Ed25519Signer;
   /** True for a key generated at start because DEV_ALLOW_EPHEMERAL=true and no file was given. */
   ephemeral: boolean;
-  /** Ends the key's token session (a pkcs11: key); absent for a file key. */
+  /** Ends the key's token session (a pkcs11: key) or KMS thread (an awskms: key); absent for a file key. */
   close?: () => void;
 }
 
@@ -22,7 +42,7 @@ export function ephemeralKeysAllowed(env: Record<string, string | undefined>): b
 
 /**
  * Loads a signing key (the manager's nonce key, the audit key) from a PEM or seed file, or opens it
- * in an HSM when `path` is a `pkcs11:` URI (its private half then never reaches this process). Without a
+ * in an HSM or AWS KMS when `path` is a `pkcs11:` URI or an `awskms:` name (its private half then never reaches this process). Without a
  * file, an ephemeral key is generated only when `DEV_ALLOW_EPHEMERAL=true`: a manager restarted
  * with a new key could not be verified against what hosts pinned, nor its old audit records
  * against signers.json, so production refuses to start instead.
@@ -40,9 +60,10 @@ export async function loadSigningKey(
     options.logger?.warn({ event: 'key.ephemeral', what, keyid: key.keyid }, `using an ephemeral ${what} (DEV_ALLOW_EPHEMERAL=true): it is lost when the manager stops`);
     return { key, ephemeral: true };
   }
-  if (isPkcs11Uri(path)) {
-    const key = openPkcs11Signer(path, { env: options.env });
-    options.logger?.info({ event: 'key.pkcs11', what, keyid: key.keyid, uri: key.uri }, `the ${what} is in a PKCS#11 token`);
+  if (isExternalKeyName(path)) {
+    const key = openExternalSigner(path, options.env);
+    const kms = isKmsKeyName(path);
+    options.logger?.info({ event: kms ? 'key.awskms' : 'key.pkcs11', what, keyid: key.keyid, uri: key.uri }, `the ${what} is in ${kms ? 'AWS KMS' : 'a PKCS#11 token'}`);
     const close = (): void => {
       key.close();
     };

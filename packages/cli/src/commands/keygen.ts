@@ -6,23 +6,26 @@ import type { Command } from '../cli.js';
 import { flag, optionalString, requireString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { exists, writeFileAtomic } from '../fs-atomic.js';
-import { pkcs11Backend } from '../signing-keys.js';
+import { kmsBackend, pkcs11Backend } from '../signing-keys.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const keygenCommand: Command = {
-  usage: "--out DIR [--name NAME] [--force] [--pkcs11 'pkcs11:token=T;object=O?pin-source=file:PIN']",
+  usage: "--out DIR [--name NAME] [--force] [--pkcs11 'pkcs11:token=T;object=O?pin-source=file:PIN' | --awskms awskms:KEY]",
   description:
     'NAME.key is a PKCS#8 PEM private key readable by openssl; keep it secret (a CI secret store, an HSM-backed\n' +
     'file system). NAME.pub (SPKI PEM) goes into trust policies; NAME.minisign.pub verifies with `minisign -V`.\n' +
     'With --pkcs11 the key pair is generated inside the token the URI names (object= is its label) and never leaves it:\n' +
     'only NAME.pub and NAME.minisign.pub are written; sign with --key and the same URI. The PIN comes from pin-source=\n' +
-    'or DROVER_PKCS11_PIN, the module from module-path= or DROVER_PKCS11_MODULE (docs/operations.md).',
+    'or DROVER_PKCS11_PIN, the module from module-path= or DROVER_PKCS11_MODULE (docs/operations.md).\n' +
+    'With --awskms the key already exists in AWS KMS (aws kms create-key --key-spec ECC_NIST_EDWARDS25519 --key-usage\n' +
+    'SIGN_VERIFY): its public key, as GetPublicKey reports it, is written to NAME.pub and NAME.minisign.pub.',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'Directory to write the key files into (created if missing).' },
     name: { type: 'string', arg: 'NAME', help: 'Base name of the key files (default: drover).' },
     force: { type: 'boolean', help: 'Replace key files that already exist.' },
     pkcs11: { type: 'string', arg: 'URI', help: 'Generate the key inside this PKCS#11 token (RFC 7512 URI) instead of a file.' },
+    awskms: { type: 'string', arg: 'NAME', help: 'Write the public key files of this Ed25519 key in AWS KMS (awskms:KEY_ID, awskms:alias/NAME or awskms:ARN).' },
   },
   async run({ values, io }) {
     const dir = requireString(values, 'out');
@@ -33,7 +36,9 @@ export const keygenCommand: Command = {
     const force = flag(values, 'force');
     await mkdir(dir, { recursive: true });
     const uri = optionalString(values, 'pkcs11');
-    const paths = { ...(uri === undefined ? { privateKey: join(dir, `${name}.key`) } : {}), publicKey: join(dir, `${name}.pub`), minisignPublicKey: join(dir, `${name}.minisign.pub`) };
+    const kmsName = optionalString(values, 'awskms');
+    if (uri !== undefined && kmsName !== undefined) throw new CliError('USAGE_ERROR', 'Pass --pkcs11 or --awskms, not both.');
+    const paths = { ...(uri === undefined && kmsName === undefined ? { privateKey: join(dir, `${name}.key`) } : {}), publicKey: join(dir, `${name}.pub`), minisignPublicKey: join(dir, `${name}.minisign.pub`) };
     if (!force) {
       for (const path of Object.values(paths)) {
         if (await exists(path)) throw new CliError('FILE_EXISTS', `${path} already exists. Choose another --name, or pass --force to replace it.`);
@@ -48,6 +53,18 @@ export const keygenCommand: Command = {
       `  public key:                ${paths.publicKey}`,
       `  minisign public key:       ${paths.minisignPublicKey}`,
     ];
+    if (kmsName !== undefined) {
+      const key = (await kmsBackend())(kmsName, { env: io.env });
+      try {
+        await writePublic(key.publicKey);
+      } finally {
+        key.close();
+      }
+      return {
+        data: { keyid: key.keyid, publicKey: key.publicKey.toBase64(), awskms: key.uri, keyArn: key.keyArn, files: paths },
+        text: [`Wrote the public key of ${key.keyid}, held in AWS KMS: ${key.keyArn}`, ...files(paths)].join('\n'),
+      };
+    }
     if (uri !== undefined) {
       const key = (await pkcs11Backend()).generatePkcs11Key(uri, { env: io.env });
       try {

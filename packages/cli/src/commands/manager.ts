@@ -38,7 +38,7 @@ function blobStoreOption(values: OptionValues, env: CommandIo['env']): BlobStore
 
 export const managerInitCommand: Command = {
   usage:
-    "--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h] [--database postgres://USER:PASSWORD@HOST/DB] [--blob-store s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-download-endpoint URL]] [--signing-key 'pkcs11:...'] [--audit-key 'pkcs11:...']",
+    "--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h] [--database postgres://USER:PASSWORD@HOST/DB] [--blob-store s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-download-endpoint URL]] [--signing-key 'pkcs11:...' | awskms:...] [--audit-key 'pkcs11:...' | awskms:...]",
   description:
     'Secret files are written 0600 under DIR/keys and DIR/secrets. The enrollment token is printed once and\n' +
     'stored only hashed: hand it to the hosts that should enroll. Without --trust, the manager accepts no\n' +
@@ -54,7 +54,9 @@ export const managerInitCommand: Command = {
     'to DIR/secrets/database.password (0600). At start DROVER_DATABASE_URL overrides manager.json.\n' +
     'With --signing-key and --audit-key naming Ed25519 keys in an HSM (pkcs11: URIs, keys made with `drover keygen\n' +
     '--pkcs11`), no private key is written to DIR: manager.json names the URIs, opened at every start (the PIN from\n' +
-    'pin-source= or DROVER_PKCS11_PIN, the module from module-path= or DROVER_PKCS11_MODULE).',
+    'pin-source= or DROVER_PKCS11_PIN, the module from module-path= or DROVER_PKCS11_MODULE). The same for keys in AWS\n' +
+    'KMS named awskms:KEY_ID, awskms:alias/NAME or awskms:ARN (Ed25519, ECC_NIST_EDWARDS25519; AWS credentials as the\n' +
+    'SDK finds them, with kms:GetPublicKey and kms:Sign on the key).',
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'The manager directory (created if missing; must not hold a manager yet).' },
     trust: { type: 'string', arg: 'TRUST.json', help: 'The trust policy releases must satisfy (from `drover trust create`).' },
@@ -68,8 +70,8 @@ export const managerInitCommand: Command = {
     's3-region': { type: 'string', arg: 'R', help: 'The signing region (default: AWS_REGION, else us-east-1; R2: auto).' },
     's3-path-style': { type: 'boolean', help: 'Address the bucket as ENDPOINT/BUCKET (MinIO and most self-hosted servers).' },
     's3-download-endpoint': { type: 'string', arg: 'URL', help: 'The endpoint presigned download URLs name, if hosts reach the bucket elsewhere.' },
-    'signing-key': { type: 'string', arg: 'URI', help: 'The manager key (signs update nonces) in an HSM: a pkcs11: URI (default: a new key file).' },
-    'audit-key': { type: 'string', arg: 'URI', help: 'The audit key in an HSM: a pkcs11: URI (default: a new key file).' },
+    'signing-key': { type: 'string', arg: 'URI', help: 'The manager key (signs update nonces) in an HSM or AWS KMS: a pkcs11: URI or awskms: name (default: a new key file).' },
+    'audit-key': { type: 'string', arg: 'URI', help: 'The audit key in an HSM or AWS KMS: a pkcs11: URI or awskms: name (default: a new key file).' },
   },
   async run({ values, io }) {
     const dir = requireString(values, 'dir');

@@ -24,14 +24,14 @@ import type { OpenKeys } from '../signing-keys.js';
 const SIG_SUFFIX = '.minisig';
 
 export const minisignSignCommand: Command = {
-  usage: '--key (NAME.key | pkcs11:URI) [--legacy] [--trusted-comment TEXT] [--untrusted-comment TEXT] [--sig OUT] FILE',
+  usage: '--key (NAME.key | pkcs11:URI | awskms:NAME) [--legacy] [--trusted-comment TEXT] [--untrusted-comment TEXT] [--sig OUT] FILE',
   description:
     'The signature is prehashed (BLAKE2b-512, minisign\'s "ED", the default of minisign >= 0.10) and the file is streamed.\n' +
     `--legacy signs the raw file ("Ed") for older verifiers; it holds the file in memory, so it is refused above ${MINISIGN_LEGACY_MAX_BYTES} bytes.\n` +
     'The minisign key id of a drover key is the first 8 bytes of SHA-256 of its public key; `drover minisign pubkey` writes the\n' +
     'matching public key file.',
   options: {
-    key: { type: 'string', arg: 'NAME.key', help: 'drover private key (PKCS#8 PEM from `drover keygen`), or a pkcs11: URI of a key in an HSM.' },
+    key: { type: 'string', arg: 'NAME.key', help: 'drover private key (PKCS#8 PEM from `drover keygen`), or a pkcs11: URI of a key in an HSM, or an awskms: name of a key in AWS KMS (not with --legacy beyond 4 KiB: KMS signs at most 4096 bytes).' },
     legacy: { type: 'boolean', help: 'Sign the raw file ("Ed") instead of its BLAKE2b-512 digest.' },
     'trusted-comment': { type: 'string', arg: 'TEXT', help: 'Signed one-line comment (default: timestamp:<unix>\\tfile:<name>[\\thashed]).' },
     'untrusted-comment': { type: 'string', arg: 'TEXT', help: 'Unsigned one-line comment (default: signature from drover key <KEYID>).' },

@@ -39,13 +39,13 @@ export const releaseSignCommand: Command = {
   usage: '--key KEY [--key KEY2 ...] --artifact A --version V --platform P [--channel C] [--expires-in 90d] [--changelog-file FILE] [--commit-sha SHA] FILE',
   description:
     'Pass several --key options to sign with several keys (a threshold policy, or a key rotation overlap); each may be a\n' +
-    'file or a pkcs11: URI, so the keys of a k-of-n policy can sit in different tokens.',
+    'file, a pkcs11: URI or an awskms: name, so the keys of a k-of-n policy can sit in different tokens and services.',
   options: {
     key: {
       type: 'string',
       multiple: true,
       arg: 'KEY',
-      help: "Private key file (PKCS#8 PEM from `drover keygen`), or a key in an HSM: 'pkcs11:token=T;object=O?pin-source=file:PIN' (PIN also from DROVER_PKCS11_PIN, module from module-path= or DROVER_PKCS11_MODULE).",
+      help: "Private key file (PKCS#8 PEM from `drover keygen`), or a key in an HSM: 'pkcs11:token=T;object=O?pin-source=file:PIN' (PIN also from DROVER_PKCS11_PIN, module from module-path= or DROVER_PKCS11_MODULE), or a key in AWS KMS: awskms:KEY_ID, awskms:alias/NAME or awskms:ARN (region from the ARN or AWS_REGION).",
     },
     artifact: { type: 'string', arg: 'A', help: 'Artifact name: agent or daemon.' },
     version: { type: 'string', arg: 'V', help: 'Semantic version (1.2.3) or commit SHA.' },

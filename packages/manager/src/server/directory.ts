@@ -5,10 +5,9 @@ import type { TrustPolicyDocument } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { resolveBlobStoreConfig } from '../blobs/s3-config.js';
 import { ManagerError } from '../errors.js';
-import { readSecretFile } from '../keys.js';
+import { isExternalKeyName, readSecretFile } from '../keys.js';
 import { managerLayout } from '../config.js';
 import { createManagerLogger } from '../logger.js';
-import { isPkcs11Uri } from '../pkcs11/uri.js';
 import type { ManagerOptions } from './core.js';
 import { readManagerConfig, resolvePath } from './config-file.js';
 import type { ManagerConfig } from './config-file.js';
@@ -105,9 +104,9 @@ export async function readManagerDirectory(dir: string, options: ReadManagerDire
       blobStore: resolveBlobStoreConfig(config.blobStore, env),
       auditLogPath: path('auditLog'),
       auditSignersPath: path('auditSigners'),
-      // A key in an HSM is named by its pkcs11: URI in manager.json: no file to resolve.
-      managerKeyPath: isPkcs11Uri(config.paths.managerKey) ? config.paths.managerKey : path('managerKey'),
-      auditKeyPath: isPkcs11Uri(config.paths.auditKey) ? config.paths.auditKey : path('auditKey'),
+      // A key in an HSM or KMS is named by its pkcs11: URI or awskms: name in manager.json: no file to resolve.
+      managerKeyPath: isExternalKeyName(config.paths.managerKey) ? config.paths.managerKey : path('managerKey'),
+      auditKeyPath: isExternalKeyName(config.paths.auditKey) ? config.paths.auditKey : path('auditKey'),
       adminTokens: await readTokens(path('adminTokens'), 'admin token', logger),
       deployTokens: await readTokens(path('deployTokens'), 'deploy token', logger),
       // The metrics token (GET /metrics); a directory from before metrics has none: the admin token still reads them.

@@ -8,9 +8,8 @@ import { checkS3Config } from '../blobs/s3-config.js';
 import type { S3BlobStoreConfig } from '../blobs/s3-config.js';
 import { managerLayout } from '../config.js';
 import { ManagerError } from '../errors.js';
-import { openPkcs11Signer } from '../pkcs11/ed25519-key.js';
-import type { Pkcs11Signer } from '../pkcs11/ed25519-key.js';
-import { isPkcs11Uri } from '../pkcs11/uri.js';
+import { isExternalKeyName, openExternalSigner } from '../keys.js';
+import type { ExternalSigner } from '../keys.js';
 import { defaultManagerConfig, resolvePath } from './config-file.js';
 import type { ManagerConfig } from './config-file.js';
 import { openManagerCore } from './core.js';
@@ -46,11 +45,13 @@ export interface InitManagerOptions {
   database?: DatabaseConfig | undefined;
   /**
    * The manager signing key (update nonces) as the `pkcs11:` URI of an Ed25519 key already in an HSM
-   * (`drover keygen --pkcs11`): manager.json names the URI and no private key file is written. Its
-   * PIN comes from the URI's `pin-source=` or DROVER_PKCS11_PIN, at init and at every start.
+   * (`drover keygen --pkcs11`), or the `awskms:` name of an Ed25519 key in AWS KMS
+   * (`ECC_NIST_EDWARDS25519`): manager.json names it and no private key file is written. A token's
+   * PIN comes from the URI's `pin-source=` or DROVER_PKCS11_PIN, KMS credentials from the AWS
+   * SDK's usual sources, at init and at every start.
    */
   managerKey?: string | undefined;
-  /** The audit key as a `pkcs11:` URI, as {@link InitManagerOptions.managerKey}. */
+  /** The audit key as a `pkcs11:` URI or an `awskms:` name, as {@link InitManagerOptions.managerKey}. */
   auditKey?: string | undefined;
   /** Read for an existing encryption key (DROVER_ENCRYPTION_KEY, ...), DEV_ALLOW_EPHEMERAL, the AWS credentials and the PKCS#11 PIN and module. */
   env?: Record<string, string | undefined> | undefined;
@@ -124,10 +125,10 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
     for (const which of ['managerKey', 'auditKey'] as const) {
       const uri = options[which];
       if (uri === undefined) continue;
-      if (!isPkcs11Uri(uri)) {
-        throw new ManagerError('PKCS11_URI_INVALID', `The ${which === 'managerKey' ? 'manager signing key' : 'audit key'} must be given as the pkcs11: URI of a key in an HSM; without one, init writes a key file.`);
+      if (!isExternalKeyName(uri)) {
+        throw new ManagerError('PKCS11_URI_INVALID', `The ${which === 'managerKey' ? 'manager signing key' : 'audit key'} must be given as the pkcs11: URI of a key in an HSM or the awskms: name of a key in AWS KMS; without one, init writes a key file.`);
       }
-      tokenKeys[which] = openPkcs11Signer(uri, { env });
+      tokenKeys[which] = openExternalSigner(uri, env);
     }
     return await initChecked(options, dir, configPath, env, tokenKeys);
   } finally {
@@ -138,8 +139,8 @@ export async function initManagerDirectory(options: InitManagerOptions): Promise
 
 /** The keys `initManagerDirectory` was given in an HSM, open for the first audit record. */
 interface TokenKeys {
-  managerKey?: Pkcs11Signer;
-  auditKey?: Pkcs11Signer;
+  managerKey?: ExternalSigner;
+  auditKey?: ExternalSigner;
 }
 
 async function initChecked(options: InitManagerOptions, dir: string, configPath: string, env: Record<string, string | undefined>, tokenKeys: TokenKeys): Promise<InitializedManager> {
