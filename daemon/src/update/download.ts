@@ -243,9 +243,8 @@ async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFr
           response.body.destroy();
           throw error;
         }
-        // Caught up with the network: write what is buffered now rather than wait for a full
-        // buffer, so a slow download lands on disk as it arrives and a resume starts from there.
-        if (response.body.readableLength === 0) await writer.flush();
+        // Caught up with the network: write what is buffered unless a write is still running.
+        if (response.body.readableLength === 0) writer.flushIfIdle();
       }
       // The whole response on disk and fsynced before the digest is judged.
       await writer.finish(true);

@@ -30,6 +30,7 @@ export class PartWriter {
   #current = 0;
   #fill = 0; // bytes of #buffers[#current] hashed and waiting to be written
   #writing: Promise<void> = Promise.resolve();
+  #writeInFlight = false;
   #syncing: Promise<void> = Promise.resolve();
   #unsynced = 0;
   // The first failure of a background write or fdatasync: thrown at the next call, never unhandled.
@@ -60,17 +61,33 @@ export class PartWriter {
     }
   }
 
+  /**
+   * Starts writing what is buffered when no write is in flight: the caller has caught up with the
+   * network, so a slow download lands on disk as it arrives (and a resume starts from there),
+   * while a fast one keeps filling the buffer behind the write in flight.
+   */
+  flushIfIdle(): void {
+    this.#throwFailure();
+    if (this.#fill > 0 && !this.#writeInFlight) this.#startWrite();
+  }
+
   /** Starts writing what is buffered (after the write in flight, so the file stays in order). */
   async flush(): Promise<void> {
     if (this.#fill === 0) return;
     await this.#writing;
     this.#throwFailure();
+    this.#startWrite();
+  }
+
+  #startWrite(): void {
     const buffer = this.#buffer();
     const length = this.#fill;
     this.#current = 1 - this.#current;
     this.#fill = 0;
+    this.#writeInFlight = true;
     this.#writing = this.#writeAll(buffer, length).then(
       () => {
+        this.#writeInFlight = false;
         this.#unsynced += length;
         if (this.#unsynced >= this.#options.syncEveryBytes) {
           this.#unsynced = 0;
@@ -78,7 +95,10 @@ export class PartWriter {
           this.#syncing = this.#syncing.then(() => this.#handle.datasync()).catch((error: unknown) => this.#fail(error));
         }
       },
-      (error: unknown) => this.#fail(error),
+      (error: unknown) => {
+        this.#writeInFlight = false;
+        this.#fail(error);
+      },
     );
   }
 
