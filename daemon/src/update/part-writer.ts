@@ -31,6 +31,7 @@ export class PartWriter {
   #fill = 0; // bytes of #buffers[#current] hashed and waiting to be written
   #writing: Promise<void> = Promise.resolve();
   #writeInFlight = false;
+  #flushWhenDone = false;
   #syncing: Promise<void> = Promise.resolve();
   #unsynced = 0;
   // The first failure of a background write or fdatasync: thrown at the next call, never unhandled.
@@ -62,21 +63,42 @@ export class PartWriter {
   }
 
   /**
-   * Starts writing what is buffered when no write is in flight: the caller has caught up with the
-   * network, so a slow download lands on disk as it arrives (and a resume starts from there),
-   * while a fast one keeps filling the buffer behind the write in flight.
+   * The caller has caught up with the network: write what is buffered now, or as soon as the write
+   * in flight ends. A slow download lands on disk as it arrives (a resume starts from there), while
+   * a fast one keeps filling the buffer behind the write in flight.
    */
   flushIfIdle(): void {
     this.#throwFailure();
-    if (this.#fill > 0 && !this.#writeInFlight) this.#startWrite();
+    if (this.#fill === 0) return;
+    if (this.#writeInFlight) this.#flushWhenDone = true;
+    else this.#startWrite();
   }
 
-  /** Starts writing what is buffered (after the write in flight, so the file stays in order). */
+  /** Starts writing what is buffered, once the write in flight ended (one at a time: the file stays in order). */
   async flush(): Promise<void> {
-    if (this.#fill === 0) return;
-    await this.#writing;
+    await this.#idle();
     this.#throwFailure();
-    this.#startWrite();
+    if (this.#fill > 0) this.#startWrite();
+  }
+
+  /** Writes what is buffered, waits for every write, then fsyncs the file when `sync`. Throws the first disk error. */
+  async finish(sync: boolean): Promise<void> {
+    await this.flush();
+    await this.#idle();
+    await this.#syncing;
+    this.#throwFailure();
+    if (sync) await this.#handle.sync();
+  }
+
+  /** Waits for the writes and syncs in flight and swallows their errors: before closing after a failure. */
+  async settle(): Promise<void> {
+    await this.#idle();
+    await this.#syncing;
+  }
+
+  async #idle(): Promise<void> {
+    // A write's end may start the next one (flushIfIdle): wait until none is in flight.
+    while (this.#writeInFlight) await this.#writing;
   }
 
   #startWrite(): void {
@@ -85,6 +107,7 @@ export class PartWriter {
     this.#current = 1 - this.#current;
     this.#fill = 0;
     this.#writeInFlight = true;
+    this.#flushWhenDone = false;
     this.#writing = this.#writeAll(buffer, length).then(
       () => {
         this.#writeInFlight = false;
@@ -92,29 +115,17 @@ export class PartWriter {
         if (this.#unsynced >= this.#options.syncEveryBytes) {
           this.#unsynced = 0;
           // One fdatasync at a time; it does not hold up the next write.
-          this.#syncing = this.#syncing.then(() => this.#handle.datasync()).catch((error: unknown) => this.#fail(error));
+          this.#syncing = this.#syncing.then(() => this.#handle.datasync()).catch((error: unknown) => {
+            this.#fail(error);
+          });
         }
+        if (this.#flushWhenDone && this.#fill > 0) this.#startWrite();
       },
       (error: unknown) => {
         this.#writeInFlight = false;
         this.#fail(error);
       },
     );
-  }
-
-  /** Writes what is buffered, waits for every write, then fsyncs the file when `sync`. Throws the first disk error. */
-  async finish(sync: boolean): Promise<void> {
-    await this.flush();
-    await this.#writing;
-    await this.#syncing;
-    this.#throwFailure();
-    if (sync) await this.#handle.sync();
-  }
-
-  /** Waits for the writes and syncs in flight and swallows their errors: before closing after a failure. */
-  async settle(): Promise<void> {
-    await this.#writing;
-    await this.#syncing;
   }
 
   async #writeAll(buffer: Buffer, length: number): Promise<void> {
