@@ -49,7 +49,7 @@ export const limits = {
 
   // The update state machine (update/machine.ts, update/deadlines.ts)
   healthPollIntervalMs: 250, // ms: the longest wait between two health probes during a health check
-  healthPollFirstMs: 50, // ms: the first wait for a new agent that is not healthy yet, doubled per probe up to healthPollIntervalMs
+  healthPollFirstMs: 50, // ms between probes of a new agent not listening yet; once it answers unhealthy, doubled per probe up to healthPollIntervalMs
   healthGraceMs: 10_000, // ms the new version must stay healthy before it is committed
   healthTimeoutMs: 60_000, // ms to become healthy at the target version, else roll back
   drainExitMarginMs: 10_000, // ms past the command's drainTimeoutSeconds for the agent to exit after a 200

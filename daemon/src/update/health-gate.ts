@@ -18,7 +18,7 @@ export interface HealthGateOptions {
   timeoutMs: number;
   /** ms: the longest wait between two probes. */
   pollMs: number;
-  /** ms: the wait after the first probe that did not find the agent healthy, doubled per probe up to `pollMs`. */
+  /** ms: the wait between probes while the agent does not answer yet, and after its first unhealthy answer (then doubled per probe up to `pollMs`). */
   firstPollMs: number;
   signal: AbortSignal;
 }
@@ -48,7 +48,9 @@ export async function passHealthGate(options: HealthGateOptions): Promise<Health
   let last = 'no answer yet';
   let probes = 0;
   // A new agent is probed soon and then less often (50 ms, 100 ms, ... up to pollMs), so one that
-  // comes up fast is seen within tens of ms instead of up to a whole interval later.
+  // comes up fast is seen within tens of ms instead of up to a whole interval later. While nothing
+  // listens yet the probes stay at firstPollMs: a refused connection costs the agent nothing, and
+  // the moment it starts listening is when it is most likely to turn healthy.
   let backoffMs = options.firstPollMs;
   void running.exited.then(() => {
     state.exited = true;
@@ -76,7 +78,7 @@ export async function passHealthGate(options: HealthGateOptions): Promise<Health
       healthySince = undefined;
       last = answer.kind === 'ok' ? `${answer.health.reported} at version ${answer.health.version}` : answer.kind === 'invalid' ? `HTTP ${answer.status}` : 'unreachable';
       waitMs = backoffMs;
-      backoffMs = Math.min(options.pollMs, backoffMs * 2);
+      if (answer.kind !== 'unreachable') backoffMs = Math.min(options.pollMs, backoffMs * 2);
     }
     if (now >= deadline) {
       throw new DaemonError(

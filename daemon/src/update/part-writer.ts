@@ -50,6 +50,8 @@ export class PartWriter {
    */
   async write(chunk: Uint8Array): Promise<void> {
     this.#throwFailure();
+    // More data came: the caller is not waiting for the network any more (see flushIfIdle).
+    this.#flushWhenDone = false;
     for (let offset = 0; offset < chunk.length; ) {
       const buffer = this.#buffer();
       const n = Math.min(buffer.length - this.#fill, chunk.length - offset);
@@ -63,9 +65,10 @@ export class PartWriter {
   }
 
   /**
-   * The caller has caught up with the network: write what is buffered now, or as soon as the write
-   * in flight ends. A slow download lands on disk as it arrives (a resume starts from there), while
-   * a fast one keeps filling the buffer behind the write in flight.
+   * The caller has caught up with the network: write what is buffered now, or when the write in
+   * flight ends if no more data came meanwhile. A slow or paused download lands on disk as it
+   * arrives (a resume starts from there), while a fast one keeps filling the buffer behind the
+   * write in flight, so writes stay large.
    */
   flushIfIdle(): void {
     this.#throwFailure();
