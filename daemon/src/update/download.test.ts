@@ -70,8 +70,8 @@ describe('downloadArtifact', () => {
   });
 
   /** Sends the first `n` bytes, then cuts the connection once the client has them in its .part file: it must resume from exactly there. */
-  const cutAfter = (res: ServerResponse, n: number): void => {
-    res.write(bytes.subarray(0, n), () => {
+  const cutAfter = (res: ServerResponse, n: number, body: Buffer = bytes): void => {
+    res.write(body.subarray(0, n), () => {
       void (async () => {
         while (!res.destroyed && (await stat(join(dir, 'x.part')).catch(() => undefined))?.size !== n) await new Promise((resolve) => setTimeout(resolve, 5));
         res.socket?.destroy();
@@ -233,15 +233,8 @@ describe('downloadArtifact', () => {
           res.end(body.subarray(start));
           return;
         }
-        // The connection is cut once the client has the first `cut` bytes on disk.
-        const n = cut;
+        cutAfter(res, cut, body);
         cut = undefined;
-        res.write(body.subarray(0, n), () => {
-          void (async () => {
-            while (!res.destroyed && (await stat(join(dir, 'x.part')).catch(() => undefined))?.size !== n) await new Promise((resolve) => setTimeout(resolve, 5));
-            res.socket?.destroy();
-          })();
-        });
       });
     };
 
