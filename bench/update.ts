@@ -5,6 +5,7 @@
 // droverd's log, and droverd's RSS: idle (an enrolled daemon supervising and checking in) and its
 // peak during the update (the kernel's VmHWM, reset just before the command).
 // Targets (issue 5): under 2 s; under 120 MB during the update, under 70 MB idle.
+// BENCH_DEBUG=1 also prints the idle RSS samples and droverd's log lines of the update (to stderr).
 // Issue 16: the same run also downloads the same file from the same server with plain undici (in a
 // child process with droverd's Node flags, bytes discarded) and with curl when installed: the
 // ceiling for `downloadMBps`. `overheadSeconds` is what droverd adds beyond moving the bytes and the
@@ -136,6 +137,10 @@ async function main(): Promise<void> {
     const received = daemon.lines.find((line) => line.event === 'update.step' && line.step === 'received');
     const steps = Object.fromEntries(daemon.lines.filter((line) => line.event === 'update.step').map((line) => [String(line.step), time(line) - time(received)]));
     const step = (name: string): number => steps[name] ?? Number.NaN;
+    if (process.env['BENCH_DEBUG'] === '1') {
+      // Every droverd log line of the update, at ms from `received`.
+      for (const line of daemon.lines.filter((l) => time(l) >= time(received))) console.error(time(line) - time(received), line.event, line.step ?? '', line.msg);
+    }
     // From the delivery of the command (the manager's clock, same machine) to `received` in droverd's log.
     const deliveredToReceivedMs = time(received) - (manager.deliveredAt.get(commandId) ?? Number.NaN);
     // The new agent's own boot: from its start to the first healthy answer droverd saw (droverd logs it).
