@@ -8,15 +8,21 @@
 //      roll back, the fleet stays on v1.1.0;
 //   3. tampers with a signed v1.3.0: the manager refuses to publish it and a host refuses to install it;
 //   4. prints the fleet, `drover audit verify`'s verdict and the timings.
+// With `--replicas N` (N >= 2) the same scenario runs on a fleet as it grows past one machine
+// (docs/operations.md "Several replicas"): N manager processes on one PostgreSQL database with
+// the artifacts in an S3 bucket (both started by scripts/services.sh unless DROVER_TEST_DATABASE_URL
+// and DROVER_TEST_S3_* name running ones), the hosts spread across the replicas.
 // Processes are started and packaged by the helpers the cross-package suites use (test/helpers:
 // the built CLI and daemon, examples/agent bundled as a release), so the demo and CI exercise the
 // same paths. Every expectation is checked; the exit code is 0 only if all held. Children are killed and the
 // temporary directories removed on every exit path (success, failure, timeout, Ctrl-C).
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { managerAuditChain } from '@drover/manager';
 import type { DeploymentStatus, TrustPolicyDocument } from '@drover/protocol';
 import { agentArtifact } from '../../test/helpers/agent-artifact.js';
 import { drover as droverCli } from '../../test/helpers/cli.js';
@@ -24,10 +30,20 @@ import type { RunResult } from '../../test/helpers/cli.js';
 import { DaemonProcess, agentGet, agentRuntime, createHostFor, destroyHost, droverd, releaseTree, waitForAgent } from '../../test/helpers/droverd.js';
 import type { Host } from '../../test/helpers/droverd.js';
 import { ManagerProcess } from '../../test/helpers/manager-process.js';
+import { startServices } from '../../test/helpers/services.js';
+import type { Services } from '../../test/helpers/services.js';
+
+const { values: args } = parseArgs({ options: { replicas: { type: 'string', default: '1' } } });
+const REPLICAS = Number(args.replicas);
+if (!Number.isSafeInteger(REPLICAS) || REPLICAS < 1 || REPLICAS > 4) {
+  process.stderr.write('usage: npm run demo [-- --replicas N]   (N from 1 to 4; 2 or more: PostgreSQL and S3)\n');
+  process.exit(2);
+}
 
 const HOSTS = 6;
 const PLATFORM = `${process.platform}-${process.arch}`;
-const OVERALL_TIMEOUT_MS = 150_000; // the whole demo, set-up and clean-up included
+const OVERALL_TIMEOUT_MS = 150_000; // the whole demo, set-up and clean-up included (plus SERVICES_MS with replicas)
+const SERVICES_MS = 90_000; // starting PostgreSQL and the S3 server, with replicas
 const ROLLOUT_TIMEOUT_MS = 60_000; // one rollout, notify to its end
 const BUSY_FOR_MS = 2_500; // each simulated job on the busy agent
 // Short soak and grace so the demo takes seconds, not the production defaults' minutes (docs/manager.md "Options").
@@ -116,6 +132,9 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 
 let root: string | undefined;
 let manager: ManagerProcess | undefined;
+// Every replica (the first is `manager`); with one, just `manager`.
+const managers: ManagerProcess[] = [];
+let services: Services | undefined;
 const hosts: Host[] = [];
 const daemons = new Map<Host, DaemonProcess[]>();
 let cleaning: Promise<void> | undefined;
@@ -126,7 +145,8 @@ function cleanup(): Promise<void> {
     // Graceful first (droverd stops its agent), then destroyHost SIGKILLs whatever is left and removes the host.
     await Promise.allSettled([...daemons.values()].flat().map((d) => d.stop(5_000)));
     await Promise.allSettled(hosts.map((h) => destroyHost(h, daemons.get(h) ?? [])));
-    if (manager !== undefined) await manager.stop(5_000).catch(() => undefined);
+    await Promise.allSettled(managers.map((m) => m.stop(5_000)));
+    await services?.stop().catch(() => undefined);
     if (root !== undefined) await rm(root, { recursive: true, force: true });
   })();
   return cleaning;
@@ -159,6 +179,9 @@ for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
 // -- the CLI, the manager's API, the hosts
 
 const cliEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir() };
+// What the managers (and the CLI reading their state) run with: with replicas, the database and the
+// bucket's credentials (only in the environment, as an operator would give them).
+let managerEnv: Record<string, string> = { ...cliEnv };
 function at(...parts: string[]): string {
   if (root === undefined) throw new Error('no working directory yet');
   return join(root, ...parts);
@@ -243,9 +266,16 @@ interface AuditRecord {
   details: Record<string, unknown>;
 }
 
+/** The audit chain's records, wherever the manager keeps it (its log file, or the database replicas share). */
 async function auditRecords(): Promise<AuditRecord[]> {
-  const text = await readFile(at('manager', 'audit', 'audit.jsonl'), 'utf8');
-  return text.trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+  const chain = await managerAuditChain(at('manager'), managerEnv);
+  if (chain.kind === 'file') {
+    const text = await readFile(chain.path, 'utf8');
+    return text.trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+  }
+  const records: AuditRecord[] = [];
+  for await (const line of chain.lines()) records.push(JSON.parse(Buffer.from(line).toString('utf8')) as AuditRecord);
+  return records;
 }
 
 // -- the live progress view
@@ -342,9 +372,42 @@ function keepBusy(host: Host, serviceToken: string): { stop: () => Promise<void>
 
 // -- the scenario
 
+/**
+ * With replicas: a database and a bucket of the demo's own (on the services scripts/services.sh
+ * runs, or on those the environment names), and the `drover manager init` options naming them.
+ */
+async function sharedState(): Promise<string[]> {
+  const [{ CreateBucketCommand, S3Client }, { default: pg }] = await Promise.all([import('@aws-sdk/client-s3'), import('pg')]);
+  services = await startServices('postgres', 's3');
+  const { postgres, s3 } = services;
+  if (postgres === undefined || s3 === undefined) throw new Error('PostgreSQL and S3 did not start');
+  const name = `drover_demo_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: postgres.url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const database = new URL(postgres.url);
+  database.pathname = `/${name}`;
+  const bucket = name.replaceAll('_', '-');
+  const client = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+  managerEnv = { ...cliEnv, DROVER_DATABASE_URL: database.toString(), AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
+  step(`PostgreSQL database ${name} and S3 bucket ${bucket} (scripts/services.sh)`);
+  return ['--blob-store', `s3://${bucket}/artifacts`, '--s3-endpoint', s3.endpoint, '--s3-region', s3.region, '--s3-path-style'];
+}
+
 async function setUp(): Promise<{ agentIds: string[] }> {
-  heading('Set-up: a manager and six hosts on loopback');
+  heading(REPLICAS === 1 ? 'Set-up: a manager and six hosts on loopback' : `Set-up: ${REPLICAS} manager replicas and six hosts on loopback`);
   root = await mkdtemp(join(tmpdir(), 'drover-demo-'));
+  // The services first, where the postgres user can reach their directory (not under root, 0700).
+  const shared = REPLICAS > 1 ? await sharedState() : [];
   // The host helper makes each host with mkdtemp under os.tmpdir(): pointing TMPDIR here keeps the
   // manager and the whole fleet in this one directory, removed at the end.
   process.env['TMPDIR'] = root;
@@ -352,7 +415,9 @@ async function setUp(): Promise<{ agentIds: string[] }> {
   ok(await cli(['keygen', '--out', at('keys'), '--name', 'release']), 'drover keygen');
   ok(await cli(['trust', 'create', '--pub', at('keys', 'release.pub'), '--out', at('trust.json')]), 'drover trust create');
   const managerDir = at('manager');
-  const init = ok(await cli(['manager', 'init', '--dir', managerDir, '--trust', at('trust.json'), '--seats', String(HOSTS), '--expires-in', '1h', '--json']), 'drover manager init');
+  const initArgs = ['manager', 'init', '--dir', managerDir, '--trust', at('trust.json'), '--seats', String(HOSTS), '--expires-in', '1h', '--json'];
+  initArgs.push(...shared);
+  const init = ok(await cli(initArgs, managerEnv), 'drover manager init');
   const { enrollmentToken } = JSON.parse(init.stdout) as { enrollmentToken: string };
   adminToken = (await readFile(join(managerDir, 'secrets', 'admin.token'), 'utf8')).trim();
   deployToken = (await readFile(join(managerDir, 'secrets', 'deploy.token'), 'utf8')).trim();
@@ -362,8 +427,20 @@ async function setUp(): Promise<{ agentIds: string[] }> {
   config.settings['checkinIntervalSeconds'] = 5;
   config.settings['rolloutTickMs'] = 200;
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
-  manager = await ManagerProcess.start(managerDir, cliEnv);
-  step(`drover manager start: listening on ${manager.url} (SQLite ${join('manager', 'manager.db')}, audit log ${join('manager', 'audit', 'audit.jsonl')})`);
+  if (REPLICAS === 1) {
+    manager = await ManagerProcess.start(managerDir, cliEnv);
+    managers.push(manager);
+    step(`drover manager start: listening on ${manager.url} (SQLite ${join('manager', 'manager.db')}, audit log ${join('manager', 'audit', 'audit.jsonl')})`);
+  } else {
+    // Each replica a copy of the directory init made: the same keys, tokens, database and bucket.
+    for (let i = 0; i < REPLICAS; i += 1) {
+      const dir = i === 0 ? managerDir : at(`manager-${i + 1}`);
+      if (i > 0) await cp(managerDir, dir, { recursive: true });
+      managers.push(await ManagerProcess.start(dir, managerEnv));
+    }
+    manager = managers[0];
+    step(`${REPLICAS} manager replicas on one PostgreSQL database, artifacts in an S3 bucket: ${managers.map((m) => m.url).join(', ')}`);
+  }
 
   const v1 = await signedRelease('1.0.0', await agentArtifact('1.0.0'), 'feat: first release');
   const trustPolicy = JSON.parse(await readFile(at('trust.json'), 'utf8')) as TrustPolicyDocument;
@@ -371,7 +448,8 @@ async function setUp(): Promise<{ agentIds: string[] }> {
   for (let i = 0; i < HOSTS; i += 1) {
     hosts.push(
       await createHostFor(
-        { url: manager.url, managerKey, enrollmentToken, trustPolicy },
+        // Hosts spread across the replicas, as a load balancer would spread them.
+        { url: (managers[i % managers.length] ?? theManager()).url, managerKey, enrollmentToken, trustPolicy },
         {
           settings: {
             // Six hosts on one machine: each gets its own machine id, as six machines would have.
@@ -542,7 +620,10 @@ async function report(rollouts: { label: string; watched: Watched }[], agentIds:
     }),
   );
   findings['fleet'] = agents;
-  findings['hosts'] = await Promise.all(hosts.map(async (h, i) => ({ host: `host-${i + 1}`, agentId: agentIds[i], group: GROUPS[i], health: await health(h), releases: await releaseTree(h) })));
+  findings['replicas'] = managers.map((m) => m.url);
+  findings['hosts'] = await Promise.all(
+    hosts.map(async (h, i) => ({ host: `host-${i + 1}`, agentId: agentIds[i], group: GROUPS[i], manager: managers[i % managers.length]?.url, health: await health(h), releases: await releaseTree(h) })),
+  );
   findings['rollouts'] = rollouts.map((r) => ({ label: r.label, seconds: r.watched.seconds, status: r.watched.status, seen: Object.fromEntries([...r.watched.seen].map(([id, states]) => [id, [...states]])) }));
   findings['audit'] = await auditRecords();
   const header = ['host', 'agent', 'group', 'version', 'state', 'manager sees', ...rollouts.map((r) => r.label)];
@@ -553,7 +634,7 @@ async function report(rollouts: { label: string; watched: Watched }[], agentIds:
   for (const row of rows) say(format(row));
   check('the manager records every host on v1.1.0', agents.length === HOSTS && agents.every((a) => a.agentVersion === '1.1.0'), agents.map((a) => a.agentVersion).join(','));
 
-  const audit = await cli(['audit', 'verify', '--signers', at('manager', 'audit', 'signers.json'), at('manager', 'audit', 'audit.jsonl')]);
+  const audit = await cli(['audit', 'verify', '--dir', at('manager')], managerEnv);
   say('');
   findings['auditVerify'] = { exit: audit.code, stdout: audit.stdout };
   for (const line of (audit.stdout || audit.stderr).trim().split('\n')) say(`  drover audit verify: ${line}`);
@@ -566,12 +647,13 @@ async function report(rollouts: { label: string; watched: Watched }[], agentIds:
 }
 
 async function main(): Promise<number> {
+  const timeoutMs = OVERALL_TIMEOUT_MS + (REPLICAS > 1 ? SERVICES_MS : 0);
   const watchdog = setTimeout(() => {
-    say(`\nFAILED: the demo did not finish within ${OVERALL_TIMEOUT_MS / 1000} s; stopping everything.`);
+    say(`\nFAILED: the demo did not finish within ${timeoutMs / 1000} s; stopping everything.`);
     void cleanup().finally(() => process.exit(1));
-  }, OVERALL_TIMEOUT_MS);
+  }, timeoutMs);
   try {
-    say('drover demo: a real manager and six real droverd hosts on loopback');
+    say(REPLICAS === 1 ? 'drover demo: a real manager and six real droverd hosts on loopback' : `drover demo: ${REPLICAS} real manager replicas (PostgreSQL, S3) and six real droverd hosts on loopback`);
     const { agentIds } = await setUp();
     const one = await rolloutOne(agentIds);
     const two = await rolloutTwo(agentIds);

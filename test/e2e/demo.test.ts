@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { droverBin, repoRoot, run } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
 import { requireBuiltDaemon } from '../helpers/droverd.js';
+import { skipWithoutServices } from '../helpers/services.js';
 
 const tsxCli = join(repoRoot, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 
@@ -32,7 +33,8 @@ interface DemoReport {
   expectations: { name: string; ok: boolean; detail: string }[];
   rollouts: { label: string; seconds: number; status: DeploymentStatus; seen: Record<string, string[]> }[];
   fleet: { agentId: string; agentVersion: string; health: { status?: string; version?: string } | null }[];
-  hosts: { host: string; agentId: string; group: string; health: { status?: string; version?: string } | undefined; releases: string[] }[];
+  replicas: string[];
+  hosts: { host: string; agentId: string; group: string; manager: string; health: { status?: string; version?: string } | undefined; releases: string[] }[];
   audit: AuditRecord[];
   auditVerify: { exit: number | null; stdout: string };
   refusals: { publish: { exit: number | null; code: string }; install: { exit: number | null; code: string } };
@@ -54,7 +56,13 @@ async function processesUnder(dir: string): Promise<string[]> {
   return found;
 }
 
-describe('npm run demo', () => {
+// The demo as it runs by default (one manager on SQLite), and grown past one machine: two replicas
+// on one PostgreSQL database with the artifacts in an S3 bucket, the hosts spread across both
+// (issue 12). Both must show the same scenario.
+for (const { name, args, skip } of [
+  { name: 'npm run demo', args: [] as string[], skip: false },
+  { name: 'npm run demo -- --replicas 2 (PostgreSQL, S3)', args: ['--replicas', '2'], skip: skipWithoutServices('the demo on two replicas', 'postgres', 's3') },
+]) describe.skipIf(skip)(name, () => {
   let result: RunResult;
   let workDir: string;
   let reportDir: string | undefined;
@@ -64,14 +72,15 @@ describe('npm run demo', () => {
     reportDir = await mkdtemp(join(tmpdir(), 'drover-demo-test-'));
     requireBuiltDaemon();
     if (!existsSync(droverBin)) throw new Error(`${droverBin} is missing: run \`npm run build\` first (\`npm test\` does).`);
-    result = await run(process.execPath, [tsxCli, join('examples', 'demo', 'demo.ts')], {
+    const services = Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith('DROVER_TEST_')));
+    result = await run(process.execPath, [tsxCli, join('examples', 'demo', 'demo.ts'), ...args], {
       cwd: repoRoot,
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp', DROVER_DEMO_REPORT: join(reportDir, 'report.json') },
-      timeoutMs: 170_000,
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp', DROVER_DEMO_REPORT: join(reportDir, 'report.json'), ...services },
+      timeoutMs: 260_000,
     });
     workDir = /working directory (\S+)/.exec(result.stdout)?.[1] ?? '';
     report = JSON.parse(await readFile(join(reportDir, 'report.json'), 'utf8').catch(() => '{}')) as DemoReport;
-  }, 180_000);
+  }, 270_000);
 
   afterAll(async () => {
     if (reportDir !== undefined) await rm(reportDir, { recursive: true, force: true });
@@ -176,6 +185,12 @@ describe('npm run demo', () => {
       expect(report.audit.map((r) => r.seq)).toEqual(report.audit.map((_, i) => i + 1));
       expect(report.expectations.length).toBeGreaterThan(15);
       expect(report.expectations.filter((e) => !e.ok)).toEqual([]);
+    });
+
+    it('spreads the hosts across the replicas, when there are several', () => {
+      const replicas = args.length === 0 ? 1 : Number(args[1]);
+      expect(report.replicas).toHaveLength(replicas);
+      expect(new Set(report.hosts.map((h) => h.manager))).toEqual(new Set(report.replicas));
     });
   });
 });

@@ -6,6 +6,9 @@ import { limits as protocolLimits } from '@drover/protocol/internal';
  * token and URL lifetimes, the shutdown grace period.
  */
 export const managerLimits = {
+  // The command channel (decision 0041): check-ins held waiting for a command, per manager.
+  channelMaxHeld: 20_000,
+  channelMaxWaitSeconds: 55, // under the 60 s idle timeout of most proxies and load balancers
   // Request bodies: a peer never makes the manager buffer more than this before validation.
   enrollBodyMaxBytes: 64 * 1024, // bytes: an enrollment (the inventory is the big part)
   checkinBodyMaxBytes: 256 * 1024, // bytes: a check-in with 64 results and an inventory

@@ -20,6 +20,10 @@ export interface ManagerSettings {
   routePrefix: string;
   /** Hand out presigned download URLs in update commands (for a CDN in front of the manager). */
   presignDownloads: boolean;
+  /** Check-ins held at once waiting for a command (the command channel, decision 0041); 0: no channel. */
+  channelMaxHeld: number;
+  /** The longest a check-in is held, in seconds, whatever it asks (under a proxy's idle timeout). */
+  channelMaxWaitSeconds: number;
 }
 
 /** Everything the manager's operations work with; built once by `openManagerCore`. */

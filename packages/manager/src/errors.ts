@@ -66,6 +66,7 @@ export const managerRequestErrorCodes = [
   'PUSH_URL_INVALID',
   'LEASE_BUSY',
   'LEASE_LOST',
+  'CHANNEL_FULL',
   'AGENT_IMPORT_CONFLICT',
   // the artifact store (an S3 bucket): what /readyz and an upload answer while it cannot be used
   'BLOB_STORE_UNREACHABLE',

@@ -4,7 +4,10 @@
 // second pool, as a second replica would have. Then what only PostgreSQL has: migrations under an
 // advisory lock, a bad password that no error repeats, an unreachable server.
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectRejection } from '../../../test/helpers/expect-error.js';
@@ -235,4 +238,37 @@ describe.skipIf(skip)('PostgresStore', () => {
       await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
     }
   });
+
+  it('leases: a replica that stalls holding the lease loses it within about 10 s, and its write after waking is refused', async () => {
+    const schema = await freshSchema();
+    const store = await PostgresStore.open({ url, schema, poolSize: 2 });
+    const holder = spawn(process.execPath, [fileURLToPath(new URL('../../../test/fixtures/lease-holder.mjs', import.meta.url)), url, schema], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: holder.stdout })[Symbol.asyncIterator]();
+    const next = async (): Promise<Record<string, unknown>> => JSON.parse(String((await lines.next()).value)) as Record<string, unknown>;
+    try {
+      const { token } = await next();
+      expect(token).toBe(1);
+      expect(await store.lease('rollouts', { wait: false, holder: 'b' })).toBeUndefined();
+      // Stalled: no heartbeat, its session idle; the server ends it, and the lease is free.
+      holder.kill('SIGSTOP');
+      const stalledAt = Date.now();
+      let taken: Awaited<ReturnType<PostgresStore['lease']>>;
+      do {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        taken = await store.lease('rollouts', { wait: false, holder: 'b' });
+      } while (taken === undefined && Date.now() - stalledAt < 20_000);
+      expect(taken?.token).toBe(2);
+      expect(Date.now() - stalledAt).toBeLessThan(15_000);
+      // Awake again, it tries the write it was about to make: refused, nothing written.
+      holder.kill('SIGCONT');
+      holder.stdin.write('write\n');
+      expect(await next()).toEqual({ code: 'LEASE_LOST' });
+      expect((await adminPool().query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.audit_outbox`)).rows[0]?.n).toBe(0);
+      await taken?.release();
+    } finally {
+      holder.kill('SIGKILL');
+      await store.close();
+      await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  }, 40_000);
 });

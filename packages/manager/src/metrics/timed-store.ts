@@ -4,9 +4,10 @@ import type { ManagerMetrics } from './manager-metrics.js';
 
 /**
  * The store, timed: each Store method's latency goes to `drover_store_query_seconds` under the
- * method's name, without touching a query. Two methods also feed counters once they commit: the
- * audit records `completeAuditOutbox` moved into the log, and the rollout events `writeRollout`
- * wrote. Methods run on the store itself (`this` is the store), so its private fields work.
+ * method's name, without touching a query. Three methods also feed counters once they commit:
+ * the audit records `completeAuditOutbox` moved into the log (`chainAuditOutbox` into the
+ * database's chain), and the rollout events `writeRollout` wrote. Methods run on the store itself
+ * (`this` is the store), so its private fields work.
  */
 export function timedStore(store: Store, metrics: ManagerMetrics): Store {
   // By the method itself, not its name: a method replaced on the store (a test's fault) is timed as the new one.
@@ -37,6 +38,7 @@ export function timedStore(store: Store, metrics: ManagerMetrics): Store {
           (settled: unknown) => {
             end({ result: 'ok' });
             if (operation === 'completeAuditOutbox') metrics.auditAppends.inc((args[0] as readonly number[]).length);
+            else if (operation === 'chainAuditOutbox') metrics.auditAppends.inc(settled as number);
             else if (operation === 'writeRollout') metrics.recordRolloutEvents((args[0] as RolloutWrite).events ?? []);
             else if (operation === 'createDeployment') metrics.recordRolloutEvents((settled as { ok: boolean }).ok ? ((args[2] as RolloutWrite['events']) ?? []) : []);
             return settled;

@@ -102,6 +102,8 @@ export class RolloutEngine {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #stopped = false;
+  #ticking = false;
+  #poked = false;
   #fence: LeaseFence | undefined;
   readonly #holder = `${hostname()}:${process.pid}`;
 
@@ -123,19 +125,38 @@ export class RolloutEngine {
   start(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
-    const loop = (): void => {
-      this.#timer = setTimeout(() => {
-        void this.tick()
-          .catch((error: unknown) => {
-            this.#ctx.logger.error({ event: 'rollout.tick_failed', err: error }, 'a rollout tick failed; the next one retries');
-          })
-          .finally(() => {
-            if (this.#running) loop();
-          });
-      }, this.#tickMs);
-      this.#timer.unref();
-    };
-    loop();
+    this.#schedule(this.#tickMs);
+  }
+
+  /**
+   * Ticks now rather than at the next interval: something the engine decides on happened (a
+   * result arrived). Coalesced: one tick for any number of pokes meanwhile.
+   */
+  poke(): void {
+    if (!this.#running) return;
+    if (this.#ticking) {
+      this.#poked = true;
+      return;
+    }
+    this.#schedule(0);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#ticking = true;
+      this.#poked = false;
+      void this.tick()
+        .catch((error: unknown) => {
+          this.#ctx.logger.error({ event: 'rollout.tick_failed', err: error }, 'a rollout tick failed; the next one retries');
+        })
+        .finally(() => {
+          this.#ticking = false;
+          if (this.#running) this.#schedule(this.#poked ? 0 : this.#tickMs);
+        });
+    }, ms);
+    this.#timer.unref();
   }
 
   /** Stops the loop and waits for the step under way. */

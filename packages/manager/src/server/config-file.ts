@@ -62,6 +62,8 @@ export const ManagerConfigSchema = Type.Object(
         routePrefix: Type.Optional(Type.String({ maxLength: 256, pattern: '^(/[A-Za-z0-9._~-]+)*/?$' })),
         presignDownloads: Type.Optional(Type.Boolean()),
         rolloutTickMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, description: 'Milliseconds between two rollout engine ticks (default 1000).' })),
+        channelMaxHeld: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Check-ins held at once waiting for a command (the command channel; default 20000; 0: no channel). Beyond, a check-in that asks to wait gets 503 CHANNEL_FULL with Retry-After.' })),
+        channelMaxWaitSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 300, description: 'The longest a check-in is held, in seconds (default 55: under the idle timeout of most proxies).' })),
         rollout: Type.Optional(RolloutOptionsSchema),
       },
       { additionalProperties: false },

@@ -27,6 +27,8 @@ import { AUDIT_HEAD_META_KEY } from '../audit/trail.js';
 import type { AuditSignerWithKey } from '../audit/log.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { checkIn } from '../agents/check-in.js';
+import { CommandSignals } from '../agents/command-signals.js';
+import type { HoldEnd } from '../agents/command-signals.js';
 import type { CheckinHeaders, CheckinOutcome } from '../agents/check-in.js';
 import { managerLimits } from '../config.js';
 import { systemActor } from '../context.js';
@@ -164,6 +166,9 @@ export class ManagerCore {
   readonly #ownedBlobs: S3BlobStore | undefined;
   // Token sessions of keys this core opened from pkcs11: URIs, ended at close.
   readonly #closeKeys: (() => void)[];
+  /** Check-ins held for their commands (the command channel, decision 0041). */
+  readonly commandSignals: CommandSignals;
+  readonly #unwatchCommands: () => void;
   #closing = false;
   #closed: Promise<void> | undefined;
 
@@ -180,6 +185,14 @@ export class ManagerCore {
     this.#ownedBlobs = options.ownedBlobs;
     this.#closeKeys = options.closeKeys ?? [];
     this.rollouts = new RolloutEngine(context, options.rollout);
+    this.commandSignals = new CommandSignals(context.settings.channelMaxHeld);
+    this.#unwatchCommands =
+      context.settings.channelMaxHeld > 0
+        ? context.store.watchCommands((agentIds) => {
+            if (agentIds === 'all') this.commandSignals.wakeAll();
+            else this.commandSignals.notify(agentIds);
+          })
+        : () => undefined;
     // Resumes any rollout a previous run left open: its state and timers are all in the store.
     if (options.rollout?.autoStart !== false) this.rollouts.start();
   }
@@ -286,6 +299,8 @@ export class ManagerCore {
     const outcome = await checkIn(this.context, agent, headers, body);
     // Accepted: every result in it was recorded (a refused one throws), and these commands go out.
     this.metrics.recordCheckin(body, outcome.body.commands.length);
+    // A result may let the rollout move on (the next target, a phase's gate): not at the next tick, now.
+    if (body.results.length > 0) this.rollouts.poke();
     const at = this.context.now().getTime();
     for (const result of body.results) {
       if (result.outcome !== 'succeeded') continue;
@@ -373,14 +388,26 @@ export class ManagerCore {
     if (problem !== undefined) throw new ManagerError('AUDIT_UNAVAILABLE', `Audit records wait in the store: the audit log cannot be written (${problem}). Check the disk holding the audit log.`);
   }
 
-  /** Marks the manager closing (new requests get 503) without closing anything yet. */
+  /** Marks the manager closing (new requests get 503) without closing anything yet; held check-ins are answered. */
   beginShutdown(): void {
     this.#closing = true;
+    this.commandSignals.close();
+  }
+
+  /**
+   * Holds a check-in that got no command for up to `seconds` (capped by channelMaxWaitSeconds)
+   * until a command for its agent may be waiting; undefined when the channel is full or off.
+   */
+  holdForCommands(agentId: string, seconds: number, until: AbortSignal): Promise<HoldEnd> | undefined {
+    if (this.#closing) return undefined;
+    return this.commandSignals.hold(agentId, Math.min(seconds, this.context.settings.channelMaxWaitSeconds) * 1000, until);
   }
 
   /** Audits the stop, closes the audit log and (if it opened it) the store. Idempotent. */
   close(): Promise<void> {
     this.#closing = true;
+    this.commandSignals.close();
+    this.#unwatchCommands();
     this.#closed ??= (async () => {
       await this.rollouts.stop();
       try {
@@ -492,6 +519,8 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
       defaultChannel: options.settings?.defaultChannel ?? 'stable',
       routePrefix: (options.settings?.routePrefix ?? '').replace(/\/+$/, ''),
       presignDownloads: options.settings?.presignDownloads ?? false,
+      channelMaxHeld: options.settings?.channelMaxHeld ?? managerLimits.channelMaxHeld,
+      channelMaxWaitSeconds: options.settings?.channelMaxWaitSeconds ?? managerLimits.channelMaxWaitSeconds,
     };
     const context: ManagerContext = {
       store,

@@ -178,6 +178,14 @@ export interface Store {
   /** Events after `afterSeq`, oldest first; with `latest`, the last `limit` events instead (still oldest first). */
   listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options?: { latest?: boolean }): Promise<DeploymentEventRecord[]>;
 
+  /**
+   * Calls `listener` with the agents given a command, once the transaction writing it committed,
+   * whichever manager sharing the store wrote it ('all': notices may have been missed, look again
+   * for everyone). A hint for the command channel (decision 0041), never the commands themselves.
+   * Answers the function that stops the calls.
+   */
+  watchCommands(listener: (agentIds: readonly string[] | 'all') => void): () => void;
+
   // Leases (decision 0038)
   /**
    * Takes the lease `name`, held until `release()`: one manager at a time among those sharing the

@@ -102,6 +102,9 @@ export const CheckinHeadersSchema = Type.Object(
     [wireHeaders.agentVersion]: VersionSchema,
     [wireHeaders.daemonVersion]: VersionSchema,
     [wireHeaders.updateNonce]: Type.Optional(NonceTokenSchema),
+    [wireHeaders.wait]: Type.Optional(
+      Type.String({ pattern: '^[1-9][0-9]{0,3}$', description: 'Hold this check-in up to this many seconds (1-9999; the manager caps it) while there is no command for the agent: the command channel (decision 0041).' }),
+    ),
   },
   { $id: 'CheckinHeaders', description: 'Headers of a check-in (other headers may be present).' },
 );

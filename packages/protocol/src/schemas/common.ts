@@ -93,6 +93,12 @@ export const wireHeaders = {
   updateNonce: 'x-update-nonce',
   /** On a 503 from a busy agent: seconds to wait before asking again. */
   retryAfter: 'retry-after',
+  /**
+   * The command channel (decision 0041). On a check-in: the seconds the daemon lets the manager hold
+   * it when there is no command yet (long poll). On the answer: the seconds the manager held it,
+   * present only when the manager holds check-ins (the daemon then checks in again at once).
+   */
+  wait: 'x-drover-wait',
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -4,8 +4,12 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { managerLimits } from '../../config.js';
+import { ManagerError } from '../../errors.js';
 import type { ManagerCore } from '../../server/core.js';
 import type { AgentIdentity } from '../../store/records.js';
+
+// What a 503 CHANNEL_FULL asks the daemon to wait before holding a check-in again.
+const CHANNEL_RETRY_SECONDS = 30;
 
 const CredentialHeadersSchema = Type.Object({ [wireHeaders.machineId]: MachineIdSchema });
 
@@ -45,11 +49,32 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (ap
       const agent = authenticated.get(request);
       if (agent === undefined) throw new Error('check-in reached its handler unauthenticated');
       const headers = request.headers;
-      const outcome = await core.checkIn(
-        agent,
-        { machineId: headers[wireHeaders.machineId], agentVersion: headers[wireHeaders.agentVersion], daemonVersion: headers[wireHeaders.daemonVersion] },
-        request.body,
-      );
+      const checkin = { machineId: headers[wireHeaders.machineId], agentVersion: headers[wireHeaders.agentVersion], daemonVersion: headers[wireHeaders.daemonVersion] };
+      const wait = headers[wireHeaders.wait] === undefined ? undefined : Number(headers[wireHeaders.wait]);
+      const channel = wait !== undefined && core.context.settings.channelMaxHeld > 0;
+      // The channel is full: refused before anything is recorded, so the daemon checks in again,
+      // without waiting, after Retry-After (decision 0041).
+      if (channel && core.commandSignals.full && !core.closing) {
+        void reply.header(wireHeaders.retryAfter, String(CHANNEL_RETRY_SECONDS));
+        throw new ManagerError('CHANNEL_FULL', `This manager holds ${core.commandSignals.maxHeld} check-ins already: check in without ${wireHeaders.wait} until Retry-After has passed.`);
+      }
+      let outcome = await core.checkIn(agent, checkin, request.body);
+      if (channel && outcome.status === 200 && outcome.body.commands.length === 0) {
+        // No command yet: held until one may be waiting, the wait ends, or the host goes away.
+        const gone = new AbortController();
+        const onClose = (): void => {
+          gone.abort();
+        };
+        reply.raw.once('close', onClose);
+        const started = Date.now();
+        const held = core.holdForCommands(agent.id, wait, gone.signal);
+        if (held !== undefined) {
+          const end = await held;
+          reply.raw.off('close', onClose);
+          if (end === 'signalled') outcome = await core.checkIn(agent, checkin, { ...request.body, acks: [], results: [] });
+          reply.header(wireHeaders.wait, String(Math.round((Date.now() - started) / 1000)));
+        } else reply.raw.off('close', onClose);
+      }
       return reply.code(outcome.status).header('cache-control', 'no-store').send(outcome.body);
     },
   );

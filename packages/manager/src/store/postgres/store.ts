@@ -60,6 +60,10 @@ const DEPLOYMENT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drov
 const LEASE_IDLE_MS = 10_000;
 const LEASE_HEARTBEAT_MS = 2_000;
 const LEASE_WAIT_MS = 15_000;
+// The command channel's notices (decision 0041).
+const COMMAND_CHANNEL = 'drover_commands';
+const COMMAND_NOTICE_IDS = 200;
+const LISTEN_RETRY_MS = 1000;
 const AUDIT_CHAIN_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover.audit-chain', 0))";
 const LEASE_KEY_SQL = "hashtextextended('drover.lease:' || $1, 0)";
 
@@ -90,6 +94,12 @@ export class PostgresStore implements Store {
   #livenessWrite: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #leases = new Set<() => Promise<void>>();
+  // Agents given a command in each open transaction: NOTIFY'd with it, delivered at its commit.
+  readonly #notifyFor = new WeakMap<PoolClient, string[]>();
+  readonly #commandWatchers = new Set<(agentIds: readonly string[] | 'all') => void>();
+  #listener: PoolClient | undefined;
+  #listening = false;
+  #listenRetry: NodeJS.Timeout | undefined;
 
   private constructor(options: PostgresStoreOptions) {
     this.where = redactDatabaseUrl(options.url);
@@ -195,7 +205,9 @@ export class PostgresStore implements Store {
       let committing = false;
       try {
         await client.query('BEGIN');
+        this.#notifyFor.delete(client);
         const result = await fn(client);
+        await this.#notifyCommands(client);
         committing = true;
         await client.query('COMMIT');
         client.off('error', ignore);
@@ -267,6 +279,8 @@ export class PostgresStore implements Store {
     this.#liveness.flush();
     await this.#livenessWrite;
     this.#closed = true;
+    this.#commandWatchers.clear();
+    this.#unlisten();
     // A lease still held would keep its connection out of the pool, and the pool from ending.
     await Promise.all([...this.#leases].map((release) => release()));
     await this.#pool.end();
@@ -499,6 +513,10 @@ export class PostgresStore implements Store {
   }
 
   async #insertCommand(db: Queryable, command: records.NewCommand, nonce: records.NewNonce | undefined): Promise<void> {
+    // Told to every manager sharing the database when the transaction commits (the command channel).
+    const notify = this.#notifyFor.get(db as PoolClient);
+    if (notify === undefined) this.#notifyFor.set(db as PoolClient, [command.agentId]);
+    else notify.push(command.agentId);
     await db.query('INSERT INTO commands (id, agent_id, type, deployment_id, nonce_id, body_json, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
       command.id, command.agentId, command.type, command.deploymentId ?? null, nonce?.id ?? null, JSON.stringify(command.body), command.createdAt.getTime(),
     ]);
@@ -743,6 +761,98 @@ export class PostgresStore implements Store {
     return this.#read((db) => rollouts.events(db, deploymentId, afterSeq, limit, options.latest ?? false));
   }
 
+  // -- the command channel's notices (decision 0041): NOTIFY in the transaction that writes
+  // commands, one LISTEN connection per store while someone watches.
+
+  async #notifyCommands(client: PoolClient): Promise<void> {
+    const agentIds = this.#notifyFor.get(client);
+    this.#notifyFor.delete(client);
+    if (agentIds === undefined || agentIds.length === 0) return;
+    const unique = [...new Set(agentIds)];
+    // A payload is at most 8000 bytes: agent ids go in chunks well under it.
+    for (let i = 0; i < unique.length; i += COMMAND_NOTICE_IDS) {
+      await client.query('SELECT pg_notify($1, $2)', [COMMAND_CHANNEL, JSON.stringify(unique.slice(i, i + COMMAND_NOTICE_IDS))]);
+    }
+  }
+
+  watchCommands(listener: (agentIds: readonly string[] | 'all') => void): () => void {
+    this.#commandWatchers.add(listener);
+    if (!this.#listening) {
+      this.#listening = true;
+      void this.#listen();
+    }
+    return () => {
+      this.#commandWatchers.delete(listener);
+      if (this.#commandWatchers.size === 0) this.#unlisten();
+    };
+  }
+
+  #emit(agentIds: readonly string[] | 'all'): void {
+    for (const listener of [...this.#commandWatchers]) listener(agentIds);
+  }
+
+  async #listen(): Promise<void> {
+    if (this.#closed || this.#commandWatchers.size === 0) return;
+    let client: PoolClient | undefined;
+    try {
+      client = await this.#pool.connect();
+      const held = client;
+      // Closed or unwatched meanwhile: a connection kept now would hold the pool open.
+      if (this.#closed || this.#commandWatchers.size === 0) {
+        held.release(true);
+        return;
+      }
+      this.#listener = held;
+      held.on('notification', (message) => {
+        if (message.channel !== COMMAND_CHANNEL || message.payload === undefined) return;
+        try {
+          const ids: unknown = JSON.parse(message.payload);
+          if (Array.isArray(ids)) this.#emit(ids.filter((id): id is string => typeof id === 'string'));
+        } catch {
+          this.#emit('all');
+        }
+      });
+      held.on('error', () => {
+        this.#relisten(held);
+      });
+      held.on('end', () => {
+        this.#relisten(held);
+      });
+      await held.query(`LISTEN ${COMMAND_CHANNEL}`);
+      // Notices sent before LISTEN took effect are lost: whoever waits looks again.
+      this.#emit('all');
+    } catch {
+      if (client !== undefined) this.#relisten(client);
+      else this.#scheduleListen();
+    }
+  }
+
+  // The LISTEN connection failed: destroyed, and made again in a moment; waiters look again then.
+  #relisten(client: PoolClient): void {
+    if (this.#listener !== client) return;
+    this.#listener = undefined;
+    client.release(true);
+    this.#scheduleListen();
+  }
+
+  #scheduleListen(): void {
+    if (this.#closed || this.#commandWatchers.size === 0 || this.#listenRetry !== undefined) return;
+    this.#listenRetry = setTimeout(() => {
+      this.#listenRetry = undefined;
+      void this.#listen();
+    }, LISTEN_RETRY_MS);
+    this.#listenRetry.unref();
+  }
+
+  #unlisten(): void {
+    clearTimeout(this.#listenRetry);
+    this.#listenRetry = undefined;
+    const client = this.#listener;
+    this.#listener = undefined;
+    this.#listening = false;
+    if (client !== undefined) client.release(true);
+  }
+
   // -- leases
 
   async lease(name: string, options: records.LeaseOptions): Promise<records.Lease | undefined> {
@@ -767,7 +877,12 @@ export class PostgresStore implements Store {
     const waitMs = Math.max(0, Math.trunc(options.waitMs ?? LEASE_WAIT_MS));
     let token: number;
     try {
-      await client.query(`SET idle_session_timeout = ${LEASE_IDLE_MS}; SET statement_timeout = ${waitMs + 1000}; SET lock_timeout = ${waitMs}`);
+      await client.query(`SET statement_timeout = ${waitMs + 1000}; SET lock_timeout = ${waitMs}`);
+      // PostgreSQL 14 and later: a stalled holder's session is ended. On 13 the setting does not
+      // exist (42704): a stalled holder keeps the lease until its connection dies (decision 0038).
+      await client.query(`SET idle_session_timeout = ${LEASE_IDLE_MS}`).catch((error: unknown) => {
+        if ((error as { code?: unknown }).code !== '42704') throw error;
+      });
       if (options.wait) {
         await client.query({ text: `SELECT pg_advisory_lock(${LEASE_KEY_SQL})`, values: [name], query_timeout: waitMs + 2000 } as { text: string; values: unknown[] });
       } else {

@@ -165,6 +165,9 @@ export class SqliteStore implements Store {
   readonly #r: SqliteRollouts;
   #closed = false;
   readonly #leaseTokens = new Map<string, number>();
+  // Agents given a command in the transaction under way, and who hears of them once it commits.
+  #commandsFor: string[] = [];
+  readonly #commandWatchers = new Set<(agentIds: readonly string[] | 'all') => void>();
   readonly #liveness: LivenessBuffer<LivenessParams>;
 
   private constructor(path: string, db: Database.Database) {
@@ -217,11 +220,24 @@ export class SqliteStore implements Store {
   #durable<T>(fn: () => T): T {
     this.#open();
     this.#db.pragma('synchronous = FULL');
+    this.#commandsFor = [];
     try {
-      return this.#db.transaction(fn).immediate();
+      const result = this.#db.transaction(fn).immediate();
+      // Committed: whoever waits for these agents' commands looks again (the command channel).
+      const agentIds = this.#commandsFor;
+      if (agentIds.length > 0) for (const listener of this.#commandWatchers) listener(agentIds);
+      return result;
     } finally {
+      this.#commandsFor = [];
       this.#db.pragma('synchronous = NORMAL');
     }
+  }
+
+  watchCommands(listener: (agentIds: readonly string[] | 'all') => void): () => void {
+    this.#commandWatchers.add(listener);
+    return () => {
+      this.#commandWatchers.delete(listener);
+    };
   }
 
   // Inside a transaction: the change's audit records go to the outbox with it.
@@ -442,6 +458,7 @@ export class SqliteStore implements Store {
   }
 
   #insertCommand(command: NewCommand, nonce: NewNonce | undefined): void {
+    this.#commandsFor.push(command.agentId);
     {
       this.#s.commandInsert.run(command.id, command.agentId, command.type, command.deploymentId ?? null, nonce?.id ?? null, JSON.stringify(command.body), command.createdAt.getTime());
       if (nonce !== undefined) {
