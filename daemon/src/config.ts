@@ -39,7 +39,8 @@ export const limits = {
   downloadStallTimeoutMs: 30_000, // ms without a byte before a download counts as stalled
   downloadMaxAttempts: 5, // attempts (the first and the resumptions) of one download
   downloadMaxDurationMs: 3_600_000, // ms: a download still running after this is abandoned (slow retrieval)
-  downloadWriteChunkBytes: 1024 * 1024, // bytes: largest write to the .part file
+  downloadWriteChunkBytes: 1024 * 1024, // bytes: largest write to the .part file; two buffers of it per download (update/part-writer.ts)
+  downloadSyncEveryBytes: 8 * 1024 * 1024, // bytes written between two background fdatasync(2) of the .part, so the final fsync has little left
   downloadMaxRedirects: 3, // redirects one download request follows (the manager's 307 to an object store's presigned URL)
 
   // Agent supervision (agent/supervisor.ts)
@@ -50,7 +51,8 @@ export const limits = {
   agentLogLineMaxBytes: 16 * 1024, // bytes: longer agent output lines are cut
 
   // The update state machine (update/machine.ts, update/deadlines.ts)
-  healthPollIntervalMs: 250, // ms between two health probes during a health check
+  healthPollIntervalMs: 250, // ms: the longest wait between two health probes during a health check
+  healthPollFirstMs: 50, // ms between probes of a new agent not listening yet; once it answers unhealthy, doubled per probe up to healthPollIntervalMs
   healthGraceMs: 10_000, // ms the new version must stay healthy before it is committed
   healthTimeoutMs: 60_000, // ms to become healthy at the target version, else roll back
   drainExitMarginMs: 10_000, // ms past the command's drainTimeoutSeconds for the agent to exit after a 200

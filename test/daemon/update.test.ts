@@ -1,4 +1,4 @@
-import { readFile, readdir, readlink } from 'node:fs/promises';
+import { readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FakeManager } from '../fakes/fake-manager.js';
@@ -35,11 +35,14 @@ describe('droverd updates the agent', () => {
   }
 
   it('takes v1 to v2: download, verify, stage, drain, swap, start, health check, commit; config untouched', async () => {
-    const { host, configBefore, droverdJsonBefore } = await bootHost();
+    const { host, daemon, configBefore, droverdJsonBefore } = await bootHost();
     const v2 = await agentArtifact('2.0.0');
     const { commandId, nonce } = manager.queueUpdate({ version: '2.0.0', bytes: v2 });
     const result = await manager.waitForResult(commandId);
     expect(result).toMatchObject({ outcome: 'succeeded', nonce });
+    // Verified as it was written (no second pass over the file), and the health gate's figures logged.
+    expect(daemon.lines.find((line) => line.event === 'artifact.verified')).toMatchObject({ hashedWhileWritten: true });
+    expect(daemon.lines.find((line) => line.event === 'update.health_passed')).toMatchObject({ firstHealthyMs: expect.any(Number) as number, probes: expect.any(Number) as number });
     await waitForAgent(host, '2.0.0');
     const info = (await agentGet(host, '/info')) as { version: string; configHash: string | null };
     expect(info.version).toBe('2.0.0');
@@ -135,6 +138,33 @@ describe('droverd updates the agent', () => {
     expect(result).toMatchObject({ outcome: 'failed', detail: { code: 'DEFERRAL_WINDOW_EXPIRED' } });
     expect((manager.resultAt.get(`${commandId}:failed`) ?? 0) - Date.parse(firstDeferredAt)).toBeLessThan(12_000 + 3_000);
     await waitForAgent(host, '1.0.0');
+  }, 60_000);
+
+  it('droverd killed once the download is journaled, a byte of the .part then altered: the restarted droverd hashes the file again and refuses it (ARTIFACT_DIGEST_MISMATCH)', async () => {
+    manager = await FakeManager.start();
+    const host = await createHost(manager);
+    await installAgent(host, manager, '1.0.0', await agentArtifact('1.0.0'));
+    const entry = { host, daemons: [] as DaemonProcess[], manager };
+    hosts.push(entry);
+    // The first droverd verifies the file as it writes it, then is killed right after the journal
+    // records `downloaded`: what it knew of the file dies with it.
+    const first = new DaemonProcess(host, { DROVER_FAILPOINT: 'downloaded' });
+    entry.daemons.push(first);
+    await manager.waitFor(() => (manager.checkins.length > 0 ? true : undefined), 15_000, 'a first check-in');
+    const { commandId, nonce } = manager.queueUpdate({ version: '2.0.0', bytes: await agentArtifact('2.0.0') });
+    expect((await first.exited).signal).toBe('SIGKILL');
+    expect(first.lines.some((line) => line.event === 'download.done')).toBe(true);
+    const part = join(host.stateDir, 'staging', `${commandId}.part`);
+    const altered = await readFile(part);
+    altered[100] = (altered[100] ?? 0) ^ 1;
+    await writeFile(part, altered);
+    const second = new DaemonProcess(host);
+    entry.daemons.push(second);
+    const result = await manager.waitForResult(commandId, ['succeeded', 'failed', 'rolled_back', 'rejected'], 30_000);
+    expect(result).toMatchObject({ outcome: 'rejected', detail: { code: 'ARTIFACT_DIGEST_MISMATCH' }, nonce });
+    await waitForAgent(host, '1.0.0');
+    expect((await releaseTree(host)).some((path) => path.startsWith('2.0.0'))).toBe(false);
+    expect(await readdir(join(host.stateDir, 'staging')).catch(() => [])).toEqual([]);
   }, 60_000);
 
   for (const [name, options, code] of [

@@ -10,8 +10,9 @@ import { runInNewContext } from 'node:vm';
 import { ReleaseError } from '@drover/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectRejection } from '../../../test/helpers/expect-error.js';
+import { limits } from '../config.js';
 import { DaemonError } from '../errors.js';
-import { downloadArtifact } from './download.js';
+import { downloadArtifact, partIdentity, samePart } from './download.js';
 import type { DownloadInput } from './download.js';
 import { HttpClient } from '@drover/http';
 import { silentLogger } from '../logger.js';
@@ -69,8 +70,8 @@ describe('downloadArtifact', () => {
   });
 
   /** Sends the first `n` bytes, then cuts the connection once the client has them in its .part file: it must resume from exactly there. */
-  const cutAfter = (res: ServerResponse, n: number): void => {
-    res.write(bytes.subarray(0, n), () => {
+  const cutAfter = (res: ServerResponse, n: number, body: Buffer = bytes): void => {
+    res.write(body.subarray(0, n), () => {
       void (async () => {
         while (!res.destroyed && (await stat(join(dir, 'x.part')).catch(() => undefined))?.size !== n) await new Promise((resolve) => setTimeout(resolve, 5));
         res.socket?.destroy();
@@ -213,6 +214,78 @@ describe('downloadArtifact', () => {
     // /dev/full takes the open and fails every write with ENOSPC, as a full disk does.
     await expect(downloadArtifact(input(url, { partPath: '/dev/full', maxAttempts: 3 }))).rejects.toMatchObject({ code: 'ENOSPC' });
     expect(ranges).toEqual([undefined]);
+  });
+
+  // Issue 16: the download is verified as it is written, with no second pass over the file. These
+  // pin down that the digest covers exactly the bytes the .part holds: across the two write buffers,
+  // the background fdatasyncs and a resume.
+  describe('verifies exactly the bytes it writes', () => {
+    // Past both write buffers and the first background fdatasync, and not a multiple of either.
+    const big = Buffer.from(Array.from({ length: limits.downloadSyncEveryBytes + 2 * limits.downloadWriteChunkBytes + 12_345 }, (_, i) => (i * 31 + (i >> 13)) % 256));
+    const bigFile = { size: big.length, sha256: createHash('sha256').update(big).digest('hex') };
+    const serveBig = (body: Buffer, cutAt?: number): Promise<URL> => {
+      let cut = cutAt;
+      return serve((req, res) => {
+        const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+        if (start > 0) res.writeHead(206, { 'content-length': String(body.length - start), 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` });
+        else res.writeHead(200, { 'content-length': String(body.length) });
+        if (cut === undefined) {
+          res.end(body.subarray(start));
+          return;
+        }
+        cutAfter(res, cut, body);
+        cut = undefined;
+      });
+    };
+
+    it('a large artifact arrives whole, and the outcome names the very file that was verified', async () => {
+      const url = await serveBig(big);
+      const outcome = await downloadArtifact(input(url, { file: bigFile }));
+      expect(outcome).toMatchObject({ bytes: big.length, attempts: 1, resumedFrom: [] });
+      expect((await readFile(join(dir, 'x.part'))).equals(big)).toBe(true);
+      expect(samePart(outcome.part, await partIdentity(join(dir, 'x.part')))).toBe(true);
+      // Any later write to the file changes what the machine compares before it skips the second hash.
+      await writeFile(join(dir, 'x.part'), big);
+      expect(samePart(outcome.part, await partIdentity(join(dir, 'x.part')))).toBe(false);
+    });
+
+    it('a byte flipped past the first buffers and the first fdatasync is refused, and the .part removed (ARTIFACT_DIGEST_MISMATCH)', async () => {
+      const flipped = Buffer.from(big);
+      const at = big.length - 1000;
+      flipped[at] = (flipped[at] ?? 0) ^ 0x80;
+      const url = await serveBig(flipped);
+      await expectRejection(downloadArtifact(input(url, { file: bigFile })), ReleaseError, 'ARTIFACT_DIGEST_MISMATCH');
+      await expect(stat(join(dir, 'x.part'))).rejects.toThrow();
+    });
+
+    it('a resume after a cut mid-buffer ends with the whole file verified, prefix included', async () => {
+      const cutAt = limits.downloadWriteChunkBytes + 777;
+      const url = await serveBig(big, cutAt);
+      const outcome = await downloadArtifact(input(url, { file: bigFile, stallTimeoutMs: 5_000 }));
+      expect(outcome.resumedFrom).toEqual([cutAt]);
+      expect(ranges).toEqual([undefined, `bytes=${cutAt}-`]);
+      expect((await readFile(join(dir, 'x.part'))).equals(big)).toBe(true);
+      expect(samePart(outcome.part, await partIdentity(join(dir, 'x.part')))).toBe(true);
+    });
+
+    it('a resume hashes the prefix on disk again: one altered on disk is refused though every byte sent is right (ARTIFACT_DIGEST_MISMATCH)', async () => {
+      const prefix = Buffer.from(big.subarray(0, 3 * limits.downloadWriteChunkBytes + 5));
+      prefix[4242] = (prefix[4242] ?? 0) ^ 1;
+      await writeFile(join(dir, 'x.part'), prefix);
+      const url = await serveBig(big);
+      await expectRejection(downloadArtifact(input(url, { file: bigFile })), ReleaseError, 'ARTIFACT_DIGEST_MISMATCH');
+      expect(ranges).toEqual([`bytes=${prefix.length}-`]);
+      await expect(stat(join(dir, 'x.part'))).rejects.toThrow();
+    });
+
+    it('a complete .part left by an earlier run is hashed again, not trusted: a flipped byte is refused before any request', async () => {
+      const altered = Buffer.from(big);
+      altered[7] = (altered[7] ?? 0) ^ 1;
+      await writeFile(join(dir, 'x.part'), altered);
+      const url = await serveBig(big);
+      await expectRejection(downloadArtifact(input(url, { file: bigFile })), ReleaseError, 'ARTIFACT_DIGEST_MISMATCH');
+      expect(ranges).toEqual([]);
+    });
   });
 
   it('fails on a 404 without retrying (DOWNLOAD_FAILED)', async () => {

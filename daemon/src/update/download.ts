@@ -1,4 +1,4 @@
-import { open, rm } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { HttpError, deadlineSignal, header, isRetryableStatus } from '@drover/http';
 import type { HttpClient, StreamResponse } from '@drover/http';
 import { ArtifactVerifier, ReleaseError } from '@drover/protocol';
@@ -8,10 +8,13 @@ import { DaemonError } from '../errors.js';
 import { isDiskError } from '../host/disk-errors.js';
 import type { Logger } from '../logger.js';
 import { boundedBackoff, sleep } from '../timing.js';
+import { PartWriter } from './part-writer.js';
 
 // Downloads an artifact into a private .part file, resumably: after a cut connection or a restart
 // of droverd it asks for the rest with `Range: bytes=<have>-` and goes on hashing from where it
-// was. Every byte is counted against the signed manifest's size as it arrives.
+// was. Every byte is counted against the signed manifest's size as it arrives, and hashed as it is
+// written (part-writer.ts), so the download ends verified: the size and SHA-256 are checked when the
+// last byte is on disk, not by reading the file again.
 
 /** One artifact download ({@link downloadArtifact}): where from, where to, and the size and digest it must match. */
 export interface DownloadInput {
@@ -35,6 +38,27 @@ export interface DownloadOutcome {
   attempts: number;
   /** Offsets requests were resumed from (empty: one straight download). */
   resumedFrom: number[];
+  /** The .part file whose every byte was hashed and found right, as it was once fsynced. */
+  part: PartIdentity;
+}
+
+/** Which file a .part was when it was verified: the same inode, size and modification time mean the same file, untouched since. */
+export interface PartIdentity {
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+}
+
+/** The identity of the file at `path` now ({@link PartIdentity}). */
+export async function partIdentity(path: string): Promise<PartIdentity> {
+  const stats = await stat(path, { bigint: true });
+  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeNs: stats.mtimeNs };
+}
+
+/** True when both name the same file with the same size and modification time. */
+export function samePart(a: PartIdentity, b: PartIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
 }
 
 const STALL_CODES = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
@@ -83,8 +107,8 @@ export async function downloadArtifact(input: DownloadInput): Promise<DownloadOu
     // slow retrieval: the whole download has a deadline, not only each read.
     const deadline = deadlineSignal(remainingMs, input.signal, 'The download');
     try {
-      const done = await downloadOnce(input, deadline.signal, resumedFrom);
-      if (done) return { bytes: file.size, attempts: attempt, resumedFrom };
+      const part = await downloadOnce(input, deadline.signal, resumedFrom);
+      if (part !== undefined) return { bytes: file.size, attempts: attempt, resumedFrom, part };
       lastError = undefined;
     } catch (error) {
       if (input.signal.aborted) throw error;
@@ -153,20 +177,23 @@ async function followRedirects(input: DownloadInput, first: Record<string, strin
   }
 }
 
-/** One request; true when the file is complete and verified, false to try again. */
-async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFrom: number[]): Promise<boolean> {
+/** One request; the verified file's identity when it is complete and verified, undefined to try again. */
+async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFrom: number[]): Promise<PartIdentity | undefined> {
   const { file } = input;
   let have = await partSize(input.partPath);
   if (have > file.size) {
     await rm(input.partPath, { force: true });
     have = 0;
   }
-  // The hash continues from the bytes already on disk: read them back through one reused buffer.
+  // A resume hashes the bytes already on disk again (read back through one reused buffer) rather
+  // than persisting the hash's state between runs: node:crypto cannot export a SHA-256 midstate, a
+  // saved state would need its own integrity check, and reading the prefix again proves the hash
+  // covers exactly the bytes the file holds. It costs one read of the prefix, only on a resume.
   let verifier = new ArtifactVerifier(file);
   if (have > 0) for await (const chunk of readFileChunks(input.partPath, { limit: have })) verifier.update(chunk);
   if (have === file.size) {
     verifier.finish();
-    return true;
+    return partIdentity(input.partPath);
   }
 
   const headers: Record<string, string> = { ...input.headers, 'accept-encoding': 'identity' };
@@ -183,12 +210,12 @@ async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFr
     if (contentRangeStart(header(response.headers, 'content-range')) !== have) {
       await response.body.dump();
       await rm(input.partPath, { force: true });
-      return false;
+      return undefined;
     }
   } else if (response.status === 416) {
     await response.body.dump();
     await rm(input.partPath, { force: true });
-    return false;
+    return undefined;
   } else {
     await response.body.dump();
     if (isRetryableStatus(response.status)) throw Object.assign(new Error(`HTTP ${response.status} from the download server`), { code: `HTTP_${response.status}` });
@@ -203,30 +230,43 @@ async function downloadOnce(input: DownloadInput, signal: AbortSignal, resumedFr
   }
 
   const handle = await open(input.partPath, truncate ? 'w' : 'a', 0o600);
+  const writer = new PartWriter(handle, verifier, { bufferBytes: limits.downloadWriteChunkBytes, syncEveryBytes: limits.downloadSyncEveryBytes });
+  let identity: PartIdentity | undefined;
   try {
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      // endless data: the verifier refuses as soon as more than `size` bytes arrived (at size + 1),
-      // before anything past the size is written; the stream is then destroyed.
-      try {
-        verifier.update(chunk);
-      } catch (error) {
-        response.body.destroy();
-        throw error;
+    try {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        // endless data: the verifier refuses as soon as more than `size` bytes arrived (at size + 1),
+        // before anything past the size is written; the stream is then destroyed.
+        try {
+          await writer.write(chunk);
+        } catch (error) {
+          response.body.destroy();
+          throw error;
+        }
+        // Caught up with the network: write what is buffered unless a write is still running.
+        if (response.body.readableLength === 0) writer.flushIfIdle();
       }
-      for (let offset = 0; offset < chunk.length; offset += limits.downloadWriteChunkBytes) {
-        const piece = chunk.subarray(offset, offset + limits.downloadWriteChunkBytes);
-        await handle.write(piece);
-      }
+      // The whole response on disk and fsynced before the digest is judged.
+      await writer.finish(true);
+    } catch (error) {
+      // An interrupted request keeps what arrived and was hashed, for the resume (which hashes it
+      // again from the file); bytes refused by the verifier are never written, and the .part of a
+      // refused download is removed by the caller.
+      if (!(error instanceof ReleaseError)) await writer.finish(false).catch(() => undefined);
+      await writer.settle();
+      throw error;
     }
-    await handle.sync();
+    if (verifier.received < file.size) {
+      // The body ended early without an error (a server closing a chunked response): resume.
+      throw Object.assign(new Error(`The response ended at ${verifier.received} of ${file.size} bytes`), { code: 'SHORT_BODY' });
+    }
+    // endless data, tampering: exactly `size` bytes whose SHA-256 the signed manifest names.
+    verifier.finish();
+    const stats = await handle.stat({ bigint: true });
+    identity = { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeNs: stats.mtimeNs };
   } finally {
     await handle.close();
   }
-  if (verifier.received < file.size) {
-    // The body ended early without an error (a server closing a chunked response): resume.
-    throw Object.assign(new Error(`The response ended at ${verifier.received} of ${file.size} bytes`), { code: 'SHORT_BODY' });
-  }
-  verifier.finish();
-  return true;
+  return identity;
 }
 

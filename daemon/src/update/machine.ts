@@ -17,7 +17,8 @@ import type { ReleaseStore } from '../releases/store.js';
 import type { Settings } from '../settings.js';
 import { boundedBackoff, isAbortError, sleep } from '../timing.js';
 import { checkDeadline, checkDeferralWindow, deferredWaitMs } from './deadlines.js';
-import { downloadArtifact } from './download.js';
+import { downloadArtifact, partIdentity, samePart } from './download.js';
+import type { PartIdentity } from './download.js';
 import type { Failpoints } from './failpoints.js';
 import { passHealthGate } from './health-gate.js';
 import type { Journal, UpdateRecord } from './journal.js';
@@ -90,6 +91,9 @@ export class UpdateMachine {
   readonly #o: UpdateMachineOptions;
   readonly #logger: Logger;
   #retryAfterMs: number | undefined;
+  // The .part this process downloaded and verified while writing it (download.ts), by command id.
+  // In memory on purpose: after a restart nothing vouches for the file, and it is hashed again.
+  #verifiedPart: { commandId: string; part: PartIdentity } | undefined;
 
   constructor(options: UpdateMachineOptions) {
     this.#o = options;
@@ -305,12 +309,13 @@ export class UpdateMachine {
       signal,
       logger: this.#log(update),
     });
+    this.#verifiedPart = { commandId: update.commandId, part: outcome.part };
     this.#log(update).info({ event: 'download.done', bytes: outcome.bytes, attempts: outcome.attempts, resumedFrom: outcome.resumedFrom }, 'Artifact downloaded');
     this.#after('downloading');
     await this.#enter('downloaded');
   }
 
-  // downloaded -> artifact_verified: the file on disk, the one that will be installed, is hashed.
+  // downloaded -> artifact_verified: the file on disk, the one that will be installed, is verified.
   async #verifyDownload(update: UpdateRecord): Promise<void> {
     const { verified } = this.#target(update);
     const part = this.#o.store.partPath(update.commandId);
@@ -318,13 +323,22 @@ export class UpdateMachine {
       await this.#enter('downloading');
       return;
     }
-    try {
-      // endless data, tampering: exactly `size` bytes whose SHA-256 the signed manifest names.
-      await verifyArtifactStream(readFileChunks(part, { limit: verified.manifest.file.size + 1 }), verified.manifest.file);
-    } catch (error) {
-      await rm(part, { force: true });
-      throw error;
+    const inProcess = this.#verifiedPart?.commandId === update.commandId ? this.#verifiedPart.part : undefined;
+    this.#verifiedPart = undefined;
+    // the bytes verified are the bytes installed: this process hashed every byte of this very file
+    // as it wrote it and fsynced it (download.ts, part-writer.ts); the same inode, size and mtime
+    // say nothing wrote to it since. Otherwise (droverd restarted after the download) it is hashed again.
+    const hashedWhileWritten = inProcess !== undefined && samePart(inProcess, await partIdentity(part));
+    if (!hashedWhileWritten) {
+      try {
+        // endless data, tampering: exactly `size` bytes whose SHA-256 the signed manifest names.
+        await verifyArtifactStream(readFileChunks(part, { limit: verified.manifest.file.size + 1 }), verified.manifest.file);
+      } catch (error) {
+        await rm(part, { force: true });
+        throw error;
+      }
     }
+    this.#log(update).info({ event: 'artifact.verified', hashedWhileWritten }, hashedWhileWritten ? 'Artifact verified as it was downloaded' : 'Artifact verified by hashing the file again');
     this.#after('downloaded');
     await this.#enter('artifact_verified');
   }
@@ -496,15 +510,17 @@ export class UpdateMachine {
       }
     } else {
       const running = o.supervisor.running ?? (await o.supervisor.start());
-      await passHealthGate({
+      const passed = await passHealthGate({
         agent: o.agent,
         running,
         version,
         graceMs: o.settings.update.healthGraceMs,
         timeoutMs: o.settings.update.healthTimeoutMs,
         pollMs: limits.healthPollIntervalMs,
+        firstPollMs: limits.healthPollFirstMs,
         signal,
       });
+      this.#log(update).info({ event: 'update.health_passed', firstHealthyMs: passed.healthyAfterMs, probes: passed.probes }, 'The new agent stayed healthy for the grace period');
     }
     this.#after('health_check');
     await this.#enter('committed');
@@ -555,6 +571,7 @@ export class UpdateMachine {
           graceMs: Math.min(o.settings.update.healthGraceMs, 2_000),
           timeoutMs: o.settings.update.healthTimeoutMs,
           pollMs: limits.healthPollIntervalMs,
+          firstPollMs: limits.healthPollFirstMs,
           signal,
         });
       } catch (error) {
