@@ -65,6 +65,8 @@ export class CheckinLoop {
   #channelPausedUntil = 0;
   /** Aborts the check-in being held, if one is. */
   #hold: AbortController | undefined;
+  /** The manager said it holds check-ins (X-Drover-Wait on its answer to one that asked). */
+  #channelSeen = false;
 
   constructor(options: CheckinLoopOptions) {
     this.#o = options;
@@ -157,20 +159,12 @@ export class CheckinLoop {
     const acks = journal.pendingAcks.slice(0, 64);
     const results: CommandResult[] = journal.pendingResults.slice(0, 64);
     const update = journal.update;
-    const agentVersion = await o.agentVersion();
-    const state: DaemonState = {
-      agentVersion,
-      daemonVersion: o.daemonVersion,
-      ...(update === null ? {} : { update: { commandId: update.commandId, step: update.step, nonce: update.command.nonce } }),
-    };
-    const body: CheckinRequest = { state, health: await o.health(), acks, results };
-    const nonce = update?.command.nonce ?? results.find((r) => r.nonce !== undefined)?.nonce;
-    this.#retryAfter = undefined;
     // Held only with nothing to report: acks and results go out (and are confirmed) at once.
     // Nor with a credential rotation to do after it (decision 0032).
     const idle = acks.length === 0 && results.length === 0 && o.rotation?.pending !== true;
     const wait = (o.channelWaitSeconds ?? 0) > 0 && Date.now() >= this.#channelPausedUntil && idle ? (o.channelWaitSeconds ?? 0) : 0;
-    // A held check-in is cut short by wake() (a result to report) or by `signal`.
+    // A held check-in is cut short by wake() (a result to report) or by `signal`; armed before the
+    // awaits below, so a wake() during them is not missed (the request then ends before it starts).
     const hold = wait > 0 ? new AbortController() : undefined;
     const onAbort = (): void => {
       hold?.abort();
@@ -179,6 +173,26 @@ export class CheckinLoop {
       this.#hold = hold;
       signal?.addEventListener('abort', onAbort, { once: true });
     }
+    const release = (): void => {
+      signal?.removeEventListener('abort', onAbort);
+      if (this.#hold === hold) this.#hold = undefined;
+    };
+    let agentVersion: string;
+    let body: CheckinRequest;
+    try {
+      agentVersion = await o.agentVersion();
+      const state: DaemonState = {
+        agentVersion,
+        daemonVersion: o.daemonVersion,
+        ...(update === null ? {} : { update: { commandId: update.commandId, step: update.step, nonce: update.command.nonce } }),
+      };
+      body = { state, health: await o.health(), acks, results };
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const nonce = update?.command.nonce ?? results.find((r) => r.nonce !== undefined)?.nonce;
+    this.#retryAfter = undefined;
     const response = await o.http
       .json({
         method: 'POST',
@@ -202,10 +216,7 @@ export class CheckinLoop {
       .catch((error: unknown) => {
         throw managerCallError(error);
       })
-      .finally(() => {
-        signal?.removeEventListener('abort', onAbort);
-        if (this.#hold === hold) this.#hold = undefined;
-      })
+      .finally(release)
       .catch((error: unknown) => {
         // Cut short by wake(): check in again now, with what there is to report.
         if (hold?.signal.aborted === true && signal?.aborted !== true) return undefined;
@@ -259,8 +270,11 @@ export class CheckinLoop {
     if (answer.commands.length > 0) await o.onCommands(answer.commands);
     // A new credential is used at once: its first check-in makes it the only one the manager accepts.
     if (o.rotation !== undefined && (await o.rotation.afterAccepted(signal))) this.#wakeRequested = true;
-    // The manager holds check-ins: the next one goes at once, to be held in turn.
-    if (wait > 0 && response.headers['x-drover-wait'] !== undefined) return ((this.#o.random ?? Math.random)() * limits.checkinChannelJitterMs) / 1000;
+    // The manager holds check-ins (its answer to one that asked says so): the next one goes at once,
+    // to be held in turn; so does the one after a report, while the channel is known to be there.
+    if (wait > 0) this.#channelSeen = response.status === 200 && response.headers['x-drover-wait'] !== undefined;
+    const channelOpen = (o.channelWaitSeconds ?? 0) > 0 && Date.now() >= this.#channelPausedUntil && this.#channelSeen;
+    if (response.status === 200 && channelOpen && (wait > 0 || !idle)) return ((o.random ?? Math.random)() * limits.checkinChannelJitterMs) / 1000;
     return answer.nextCheckinSeconds;
   }
 }

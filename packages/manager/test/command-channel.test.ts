@@ -6,7 +6,7 @@
 // (LISTEN/NOTIFY).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutServices } from '../../../test/helpers/services.js';
-import { commandsOf, refusal, startTestManager } from './harness.js';
+import { checkinBody, commandsOf, refusal, startTestManager } from './harness.js';
 import type { EnrolledAgent, TestManager } from './harness.js';
 import { createTestDatabase } from './postgres-database.js';
 import type { TestDatabase } from './postgres-database.js';
@@ -48,6 +48,26 @@ describe('the command channel (SQLite, one manager)', () => {
     expect(plain.headers['x-drover-wait']).toBeUndefined();
   });
 
+  it('holds a check-in whose only command was delivered before and not taken, and answers a report at once', async () => {
+    const agent = await m.enroll();
+    const queued = await m.app.manager.queueUpdate({ agentId: agent.agentId, deploymentId: 'channel-redeliver', artifact: 'agent', version: '1.1.0' });
+    // Delivered once, at once (it is new).
+    const first = await m.checkin(agent, { headers: wait(2) });
+    expect((commandsOf(first) as { id: string }[]).map((c) => c.id)).toEqual([queued.id]);
+    expect(first.headers['x-drover-wait']).toBe('0');
+    // Not acked (a daemon busy with another update keeps it): the next check-in is held, not answered
+    // at once again, so a daemon on the channel does not spin; the command comes with the answer.
+    const started = Date.now();
+    const second = await m.checkin(agent, { headers: wait(1) });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect((commandsOf(second) as { id: string }[]).map((c) => c.id)).toEqual([queued.id]);
+    // A check-in that acks it is a report: answered at once.
+    const acked = Date.now();
+    const report = await m.checkin(agent, { headers: wait(5), body: checkinBody('1.0.0', '0.5.0', { acks: [queued.id] }) });
+    expect(report.status).toBe(200);
+    expect(Date.now() - acked).toBeLessThan(2_000);
+  });
+
   it('answers 503 CHANNEL_FULL with Retry-After beyond channelMaxHeld, recording nothing; a malformed wait is a 400', async () => {
     const [a, b, c] = [await m.enroll(), await m.enroll(), await m.enroll()];
     const held = [m.checkin(a, { headers: wait(3) }), m.checkin(b, { headers: wait(3) })];
@@ -62,6 +82,19 @@ describe('the command channel (SQLite, one manager)', () => {
     expect((await m.checkin(c)).status).toBe(200);
     for (const res of await Promise.all(held)) expect(res.status).toBe(200);
     for (const bad of ['0', '-1', '1.5', 'abc', '99999']) expect(refusal(await m.checkin(c, { headers: { 'x-drover-wait': bad } }))[0], bad).toBe(400);
+  });
+});
+
+describe('the command channel: an agent below the minimum version', () => {
+  it('is answered 426 at once, without the channel header, so its daemon keeps to its interval', async () => {
+    const m = await startTestManager({ settings: { minAgentVersion: '2.0.0' } });
+    const agent = await m.enroll();
+    const started = Date.now();
+    const res = await m.checkin(agent, { headers: wait(5) });
+    expect(res.status).toBe(426);
+    expect(res.headers['x-drover-wait']).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await m.close();
   });
 });
 

@@ -271,4 +271,32 @@ describe.skipIf(skip)('PostgresStore', () => {
       await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
     }
   }, 40_000);
+
+  it('audit chain: starts no chain beside one still kept in a file (its head in meta), and chains in order once it is there', async () => {
+    const schema = await freshSchema();
+    const store = await PostgresStore.open({ url, schema, poolSize: 2 });
+    try {
+      await store.appendAudit([{ body: '{"event":"waiting"}' }]);
+      await store.setMeta('audit.head', JSON.stringify({ seq: 7, hash: 'a'.repeat(64) }));
+      const build = (last: string | undefined, rows: readonly { id: number; body: string }[]): Promise<{ lines: { seq: number; line: string }[]; head: string }> => {
+        const start = last === undefined ? 1 : (JSON.parse(last) as { seq: number }).seq + 1;
+        const lines = rows.map((row, i) => ({ seq: start + i, line: JSON.stringify({ seq: start + i, body: row.body }) }));
+        return Promise.resolve({ lines, head: JSON.stringify({ seq: start + rows.length - 1 }) });
+      };
+      await expectRejection(store.chainAuditOutbox(32, build, 'audit.head'), ManagerError, 'AUDIT_UNAVAILABLE');
+      expect(await store.readAuditChain(0, 10)).toEqual([]);
+      // The file's chain copied in: appends continue it.
+      const fileLines = (async function* () {
+        for (const seq of [1, 2, 3, 4, 5, 6, 7]) yield await Promise.resolve({ seq, line: JSON.stringify({ seq }) });
+      })();
+      const imported = await store.importAuditChain(fileLines, 'audit.head', JSON.stringify({ seq: 7 }));
+      expect(imported).toBe(true);
+      expect(await store.chainAuditOutbox(32, build, 'audit.head')).toBe(1);
+      expect((await store.readAuditChain(0, 100)).map((l) => l.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(await store.listAuditOutbox(10)).toEqual([]);
+    } finally {
+      await store.close();
+      await adminPool().query(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
 });

@@ -26,7 +26,11 @@ export interface CheckinHeaders {
   daemonVersion: string;
 }
 
-export type CheckinOutcome = { status: 200; body: CheckinResponse } | { status: 426; body: CheckinUpgradeRequired };
+/**
+ * A check-in's answer; `newCommands`: how many of its commands go out for the first time (the others
+ * were delivered before and are not acked yet: the command channel holds a check-in that has none).
+ */
+export type CheckinOutcome = ({ status: 200; body: CheckinResponse } | { status: 426; body: CheckinUpgradeRequired }) & { newCommands: number };
 
 /** Outcomes after which an update is over: its nonce is spent. `deferred` is progress only. */
 const FINAL_OUTCOMES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'rolled_back', 'rejected']);
@@ -205,9 +209,11 @@ export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers
   }
   if (audit.length > 0) await ctx.audit.flush();
   const commands = written.commands.map(toStub);
+  const newCommands = written.commands.filter((c) => c.deliveredCount <= 1).length;
   const nextCheckinSeconds = ctx.settings.checkinIntervalSeconds;
   if (tooOld) {
     return {
+      newCommands,
       status: 426,
       body: {
         error: { code: 'AGENT_VERSION_TOO_OLD', message: `Agent version ${headers.agentVersion} is below this manager's minimum ${minimum}. Install the update command in this response.` },
@@ -216,5 +222,5 @@ export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers
       },
     };
   }
-  return { status: 200, body: { commands, nextCheckinSeconds } };
+  return { status: 200, body: { commands, nextCheckinSeconds }, newCommands };
 }

@@ -27,6 +27,9 @@ import type { AuditLog } from './log.js';
 //   content and those rows removed, so no record is appended twice.
 
 const BATCH = 256;
+// Records chained per database transaction: signed while the chain's lock is held, so few at a time
+// (a signer with a round trip, an HSM or KMS, holds every replica's appends for the batch).
+const STORE_BATCH = 32;
 // Bytes a record adds to its entry: seq, prev, hash, kid (up to 256), sig and member names.
 const RECORD_OVERHEAD = 1024;
 const RETRY_FIRST_MS = 1000;
@@ -227,7 +230,7 @@ export class AuditTrail {
     if (chainOutbox === undefined) return;
     for (;;) {
       const moved = await chainOutbox(
-        BATCH,
+        STORE_BATCH,
         async (last, rows) => {
           const chain = AuditChain.resume(last, signer);
           const lines: AuditChainLine[] = [];
@@ -246,7 +249,7 @@ export class AuditTrail {
         },
         AUDIT_HEAD_META_KEY,
       );
-      if (moved < BATCH) return;
+      if (moved < STORE_BATCH) return;
     }
   }
 

@@ -47,7 +47,8 @@ export interface RolloutEngineOptions {
 const EVENTS_IN_STATUS = 200; // latest events a status answer carries
 /** The lease under which rollout steps run, one replica at a time (decision 0038). */
 const ROLLOUT_LEASE = 'rollouts';
-const OPEN_DEPLOYMENTS_MAX = 64; // deployments one tick drives (one active per artifact, plus draining ones)
+const OPEN_DEPLOYMENTS_MAX = 64;
+const POKE_MIN_MS = 100; // ms: the least between two ticks a result asks for // deployments one tick drives (one active per artifact, plus draining ones)
 
 function isFinal(target: TargetRecord): boolean {
   return finalTargetStates.has(target.state);
@@ -104,6 +105,7 @@ export class RolloutEngine {
   #stopped = false;
   #ticking = false;
   #poked = false;
+  #lastTickEnd = 0;
   #fence: LeaseFence | undefined;
   readonly #holder = `${hostname()}:${process.pid}`;
 
@@ -138,7 +140,8 @@ export class RolloutEngine {
       this.#poked = true;
       return;
     }
-    this.#schedule(0);
+    // At most one poked tick per POKE_MIN_MS: a stream of results does not run ticks back to back.
+    this.#schedule(Math.max(0, this.#lastTickEnd + POKE_MIN_MS - Date.now()));
   }
 
   #schedule(ms: number): void {
@@ -153,7 +156,8 @@ export class RolloutEngine {
         })
         .finally(() => {
           this.#ticking = false;
-          if (this.#running) this.#schedule(this.#poked ? 0 : this.#tickMs);
+          this.#lastTickEnd = Date.now();
+          if (this.#running) this.#schedule(this.#poked ? Math.min(POKE_MIN_MS, this.#tickMs) : this.#tickMs);
         });
     }, ms);
     this.#timer.unref();

@@ -28,7 +28,7 @@ import type { AuditSignerWithKey } from '../audit/log.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { checkIn } from '../agents/check-in.js';
 import { CommandSignals } from '../agents/command-signals.js';
-import type { HoldEnd } from '../agents/command-signals.js';
+import type { HoldEnd, HoldTicket } from '../agents/command-signals.js';
 import type { CheckinHeaders, CheckinOutcome } from '../agents/check-in.js';
 import { managerLimits } from '../config.js';
 import { systemActor } from '../context.js';
@@ -395,12 +395,16 @@ export class ManagerCore {
   }
 
   /**
-   * Holds a check-in that got no command for up to `seconds` (capped by channelMaxWaitSeconds)
-   * until a command for its agent may be waiting; undefined when the channel is full or off.
+   * Holds a check-in that got no new command, for up to `seconds` (capped by
+   * channelMaxWaitSeconds), until a command for its agent may be waiting; undefined when the
+   * channel is full or the manager stopping (the ticket is then released).
    */
-  holdForCommands(agentId: string, seconds: number, until: AbortSignal): Promise<HoldEnd> | undefined {
-    if (this.#closing) return undefined;
-    return this.commandSignals.hold(agentId, Math.min(seconds, this.context.settings.channelMaxWaitSeconds) * 1000, until);
+  holdForCommands(ticket: HoldTicket, seconds: number, until: AbortSignal): Promise<HoldEnd> | undefined {
+    if (this.#closing) {
+      ticket.release();
+      return undefined;
+    }
+    return this.commandSignals.hold(ticket, Math.min(seconds, this.context.settings.channelMaxWaitSeconds) * 1000, until);
   }
 
   /** Audits the stop, closes the audit log and (if it opened it) the store. Idempotent. */

@@ -58,25 +58,37 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (ap
         void reply.header(wireHeaders.retryAfter, String(CHANNEL_RETRY_SECONDS));
         throw new ManagerError('CHANNEL_FULL', `This manager holds ${core.commandSignals.maxHeld} check-ins already: check in without ${wireHeaders.wait} until Retry-After has passed.`);
       }
-      let outcome = await core.checkIn(agent, checkin, request.body);
-      if (channel && outcome.status === 200 && outcome.body.commands.length === 0) {
-        // No command yet: held until one may be waiting, the wait ends, or the host goes away.
-        const gone = new AbortController();
-        const onClose = (): void => {
-          gone.abort();
-        };
-        reply.raw.once('close', onClose);
-        const started = Date.now();
-        const held = core.holdForCommands(agent.id, wait, gone.signal);
-        // Not held (full, or stopping): no header, so the daemon waits its interval.
-        if (held !== undefined) {
-          if ((await held) === 'signalled') outcome = await core.checkIn(agent, checkin, { ...request.body, acks: [], results: [] });
-          void reply.header(wireHeaders.wait, String(Math.round((Date.now() - started) / 1000)));
+      // Held only with nothing to report (a report is answered at once), and only while the host is there.
+      const idle = request.body.acks.length === 0 && request.body.results.length === 0;
+      const gone = new AbortController();
+      const onClose = (): void => {
+        gone.abort();
+      };
+      reply.raw.once('close', onClose);
+      // Taken before the commands are read: a command written from now on ends the hold at once.
+      const ticket = channel && idle ? core.commandSignals.ticket(agent.id) : undefined;
+      try {
+        let outcome = await core.checkIn(agent, checkin, request.body);
+        if (ticket !== undefined && outcome.status === 200 && outcome.newCommands === 0) {
+          // No new command (none, or only ones delivered before and not taken yet): held until one
+          // is written, the wait ends, or the host goes away; then answered with what is pending.
+          const started = Date.now();
+          const held = core.holdForCommands(ticket, wait ?? 0, gone.signal);
+          // Not held (full, or stopping): no header, so the daemon waits its interval.
+          if (held !== undefined) {
+            if ((await held) === 'signalled') outcome = await core.checkIn(agent, checkin, request.body);
+            void reply.header(wireHeaders.wait, String(Math.round((Date.now() - started) / 1000)));
+          }
+        } else {
+          ticket?.release();
+          // Answered at once with a new command or a report: the channel is on, check in again now.
+          if (channel && outcome.status === 200) void reply.header(wireHeaders.wait, '0');
         }
+        return await reply.code(outcome.status).header('cache-control', 'no-store').send(outcome.body);
+      } finally {
+        ticket?.release();
         reply.raw.off('close', onClose);
-      } else if (channel) void reply.header(wireHeaders.wait, '0');
-      // The header says the channel is on: the daemon checks in again at once, asking to wait.
-      return reply.code(outcome.status).header('cache-control', 'no-store').send(outcome.body);
+      }
     },
   );
 

@@ -62,10 +62,34 @@ const LEASE_HEARTBEAT_MS = 2_000;
 const LEASE_WAIT_MS = 15_000;
 // The command channel's notices (decision 0041).
 const COMMAND_CHANNEL = 'drover_commands';
-const COMMAND_NOTICE_IDS = 200;
+const COMMAND_NOTICE_BYTES = 7000;
 const LISTEN_RETRY_MS = 1000;
+const AUDIT_CHAIN_TIMEOUT_MS = 60_000;
 const AUDIT_CHAIN_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover.audit-chain', 0))";
 const LEASE_KEY_SQL = "hashtextextended('drover.lease:' || $1, 0)";
+
+/**
+ * The NOTIFY payloads telling of commands for `agentIds`: JSON arrays of distinct ids, each under
+ * COMMAND_NOTICE_BYTES (PostgreSQL refuses a payload of 8000 bytes or more, and the transaction
+ * with it).
+ */
+export function commandNotices(agentIds: Iterable<string>): string[] {
+  const payloads: string[] = [];
+  let chunk: string[] = [];
+  let bytes = 2;
+  for (const agentId of new Set(agentIds)) {
+    const size = Buffer.byteLength(JSON.stringify(agentId)) + 1;
+    if (chunk.length > 0 && bytes + size > COMMAND_NOTICE_BYTES) {
+      payloads.push(JSON.stringify(chunk));
+      chunk = [];
+      bytes = 2;
+    }
+    chunk.push(agentId);
+    bytes += size;
+  }
+  if (chunk.length > 0) payloads.push(JSON.stringify(chunk));
+  return payloads;
+}
 
 async function checkFence(db: Queryable, fence: records.LeaseFence | undefined): Promise<void> {
   if (fence === undefined) return;
@@ -94,6 +118,7 @@ export class PostgresStore implements Store {
   #livenessWrite: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #leases = new Set<() => Promise<void>>();
+  readonly #onConnectionError: (error: ManagerError) => void;
   // Agents given a command in each open transaction: NOTIFY'd with it, delivered at its commit.
   readonly #notifyFor = new WeakMap<PoolClient, string[]>();
   readonly #commandWatchers = new Set<(agentIds: readonly string[] | 'all') => void>();
@@ -105,7 +130,8 @@ export class PostgresStore implements Store {
     this.where = redactDatabaseUrl(options.url);
     this.#error = postgresErrors(options);
     this.#maxAttempts = Math.max(1, Math.trunc(options.maxAttempts ?? 3));
-    this.#pool = createPool(options, options.onConnectionError ?? (() => undefined));
+    this.#onConnectionError = options.onConnectionError ?? (() => undefined);
+    this.#pool = createPool(options, this.#onConnectionError);
     this.#liveness = new LivenessBuffer((batch) => {
       // Chained: a later batch never overtakes an earlier one. A failed batch is lost (liveness
       // only; the next check-ins write it again), as in the SQLite store.
@@ -617,10 +643,17 @@ export class PostgresStore implements Store {
 
   chainAuditOutbox(limit: number, build: records.AuditChainBuilder, headKey: string): Promise<number> {
     return this.#tx(async (db) => {
+      // Signing happens inside: a signer with a round trip (an HSM, KMS) needs more than a statement's time.
+      await db.query(`SET LOCAL statement_timeout = ${AUDIT_CHAIN_TIMEOUT_MS}; SET LOCAL idle_in_transaction_session_timeout = ${AUDIT_CHAIN_TIMEOUT_MS}`);
       await db.query(AUDIT_CHAIN_LOCK_SQL);
       const rows = await all<{ id: string; body: string }>(db, 'SELECT id, body FROM audit_outbox ORDER BY id LIMIT $1', [limit]);
       if (rows.length === 0) return 0;
       const last = await one<{ line: string }>(db, 'SELECT line FROM audit_chain ORDER BY seq DESC LIMIT 1');
+      // A chain kept in a file so far (its head is in meta) is copied in by the manager that has the
+      // file (audit/open.ts): until then no replica starts another chain beside it.
+      if (last === undefined && (await one(db, 'SELECT 1 FROM meta WHERE key = $1', [headKey])) !== undefined) {
+        throw new ManagerError('AUDIT_UNAVAILABLE', 'The audit chain is still in the log file of the manager that ran before on this database: start that manager (its directory holds audit/audit.jsonl) so that it moves the chain into the database. Records wait in the outbox meanwhile.');
+      }
       const { lines, head } = await build(last?.line, rows.map((row) => ({ id: Number(row.id), body: row.body })));
       await db.query('INSERT INTO audit_chain (seq, line) SELECT * FROM unnest($1::bigint[], $2::text[])', [lines.map((l) => l.seq), lines.map((l) => l.line)]);
       await db.query('DELETE FROM audit_outbox WHERE id = ANY($1::bigint[])', [rows.map((row) => row.id)]);
@@ -768,11 +801,7 @@ export class PostgresStore implements Store {
     const agentIds = this.#notifyFor.get(client);
     this.#notifyFor.delete(client);
     if (agentIds === undefined || agentIds.length === 0) return;
-    const unique = [...new Set(agentIds)];
-    // A payload is at most 8000 bytes: agent ids go in chunks well under it.
-    for (let i = 0; i < unique.length; i += COMMAND_NOTICE_IDS) {
-      await client.query('SELECT pg_notify($1, $2)', [COMMAND_CHANNEL, JSON.stringify(unique.slice(i, i + COMMAND_NOTICE_IDS))]);
-    }
+    for (const payload of commandNotices(agentIds)) await client.query('SELECT pg_notify($1, $2)', [COMMAND_CHANNEL, payload]);
   }
 
   watchCommands(listener: (agentIds: readonly string[] | 'all') => void): () => void {
@@ -826,7 +855,9 @@ export class PostgresStore implements Store {
       await held.query(`LISTEN ${COMMAND_CHANNEL}`);
       // Notices sent before LISTEN took effect are lost: whoever waits looks again.
       this.#emit('all');
-    } catch {
+    } catch (error) {
+      // Told like a connection lost while idle: the channel's notices stop until it comes back.
+      this.#onConnectionError(error instanceof ManagerError ? error : new ManagerError('STORE_UNAVAILABLE', `PostgreSQL at ${this.where}: could not LISTEN for commands (the command channel waits up to its full wait until it can).`, { cause: this.#error(error) }));
       if (client !== undefined) this.#relisten(client);
       else this.#scheduleListen();
     }
