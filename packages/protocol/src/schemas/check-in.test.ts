@@ -92,6 +92,7 @@ it('names check-in headers as Node presents them: lower-case', () => {
     wireHeaders.agentVersion,
     wireHeaders.daemonVersion,
     wireHeaders.updateNonce,
+    wireHeaders.wait,
   ]);
 });
 
