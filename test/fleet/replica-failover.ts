@@ -45,19 +45,6 @@ export interface ReplicaFailoverResult {
   auditVerify: { replica: Replica; code: number | null; line: string }[];
 }
 
-async function http(url: string, method: 'GET' | 'POST', path: string, token: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const pool = new Pool(url, { connections: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
-  try {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await pool.request({ method, path, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-    const text = await res.body.text();
-    return { status: res.statusCode, json: text === '' ? undefined : (JSON.parse(text) as unknown) };
-  } finally {
-    await pool.close();
-  }
-}
-
 interface EventStream {
   ids: number[];
   close(): void;
@@ -125,7 +112,7 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
     fleets = { a: new FleetSimulator(managers.a.url, { checkinEveryMs: options.checkinEveryMs }), b: new FleetSimulator(managers.b.url, { checkinEveryMs: options.checkinEveryMs }) };
     for (const fleet of Object.values(fleets)) await fleet.enroll(enrollmentToken, Array.from({ length: options.hostsPerReplica }, () => ({ installMs: 100 })));
     for (const fleet of Object.values(fleets)) fleet.start();
-    const notified = await http(managers.a.url, 'POST', '/manager/v1/updates/notify', deployToken, {
+    const notified = await managers.a.call('POST', '/manager/v1/updates/notify', { authorization: `Bearer ${deployToken}` }, {
       version: '2.0.0',
       strategy: 'canary',
       metadata: { rollout: { soakSeconds: 0.5, healthGraceSeconds: 0.3, targetDeadlineSeconds: 60 } },
@@ -134,7 +121,7 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
     const deploymentId = (notified.json as { deployment_id: string }).deployment_id;
     // Asked of either replica: both answer from the one database.
     const status = async (from: Replica): Promise<DeploymentStatus | undefined> => {
-      const res = await http(managers[from].url, 'GET', `/manager/v1/updates/status?deployment_id=${deploymentId}`, adminToken).catch(() => undefined);
+      const res = await managers[from].call('GET', `/manager/v1/updates/status?deployment_id=${deploymentId}`, { authorization: `Bearer ${adminToken}` }).catch(() => undefined);
       return res?.status === 200 ? (res.json as DeploymentStatus) : undefined;
     };
     const takeoverSeconds: number[] = [];
