@@ -400,10 +400,7 @@ export class ManagerCore {
    * channel is full or the manager stopping (the ticket is then released).
    */
   holdForCommands(ticket: HoldTicket, seconds: number, until: AbortSignal): Promise<HoldEnd> | undefined {
-    if (this.#closing) {
-      ticket.release();
-      return undefined;
-    }
+    // Stopping closes the signals (beginShutdown, close): they then hold nothing.
     return this.commandSignals.hold(ticket, Math.min(seconds, this.context.settings.channelMaxWaitSeconds) * 1000, until);
   }
 
