@@ -1,6 +1,7 @@
 import type { Ed25519PublicKey, Ed25519Signer, TrustPolicy } from '@drover/protocol';
 import type { Fernet } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
+import type { OidcVerifier } from './oidc/oidc-verifier.js';
 import type { AuditTrail } from './audit/trail.js';
 import type { BlobStore } from './blobs/blob-store.js';
 import type { UrlSigner } from './releases/presign.js';
@@ -43,6 +44,8 @@ export interface ManagerContext {
   trustPolicy: TrustPolicy | undefined;
   adminTokens: readonly string[];
   deployTokens: readonly string[];
+  /** Verifies people's ID tokens (OIDC); undefined when no issuer is configured. */
+  oidc: OidcVerifier | undefined;
   settings: ManagerSettings;
   logger: Logger;
   now: () => Date;
@@ -50,7 +53,7 @@ export interface ManagerContext {
 
 /** Who did something, as the audit log and the logs name them. */
 export interface Actor {
-  /** `agent:<id>`, `operator:<tokenId>`, `deploy:<tokenId>`, `system`. */
+  /** `agent:<id>`, `operator:<tokenId>` (the admin token), `deploy:<tokenId>`, `user:<sub>` (a person, OIDC), `system`. */
   name: string;
   tokenId?: string | undefined;
 }

@@ -19,10 +19,17 @@ export const managerRequestErrorCodes = [
   'NUMBER_OUT_OF_RANGE',
   'JSON_TOO_DEEP',
   'JSON_TOO_LARGE',
-  // operator tokens (admin, deploy)
+  // operator tokens (admin, deploy) and roles (viewer < operator < admin)
   'AUTH_REQUIRED',
   'AUTH_INVALID',
   'TOKEN_SCOPE_INSUFFICIENT',
+  // people's ID tokens (OIDC, decision 0042)
+  'OIDC_TOKEN_INVALID',
+  'OIDC_TOKEN_EXPIRED',
+  'OIDC_ISSUER_MISMATCH',
+  'OIDC_AUDIENCE_MISMATCH',
+  'ROLE_NONE',
+  'OIDC_UNAVAILABLE',
   // the metrics token (GET /metrics)
   'METRICS_AUTH_REQUIRED',
   'METRICS_AUTH_INVALID',

@@ -14,6 +14,8 @@ export type { ManagerServerOptions } from './server/create.js';
 export { defaultAdmission } from './server/admission.js';
 export type { AdmissionOptions, ManagerTls } from './server/admission.js';
 export type { ManagerSettings } from './context.js';
+export { parseGroupRoles } from './oidc/oidc-config.js';
+export type { OidcConfig, PersonRole } from './oidc/oidc-config.js';
 export { initManagerDirectory } from './server/init.js';
 export { managerAuditChain, migrateManagerDatabase } from './server/database.js';
 export { migrateStoreToPostgres } from './server/migrate-store.js';

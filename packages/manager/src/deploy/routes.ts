@@ -7,8 +7,8 @@ import { operatorAccess } from '../http/operator-auth.js';
 import { ChangelogQuerySchema, DeploymentEventsQuerySchema, ListDeploymentsQuerySchema } from '../http/operator-schemas.js';
 import type { DeploymentListItem } from '../http/operator-schemas.js';
 
-// The deploy API (CIRIS-compatible): CI notifies a release with the deploy token; operators watch
-// and steer deployments with the admin token. Every token is checked in constant time
+// The deploy API (CIRIS-compatible): CI notifies a release with the deploy token; people watch
+// (viewer) and steer (operator) deployments, and so does the admin token. Every token is checked
 // (http/operator-auth.ts) and audited by its id.
 
 const SSE_POLL_MS = 250; // milliseconds between two looks at the store for new events
@@ -20,19 +20,26 @@ const notifyBodyMaxBytes = 256 * 1024; // bytes: a notification with a release e
 /** POST /manager/v1/updates/notify, GET .../status, .../latest/changelog, .../events and the actions. */
 export const deployRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
   const { allow, operatorOf } = operatorAccess(core.context);
+  // Watching: any role, and CI (which waits for its deployment).
+  const watcher = allow({ role: 'viewer', deploy: true });
 
   app.post(
     '/manager/v1/updates/notify',
-    { bodyLimit: notifyBodyMaxBytes, ...allow(['deploy', 'admin']), schema: { body: UpdateNotificationSchema } },
+    {
+      bodyLimit: notifyBodyMaxBytes,
+      // Starting a rollout is an operator's; a notification that carries a release also publishes it: an admin's.
+      ...allow({ role: 'operator', deploy: true }, (request) => ((request.body as { release?: unknown } | undefined)?.release === undefined ? undefined : { role: 'admin', deploy: true })),
+      schema: { body: UpdateNotificationSchema },
+    },
     async (request) => core.notifyUpdate(request.body, operatorOf(request)),
   );
 
-  app.get('/manager/v1/updates/status', { ...allow(['deploy', 'admin']), schema: { querystring: DeploymentStatusQuerySchema } }, async (request, reply) =>
+  app.get('/manager/v1/updates/status', { ...watcher, schema: { querystring: DeploymentStatusQuerySchema } }, async (request, reply) =>
     reply.header('cache-control', 'no-store').send(await core.deploymentStatus(request.query.deployment_id)),
   );
 
   // Every deployment, newest first (`drover rollout list`); not part of the CIRIS API.
-  app.get('/v1/deployments', { ...allow(['deploy', 'admin']), schema: { querystring: ListDeploymentsQuerySchema } }, async (request, reply) => {
+  app.get('/v1/deployments', { ...watcher, schema: { querystring: ListDeploymentsQuerySchema } }, async (request, reply) => {
     const limit = Math.min(Number(request.query.limit ?? '20'), 1000);
     const deployments = await core.context.store.listDeployments({ active: request.query.active === 'true', limit });
     const items: DeploymentListItem[] = deployments.map((d) => ({
@@ -52,13 +59,13 @@ export const deployRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (a
     return reply.header('cache-control', 'no-store').send({ deployments: items });
   });
 
-  app.get('/manager/v1/updates/latest/changelog', { ...allow(['deploy', 'admin']), schema: { querystring: ChangelogQuerySchema } }, async (request) =>
+  app.get('/manager/v1/updates/latest/changelog', { ...watcher, schema: { querystring: ChangelogQuerySchema } }, async (request) =>
     core.latestChangelog(request.query.artifact),
   );
 
   app.post(
     '/manager/v1/updates/:deployment_id/:action',
-    { bodyLimit: managerLimits.adminBodyMaxBytes, ...allow(['admin']), schema: { params: DeploymentActionParamsSchema, body: DeploymentActionRequestSchema } },
+    { bodyLimit: managerLimits.adminBodyMaxBytes, ...allow({ role: 'operator' }), schema: { params: DeploymentActionParamsSchema, body: DeploymentActionRequestSchema } },
     async (request) => core.deploymentAction(request.params.deployment_id, request.params.action, operatorOf(request), request.body.reason),
   );
   // An action with no body at all is fine: it means {}.
@@ -71,7 +78,7 @@ export const deployRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (a
   // reconnecting watcher sends Last-Event-ID and misses nothing) and a `status` summary whenever
   // something happened. Read from the store, so a watcher sees the same stream across replicas
   // and restarts.
-  app.get('/manager/v1/updates/events', { ...allow(['deploy', 'admin']), schema: { querystring: DeploymentEventsQuerySchema } }, async (request, reply) => {
+  app.get('/manager/v1/updates/events', { ...watcher, schema: { querystring: DeploymentEventsQuerySchema } }, async (request, reply) => {
     const deploymentId = request.query.deployment_id;
     const lastId = Number(request.headers['last-event-id']);
     let after = Number.isSafeInteger(lastId) && lastId > 0 ? lastId : 0;

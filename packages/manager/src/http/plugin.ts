@@ -11,6 +11,7 @@ import { deployRoutes } from '../deploy/routes.js';
 import { operatorRoutes } from './routes/operator.js';
 import { releaseRoutes } from './routes/releases.js';
 import { metricsRoutes } from '../metrics/routes.js';
+import { authConfigRoute } from './routes/auth.js';
 
 /**
  * The options of {@link managerPlugin}: the manager to open and serve (a directory, options, or
@@ -63,6 +64,7 @@ export const managerCorePlugin: FastifyPluginAsyncTypebox<ManagerCorePluginOptio
   app.addHook('onClose', () => core.close());
   healthRoutes(app, core);
   metricsRoutes(app, core);
+  authConfigRoute(app, core);
   await app.register(agentRoutes, { core });
   await app.register(releaseRoutes, { core });
   await app.register(operatorRoutes, { core });

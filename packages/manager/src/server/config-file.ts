@@ -7,6 +7,7 @@ import { describeProblems } from '@drover/protocol/internal';
 import { managerLayout, managerLimits } from '../config.js';
 import { ManagerError } from '../errors.js';
 import { RolloutOptionsSchema } from '../rollouts/options.js';
+import { OidcConfigSchema } from '../oidc/oidc-config.js';
 
 // manager.json: what `drover manager init` writes and `drover manager start` reads. Paths are
 // relative to the manager directory unless absolute. Secrets are never in this file: it names
@@ -91,6 +92,7 @@ export const ManagerConfigSchema = Type.Object(
         { additionalProperties: false, description: "The manager's state in PostgreSQL instead of paths.database (SQLite). The password is never here." },
       ),
     ),
+    oidc: Type.Optional(OidcConfigSchema),
     logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)))),
   },
   { $id: 'ManagerConfig', additionalProperties: false, description: 'manager.json, in the manager directory.' },

@@ -48,7 +48,10 @@ import type { S3BlobStoreConfig } from '../blobs/s3-config.js';
 import { loadSigningKey } from '../keys.js';
 import { silentLogger } from '../logger.js';
 import { authenticateOperator } from '../http/operator-auth.js';
-import type { OperatorIdentity, OperatorRole } from '../http/operator-auth.js';
+import type { OperatorIdentity, RouteAccess } from '../http/operator-auth.js';
+import { checkOidcConfig } from '../oidc/oidc-config.js';
+import type { OidcConfig } from '../oidc/oidc-config.js';
+import { OidcVerifier } from '../oidc/oidc-verifier.js';
 import { UrlSigner } from '../releases/presign.js';
 import { downloadPath, findRelease, latestRelease, registerRelease, uploadArtifact } from '../releases/catalog.js';
 import type { RegisteredRelease } from '../releases/catalog.js';
@@ -116,6 +119,8 @@ export interface ManagerOptions {
   adminTokens?: readonly string[] | undefined;
   /** Tokens that may publish releases (CI). */
   deployTokens?: readonly string[] | undefined;
+  /** An OpenID Connect issuer whose ID tokens open the operator API for people, with the role their groups map to (decision 0042). */
+  oidc?: OidcConfig | undefined;
   /** Tokens that may read GET /metrics (a Prometheus scraper); admin tokens may too. */
   metricsTokens?: readonly string[] | undefined;
   /** The secret of presigned URLs (default: one kept encrypted in the store). */
@@ -160,6 +165,8 @@ export class ManagerCore {
   readonly rollouts: RolloutEngine;
   /** Its Prometheus metrics, in a registry of its own (GET /metrics). */
   readonly metrics: ManagerMetrics;
+  /** An OpenID Connect issuer whose ID tokens open the operator API for people, with the role their groups map to (decision 0042). */
+  oidc?: OidcConfig | undefined;
   /** Tokens that may read GET /metrics besides the admin tokens. */
   readonly metricsTokens: readonly string[];
   readonly #ownsStore: boolean;
@@ -291,8 +298,8 @@ export class ManagerCore {
     return issueCredential(this.context, agent, machineId);
   }
 
-  authenticateOperator(authorization: string | undefined, allowed: readonly OperatorRole[], route: string): Promise<OperatorIdentity> {
-    return authenticateOperator(this.context, authorization, allowed, route);
+  authenticateOperator(authorization: string | undefined, access: RouteAccess, route: string): Promise<OperatorIdentity> {
+    return authenticateOperator(this.context, authorization, access, route);
   }
 
   async checkIn(agent: AgentIdentity, headers: CheckinHeaders, body: CheckinRequest): Promise<CheckinOutcome> {
@@ -534,6 +541,7 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
       trustPolicy,
       adminTokens: [...(options.adminTokens ?? [])],
       deployTokens: [...(options.deployTokens ?? [])],
+      oidc: options.oidc === undefined ? undefined : new OidcVerifier(checkOidcConfig(options.oidc), { now }),
       settings,
       logger,
       now,

@@ -12,6 +12,7 @@ import type { ManagerOptions } from './core.js';
 import { readManagerConfig, resolvePath } from './config-file.js';
 import type { ManagerConfig } from './config-file.js';
 import { resolveDatabaseConfig } from './database.js';
+import { resolveOidcConfig } from '../oidc/oidc-config.js';
 
 export interface ReadManagerDirectoryOptions {
   /** Read for the encryption key (DROVER_ENCRYPTION_KEY, ...) and DEV_ALLOW_EPHEMERAL; default process.env. */
@@ -72,7 +73,7 @@ async function readTrustPolicy(path: string): Promise<TrustPolicyDocument | unde
 
 /**
  * Reads a directory made by `drover manager init` the way `drover manager start` does: manager.json
- * (its blob store overridden by DROVER_BLOB_STORE and DROVER_S3_*), the key files, the admin, deploy and metrics tokens (one a line), the trust policy, and the encryption key
+ * (its blob store overridden by DROVER_BLOB_STORE and DROVER_S3_*, its oidc by DROVER_OIDC_*), the key files, the admin, deploy and metrics tokens (one a line), the trust policy, and the encryption key
  * (from the environment: DROVER_ENCRYPTION_KEY, CIRIS_ENCRYPTION_KEY or MANAGER_JWT_SECRET +
  * CIRIS_ENCRYPTION_SALT; when none is set, from the key file init wrote). Opens nothing: the
  * options it returns are for `openManagerCore` or `createManager`.
@@ -113,6 +114,8 @@ export async function readManagerDirectory(dir: string, options: ReadManagerDire
       metricsTokens: await readTokens(resolvePath(dir, config.paths.metricsTokens ?? managerLayout.metricsToken), 'metrics token', logger, true),
       encryptionKey,
       trustPolicy: await readTrustPolicy(path('trustPolicy')),
+      // DROVER_OIDC_* over manager.json's oidc; neither: static tokens only.
+      oidc: resolveOidcConfig(config.oidc, env),
       settings: config.settings,
       rollout: { tickMs: config.settings.rolloutTickMs, defaults: config.settings.rollout },
       logger,

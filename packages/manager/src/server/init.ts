@@ -16,6 +16,8 @@ import { openManagerCore } from './core.js';
 import { openPostgresStore, splitDatabasePassword } from './database.js';
 import type { DatabaseConfig } from './database.js';
 import type { PostgresStore } from '../store/postgres/store.js';
+import { checkOidcConfig } from '../oidc/oidc-config.js';
+import type { OidcConfig } from '../oidc/oidc-config.js';
 
 /** What {@link initManagerDirectory} creates: where, the listen address it writes, the first enrollment token. */
 export interface InitManagerOptions {
@@ -53,6 +55,8 @@ export interface InitManagerOptions {
   managerKey?: string | undefined;
   /** The audit key as a `pkcs11:` URI or an `awskms:` name, as {@link InitManagerOptions.managerKey}. */
   auditKey?: string | undefined;
+  /** OpenID Connect for people (manager.json's `oidc`): the issuer, the client id, the groups claim and the group-to-role map (decision 0042). */
+  oidc?: OidcConfig | undefined;
   /** Read for an existing encryption key (DROVER_ENCRYPTION_KEY, ...), DEV_ALLOW_EPHEMERAL, the AWS credentials and the PKCS#11 PIN and module. */
   env?: Record<string, string | undefined> | undefined;
 }
@@ -197,6 +201,7 @@ async function initDirectory(
     paths: { ...defaults.paths, ...(options.managerKey === undefined ? {} : { managerKey: options.managerKey }), ...(options.auditKey === undefined ? {} : { auditKey: options.auditKey }) },
     ...(blobStore === undefined ? {} : { blobStore }),
     ...(database === undefined ? {} : { database }),
+    ...(options.oidc === undefined ? {} : { oidc: checkOidcConfig(options.oidc) }),
   };
   const path = (name: Exclude<keyof ManagerConfig['paths'], 'metricsTokens'>): string => resolvePath(dir, config.paths[name]);
   if (databasePassword !== undefined) await writeSecret(resolvePath(dir, managerLayout.databasePassword), `${databasePassword}\n`);

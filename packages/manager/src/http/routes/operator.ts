@@ -48,21 +48,20 @@ export function enrollmentTokenView(token: EnrollmentTokenRecord): EnrollmentTok
   };
 }
 
-/** The operator API (admin token): agents, enrollment tokens, commands. */
+/** The operator API: agents (viewer reads; admin removes, regroups, imports, commands) and enrollment tokens (admin). */
 export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
   const { allow, operatorOf } = operatorAccess(core.context);
-  const admin = allow(['admin']);
-  app.addHook('onRequest', admin.onRequest);
-  app.addHook('preHandler', admin.preHandler);
+  const viewer = allow({ role: 'viewer' });
+  const admin = allow({ role: 'admin' });
 
-  app.get('/v1/agents', { schema: { querystring: ListAgentsQuerySchema } }, async (request) => {
+  app.get('/v1/agents', { ...viewer, schema: { querystring: ListAgentsQuerySchema } }, async (request) => {
     const limit = request.query.limit === undefined ? 100 : Math.min(Number(request.query.limit), managerLimits.listAgentsMax);
     const agents = await core.listAgents({ limit: Math.max(1, limit), after: request.query.after });
     const last = agents.at(-1);
     return { agents: agents.map(agentView), next: agents.length === Math.max(1, limit) && last !== undefined ? last.id : null, total: await core.context.store.countAgents() };
   });
 
-  app.get('/v1/agents/:agentId', { schema: { params: AgentParamsSchema } }, async (request) => {
+  app.get('/v1/agents/:agentId', { ...viewer, schema: { params: AgentParamsSchema } }, async (request) => {
     const agent = await core.getAgent(request.params.agentId);
     if (agent === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${request.params.agentId}. List the agents with \`drover agents list\`.`);
     const commands = await core.listCommands(agent.id);
@@ -85,14 +84,14 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
   });
 
   // Removes a host: its credential is refused from then on (AGENT_REVOKED). Idempotent.
-  app.delete('/v1/agents/:agentId', { schema: { params: AgentParamsSchema } }, async (request) => {
+  app.delete('/v1/agents/:agentId', { ...admin, schema: { params: AgentParamsSchema } }, async (request) => {
     const agent = await core.revokeAgent(request.params.agentId, operatorOf(request));
     return { agent: agentView(agent) };
   });
 
   app.post(
     '/v1/agents/:agentId/commands',
-    { bodyLimit: managerLimits.adminBodyMaxBytes, schema: { params: AgentParamsSchema, body: QueueUpdateRequestSchema } },
+    { bodyLimit: managerLimits.adminBodyMaxBytes, ...admin, schema: { params: AgentParamsSchema, body: QueueUpdateRequestSchema } },
     async (request, reply) => {
       const command = await core.queueUpdate({ ...request.body, agentId: request.params.agentId, deploymentId: request.body.deploymentId ?? newId('manual') }, operatorOf(request));
       return reply.code(201).send(command);
@@ -101,14 +100,14 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
 
   // `drover agents import` (decision 0036): every agent or none; the tokens arrive in clear over the
   // operator's connection (TLS in production) and are stored only re-encrypted.
-  app.post('/v1/agents/import', { bodyLimit: managerLimits.importBodyMaxBytes, schema: { body: AgentImportRequestSchema } }, async (request, reply) => {
+  app.post('/v1/agents/import', { bodyLimit: managerLimits.importBodyMaxBytes, ...admin, schema: { body: AgentImportRequestSchema } }, async (request, reply) => {
     const imported = await core.importAgents(request.body, operatorOf(request));
     return reply.code(201).header('cache-control', 'no-store').send({ imported });
   });
 
   app.put(
     '/v1/agents/:agentId/rollout',
-    { bodyLimit: managerLimits.adminBodyMaxBytes, schema: { params: AgentParamsSchema, body: AgentRolloutRequestSchema } },
+    { bodyLimit: managerLimits.adminBodyMaxBytes, ...admin, schema: { params: AgentParamsSchema, body: AgentRolloutRequestSchema } },
     async (request) => {
       const current = await core.context.store.getAgentRolloutSettings(request.params.agentId);
       if (current === undefined) throw new ManagerError('AGENT_NOT_FOUND', `No agent has id ${request.params.agentId}. List the agents with \`drover agents list\`.`);
@@ -121,16 +120,16 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
 
   app.post(
     '/v1/enrollment-tokens',
-    { bodyLimit: managerLimits.adminBodyMaxBytes, schema: { body: CreateEnrollmentTokenRequestSchema } },
+    { bodyLimit: managerLimits.adminBodyMaxBytes, ...admin, schema: { body: CreateEnrollmentTokenRequestSchema } },
     async (request, reply) => {
       const { token, record } = await core.createEnrollmentToken(request.body, operatorOf(request));
       return reply.code(201).header('cache-control', 'no-store').send({ token, ...enrollmentTokenView(record) });
     },
   );
 
-  app.get('/v1/enrollment-tokens', async () => ({ tokens: (await core.listEnrollmentTokens()).map(enrollmentTokenView) }));
+  app.get('/v1/enrollment-tokens', { ...admin }, async () => ({ tokens: (await core.listEnrollmentTokens()).map(enrollmentTokenView) }));
 
-  app.delete('/v1/enrollment-tokens/:tokenId', { schema: { params: TokenIdParamsSchema } }, async (request, reply) => {
+  app.delete('/v1/enrollment-tokens/:tokenId', { ...admin, schema: { params: TokenIdParamsSchema } }, async (request, reply) => {
     await core.revokeEnrollmentToken(request.params.tokenId, operatorOf(request));
     return reply.code(204).send();
   });

@@ -21,15 +21,16 @@ function header(request: FastifyRequest, name: string): string | undefined {
 export const releaseRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (app, { core }) => {
   const prefix = core.context.settings.routePrefix;
   const { allow, operatorOf } = operatorAccess(core.context);
-  const publisher = allow(['admin', 'deploy']);
-  // Release metadata is for enrolled agents and operators: either credential opens it.
+  const publisher = allow({ role: 'admin', deploy: true });
+  const lister = allow({ role: 'viewer', deploy: true });
+  // Release metadata is for enrolled agents and operators (any role): either credential opens it.
   const reader = async (request: FastifyRequest): Promise<void> => {
     const authorization = request.headers.authorization;
     try {
       await core.authenticateAgent(authorization);
     } catch (error) {
       if (!(error instanceof ManagerError) || error.code !== 'CREDENTIAL_INVALID') throw error;
-      await core.authenticateOperator(authorization, ['admin', 'deploy'], request.routeOptions.url ?? '');
+      await core.authenticateOperator(authorization, { role: 'viewer', deploy: true }, request.routeOptions.url ?? '');
     }
   };
   const view = (release: ReleaseRecord): ReleaseResponse => ({
@@ -39,7 +40,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = (
   });
 
   // The catalog as operators see it (`drover release list`): newest version first.
-  app.get('/v1/releases', { schema: { querystring: ListReleasesQuerySchema }, ...publisher }, async (request) => {
+  app.get('/v1/releases', { schema: { querystring: ListReleasesQuerySchema }, ...lister }, async (request) => {
     const { artifact, platform, channel, state } = request.query;
     const releases = await core.context.store.listReleases({ artifact, platform, channel, state });
     const byVersion = (a: ReleaseRecord, b: ReleaseRecord): number => {
