@@ -1,32 +1,17 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManagerError } from '../errors.js';
 import { OidcVerifier } from './oidc-verifier.js';
+import { startFakeIssuer } from '../../test/fake-issuer.js';
+import type { FakeIssuer } from '../../test/fake-issuer.js';
 
-// A tiny issuer on 127.0.0.1:0: its discovery document and one signing key.
-const server = createServer();
+let fake: FakeIssuer;
 let issuer = '';
-let sign: (claims: Record<string, unknown>, options?: { exp?: number }) => Promise<string>;
-
+const sign = (claims: Record<string, unknown>, options?: { exp?: number }): Promise<string> => fake.sign(claims, options);
 beforeAll(async () => {
-  const { publicKey, privateKey } = await generateKeyPair('ES256');
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  server.on('request', (request, response) => {
-    const body = request.url === '/.well-known/openid-configuration' ? { issuer, jwks_uri: `${issuer}/jwks` } : { keys: [jwk] };
-    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-  });
-  sign = (claims, options = {}) =>
-    new SignJWT({ iss: issuer, aud: 'drover', sub: 'u1', ...claims })
-      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-      .setIssuedAt()
-      .setExpirationTime(options.exp ?? Math.floor(Date.now() / 1000) + 300)
-      .sign(privateKey);
+  fake = await startFakeIssuer();
+  issuer = fake.issuer;
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => fake.close());
 
 async function codeOf(verifier: OidcVerifier, token: string): Promise<string> {
   const error = await verifier.verify(token).then(() => undefined, (caught: unknown) => caught);
