@@ -28,6 +28,11 @@ export async function startFakeIssuer(): Promise<FakeIssuer> {
         .setIssuedAt()
         .setExpirationTime(options.exp ?? Math.floor(Date.now() / 1000) + 300)
         .sign(privateKey),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      }),
   };
 }

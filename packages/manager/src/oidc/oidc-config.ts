@@ -6,8 +6,8 @@ import { ManagerError } from '../errors.js';
 // `oidc` holds, what `drover manager init/start --oidc-*` set, and what DROVER_OIDC_* override.
 
 /** The roles a person can hold, lowest first: each includes what the ones before it may do. */
-export const personRoles = ['viewer', 'operator', 'admin'] as const;
-export type PersonRole = (typeof personRoles)[number];
+export type PersonRole = 'viewer' | 'operator' | 'admin';
+export const personRoles: readonly PersonRole[] = ['viewer', 'operator', 'admin'];
 
 /** An OpenID Connect issuer the operator API trusts for people (ManagerOptions.oidc, manager.json's `oidc`). */
 export interface OidcConfig {
