@@ -23,6 +23,8 @@ export const managerRequestErrorCodes = [
   'AUTH_REQUIRED',
   'AUTH_INVALID',
   'TOKEN_SCOPE_INSUFFICIENT',
+  // the web console's session cookie
+  'CSRF_TOKEN_INVALID',
   // the metrics token (GET /metrics)
   'METRICS_AUTH_REQUIRED',
   'METRICS_AUTH_INVALID',

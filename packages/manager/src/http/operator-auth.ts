@@ -2,6 +2,7 @@ import { parseBearer, tokenId, verifyServiceToken } from '@drover/protocol';
 import type { FastifyRequest, onRequestAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify';
 import type { Actor, ManagerContext } from '../context.js';
 import { ManagerError } from '../errors.js';
+import { operatorAuthorization } from './console/sessions.js';
 
 /** What an operator token allows: `admin` everything, `deploy` publishing and deploying (CI). */
 export type OperatorRole = 'admin' | 'deploy';
@@ -81,7 +82,7 @@ export function operatorAccess(ctx: ManagerContext): OperatorAccess {
   };
   const allow = (roles: readonly OperatorRole[]): ReturnType<OperatorAccess['allow']> => ({
     onRequest: async (request) => {
-      operators.set(request, await authenticateOperator(ctx, request.headers.authorization, roles, routeOf(request), { auditUse: false }));
+      operators.set(request, await authenticateOperator(ctx, operatorAuthorization(ctx, request), roles, routeOf(request), { auditUse: false }));
     },
     preHandler: async (request) => {
       await auditTokenUse(ctx, operatorOf(request), routeOf(request));
