@@ -26,7 +26,10 @@ async function login(): Promise<{ cookie: string; setCookie: string; csrfToken: 
 
 describe('console session', () => {
   it('serves /ui with a CSP without inline script, nosniff and no-referrer', async () => {
-    const res = await m.request('GET', '/ui');
+    const bare = await m.request('GET', '/ui');
+    expect(bare.status).toBe(302);
+    expect(bare.headers.location).toBe('ui/');
+    const res = await m.request('GET', '/ui/');
     expect(res.status).toBe(200);
     expect(res.text).toContain('<script type="module" src="app.js">');
     const csp = String(res.headers['content-security-policy']);

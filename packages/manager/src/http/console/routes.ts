@@ -51,7 +51,9 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = as
     const body = await readFile(new URL(name, ASSETS));
     return secureHeaders(reply).header('content-type', type).header('cache-control', 'no-cache').send(body);
   };
-  app.get('/ui', (_request, reply) => serve('index.html', reply));
+  // The page's assets are relative (app.js), so the page lives at /ui/: a location relative to
+  // /ui, which keeps whatever prefix the manager is mounted under.
+  app.get('/ui', (_request, reply) => secureHeaders(reply).redirect('ui/'));
   app.get('/ui/', (_request, reply) => serve('index.html', reply));
   app.get('/ui/:file', { schema: { params: Type.Object({ file: Type.Union(Object.keys(FILES).map((f) => Type.Literal(f))) }) } }, (request, reply) =>
     serve(request.params.file, reply),
