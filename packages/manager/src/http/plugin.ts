@@ -68,7 +68,7 @@ export const managerCorePlugin: FastifyPluginAsyncTypebox<ManagerCorePluginOptio
   await app.register(releaseRoutes, { core });
   await app.register(operatorRoutes, { core });
   await app.register(deployRoutes, { core });
-  await app.register(consoleRoutes, { core });
+  consoleRoutes(app, core);
 };
 
 /**

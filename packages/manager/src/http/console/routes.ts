@@ -34,15 +34,11 @@ function sessionCookie(request: FastifyRequest, value: string, maxAgeSeconds: nu
   return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`;
 }
 
-export interface ConsoleRoutesOptions {
-  core: ManagerCore;
-}
-
 /**
  * The web console: its page and bundle at /ui, and its session (POST /ui/session logs in with an
  * operator token, GET tells the page its CSRF token, DELETE logs out).
  */
-export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = async (app, { core }) => {
+export function consoleRoutes(app: Parameters<FastifyPluginAsyncTypebox>[0], core: ManagerCore): void {
   const ctx = core.context;
   const sessions = sessionsOf(ctx);
 
@@ -85,4 +81,4 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = as
     }
     return secureHeaders(reply).header('set-cookie', sessionCookie(request, '', 0)).code(204).send();
   });
-};
+}
