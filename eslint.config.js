@@ -51,6 +51,14 @@ export default tseslint.config(
     },
   },
   {
+    // The web console runs in the browser: its globals, and fetch is the browser's own (not outbound HTTP of a package).
+    files: ['packages/manager/console/**/*.js'],
+    languageOptions: {
+      globals: { location: 'readonly', document: 'readonly', fetch: 'readonly', EventSource: 'readonly', addEventListener: 'readonly', removeEventListener: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' },
+    },
+    rules: { 'no-restricted-globals': 'off' },
+  },
+  {
     // CommonJS fixtures run by node as agent releases (test/fixtures/ciris-agent.cjs).
     files: ['**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,

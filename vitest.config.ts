@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 
 const source = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 const loadTests = ['test/manager/overload.test.ts'];
+// The web console in a real Chromium (test/browser): its own project, so `npm run test:browser` runs it alone.
+const browserTests = ['test/browser/**/*.test.ts'];
 
 export default defineConfig({
   resolve: {
@@ -39,10 +41,11 @@ export default defineConfig({
         test: {
           name: 'drover',
           include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'daemon/src/**/*.test.ts', 'daemon/test/**/*.test.ts', 'test/**/*.test.ts'],
-          exclude: [...loadTests, '**/node_modules/**'],
+          exclude: [...loadTests, ...browserTests, '**/node_modules/**'],
           sequence: { groupOrder: 0 },
         },
       },
+      { extends: true, test: { name: 'browser', include: browserTests, typecheck: { enabled: false }, sequence: { groupOrder: 0 } } },
       { extends: true, test: { name: 'load', include: loadTests, typecheck: { enabled: false }, sequence: { groupOrder: 1 } } },
     ],
   },

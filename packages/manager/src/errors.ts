@@ -30,6 +30,8 @@ export const managerRequestErrorCodes = [
   'OIDC_AUDIENCE_MISMATCH',
   'ROLE_NONE',
   'OIDC_UNAVAILABLE',
+  // the web console's session cookie
+  'CSRF_TOKEN_INVALID',
   // the metrics token (GET /metrics)
   'METRICS_AUTH_REQUIRED',
   'METRICS_AUTH_INVALID',

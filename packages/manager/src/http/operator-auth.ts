@@ -5,6 +5,7 @@ import { ManagerError } from '../errors.js';
 import { personRoles } from '../oidc/oidc-config.js';
 import type { PersonRole } from '../oidc/oidc-config.js';
 import { looksLikeJwt } from '../oidc/oidc-verifier.js';
+import { operatorAuthorization } from './console/sessions.js';
 
 /**
  * Who an operator is: a person's role (`viewer` < `operator` < `admin`, each including the ones
@@ -136,7 +137,7 @@ export function operatorAccess(ctx: ManagerContext): OperatorAccess {
   };
   const allow: OperatorAccess['allow'] = (access, bodyNeeds) => ({
     onRequest: async (request) => {
-      operators.set(request, await authenticateOperator(ctx, request.headers.authorization, access, routeOf(request), { auditUse: false }));
+      operators.set(request, await authenticateOperator(ctx, operatorAuthorization(ctx, request), access, routeOf(request), { auditUse: false }));
     },
     preHandler: async (request) => {
       const operator = operatorOf(request);
