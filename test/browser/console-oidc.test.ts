@@ -34,14 +34,22 @@ async function listen(): Promise<{ url: string; serve: (handler: (request: Incom
     response.statusCode = 503;
     response.end();
   };
-  const server = createServer((request, response) => handler(request, response));
+  const server = createServer((request, response) => {
+    handler(request, response);
+  });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    serve: (next) => (handler = next),
+    serve: (next) => {
+      handler = next;
+    },
     close: async () => {
       server.closeAllConnections();
-      await new Promise<void>((done) => server.close(() => done()));
+      await new Promise<void>((done) => {
+        server.close(() => {
+          done();
+        });
+      });
     },
   };
 }
@@ -145,7 +153,8 @@ describe.skipIf(skip)("the web console's single sign-on through a real OpenID pr
     await page.locator('tbody tr').first().waitFor({ state: 'attached', timeout: 10_000 }).catch(() => undefined);
     await shot(page, 'sso-fleet');
     await expect(page.locator('nav .who').textContent()).resolves.toBe('user:olga');
-    const session = (await page.evaluate(async () => (await fetch('/ui/session')).json())) as { operator: string; role: string; expiresAt: string };
+    // page.request sends the page's cookies, as a script of the page would.
+    const session = (await (await page.request.get(`${consoleUrl()}/ui/session`)).json()) as { operator: string; role: string; expiresAt: string };
     expect(session).toMatchObject({ operator: 'user:olga', role: 'operator' });
     // The session ends no later than the ID token (an hour at this provider), not after the console's 8 hours.
     expect(Date.parse(session.expiresAt)).toBeLessThanOrEqual(Date.now() + 3600_000 + 5_000);

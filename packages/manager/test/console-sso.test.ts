@@ -84,7 +84,7 @@ describe('console sign-in through the issuer', () => {
     const opened = await m.request('GET', '/ui/session', { headers: { cookie: session.split(';')[0] ?? '' } });
     expect(opened.json).toMatchObject({ operator: 'user:ada', role: 'operator', expiresAt: new Date(exp * 1000).toISOString() });
     const records = await m.auditRecords();
-    expect(records.some((r) => r.event === 'token.used' && r.actor === 'user:ada' && r.details?.['route'] === 'GET /ui/callback')).toBe(true);
+    expect(records.some((r) => r.event === 'token.used' && r.actor === 'user:ada' && r.details['route'] === 'GET /ui/callback')).toBe(true);
     // The state is spent: the same callback again is refused.
     const again = await callback({ state: params.get('state') ?? '', code: 'the-code' }, cookie);
     expect(again.status).toBe(400);

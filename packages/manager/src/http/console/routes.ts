@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ManagerContext } from '../../context.js';
 import type { ManagerCore } from '../../server/core.js';
 import { decodeJwt } from 'jose';
 import { ManagerError } from '../../errors.js';
@@ -73,6 +75,45 @@ const CallbackQuerySchema = Type.Object({
   iss: Type.Optional(Type.String({ maxLength: 2048 })),
 });
 
+const notConfigured = (): ManagerError => new ManagerError('OIDC_NOT_CONFIGURED', "This manager has no OIDC issuer configured (manager.json's oidc): log in with an operator token.");
+
+/**
+ * The checks of the issuer's redirect back (decision 0044), in order: the state is this browser's
+ * and in flight, the issuer is ours, it sent a code and not an error, the code exchanges for an ID
+ * token that verifies (refusals audited) and carries the sign-in's nonce. The person's ID token and
+ * when it expires (ms since the epoch); throws the ManagerError the failure page shows.
+ */
+async function completeSignIn(ctx: ManagerContext, query: Static<typeof CallbackQuerySchema>, bound: string | undefined): Promise<{ idToken: string; expiresAt: number }> {
+  const oidc = ctx.oidc;
+  if (oidc === undefined) throw notConfigured();
+  // csrf: the state must be the one this browser's cookie holds, so a callback another site
+  // forged (its own code, to sign the victim in as the attacker) is refused.
+  const pending = query.state !== undefined && bound !== undefined && sameSecret(query.state, bound) ? oidcLoginsOf(oidc).take(query.state) : undefined;
+  if (pending === undefined) {
+    throw new ManagerError('OIDC_LOGIN_STATE_INVALID', 'This sign-in callback does not match a sign-in this browser started here (its state is missing, unknown, already used or older than 10 minutes). Start again from "Sign in with SSO".');
+  }
+  // mix-up: RFC 9207, an issuer that names itself must be ours.
+  if (query.iss !== undefined && query.iss !== oidc.config.issuer) {
+    throw new ManagerError('OIDC_LOGIN_REFUSED', `The sign-in came back from ${query.iss}, not from ${oidc.config.issuer}. Start again from "Sign in with SSO".`);
+  }
+  if (query.error !== undefined) {
+    const detail = query.error_description === undefined ? '' : ` (${query.error_description})`;
+    throw new ManagerError('OIDC_LOGIN_REFUSED', `The issuer refused the sign-in: ${query.error}${detail}. Sign in again and accept, or ask the issuer's administrator for access to the client ${oidc.config.audience}.`);
+  }
+  if (query.code === undefined) throw new ManagerError('BAD_REQUEST', 'The sign-in callback carries neither a code nor an error. Start again from "Sign in with SSO".');
+  const idToken = await oidcLoginsOf(oidc).exchange(pending, query.code);
+  // Verified like every bearer (signature, issuer, audience, expiry, groups; refusals audited), then the nonce.
+  const person = await authenticateOperator(ctx, `Bearer ${idToken}`, { role: 'viewer' }, 'GET /ui/callback', { auditUse: false });
+  const claims = decodeJwt(idToken);
+  if (typeof claims.nonce !== 'string' || !sameSecret(claims.nonce, pending.nonce)) {
+    await ctx.audit.append({ event: 'token.rejected', actor: person.name, tokenId: person.tokenId, outcome: 'denied', details: { route: 'GET /ui/callback', reason: 'the ID token does not carry the nonce of this sign-in' } });
+    throw new ManagerError('OIDC_TOKEN_INVALID', 'The ID token does not carry the nonce this sign-in sent (a replayed or injected token). Start again from "Sign in with SSO".');
+  }
+  await auditTokenUse(ctx, person, 'GET /ui/callback');
+  // exp is required by the verifier.
+  return { idToken, expiresAt: (claims.exp ?? 0) * 1000 };
+}
+
 /**
  * The web console: its page and bundle at /ui, and its session (POST /ui/session logs in with an
  * operator token, GET tells the page its CSRF token, DELETE logs out).
@@ -113,7 +154,7 @@ export function consoleRoutes(app: Parameters<FastifyPluginAsyncTypebox>[0], cor
 
   // Single sign-on (decision 0044): the authorization code flow with PKCE against manager.json's issuer.
   app.get('/ui/login', async (request, reply) => {
-    if (ctx.oidc === undefined) return failurePage(reply, new ManagerError('OIDC_NOT_CONFIGURED', 'This manager has no OIDC issuer configured (manager.json\'s oidc): log in with an operator token.'));
+    if (ctx.oidc === undefined) return failurePage(reply, notConfigured());
     let begun;
     try {
       begun = await oidcLoginsOf(ctx.oidc).begin(redirectUriOf(request, ctx.oidc));
@@ -129,47 +170,22 @@ export function consoleRoutes(app: Parameters<FastifyPluginAsyncTypebox>[0], cor
   });
 
   app.get('/ui/callback', { schema: { querystring: CallbackQuerySchema } }, async (request, reply) => {
-    const oidc = ctx.oidc;
-    const query = request.query;
-    const bound = cookieOf(request, LOGIN_COOKIE);
+    // The state cookie has done its work, whatever the outcome.
     reply.header('set-cookie', loginCookie(request, '', 0));
+    let signedIn;
     try {
-      if (oidc === undefined) throw new ManagerError('OIDC_NOT_CONFIGURED', 'This manager has no OIDC issuer configured (manager.json\'s oidc): log in with an operator token.');
-      // csrf: the state must be the one this browser's cookie holds, so a callback another site
-      // forged (its own code, to sign the victim in as the attacker) is refused.
-      const pending = query.state !== undefined && bound !== undefined && sameSecret(query.state, bound) ? oidcLoginsOf(oidc).take(query.state) : undefined;
-      if (pending === undefined) {
-        throw new ManagerError('OIDC_LOGIN_STATE_INVALID', 'This sign-in callback does not match a sign-in this browser started here (its state is missing, unknown, already used or older than 10 minutes). Start again from "Sign in with SSO".');
-      }
-      // mix-up: RFC 9207, an issuer that names itself must be ours.
-      if (query.iss !== undefined && query.iss !== oidc.config.issuer) {
-        throw new ManagerError('OIDC_LOGIN_REFUSED', `The sign-in came back from ${query.iss}, not from ${oidc.config.issuer}. Start again from "Sign in with SSO".`);
-      }
-      if (query.error !== undefined) {
-        const detail = query.error_description === undefined ? '' : ` (${query.error_description})`;
-        throw new ManagerError('OIDC_LOGIN_REFUSED', `The issuer refused the sign-in: ${query.error}${detail}. Sign in again and accept, or ask the issuer's administrator for access to the client ${oidc.config.audience}.`);
-      }
-      if (query.code === undefined) throw new ManagerError('BAD_REQUEST', 'The sign-in callback carries neither a code nor an error. Start again from "Sign in with SSO".');
-      const idToken = await oidcLoginsOf(oidc).exchange(pending, query.code);
-      // Verified like every bearer (signature, issuer, audience, expiry, groups; refusals audited), then the nonce.
-      const person = await authenticateOperator(ctx, `Bearer ${idToken}`, { role: 'viewer' }, 'GET /ui/callback', { auditUse: false });
-      const claims = decodeJwt(idToken);
-      if (typeof claims.nonce !== 'string' || !sameSecret(claims.nonce, pending.nonce)) {
-        await ctx.audit.append({ event: 'token.rejected', actor: person.name, tokenId: person.tokenId, outcome: 'denied', details: { route: 'GET /ui/callback', reason: 'the ID token does not carry the nonce of this sign-in' } });
-        throw new ManagerError('OIDC_TOKEN_INVALID', 'The ID token does not carry the nonce this sign-in sent (a replayed or injected token). Start again from "Sign in with SSO".');
-      }
-      await auditTokenUse(ctx, person, 'GET /ui/callback');
-      // The session ends when the ID token does (exp is required by the verifier): no refresh.
-      const session = sessions.open(idToken, (claims.exp ?? 0) * 1000);
-      const maxAge = Math.max(0, Math.floor((session.expiresAt - Date.now()) / 1000));
-      return secureHeaders(reply)
-        .header('set-cookie', [loginCookie(request, '', 0), sessionCookie(request, session.id, maxAge)])
-        .header('cache-control', 'no-store')
-        .redirect('./');
+      signedIn = await completeSignIn(ctx, request.query, cookieOf(request, LOGIN_COOKIE));
     } catch (error) {
       if (error instanceof ManagerError) return failurePage(reply, error);
       throw error;
     }
+    // The session ends when the ID token does: no refresh (decision 0044).
+    const session = sessions.open(signedIn.idToken, signedIn.expiresAt);
+    const maxAge = Math.max(0, Math.floor((session.expiresAt - Date.now()) / 1000));
+    return secureHeaders(reply)
+      .header('set-cookie', [loginCookie(request, '', 0), sessionCookie(request, session.id, maxAge)])
+      .header('cache-control', 'no-store')
+      .redirect('./');
   });
 
   app.delete('/ui/session', async (request, reply) => {
