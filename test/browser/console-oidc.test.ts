@@ -150,7 +150,7 @@ describe.skipIf(skip)("the web console's single sign-on through a real OpenID pr
     await signIn(page, 'olga', 'sso');
     await page.waitForSelector('nav');
     expect(new URL(page.url()).pathname).toBe('/ui/');
-    await page.locator('tbody tr').first().waitFor({ state: 'attached', timeout: 10_000 }).catch(() => undefined);
+    await page.waitForSelector('h1:has-text("Fleet")');
     await shot(page, 'sso-fleet');
     await expect(page.locator('nav .who').textContent()).resolves.toBe('user:olga');
     // page.request sends the page's cookies, as a script of the page would.
