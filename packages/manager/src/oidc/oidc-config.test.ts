@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resolveOidcConfig } from './oidc-config.js';
+import { oidcConfigForFile, resolveOidcConfig } from './oidc-config.js';
 
 const base = { issuer: 'https://login.example.com/realms/ops', audience: 'drover', groupRoles: { ops: 'operator' as const } };
 
@@ -16,5 +16,9 @@ describe('resolveOidcConfig: the console sign-in members', () => {
     await expect(resolveOidcConfig(base, { DROVER_OIDC_REDIRECT_URI: 'https://ops.example.com/drover/ui/callback' })).resolves.toMatchObject({ redirectUri: 'https://ops.example.com/drover/ui/callback' });
     await expect(resolveOidcConfig({ ...base, redirectUri: 'https://ops.example.com/ui/callback' }, {})).resolves.toMatchObject({ redirectUri: 'https://ops.example.com/ui/callback' });
     await expect(resolveOidcConfig({ ...base, redirectUri: 'https://ops.example.com/callback' }, {})).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+
+  it('keeps the client secret out of what manager.json holds', () => {
+    expect(oidcConfigForFile({ ...base, clientSecret: 's3cret', clientSecretFile: 'secrets/oidc.secret' })).toEqual({ ...base, clientSecretFile: 'secrets/oidc.secret' });
   });
 });

@@ -90,6 +90,13 @@ export function checkOidcConfig(config: OidcConfig): OidcConfig {
   return { ...config, groupsClaim: config.groupsClaim ?? 'groups' };
 }
 
+/** What manager.json may hold of an OIDC configuration: all of it but the client secret, which lives in its own file or the environment. */
+export function oidcConfigForFile(config: OidcConfig): Omit<OidcConfig, 'clientSecret'> {
+  const rest: OidcConfig = { ...config };
+  delete rest.clientSecret;
+  return rest;
+}
+
 /**
  * manager.json's `oidc`, with DROVER_OIDC_ISSUER, DROVER_OIDC_AUDIENCE, DROVER_OIDC_GROUPS_CLAIM,
  * DROVER_OIDC_GROUP_ROLES and DROVER_OIDC_REDIRECT_URI over it, member by member; undefined when
