@@ -16,6 +16,8 @@ export interface TestOidcClient {
   grantTypes?: readonly string[];
   /** For a browser login (authorization code + PKCE): where the provider may send the code. */
   redirectUris?: readonly string[];
+  /** Seconds its device codes live before a poll gets expired_token (default 600). */
+  deviceCodeTtlSeconds?: number;
 }
 
 /** A person who can log in: the account id is what the login page is given. */
@@ -29,8 +31,6 @@ export interface TestOidcProviderOptions {
   accounts: readonly TestOidcAccount[];
   /** Seconds an ID token (and access token) lives (default 3600). */
   idTokenTtlSeconds?: number;
-  /** Seconds a device code lives before the CLI's poll gets expired_token (default 600). */
-  deviceCodeTtlSeconds?: number;
   /** Seconds the device authorization answer asks clients to wait between polls (default 1; RFC 8628 says 5 when absent). */
   pollIntervalSeconds?: number;
 }
@@ -115,6 +115,7 @@ export async function startOidcProvider(options: TestOidcProviderOptions): Promi
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig' };
+  const clients = new Map(options.clients.map((client) => [client.clientId, client]));
   const accounts = new Map(options.accounts.map((account) => [account.accountId, account]));
   const provider = new Provider(issuer, {
     clients: options.clients.map((client) => ({
@@ -135,7 +136,7 @@ export async function startOidcProvider(options: TestOidcProviderOptions): Promi
     ttl: {
       IdToken: options.idTokenTtlSeconds ?? 3600,
       AccessToken: options.idTokenTtlSeconds ?? 3600,
-      DeviceCode: options.deviceCodeTtlSeconds ?? 600,
+      DeviceCode: (_ctx: unknown, _code: unknown, client: { clientId: string }) => clients.get(client.clientId)?.deviceCodeTtlSeconds ?? 600,
       RefreshToken: 24 * 3600,
       Grant: 24 * 3600,
       Interaction: 600,

@@ -209,13 +209,13 @@ export async function pollDeviceToken(http: HttpClient, metadata: IssuerMetadata
   }
 }
 
-/** RFC 6749 section 6: new tokens for a refresh token. A refusal is LOGIN_REFRESH_FAILED. */
+/** RFC 6749 section 6: new tokens for a refresh token. A refusal is LOGIN_REFRESH_FAILED (the caller says what to do next). */
 export async function refreshTokens(http: HttpClient, metadata: IssuerMetadata, clientId: string, refreshToken: string): Promise<TokenSet> {
   const { status, body } = await call(http, metadata.tokenEndpoint, { form: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId } }, 'a token refresh');
   const tokens = status === 200 ? tokenSet(body) : undefined;
   if (tokens === undefined) {
     const { error, description } = oauthError(body);
-    throw new CliError('LOGIN_REFRESH_FAILED', `The OIDC issuer refused to refresh the login: ${error ?? (status === 200 ? 'no ID token' : `HTTP ${status}`)}${description}. Run \`drover login\` again.`);
+    throw new CliError('LOGIN_REFRESH_FAILED', `The OIDC issuer refused to refresh the login: ${error ?? (status === 200 ? 'no ID token' : `HTTP ${status}`)}${description}.`);
   }
   return tokens;
 }

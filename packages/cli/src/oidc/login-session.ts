@@ -54,8 +54,8 @@ export async function cachedIdToken(options: CachedTokenOptions): Promise<string
     const metadata = await discoverIssuer(options.http, login.issuer);
     tokens = await refreshTokens(options.http, metadata, login.clientId, login.refreshToken);
   } catch (error) {
-    if (isDroverError(error, 'LOGIN_REFRESH_FAILED')) throw error;
-    throw new CliError('LOGIN_REFRESH_FAILED', `The login for ${login.managerUrl} has expired and could not be refreshed at ${login.issuer}: ${(error as Error).message} ${again}`, { cause: error });
+    if (!isDroverError(error)) throw error;
+    throw new CliError('LOGIN_REFRESH_FAILED', `The login for ${login.managerUrl} has expired and could not be refreshed at ${login.issuer}: ${error.message} ${again}`, { cause: error });
   }
   const refreshed = loginOf(tokens, { managerUrl: login.managerUrl, issuer: login.issuer, clientId: login.clientId, nowMs: now() }, login);
   await writeLogin(options.directory, refreshed);
