@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
+import { request } from 'undici';
 
 /** A client registered at the provider. */
 export interface TestOidcClient {
@@ -49,12 +50,14 @@ export interface TestOidcProvider {
 class Browser {
   readonly #cookies = new Map<string, string>();
 
-  async #send(url: URL, init: { method: string; form?: Record<string, string> }): Promise<Response> {
+  async #send(url: URL, init: { method: string; form?: Record<string, string> }): Promise<{ status: number; location: string | undefined; html: string }> {
     const headers: Record<string, string> = {};
     if (this.#cookies.size > 0) headers['cookie'] = [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ');
     if (init.form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const response = await fetch(url, { method: init.method, headers, redirect: 'manual', ...(init.form === undefined ? {} : { body: new URLSearchParams(init.form).toString() }) });
-    for (const line of response.headers.getSetCookie()) {
+    // undici's request follows no redirect: each hop's cookies land in the jar, as in a browser.
+    const response = await request(url, { method: init.method as 'GET' | 'POST', headers, headersTimeout: 10_000, bodyTimeout: 10_000, ...(init.form === undefined ? {} : { body: new URLSearchParams(init.form).toString() }) });
+    const setCookie = response.headers['set-cookie'];
+    for (const line of Array.isArray(setCookie) ? setCookie : setCookie === undefined ? [] : [setCookie]) {
       const [pair = ''] = line.split(';');
       const at = pair.indexOf('=');
       const name = pair.slice(0, at).trim();
@@ -63,7 +66,8 @@ class Browser {
       if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line)) this.#cookies.delete(name);
       else this.#cookies.set(name, value);
     }
-    return response;
+    const location = response.headers['location'];
+    return { status: response.statusCode, location: typeof location === 'string' ? location : undefined, html: await response.body.text() };
   }
 
   /** Sends, follows redirects (as GETs), and returns the final page's URL and HTML. */
@@ -72,11 +76,10 @@ class Browser {
     let response = await this.#send(at, init);
     for (let hops = 0; response.status >= 300 && response.status < 400; hops += 1) {
       if (hops > 20) throw new Error(`too many redirects from ${url.href}`);
-      await response.body?.cancel();
-      at = new URL(response.headers.get('location') ?? '', at);
+      at = new URL(response.location ?? '', at);
       response = await this.#send(at, { method: 'GET' });
     }
-    return { url: at, html: await response.text(), status: response.status };
+    return { url: at, html: response.html, status: response.status };
   }
 }
 
@@ -176,7 +179,7 @@ export async function startOidcProvider(options: TestOidcProviderOptions): Promi
       // The provider's own interactions: a login form, then a consent form; then its success page.
       for (let step = 0; step < 4 && !/Sign-in Success/.test(page.html); step += 1) {
         const form = firstForm(page);
-        const extra = form.fields['prompt'] === 'login' ? { login: accountId, password: 'any' } : {};
+        const extra: Record<string, string> = form.fields['prompt'] === 'login' ? { login: accountId, password: 'any' } : {};
         page = await browser.go(form.action, { method: 'POST', form: { ...form.fields, ...extra } });
       }
       if (!/Sign-in Success/.test(page.html)) throw new Error(`the provider did not approve ${userCode}: ${page.html.slice(0, 2000)}`);
@@ -188,7 +191,11 @@ export async function startOidcProvider(options: TestOidcProviderOptions): Promi
     },
     async close() {
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
     },
   };
 }

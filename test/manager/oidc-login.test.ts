@@ -88,8 +88,10 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([manager?.stop(5_000), shortManager?.stop(5_000)]);
-  await op?.close();
+  // beforeAll may have failed before any of them started.
+  const started = [manager as ManagerProcess | undefined, shortManager as ManagerProcess | undefined];
+  await Promise.all(started.filter((m) => m !== undefined).map((m) => m.stop(5_000)));
+  await (op as TestOidcProvider | undefined)?.close();
   if (dir !== '') await rm(dir, { recursive: true, force: true });
 });
 

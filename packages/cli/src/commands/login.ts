@@ -1,7 +1,7 @@
 import type { Command, CommandIo, OptionValues } from '../cli.js';
 import { optionalString } from '../cli.js';
 import { CliError } from '../errors.js';
-import { createCliHttp, ManagerClient } from '../manager-client.js';
+import { createCliHttp, ManagerClient, printable } from '../manager-client.js';
 import { discoverIssuer, pollDeviceToken, startDeviceAuthorization } from '../oidc/device-flow.js';
 import { loginOf } from '../oidc/login-session.js';
 import { jwtClaims, loginDirectory, loginPath, normalizeManagerUrl, removeLogin, writeLogin } from '../oidc/token-cache.js';
@@ -37,7 +37,7 @@ async function authConfig(managerUrl: string, http: ReturnType<typeof createCliH
 /** Who logged in (the `sub` claim), to print: never the token. */
 function subjectOf(idToken: string): string | undefined {
   const sub = jwtClaims(idToken)?.['sub'];
-  return typeof sub === 'string' ? sub.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 256) : undefined;
+  return typeof sub === 'string' ? printable(sub).slice(0, 256) : undefined;
 }
 
 export const loginCommand: Command = {

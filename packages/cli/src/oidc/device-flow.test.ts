@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -37,9 +38,12 @@ async function issuer(answers: { status: number; body: unknown }[], discovery: (
 
 afterEach(async () => {
   requests.length = 0;
-  server?.closeAllConnections();
-  await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+  const running = server;
   server = undefined;
+  if (running === undefined) return;
+  running.closeAllConnections();
+  running.close();
+  await once(running, 'close');
 });
 
 const authorization: DeviceAuthorization = { deviceCode: 'dc-1', userCode: 'ABCD-EFGH', verificationUri: 'x', verificationUriComplete: undefined, expiresInSeconds: 60, intervalSeconds: 1 };

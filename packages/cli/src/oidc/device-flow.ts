@@ -1,6 +1,7 @@
 import type { HttpClient } from '@drover/http';
 import { HttpError } from '@drover/http';
 import { CliError } from '../errors.js';
+import { printable } from '../manager-client.js';
 
 // `drover login`'s side of OpenID Connect: the issuer's discovery document, the device
 // authorization grant (RFC 8628) and the refresh token grant (RFC 6749 section 6), as a public
@@ -73,8 +74,8 @@ function numberMember(body: unknown, name: string): number | undefined {
 }
 
 /** Control characters out, length bounded: text from the issuer that reaches the terminal. */
-function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 512);
+function shown(text: string): string {
+  return printable(text).slice(0, 512);
 }
 
 async function call(http: HttpClient, url: string, init: { form?: Record<string, string> }, what: string): Promise<{ status: number; body: unknown }> {
@@ -127,7 +128,7 @@ export function loginScope(metadata: IssuerMetadata): string {
 /** The issuer's OAuth error body, as a code and a printable description. */
 function oauthError(body: unknown): { error: string | undefined; description: string } {
   const description = stringMember(body, 'error_description');
-  return { error: stringMember(body, 'error'), description: description === undefined ? '' : ` (${printable(description)})` };
+  return { error: stringMember(body, 'error'), description: description === undefined ? '' : ` (${shown(description)})` };
 }
 
 /** RFC 8628 3.1: asks the issuer for a device code and a user code. */
@@ -146,9 +147,9 @@ export async function startDeviceAuthorization(http: HttpClient, metadata: Issue
   const complete = stringMember(body, 'verification_uri_complete');
   return {
     deviceCode,
-    userCode: printable(userCode),
-    verificationUri: printable(verificationUri),
-    verificationUriComplete: complete === undefined ? undefined : printable(complete),
+    userCode: shown(userCode),
+    verificationUri: shown(verificationUri),
+    verificationUriComplete: complete === undefined ? undefined : shown(complete),
     expiresInSeconds: numberMember(body, 'expires_in') ?? deviceFlowLimits.defaultExpiresInSeconds,
     intervalSeconds: Math.min(numberMember(body, 'interval') ?? deviceFlowLimits.defaultIntervalSeconds, deviceFlowLimits.maxIntervalSeconds),
   };
