@@ -101,6 +101,15 @@ describe('drover login (OIDC device authorization grant)', () => {
     expect(config.oidc).toEqual({ issuer: op.issuer, audience: 'drover-cli', groupsClaim: 'groups', groupRoles: { 'drover-viewers': 'viewer', 'drover-admins': 'admin' } });
   });
 
+  it('manager init refuses half the --oidc-* flags (USAGE_ERROR) and a malformed group role, and writes no manager', async () => {
+    const half = await drover(['manager', 'init', '--dir', join(dir, 'half'), '--oidc-issuer', op.issuer, '--json'], { env });
+    expect(half.code).toBe(2);
+    expect((JSON.parse(half.stdout) as { error: { code: string } }).error.code).toBe('USAGE_ERROR');
+    const badRole = await drover(['manager', 'init', '--dir', join(dir, 'half'), '--oidc-issuer', op.issuer, '--oidc-client-id', 'c', '--oidc-group-role', 'ops=root', '--json'], { env });
+    expect((JSON.parse(badRole.stdout) as { error: { code: string } }).error.code).toBe('CONFIG_INVALID');
+    await expect(stat(join(dir, 'half', 'manager.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('logs a viewer in, caches the tokens 0600 without printing them, and operator commands act with the viewer role', async () => {
     const result = await login(manager.url, (code) => op.approveDevice(code, 'vera'));
     expect(result.code, result.stderr).toBe(0);
