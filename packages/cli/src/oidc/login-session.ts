@@ -55,6 +55,9 @@ export async function cachedIdToken(options: CachedTokenOptions): Promise<string
     tokens = await refreshTokens(options.http, metadata, login.clientId, login.refreshToken);
   } catch (error) {
     if (!isDroverError(error)) throw error;
+    // Two commands refreshing at once spend the same refresh token: the one that lost finds the other's tokens written.
+    const current = await readLogin(options.directory, options.managerUrl);
+    if (current !== undefined && current.idToken !== login.idToken && Date.parse(current.expiresAt) - now() > refreshMarginSeconds * 1000) return current.idToken;
     throw new CliError('LOGIN_REFRESH_FAILED', `The login for ${login.managerUrl} has expired and could not be refreshed at ${login.issuer}: ${error.message} ${again}`, { cause: error });
   }
   const refreshed = loginOf(tokens, { managerUrl: login.managerUrl, issuer: login.issuer, clientId: login.clientId, nowMs: now() }, login);

@@ -58,6 +58,21 @@ describe('cachedIdToken', () => {
     expect(await cachedIdToken({ directory: logins, managerUrl: 'https://none.example', http: createCliHttp() })).toBeUndefined();
   });
 
+  it('a refresh that fails because another command already refreshed uses the tokens that command wrote', async () => {
+    const logins = join(dir, 'logins');
+    const stale = login('https://m.example', new Date(Date.now() - 1000).toISOString(), 'rt-spent');
+    await writeLogin(logins, stale);
+    const fresh = { ...login('https://m.example', new Date(Date.now() + 3600_000).toISOString(), 'rt-new'), idToken: jwt({ sub: 'vera', n: 2 }) };
+    // The issuer is unreachable here; meanwhile (as the refresh fails) the other command's login lands.
+    const http = {
+      json: async () => {
+        await writeLogin(logins, fresh);
+        throw new CliError('NETWORK_ERROR', 'unreachable');
+      },
+    } as unknown as ReturnType<typeof createCliHttp>;
+    expect(await cachedIdToken({ directory: logins, managerUrl: 'https://m.example', http })).toBe(fresh.idToken);
+  });
+
   it('an ID token within 60 s of expiry and no refresh token: LOGIN_REFRESH_FAILED', async () => {
     const logins = join(dir, 'logins');
     await writeLogin(logins, login('https://m.example', new Date(Date.now() + 30_000).toISOString()));
