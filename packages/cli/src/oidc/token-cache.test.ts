@@ -1,3 +1,4 @@
+// The login cache (token-cache.ts) and the cached ID token operator commands send (login-session.ts), which reads it.
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
