@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drover, droverBin } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
@@ -165,15 +166,24 @@ describe('drover login (OIDC device authorization grant)', () => {
     expect(error.message).not.toContain(before.refreshToken ?? '');
   });
 
-  it('an admin logs in over the viewer and may create enrollment tokens; logout removes the login', async () => {
+  it('an admin logs in over the viewer and may create enrollment tokens; logout revokes the refresh token and removes the login', async () => {
     const result = await login(manager.url, (code) => op.approveDevice(code, 'ada'));
     expect(result.code, result.stderr).toBe(0);
     const created = await drover(['enroll-token', 'create', '--manager', manager.url, '--json'], { env });
     expect(created.code, created.stderr).toBe(0);
 
+    const { login: cached } = await theLogin();
     const out = await drover(['logout', '--manager', manager.url, '--json'], { env });
     expect(out.code, out.stderr).toBe(0);
-    expect(JSON.parse(out.stdout)).toMatchObject({ removed: true });
+    expect(JSON.parse(out.stdout)).toMatchObject({ removed: true, revoked: true });
+    // The refresh token is dead at the issuer: logging out is not only forgetting it.
+    const refresh = await request(`${op.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cached.refreshToken ?? '', client_id: 'drover-cli' }).toString(),
+    });
+    expect(refresh.statusCode).toBe(400);
+    expect(await refresh.body.json()).toMatchObject({ error: 'invalid_grant' });
     expect(await readdir(loginsDir())).toEqual([]);
     const missing = await drover(['rollout', 'list', '--manager', manager.url, '--json'], { env });
     expect((JSON.parse(missing.stdout) as { error: { code: string } }).error.code).toBe('TOKEN_MISSING');

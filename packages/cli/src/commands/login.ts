@@ -2,9 +2,9 @@ import type { Command, CommandIo, OptionValues } from '../cli.js';
 import { optionalString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { createCliHttp, ManagerClient, printable } from '../manager-client.js';
-import { discoverIssuer, pollDeviceToken, startDeviceAuthorization } from '../oidc/device-flow.js';
+import { discoverIssuer, pollDeviceToken, revokeRefreshToken, startDeviceAuthorization } from '../oidc/device-flow.js';
 import { loginOf } from '../oidc/login-session.js';
-import { jwtClaims, loginDirectory, loginPath, normalizeManagerUrl, removeLogin, writeLogin } from '../oidc/token-cache.js';
+import { jwtClaims, loginDirectory, loginPath, normalizeManagerUrl, readLogin, removeLogin, writeLogin } from '../oidc/token-cache.js';
 
 // `drover login` and `drover logout`: a person's single sign-on for the operator commands, through
 // the OIDC issuer the manager names (GET /manager/v1/auth/config) and the device authorization
@@ -80,12 +80,26 @@ export const loginCommand: Command = {
 
 export const logoutCommand: Command = {
   usage: '--manager URL',
-  description: 'Removes the login `drover login` kept for a manager. The tokens stay valid at the issuer until they expire.',
+  description:
+    'Removes the login `drover login` kept for a manager, after revoking its refresh token at the issuer (RFC 7009)\n' +
+    'where the issuer offers revocation; the ID token itself stays valid until it expires.',
   options: managerOption,
   async run({ values, io }) {
     const managerUrl = managerUrlOf(values, io);
-    const file = loginPath(loginDirectory(), managerUrl);
-    const removed = await removeLogin(loginDirectory(), managerUrl);
-    return { data: { manager: managerUrl, removed, file }, text: removed ? `Logged out of ${managerUrl} (removed ${file}).` : `No login for ${managerUrl}; nothing to remove.` };
+    const directory = loginDirectory();
+    const login = await readLogin(directory, managerUrl);
+    let revoked = false;
+    if (login?.refreshToken !== undefined) {
+      try {
+        revoked = await revokeRefreshToken(createCliHttp(), await discoverIssuer(createCliHttp(), login.issuer), login.clientId, login.refreshToken);
+      } catch {
+        // Best effort: an unreachable issuer must not keep the login on disk.
+        revoked = false;
+      }
+    }
+    const file = loginPath(directory, managerUrl);
+    const removed = await removeLogin(directory, managerUrl);
+    const revocation = login?.refreshToken === undefined ? '' : revoked ? '; its refresh token is revoked at the issuer' : '; the issuer did not revoke its refresh token, which stays valid until it expires';
+    return { data: { manager: managerUrl, removed, revoked, file }, text: removed ? `Logged out of ${managerUrl} (removed ${file}${revocation}).` : `No login for ${managerUrl}; nothing to remove.` };
   },
 };

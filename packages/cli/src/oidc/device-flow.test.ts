@@ -109,14 +109,14 @@ describe('discovery and the device authorization request', () => {
   });
 
   it('asks for openid alone from an issuer without offline_access', () => {
-    const metadata: IssuerMetadata = { issuer: 'https://op', tokenEndpoint: 'https://op/token', deviceAuthorizationEndpoint: undefined, scopesSupported: ['openid', 'profile'] };
+    const metadata: IssuerMetadata = { issuer: 'https://op', tokenEndpoint: 'https://op/token', deviceAuthorizationEndpoint: undefined, revocationEndpoint: undefined, scopesSupported: ['openid', 'profile'] };
     expect(loginScope(metadata)).toBe('openid');
   });
 
   it('refuses a discovery document naming another issuer, and an issuer with no device endpoint: LOGIN_UNAVAILABLE', async () => {
     const base = await issuer([], () => ({ issuer: 'https://evil.example', token_endpoint: 'https://evil.example/token' }));
     await expectRejection(discoverIssuer(createCliHttp(), base), CliError, 'LOGIN_UNAVAILABLE');
-    const metadata: IssuerMetadata = { issuer: base, tokenEndpoint: `${base}/token`, deviceAuthorizationEndpoint: undefined, scopesSupported: undefined };
+    const metadata: IssuerMetadata = { issuer: base, tokenEndpoint: `${base}/token`, deviceAuthorizationEndpoint: undefined, revocationEndpoint: undefined, scopesSupported: undefined };
     await expectRejection(startDeviceAuthorization(createCliHttp(), metadata, 'drover-cli'), CliError, 'LOGIN_UNAVAILABLE');
   });
 

@@ -23,6 +23,8 @@ export interface IssuerMetadata {
   issuer: string;
   tokenEndpoint: string;
   deviceAuthorizationEndpoint: string | undefined;
+  /** RFC 7009 token revocation, where `drover logout` revokes the refresh token. */
+  revocationEndpoint: string | undefined;
   scopesSupported: readonly string[] | undefined;
 }
 
@@ -109,13 +111,16 @@ export async function discoverIssuer(http: HttpClient, issuer: string): Promise<
   const tokenEndpoint = stringMember(body, 'token_endpoint');
   if (tokenEndpoint === undefined) throw new CliError('LOGIN_UNAVAILABLE', `The OIDC issuer ${issuer} names no token_endpoint.`);
   const device = stringMember(body, 'device_authorization_endpoint');
+  const revocation = stringMember(body, 'revocation_endpoint');
   issuerUrl(tokenEndpoint, 'token endpoint');
   if (device !== undefined) issuerUrl(device, 'device authorization endpoint');
+  if (revocation !== undefined) issuerUrl(revocation, 'revocation endpoint');
   const scopes = (body as { scopes_supported?: unknown }).scopes_supported;
   return {
     issuer,
     tokenEndpoint,
     deviceAuthorizationEndpoint: device,
+    revocationEndpoint: revocation,
     scopesSupported: Array.isArray(scopes) ? scopes.filter((scope): scope is string => typeof scope === 'string') : undefined,
   };
 }
@@ -219,4 +224,11 @@ export async function refreshTokens(http: HttpClient, metadata: IssuerMetadata, 
     throw new CliError('LOGIN_REFRESH_FAILED', `The OIDC issuer refused to refresh the login: ${error ?? (status === 200 ? 'no ID token' : `HTTP ${status}`)}${description}.`);
   }
   return tokens;
+}
+
+/** RFC 7009: revokes a refresh token at the issuer; false when the issuer has no revocation endpoint or refuses. */
+export async function revokeRefreshToken(http: HttpClient, metadata: IssuerMetadata, clientId: string, refreshToken: string): Promise<boolean> {
+  if (metadata.revocationEndpoint === undefined) return false;
+  const { status } = await call(http, metadata.revocationEndpoint, { form: { token: refreshToken, token_type_hint: 'refresh_token', client_id: clientId } }, 'the revocation');
+  return status === 200;
 }
