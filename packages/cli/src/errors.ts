@@ -1,7 +1,7 @@
 import { DroverError } from '@drover/protocol';
 import { brandError } from '@drover/protocol/internal';
 
-export const cliErrorCodes = ['USAGE_ERROR', 'FILE_NOT_FOUND', 'FILE_EXISTS', 'IO_ERROR', 'NETWORK_ERROR', 'HTTP_ERROR', 'TOKEN_MISSING', 'CIRIS_REGISTRY_INVALID', 'CIRIS_TOKEN_UNREADABLE', 'CIRIS_SERVER_UNKNOWN'] as const;
+export const cliErrorCodes = ['USAGE_ERROR', 'FILE_NOT_FOUND', 'FILE_EXISTS', 'IO_ERROR', 'NETWORK_ERROR', 'HTTP_ERROR', 'TOKEN_MISSING', 'LOGIN_UNAVAILABLE', 'LOGIN_DENIED', 'DEVICE_CODE_EXPIRED', 'LOGIN_REFRESH_FAILED', 'OIDC_PROVIDER_ERROR', 'CIRIS_REGISTRY_INVALID', 'CIRIS_TOKEN_UNREADABLE', 'CIRIS_SERVER_UNKNOWN'] as const;
 export type CliErrorCode = (typeof cliErrorCodes)[number];
 
 /** A mistake in how the CLI was called or in the files it was given. */

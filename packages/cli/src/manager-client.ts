@@ -63,8 +63,8 @@ export interface ManagerResponse {
   text: string;
 }
 
-// Control characters (C0, DEL, C1) become spaces: a hostile answer cannot drive the terminal.
-function printable(text: string): string {
+/** Control characters (C0, DEL, C1) become spaces: a hostile answer cannot drive the terminal. */
+export function printable(text: string): string {
   return Array.from(text, (char) => {
     const code = char.codePointAt(0) ?? 0;
     return code < 0x20 || (code >= 0x7f && code <= 0x9f) ? ' ' : char;

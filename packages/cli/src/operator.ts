@@ -2,11 +2,13 @@ import type { CommandIo, OptionSpec, OptionValues } from './cli.js';
 import { optionalString } from './cli.js';
 import { CliError } from './errors.js';
 import { readInput } from './fs-atomic.js';
-import { ManagerClient } from './manager-client.js';
+import { createCliHttp, ManagerClient } from './manager-client.js';
+import { cachedIdToken } from './oidc/login-session.js';
+import { loginDirectory } from './oidc/token-cache.js';
 
 // What every command that talks to a manager takes: --manager URL (or DROVER_MANAGER_URL) and an
-// operator token from DROVER_ADMIN_TOKEN or --token-file (never from the command line, where it
-// would land in shell history and `ps`).
+// operator token from --token-file or DROVER_ADMIN_TOKEN (never from the command line, where it
+// would land in shell history and `ps`), else the person's login from `drover login`.
 
 /** Which tokens a command accepts, in the order it looks for them in the environment. */
 export type TokenScope = 'admin' | 'admin-or-deploy' | 'deploy-or-admin';
@@ -24,11 +26,11 @@ export function operatorOptions(scope: TokenScope = 'admin'): Record<string, Opt
   const variables = tokenVariables[scope].map((name) => `$${name}`).join(', else ');
   return {
     manager: { type: 'string', arg: 'URL', help: 'The manager, e.g. https://manager.example:8443 (default: $DROVER_MANAGER_URL).' },
-    'token-file': { type: 'string', arg: 'FILE', help: `A file holding the ${tokenNames[scope]} (default: ${variables}).` },
+    'token-file': { type: 'string', arg: 'FILE', help: `A file holding the ${tokenNames[scope]} (default: ${variables}, else your \`drover login\`).` },
   };
 }
 
-/** A client for the manager named by --manager, authenticated with the operator token. */
+/** A client for the manager named by --manager, authenticated with the operator token or, failing one, the cached login (refreshed if it is about to expire). */
 export async function operatorClient(values: OptionValues, io: CommandIo, scope: TokenScope = 'admin'): Promise<ManagerClient> {
   const manager = optionalString(values, 'manager') ?? io.env['DROVER_MANAGER_URL'];
   if (manager === undefined || manager === '') throw new CliError('USAGE_ERROR', '--manager is required (or set DROVER_MANAGER_URL).');
@@ -39,11 +41,14 @@ export async function operatorClient(values: OptionValues, io: CommandIo, scope:
   } else {
     token = tokenVariables[scope].map((name) => io.env[name]).find((value) => value !== undefined && value !== '');
   }
-  if (token === undefined || token === '') {
+  const http = createCliHttp();
+  // An empty --token-file is a mistake to report, not a reason to fall back on the login.
+  if (token === undefined && tokenFile === undefined) token = await cachedIdToken({ directory: loginDirectory(), managerUrl: manager, http });
+  if (token === undefined) {
     const variables = tokenVariables[scope].join(' or ');
-    throw new CliError('TOKEN_MISSING', `No operator token: set ${variables}, or pass --token-file (e.g. <manager dir>/secrets/admin.token).`);
+    throw new CliError('TOKEN_MISSING', `No operator token: set ${variables}, pass --token-file (e.g. <manager dir>/secrets/admin.token), or log in with \`drover login --manager ${manager}\`.`);
   }
-  return new ManagerClient({ baseUrl: manager, token });
+  return new ManagerClient({ baseUrl: manager, token, http });
 }
 
 /**

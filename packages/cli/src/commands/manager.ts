@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
-import { initManagerDirectory, migrateManagerDatabase, migrateStoreToPostgres, startManager } from '@drover/manager';
+import { initManagerDirectory, migrateManagerDatabase, migrateStoreToPostgres, parseGroupRoles, startManager } from '@drover/manager';
+import type { OidcConfig } from '@drover/manager';
 import { parseTrustPolicy } from '@drover/protocol';
 import type { TrustPolicyDocument } from '@drover/protocol';
 import type { Command, CommandIo, OptionValues } from '../cli.js';
-import { flag, optionalString, parseDurationSeconds, requireString } from '../cli.js';
+import { flag, optionalString, parseDurationSeconds, requireString, stringList } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
 
@@ -36,9 +37,52 @@ function blobStoreOption(values: OptionValues, env: CommandIo['env']): BlobStore
   return { url, ...(endpoint === undefined ? {} : { endpoint }), ...(region === undefined ? {} : { region }), ...(pathStyle ? { pathStyle } : {}), ...(downloadEndpoint === undefined ? {} : { downloadEndpoint }) };
 }
 
+// Single sign-on for people (decision 0042): the --oidc-* flags of init and start.
+const oidcOptions = {
+  'oidc-issuer': { type: 'string', arg: 'URL', help: "People log in through this OpenID Connect issuer (https; its ID tokens open the operator API)." },
+  'oidc-client-id': { type: 'string', arg: 'ID', help: 'The client id drover is registered under at the issuer: the audience of the ID tokens, and the client `drover login` uses.' },
+  'oidc-groups-claim': { type: 'string', arg: 'NAME', help: 'The ID token claim listing the groups (default: groups).' },
+  'oidc-group-role': { type: 'string', arg: 'GROUP=ROLE', multiple: true, help: 'A group and the role its members get: viewer, operator or admin, e.g. drover-admins=admin.' },
+} as const;
+
+/** The --oidc-* flags given, as the members of an OidcConfig (each undefined when its flag is absent). */
+function oidcFlags(values: OptionValues): Partial<OidcConfig> {
+  const roles = stringList(values, 'oidc-group-role');
+  return {
+    issuer: optionalString(values, 'oidc-issuer'),
+    audience: optionalString(values, 'oidc-client-id'),
+    groupsClaim: optionalString(values, 'oidc-groups-claim'),
+    groupRoles: roles.length === 0 ? undefined : parseGroupRoles(roles.join(',')),
+  };
+}
+
+/** init's OidcConfig: all of issuer, client id and a group role, or none of the flags. */
+function initOidc(values: OptionValues): OidcConfig | undefined {
+  const { issuer, audience, groupsClaim, groupRoles } = oidcFlags(values);
+  if (issuer === undefined && audience === undefined && groupsClaim === undefined && groupRoles === undefined) return undefined;
+  if (issuer === undefined || audience === undefined || groupRoles === undefined) {
+    throw new CliError('USAGE_ERROR', 'Single sign-on needs --oidc-issuer, --oidc-client-id and at least one --oidc-group-role GROUP=ROLE together.');
+  }
+  return { issuer, audience, groupsClaim, groupRoles };
+}
+
+/**
+ * start's flags, as the DROVER_OIDC_* variables they stand for: the manager merges those over
+ * manager.json's oidc member by member, so a flag overrides its variable, which overrides the file.
+ */
+function startOidcEnv(values: OptionValues): Record<string, string> {
+  const { issuer, audience, groupsClaim, groupRoles } = oidcFlags(values);
+  const env: Record<string, string> = {};
+  if (issuer !== undefined) env['DROVER_OIDC_ISSUER'] = issuer;
+  if (audience !== undefined) env['DROVER_OIDC_AUDIENCE'] = audience;
+  if (groupsClaim !== undefined) env['DROVER_OIDC_GROUPS_CLAIM'] = groupsClaim;
+  if (groupRoles !== undefined) env['DROVER_OIDC_GROUP_ROLES'] = Object.entries(groupRoles).map(([group, role]) => `${group}=${role}`).join(',');
+  return env;
+}
+
 export const managerInitCommand: Command = {
   usage:
-    "--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h] [--database postgres://USER:PASSWORD@HOST/DB] [--blob-store s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-download-endpoint URL]] [--signing-key 'pkcs11:...' | awskms:...] [--audit-key 'pkcs11:...' | awskms:...]",
+    "--dir DIR [--trust TRUST.json] [--host H] [--port P] [--seats N] [--expires-in 24h] [--database postgres://USER:PASSWORD@HOST/DB] [--blob-store s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-download-endpoint URL]] [--signing-key 'pkcs11:...' | awskms:...] [--audit-key 'pkcs11:...' | awskms:...] [--oidc-issuer URL --oidc-client-id ID --oidc-group-role GROUP=ROLE... [--oidc-groups-claim NAME]]",
   description:
     'Secret files are written 0600 under DIR/keys and DIR/secrets. The enrollment token is printed once and\n' +
     'stored only hashed: hand it to the hosts that should enroll. Without --trust, the manager accepts no\n' +
@@ -56,7 +100,10 @@ export const managerInitCommand: Command = {
     '--pkcs11`), no private key is written to DIR: manager.json names the URIs, opened at every start (the PIN from\n' +
     'pin-source= or DROVER_PKCS11_PIN, the module from module-path= or DROVER_PKCS11_MODULE). The same for keys in AWS\n' +
     'KMS named awskms:KEY_ID, awskms:alias/NAME or awskms:ARN (Ed25519, ECC_NIST_EDWARDS25519; AWS credentials as the\n' +
-    'SDK finds them, with kms:GetPublicKey and kms:Sign on the key).',
+    'SDK finds them, with kms:GetPublicKey and kms:Sign on the key).\n' +
+    'With --oidc-issuer, --oidc-client-id and --oidc-group-role, people log in with single sign-on (`drover login`,\n' +
+    "the console): their ID tokens open the operator API with the highest role their groups map to (manager.json's\n" +
+    'oidc; DROVER_OIDC_ISSUER, _AUDIENCE, _GROUPS_CLAIM and _GROUP_ROLES override it at start).',
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'The manager directory (created if missing; must not hold a manager yet).' },
     trust: { type: 'string', arg: 'TRUST.json', help: 'The trust policy releases must satisfy (from `drover trust create`).' },
@@ -72,10 +119,12 @@ export const managerInitCommand: Command = {
     's3-download-endpoint': { type: 'string', arg: 'URL', help: 'The endpoint presigned download URLs name, if hosts reach the bucket elsewhere.' },
     'signing-key': { type: 'string', arg: 'URI', help: 'The manager key (signs update nonces) in an HSM or AWS KMS: a pkcs11: URI or awskms: name (default: a new key file).' },
     'audit-key': { type: 'string', arg: 'URI', help: 'The audit key in an HSM or AWS KMS: a pkcs11: URI or awskms: name (default: a new key file).' },
+    ...oidcOptions,
   },
   async run({ values, io }) {
     const dir = requireString(values, 'dir');
     const blobStore = blobStoreOption(values, io.env);
+    const oidc = initOidc(values);
     const trustPath = optionalString(values, 'trust');
     let trustPolicy: TrustPolicyDocument | undefined;
     if (trustPath !== undefined) {
@@ -100,6 +149,7 @@ export const managerInitCommand: Command = {
       database: databaseUrl === undefined ? undefined : { url: databaseUrl },
       managerKey: optionalString(values, 'signing-key'),
       auditKey: optionalString(values, 'audit-key'),
+      oidc,
       env: io.env,
     });
     // The admin and deploy tokens stay in their 0600 files: output may end up in a CI log.
@@ -112,6 +162,7 @@ export const managerInitCommand: Command = {
         `  audit key   ${created.auditKeyId}; the audit log verifies with ${created.files['auditSigners'] ?? ''}`,
         `  state:       ${created.files['database'] ?? ''}${created.files['databasePassword'] === undefined ? '' : ` (password in ${created.files['databasePassword']})`}`,
         `  artifacts:   ${created.blobStore === 'fs' ? `${created.dir}/blobs` : `${created.blobStore} (credentials from the AWS variables, never in manager.json)`}`,
+        ...(oidc === undefined ? [] : [`  single sign-on: ${oidc.issuer} (client ${oidc.audience}; people log in with \`drover login\`)`]),
         created.trustPolicy ? `  trust policy: ${created.files['trustPolicy'] ?? ''}` : `  no trust policy yet: write ${created.files['trustPolicy'] ?? ''} before publishing releases`,
         '',
         'Keep these secret (files are 0600; back them up somewhere safe):',
@@ -132,7 +183,7 @@ export const managerInitCommand: Command = {
 };
 
 export const managerStartCommand: Command = {
-  usage: '--dir DIR [--host H] [--port P] [--tls-cert CERT.pem --tls-key KEY.pem]',
+  usage: '--dir DIR [--host H] [--port P] [--tls-cert CERT.pem --tls-key KEY.pem] [--oidc-issuer URL] [--oidc-client-id ID] [--oidc-group-role GROUP=ROLE...] [--oidc-groups-claim NAME]',
   description:
     'With --tls-cert and --tls-key it serves HTTPS itself (TLS 1.2 or later; the key file 0600); both are checked\n' +
     'before it listens (TLS_INVALID: unreadable, expired, a key that does not go with the certificate). Hosts and\n' +
@@ -142,6 +193,8 @@ export const managerStartCommand: Command = {
     'CIRIS_ENCRYPTION_SALT), else from the key file `drover manager init` wrote. Logs are JSON lines on stdout.\n' +
     'DROVER_BLOB_STORE (fs or s3://BUCKET/PREFIX) and DROVER_S3_ENDPOINT, _REGION, _PATH_STYLE, _DOWNLOAD_ENDPOINT\n' +
     "override manager.json's blob store; S3 credentials come from AWS_ACCESS_KEY_ID and friends.\n" +
+    'The --oidc-* flags set single sign-on for people (`drover login`, the console) over DROVER_OIDC_* and\n' +
+    "manager.json's oidc, member by member; a --oidc-group-role flag replaces the whole group mapping.\n" +
     'SIGTERM stops it gracefully: new requests get 503, in-flight ones finish, the audit log records the stop.',
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'The manager directory from `drover manager init`.' },
@@ -149,6 +202,7 @@ export const managerStartCommand: Command = {
     port: { type: 'string', arg: 'P', help: 'Port to listen on; 0 picks a free one (default: from manager.json).' },
     'tls-cert': { type: 'string', arg: 'FILE', help: 'Serve HTTPS with this PEM certificate chain (with --tls-key).' },
     'tls-key': { type: 'string', arg: 'FILE', help: "The certificate's PEM private key, mode 0600 (with --tls-cert)." },
+    ...oidcOptions,
   },
   async run({ values, io }) {
     const dir = requireString(values, 'dir');
@@ -156,7 +210,8 @@ export const managerStartCommand: Command = {
     const keyFile = optionalString(values, 'tls-key');
     if ((certFile === undefined) !== (keyFile === undefined)) throw new CliError('USAGE_ERROR', '--tls-cert and --tls-key go together: give both to serve HTTPS, or neither for HTTP.');
     const tlsFiles = certFile === undefined || keyFile === undefined ? undefined : { certFile: resolve(io.cwd, certFile), keyFile: resolve(io.cwd, keyFile) };
-    const running = await startManager({ dir, host: optionalString(values, 'host'), port: parsePort(optionalString(values, 'port')), env: io.env, tlsFiles });
+    const env = { ...io.env, ...startOidcEnv(values) };
+    const running = await startManager({ dir, host: optionalString(values, 'host'), port: parsePort(optionalString(values, 'port')), env, tlsFiles });
     io.stdout(`${JSON.stringify({ event: 'manager.listening', url: running.url })}\n`);
     await running.closed;
     return { data: { stopped: true, url: running.url }, text: '' };
