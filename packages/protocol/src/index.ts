@@ -223,5 +223,5 @@ export type {
   DeploymentActionRequest,
   LatestChangelogResponse,
 } from './schemas/deploy.js';
-export { AuditRecordSchema, AuditSignersSchema } from './schemas/audit.js';
-export type { AuditSignersDocument } from './schemas/audit.js';
+export { AuditListQuerySchema, AuditListResponseSchema, AuditRecordSchema, AuditSignersSchema, AuditVerifyResponseSchema } from './schemas/audit.js';
+export type { AuditListQuery, AuditListResponse, AuditSignersDocument, AuditVerifyResponse } from './schemas/audit.js';

@@ -662,11 +662,11 @@ export class PostgresStore implements Store {
     });
   }
 
-  async readAuditChain(afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<records.AuditChainLine[]> {
+  async readAuditChain(afterSeq: number, limit: number, options: { latest?: boolean; before?: number } = {}): Promise<records.AuditChainLine[]> {
     await this.#open();
     const found = await this.#read((db) =>
       options.latest === true
-        ? all<{ seq: string; line: string }>(db, 'SELECT * FROM (SELECT seq, line FROM audit_chain ORDER BY seq DESC LIMIT $1) AS latest ORDER BY seq', [limit])
+        ? all<{ seq: string; line: string }>(db, 'SELECT * FROM (SELECT seq, line FROM audit_chain WHERE seq < $2 ORDER BY seq DESC LIMIT $1) AS latest ORDER BY seq', [limit, options.before ?? Number.MAX_SAFE_INTEGER])
         : all<{ seq: string; line: string }>(db, 'SELECT seq, line FROM audit_chain WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit]),
     );
     return found.map((row) => ({ seq: Number(row.seq), line: row.line }));
