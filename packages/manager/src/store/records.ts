@@ -241,6 +241,15 @@ export interface ReleaseQuery {
 }
 
 /** A page of agents ({@link Store.listAgents}), in id order. */
+/** What the fleet listing shows of an agent beyond its record ({@link Store.listFleetDetails}). */
+export interface FleetDetails {
+  agentId: string;
+  /** Its canary group (`drover agents set-group`), if any. */
+  group: string | undefined;
+  /** Its oldest unacked command: the next one its daemon carries out. */
+  pendingCommand: CommandRecord | undefined;
+}
+
 export interface ListAgentsOptions {
   limit: number;
   /** Page after this agent id (ids sort as text). */

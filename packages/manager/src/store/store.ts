@@ -21,6 +21,7 @@ import type {
   EnrollAgentInput,
   EnrollAgentResult,
   EnrollmentTokenRecord,
+  FleetDetails,
   ImportAgentInput,
   ImportAgentsResult,
   Lease,
@@ -98,6 +99,8 @@ export interface Store {
    */
   promoteCredential(agentId: string, pendingHash: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean>;
   listAgents(options: ListAgentsOptions): Promise<AgentRecord[]>;
+  /** The canary group and pending command of each of these agents (a page of the fleet), in one read; unknown ids are left out. */
+  listFleetDetails(agentIds: readonly string[]): Promise<FleetDetails[]>;
   countAgents(): Promise<number>;
 
   // Check-ins, commands, nonces
