@@ -17,7 +17,9 @@ async function api(path, { method = 'GET', body } = {}) {
   const res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
   if (res.status === 204) return undefined;
   const json = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(`${json.code ?? res.status}: ${json.message ?? res.statusText}`);
+  // The manager answers a refusal as {"error":{"code","message"}}: show its code and what to do.
+  const refusal = json.error ?? json;
+  if (!res.ok) throw new Error(`${refusal.code ?? res.status}: ${refusal.message ?? res.statusText}`);
   return json;
 }
 
