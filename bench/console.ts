@@ -31,15 +31,14 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-// The fleet page shows its first page: 100 rows and the fleet's total.
+// The fleet page shows its first page: 100 rows and the fleet's total. (Locators, not
+// waitForFunction: the console's CSP refuses evaluating strings, rightly.)
 async function firstPageShown(page: Page, agents: number): Promise<void> {
-  // A string: it runs in the page, whose DOM this Node program's types do not describe.
-  await page.waitForFunction(
-    `document.querySelectorAll('tbody tr').length === ${Math.min(PAGE_SIZE, agents)} && (document.querySelector('.count')?.textContent ?? '').includes('${agents} hosts')`,
-    undefined,
-    { timeout: 30_000, polling: 'raf' },
-  );
+  await page.locator('tbody tr').nth(Math.min(PAGE_SIZE, agents) - 1).waitFor({ timeout: 30_000 });
+  await page.locator('.count', { hasText: `${agents} hosts` }).waitFor({ timeout: 30_000 });
 }
+
+const exactly = (text: string): RegExp => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
 
 async function main(): Promise<void> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (apt-get install chromium, or set DROVER_CHROMIUM)`);
@@ -65,7 +64,7 @@ async function main(): Promise<void> {
     const firstRow = await page.textContent('tbody tr:first-child td:first-child');
     const nextPageMs = await timed(async () => {
       await page.click('button:has-text("next")');
-      await page.waitForFunction(`document.querySelector('tbody tr:first-child td:first-child')?.textContent !== ${JSON.stringify(firstRow)}`, undefined, { timeout: 30_000, polling: 'raf' });
+      await page.locator('tbody tr:first-child td:first-child').filter({ hasNotText: exactly(firstRow ?? '') }).waitFor({ timeout: 30_000 });
     });
     const scrape = await measureScrapes(fleet, Number(values.scrapes));
     const renderMs = Number(percentile(times, 0.5).toFixed(1));

@@ -71,6 +71,7 @@ export type {
   ReleaseState,
   ReleaseQuery,
   ListAgentsOptions,
+  FleetDetails,
   AuditChainBuilder,
   AuditChainLine,
   Lease,

@@ -58,7 +58,8 @@ describe('the audit read API', () => {
     const verified = await m.request('GET', '/manager/v1/audit/verify', admin());
     expect(verified.status).toBe(200);
     const intact = verified.json as AuditVerifyResponse & { ok: true };
-    expect(intact).toMatchObject({ ok: true, lastHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(intact.ok).toBe(true);
+    expect(intact.lastHash).toMatch(/^[0-9a-f]{64}$/);
     expect(intact.lastSeq).toBeGreaterThan(5);
     expect(intact.count).toBe(intact.lastSeq);
     // Edit record 2 in place, same length: its hash no longer matches.

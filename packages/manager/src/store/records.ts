@@ -240,9 +240,9 @@ export interface ReleaseQuery {
   state?: ReleaseState | undefined;
 }
 
-/** A page of agents ({@link Store.listAgents}), in id order. */
 /** What the fleet listing shows of an agent beyond its record ({@link Store.listFleetDetails}). */
 export interface FleetDetails {
+  /** The agent. */
   agentId: string;
   /** Its canary group (`drover agents set-group`), if any. */
   group: string | undefined;
@@ -250,6 +250,7 @@ export interface FleetDetails {
   pendingCommand: CommandRecord | undefined;
 }
 
+/** A page of agents ({@link Store.listAgents}), in id order. */
 export interface ListAgentsOptions {
   limit: number;
   /** Page after this agent id (ids sort as text). */
