@@ -1,30 +1,80 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditListResponse, AuditVerifyResponse } from '@drover/protocol';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithoutServices } from '../../../test/helpers/services.js';
 import { refusal, startTestManager } from './harness.js';
 import type { EnrolledAgent, TestManager } from './harness.js';
+import { createTestDatabase } from './postgres-database.js';
+import type { TestDatabase } from './postgres-database.js';
 
 // The audit read API (GET /manager/v1/audit, /manager/v1/audit/verify): the console's audit page.
-let m: TestManager;
-let agents: EnrolledAgent[];
-beforeAll(async () => {
-  m = await startTestManager();
-  agents = [await m.enroll(), await m.enroll()];
-  for (const agent of agents) expect((await m.checkin(agent)).status).toBe(200);
-});
-afterAll(async () => {
-  await m.close();
+// On both places a chain is kept: the log file (SQLite, one manager) and the store (PostgreSQL).
+
+// Replaces, in place and at the same length, record 2's outcome: its hash no longer matches.
+const EDIT = ['"outcome":"success"', '"outcome":"succes5"'] as const;
+
+async function editFileRecord2(m: TestManager): Promise<void> {
+  const handle = await open(join(m.dir, 'audit', 'audit.jsonl'), 'r+');
+  try {
+    const text = (await handle.readFile()).toString('utf8');
+    const lineStart = text.indexOf('\n') + 1;
+    const at = text.indexOf(EDIT[0], lineStart);
+    expect(at).toBeLessThan(text.indexOf('\n', lineStart));
+    await handle.write(EDIT[1], Buffer.byteLength(text.slice(0, at)));
+  } finally {
+    await handle.close();
+  }
+}
+
+describe('the audit read API (a log file)', () => {
+  auditReadSuite(() => startTestManager(), editFileRecord2);
 });
 
-const admin = (): { headers: Record<string, string> } => ({ headers: { authorization: `Bearer ${m.adminToken}` } });
-const list = async (query: string): Promise<AuditListResponse> => {
-  const res = await m.request('GET', `/manager/v1/audit${query}`, admin());
-  expect(res.status, res.text).toBe(200);
-  return res.json as AuditListResponse;
-};
+const skipPostgres = skipWithoutServices('the audit read API on PostgreSQL', 'postgres');
+describe.skipIf(skipPostgres)('the audit read API (the chain in PostgreSQL)', () => {
+  let database: TestDatabase | undefined;
+  afterAll(async () => {
+    await database?.dispose();
+  }, 60_000);
+  auditReadSuite(
+    async () => {
+      database = await createTestDatabase();
+      return startTestManager({ database: database.config });
+    },
+    async () => {
+      const client = new pg.Client({ connectionString: database?.config.url });
+      await client.connect();
+      try {
+        const edited = await client.query('UPDATE audit_chain SET line = replace(line, $1, $2) WHERE seq = 2', [...EDIT]);
+        expect(edited.rowCount).toBe(1);
+      } finally {
+        await client.end();
+      }
+    },
+  );
+});
 
-describe('the audit read API', () => {
+function auditReadSuite(start: () => Promise<TestManager>, editRecord2: (m: TestManager) => Promise<void>): void {
+  let m: TestManager;
+  let agents: EnrolledAgent[];
+  beforeAll(async () => {
+    m = await start();
+    agents = [await m.enroll(), await m.enroll()];
+    for (const agent of agents) expect((await m.checkin(agent)).status).toBe(200);
+  }, 120_000);
+  afterAll(async () => {
+    await m.close();
+  }, 60_000);
+
+  const admin = (): { headers: Record<string, string> } => ({ headers: { authorization: `Bearer ${m.adminToken}` } });
+  const list = async (query: string): Promise<AuditListResponse> => {
+    const res = await m.request('GET', `/manager/v1/audit${query}`, admin());
+    expect(res.status, res.text).toBe(200);
+    return res.json as AuditListResponse;
+  };
+
   it('pages the chain newest first by seq, as the log holds it', async () => {
     const first = await list('?limit=3');
     expect(first.records.map((r) => r.seq)).toEqual([...first.records.map((r) => r.seq)].sort((a, b) => b - a));
@@ -62,18 +112,7 @@ describe('the audit read API', () => {
     expect(intact.lastHash).toMatch(/^[0-9a-f]{64}$/);
     expect(intact.lastSeq).toBeGreaterThan(5);
     expect(intact.count).toBe(intact.lastSeq);
-    // Edit record 2 in place, same length: its hash no longer matches.
-    const path = join(m.dir, 'audit', 'audit.jsonl');
-    const handle = await open(path, 'r+');
-    try {
-      const text = (await handle.readFile()).toString('utf8');
-      const lineStart = text.indexOf('\n') + 1;
-      const at = text.indexOf('"outcome":"success"', lineStart);
-      expect(at).toBeLessThan(text.indexOf('\n', lineStart));
-      await handle.write('"outcome":"succes5"', Buffer.byteLength(text.slice(0, at)));
-    } finally {
-      await handle.close();
-    }
+    await editRecord2(m);
     const broken = (await m.request('GET', '/manager/v1/audit/verify', admin())).json as AuditVerifyResponse;
     expect(broken).toMatchObject({ ok: false, seq: 2, line: 2, count: 1, reason: 'HASH_MISMATCH' });
   });
@@ -83,4 +122,4 @@ describe('the audit read API', () => {
     expect(refusal(await m.request('GET', '/manager/v1/audit/verify', { headers: { authorization: `Bearer ${m.deployToken}` } }))).toEqual([403, 'TOKEN_SCOPE_INSUFFICIENT']);
     expect(refusal(await m.request('GET', '/manager/v1/audit?limit=0', admin()))[0]).toBe(400);
   });
-});
+}
