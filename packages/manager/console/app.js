@@ -134,7 +134,7 @@ function Host({ id, tick }) {
     ${agent &&
     html`<dl class="facts">
       <dt>agent id</dt><dd><code>${agent.agentId}</code></dd>
-      <dt>platform</dt><dd>${agent.platform} ${agent.arch}</dd>
+      <dt>platform</dt><dd>${agent.platform.endsWith(agent.arch) ? agent.platform : `${agent.platform} ${agent.arch}`}</dd>
       <dt>agent version</dt><dd>${agent.agentVersion}</dd>
       <dt>daemon version</dt><dd>${agent.daemonVersion}</dd>
       <dt>health</dt><dd>${text(agent.health?.status)}${agent.health?.busy ? ' (busy)' : ''}</dd>

@@ -75,9 +75,10 @@ export type { AuditRecord, AuditChainHead } from './audit/record.js';
 export type { AuditEntry } from './audit/writer.js';
 export { ed25519AuditSigner, parseAuditSigners } from './audit/signers.js';
 export type { AuditSigner, AuditSignerKeys } from './audit/signers.js';
-export { verifyAuditLog, verifyAuditLogLines, auditBreakReasons } from './audit/verifier.js';
+export { verifyAuditLog, verifyAuditLogLines } from './audit/verifier.js';
+export { auditBreakReasons } from './audit/record.js';
+export type { AuditBreakReason } from './audit/record.js';
 export type {
-  AuditBreakReason,
   AuditBreak,
   AuditIntact,
   AuditVerification,

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { Static, TString } from '@sinclair/typebox';
-import { auditBreakReasons } from '../audit/verifier.js';
+import { auditBreakReasons } from '../audit/record.js';
 import { dateTime, Ed25519PublicKeyBase64, literalUnion } from './common.js';
 
 // The audit log: one record a line, and signers.json.
