@@ -315,6 +315,8 @@ function Audit({ tick }) {
 
 function Login({ onLogin }) {
   const [error, setError] = useState('');
+  // Single sign-on when the manager has an OIDC issuer: /ui/login sends the browser to it.
+  const { data: auth } = useLoad(() => api('/manager/v1/auth/config'), []);
   const submit = async (e) => {
     e.preventDefault();
     try {
@@ -325,6 +327,7 @@ function Login({ onLogin }) {
   };
   return html`<form class="login" onSubmit=${submit}>
     <h1>drover console</h1>
+    ${auth?.oidc && html`<p><a class="button sso" href="${BASE}/ui/login">Sign in with SSO</a> <small>(${auth.oidc.issuer})</small></p>`}
     <label>Operator token (secrets/admin.token)<input name="token" type="password" autocomplete="off" required /></label>
     <button type="submit">Log in</button>
     ${error && html`<p class="error">${error}</p>`}

@@ -30,8 +30,12 @@ export const managerRequestErrorCodes = [
   'OIDC_AUDIENCE_MISMATCH',
   'ROLE_NONE',
   'OIDC_UNAVAILABLE',
-  // the web console's session cookie
+  // the web console's session cookie, and its browser sign-in (decision 0044)
   'CSRF_TOKEN_INVALID',
+  'OIDC_NOT_CONFIGURED',
+  'OIDC_LOGIN_STATE_INVALID',
+  'OIDC_LOGIN_REFUSED',
+  'OIDC_TOKEN_EXCHANGE_FAILED',
   // the metrics token (GET /metrics)
   'METRICS_AUTH_REQUIRED',
   'METRICS_AUTH_INVALID',

@@ -19,6 +19,15 @@ export interface OidcConfig {
   groupsClaim?: string | undefined;
   /** Group name to role, e.g. `{ "drover-admins": "admin" }`; a person with no mapped group is refused. */
   groupRoles: Record<string, PersonRole>;
+  /**
+   * Where the issuer sends the browser back after the console's sign-in (`…/ui/callback`); default:
+   * derived from the request to /ui/login, which cannot know a prefix a reverse proxy strips.
+   */
+  redirectUri?: string | undefined;
+  /** A file holding the console's client secret, for an issuer that registers it as a confidential client (manager.json, relative to its directory). */
+  clientSecretFile?: string | undefined;
+  /** The client secret itself, read from clientSecretFile or DROVER_OIDC_CLIENT_SECRET: in memory only, never in manager.json or a log. */
+  clientSecret?: string | undefined;
 }
 
 export const OidcConfigSchema = Type.Object(
@@ -29,6 +38,8 @@ export const OidcConfigSchema = Type.Object(
     groupRoles: Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Union(personRoles.map((role) => Type.Literal(role))), {
       description: 'Group name to role (viewer, operator, admin), e.g. {"drover-admins":"admin"}.',
     }),
+    redirectUri: Type.Optional(Type.String({ minLength: 8, maxLength: 2048, description: "The console's sign-in callback as the issuer knows it (https://…/ui/callback); default: derived from the request." })),
+    clientSecretFile: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: "A file holding the console's client secret (a confidential client); default: a public client with PKCE only." })),
   },
   { additionalProperties: false, description: 'OpenID Connect for people: their ID tokens open the operator API with the role their groups map to.' },
 );
@@ -73,14 +84,30 @@ export function checkOidcConfig(config: OidcConfig): OidcConfig {
   if (url.search !== '' || url.hash !== '') throw new ManagerError('CONFIG_INVALID', `The OIDC issuer ${config.issuer} must not have a query or a fragment.`);
   if (config.audience.trim() === '') throw new ManagerError('CONFIG_INVALID', 'The OIDC audience (the client id drover is registered under) is empty.');
   if (Object.keys(config.groupRoles).length === 0) throw new ManagerError('CONFIG_INVALID', `The OIDC group mapping is empty: no one could log in. Write ${GROUP_ROLES_SYNTAX}.`);
+  if (config.redirectUri !== undefined && !/^https?:\/\/[^/]+\/(.*\/)?ui\/callback$/.test(config.redirectUri)) {
+    throw new ManagerError('CONFIG_INVALID', `The OIDC redirect URI ${config.redirectUri} must be the console's callback as the browser reaches it: http(s)://HOST[/PREFIX]/ui/callback.`);
+  }
   return { ...config, groupsClaim: config.groupsClaim ?? 'groups' };
 }
 
+/** What manager.json may hold of an OIDC configuration: all of it but the client secret, which lives in its own file or the environment. */
+export function oidcConfigForFile(config: OidcConfig): Omit<OidcConfig, 'clientSecret'> {
+  const rest: OidcConfig = { ...config };
+  delete rest.clientSecret;
+  return rest;
+}
+
 /**
- * manager.json's `oidc`, with DROVER_OIDC_ISSUER, DROVER_OIDC_AUDIENCE, DROVER_OIDC_GROUPS_CLAIM and
- * DROVER_OIDC_GROUP_ROLES over it, member by member; undefined when neither names an issuer.
+ * manager.json's `oidc`, with DROVER_OIDC_ISSUER, DROVER_OIDC_AUDIENCE, DROVER_OIDC_GROUPS_CLAIM,
+ * DROVER_OIDC_GROUP_ROLES and DROVER_OIDC_REDIRECT_URI over it, member by member; undefined when
+ * neither names an issuer. The client secret: DROVER_OIDC_CLIENT_SECRET, else the file manager.json's
+ * clientSecretFile names (`readSecret` reads it).
  */
-export function resolveOidcConfig(config: OidcConfig | undefined, env: Record<string, string | undefined>): OidcConfig | undefined {
+export async function resolveOidcConfig(
+  config: OidcConfig | undefined,
+  env: Record<string, string | undefined>,
+  readSecret: (file: string) => Promise<string> = () => Promise.reject(new Error('no secret reader')),
+): Promise<OidcConfig | undefined> {
   const pick = (name: string): string | undefined => env[name]?.trim() || undefined;
   const issuer = pick('DROVER_OIDC_ISSUER') ?? config?.issuer;
   const audience = pick('DROVER_OIDC_AUDIENCE') ?? config?.audience;
@@ -91,5 +118,9 @@ export function resolveOidcConfig(config: OidcConfig | undefined, env: Record<st
   if (issuer === undefined || audience === undefined || groupRoles === undefined) {
     throw new ManagerError('CONFIG_INVALID', 'OIDC needs an issuer, an audience (client id) and a group mapping: set DROVER_OIDC_ISSUER, DROVER_OIDC_AUDIENCE and DROVER_OIDC_GROUP_ROLES (or manager.json\'s oidc).');
   }
-  return checkOidcConfig({ issuer, audience, groupsClaim, groupRoles });
+  const redirectUri = pick('DROVER_OIDC_REDIRECT_URI') ?? config?.redirectUri;
+  const secretFile = config?.clientSecretFile;
+  const clientSecret = pick('DROVER_OIDC_CLIENT_SECRET') ?? (secretFile === undefined ? undefined : (await readSecret(secretFile)).trim());
+  if (clientSecret === '') throw new ManagerError('CONFIG_INVALID', `The OIDC client secret file ${String(secretFile)} is empty; put the secret in it, or remove clientSecretFile for a public client.`);
+  return checkOidcConfig({ issuer, audience, groupsClaim, groupRoles, redirectUri, clientSecret });
 }

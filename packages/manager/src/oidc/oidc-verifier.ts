@@ -50,10 +50,11 @@ function stringsOf(value: unknown): string[] {
 
 /** Verifies ID tokens from one issuer; keeps its keys in memory, refetched when old or when a token names a new key. */
 export class OidcVerifier {
-  readonly config: Required<OidcConfig>;
+  readonly config: OidcConfig & { groupsClaim: string };
   readonly #http: HttpClient;
   readonly #now: () => Date;
   #cached: KeySet | undefined;
+  #discovery: { document: Record<string, unknown>; fetchedAt: number } | undefined;
   #pending: Promise<KeySet> | undefined;
   #lastFetch = Number.NEGATIVE_INFINITY;
 
@@ -83,18 +84,37 @@ export class OidcVerifier {
     return response.body as Record<string, unknown>;
   }
 
-  async #fetchKeys(): Promise<KeySet> {
-    this.#lastFetch = Date.now();
+  /** The issuer's discovery document, checked to name the configured issuer; kept as long as the keys, refetched with them. */
+  async discovery(refresh = false): Promise<Record<string, unknown>> {
+    const cached = this.#discovery;
+    if (!refresh && cached !== undefined && Date.now() - cached.fetchedAt < oidcLimits.jwksMaxAgeMs) return cached.document;
     const discoveryUrl = `${this.config.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
     const discovery = await this.#getJson(discoveryUrl, oidcLimits.discoveryMaxBytes, 'discovery document');
     // OpenID Connect Discovery 4.3: the document names the very issuer it was fetched for.
     if (discovery['issuer'] !== this.config.issuer) {
       throw new ManagerError('OIDC_UNAVAILABLE', `The discovery document at ${discoveryUrl} names the issuer ${String(discovery['issuer'])}, not ${this.config.issuer}; set manager.json's oidc.issuer to the issuer's exact URL.`);
     }
-    const jwksUri = discovery['jwks_uri'];
-    if (typeof jwksUri !== 'string' || !URL.canParse(jwksUri) || !isAllowedIssuerUrl(new URL(jwksUri))) {
-      throw new ManagerError('OIDC_UNAVAILABLE', `The discovery document at ${discoveryUrl} has no https jwks_uri; the issuer cannot be used.`);
+    this.#discovery = { document: discovery, fetchedAt: Date.now() };
+    return discovery;
+  }
+
+  /** An endpoint the discovery document names (`authorization_endpoint`, `token_endpoint`, …): https, or http on a loopback address. */
+  async endpoint(name: string, refresh = false): Promise<URL> {
+    const value = (await this.discovery(refresh))[name];
+    if (typeof value !== 'string' || !URL.canParse(value) || !isAllowedIssuerUrl(new URL(value))) {
+      throw new ManagerError('OIDC_UNAVAILABLE', `The discovery document of ${this.config.issuer} has no https ${name}; the issuer cannot be used for this.`);
     }
+    return new URL(value);
+  }
+
+  /** The client that talks to the issuer (discovery, keys, the console's token exchange). */
+  get http(): HttpClient {
+    return this.#http;
+  }
+
+  async #fetchKeys(): Promise<KeySet> {
+    this.#lastFetch = Date.now();
+    const jwksUri = (await this.endpoint('jwks_uri', true)).href;
     const jwks = await this.#getJson(jwksUri, oidcLimits.jwksMaxBytes, 'key set');
     if (!Array.isArray(jwks['keys'])) throw new ManagerError('OIDC_UNAVAILABLE', `The issuer's key set at ${jwksUri} has no keys array.`);
     return { getKey: createLocalJWKSet(jwks as unknown as JSONWebKeySet), fetchedAt: Date.now() };

@@ -115,7 +115,7 @@ export async function readManagerDirectory(dir: string, options: ReadManagerDire
       encryptionKey,
       trustPolicy: await readTrustPolicy(path('trustPolicy')),
       // DROVER_OIDC_* over manager.json's oidc; neither: static tokens only.
-      oidc: resolveOidcConfig(config.oidc, env),
+      oidc: await resolveOidcConfig(config.oidc, env, async (file) => (await readSecretFile(resolvePath(dir, file), 'OIDC client secret')) ?? ''),
       settings: config.settings,
       rollout: { tickMs: config.settings.rolloutTickMs, defaults: config.settings.rollout },
       logger,

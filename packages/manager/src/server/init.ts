@@ -16,7 +16,7 @@ import { openManagerCore } from './core.js';
 import { openPostgresStore, splitDatabasePassword } from './database.js';
 import type { DatabaseConfig } from './database.js';
 import type { PostgresStore } from '../store/postgres/store.js';
-import { checkOidcConfig } from '../oidc/oidc-config.js';
+import { checkOidcConfig, oidcConfigForFile } from '../oidc/oidc-config.js';
 import type { OidcConfig } from '../oidc/oidc-config.js';
 
 /** What {@link initManagerDirectory} creates: where, the listen address it writes, the first enrollment token. */
@@ -201,7 +201,8 @@ async function initDirectory(
     paths: { ...defaults.paths, ...(options.managerKey === undefined ? {} : { managerKey: options.managerKey }), ...(options.auditKey === undefined ? {} : { auditKey: options.auditKey }) },
     ...(blobStore === undefined ? {} : { blobStore }),
     ...(database === undefined ? {} : { database }),
-    ...(options.oidc === undefined ? {} : { oidc: checkOidcConfig(options.oidc) }),
+    // leak: a client secret never lands in manager.json (clientSecretFile names where it is).
+    ...(options.oidc === undefined ? {} : { oidc: oidcConfigForFile(checkOidcConfig(options.oidc)) }),
   };
   const path = (name: Exclude<keyof ManagerConfig['paths'], 'metricsTokens'>): string => resolvePath(dir, config.paths[name]);
   if (databasePassword !== undefined) await writeSecret(resolvePath(dir, managerLayout.databasePassword), `${databasePassword}\n`);

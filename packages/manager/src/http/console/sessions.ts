@@ -7,16 +7,19 @@ import { ManagerError } from '../../errors.js';
 export const SESSION_COOKIE = 'drover_session';
 /** The header a cookie-authenticated state-changing request carries its CSRF token in. */
 export const CSRF_HEADER = 'x-drover-csrf';
+/** The cookie that binds a browser sign-in in progress (its state) to the browser that started it. */
+export const LOGIN_COOKIE = 'drover_login';
 const SESSION_TTL_MS = 8 * 60 * 60 * 1000; // 8 hours
 const SESSIONS_MAX = 10_000; // sessions held at once; the oldest is dropped beyond it
 
 export interface ConsoleSession {
   id: string;
   csrfToken: string;
-  // The operator token the session was opened with: every request re-authenticates with it, so
-  // a token removed from the manager ends its sessions too.
+  // The operator token the session was opened with, or the person's ID token (a sign-in through
+  // the issuer): every request re-authenticates with it, so a token removed from the manager ends
+  // its sessions too, and a person's role follows the group mapping.
   token: string;
-  expiresAt: number; // ms since the epoch
+  expiresAt: number; // ms since the epoch: at most 8 hours, and never after the ID token's exp
 }
 
 /**
@@ -28,12 +31,13 @@ export class SessionStore {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  open(token: string): ConsoleSession {
+  /** Opens a session for `token`, ending after 8 hours or at `notAfter` (ms since the epoch), whichever comes first. */
+  open(token: string, notAfter = Number.POSITIVE_INFINITY): ConsoleSession {
     if (this.#sessions.size >= SESSIONS_MAX) {
       const oldest = this.#sessions.keys().next().value;
       if (oldest !== undefined) this.#sessions.delete(oldest);
     }
-    const session = { id: randomBytes(32).toString('base64url'), csrfToken: randomBytes(32).toString('base64url'), token, expiresAt: this.now() + SESSION_TTL_MS };
+    const session = { id: randomBytes(32).toString('base64url'), csrfToken: randomBytes(32).toString('base64url'), token, expiresAt: Math.min(this.now() + SESSION_TTL_MS, notAfter) };
     this.#sessions.set(session.id, session);
     return session;
   }
@@ -77,7 +81,8 @@ export function cookieOf(request: FastifyRequest, name: string): string | undefi
   return undefined;
 }
 
-function sameSecret(presented: string, expected: string): boolean {
+/** Whether a presented secret is the expected one, compared in constant time. */
+export function sameSecret(presented: string, expected: string): boolean {
   const a = Buffer.from(presented);
   const b = Buffer.from(expected);
   // timing: compare in constant time; a length mismatch is refused without comparing.
