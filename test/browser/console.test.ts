@@ -1,6 +1,7 @@
 // The web console in a real Chromium (Debian's `chromium`, driven by playwright-core) against
 // `drover manager start` with real droverd hosts: log in with the admin token, see the fleet,
-// watch a rollout move without a reload, pause and resume it from the page, see the audit page.
+// watch a rollout move without a reload, pause and resume it from the page, see a busy host deferred
+// and a host rolled back on the rollout page, see the audit chain's verdict.
 // A screenshot of each page goes to $DROVER_ARTIFACTS_DIR (default test-artifacts/).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -10,10 +11,11 @@ import { join, resolve } from 'node:path';
 import type { TrustPolicyDocument } from '@drover/protocol';
 import type { Browser, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentArtifact } from '../helpers/agent-artifact.js';
 import { drover, expectOk as ok } from '../helpers/cli.js';
-import { DaemonProcess, createHostFor, destroyHost, droverd, waitForAgent } from '../helpers/droverd.js';
+import { DaemonProcess, agentRuntime, createHostFor, destroyHost, droverd, waitForAgent } from '../helpers/droverd.js';
 import type { Host } from '../helpers/droverd.js';
 import { ManagerProcess } from '../helpers/manager-process.js';
 import { skipUnlessRequired } from '../helpers/skip.js';
@@ -22,6 +24,14 @@ const CHROMIUM = process.env['DROVER_CHROMIUM'] ?? '/usr/bin/chromium';
 const skip = skipUnlessRequired('the browser tests', existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install chromium)`, 'DROVER_REQUIRE_BROWSER');
 const artifacts = resolve(process.env['DROVER_ARTIFACTS_DIR'] ?? 'test-artifacts', 'console');
 const platform = `${process.platform}-${process.arch}`;
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 describe.skipIf(skip)('the web console in Chromium', () => {
   let root: string | undefined;
@@ -56,6 +66,10 @@ describe.skipIf(skip)('the web console in Chromium', () => {
     ok(await drover(['trust', 'create', '--pub', at('keys', 'release.pub'), '--out', at('trust.json')], { env: cliEnv }), 'trust create');
     const init = ok(await drover(['manager', 'init', '--dir', at('m'), '--trust', at('trust.json'), '--seats', '4', '--expires-in', '1h', '--json'], { env: cliEnv }), 'manager init');
     const enrollmentToken = (JSON.parse(init.stdout) as { enrollmentToken: string }).enrollmentToken;
+    // Check-ins every 5 s (the least allowed), so a rollout moves within the test's patience.
+    const config = JSON.parse(await readFile(at('m', 'manager.json'), 'utf8')) as { settings: Record<string, unknown> };
+    config.settings['checkinIntervalSeconds'] = 5;
+    await writeFile(at('m', 'manager.json'), JSON.stringify(config));
     adminToken = (await readFile(at('m', 'secrets', 'admin.token'), 'utf8')).trim();
     deployToken = (await readFile(at('m', 'secrets', 'deploy.token'), 'utf8')).trim();
     manager = await ManagerProcess.start(at('m'), cliEnv);
@@ -63,6 +77,7 @@ describe.skipIf(skip)('the web console in Chromium', () => {
     const trustPolicy = JSON.parse(await readFile(at('trust.json'), 'utf8')) as TrustPolicyDocument;
     await release('1.0.0');
     await release('1.1.0');
+    await release('1.2.0');
     for (let i = 0; i < 2; i++) {
       const host = await createHostFor(
         { url: manager.url, managerKey, enrollmentToken, trustPolicy },
@@ -106,6 +121,11 @@ describe.skipIf(skip)('the web console in Chromium', () => {
     await shot('fleet');
     await page.click('tbody tr a');
     await page.waitForSelector('h1:has-text("Host")');
+    // Readable sections, not raw JSON: facts, the current step, the update history, its audit records.
+    await page.waitForSelector('h2:has-text("Update history")');
+    expect(await page.textContent('.current-step')).toContain('idle');
+    await page.locator('.audit-records tbody tr').first().waitFor({ timeout: 10_000 });
+    expect(await page.locator('.audit-records tbody tr').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('agent.enrolled')]));
     await shot('host');
     await page.goto(`${url()}/ui/#/releases`);
     await page.locator('tbody tr').nth(1).waitFor({ timeout: 10_000 });
@@ -134,9 +154,60 @@ describe.skipIf(skip)('the web console in Chromium', () => {
     expect((events.json as { deployments: { deploymentId: string; status: string }[] }).deployments.find((d) => d.deploymentId === id)?.status).not.toBe('paused');
   }, 60_000);
 
-  it('shows the audit page', async () => {
+  it('shows a busy host deferred and, after a rollback confirmed on the page, a host rolled back, without a reload', async () => {
+    const admin = { authorization: `Bearer ${adminToken}` };
+    // The rollout of the test before ends first (abort, then its in-flight targets finish).
+    const before = (await mgr().call('GET', '/v1/deployments?active=true', admin)).json as { deployments: { deploymentId: string }[] };
+    for (const d of before.deployments) await mgr().call('POST', `/manager/v1/updates/${d.deploymentId}/abort`, admin, {});
+    await until(async () => ((await mgr().call('GET', '/v1/deployments?active=true', admin)).json as { deployments: unknown[] }).deployments.length === 0, 60_000, 'the earlier rollout to end');
+    // Host 0's agent is busy for two minutes: it defers the update.
+    const busyHost = hosts[0] as Host;
+    const { serviceToken } = JSON.parse(await readFile(join(busyHost.stateDir, 'credentials.json'), 'utf8')) as { serviceToken: string };
+    const runtime = await agentRuntime(busyHost);
+    if (runtime === undefined) throw new Error('droverd recorded no running agent');
+    const busy = await request(`http://127.0.0.1:${runtime.port}/work?ms=120000`, { method: 'POST', headers: { authorization: `Bearer service:${serviceToken}` } });
+    await busy.body.dump();
+    expect(busy.statusCode).toBe(202);
+    const busyId = (JSON.parse(await readFile(join(busyHost.stateDir, 'credentials.json'), 'utf8')) as { agentId: string }).agentId;
+
+    await page.goto(`${url()}/ui/#/rollouts`);
+    await page.waitForSelector('h1:has-text("Rollouts")');
+    const started = await mgr().call('POST', '/manager/v1/updates/notify', { authorization: `Bearer ${deployToken}` }, { version: '1.2.0', strategy: 'immediate', metadata: { rollout: { healthGraceSeconds: 1 } } });
+    expect(started.status, JSON.stringify(started.json)).toBe(200);
+    const id = (started.json as { deployment_id: string }).deployment_id;
+    const rollout = page.locator(`[data-deployment="${id}"]`);
+    const busyRow = rollout.locator('tbody tr', { has: page.locator(`a:text-is("${busyId}")`) });
+    await busyRow.locator('.target-state[data-state=deferred]').waitFor({ timeout: 45_000 });
+    expect(await busyRow.locator('.reason').textContent()).toContain('busy');
+    await rollout.locator('.target-state[data-state=succeeded]').waitFor({ timeout: 60_000 });
+    await shot('rollouts-deferred');
+
+    await rollout.locator('button[data-action=rollback]').click();
+    await page.click('dialog button[data-confirm]');
+    await page.waitForSelector('.message:has-text("rollback: sent")', { timeout: 10_000 });
+    await rollout.locator('.status[data-status=rolling_back]').waitFor({ timeout: 10_000 });
+    const rolledBack = rollout.locator('.target-state[data-state=rolled_back]');
+    await rolledBack.waitFor({ timeout: 60_000 });
+    expect(await rollout.locator('tbody tr', { has: page.locator('.target-state[data-state=rolled_back]') }).locator('.reason').textContent()).toContain('rolled back');
+    // The busy host is still deferred: nobody forced it.
+    expect(await busyRow.locator('.target-state').textContent()).toBe('deferred');
+    await shot('rollouts-rolled-back');
+  }, 240_000);
+
+  it("shows the audit chain's verdict and its records, filtered by event", async () => {
     await page.goto(`${url()}/ui/#/audit`);
     await page.waitForSelector('h1:has-text("Audit")');
+    const verdict = page.locator('[data-verdict]');
+    await verdict.waitFor({ timeout: 20_000 });
+    expect(await verdict.getAttribute('data-verdict')).toBe('ok');
+    expect(await verdict.textContent()).toMatch(/Chain verified: \d+ records, up to seq \d+/);
+    await page.locator('.audit-records tbody tr').first().waitFor({ timeout: 10_000 });
     await shot('audit');
+    await page.fill('input[name=event]', 'deployment.');
+    await page.click('form.filters button[type=submit]');
+    const events = page.locator('.audit-records tbody tr td:nth-child(3)');
+    await expect.poll(async () => (await events.allTextContents()).every((e) => e.startsWith('deployment.')), { timeout: 10_000 }).toBe(true);
+    expect(await events.allTextContents()).toContain('deployment.rollback');
+    await shot('audit-filtered');
   });
 });

@@ -25,10 +25,12 @@ async function api(path, { method = 'GET', body } = {}) {
 
 // One counter that every page watches: it moves on each event of the stream (and on a slow timer,
 // for check-ins, which the stream does not carry).
+let bumpLive = () => undefined;
 function useLiveTick() {
   const [tick, setTick] = useState(0);
   useEffect(() => {
     const bump = () => setTick((t) => t + 1);
+    bumpLive = bump;
     const events = new EventSource(`${BASE}/manager/v1/updates/events`, { withCredentials: true });
     events.addEventListener('deployment', bump);
     events.addEventListener('status', bump);
@@ -53,6 +55,8 @@ function useLoad(load, deps) {
   return state;
 }
 
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : '–');
+const duration = (seconds) => (seconds >= 3600 ? `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min` : seconds >= 60 ? `${Math.floor(seconds / 60)} min ${seconds % 60} s` : `${seconds} s`);
 const text = (v) => (v === null || v === undefined || v === '' ? '–' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 const updateState = (u) => (u && typeof u === 'object' ? u.state ?? u.step ?? u.status : u);
 
@@ -73,29 +77,91 @@ function Fleet({ tick }) {
     { label: 'host', render: (a) => html`<a href="#/host/${encodeURIComponent(a.agentId)}">${a.hostname}</a>` },
     { label: 'agent', key: 'agentVersion' },
     { label: 'daemon', key: 'daemonVersion' },
-    { label: 'state', render: (a) => (a.revokedAt ? 'removed' : text(updateState(a.update))) },
-    { label: 'group', render: (a) => text(a.group ?? a.rollout?.group) },
+    { label: 'state', render: (a) => (a.revokedAt ? 'removed' : text(updateState(a.update) ?? 'idle')) },
+    { label: 'group', render: (a) => text(a.group) },
     { label: 'health', render: (a) => text(a.health?.status ?? a.health) },
-    { label: 'last check-in', key: 'lastCheckinAt' },
-    { label: 'pending command', render: (a) => text(a.update?.command?.version ?? a.pendingCommand) },
+    { label: 'last check-in', render: (a) => when(a.lastCheckinAt) },
+    { label: 'pending command', render: (a) => (a.pendingCommand ? `${a.pendingCommand.type}${a.pendingCommand.deploymentId ? ` (${a.pendingCommand.deploymentId})` : ''}, sent ${a.pendingCommand.deliveredCount}×` : '–') },
   ];
   return html`<section>
     <h1>Fleet</h1>
     <input placeholder="filter this page" value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)} />
     <button disabled=${cursors.length < 2} onClick=${() => setCursors(cursors.slice(0, -1))}>previous</button>
-    <button disabled=${agents.length < PAGE_SIZE} onClick=${() => setCursors([...cursors, agents[agents.length - 1].agentId])}>next</button>
-    <span> page ${cursors.length}, ${shown.length} shown</span>
+    <button disabled=${data?.next == null} onClick=${() => setCursors([...cursors, data.next])}>next</button>
+    <span class="count"> page ${cursors.length}${data?.total === undefined ? '' : ` of ${Math.max(1, Math.ceil(data.total / PAGE_SIZE))}`}, ${shown.length} shown${data?.total === undefined ? '' : `, ${data.total} hosts`}</span>
     ${error && html`<p class="error">${error}</p>`}
+    ${data && data.total === 0 && html`<p class="empty">No hosts yet: enroll one with <code>droverd enroll</code> and an enrollment token.</p>`}
     <${Table} columns=${columns} rows=${shown} rowKey=${(a) => a.agentId} />
   </section>`;
 }
 
+const AUDIT_COLUMNS = [
+  { label: 'seq', key: 'seq' },
+  { label: 'time', render: (r) => when(r.ts) },
+  { label: 'event', key: 'event' },
+  { label: 'actor', key: 'actor' },
+  { label: 'host', render: (r) => (r.agentId ? html`<a href="#/host/${encodeURIComponent(r.agentId)}">${r.agentId}</a>` : '–') },
+  { label: 'deployment', key: 'deploymentId' },
+  { label: 'outcome', key: 'outcome' },
+  { label: 'details', render: (r) => html`<code class="details" title=${JSON.stringify(r.details)}>${JSON.stringify(r.details)}</code>` },
+];
+
+// Newest first; `next` of a page is the `before` of the following one.
+function AuditRecords({ filter, tick, limit = 50 }) {
+  const [befores, setBefores] = useState(['']);
+  useEffect(() => setBefores(['']), [JSON.stringify(filter)]);
+  const before = befores[befores.length - 1];
+  const query = new URLSearchParams({ limit: String(limit), ...(before ? { before } : {}) });
+  for (const [k, v] of Object.entries(filter)) if (v) query.set(k, v);
+  const { data, error } = useLoad(() => api(`/manager/v1/audit?${query}`), [query.toString(), tick]);
+  return html`<div class="audit-records">
+    ${error && html`<p class="error">${error}</p>`}
+    ${data && data.records.length === 0 && html`<p class="empty">No audit records${before ? ' before this page' : ''}.</p>`}
+    ${data && data.records.length > 0 && html`<${Table} columns=${AUDIT_COLUMNS} rows=${data.records} rowKey=${(r) => r.seq} />`}
+    <button disabled=${befores.length < 2} onClick=${() => setBefores(befores.slice(0, -1))}>newer</button>
+    <button disabled=${data?.next == null} onClick=${() => setBefores([...befores, String(data.next)])}>older</button>
+  </div>`;
+}
+
 function Host({ id, tick }) {
   const { data, error } = useLoad(() => api(`/v1/agents/${encodeURIComponent(id)}`), [id, tick]);
-  return html`<section>
-    <h1>Host ${data?.hostname ?? id}</h1>
+  const agent = data?.agent;
+  const update = agent?.update;
+  const commands = [...(data?.commands ?? [])].reverse();
+  return html`<section class="host">
+    <h1>Host ${agent?.hostname ?? id}</h1>
     ${error && html`<p class="error">${error}</p>`}
-    ${data && html`<table>${Object.entries(data).map(([k, v]) => html`<tr><th>${k}</th><td><pre>${typeof v === 'object' && v !== null ? JSON.stringify(v, null, 2) : text(v)}</pre></td></tr>`)}</table>`}
+    ${agent &&
+    html`<dl class="facts">
+      <dt>agent id</dt><dd><code>${agent.agentId}</code></dd>
+      <dt>platform</dt><dd>${agent.platform.endsWith(agent.arch) ? agent.platform : `${agent.platform} ${agent.arch}`}</dd>
+      <dt>agent version</dt><dd>${agent.agentVersion}</dd>
+      <dt>daemon version</dt><dd>${agent.daemonVersion}</dd>
+      <dt>health</dt><dd>${text(agent.health?.status)}${agent.health?.busy ? ' (busy)' : ''}</dd>
+      <dt>canary group</dt><dd>${text(data.rollout?.group)}</dd>
+      <dt>push URL</dt><dd>${text(data.rollout?.pushUrl)}</dd>
+      <dt>enrolled</dt><dd>${when(agent.enrolledAt)}</dd>
+      <dt>last check-in</dt><dd>${when(agent.lastCheckinAt)}</dd>
+      ${agent.revokedAt && html`<dt>removed</dt><dd>${when(agent.revokedAt)}</dd>`}
+    </dl>
+    <h2>Current update step</h2>
+    <p class="current-step">${update ? html`<strong>${update.step}</strong> (command <code>${update.commandId}</code>)` : 'idle: no update in progress'}</p>
+    <h2>Update history</h2>
+    ${commands.length === 0 ? html`<p class="empty">No commands sent to this host.</p>` : html`<${Table}
+      columns=${[
+        { label: 'created', render: (c) => when(c.createdAt) },
+        { label: 'type', key: 'type' },
+        { label: 'deployment', key: 'deploymentId' },
+        { label: 'delivered', render: (c) => `${c.deliveredCount}×` },
+        { label: 'acked', render: (c) => when(c.ackedAt) },
+        { label: 'outcome', render: (c) => text(c.outcome ?? 'pending') },
+        { label: 'code', render: (c) => text(c.outcomeDetail?.code) },
+      ]}
+      rows=${commands}
+      rowKey=${(c) => c.id}
+    />`}`}
+    <h2>Audit records</h2>
+    <${AuditRecords} filter=${{ agent_id: id }} tick=${tick} limit=${20} />
   </section>`;
 }
 
@@ -132,19 +198,57 @@ function ConfirmDialog({ ask, onDone }) {
   </dialog>`;
 }
 
+function Countdown({ until }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  const left = Math.max(0, Math.round((Date.parse(until) - now) / 1000));
+  return html`<span class="soak">soak: ${duration(left)} left</span>`;
+}
+
+// Why a target stands where it does, in words.
+function targetReason(t) {
+  if (t.state === 'deferred') return `busy: the agent deferred the update${t.deferred_until ? ` until ${when(t.deferred_until)}` : '; its daemon retries'}`;
+  if (t.error) return `${t.error.code}: ${t.error.message}`;
+  if (t.state === 'rolled_back') return t.message ?? 'rolled back';
+  return t.message ?? '';
+}
+
+const END_STATES = new Set(['succeeded', 'failed', 'skipped', 'rolled_back']);
+
+function PhaseProgress({ d, targets }) {
+  const names = d.phaseNames ?? [...new Set(targets.map((t) => t.phase ?? 'all'))];
+  return html`<ol class="phases">${names.map((name, i) => {
+    const mine = targets.filter((t) => (t.phase ?? 'all') === name);
+    const done = mine.filter((t) => END_STATES.has(t.state)).length;
+    const failed = mine.filter((t) => t.state === 'failed' || t.state === 'rolled_back').length;
+    const current = i + 1 === d.phase;
+    return html`<li class=${current ? 'current' : ''} data-phase=${name}>
+      ${name}: <progress max=${mine.length || 1} value=${done}></progress> ${done}/${mine.length} done${failed ? `, ${failed} failed or rolled back` : ''}${current ? ` (${text(d.phaseState)})` : ''}
+    </li>`;
+  })}</ol>`;
+}
+
 function Rollout({ d, tick, act }) {
-  const { data } = useLoad(() => api(`/manager/v1/updates/status?deployment_id=${encodeURIComponent(d.deploymentId)}`), [d.deploymentId, tick]);
-  const targets = data?.targets ?? data?.agents ?? [];
+  const { data, error } = useLoad(() => api(`/manager/v1/updates/status?deployment_id=${encodeURIComponent(d.deploymentId)}`), [d.deploymentId, tick]);
+  const targets = data?.agents ?? [];
   return html`<div class="rollout" data-deployment=${d.deploymentId}>
-    <h2>${d.deploymentId}: ${d.artifact} ${d.version} <span class="status">${d.status}</span></h2>
-    <p>phase ${d.phase}/${d.phases} (${text(d.phaseState)}) ${text(d.message)}</p>
+    <h2>${d.artifact} ${d.version} <span class="status" data-status=${d.status}>${d.status}</span> <small>${d.deploymentId}, ${d.strategy}</small></h2>
+    <p>phase ${d.phase}/${d.phases} (${text(d.phaseState)}) ${d.phaseState === 'soaking' && d.soakUntil ? html`<${Countdown} until=${d.soakUntil} />` : ''} ${text(d.message)}</p>
+    ${error && html`<p class="error">${error}</p>`}
+    <${PhaseProgress} d=${d} targets=${targets} />
     ${ACTIONS.map((a) => html`<button data-action=${a} onClick=${() => act(d.deploymentId, a)}>${a}</button>`)}
     ${targets.length > 0 &&
     html`<${Table} columns=${[
-      { label: 'agent', render: (t) => text(t.agentId ?? t.hostname) },
-      { label: 'state', render: (t) => text(t.state ?? t.status) },
-      { label: 'reason', render: (t) => text(t.reason ?? t.code ?? t.message) },
-    ]} rows=${targets} rowKey=${(t) => t.agentId ?? JSON.stringify(t)} />`}
+      { label: 'agent', render: (t) => html`<a href="#/host/${encodeURIComponent(t.agent_id)}">${t.agent_id}</a>` },
+      { label: 'phase', key: 'phase' },
+      { label: 'state', render: (t) => html`<span class="target-state" data-state=${t.state}>${t.state}</span>` },
+      { label: 'from → to', render: (t) => `${t.from_version ?? '?'} → ${t.to_version}` },
+      { label: 'reason', render: (t) => html`<span class="reason">${targetReason(t)}</span>` },
+      { label: 'updated', render: (t) => when(t.updated_at) },
+    ]} rows=${targets} rowKey=${(t) => t.agent_id} />`}
   </div>`;
 }
 
@@ -162,20 +266,50 @@ function Rollouts({ tick }) {
     } catch (e) {
       setMessage(e.message);
     }
+    // Show the new state now; the event stream keeps it moving.
+    bumpLive();
   };
   return html`<section>
     <h1>Rollouts</h1>
     ${error && html`<p class="error">${error}</p>`}
+    ${data && data.deployments.length === 0 && html`<p class="empty">No rollouts yet: <code>drover rollout start</code> starts one.</p>`}
     <p class="message">${message}</p>
     <${ConfirmDialog} ask=${ask} onDone=${done} />
     ${(data?.deployments ?? []).map((d) => html`<${Rollout} key=${d.deploymentId} d=${d} tick=${tick} act=${(deploymentId, action) => setAsk({ deploymentId, action })} />`)}
   </section>`;
 }
 
-function Audit() {
+function Verdict() {
+  const [run, setRun] = useState(0);
+  const { data, error } = useLoad(() => api('/manager/v1/audit/verify'), [run]);
+  return html`<div class="verdict">
+    ${error && html`<p class="error">${error}</p>`}
+    ${!data && !error && html`<p>Verifying the chain…</p>`}
+    ${data?.ok === true &&
+    html`<p class="verdict-ok" data-verdict="ok">Chain verified: ${data.count} records, up to seq ${data.lastSeq} (last hash <code title=${data.lastHash}>${data.lastHash.slice(0, 16)}…</code>), checked ${when(data.checkedAt)}.</p>`}
+    ${data?.ok === false &&
+    html`<p class="verdict-broken" data-verdict="broken">Chain BROKEN at seq ${data.seq} (record ${data.line}): <strong>${data.reason}</strong>: ${data.message} ${data.count} records before it verified; checked ${when(data.checkedAt)}.</p>`}
+    <button onClick=${() => setRun(run + 1)}>verify again</button>
+  </div>`;
+}
+
+function Audit({ tick }) {
+  const [filter, setFilter] = useState({});
+  const apply = (e) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    setFilter({ agent_id: form.agent_id.value.trim(), actor: form.actor.value.trim(), event: form.event.value.trim() });
+  };
   return html`<section>
     <h1>Audit</h1>
-    <p>The manager has no audit read API yet; run <code>drover audit verify</code> on the manager's audit log.</p>
+    <${Verdict} />
+    <form class="filters" onSubmit=${apply}>
+      <input name="agent_id" placeholder="host (agent id)" />
+      <input name="actor" placeholder="actor, e.g. system" />
+      <input name="event" placeholder="event, e.g. deployment." />
+      <button type="submit">filter</button>
+    </form>
+    <${AuditRecords} filter=${filter} tick=${tick} />
   </section>`;
 }
 
@@ -219,7 +353,7 @@ function Console({ session, onLogout }) {
     page === 'host' ? html`<${Host} id=${decodeURIComponent(arg ?? '')} tick=${tick} />`
     : page === 'releases' ? html`<${Releases} tick=${tick} />`
     : page === 'rollouts' ? html`<${Rollouts} tick=${tick} />`
-    : page === 'audit' ? html`<${Audit} />`
+    : page === 'audit' ? html`<${Audit} tick=${tick} />`
     : html`<${Fleet} tick=${tick} />`;
   return html`<nav>${Object.entries(pages).map(([p, label]) => html`<a class=${p === page ? 'active' : ''} href="#/${p}">${label}</a>`)}
       <span class="who">${session.operator}</span><button onClick=${onLogout}>Log out</button></nav>${body}`;

@@ -18,6 +18,7 @@ export { parseGroupRoles } from './oidc/oidc-config.js';
 export type { OidcConfig, PersonRole } from './oidc/oidc-config.js';
 export { initManagerDirectory } from './server/init.js';
 export { managerAuditChain, migrateManagerDatabase } from './server/database.js';
+export { verifyAuditLogFile } from './audit/read.js';
 export { migrateStoreToPostgres } from './server/migrate-store.js';
 export type { MigrateStoreReport, MigrateStoreTarget } from './server/migrate-store.js';
 export type { DatabaseConfig, ManagerAuditChain, MigrationReport } from './server/database.js';
@@ -70,6 +71,7 @@ export type {
   ReleaseState,
   ReleaseQuery,
   ListAgentsOptions,
+  FleetDetails,
   AuditChainBuilder,
   AuditChainLine,
   Lease,

@@ -42,6 +42,19 @@ describe('GET /v1/releases', () => {
   });
 });
 
+describe('GET /v1/agents', () => {
+  it("shows each host's canary group and pending command (the console's fleet page)", async () => {
+    const host = await m.enroll();
+    expect((await m.request('PUT', `/v1/agents/${host.agentId}/rollout`, { headers: as(m.adminToken), json: { group: 'explorer' } })).status).toBe(200);
+    const queued = await m.request('POST', `/v1/agents/${host.agentId}/commands`, { headers: as(m.adminToken), json: { artifact: 'agent', version: '1.2.0', deploymentId: 'manual-console' } });
+    expect(queued.status, queued.text).toBe(201);
+    const listed = await m.request('GET', '/v1/agents?limit=1000', { headers: as(m.adminToken) });
+    const agents = (listed.json as { agents: { agentId: string; group: string | null; pendingCommand: unknown }[] }).agents;
+    expect(agents.find((a) => a.agentId === host.agentId)).toMatchObject({ group: 'explorer', pendingCommand: { type: 'update', deploymentId: 'manual-console', deliveredCount: 0 } });
+    expect(agents.filter((a) => a.agentId !== host.agentId).every((a) => a.group === null && a.pendingCommand === null)).toBe(true);
+  });
+});
+
 describe('GET /v1/deployments', () => {
   it('lists deployments newest first with their phase; --active keeps those not ended', async () => {
     const empty = await m.request('GET', '/v1/deployments', { headers: as(m.adminToken) });
@@ -55,7 +68,8 @@ describe('GET /v1/deployments', () => {
     const listed = await m.request('GET', '/v1/deployments', { headers: as(m.deployToken) });
     const deployments = (listed.json as { deployments: { deploymentId: string; version: string; status: string; phase: number; phases: number; strategy: string }[] }).deployments;
     expect(deployments.map((d) => [d.deploymentId, d.version, d.status])).toEqual([[secondId, '1.10.0', expect.any(String)], [firstId, '1.2.0', 'cancelled']]);
-    expect(deployments[0]).toMatchObject({ strategy: 'canary', phase: 1, phases: 3 });
+    // By canary groups: a host has one (GET /v1/agents above).
+    expect(deployments[0]).toMatchObject({ strategy: 'canary', phase: 1, phases: 3, phaseNames: ['explorers', 'early_adopters', 'general'], soakUntil: null });
     const active = await m.request('GET', '/v1/deployments?active=true&limit=5', { headers: as(m.adminToken) });
     expect((active.json as { deployments: { deploymentId: string }[] }).deployments.map((d) => d.deploymentId)).toEqual([secondId]);
     expect((await m.request('GET', '/v1/deployments?limit=0', { headers: as(m.adminToken) })).status).toBe(400);

@@ -238,6 +238,20 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect(await store.getAgent('agent-9')).toBeUndefined();
     });
 
+    it("gives a page of the fleet its agents' canary groups and oldest unacked commands", async () => {
+      const hash = await token(3);
+      for (const n of [1, 2, 3]) await enrolled(hash, n);
+      expect(await store.setAgentRolloutSettings('agent-1', { group: 'explorer', pushUrl: undefined })).toBe(true);
+      for (const n of [1, 2]) await store.insertCommand({ id: `cmd-${n}`, agentId: 'agent-2', type: 'update', deploymentId: `d${n}`, body: { n }, createdAt: at(n) });
+      const details = await store.listFleetDetails(['agent-1', 'agent-2', 'agent-3', 'agent-9']);
+      const byId = new Map(details.map((d) => [d.agentId, d]));
+      expect([...byId.keys()].sort()).toEqual(['agent-1', 'agent-2', 'agent-3']);
+      expect(byId.get('agent-1')).toEqual({ agentId: 'agent-1', group: 'explorer', pendingCommand: undefined });
+      expect(byId.get('agent-2')).toMatchObject({ group: undefined, pendingCommand: { id: 'cmd-1', deploymentId: 'd1' } });
+      expect(byId.get('agent-3')?.pendingCommand).toBeUndefined();
+      expect(await store.listFleetDetails([])).toEqual([]);
+    });
+
     it('delivers commands until acked, consumes a nonce once, and rolls a replayed check-in back', async () => {
       const hash = await token(1);
       const agentId = await enrolled(hash, 9);

@@ -293,6 +293,8 @@ describe.skipIf(skip)('PostgresStore', () => {
       expect(imported).toBe(true);
       expect(await store.chainAuditOutbox(32, build, 'audit.head')).toBe(1);
       expect((await store.readAuditChain(0, 100)).map((l) => l.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      // The audit read API pages backwards: the last lines below a seq.
+      expect((await store.readAuditChain(0, 3, { latest: true, before: 6 })).map((l) => l.seq)).toEqual([3, 4, 5]);
       expect(await store.listAuditOutbox(10)).toEqual([]);
     } finally {
       await store.close();

@@ -75,9 +75,10 @@ export type { AuditRecord, AuditChainHead } from './audit/record.js';
 export type { AuditEntry } from './audit/writer.js';
 export { ed25519AuditSigner, parseAuditSigners } from './audit/signers.js';
 export type { AuditSigner, AuditSignerKeys } from './audit/signers.js';
-export { verifyAuditLog, verifyAuditLogLines, auditBreakReasons } from './audit/verifier.js';
+export { verifyAuditLog, verifyAuditLogLines } from './audit/verifier.js';
+export { auditBreakReasons } from './audit/record.js';
+export type { AuditBreakReason } from './audit/record.js';
 export type {
-  AuditBreakReason,
   AuditBreak,
   AuditIntact,
   AuditVerification,
@@ -223,5 +224,5 @@ export type {
   DeploymentActionRequest,
   LatestChangelogResponse,
 } from './schemas/deploy.js';
-export { AuditRecordSchema, AuditSignersSchema } from './schemas/audit.js';
-export type { AuditSignersDocument } from './schemas/audit.js';
+export { AuditListQuerySchema, AuditListResponseSchema, AuditRecordSchema, AuditSignersSchema, AuditVerifyResponseSchema } from './schemas/audit.js';
+export type { AuditListQuery, AuditListResponse, AuditSignersDocument, AuditVerifyResponse } from './schemas/audit.js';

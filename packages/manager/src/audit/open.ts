@@ -47,10 +47,11 @@ async function* fileLines(path: string): AsyncGenerator<AuditChainLine> {
 /** Opens the manager's audit trail, in a file or in the store as the store allows. */
 export async function openAuditTrail(options: OpenAuditTrailOptions): Promise<AuditTrail> {
   const { store, logPath, signer, storedHead, logger, now } = options;
+  const signersPath = options.signersPath ?? join(dirname(logPath), 'signers.json');
   const fileTrail = async (): Promise<AuditTrail> => {
-    const log = await AuditLog.open({ path: logPath, ...(options.signersPath === undefined ? {} : { signersPath: options.signersPath }), signer, expectedHead: storedHead, logger, now });
+    const log = await AuditLog.open({ path: logPath, signersPath, signer, expectedHead: storedHead, logger, now });
     try {
-      return await AuditTrail.open({ store, chain: { log }, logger, now }, storedHead);
+      return await AuditTrail.open({ store, chain: { log }, signersPath, logger, now }, storedHead);
     } catch (error) {
       await log.close();
       throw error;
@@ -70,8 +71,7 @@ export async function openAuditTrail(options: OpenAuditTrailOptions): Promise<Au
       else logger.warn({ event: 'audit.chain_import_skipped', file: logPath }, 'another replica started the audit chain in the database first: this file was not copied into it');
     }
   }
-  const signersPath = options.signersPath ?? join(dirname(logPath), 'signers.json');
   await mkdir(dirname(signersPath), { recursive: true, mode: 0o700 });
   await writeSigners(signersPath, signer);
-  return AuditTrail.open({ store, chain: { signer: signer.signer }, logger, now }, undefined);
+  return AuditTrail.open({ store, chain: { signer: signer.signer }, signersPath, logger, now }, undefined);
 }

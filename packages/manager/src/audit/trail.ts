@@ -8,6 +8,7 @@ import { ManagerError } from '../errors.js';
 import type { AuditChainLine, AuditOutboxRow, PendingAuditRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { AuditLog } from './log.js';
+import { AuditReader } from './read.js';
 
 // A change and its audit record commit together or not at all (decision 0024). The record is
 // written to the store's audit outbox in the change's own transaction (every mutating Store method
@@ -64,6 +65,8 @@ export interface AuditTrailOptions {
    * store several managers share (`Store.chainAuditOutbox`, decision 0038), with the signer.
    */
   chain: { log: AuditLog } | { signer: AuditSigner };
+  /** signers.json: the keys the chain verifies with. */
+  signersPath: string;
   logger: Logger;
   now: () => Date;
 }
@@ -75,6 +78,8 @@ export interface AuditTrailOptions {
 export class AuditTrail {
   /** The log file, when the chain is kept in one (undefined when the store keeps it). */
   readonly log: AuditLog | undefined;
+  /** Reads the chain back: recent records, and its verdict. */
+  readonly reader: AuditReader;
   readonly #signer: AuditSigner | undefined;
   readonly #store: Store;
   readonly #logger: Logger;
@@ -95,6 +100,10 @@ export class AuditTrail {
     this.#store = options.store;
     this.#logger = options.logger;
     this.#now = options.now;
+    this.reader = new AuditReader(
+      this.log === undefined ? { kind: 'store', store: options.store, signersPath: options.signersPath } : { kind: 'file', path: this.log.path, signersPath: options.signersPath },
+      options.now,
+    );
   }
 
   /** Reconciles the log with the outbox after a crash, then moves every waiting record into the log (throws if it cannot). */

@@ -79,7 +79,11 @@ export interface DeploymentListItem {
   /** 1-based phase and the number of phases. */
   phase: number;
   phases: number;
+  /** Each phase's name, in order (`explorers`..., `10%`..., `all`). */
+  phaseNames: string[];
   phaseState: string;
+  /** While the phase soaks: when the soak ends and the next phase may start. */
+  soakUntil: string | null;
   message: string;
   createdBy: string;
   createdAt: string;
@@ -137,6 +141,14 @@ export const AgentViewSchema = Type.Object({
   revokedAt: Type.Union([Type.String(), Type.Null()]),
 });
 export type AgentView = Static<typeof AgentViewSchema>;
+
+/** A host in the fleet listing (GET /v1/agents): its view, its canary group and its pending command. */
+export interface FleetAgentView extends AgentView {
+  /** Its canary group (explorer, early_adopter, general), or null. */
+  group: string | null;
+  /** Its oldest unacked command (the next its daemon carries out), or null. */
+  pendingCommand: { id: string; type: string; deploymentId: string | null; createdAt: string; deliveredCount: number } | null;
+}
 
 export const QueueUpdateRequestSchema = Type.Object(
   {

@@ -9,6 +9,7 @@ import type { ManagerSource } from '../server/directory.js';
 import { agentRoutes } from './routes/agents.js';
 import { deployRoutes } from '../deploy/routes.js';
 import { operatorRoutes } from './routes/operator.js';
+import { auditRoutes } from './routes/audit.js';
 import { consoleRoutes } from './console/routes.js';
 import { releaseRoutes } from './routes/releases.js';
 import { metricsRoutes } from '../metrics/routes.js';
@@ -70,6 +71,7 @@ export const managerCorePlugin: FastifyPluginAsyncTypebox<ManagerCorePluginOptio
   await app.register(releaseRoutes, { core });
   await app.register(operatorRoutes, { core });
   await app.register(deployRoutes, { core });
+  await app.register(auditRoutes, { core });
   consoleRoutes(app, core);
 };
 

@@ -240,6 +240,16 @@ export interface ReleaseQuery {
   state?: ReleaseState | undefined;
 }
 
+/** What the fleet listing shows of an agent beyond its record ({@link Store.listFleetDetails}). */
+export interface FleetDetails {
+  /** The agent. */
+  agentId: string;
+  /** Its canary group (`drover agents set-group`), if any. */
+  group: string | undefined;
+  /** Its oldest unacked command: the next one its daemon carries out. */
+  pendingCommand: CommandRecord | undefined;
+}
+
 /** A page of agents ({@link Store.listAgents}), in id order. */
 export interface ListAgentsOptions {
   limit: number;

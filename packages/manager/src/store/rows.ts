@@ -1,5 +1,5 @@
 import type { JsonObject } from '@drover/protocol';
-import type { AgentRecord, CommandRecord, EnrollAgentInput, EnrollAgentResult, EnrollRefusal, EnrollmentTokenRecord, NonceRecord, ReleaseRecord } from './records.js';
+import type { AgentRecord, CommandRecord, EnrollAgentInput, EnrollAgentResult, EnrollRefusal, EnrollmentTokenRecord, FleetDetails, NonceRecord, ReleaseRecord } from './records.js';
 
 // The rows of the tables of migration 1 (enrollment tokens, agents, commands, nonces, releases) as
 // both stores read them, and their mapping to the store's records: times are integers
@@ -131,6 +131,12 @@ export function agentRecord(row: AgentRow): AgentRecord {
     inventory: json(row.inventory_json),
     revokedAt: optionalDate(row.revoked_at),
   };
+}
+
+/** The fleet listing's details from an agents query (id, rollout_group) and its oldest unacked commands. */
+export function fleetDetails(agents: readonly { id: string; rollout_group: string | null }[], pending: readonly CommandRow[]): FleetDetails[] {
+  const commands = new Map(pending.map((row) => [row.agent_id, commandRecord(row)]));
+  return agents.map((agent) => ({ agentId: agent.id, group: agent.rollout_group ?? undefined, pendingCommand: commands.get(agent.id) }));
 }
 
 export function commandRecord(row: CommandRow): CommandRecord {

@@ -21,6 +21,7 @@ import type {
   EnrollAgentInput,
   EnrollAgentResult,
   EnrollmentTokenRecord,
+  FleetDetails,
   ImportAgentInput,
   ImportAgentsResult,
   Lease,
@@ -98,6 +99,8 @@ export interface Store {
    */
   promoteCredential(agentId: string, pendingHash: string, at: Date, audit?: readonly PendingAuditRecord[]): Promise<boolean>;
   listAgents(options: ListAgentsOptions): Promise<AgentRecord[]>;
+  /** The canary group and pending command of each of these agents (a page of the fleet), in one read; unknown ids are left out. */
+  listFleetDetails(agentIds: readonly string[]): Promise<FleetDetails[]>;
   countAgents(): Promise<number>;
 
   // Check-ins, commands, nonces
@@ -132,8 +135,8 @@ export interface Store {
    * the new head is stored under `headKey`. Answers how many rows moved.
    */
   chainAuditOutbox?(limit: number, build: AuditChainBuilder, headKey: string): Promise<number>;
-  /** The chain's lines after `afterSeq`, oldest first; with `latest`, the last `limit` lines instead. */
-  readAuditChain?(afterSeq: number, limit: number, options?: { latest?: boolean }): Promise<AuditChainLine[]>;
+  /** The chain's lines after `afterSeq`, oldest first; with `latest`, the last `limit` lines (below seq `before`) instead. */
+  readAuditChain?(afterSeq: number, limit: number, options?: { latest?: boolean; before?: number }): Promise<AuditChainLine[]>;
   /**
    * Fills an empty chain with a log kept in a file so far (a manager moved to this store), in one
    * transaction; answers false, writing nothing, when the chain already has records.

@@ -138,3 +138,17 @@ export function shapeProblem(record: Record<string, unknown>): string | undefine
   if (typeof sig !== 'string' || fromBase64(sig)?.length !== SIGNATURE_LENGTH) return `sig must be the base64 of a ${SIGNATURE_LENGTH}-byte signature, got ${quote(sig)}`;
   return undefined;
 }
+
+/** Why a log does not verify; stable strings, for scripts. */
+export const auditBreakReasons = [
+  'EMPTY',
+  'MALFORMED',
+  'NOT_CANONICAL',
+  'SEQ_OUT_OF_ORDER',
+  'PREV_MISMATCH',
+  'HASH_MISMATCH',
+  'UNKNOWN_SIGNER',
+  'SIGNATURE_INVALID',
+] as const;
+/** Why a log does not verify: one of {@link auditBreakReasons}. */
+export type AuditBreakReason = (typeof auditBreakReasons)[number];

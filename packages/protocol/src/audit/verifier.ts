@@ -6,7 +6,7 @@ import { fromBase64, toHex } from '../bytes.js';
 import { canonicalize } from '../canonical-json.js';
 import { AuditError, isDroverError } from '../errors.js';
 import { AUDIT_FIRST_SEQ, AUDIT_GENESIS_HASH, AUDIT_LINE_MAX_LENGTH, chainHash, hashedBody, HEX_HASH, isObject, quote, shapeProblem } from './record.js';
-import type { AuditChainHead, AuditRecord } from './record.js';
+import type { AuditBreakReason, AuditChainHead, AuditRecord } from './record.js';
 import type { AuditSignerKeys } from './signers.js';
 
 // fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a BOM stays in the text (and is refused).
@@ -15,20 +15,6 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 function short(hash: string): string {
   return `${hash.slice(0, 16)}...`;
 }
-
-/** Why a log does not verify; stable strings, for scripts. */
-export const auditBreakReasons = [
-  'EMPTY',
-  'MALFORMED',
-  'NOT_CANONICAL',
-  'SEQ_OUT_OF_ORDER',
-  'PREV_MISMATCH',
-  'HASH_MISMATCH',
-  'UNKNOWN_SIGNER',
-  'SIGNATURE_INVALID',
-] as const;
-/** Why a log does not verify: one of {@link auditBreakReasons}. */
-export type AuditBreakReason = (typeof auditBreakReasons)[number];
 
 /** The first broken record: `count` records before it verified. */
 export interface AuditBreak {

@@ -1,4 +1,4 @@
-import { at, describeWireFamily, hex64, keyid, machineId, publicKey, refuse, signature } from '../../test/wire-examples.js';
+import { at, describeWireFamily, hex64, keyid, machineId, patch, publicKey, refuse, signature } from '../../test/wire-examples.js';
 import type { Examples } from '../../test/wire-examples.js';
 import * as audit from './audit.js';
 
@@ -37,6 +37,30 @@ const examples: Record<string, Examples> = {
       refuse('no signer', signers, '/signers', []),
       refuse('a hex public key', signers, '/signers/0/publicKey', Buffer.alloc(32, 7).toString('hex')),
       refuse('an unknown signer field', signers, '/signers/0/comment', 'old key'),
+    ],
+  },
+  AuditListQuery: {
+    valid: [{}, { limit: '50', before: '1200', agent_id: 'agent-7f3a', actor: 'system', event: 'deployment.' }],
+    invalid: [
+      refuse('a limit of 0', {}, '/limit', '0'),
+      refuse('a limit above 999', {}, '/limit', '1000'),
+      refuse('before 0', {}, '/before', '0'),
+      refuse('an unknown filter', {}, '/host', 'h1'),
+    ],
+  },
+  AuditListResponse: {
+    valid: [{ records: [auditRecord], next: 41 }, { records: [], next: null }],
+    invalid: [refuse('next 0', { records: [], next: null }, '/next', 0), refuse('a record without its hash', { records: [{ ...auditRecord, hash: undefined }], next: null }, '/records/0/hash', 'x')],
+  },
+  AuditVerifyResponse: {
+    valid: [
+      { ok: true, count: 42, lastSeq: 42, lastHash: hex64('record 42'), checkedAt: at },
+      { ok: false, count: 1, seq: 2, line: 2, reason: 'HASH_MISMATCH', message: 'line 2: modified', checkedAt: at },
+    ],
+    invalid: [
+      // A union: the validator reports a refusal at its root.
+      { why: 'an unknown reason', value: patch({ ok: false, count: 1, seq: 2, line: 2, reason: 'HASH_MISMATCH', message: 'm', checkedAt: at }, '/reason', 'BAD'), path: '/' },
+      { why: 'a verdict without its time', value: patch({ ok: true, count: 0, lastSeq: 0, lastHash: hex64('x'), checkedAt: at }, '/checkedAt', undefined), path: '/' },
     ],
   },
 };

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Static, TString } from '@sinclair/typebox';
-import { dateTime, Ed25519PublicKeyBase64 } from './common.js';
+import { auditBreakReasons } from '../audit/record.js';
+import { dateTime, Ed25519PublicKeyBase64, literalUnion } from './common.js';
 
 // The audit log: one record a line, and signers.json.
 //
@@ -60,3 +61,65 @@ export const AuditSignersSchema = Type.Object(
 );
 /** signers.json, the keys whose audit records a verifier accepts; {@link parseAuditSigners} reads it. */
 export type AuditSignersDocument = Static<typeof AuditSignersSchema>;
+
+// The manager's audit read API (GET /manager/v1/audit and /manager/v1/audit/verify): the web
+// console's audit page and host page read it.
+
+/** Query of `GET /manager/v1/audit`: newest first, paged by seq. */
+export const AuditListQuerySchema = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$', description: 'Records per page: at most this many (default 50, at most 500).' })),
+    before: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'Only records with a seq below this: the `next` of the previous page.' })),
+    agent_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Only records about this agent (host).' })),
+    actor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Only records by this actor, e.g. operator:<tokenId>, agent:<id>, system.' })),
+    event: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Only records of this event, e.g. token.used; a name ending in "." takes every event it starts, e.g. deployment.' })),
+  },
+  { $id: 'AuditListQuery', additionalProperties: false, description: 'Query of GET /manager/v1/audit (operator role).' },
+);
+/** A query of the audit read API; see {@link AuditListQuerySchema}. */
+export type AuditListQuery = Static<typeof AuditListQuerySchema>;
+
+/** `GET /manager/v1/audit`: a page of records, newest first. */
+export const AuditListResponseSchema = Type.Object(
+  {
+    records: Type.Array(AuditRecordSchema, { maxItems: 500, description: 'Newest first.' }),
+    next: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+      description: 'Pass as `before` for the next (older) page; null when the start of the chain was reached. A page scans at most 10,000 records, so a filtered page may be short and still have a next.',
+    }),
+  },
+  { $id: 'AuditListResponse', description: '200 from GET /manager/v1/audit: audit records, newest first.' },
+);
+/** A page of audit records; see {@link AuditListResponseSchema}. */
+export type AuditListResponse = Static<typeof AuditListResponseSchema>;
+
+const checkedAt = dateTime();
+/** `GET /manager/v1/audit/verify`: the verdict on the whole chain, as `drover audit verify --dir` gives it. */
+export const AuditVerifyResponseSchema = Type.Union(
+  [
+    Type.Object(
+      {
+        ok: Type.Literal(true),
+        count: Type.Integer({ minimum: 0, description: 'Records verified.' }),
+        lastSeq: Type.Integer({ minimum: 0, description: 'Verified up to this seq (0: an empty chain).' }),
+        lastHash: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'The hash of the last verified record: compare it with a copy kept elsewhere to detect a cut-off tail.' }),
+        checkedAt,
+      },
+      { description: 'Every record verified.' },
+    ),
+    Type.Object(
+      {
+        ok: Type.Literal(false),
+        count: Type.Integer({ minimum: 0, description: 'Records verified before the broken one.' }),
+        seq: Type.Integer({ minimum: 0, description: 'The first broken record.' }),
+        line: Type.Integer({ minimum: 1, description: 'Its position in the chain, 1-based.' }),
+        reason: literalUnion(auditBreakReasons, { description: 'Why it is broken, a stable code (as `drover audit verify` prints it).' }),
+        message: Type.String({ description: 'What is wrong, for a person.' }),
+        checkedAt,
+      },
+      { description: 'The first broken record.' },
+    ),
+  ],
+  { $id: 'AuditVerifyResponse', description: '200 from GET /manager/v1/audit/verify (operator role): the chain verified with the keys of signers.json, from its first record to its last.' },
+);
+/** The verdict on the manager's audit chain; see {@link AuditVerifyResponseSchema}. */
+export type AuditVerifyResponse = Static<typeof AuditVerifyResponseSchema>;

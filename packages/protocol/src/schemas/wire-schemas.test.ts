@@ -50,6 +50,7 @@ describe('wire schemas', () => {
       'DeploymentActionParams',
       'DeploymentActionRequest',
       'AuditSigners',
+      'AuditListQuery',
     ];
     const actual = Object.entries(wireSchemas)
       .filter(([, schema]) => schema.additionalProperties === false)

@@ -1,6 +1,6 @@
 import type { TSchema } from '@sinclair/typebox';
 import { AgentBusyErrorSchema, AgentHealthSchema, CirisAgentHealthSchema, ShutdownRequestSchema, ShutdownResponseSchema } from './agent-endpoints.js';
-import { AuditRecordSchema, AuditSignersSchema } from './audit.js';
+import { AuditListQuerySchema, AuditListResponseSchema, AuditRecordSchema, AuditSignersSchema, AuditVerifyResponseSchema } from './audit.js';
 import { AgentHealthReportSchema, CheckinHeadersSchema, CheckinParamsSchema, CheckinRequestSchema, CheckinResponseSchema, CheckinUpgradeRequiredSchema, DaemonStateSchema } from './check-in.js';
 import { CommandResultSchema, CommandSchema, NoncePayloadSchema, UpdateCommandSchema } from './commands.js';
 import { ErrorBodySchema } from './common.js';
@@ -51,4 +51,7 @@ export const wireSchemas: Record<string, TSchema> = {
   LatestChangelogResponse: LatestChangelogResponseSchema,
   AuditRecord: AuditRecordSchema,
   AuditSigners: AuditSignersSchema,
+  AuditListQuery: AuditListQuerySchema,
+  AuditListResponse: AuditListResponseSchema,
+  AuditVerifyResponse: AuditVerifyResponseSchema,
 };

@@ -12,7 +12,7 @@ import {
   QueueUpdateRequestSchema,
   TokenIdParamsSchema,
 } from '../operator-schemas.js';
-import type { AgentView, EnrollmentTokenView } from '../operator-schemas.js';
+import type { AgentView, EnrollmentTokenView, FleetAgentView } from '../operator-schemas.js';
 import { newId } from '../../secrets.js';
 import type { AgentRecord, EnrollmentTokenRecord } from '../../store/records.js';
 
@@ -58,7 +58,19 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
     const limit = request.query.limit === undefined ? 100 : Math.min(Number(request.query.limit), managerLimits.listAgentsMax);
     const agents = await core.listAgents({ limit: Math.max(1, limit), after: request.query.after });
     const last = agents.at(-1);
-    return { agents: agents.map(agentView), next: agents.length === Math.max(1, limit) && last !== undefined ? last.id : null, total: await core.context.store.countAgents() };
+    const details = new Map((await core.context.store.listFleetDetails(agents.map((a) => a.id))).map((d) => [d.agentId, d]));
+    const listed = agents.map((agent): FleetAgentView => {
+      const { group, pendingCommand: command } = details.get(agent.id) ?? {};
+      return {
+        ...agentView(agent),
+        group: group ?? null,
+        pendingCommand:
+          command === undefined
+            ? null
+            : { id: command.id, type: command.type, deploymentId: command.deploymentId ?? null, createdAt: command.createdAt.toISOString(), deliveredCount: command.deliveredCount },
+      };
+    });
+    return { agents: listed, next: agents.length === Math.max(1, limit) && last !== undefined ? last.id : null, total: await core.context.store.countAgents() };
   });
 
   app.get('/v1/agents/:agentId', { ...viewer, schema: { params: AgentParamsSchema } }, async (request) => {

@@ -5,7 +5,7 @@ import type * as records from '../records.js';
 import { LivenessBuffer, livenessParams } from '../sqlite/liveness-buffer.js';
 import type { LivenessParams } from '../sqlite/liveness-buffer.js';
 import type { Migration } from '../sqlite/migrations.js';
-import { agentRecord, commandRecord, enrollRefusal, enrollRefused, nonceRecord, releaseRecord, tokenRecord } from '../rows.js';
+import { agentRecord, commandRecord, enrollRefusal, enrollRefused, fleetDetails, nonceRecord, releaseRecord, tokenRecord } from '../rows.js';
 import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from '../rows.js';
 import { DeploymentActive, NonceReplayed } from '../refusals.js';
 import type { Store } from '../store.js';
@@ -473,6 +473,17 @@ export class PostgresStore implements Store {
     return (await this.#read((db) => all<AgentRow>(db, 'SELECT * FROM agents WHERE id > $1 ORDER BY id LIMIT $2', [options.after ?? '', options.limit]))).map(agentRecord);
   }
 
+  async listFleetDetails(agentIds: readonly string[]): Promise<records.FleetDetails[]> {
+    await this.#open();
+    const ids = [...agentIds];
+    return this.#read(async (db) =>
+      fleetDetails(
+        await all<{ id: string; rollout_group: string | null }>(db, 'SELECT id, rollout_group FROM agents WHERE id = ANY($1::text[])', [ids]),
+        await all<CommandRow>(db, 'SELECT DISTINCT ON (agent_id) * FROM commands WHERE acked_at IS NULL AND agent_id = ANY($1::text[]) ORDER BY agent_id, seq', [ids]),
+      ),
+    );
+  }
+
   async countAgents(): Promise<number> {
     await this.#open();
     return (await this.#read((db) => one<{ n: number }>(db, 'SELECT count(*) AS n FROM agents')))?.n ?? 0;
@@ -662,11 +673,11 @@ export class PostgresStore implements Store {
     });
   }
 
-  async readAuditChain(afterSeq: number, limit: number, options: { latest?: boolean } = {}): Promise<records.AuditChainLine[]> {
+  async readAuditChain(afterSeq: number, limit: number, options: { latest?: boolean; before?: number } = {}): Promise<records.AuditChainLine[]> {
     await this.#open();
     const found = await this.#read((db) =>
       options.latest === true
-        ? all<{ seq: string; line: string }>(db, 'SELECT * FROM (SELECT seq, line FROM audit_chain ORDER BY seq DESC LIMIT $1) AS latest ORDER BY seq', [limit])
+        ? all<{ seq: string; line: string }>(db, 'SELECT * FROM (SELECT seq, line FROM audit_chain WHERE seq < $2 ORDER BY seq DESC LIMIT $1) AS latest ORDER BY seq', [limit, options.before ?? Number.MAX_SAFE_INTEGER])
         : all<{ seq: string; line: string }>(db, 'SELECT seq, line FROM audit_chain WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit]),
     );
     return found.map((row) => ({ seq: Number(row.seq), line: row.line }));

@@ -6,7 +6,7 @@ import { LivenessBuffer, livenessParams } from './liveness-buffer.js';
 import type { LivenessParams } from './liveness-buffer.js';
 import { migrate } from './migrate.js';
 import { SqliteRollouts } from './rollouts.js';
-import { agentRecord, commandRecord, enrollRefusal, enrollRefused, nonceRecord, releaseRecord, tokenRecord } from '../rows.js';
+import { agentRecord, commandRecord, enrollRefusal, enrollRefused, fleetDetails, nonceRecord, releaseRecord, tokenRecord } from '../rows.js';
 import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from '../rows.js';
 import type {
   AgentRolloutSettings,
@@ -32,6 +32,7 @@ import type {
   EnrollAgentResult,
   EnrollmentTokenRecord,
   Lease,
+  FleetDetails,
   ListAgentsOptions,
   NewCommand,
   NewEnrollmentToken,
@@ -95,6 +96,11 @@ function prepareStatements(db: Database.Database) {
          service_token_enc = ?, enrollment_token_id = ?, credential_issued_at = ?, inventory_json = ?, revoked_at = NULL, pending_credential_hash = NULL WHERE id = ?`,
     ),
     agentList: db.prepare<[string, number], AgentRow>('SELECT * FROM agents WHERE id > ? ORDER BY id LIMIT ?'),
+    agentGroups: db.prepare<[string], { id: string; rollout_group: string | null }>('SELECT id, rollout_group FROM agents WHERE id IN (SELECT value FROM json_each(?))'),
+    // The oldest unacked command of each agent (commands_unacked serves it).
+    pendingCommands: db.prepare<[string], CommandRow>(
+      'SELECT c.* FROM commands c WHERE c.acked_at IS NULL AND c.agent_id IN (SELECT value FROM json_each(?)) AND c.seq = (SELECT min(seq) FROM commands WHERE agent_id = c.agent_id AND acked_at IS NULL)',
+    ),
     agentCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM agents'),
     agentCheckin: db.prepare<[number, string, string, string, string | null, string | null, string]>(
       `UPDATE agents SET last_checkin_at = ?, agent_version = ?, daemon_version = ?, health_json = ?, update_json = ?,
@@ -404,6 +410,12 @@ export class SqliteStore implements Store {
   listAgents(options: ListAgentsOptions): Promise<AgentRecord[]> {
     this.#open();
     return Promise.resolve(this.#s.agentList.all(options.after ?? '', options.limit).map(agentRecord));
+  }
+
+  listFleetDetails(agentIds: readonly string[]): Promise<FleetDetails[]> {
+    this.#open();
+    const ids = JSON.stringify(agentIds);
+    return Promise.resolve(fleetDetails(this.#s.agentGroups.all(ids), this.#s.pendingCommands.all(ids)));
   }
 
   countAgents(): Promise<number> {
