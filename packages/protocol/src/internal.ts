@@ -31,3 +31,5 @@ export { AuditChain, auditEntryBody } from './audit/writer.js';
 export type { AppendedAuditRecord } from './audit/writer.js';
 export { buildAuditSigners } from './audit/signers.js';
 export { AUDIT_LINE_MAX_LENGTH } from './audit/record.js';
+export { verifyAuditSignature } from './audit/algorithms.js';
+export { shortId } from './hash.js';
