@@ -17,7 +17,7 @@ import type { SoftHsm, SoftHsmToken } from '../helpers/softhsm.js';
 describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 rsa-sha256 audit suite'))('rsa-sha256 audit records from a SoftHSM2 token', () => {
   let hsm: SoftHsm;
   let token: SoftHsmToken;
-  let env: NodeJS.ProcessEnv;
+  let env: NodeJS.ProcessEnv | undefined;
 
   beforeAll(async () => {
     hsm = await createSoftHsm();
@@ -30,7 +30,7 @@ describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 rsa-sha256 audit suite'))('rsa-
   });
 
   afterAll(async () => {
-    if (hsm !== undefined) await hsm.cleanup();
+    if (env !== undefined) await hsm.cleanup();
   });
 
   it('signs records with CKM_SHA256_RSA_PKCS; the chain verifies with the public key read from the token, and openssl verifies a signature', async () => {
