@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 
-export { toBase64, fromBase64Url, toHex } from './bytes.js';
+export { toBase64, fromBase64, fromBase64Url, toHex } from './bytes.js';
 export { sha256 } from './hash.js';
 export { brandError } from './errors.js';
 export { nativeEd25519, tweetnaclEd25519 } from './ed25519.js';

@@ -3,7 +3,7 @@ import { parseAuditHmacKeys, parseAuditSigners, verifyAuditLogLines, withAuditHm
 import { AUDIT_LINE_MAX_LENGTH, readFileChunks } from '@drover/protocol/internal';
 import type { AuditLogLine, AuditSignerKeys } from '@drover/protocol';
 import type { Command, CommandResult, OptionValues } from '../cli.js';
-import { flag, optionalString, requireString, stringList } from '../cli.js';
+import { flag, optionalString, stringList } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
 
@@ -48,7 +48,7 @@ async function lastByte(path: string, size: number): Promise<number | undefined>
 }
 
 export const auditVerifyCommand: Command = {
-  usage: '--signers SIGNERS.json [--hmac-key-file KEYS.json]... [--allow-empty] LOG | --dir DIR [--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--allow-empty]',
+  usage: '[--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--allow-empty] LOG | --dir DIR [--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--allow-empty]',
   description:
     'Prints `VERIFIED <n> records` (exit 0), or `BROKEN at seq <n>: <REASON>: <what is wrong>` for the first\n' +
     'broken record (exit 1). REASON is one of MALFORMED, NOT_CANONICAL, SEQ_OUT_OF_ORDER, PREV_MISMATCH,\n' +
@@ -57,7 +57,9 @@ export const auditVerifyCommand: Command = {
     'With --dir, the chain of the manager whose directory is DIR: its log file, or, for a manager on\n' +
     'PostgreSQL (manager.json or DROVER_DATABASE_URL), the one chain its replicas keep in the database;\n' +
     'the signers default to the directory\'s signers.json. Records name their algorithm (ed25519, rsa-sha256,\n' +
-    'hmac-sha256); an hmac-sha256 key is secret, so signers.json lists only its kid and --hmac-key-file gives it.',
+    'hmac-sha256); an hmac-sha256 key is secret, so signers.json lists only its kid and --hmac-key-file gives it.\n' +
+    'Without --signers (and --dir), signers.json comes from KERNEL_PUBLIC_KEYS_JSON (the document),\n' +
+    'KERNEL_PUBLIC_KEYS_PATH, or KERNEL_PUBLIC_KEYS_URL (https, pinned by KERNEL_PUBLIC_KEYS_URL_SHA256).',
   options: {
     signers: { type: 'string', arg: 'FILE', help: 'signers.json: {"signers":[{"kid","algorithm":"ed25519"|"rsa-sha256"|"hmac-sha256","publicKey"}]}.' },
     'hmac-key-file': {
@@ -77,13 +79,13 @@ export const auditVerifyCommand: Command = {
       const { managerAuditChain } = await import('@drover/manager');
       const chain = await managerAuditChain(dir, io.env);
       const signersPath = optionalString(values, 'signers') ?? chain.signersPath;
-      if (chain.kind === 'file') return verifyFile(chain.path, await readVerifierKeys(signersPath, values), flag(values, 'allow-empty'));
-      const signers = await readVerifierKeys(signersPath, values);
+      if (chain.kind === 'file') return verifyFile(chain.path, await readVerifierKeys(signersPath, values, io.env), flag(values, 'allow-empty'));
+      const signers = await readVerifierKeys(signersPath, values, io.env);
       const result = await verifyAuditLogLines(chain.lines(), signers, { allowEmpty: flag(values, 'allow-empty'), finalLineTerminated: true });
       return report({ database: chain.database }, result);
     }
     if (positionals.length === 0) throw new CliError('USAGE_ERROR', 'Give the audit LOG file to verify, or --dir DIR for a manager\'s chain.');
-    return verifyFile(positionals[0] ?? '', await readVerifierKeys(requireString(values, 'signers'), values), flag(values, 'allow-empty'));
+    return verifyFile(positionals[0] ?? '', await readVerifierKeys(optionalString(values, 'signers'), values, io.env), flag(values, 'allow-empty'));
   },
 };
 
@@ -103,9 +105,25 @@ function report(where: Record<string, string>, result: VerifyResult): CommandRes
   };
 }
 
+// The signers.json text: --signers, else the seed's KERNEL_PUBLIC_KEYS_JSON (the document itself),
+// KERNEL_PUBLIC_KEYS_PATH or KERNEL_PUBLIC_KEYS_URL (https, pinned by KERNEL_PUBLIC_KEYS_URL_SHA256).
+async function signersText(signersPath: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  if (signersPath !== undefined) return (await readInput(signersPath, 'Signers file')).toString('utf8');
+  const inline = env['KERNEL_PUBLIC_KEYS_JSON'];
+  if (inline !== undefined && inline.trim() !== '') return inline;
+  const path = env['KERNEL_PUBLIC_KEYS_PATH'];
+  if (path !== undefined && path.trim() !== '') return (await readInput(path, 'Signers file (KERNEL_PUBLIC_KEYS_PATH)')).toString('utf8');
+  const url = env['KERNEL_PUBLIC_KEYS_URL'];
+  if (url !== undefined && url.trim() !== '') {
+    const { fetchPinned } = await import('@drover/manager');
+    return (await fetchPinned(url, env['KERNEL_PUBLIC_KEYS_URL_SHA256'], 'public key set (KERNEL_PUBLIC_KEYS_URL)')).toString('utf8');
+  }
+  throw new CliError('USAGE_ERROR', 'Give the audit keys with --signers FILE, or KERNEL_PUBLIC_KEYS_JSON, KERNEL_PUBLIC_KEYS_PATH or KERNEL_PUBLIC_KEYS_URL.');
+}
+
 // signers.json's public keys, with the HMAC secrets given by --hmac-key-file.
-async function readVerifierKeys(signersPath: string, values: OptionValues): Promise<AuditSignerKeys> {
-  let keys: AuditSignerKeys = parseAuditSigners((await readInput(signersPath, 'Signers file')).toString('utf8'));
+async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv): Promise<AuditSignerKeys> {
+  let keys: AuditSignerKeys = parseAuditSigners(await signersText(signersPath, env));
   for (const path of stringList(values, 'hmac-key-file')) {
     keys = withAuditHmacKeys(keys, parseAuditHmacKeys((await readInput(path, 'HMAC key file')).toString('utf8')));
   }

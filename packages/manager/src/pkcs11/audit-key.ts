@@ -13,7 +13,6 @@ import type { ExternalAuditSigner } from '../kms/audit-key.js';
 import { findObjects, nameTemplate, openPkcs11Signer, readUlong } from './ed25519-key.js';
 import type { Template } from './ed25519-key.js';
 import { pkcs11Failure, TokenSession } from './token.js';
-import type { Pkcs11Env } from './token.js';
 import { describePkcs11Uri, parsePkcs11Uri } from './uri.js';
 
 const CKK_EC_EDWARDS = 0x40;
@@ -21,7 +20,8 @@ const RSA_MIN_BITS = 2048;
 
 /** Options of {@link openPkcs11AuditSigner}. */
 export interface Pkcs11AuditKeyOptions {
-  env?: Pkcs11Env;
+  /** Where DROVER_PKCS11_MODULE and DROVER_PKCS11_PIN are read (default: `process.env`). */
+  env?: Record<string, string | undefined>;
   /** The algorithm the configuration expects (AUDIT_SIGNING_ALG); a key of another type is refused. */
   algorithm?: AuditAlgorithm | undefined;
   /** The kid records name (AUDIT_SIGNER_KID); by default the key id (Ed25519) or the first 16 hex of the SHA-256 of the public key's DER (RSA). */
@@ -143,7 +143,7 @@ export function openPkcs11AuditSigner(text: string, options: Pkcs11AuditKeyOptio
  *
  * @throws ManagerError `PKCS11_OBJECT_EXISTS`, and the codes of `openPkcs11Signer`
  */
-export function generatePkcs11RsaKey(text: string, options: { env?: Pkcs11Env; bits?: number } = {}): void {
+export function generatePkcs11RsaKey(text: string, options: { env?: Record<string, string | undefined>; bits?: number } = {}): void {
   const uri = parsePkcs11Uri(text);
   const name = describePkcs11Uri(uri);
   const bits = options.bits ?? RSA_MIN_BITS;
