@@ -343,6 +343,10 @@ export async function writeSigners(path: string, current: AuditSignerWithKey): P
     for (const [kid, publicKey] of existing) keys.push({ kid, publicKey });
   }
   const currentKey: AuditVerifyKey = current.publicKey instanceof Ed25519PublicKey ? { algorithm: 'ed25519', publicKey: current.publicKey } : current.publicKey;
+  // A signer whose records would name another algorithm than its listed key could never verify.
+  if ((current.signer.algorithm ?? 'ed25519') !== currentKey.algorithm) {
+    throw new ManagerError('AUDIT_SIGNER_CONFIG_INVALID', `The audit signer ${current.signer.kid} signs ${current.signer.algorithm ?? 'ed25519'}, but its key for signers.json is an ${currentKey.algorithm} key. Give the signer and its key of one algorithm.`);
+  }
   // signers.json never holds an HMAC secret, so an HMAC key is compared by kid and algorithm only.
   const listed: AuditVerifyKey = currentKey.algorithm === 'hmac-sha256' ? { algorithm: 'hmac-sha256' } : currentKey;
   const known = keys.find((entry) => entry.kid === current.signer.kid);
