@@ -5,16 +5,17 @@
 // refuses what AWS documents that it refuses, with AWS's error names. What it does not model is
 // listed in docs/operations.md ("Release keys in AWS KMS").
 //
-// Operations: GetPublicKey, Sign, DescribeKey. Key specs: ECC_NIST_EDWARDS25519 (ED25519_SHA_512,
-// RAW), RSA_2048 (RSASSA_PKCS1_V1_5_SHA_256, RSASSA_PSS_SHA_256), ECC_NIST_P256 (ECDSA_SHA_256) and
-// SYMMETRIC_DEFAULT (ENCRYPT_DECRYPT, no public key).
+// Operations: GetPublicKey, Sign, DescribeKey, GenerateMac, VerifyMac. Key specs:
+// ECC_NIST_EDWARDS25519 (ED25519_SHA_512, RAW), RSA_2048 (RSASSA_PKCS1_V1_5_SHA_256,
+// RSASSA_PSS_SHA_256), ECC_NIST_P256 (ECDSA_SHA_256), HMAC_256 (GENERATE_VERIFY_MAC, HMAC_SHA_256;
+// no public key) and SYMMETRIC_DEFAULT (ENCRYPT_DECRYPT, no public key).
 import { createHash, createHmac, generateKeyPairSync, randomBytes, randomUUID, sign as cryptoSign, timingSafeEqual, constants } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type KmsPeerKeySpec = 'ECC_NIST_EDWARDS25519' | 'RSA_2048' | 'ECC_NIST_P256' | 'SYMMETRIC_DEFAULT';
+export type KmsPeerKeySpec = 'ECC_NIST_EDWARDS25519' | 'RSA_2048' | 'ECC_NIST_P256' | 'HMAC_256' | 'SYMMETRIC_DEFAULT';
 
 /** A key the peer holds. */
 export interface KmsPeerKey {
@@ -57,6 +58,8 @@ export interface KmsPeer {
 
 interface HeldKey extends KmsPeerKey {
   privateKey?: KeyObject;
+  /** An HMAC key's secret: never leaves the peer, as in AWS. */
+  macSecret?: Buffer;
 }
 
 class KmsRefusal extends Error {
@@ -73,8 +76,12 @@ const SIGNING_ALGORITHMS: Record<KmsPeerKeySpec, string[]> = {
   ECC_NIST_EDWARDS25519: ['ED25519_SHA_512', 'ED25519_PH_SHA_512'],
   RSA_2048: ['RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PSS_SHA_256'],
   ECC_NIST_P256: ['ECDSA_SHA_256'],
+  HMAC_256: [],
   SYMMETRIC_DEFAULT: [],
 };
+// MAC algorithms by key spec; AWS's HMAC_384 and HMAC_512 specs are not modelled.
+const MAC_ALGORITHMS: Partial<Record<KmsPeerKeySpec, string[]>> = { HMAC_256: ['HMAC_SHA_256'] };
+const ALL_MAC_ALGORITHMS = ['HMAC_SHA_224', 'HMAC_SHA_256', 'HMAC_SHA_384', 'HMAC_SHA_512'];
 const MESSAGE_MAX = 4096; // bytes, Sign's limit on Message
 const CLOCK_SKEW_MAX = 5 * 60_000; // ms: AWS refuses a request signed further from its clock
 
@@ -175,7 +182,24 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
   const usable = (key: HeldKey): void => {
     if (!key.enabled) throw new KmsRefusal('DisabledException', `${key.arn} is disabled.`);
   };
-  const usage = (key: HeldKey): string => (key.spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY');
+  const usage = (key: HeldKey): string => (key.spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : key.spec === 'HMAC_256' ? 'GENERATE_VERIFY_MAC' : 'SIGN_VERIFY');
+  const base64Message = (value: unknown, name: string): Buffer => {
+    if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new KmsRefusal('ValidationException', `1 validation error detected: Value at '${name}' failed to satisfy constraint: Member must not be null`);
+    const bytes = Buffer.from(value, 'base64');
+    if (bytes.length < 1 || bytes.length > MESSAGE_MAX) throw new KmsRefusal('ValidationException', `1 validation error detected: Value at '${name}' failed to satisfy constraint: Member must have length less than or equal to ${MESSAGE_MAX}`);
+    return bytes;
+  };
+  // GenerateMac and VerifyMac: only on a GENERATE_VERIFY_MAC key, with the MAC algorithm its spec has.
+  const macKey = (input: Record<string, unknown>): { key: HeldKey; algorithm: string; message: Buffer } => {
+    const key = findKey(input['KeyId']);
+    const algorithm = input['MacAlgorithm'];
+    const message = base64Message(input['Message'], 'message');
+    if (typeof algorithm !== 'string' || !ALL_MAC_ALGORITHMS.includes(algorithm)) throw new KmsRefusal('ValidationException', "1 validation error detected: Value at 'macAlgorithm' failed to satisfy constraint: Member must satisfy enum value set: [HMAC_SHA_384, HMAC_SHA_256, HMAC_SHA_224, HMAC_SHA_512]");
+    usable(key);
+    if (key.macSecret === undefined) throw new KmsRefusal('InvalidKeyUsageException', `${key.arn} key usage is ${usage(key)} which is not valid for GenerateMac.`);
+    if (MAC_ALGORITHMS[key.spec]?.includes(algorithm) !== true) throw new KmsRefusal('InvalidKeyUsageException', `MAC algorithm ${algorithm} is not compatible with key spec ${key.spec}.`);
+    return { key, algorithm, message };
+  };
 
   const operations: Record<string, (input: Record<string, unknown>) => Record<string, unknown>> = {
     DescribeKey(input) {
@@ -192,14 +216,18 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
           CustomerMasterKeySpec: key.spec,
           KeyManager: 'CUSTOMER',
           Origin: 'AWS_KMS',
-          ...(key.spec === 'SYMMETRIC_DEFAULT' ? { EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'] } : { SigningAlgorithms: SIGNING_ALGORITHMS[key.spec] }),
+          ...(key.spec === 'SYMMETRIC_DEFAULT'
+            ? { EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'] }
+            : key.spec === 'HMAC_256'
+              ? { MacAlgorithms: MAC_ALGORITHMS[key.spec] }
+              : { SigningAlgorithms: SIGNING_ALGORITHMS[key.spec] }),
         },
       };
     },
     GetPublicKey(input) {
       const key = findKey(input['KeyId']);
       usable(key);
-      if (key.spec === 'SYMMETRIC_DEFAULT') throw new KmsRefusal('UnsupportedOperationException', `${key.arn} key usage is ENCRYPT_DECRYPT which is not valid for GetPublicKey.`);
+      if (key.spec === 'SYMMETRIC_DEFAULT' || key.spec === 'HMAC_256') throw new KmsRefusal('UnsupportedOperationException', `${key.arn} key usage is ${usage(key)} which is not valid for GetPublicKey.`);
       return { KeyId: key.arn, PublicKey: key.publicKeyDer.toString('base64'), KeySpec: key.spec, CustomerMasterKeySpec: key.spec, KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: SIGNING_ALGORITHMS[key.spec] };
     },
     Sign(input) {
@@ -212,7 +240,7 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
       if (typeof algorithm !== 'string' || !Object.values(SIGNING_ALGORITHMS).flat().includes(algorithm)) throw new KmsRefusal('ValidationException', "1 validation error detected: Value at 'signingAlgorithm' failed to satisfy constraint: Member must satisfy enum value set");
       if (messageType !== 'RAW' && messageType !== 'DIGEST') throw new KmsRefusal('ValidationException', "1 validation error detected: Value at 'messageType' failed to satisfy constraint: Member must satisfy enum value set: [RAW, DIGEST, EXTERNAL_MU]");
       usable(key);
-      if (key.spec === 'SYMMETRIC_DEFAULT') throw new KmsRefusal('InvalidKeyUsageException', `${key.arn} key usage is ENCRYPT_DECRYPT which is not valid for signing.`);
+      if (key.spec === 'SYMMETRIC_DEFAULT' || key.spec === 'HMAC_256') throw new KmsRefusal('InvalidKeyUsageException', `${key.arn} key usage is ${usage(key)} which is not valid for signing.`);
       if (!SIGNING_ALGORITHMS[key.spec].includes(algorithm)) throw new KmsRefusal('InvalidKeyUsageException', `Signing algorithm ${algorithm} is not compatible with key spec ${key.spec}.`);
       const privateKey = key.privateKey as KeyObject;
       let signature: Buffer;
@@ -231,6 +259,20 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
       }
       if (state.corruptSignatures) signature[0] = (signature[0] ?? 0) ^ 0x01;
       return { KeyId: key.arn, Signature: signature.toString('base64'), SigningAlgorithm: algorithm };
+    },
+    GenerateMac(input) {
+      const { key, algorithm, message } = macKey(input);
+      const mac = createHmac('sha256', key.macSecret as Buffer).update(message).digest();
+      if (state.corruptSignatures) mac[0] = (mac[0] ?? 0) ^ 0x01;
+      return { KeyId: key.arn, Mac: mac.toString('base64'), MacAlgorithm: algorithm };
+    },
+    VerifyMac(input) {
+      const { key, algorithm, message } = macKey(input);
+      const given = base64Message(input['Mac'], 'mac');
+      const mac = createHmac('sha256', key.macSecret as Buffer).update(message).digest();
+      // AWS answers an invalid MAC with an error, not MacValid: false.
+      if (given.length !== mac.length || !timingSafeEqual(given, mac)) throw new KmsRefusal('KMSInvalidMacException', 'The MAC is not valid for the message.');
+      return { KeyId: key.arn, MacValid: true, MacAlgorithm: algorithm };
     },
   };
 
@@ -305,6 +347,7 @@ export async function startKmsPeer(options: { region?: string } = {}): Promise<K
         publicKeyDer: pair === undefined ? Buffer.alloc(0) : pair.publicKey.export({ format: 'der', type: 'spki' }),
         publicKeyPem: pair === undefined ? '' : pair.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
         ...(pair === undefined ? {} : { privateKey: pair.privateKey }),
+        ...(spec === 'HMAC_256' ? { macSecret: randomBytes(32) } : {}),
       };
       keys.set(keyId, key);
       if (keyOptions.alias !== undefined) aliases.set(keyOptions.alias, keyId);

@@ -66,6 +66,8 @@ export async function openSigningKeys(specs: readonly string[], env: Record<stri
         tokens.push(key);
         keys.push(key);
       } else {
+        // REQUIRE_KMS=true (a protected branch's CI): a key file is refused before it is read.
+        if (env['REQUIRE_KMS'] === 'true') (await import('@drover/manager')).requireExternalKey(env, 'release signing key', `the key file ${spec}`, false);
         keys.push(await loadPrivateKey(spec));
       }
     }

@@ -108,6 +108,12 @@ export const managerStartupErrorCodes = [
   'ENCRYPTION_KEY_MISMATCH',
   'STORE_CLOSED',
   'BLOB_STORE_INVALID',
+  // the audit signer's configuration (AUDIT_SIGNING_*, REQUIRE_KMS; decision 0046)
+  'AUDIT_SIGNER_CONFIG_INVALID',
+  'KMS_REQUIRED',
+  'KEY_URL_INSECURE',
+  'KEY_URL_UNREACHABLE',
+  'KEY_URL_PIN_MISMATCH',
 ] as const;
 
 /**

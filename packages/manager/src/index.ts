@@ -39,6 +39,14 @@ export { isPkcs11Uri } from './pkcs11/uri.js';
 export { openKmsSigner } from './kms/ed25519-key.js';
 export type { KmsSigner, KmsKeyOptions } from './kms/ed25519-key.js';
 export { isKmsKeyName } from './kms/key-name.js';
+// Audit keys of every algorithm of the audit log (decision 0046) in AWS KMS or a PKCS#11 token.
+export { openKmsAuditSigner } from './kms/audit-key.js';
+export type { ExternalAuditSigner, KmsAuditKeyOptions } from './kms/audit-key.js';
+export { openPkcs11AuditSigner, generatePkcs11RsaKey } from './pkcs11/audit-key.js';
+export type { Pkcs11AuditKeyOptions } from './pkcs11/audit-key.js';
+// The seed's audit signer settings (AUDIT_SIGNING_*), REQUIRE_KMS, and keys fetched from a pinned HTTPS URL.
+export { auditSignerFromEnv, requireExternalKey, fetchPinned, auditKeySources } from './audit/signer-config.js';
+export type { AuditKeySource } from './audit/signer-config.js';
 
 // Rollouts: the options a deployment runs with (the deploy API's metadata.rollout) and their defaults.
 export { defaultRolloutOptions, RolloutOptionsSchema } from './rollouts/options.js';

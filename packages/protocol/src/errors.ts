@@ -52,7 +52,7 @@ export const secretErrorCodes = [
   'ENCRYPTION_SALT_TOO_SHORT',
 ] as const;
 /** Codes of the audit log and canonical JSON. */
-export const auditErrorCodes = ['AUDIT_RECORD_MALFORMED', 'AUDIT_SIGNERS_INVALID', 'CANONICAL_JSON_UNSUPPORTED'] as const;
+export const auditErrorCodes = ['AUDIT_RECORD_MALFORMED', 'AUDIT_SIGNERS_INVALID', 'AUDIT_MAC_KEYS_INVALID', 'CANONICAL_JSON_UNSUPPORTED'] as const;
 /** Codes of minisign keys and signatures. */
 export const minisignErrorCodes = [
   'MINISIGN_KEY_INVALID',

@@ -73,11 +73,13 @@ export type { ShutdownReasonInput } from './shutdown-reason.js';
 // The audit log: its records, who may sign them, and how to verify a log.
 export type { AuditRecord, AuditChainHead } from './audit/record.js';
 export type { AuditEntry } from './audit/writer.js';
-export { ed25519AuditSigner, parseAuditSigners } from './audit/signers.js';
+export { ed25519AuditSigner, rsaAuditSigner, hmacAuditSigner, parseAuditSigners, parseAuditHmacKeys, withAuditHmacKeys } from './audit/signers.js';
 export type { AuditSigner, AuditSignerKeys } from './audit/signers.js';
 export { verifyAuditLog, verifyAuditLogLines } from './audit/verifier.js';
 export { auditBreakReasons } from './audit/record.js';
 export type { AuditBreakReason } from './audit/record.js';
+export { auditAlgorithms, rsaAuditKey, hmacAuditKey, sameAuditKey } from './audit/algorithms.js';
+export type { AuditAlgorithm, AuditVerifyKey, Ed25519AuditKey, RsaAuditKey, HmacAuditKey } from './audit/algorithms.js';
 export type {
   AuditBreak,
   AuditIntact,

@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 
-export { toBase64, fromBase64Url, toHex } from './bytes.js';
+export { toBase64, fromBase64, fromBase64Url, toHex } from './bytes.js';
 export { sha256 } from './hash.js';
 export { brandError } from './errors.js';
 export { nativeEd25519, tweetnaclEd25519 } from './ed25519.js';
@@ -31,3 +31,5 @@ export { AuditChain, auditEntryBody } from './audit/writer.js';
 export type { AppendedAuditRecord } from './audit/writer.js';
 export { buildAuditSigners } from './audit/signers.js';
 export { AUDIT_LINE_MAX_LENGTH } from './audit/record.js';
+export { verifyAuditSignature } from './audit/algorithms.js';
+export { shortId } from './hash.js';

@@ -1,22 +1,32 @@
 import { stat } from 'node:fs/promises';
-import { parseAuditSigners, verifyAuditLogLines } from '@drover/protocol';
-import type { Command, CommandResult } from '../cli.js';
-import { flag, optionalString, requireString } from '../cli.js';
+import { parseAuditHmacKeys, parseAuditSigners, verifyAuditLogLines, withAuditHmacKeys } from '@drover/protocol';
+import type { AuditSignerKeys } from '@drover/protocol';
+import type { Command, CommandResult, OptionValues } from '../cli.js';
+import { flag, optionalString, stringList } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
 
 export const auditVerifyCommand: Command = {
-  usage: '--signers SIGNERS.json [--allow-empty] LOG | --dir DIR [--signers SIGNERS.json] [--allow-empty]',
+  usage: '[--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--allow-empty] LOG | --dir DIR [--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--allow-empty]',
   description:
     'Prints `VERIFIED <n> records` (exit 0), or `BROKEN at seq <n>: <REASON>: <what is wrong>` for the first\n' +
     'broken record (exit 1). REASON is one of MALFORMED, NOT_CANONICAL, SEQ_OUT_OF_ORDER, PREV_MISMATCH,\n' +
-    'HASH_MISMATCH, UNKNOWN_SIGNER, SIGNATURE_INVALID, EMPTY. Records cut off the end of a log cannot be\n' +
-    'detected from the log alone: compare the printed last seq and hash with a copy kept elsewhere.\n' +
+    'HASH_MISMATCH, UNKNOWN_SIGNER, ALGORITHM_MISMATCH, MAC_KEY_MISSING, SIGNATURE_INVALID, EMPTY. Records cut off\n' +
+    'the end of a log cannot be detected from the log alone: compare the printed last seq and hash with a copy kept elsewhere.\n' +
     'With --dir, the chain of the manager whose directory is DIR: its log file, or, for a manager on\n' +
     'PostgreSQL (manager.json or DROVER_DATABASE_URL), the one chain its replicas keep in the database;\n' +
-    'the signers default to the directory\'s signers.json.',
+    'the signers default to the directory\'s signers.json. Records name their algorithm (ed25519, rsa-sha256,\n' +
+    'hmac-sha256); an hmac-sha256 key is secret, so signers.json lists only its kid and --hmac-key-file gives it.\n' +
+    'Without --signers (and --dir), signers.json comes from KERNEL_PUBLIC_KEYS_JSON (the document),\n' +
+    'KERNEL_PUBLIC_KEYS_PATH, or KERNEL_PUBLIC_KEYS_URL (https, pinned by KERNEL_PUBLIC_KEYS_URL_SHA256).',
   options: {
-    signers: { type: 'string', arg: 'FILE', help: 'signers.json: {"signers":[{"kid","algorithm":"ed25519","publicKey"}]}.' },
+    signers: { type: 'string', arg: 'FILE', help: 'signers.json: {"signers":[{"kid","algorithm":"ed25519"|"rsa-sha256"|"hmac-sha256","publicKey"}]}.' },
+    'hmac-key-file': {
+      type: 'string',
+      multiple: true,
+      arg: 'FILE',
+      help: 'The secrets of hmac-sha256 audit keys: {"keys":[{"kid","key":"<base64>"}]} (keep it 0600). Repeatable.',
+    },
     dir: { type: 'string', arg: 'DIR', help: "A manager's directory: verify its audit chain wherever it is kept." },
     'allow-empty': { type: 'boolean', help: 'Accept a log with no records (default: an empty log is reported as EMPTY).' },
   },
@@ -28,13 +38,13 @@ export const auditVerifyCommand: Command = {
       const { managerAuditChain } = await import('@drover/manager');
       const chain = await managerAuditChain(dir, io.env);
       const signersPath = optionalString(values, 'signers') ?? chain.signersPath;
-      if (chain.kind === 'file') return verifyFile(chain.path, signersPath, flag(values, 'allow-empty'));
-      const signers = parseAuditSigners((await readInput(signersPath, 'Signers file')).toString('utf8'));
+      if (chain.kind === 'file') return verifyFile(chain.path, await readVerifierKeys(signersPath, values, io.env), flag(values, 'allow-empty'));
+      const signers = await readVerifierKeys(signersPath, values, io.env);
       const result = await verifyAuditLogLines(chain.lines(), signers, { allowEmpty: flag(values, 'allow-empty'), finalLineTerminated: true });
       return report({ database: chain.database }, result);
     }
     if (positionals.length === 0) throw new CliError('USAGE_ERROR', 'Give the audit LOG file to verify, or --dir DIR for a manager\'s chain.');
-    return verifyFile(positionals[0] ?? '', requireString(values, 'signers'), flag(values, 'allow-empty'));
+    return verifyFile(positionals[0] ?? '', await readVerifierKeys(optionalString(values, 'signers'), values, io.env), flag(values, 'allow-empty'));
   },
 };
 
@@ -54,15 +64,38 @@ function report(where: Record<string, string>, result: VerifyResult): CommandRes
   };
 }
 
-async function verifyFile(path: string, signersPath: string, allowEmpty: boolean): Promise<CommandResult> {
-  const signersText = (await readInput(signersPath, 'Signers file')).toString('utf8');
-  parseAuditSigners(signersText); // a bad signers file is reported before the log is looked at
+// The signers.json text: --signers, else the seed's KERNEL_PUBLIC_KEYS_JSON (the document itself),
+// KERNEL_PUBLIC_KEYS_PATH or KERNEL_PUBLIC_KEYS_URL (https, pinned by KERNEL_PUBLIC_KEYS_URL_SHA256).
+async function signersText(signersPath: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  if (signersPath !== undefined) return (await readInput(signersPath, 'Signers file')).toString('utf8');
+  const inline = env['KERNEL_PUBLIC_KEYS_JSON'];
+  if (inline !== undefined && inline.trim() !== '') return inline;
+  const path = env['KERNEL_PUBLIC_KEYS_PATH'];
+  if (path !== undefined && path.trim() !== '') return (await readInput(path, 'Signers file (KERNEL_PUBLIC_KEYS_PATH)')).toString('utf8');
+  const url = env['KERNEL_PUBLIC_KEYS_URL'];
+  if (url !== undefined && url.trim() !== '') {
+    const { fetchPinned } = await import('@drover/manager');
+    return (await fetchPinned(url, env['KERNEL_PUBLIC_KEYS_URL_SHA256'], 'public key set (KERNEL_PUBLIC_KEYS_URL)')).toString('utf8');
+  }
+  throw new CliError('USAGE_ERROR', 'Give the audit keys with --signers FILE, or KERNEL_PUBLIC_KEYS_JSON, KERNEL_PUBLIC_KEYS_PATH or KERNEL_PUBLIC_KEYS_URL.');
+}
+
+// signers.json's public keys, with the HMAC secrets given by --hmac-key-file.
+async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv): Promise<AuditSignerKeys> {
+  let keys: AuditSignerKeys = parseAuditSigners(await signersText(signersPath, env));
+  for (const path of stringList(values, 'hmac-key-file')) {
+    keys = withAuditHmacKeys(keys, parseAuditHmacKeys((await readInput(path, 'HMAC key file')).toString('utf8')));
+  }
+  return keys;
+}
+
+async function verifyFile(path: string, signers: AuditSignerKeys, allowEmpty: boolean): Promise<CommandResult> {
   const info = await stat(path).catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CliError('FILE_NOT_FOUND', `Audit log ${path} does not exist. Check the path.`, { cause: error });
     throw error;
   });
   if (!info.isFile()) throw new CliError('USAGE_ERROR', `Audit log ${path} is not a regular file.`);
   const { verifyAuditLogFile } = await import('@drover/manager');
-  const result = await verifyAuditLogFile(path, signersText, allowEmpty);
+  const result = await verifyAuditLogFile(path, signers, allowEmpty);
   return report({ file: path }, result);
 }

@@ -2,7 +2,8 @@ import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Ed25519PrivateKey, ed25519AuditSigner, parseAuditSigners, verifyAuditLog } from '@drover/protocol';
+import { generateKeyPairSync } from 'node:crypto';
+import { Ed25519PrivateKey, ed25519AuditSigner, hmacAuditSigner, parseAuditSigners, rsaAuditSigner, verifyAuditLog } from '@drover/protocol';
 import { expectRejection } from '../../../../test/helpers/expect-error.js';
 import { AuditLog } from './log.js';
 import type { AuditSignerWithKey } from './log.js';
@@ -110,6 +111,28 @@ describe('AuditLog', () => {
     const signers = parseAuditSigners(await readFile(join(dir, 'audit', 'signers.json'), 'utf8'));
     expect([...signers.keys()].sort()).toEqual([key.keyid, next.keyid].sort());
     expect(await verify()).toMatchObject({ ok: true, count: 2 });
+  });
+
+  it('rotates to an rsa-sha256 key and then an hmac-sha256 key: signers.json lists all three kids, never the HMAC secret', async () => {
+    const first = await AuditLog.open({ path, signer });
+    await first.append(entry(1));
+    await first.close();
+    const rsa = rsaAuditSigner(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 'audit-rsa');
+    const second = await AuditLog.open({ path, signer: { signer: rsa.signer, publicKey: rsa.key } });
+    await second.append(entry(2));
+    await second.close();
+    const secret = new Uint8Array(32).fill(3);
+    const hmac = hmacAuditSigner(secret, 'audit-hmac');
+    const third = await AuditLog.open({ path, signer: { signer: hmac.signer, publicKey: hmac.key } });
+    await third.append(entry(3));
+    await third.close();
+    const text = await readFile(join(dir, 'audit', 'signers.json'), 'utf8');
+    expect(text).not.toContain(Buffer.from(secret).toString('base64'));
+    expect([...parseAuditSigners(text)].map(([kid, listed]) => `${kid}:${listed.algorithm}`)).toEqual([`${key.keyid}:ed25519`, 'audit-rsa:rsa-sha256', 'audit-hmac:hmac-sha256']);
+    // Reopened with the same HMAC kid: no second entry, no conflict (the secret is not compared, it is not there).
+    await (await AuditLog.open({ path, signer: { signer: hmac.signer, publicKey: hmac.key } })).close();
+    // A signer whose algorithm is not its key's is refused before anything is written.
+    await expectRejection(AuditLog.open({ path, signer: { signer: rsa.signer, publicKey: key.publicKey } }), ManagerError, 'AUDIT_SIGNER_CONFIG_INVALID');
   });
 
   it('refuses appends after close', async () => {

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { isDroverError, parseAuditSigners } from '@drover/protocol';
+import { Ed25519PublicKey, isDroverError, parseAuditSigners, sameAuditKey } from '@drover/protocol';
 import { AUDIT_LINE_MAX_LENGTH, AuditChain, buildAuditSigners, writeFileAtomic } from '@drover/protocol/internal';
-import type { AuditChainHead, AuditEntry, AuditRecord, AuditSigner, Ed25519PublicKey } from '@drover/protocol';
+import type { AuditChainHead, AuditEntry, AuditRecord, AuditSigner, AuditVerifyKey } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { ManagerError } from '../errors.js';
 
@@ -32,8 +32,11 @@ const MAX_LINE_BYTES = 3 * AUDIT_LINE_MAX_LENGTH;
 export interface AuditSignerWithKey {
   /** Signs each record's hash (for a local key, `ed25519AuditSigner` from `@drover/protocol`). */
   signer: AuditSigner;
-  /** The signer's public key, written to signers.json so the log verifies. */
-  publicKey: Ed25519PublicKey;
+  /**
+   * The signer's public key, written to signers.json so the log verifies: an Ed25519 public key, an
+   * rsa-sha256 key, or (for an hmac-sha256 signer) an HMAC key, listed by kid without its secret.
+   */
+  publicKey: Ed25519PublicKey | AuditVerifyKey;
 }
 
 export interface AuditLogOptions {
@@ -323,7 +326,7 @@ function corrupt(why: string, cause?: unknown): ManagerError {
 // signers.json keeps every key that ever signed this log: dropping an old key would make the
 // records it signed unverifiable after a key rotation.
 export async function writeSigners(path: string, current: AuditSignerWithKey): Promise<void> {
-  const keys: { kid: string; publicKey: Ed25519PublicKey }[] = [];
+  const keys: { kid: string; publicKey: AuditVerifyKey }[] = [];
   let text: string | undefined;
   try {
     text = await readFile(path, 'utf8');
@@ -339,13 +342,20 @@ export async function writeSigners(path: string, current: AuditSignerWithKey): P
     }
     for (const [kid, publicKey] of existing) keys.push({ kid, publicKey });
   }
+  const currentKey: AuditVerifyKey = current.publicKey instanceof Ed25519PublicKey ? { algorithm: 'ed25519', publicKey: current.publicKey } : current.publicKey;
+  // A signer whose records would name another algorithm than its listed key could never verify.
+  if ((current.signer.algorithm ?? 'ed25519') !== currentKey.algorithm) {
+    throw new ManagerError('AUDIT_SIGNER_CONFIG_INVALID', `The audit signer ${current.signer.kid} signs ${current.signer.algorithm ?? 'ed25519'}, but its key for signers.json is an ${currentKey.algorithm} key. Give the signer and its key of one algorithm.`);
+  }
+  // signers.json never holds an HMAC secret, so an HMAC key is compared by kid and algorithm only.
+  const listed: AuditVerifyKey = currentKey.algorithm === 'hmac-sha256' ? { algorithm: 'hmac-sha256' } : currentKey;
   const known = keys.find((entry) => entry.kid === current.signer.kid);
   if (known !== undefined) {
-    if (!known.publicKey.equals(current.publicKey)) {
+    if (!sameAuditKey(known.publicKey, listed)) {
       throw new ManagerError('AUDIT_LOG_CORRUPT', `${path} lists key id ${current.signer.kid} with another public key than the audit key's. Check which audit key this manager uses.`);
     }
     return;
   }
-  keys.push({ kid: current.signer.kid, publicKey: current.publicKey });
+  keys.push({ kid: current.signer.kid, publicKey: listed });
   await writeFileAtomic(path, `${JSON.stringify(buildAuditSigners(keys), null, 2)}\n`);
 }

@@ -1,7 +1,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { parseAuditSigners, verifyAuditLogLines } from '@drover/protocol';
 import { AUDIT_LINE_MAX_LENGTH, readFileChunks } from '@drover/protocol/internal';
-import type { AuditLogLine, AuditRecord, AuditVerification } from '@drover/protocol';
+import type { AuditLogLine, AuditRecord, AuditSignerKeys, AuditVerification } from '@drover/protocol';
 import { ManagerError } from '../errors.js';
 import type { Store } from '../store/store.js';
 
@@ -57,8 +57,7 @@ export async function endsWithNewline(path: string, size: number): Promise<boole
  * Verifies an audit log file as it is now (a manager may still be appending: a line being written
  * at this moment would otherwise look like a partial record), as `drover audit verify` does.
  */
-export async function verifyAuditLogFile(path: string, signersText: string, allowEmpty: boolean): Promise<AuditVerification> {
-  const signers = parseAuditSigners(signersText);
+export async function verifyAuditLogFile(path: string, signers: AuditSignerKeys, allowEmpty: boolean): Promise<AuditVerification> {
   const { size } = await stat(path);
   return verifyAuditLogLines(auditLogFileLines(path, size), signers, { allowEmpty, finalLineTerminated: await endsWithNewline(path, size) });
 }
@@ -173,7 +172,7 @@ export class AuditReader {
     // A running manager's chain is never empty for long (this request's own token.used), so an
     // empty one is reported as EMPTY, as `drover audit verify` does.
     let verdict: AuditVerification;
-    if (source.kind === 'file') verdict = await verifyAuditLogFile(source.path, signersText, false);
+    if (source.kind === 'file') verdict = await verifyAuditLogFile(source.path, parseAuditSigners(signersText), false);
     else verdict = await verifyAuditLogLines(storeLinesForward(source.store), parseAuditSigners(signersText), { allowEmpty: false });
     return { ...verdict, checkedAt: this.#now().toISOString() };
   }

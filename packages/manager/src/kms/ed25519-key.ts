@@ -51,7 +51,7 @@ export interface KmsSigner extends Ed25519Signer {
 }
 
 /** The thread that holds the KMS client, and a synchronous call into it. */
-class KmsChannel {
+export class KmsChannel {
   readonly #worker: Worker;
   readonly #port: MessagePort;
   readonly #signal = new Int32Array(new SharedArrayBuffer(4));
@@ -164,7 +164,7 @@ class KmsEd25519Key implements KmsSigner {
 }
 
 /** The code and message of a refused or failed KMS call; `name` is the AWS error's name. */
-function kmsFailure(reply: { name: string; code?: string; status?: number }, what: string, uri: string): ManagerError {
+export function kmsFailure(reply: { name: string; code?: string; status?: number }, what: string, uri: string): ManagerError {
   const { name } = reply;
   let code: ManagerKmsErrorCode = 'KMS_FAILED';
   let advice = 'Run the command again; if it persists, see the key in the AWS console or CloudTrail.';

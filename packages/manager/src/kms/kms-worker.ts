@@ -5,7 +5,7 @@
 
 import { workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
-import { GetPublicKeyCommand, KMSClient, MessageType, SignCommand, SigningAlgorithmSpec } from '@aws-sdk/client-kms';
+import { DescribeKeyCommand, GenerateMacCommand, GetPublicKeyCommand, KMSClient, MacAlgorithmSpec, MessageType, SignCommand, SigningAlgorithmSpec } from '@aws-sdk/client-kms';
 import type { KmsReply, KmsRequest, KmsWorkerData } from './protocol.js';
 
 // Started by the bootstrap in ed25519-key.ts, with the same workerData.
@@ -35,9 +35,26 @@ async function answer(request: KmsRequest): Promise<KmsReply> {
         publicKey: out.PublicKey ?? new Uint8Array(0),
       };
     }
-    const out = await client.send(
-      new SignCommand({ KeyId: request.keyId, Message: request.message, MessageType: MessageType.RAW, SigningAlgorithm: SigningAlgorithmSpec.ED25519_SHA_512 }),
-    );
+    if (request.op === 'describe') {
+      const meta = (await client.send(new DescribeKeyCommand({ KeyId: request.keyId }))).KeyMetadata;
+      return {
+        id: request.id,
+        ok: true,
+        op: 'describe',
+        keyArn: meta?.Arn ?? request.keyId,
+        keySpec: meta?.KeySpec ?? '',
+        keyUsage: meta?.KeyUsage ?? '',
+        enabled: meta?.Enabled ?? false,
+        macAlgorithms: meta?.MacAlgorithms ?? [],
+        signingAlgorithms: meta?.SigningAlgorithms ?? [],
+      };
+    }
+    if (request.op === 'mac') {
+      const out = await client.send(new GenerateMacCommand({ KeyId: request.keyId, Message: request.message, MacAlgorithm: MacAlgorithmSpec.HMAC_SHA_256 }));
+      return { id: request.id, ok: true, op: 'mac', mac: out.Mac ?? new Uint8Array(0) };
+    }
+    const algorithm = (request.algorithm ?? SigningAlgorithmSpec.ED25519_SHA_512) as SigningAlgorithmSpec;
+    const out = await client.send(new SignCommand({ KeyId: request.keyId, Message: request.message, MessageType: MessageType.RAW, SigningAlgorithm: algorithm }));
     return { id: request.id, ok: true, op: 'sign', signature: out.Signature ?? new Uint8Array(0) };
   } catch (error) {
     // Only the error's name, status and network code cross over: an SDK message may quote the

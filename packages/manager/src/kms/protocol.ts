@@ -14,11 +14,18 @@ export interface KmsWorkerData {
 }
 
 /** A call, as the signer asks for it. */
-export type KmsCall = { op: 'publicKey'; keyId: string } | { op: 'sign'; keyId: string; message: Uint8Array };
+export type KmsCall =
+  | { op: 'publicKey'; keyId: string }
+  | { op: 'describe'; keyId: string }
+  /** `algorithm`: KMS's SigningAlgorithmSpec (default ED25519_SHA_512). */
+  | { op: 'sign'; keyId: string; message: Uint8Array; algorithm?: string }
+  | { op: 'mac'; keyId: string; message: Uint8Array };
 /** A call as sent to the worker: numbered, so that a late reply to an earlier call is never taken for this one's. */
 export type KmsRequest = KmsCall & { id: number };
 
 export type KmsReply =
   | { id: number; ok: true; op: 'publicKey'; keyArn: string; keySpec: string; keyUsage: string; signingAlgorithms: string[]; publicKey: Uint8Array }
+  | { id: number; ok: true; op: 'describe'; keyArn: string; keySpec: string; keyUsage: string; enabled: boolean; macAlgorithms: string[]; signingAlgorithms: string[] }
   | { id: number; ok: true; op: 'sign'; signature: Uint8Array }
+  | { id: number; ok: true; op: 'mac'; mac: Uint8Array }
   | { id: number; ok: false; name: string; code?: string; status?: number };

@@ -77,9 +77,9 @@ class TokenEd25519Key implements Pkcs11Signer {
   }
 }
 
-type Template = { type: number; value?: number | boolean | string | Buffer }[];
+export type Template = { type: number; value?: number | boolean | string | Buffer }[];
 
-function findObjects(token: TokenSession, template: Template): Buffer[] {
+export function findObjects(token: TokenSession, template: Template): Buffer[] {
   const { pkcs11, session } = token;
   try {
     pkcs11.C_FindObjectsInit(session, template);
@@ -93,7 +93,7 @@ function findObjects(token: TokenSession, template: Template): Buffer[] {
   }
 }
 
-function nameTemplate(token: TokenSession, uri: Pkcs11Uri): Template {
+export function nameTemplate(token: TokenSession, uri: Pkcs11Uri): Template {
   const { binding } = token;
   const template: Template = [];
   if (uri.object !== undefined) template.push({ type: binding.CKA_LABEL, value: uri.object });
@@ -185,7 +185,7 @@ export function openPkcs11Signer(text: string, options: Pkcs11KeyOptions = {}): 
   }
 }
 
-function readUlong(value: Buffer): number {
+export function readUlong(value: Buffer): number {
   return value.length >= 8 ? Number(value.readBigUInt64LE(0)) : value.readUInt32LE(0);
 }
 

@@ -45,7 +45,8 @@ import { echo } from '../presented.js';
 import { FsBlobStore } from '../blobs/fs-blob-store.js';
 import { S3BlobStore } from '../blobs/s3-blob-store.js';
 import type { S3BlobStoreConfig } from '../blobs/s3-config.js';
-import { loadSigningKey } from '../keys.js';
+import { isExternalKeyName, loadSigningKey } from '../keys.js';
+import { auditSignerFromEnv, checkKeyPolicy, requireExternalKey } from '../audit/signer-config.js';
 import { silentLogger } from '../logger.js';
 import { authenticateOperator } from '../http/operator-auth.js';
 import type { OperatorIdentity, RouteAccess } from '../http/operator-auth.js';
@@ -442,7 +443,7 @@ export class ManagerCore {
  */
 export async function openManagerCore(options: ManagerOptions): Promise<ManagerCore> {
   const env = options.env ?? process.env;
-  const logger = options.logger ?? silentLogger();
+  let logger = options.logger ?? silentLogger();
   const now = options.now ?? ((): Date => new Date());
   // The encryption key first: without it nothing else is worth opening.
   let encryptionKey = options.encryptionKey;
@@ -454,23 +455,43 @@ export async function openManagerCore(options: ManagerOptions): Promise<ManagerC
   }
   const fernet = new Fernet(encryptionKey);
   const closeKeys: (() => void)[] = [];
+  const ephemeral: string[] = [];
   const load = async (path: string | undefined, what: string): Promise<Ed25519Signer> => {
     const loaded = await loadSigningKey(path, what, { env, logger });
     if (loaded.close !== undefined) closeKeys.push(loaded.close);
+    if (loaded.ephemeral) ephemeral.push(what);
     return loaded.key;
   };
   let managerKey: Ed25519Signer;
   let auditSigner = options.auditSigner;
   try {
+    // REQUIRE_KMS=true: no key of this manager may be a file, an environment value or a throwaway.
+    checkKeyPolicy(env);
+    if (options.managerKey === undefined) {
+      requireExternalKey(env, 'manager signing key', options.managerKeyPath ?? 'a throwaway key', options.managerKeyPath !== undefined && isExternalKeyName(options.managerKeyPath));
+    }
     managerKey = options.managerKey ?? (await load(options.managerKeyPath, 'manager signing key'));
     if (auditSigner === undefined) {
-      const auditKey = await load(options.auditKeyPath, 'audit key');
-      auditSigner = { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey };
+      // The seed's AUDIT_SIGNING_* settings, when set, take the place of the audit key file.
+      const configured = await auditSignerFromEnv(env, { logger });
+      if (configured !== undefined) {
+        closeKeys.push(() => {
+          configured.close();
+        });
+        auditSigner = { signer: configured.signer, publicKey: configured.publicKey };
+      } else {
+        requireExternalKey(env, 'audit key', options.auditKeyPath ?? 'a throwaway key', options.auditKeyPath !== undefined && isExternalKeyName(options.auditKeyPath));
+        const auditKey = await load(options.auditKeyPath, 'audit key');
+        auditSigner = { signer: ed25519AuditSigner(auditKey), publicKey: auditKey.publicKey };
+      }
     }
   } catch (error) {
     for (const close of closeKeys) close();
     throw error;
   }
+  // DEV_ALLOW_EPHEMERAL=true: every line this manager logs says its keys die with it, so a
+  // development manager is never mistaken for a real one in a log.
+  if (ephemeral.length > 0) logger = logger.child({ ephemeralKeys: `DEV_ALLOW_EPHEMERAL=true: throwaway ${ephemeral.join(' and ')}, lost when the manager stops` });
   const trustPolicy = options.trustPolicy === undefined ? undefined : 'keys' in options.trustPolicy && options.trustPolicy.keys instanceof Map ? (options.trustPolicy as TrustPolicy) : parseTrustPolicy(options.trustPolicy);
 
   // An S3 bucket is opened (a client made, nothing sent) before the store: a malformed URL stops here.

@@ -4,13 +4,14 @@
 // records at the end of the log: compare the verified head (`lastSeq`, `lastHash`) with one kept
 // elsewhere (a monitoring system, the manager's database) to detect that.
 //
-// Record = {seq, ts, event, actor, agentId?, deploymentId?, tokenId?, outcome, details, prev, hash, kid, sig}
-//   hash = hex SHA-256( UTF-8(RFC 8785 canonical JSON of the record without prev, hash, kid, sig) || prev hash bytes )
+// Record = {seq, ts, event, actor, agentId?, deploymentId?, tokenId?, outcome, details, prev, hash, alg?, kid, sig}
+//   hash = hex SHA-256( UTF-8(RFC 8785 canonical JSON of the record without prev, hash, alg, kid, sig) || prev hash bytes )
 //   prev = hex of the previous record's hash; 64 zeros (32 zero bytes in the hash input) before the first record
-//   sig  = base64 of Ed25519 over the 32 raw bytes of `hash`, by the key named `kid`
+//   alg  = how sig was made: ed25519, rsa-sha256 or hmac-sha256 (algorithms.ts); absent means ed25519
+//   sig  = base64 of the signature (or MAC) over the 32 raw bytes of `hash`, by the key named `kid`
 //   seq  = 1 for the first record, then +1 per record, no gaps
 // Each line is the canonical JSON of the whole record followed by "\n". Fields other than
-// prev/hash/kid/sig (including any a later version adds) are covered by the hash.
+// prev/hash/alg/kid/sig (including any a later version adds) are covered by the hash.
 //
 // The modules of this folder do no I/O (@drover/protocol is pure): AuditChain (writer.ts) returns
 // the line to append and the caller writes it (O_APPEND, one write, fsync); the verifiers
@@ -20,9 +21,10 @@
 import { concatBytes, fromBase64, fromHex, utf8 } from '../bytes.js';
 import { canonicalize } from '../canonical-json.js';
 import type { JsonObject } from '../canonical-json.js';
-import { SIGNATURE_LENGTH } from '../ed25519.js';
 import { AuditError } from '../errors.js';
 import { sha256 } from '../hash.js';
+import { AUDIT_DEFAULT_ALGORITHM, isAuditAlgorithm, signatureLengthFits } from './algorithms.js';
+import type { AuditAlgorithm } from './algorithms.js';
 
 /** `prev` of the first record: the hash input then ends with 32 zero bytes. */
 export const AUDIT_GENESIS_HASH = '0'.repeat(64);
@@ -32,8 +34,9 @@ export const AUDIT_FIRST_SEQ = 1;
 // make the verifier hold an unbounded string, and the writer never writes a line it would refuse.
 export const AUDIT_LINE_MAX_LENGTH = 1024 * 1024; // UTF-16 code units of one line, without its "\n"
 
-// Fields outside the hashed body: the chain link and the signature over the hash.
-const UNHASHED_FIELDS: ReadonlySet<string> = new Set(['prev', 'hash', 'kid', 'sig']);
+// Fields outside the hashed body: the chain link and the signature over the hash, with what names
+// its key and algorithm (decision 0046: the digest signed is the same whatever signs it).
+const UNHASHED_FIELDS: ReadonlySet<string> = new Set(['prev', 'hash', 'alg', 'kid', 'sig']);
 export const HEX_HASH = /^[0-9a-f]{64}$/;
 // kid: printable ASCII without spaces, so a key id (or a KMS key ARN) prints safely in any message.
 export const KID = /^[\x21-\x7e]{1,256}$/;
@@ -62,11 +65,13 @@ export interface AuditRecord {
   details: JsonObject;
   /** The previous record's hash; 64 zeros before the first record. */
   prev: string;
-  /** Hex SHA-256 of the canonical JSON of the other fields (without prev, hash, kid, sig) followed by the 32 bytes of `prev`. */
+  /** Hex SHA-256 of the canonical JSON of the other fields (without prev, hash, alg, kid, sig) followed by the 32 bytes of `prev`. */
   hash: string;
+  /** How `sig` was made; absent on records written before records named it, which are ed25519. */
+  alg?: AuditAlgorithm;
   /** The signing key, as signers.json names it. */
   kid: string;
-  /** Base64 of the Ed25519 signature over the 32 bytes of `hash`. */
+  /** Base64 of the signature (Ed25519, RSASSA-PKCS1-v1_5 SHA-256) or HMAC-SHA256 over the 32 bytes of `hash`. */
   sig: string;
 }
 
@@ -98,7 +103,7 @@ export function quote(value: unknown): string {
   return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text);
 }
 
-/** The hashed part of a record: every field except prev, hash, kid and sig. */
+/** The hashed part of a record: every field except prev, hash, alg, kid and sig. */
 export function hashedBody(record: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(record).filter(([name]) => !UNHASHED_FIELDS.has(name)));
 }
@@ -111,7 +116,7 @@ export function chainHash(bodyCanonicalJson: string, prev: string): Uint8Array {
 
 /**
  * The hash a record must carry: SHA-256 of the canonical JSON of its fields other than
- * prev/hash/kid/sig, followed by the 32 bytes of its `prev`.
+ * prev/hash/alg/kid/sig, followed by the 32 bytes of its `prev`.
  */
 export function auditRecordHash(record: AuditRecord | (Record<string, unknown> & { prev: string })): Uint8Array {
   return chainHash(canonicalize(hashedBody(record)), record.prev);
@@ -120,7 +125,7 @@ export function auditRecordHash(record: AuditRecord | (Record<string, unknown> &
 // The first thing wrong with the shape of a parsed record, or undefined. Shared by the verifier
 // and by AuditChain.resume, so a chain never continues from a record the verifier would refuse.
 export function shapeProblem(record: Record<string, unknown>): string | undefined {
-  const { seq, ts, prev, hash, kid, sig, details } = record;
+  const { seq, ts, prev, hash, alg, kid, sig, details } = record;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < AUDIT_FIRST_SEQ) return `seq must be an integer >= ${AUDIT_FIRST_SEQ}, got ${quote(seq)}`;
   if (typeof ts !== 'string' || !TIMESTAMP.test(ts) || Number.isNaN(Date.parse(ts))) return `ts must be an RFC 3339 timestamp, got ${quote(ts)}`;
   for (const name of ['event', 'actor', 'outcome'] as const) {
@@ -135,7 +140,10 @@ export function shapeProblem(record: Record<string, unknown>): string | undefine
   if (typeof prev !== 'string' || !HEX_HASH.test(prev)) return `prev must be 64 lowercase hex characters, got ${quote(prev)}`;
   if (typeof hash !== 'string' || !HEX_HASH.test(hash)) return `hash must be 64 lowercase hex characters, got ${quote(hash)}`;
   if (typeof kid !== 'string' || !KID.test(kid)) return `kid must be 1-256 printable ASCII characters, got ${quote(kid)}`;
-  if (typeof sig !== 'string' || fromBase64(sig)?.length !== SIGNATURE_LENGTH) return `sig must be the base64 of a ${SIGNATURE_LENGTH}-byte signature, got ${quote(sig)}`;
+  if (alg !== undefined && !isAuditAlgorithm(alg)) return `alg must be ed25519, rsa-sha256 or hmac-sha256 when present, got ${quote(alg)}`;
+  const algorithm = alg ?? AUDIT_DEFAULT_ALGORITHM;
+  const sigBytes = typeof sig === 'string' ? fromBase64(sig) : undefined;
+  if (sigBytes === undefined || !signatureLengthFits(algorithm, sigBytes.length)) return `sig must be the base64 of an ${algorithm} signature, got ${quote(sig)}`;
   return undefined;
 }
 
@@ -148,6 +156,8 @@ export const auditBreakReasons = [
   'PREV_MISMATCH',
   'HASH_MISMATCH',
   'UNKNOWN_SIGNER',
+  'ALGORITHM_MISMATCH',
+  'MAC_KEY_MISSING',
   'SIGNATURE_INVALID',
 ] as const;
 /** Why a log does not verify: one of {@link auditBreakReasons}. */

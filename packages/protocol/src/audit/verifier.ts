@@ -7,6 +7,8 @@ import { canonicalize } from '../canonical-json.js';
 import { AuditError, isDroverError } from '../errors.js';
 import { AUDIT_FIRST_SEQ, AUDIT_GENESIS_HASH, AUDIT_LINE_MAX_LENGTH, chainHash, hashedBody, HEX_HASH, isObject, quote, shapeProblem } from './record.js';
 import type { AuditBreakReason, AuditChainHead, AuditRecord } from './record.js';
+import { AUDIT_DEFAULT_ALGORITHM, asAuditVerifyKey, verifyAuditSignature } from './algorithms.js';
+import type { AuditVerifyKey } from './algorithms.js';
 import type { AuditSignerKeys } from './signers.js';
 
 // fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a BOM stays in the text (and is refused).
@@ -72,7 +74,7 @@ export type AuditLogLine = string | Uint8Array;
  * into U+FFFD and let an edited byte pass.
  */
 export class AuditLogVerifier {
-  readonly #signers: AuditSignerKeys;
+  readonly #signers: ReadonlyMap<string, AuditVerifyKey>;
   readonly #allowEmpty: boolean;
   readonly #firstSeq: number;
   #expectedSeq: number;
@@ -86,7 +88,7 @@ export class AuditLogVerifier {
     if (after !== undefined && (!Number.isSafeInteger(after.seq) || after.seq < AUDIT_FIRST_SEQ || !HEX_HASH.test(after.hash))) {
       throw new AuditError('AUDIT_RECORD_MALFORMED', 'The head to verify after must have an integer seq >= 1 and a 64-hex hash.');
     }
-    this.#signers = signers;
+    this.#signers = new Map([...signers].map(([kid, key]) => [kid, asAuditVerifyKey(key)]));
     this.#allowEmpty = options.allowEmpty ?? false;
     this.#firstSeq = options.after === undefined ? AUDIT_FIRST_SEQ : options.after.seq + 1;
     this.#expectedSeq = this.#firstSeq;
@@ -189,9 +191,18 @@ export class AuditLogVerifier {
     if (key === undefined) {
       return this.#break(record.seq, 'UNKNOWN_SIGNER', `${at} is signed by kid ${quote(record.kid)}, which is not in the signers file. If it is a legitimate audit key, add its public key to signers.json.`);
     }
+    // algorithm confusion: the key decides how a record is checked, never the record. A record
+    // whose alg differs from its key's was edited (or signed by another key under a reused kid).
+    const alg = record.alg ?? AUDIT_DEFAULT_ALGORITHM;
+    if (alg !== key.algorithm) {
+      return this.#break(record.seq, 'ALGORITHM_MISMATCH', `${at} says it is signed with ${alg}, but key ${quote(record.kid)} is an ${key.algorithm} key in the signers file: the record was edited, or the kid was reused for another key.`);
+    }
+    if (key.algorithm === 'hmac-sha256' && key.secret === undefined) {
+      return this.#break(record.seq, 'MAC_KEY_MISSING', `${at} is MACed with the hmac-sha256 key ${quote(record.kid)}, whose secret the verifier was not given. Pass it with --hmac-key-file.`);
+    }
     const sig = fromBase64(record.sig);
-    if (sig === undefined || !key.verify(hash, sig)) {
-      return this.#break(record.seq, 'SIGNATURE_INVALID', `${at}: the signature does not verify with key ${quote(record.kid)}: the record was forged or re-hashed after a change.`);
+    if (sig === undefined || !verifyAuditSignature(key, hash, sig)) {
+      return this.#break(record.seq, 'SIGNATURE_INVALID', `${at}: the ${alg} signature does not verify with key ${quote(record.kid)}: the record was forged or re-hashed after a change.`);
     }
     this.#expectedSeq = expected + 1;
     this.#prevHash = record.hash;

@@ -24,10 +24,11 @@ describe('AuditChain', () => {
     expect(second.record.seq).toBe(2);
     expect(second.record.prev).toBe(first.record.hash);
     expect(first.record.kid).toBe(key.keyid);
+    expect(first.record.alg).toBe('ed25519');
 
     // Recompute the hash independently: SHA-256(canonical body || 32 zero bytes).
     const { prev, hash, ...withSignature } = first.record;
-    const body = Object.fromEntries(Object.entries(withSignature).filter(([name]) => name !== 'kid' && name !== 'sig'));
+    const body = Object.fromEntries(Object.entries(withSignature).filter(([name]) => name !== 'alg' && name !== 'kid' && name !== 'sig'));
     const expectedHash = createHash('sha256').update(canonicalize(body), 'utf8').update(Buffer.alloc(32)).digest();
     expect(hash).toBe(expectedHash.toString('hex'));
     expect(prev).toBe('0'.repeat(64));
@@ -37,6 +38,7 @@ describe('AuditChain', () => {
     const body2 = { ...second.record } as Partial<AuditRecord>;
     delete body2.prev;
     delete body2.hash;
+    delete body2.alg;
     delete body2.kid;
     delete body2.sig;
     const expectedHash2 = createHash('sha256').update(canonicalize(body2), 'utf8').update(Buffer.from(first.record.hash, 'hex')).digest();

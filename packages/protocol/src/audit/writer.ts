@@ -4,10 +4,11 @@
 import { toBase64, toHex } from '../bytes.js';
 import { canonicalize } from '../canonical-json.js';
 import type { JsonObject } from '../canonical-json.js';
-import { SIGNATURE_LENGTH } from '../ed25519.js';
 import { AuditError, CryptoError, isDroverError } from '../errors.js';
 import { AUDIT_FIRST_SEQ, AUDIT_GENESIS_HASH, AUDIT_LINE_MAX_LENGTH, chainHash, hashedBody, HEX_HASH, isObject, KID, quote, shapeProblem } from './record.js';
 import type { AuditChainHead, AuditRecord } from './record.js';
+import { AUDIT_DEFAULT_ALGORITHM, isAuditAlgorithm, signatureLengthFits } from './algorithms.js';
+import type { AuditAlgorithm } from './algorithms.js';
 import type { AuditSigner } from './signers.js';
 
 /**
@@ -98,6 +99,7 @@ function requireText(value: unknown, name: string, optional: boolean): void {
  */
 export class AuditChain {
   readonly #signer: AuditSigner;
+  readonly #algorithm: AuditAlgorithm;
   readonly #now: () => Date;
   #nextSeq: number;
   #prevHash: string;
@@ -110,6 +112,11 @@ export class AuditChain {
     if (typeof kid !== 'string' || !KID.test(kid)) {
       throw new AuditError('AUDIT_SIGNERS_INVALID', `The audit signer's kid must be 1-256 printable ASCII characters without spaces, got ${quote(kid)}.`);
     }
+    const algorithm: unknown = signer.algorithm ?? AUDIT_DEFAULT_ALGORITHM;
+    if (!isAuditAlgorithm(algorithm)) {
+      throw new AuditError('AUDIT_SIGNERS_INVALID', `The audit signer's algorithm must be ed25519, rsa-sha256 or hmac-sha256, got ${quote(algorithm)}.`);
+    }
+    this.#algorithm = algorithm;
     const head = options.head;
     if (head !== undefined && (!Number.isSafeInteger(head.seq) || head.seq < AUDIT_FIRST_SEQ || !HEX_HASH.test(head.hash))) {
       throw new AuditError('AUDIT_RECORD_MALFORMED', 'The chain head must have an integer seq >= 1 and a 64-hex hash.');
@@ -204,12 +211,12 @@ export class AuditChain {
     const bodyJson = canonicalize(body);
     const hash = chainHash(bodyJson, prev);
     const sig: unknown = await this.#signer.sign(hash);
-    if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_LENGTH) {
-      throw new CryptoError('SIGNATURE_MALFORMED', `The audit signer ${this.#signer.kid} returned ${sig instanceof Uint8Array ? `${sig.length} bytes` : 'no bytes'}; an Ed25519 signature is ${SIGNATURE_LENGTH} bytes. Check the signer.`);
+    if (!(sig instanceof Uint8Array) || !signatureLengthFits(this.#algorithm, sig.length)) {
+      throw new CryptoError('SIGNATURE_MALFORMED', `The audit signer ${this.#signer.kid} returned ${sig instanceof Uint8Array ? `${sig.length} bytes` : 'no bytes'}, which is no ${this.#algorithm} signature. Check the signer.`);
     }
     // The record is rebuilt from its canonical text, so what the caller gets back is exactly what
     // a verifier will parse from the line (toJSON applied, undefined members gone).
-    const record = { ...(JSON.parse(bodyJson) as JsonObject), prev, hash: toHex(hash), kid: this.#signer.kid, sig: toBase64(sig) } as unknown as AuditRecord;
+    const record = { ...(JSON.parse(bodyJson) as JsonObject), prev, hash: toHex(hash), alg: this.#algorithm, kid: this.#signer.kid, sig: toBase64(sig) } as unknown as AuditRecord;
     const line = canonicalize(record);
     if (line.length > AUDIT_LINE_MAX_LENGTH) {
       throw new AuditError('AUDIT_RECORD_MALFORMED', `The audit record would be ${line.length} characters long, above the limit of ${AUDIT_LINE_MAX_LENGTH}. Put less in details.`);

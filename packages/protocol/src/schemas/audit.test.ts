@@ -1,5 +1,5 @@
 import { at, describeWireFamily, hex64, keyid, machineId, patch, publicKey, refuse, signature } from '../../test/wire-examples.js';
-import type { Examples } from '../../test/wire-examples.js';
+import type { Examples, Refusal } from '../../test/wire-examples.js';
 import * as audit from './audit.js';
 
 const auditRecord = {
@@ -17,26 +17,39 @@ const auditRecord = {
   sig: signature,
 };
 const signers = { signers: [{ kid: keyid, algorithm: 'ed25519', publicKey }] };
+// An RSA-2048 SubjectPublicKeyInfo is 294 bytes of DER; the schema checks it is base64, the parser that it is RSA-2048+.
+const rsaSigners = { signers: [{ kid: 'audit-rsa', algorithm: 'rsa-sha256', publicKey: Buffer.alloc(294, 3).toString('base64') }] };
+const hmacSigners = { signers: [{ kid: 'audit-hmac', algorithm: 'hmac-sha256' }] };
+// A signers entry is one of three shapes, so a problem inside one is reported at the entry.
+const refuseEntry = (why: string, base: unknown, path: string, value: unknown): Refusal => ({ ...refuse(why, base, path, value), path: '/signers/0' });
 
 const examples: Record<string, Examples> = {
   AuditRecord: {
-    valid: [auditRecord, { ...auditRecord, seq: 1, prev: '0'.repeat(64), details: {} }],
+    valid: [
+      auditRecord,
+      { ...auditRecord, seq: 1, prev: '0'.repeat(64), details: {} },
+      { ...auditRecord, alg: 'ed25519' },
+      { ...auditRecord, alg: 'rsa-sha256', sig: Buffer.alloc(256, 1).toString('base64') },
+      { ...auditRecord, alg: 'hmac-sha256', sig: Buffer.alloc(32, 1).toString('base64') },
+    ],
     invalid: [
       refuse('seq 0', auditRecord, '/seq', 0),
       refuse('a short prev', auditRecord, '/prev', hex64('x').slice(1)),
-      refuse('a 63-byte signature', auditRecord, '/sig', Buffer.alloc(63).toString('base64')),
+      refuse('a 31-byte signature (shorter than any alg makes)', auditRecord, '/sig', Buffer.alloc(31).toString('base64')),
+      refuse('an unknown alg', auditRecord, '/alg', 'rsa-pss'),
       refuse('details that are a list', auditRecord, '/details', []),
       refuse('an empty event', auditRecord, '/event', ''),
       refuse('a kid with a space', auditRecord, '/kid', 'audit key'),
     ],
   },
   AuditSigners: {
-    valid: [signers],
+    valid: [signers, rsaSigners, hmacSigners],
     invalid: [
-      refuse('another algorithm', signers, '/signers/0/algorithm', 'rsa'),
+      refuseEntry('another algorithm', signers, '/signers/0/algorithm', 'rsa'),
       refuse('no signer', signers, '/signers', []),
-      refuse('a hex public key', signers, '/signers/0/publicKey', Buffer.alloc(32, 7).toString('hex')),
-      refuse('an unknown signer field', signers, '/signers/0/comment', 'old key'),
+      refuseEntry('a hex public key', signers, '/signers/0/publicKey', Buffer.alloc(32, 7).toString('hex')),
+      refuseEntry('an unknown signer field', signers, '/signers/0/comment', 'old key'),
+      refuseEntry('an HMAC secret in signers.json', hmacSigners, '/signers/0/publicKey', Buffer.alloc(32, 7).toString('base64')),
     ],
   },
   AuditListQuery: {

@@ -8,8 +8,9 @@ import { dateTime, Ed25519PublicKeyBase64, literalUnion } from './common.js';
 // The record schema is as lenient as the verifier (verifyAuditLog) and no more, so the two never
 // disagree about a line; it stays open because a later version may add fields, which the hash covers.
 
-function ed25519Signature(description: string): TString {
-  return Type.String({ pattern: '^[A-Za-z0-9+/]{86}==$', description: `Base64 of a 64-byte Ed25519 signature: ${description}` });
+// Base64 of 32 bytes (an HMAC-SHA256 tag) to about 1024 bytes (an RSA-8192 signature); the verifier checks the exact length per alg.
+function auditSignature(description: string): TString {
+  return Type.String({ pattern: '^(?:[A-Za-z0-9+/]{4}){10}(?:[A-Za-z0-9+/]{3}=|(?:[A-Za-z0-9+/]{4}){1,331}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)$', description: `Base64 of the signature or MAC: ${description}` });
 }
 
 const AUDIT_TEXT_MAX_LENGTH = 1024 * 1024; // characters: a whole record line is at most this long
@@ -34,26 +35,37 @@ export const AuditRecordSchema = Type.Object(
     prev: Type.String({ pattern: '^[0-9a-f]{64}$', description: "The previous record's hash; 64 zeros before the first." }),
     hash: Type.String({
       pattern: '^[0-9a-f]{64}$',
-      description: 'hex SHA-256(RFC 8785 canonical JSON of the record without prev/hash/kid/sig || the 32 bytes of prev).',
+      description: 'hex SHA-256(RFC 8785 canonical JSON of the record without prev/hash/alg/kid/sig || the 32 bytes of prev).',
     }),
+    alg: Type.Optional(
+      Type.Union([Type.Literal('ed25519'), Type.Literal('rsa-sha256'), Type.Literal('hmac-sha256')], { description: 'How sig was made; absent means ed25519 (records written before records named it).' }),
+    ),
     kid: Type.String({ pattern: '^[\\x21-\\x7E]{1,256}$', description: 'The signing key, named in signers.json.' }),
-    sig: ed25519Signature('Ed25519 over the 32 bytes of hash, by the key kid.'),
+    sig: auditSignature('Ed25519, RSASSA-PKCS1-v1_5 SHA-256 or HMAC-SHA256 (as alg says) over the 32 bytes of hash, by the key kid.'),
   },
   { $id: 'AuditRecord', description: 'One line of the audit log (JSON Lines; each line the canonical JSON of a record).' },
 );
 
-/** The schema of signers.json: a non-empty list of distinct kids with their Ed25519 public keys. */
+const signerKid = (): TString => Type.String({ pattern: '^[\\x21-\\x7E]{1,256}$' });
+/** The schema of signers.json: a non-empty list of distinct kids with their algorithms and public keys (none for an HMAC key). */
 export const AuditSignersSchema = Type.Object(
   {
     signers: Type.Array(
-      Type.Object(
-        {
-          kid: Type.String({ pattern: '^[\\x21-\\x7E]{1,256}$' }),
-          algorithm: Type.Literal('ed25519'),
-          publicKey: Ed25519PublicKeyBase64,
-        },
-        { additionalProperties: false },
-      ),
+      Type.Union([
+        Type.Object({ kid: signerKid(), algorithm: Type.Literal('ed25519'), publicKey: Ed25519PublicKeyBase64 }, { additionalProperties: false }),
+        Type.Object(
+          {
+            kid: signerKid(),
+            algorithm: Type.Literal('rsa-sha256'),
+            publicKey: Type.String({ pattern: '^[A-Za-z0-9+/]+={0,2}$', description: "Base64 of the RSA public key's DER SubjectPublicKeyInfo (2048 bits or more)." }),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Object(
+          { kid: signerKid(), algorithm: Type.Literal('hmac-sha256') },
+          { additionalProperties: false, description: 'An HMAC key: its secret is never published; the verifier is given it apart.' },
+        ),
+      ]),
       { minItems: 1, maxItems: 1024, description: 'Distinct kids.' },
     ),
   },

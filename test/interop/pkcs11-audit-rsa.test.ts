@@ -1,0 +1,71 @@
+// rsa-sha256 audit records signed in a real SoftHSM2 token (CKM_SHA256_RSA_PKCS, an RSA-2048 key
+// generated in the token by the test): the chain verifies with signers.json made from the token's
+// public object, and openssl verifies a record's signature from that public key's PEM. Skips (and
+// says why) without SoftHSM2, unless DROVER_REQUIRE_SOFTHSM=1.
+import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { generatePkcs11RsaKey, ManagerError, openPkcs11AuditSigner } from '@drover/manager';
+import { parseAuditSigners, verifyAuditLog } from '@drover/protocol';
+import type { AuditRecord } from '@drover/protocol';
+import { AuditChain, buildAuditSigners } from '@drover/protocol/internal';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectError } from '../helpers/expect-error.js';
+import { createSoftHsm, skipWithoutSoftHsm } from '../helpers/softhsm.js';
+import type { SoftHsm, SoftHsmToken } from '../helpers/softhsm.js';
+
+describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 rsa-sha256 audit suite'))('rsa-sha256 audit records from a SoftHSM2 token', () => {
+  let hsm: SoftHsm;
+  let token: SoftHsmToken;
+  let env: NodeJS.ProcessEnv | undefined;
+
+  beforeAll(async () => {
+    hsm = await createSoftHsm();
+    // The module reads SOFTHSM2_CONF when this process first loads it.
+    process.env['SOFTHSM2_CONF'] = hsm.env['SOFTHSM2_CONF'];
+    env = hsm.env;
+    token = await hsm.initToken('audit');
+    generatePkcs11RsaKey(hsm.uri(token, 'audit-rsa'), { env });
+    generatePkcs11RsaKey(hsm.uri(token, 'audit-rsa-2'), { env });
+  });
+
+  afterAll(async () => {
+    if (env !== undefined) await hsm.cleanup();
+  });
+
+  it('signs records with CKM_SHA256_RSA_PKCS; the chain verifies with the public key read from the token, and openssl verifies a signature', async () => {
+    const audit = openPkcs11AuditSigner(hsm.uri(token, 'audit-rsa'), { env, algorithm: 'rsa-sha256' });
+    const rotated = openPkcs11AuditSigner(hsm.uri(token, 'audit-rsa-2'), { env, kid: 'audit-rsa-2' });
+    try {
+      expect(audit.publicKey).toMatchObject({ algorithm: 'rsa-sha256', bits: 2048 });
+      const lines: string[] = [];
+      for (const { signer } of [audit, rotated]) {
+        const chain = AuditChain.resume(lines[lines.length - 1], signer);
+        for (let i = 0; i < 3; i += 1) lines.push((await chain.append({ event: 'agent.enrolled', actor: 'operator:alice', outcome: 'success', details: { i } })).line);
+      }
+      const signers = buildAuditSigners([audit, rotated].map(({ signer, publicKey }) => ({ kid: signer.kid, publicKey })));
+      expect(verifyAuditLog(lines.join(''), parseAuditSigners(JSON.stringify(signers)))).toMatchObject({ ok: true, count: 6 });
+
+      const record = JSON.parse(lines[0] ?? '') as AuditRecord;
+      expect(record.alg).toBe('rsa-sha256');
+      const entry = signers.signers[0];
+      if (entry?.algorithm !== 'rsa-sha256') throw new Error('signers.json lost the rsa-sha256 entry');
+      await writeFile(join(hsm.dir, 'audit.pem'), `-----BEGIN PUBLIC KEY-----\n${entry.publicKey.replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END PUBLIC KEY-----\n`);
+      await writeFile(join(hsm.dir, 'hash.bin'), Buffer.from(record.hash, 'hex'));
+      await writeFile(join(hsm.dir, 'sig.bin'), Buffer.from(record.sig, 'base64'));
+      const openssl = spawnSync('openssl', ['dgst', '-sha256', '-verify', 'audit.pem', '-signature', 'sig.bin', 'hash.bin'], { cwd: hsm.dir, encoding: 'utf8' });
+      // openssl is installed wherever softhsm2 is (.ci/run installs both).
+      expect(openssl.error).toBeUndefined();
+      expect(openssl.stdout.trim()).toBe('Verified OK');
+      expect(openssl.status).toBe(0);
+    } finally {
+      audit.close();
+      rotated.close();
+    }
+  });
+
+  it('refuses an RSA key where ed25519 is configured (PKCS11_KEY_UNSUPPORTED), and a missing object (PKCS11_OBJECT_NOT_FOUND)', () => {
+    expectError(() => openPkcs11AuditSigner(hsm.uri(token, 'audit-rsa'), { env, algorithm: 'ed25519' }), ManagerError, 'PKCS11_KEY_UNSUPPORTED');
+    expectError(() => openPkcs11AuditSigner(hsm.uri(token, 'no-such-key'), { env }), ManagerError, 'PKCS11_OBJECT_NOT_FOUND');
+  });
+});
