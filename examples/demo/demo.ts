@@ -16,6 +16,8 @@
 // the built CLI and daemon, examples/agent bundled as a release), so the demo and CI exercise the
 // same paths. Every expectation is checked; the exit code is 0 only if all held. Children are killed and the
 // temporary directories removed on every exit path (success, failure, timeout, Ctrl-C).
+// With `--keep` the manager(s) and the hosts stay up after the report, for a look at the web console
+// (its URL and how to log in are printed) or the CLI, until Ctrl-C, which cleans up as always.
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,10 +35,26 @@ import { ManagerProcess } from '../../test/helpers/manager-process.js';
 import { startServices } from '../../test/helpers/services.js';
 import type { Services } from '../../test/helpers/services.js';
 
-const { values: args } = parseArgs({ options: { replicas: { type: 'string', default: '1' } } });
-const REPLICAS = Number(args.replicas);
+const USAGE = 'usage: npm run demo [-- [--replicas N] [--keep]]\n  --replicas N  N from 1 to 4; 2 or more: PostgreSQL and S3\n  --keep        leave the manager and the hosts running after the report (the console URL is printed) until Ctrl-C\n';
+let parsed: ReturnType<typeof parseDemoArgs>;
+function parseDemoArgs(): { replicas: string; keep: boolean; help: boolean } {
+  const { values } = parseArgs({ options: { replicas: { type: 'string', default: '1' }, keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+  return values;
+}
+try {
+  parsed = parseDemoArgs();
+} catch (error) {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+  process.exit(2);
+}
+if (parsed.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const REPLICAS = Number(parsed.replicas);
+const KEEP = parsed.keep;
 if (!Number.isSafeInteger(REPLICAS) || REPLICAS < 1 || REPLICAS > 4) {
-  process.stderr.write('usage: npm run demo [-- --replicas N]   (N from 1 to 4; 2 or more: PostgreSQL and S3)\n');
+  process.stderr.write(USAGE);
   process.exit(2);
 }
 
@@ -155,14 +173,16 @@ function cleanup(): Promise<void> {
 // Ctrl-C reaches this process twice (the terminal signals the whole process group, and tsx relays
 // it): the first signal starts the clean-up, later ones must not kill the process halfway through it.
 let interrupted = false;
+// With --keep, the exit code the finished demo earned; a signal then ends a kept fleet, not the demo.
+let keptExitCode: number | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (interrupted) return;
     interrupted = true;
     say(`\n${signal}: stopping every process the demo started and removing its directory…`);
     void cleanup().finally(() => {
-      say('Interrupted: nothing left running, temporary directory removed.');
-      process.exit(130);
+      say(keptExitCode === undefined ? 'Interrupted: nothing left running, temporary directory removed.' : 'Stopped: nothing left running, temporary directory removed.');
+      process.exit(keptExitCode ?? 130);
     });
   });
 }
@@ -668,20 +688,45 @@ async function main(): Promise<number> {
     clearTimeout(watchdog);
   }
   const total = (Date.now() - started) / 1000;
-  await cleanup();
   const reportPath = process.env['DROVER_DEMO_REPORT'];
   if (reportPath !== undefined && reportPath !== '') {
     await writeFile(reportPath, `${JSON.stringify({ ...findings, totalSeconds: total, expectations }, null, 2)}\n`);
   }
-  say(`  total    ${total.toFixed(1)} s (set-up, both rollouts, the refusals, the report); clean-up done, temporary directories removed`);
   const failed = expectations.filter((e) => !e.ok);
-  if (failed.length > 0) {
-    say(`\nDEMO FAILED: ${failed.length} of ${expectations.length} expectations did not hold:`);
-    for (const f of failed) say(`  - ${f.name}${f.detail === '' ? '' : `: ${f.detail}`}`);
-    return 1;
+  const verdict = (): void => {
+    if (failed.length > 0) {
+      say(`\nDEMO FAILED: ${failed.length} of ${expectations.length} expectations did not hold:`);
+      for (const f of failed) say(`  - ${f.name}${f.detail === '' ? '' : `: ${f.detail}`}`);
+    } else {
+      say(`\nDEMO OK: all ${expectations.length} expectations held.`);
+    }
+  };
+  if (KEEP && !interrupted && managers.length > 0) {
+    keptExitCode = failed.length > 0 ? 1 : 0;
+    say(`  total    ${total.toFixed(1)} s (set-up, both rollouts, the refusals, the report)`);
+    verdict();
+    keepRunning();
+    // Until Ctrl-C (or SIGTERM): the signal handler cleans up and exits with keptExitCode.
+    setInterval(() => undefined, 60_000);
+    await new Promise<never>(() => undefined);
   }
-  say(`\nDEMO OK: all ${expectations.length} expectations held.`);
-  return 0;
+  await cleanup();
+  say(`  total    ${total.toFixed(1)} s (set-up, both rollouts, the refusals, the report); clean-up done, temporary directories removed`);
+  verdict();
+  return failed.length > 0 ? 1 : 0;
+}
+
+/** --keep: where the fleet the demo leaves running is, and how to look at it. */
+function keepRunning(): void {
+  const tokenFile = at('manager', 'secrets', 'admin.token');
+  const url = theManager().url;
+  heading('The fleet stays up (--keep)');
+  say(`  web console  ${url}/ui/`);
+  say(`               log in with the admin token, the one line of ${tokenFile}`);
+  for (const [i, m] of managers.entries()) if (i > 0) say(`               (replica ${i + 1}: ${m.url}/ui/, the same token; a console session lives on the replica that opened it)`);
+  say(`  the CLI      npx drover rollout list --manager ${url} --token-file ${tokenFile}`);
+  say(`               npx drover agents list --manager ${url} --token-file ${tokenFile}`);
+  say(`  Ctrl-C stops the manager${managers.length > 1 ? 's' : ''} and the ${HOSTS} hosts and removes ${root ?? 'the working directory'}.`);
 }
 
 process.exitCode = await main();

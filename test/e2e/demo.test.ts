@@ -6,11 +6,13 @@
 // outcomes are asserted directly on what the demo collected from the manager and the hosts
 // ($DROVER_DEMO_REPORT: the deployments' status documents, the audit log, each host's agent), so
 // the test does not rest on the demo's own checks.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeploymentStatus } from '@drover/protocol';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { droverBin, repoRoot, run } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
@@ -194,3 +196,73 @@ for (const { name, args, skip } of [
     });
   });
 });
+
+// `npm run demo -- --keep`: the same scenario, then the fleet stays up for a look at the console
+// until Ctrl-C. What it prints must work as printed: the console URL and its login, the CLI line.
+describe('npm run demo -- --keep', () => {
+  it('leaves the manager and the hosts running, prints a console URL and a login that work, and cleans up on SIGINT', async () => {
+    requireBuiltDaemon();
+    const child = spawn(process.execPath, [tsxCli, join('examples', 'demo', 'demo.ts'), '--keep'], {
+      cwd: repoRoot,
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => {
+      resolve(code);
+    }));
+    try {
+      await waitFor(() => /Ctrl-C stops/.test(stdout) || child.exitCode !== null, 240_000);
+      expect(stdout, stdout).toMatch(/DEMO OK: all \d+ expectations held\./);
+      const consoleUrl = /web console {2}(\S+)\/ui\/$/m.exec(stdout)?.[1] ?? '';
+      const tokenFile = /log in with the admin token, the one line of (\S+)$/m.exec(stdout)?.[1] ?? '';
+      const cliLine = /the CLI {6}(npx drover rollout list .*)$/m.exec(stdout)?.[1] ?? '';
+      expect([consoleUrl, tokenFile, cliLine].every((found) => found !== ''), stdout).toBe(true);
+
+      const page = await request(`${consoleUrl}/ui/`);
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-type']).toMatch(/^text\/html/);
+      await page.body.dump();
+      const token = (await readFile(tokenFile, 'utf8')).trim();
+      const login = await request(`${consoleUrl}/ui/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+      expect(login.statusCode).toBe(200);
+      await login.body.dump();
+      const setCookie = login.headers['set-cookie'];
+      const cookie = (Array.isArray(setCookie) ? setCookie[0] : setCookie)?.split(';')[0] ?? '';
+      const agents = (await (await request(`${consoleUrl}/v1/agents?limit=50`, { headers: { cookie } })).body.json()) as { agents: { agentVersion: string }[] };
+      expect(agents.agents.map((a) => a.agentVersion)).toEqual(Array.from({ length: 6 }, () => '1.1.0'));
+
+      // The CLI line as printed, from the repository root where the README runs npm.
+      const listed = await run('sh', ['-c', cliLine], { cwd: repoRoot, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp' }, timeoutMs: 60_000 });
+      expect(listed.code, `${listed.stdout}${listed.stderr}`).toBe(0);
+      expect(listed.stdout).toMatch(/1\.1\.0/);
+
+      const workDir = /working directory (\S+)/.exec(stdout)?.[1] ?? '';
+      child.kill('SIGINT');
+      expect(await exited, stdout).toBe(0);
+      expect(stdout).toMatch(/Stopped: nothing left running, temporary directory removed\./);
+      expect(workDir).toMatch(/drover-demo-/);
+      expect(existsSync(workDir)).toBe(false);
+      expect(await processesUnder(workDir)).toEqual([]);
+    } finally {
+      if (child.exitCode === null) {
+        child.kill('SIGINT');
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 20_000))]);
+      }
+    }
+  }, 330_000);
+});
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
