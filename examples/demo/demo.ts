@@ -16,9 +16,12 @@
 // the built CLI and daemon, examples/agent bundled as a release), so the demo and CI exercise the
 // same paths. Every expectation is checked; the exit code is 0 only if all held. Children are killed and the
 // temporary directories removed on every exit path (success, failure, timeout, Ctrl-C).
+// With `--hsm` the manager's audit key is made inside a throwaway SoftHSM2 token (PKCS#11) and never
+// touches the disk; `drover audit verify` checks the log with the signers.json the token's key made.
 // With `--keep` the manager(s) and the hosts stay up after the report, for a look at the web console
 // (its URL and how to log in are printed) or the CLI, until Ctrl-C, which cleans up as always.
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,12 +36,13 @@ import { DaemonProcess, agentGet, agentRuntime, createHostFor, destroyHost, drov
 import type { Host } from '../../test/helpers/droverd.js';
 import { ManagerProcess } from '../../test/helpers/manager-process.js';
 import { startServices } from '../../test/helpers/services.js';
+import { createSoftHsm, softhsmMissing } from '../../test/helpers/softhsm.js';
 import type { Services } from '../../test/helpers/services.js';
 
-const USAGE = 'usage: npm run demo [-- [--replicas N] [--keep]]\n  --replicas N  N from 1 to 4; 2 or more: PostgreSQL and S3\n  --keep        leave the manager and the hosts running after the report (the console URL is printed) until Ctrl-C\n';
+const USAGE = 'usage: npm run demo [-- [--replicas N] [--hsm] [--keep]]\n  --replicas N  N from 1 to 4; 2 or more: PostgreSQL and S3\n  --hsm         the audit key in a throwaway SoftHSM2 token (apt-get install softhsm2)\n  --keep        leave the manager and the hosts running after the report (the console URL is printed) until Ctrl-C\n';
 let parsed: ReturnType<typeof parseDemoArgs>;
-function parseDemoArgs(): { replicas: string; keep: boolean; help: boolean } {
-  const { values } = parseArgs({ options: { replicas: { type: 'string', default: '1' }, keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+function parseDemoArgs(): { replicas: string; keep: boolean; hsm: boolean; help: boolean } {
+  const { values } = parseArgs({ options: { replicas: { type: 'string', default: '1' }, keep: { type: 'boolean', default: false }, hsm: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
   return values;
 }
 try {
@@ -53,8 +57,13 @@ if (parsed.help) {
 }
 const REPLICAS = Number(parsed.replicas);
 const KEEP = parsed.keep;
+const HSM = parsed.hsm;
 if (!Number.isSafeInteger(REPLICAS) || REPLICAS < 1 || REPLICAS > 4) {
   process.stderr.write(USAGE);
+  process.exit(2);
+}
+if (HSM && softhsmMissing() !== undefined) {
+  process.stderr.write(`--hsm: ${softhsmMissing() ?? ''}\n`);
   process.exit(2);
 }
 
@@ -423,6 +432,17 @@ async function sharedState(): Promise<string[]> {
   return ['--blob-store', `s3://${bucket}/artifacts`, '--s3-endpoint', s3.endpoint, '--s3-region', s3.region, '--s3-path-style'];
 }
 
+/** --hsm: a throwaway SoftHSM2 token (under the working directory, removed with it) holding a new Ed25519 audit key; its pkcs11: URI. */
+async function auditKeyInToken(): Promise<string> {
+  const hsm = await createSoftHsm();
+  managerEnv = { ...managerEnv, SOFTHSM2_CONF: hsm.env['SOFTHSM2_CONF'] ?? '' };
+  const token = await hsm.initToken('drover-demo');
+  const uri = hsm.uri(token, 'audit');
+  ok(await cli(['keygen', '--pkcs11', uri, '--out', at('hsm-keys'), '--name', 'audit'], managerEnv), 'drover keygen --pkcs11');
+  step('drover keygen --pkcs11: the audit key made inside a SoftHSM2 token (pkcs11:token=drover-demo;object=audit), PIN from a 0600 file');
+  return uri;
+}
+
 async function setUp(): Promise<{ agentIds: string[] }> {
   heading(REPLICAS === 1 ? 'Set-up: a manager and six hosts on loopback' : `Set-up: ${REPLICAS} manager replicas and six hosts on loopback`);
   root = await mkdtemp(join(tmpdir(), 'drover-demo-'));
@@ -437,7 +457,9 @@ async function setUp(): Promise<{ agentIds: string[] }> {
   const managerDir = at('manager');
   const initArgs = ['manager', 'init', '--dir', managerDir, '--trust', at('trust.json'), '--seats', String(HOSTS), '--expires-in', '1h', '--json'];
   initArgs.push(...shared);
+  if (HSM) initArgs.push('--audit-key', await auditKeyInToken());
   const init = ok(await cli(initArgs, managerEnv), 'drover manager init');
+  if (HSM) check("the audit key stays in the token: no audit.key in the manager's directory", !existsSync(join(managerDir, 'keys', 'audit.key')));
   const { enrollmentToken } = JSON.parse(init.stdout) as { enrollmentToken: string };
   adminToken = (await readFile(join(managerDir, 'secrets', 'admin.token'), 'utf8')).trim();
   deployToken = (await readFile(join(managerDir, 'secrets', 'deploy.token'), 'utf8')).trim();
@@ -448,7 +470,7 @@ async function setUp(): Promise<{ agentIds: string[] }> {
   config.settings['rolloutTickMs'] = 200;
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
   if (REPLICAS === 1) {
-    manager = await ManagerProcess.start(managerDir, cliEnv);
+    manager = await ManagerProcess.start(managerDir, managerEnv);
     managers.push(manager);
     step(`drover manager start: listening on ${manager.url} (SQLite ${join('manager', 'manager.db')}, audit log ${join('manager', 'audit', 'audit.jsonl')})`);
   } else {

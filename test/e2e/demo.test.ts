@@ -18,6 +18,7 @@ import { droverBin, repoRoot, run } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
 import { requireBuiltDaemon } from '../helpers/droverd.js';
 import { skipWithoutServices } from '../helpers/services.js';
+import { skipWithoutSoftHsm } from '../helpers/softhsm.js';
 
 const tsxCli = join(repoRoot, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 
@@ -64,6 +65,8 @@ async function processesUnder(dir: string): Promise<string[]> {
 for (const { name, args, skip } of [
   { name: 'npm run demo', args: [] as string[], skip: false },
   { name: 'npm run demo -- --replicas 2 (PostgreSQL, S3)', args: ['--replicas', '2'], skip: skipWithoutServices('the demo on two replicas', 'postgres', 's3') },
+  // Issue 14: the manager's audit key inside a SoftHSM2 token, never on disk; the log verifies with the signers.json it made.
+  { name: 'npm run demo -- --hsm (the audit key in SoftHSM2)', args: ['--hsm'], skip: skipWithoutSoftHsm('the demo with its audit key in SoftHSM2') },
 ]) describe.skipIf(skip)(name, () => {
   let result: RunResult;
   let workDir: string;
@@ -129,6 +132,12 @@ for (const { name, args, skip } of [
     expect(await processesUnder(workDir)).toEqual([]);
   });
 
+  it.runIf(args.includes('--hsm'))('keeps the audit key in the SoftHSM2 token: made there by keygen --pkcs11, no audit.key on disk, the log verified', () => {
+    expect(result.stdout).toMatch(/drover keygen --pkcs11: the audit key made inside a SoftHSM2 token/);
+    expect(result.stdout).toMatch(/^ {2}ok {4}the audit key stays in the token: no audit\.key in the manager's directory$/m);
+    expect(report.auditVerify.exit).toBe(0);
+  });
+
   describe('the scenario, asserted on what the manager and the hosts hold', () => {
     const rollout = (label: string): DeploymentStatus => {
       const found = report.rollouts.find((r) => r.label === label);
@@ -190,7 +199,7 @@ for (const { name, args, skip } of [
     });
 
     it('spreads the hosts across the replicas, when there are several', () => {
-      const replicas = args.length === 0 ? 1 : Number(args[1]);
+      const replicas = args.includes('--replicas') ? Number(args[args.indexOf('--replicas') + 1]) : 1;
       expect(report.replicas).toHaveLength(replicas);
       expect(new Set(report.hosts.map((h) => h.manager))).toEqual(new Set(report.replicas));
     });
