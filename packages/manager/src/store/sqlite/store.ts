@@ -171,7 +171,7 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly path: string;
   readonly #db: Database.Database;
-  readonly #filterStatements = new Map<string, Database.Statement<unknown[], unknown>>();
+  readonly #filterStatements = new Map<string, Database.Statement>();
   readonly #s: Statements;
   readonly #r: SqliteRollouts;
   #closed = false;
