@@ -54,7 +54,7 @@ export default tseslint.config(
     // The web console runs in the browser: its globals, and fetch is the browser's own (not outbound HTTP of a package).
     files: ['packages/manager/console/**/*.js', 'test/browser/msw/**/*.js'],
     languageOptions: {
-      globals: { location: 'readonly', document: 'readonly', fetch: 'readonly', EventSource: 'readonly', addEventListener: 'readonly', removeEventListener: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URLSearchParams: 'readonly' },
+      globals: { location: 'readonly', document: 'readonly', fetch: 'readonly', EventSource: 'readonly', addEventListener: 'readonly', removeEventListener: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URLSearchParams: 'readonly' },
     },
     rules: { 'no-restricted-globals': 'off' },
   },

@@ -112,6 +112,26 @@ describe.skipIf(skip)('the web console’s edge states, from msw handlers in Chr
     await page.context().close();
   });
 
+  it('10,000 hosts: the search and the selects ask the server, start again at page 1 and count what matches', async () => {
+    const page = await open('fleet10k', 'fleet');
+    await page.locator('tbody tr').nth(99).waitFor({ timeout: 10_000 });
+    await page.click('button:has-text("next")');
+    await expect.poll(() => page.locator('.count').textContent(), { timeout: 10_000 }).toContain('page 2 of 100');
+    // Typing a host's id shows that host, from the server's search (it is on page 44, not this one).
+    await page.fill('input[aria-label=search]', 'HOST-04321');
+    await expect.poll(() => page.locator('tbody tr td:first-child').allTextContents(), { timeout: 10_000 }).toEqual(['edge-4321']);
+    expect(await page.locator('.count').textContent()).toContain('page 1 of 1, 1 shown, 1 matching host');
+    await shot(page, 'fleet-search');
+    await page.fill('input[aria-label=search]', 'host-0432');
+    await page.selectOption('select[aria-label=group]', 'explorer');
+    // host-04320 .. host-04329 whose number is a multiple of 3: 4320, 4323, 4326, 4329.
+    await expect.poll(() => page.locator('tbody tr td:first-child').allTextContents(), { timeout: 10_000 }).toEqual(['edge-4320', 'edge-4323', 'edge-4326', 'edge-4329']);
+    expect(await page.locator('.count').textContent()).toContain('4 matching hosts');
+    await page.selectOption('select[aria-label=health]', 'degraded');
+    await expect.poll(() => page.locator('.empty').textContent(), { timeout: 10_000 }).toContain('No host matches these filters');
+    await page.context().close();
+  });
+
   it('API errors: each page shows the refusal code and message, and stays usable', async () => {
     const page = await open('errors', 'fleet');
     expect(await page.locator('.error').textContent({ timeout: 10_000 })).toBe('STORE_UNAVAILABLE: The store is unreachable; retry.');

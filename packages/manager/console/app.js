@@ -65,14 +65,44 @@ function Table({ columns, rows, rowKey }) {
     <tbody>${rows.map((r) => html`<tr key=${rowKey(r)}>${columns.map((c) => html`<td>${c.render ? c.render(r) : text(r[c.key])}</td>`)}</tr>`)}</tbody></table>`;
 }
 
+// The filters GET /v1/agents takes (its ListAgentsQuery): the search is debounced, the selects are not.
+const GROUPS = ['explorer', 'early_adopter', 'general'];
+const HEALTH_STATUSES = ['healthy', 'degraded', 'starting'];
+const SEARCH_DEBOUNCE_MS = 300;
+const SEARCH_MAX_CHARS = 128;
+
+function useDebounced(value, ms) {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}
+
+function Select({ label, value, options, onChange }) {
+  return html`<select aria-label=${label} name=${label} value=${value} onChange=${(e) => onChange(e.currentTarget.value)}>
+    <option value="">any ${label}</option>
+    ${options.map((o) => html`<option value=${o}>${o}</option>`)}
+  </select>`;
+}
+
+// The server filters and pages (keyset, by agent id); a new filter starts again at its first page.
 function Fleet({ tick }) {
-  const [cursors, setCursors] = useState(['']);
-  const [filter, setFilter] = useState('');
+  const [search, setSearch] = useState('');
+  const [group, setGroup] = useState('');
+  const [health, setHealth] = useState('');
+  const filter = { q: useDebounced(search.trim(), SEARCH_DEBOUNCE_MS), group, health };
+  const filterKey = JSON.stringify(filter);
+  const filtered = Object.values(filter).some((v) => v);
+  const [paging, setPaging] = useState({ filterKey, cursors: [''] });
+  const cursors = paging.filterKey === filterKey ? paging.cursors : [''];
+  const setCursors = (next) => setPaging({ filterKey, cursors: next });
   const after = cursors[cursors.length - 1];
-  const { data, error } = useLoad(() => api(`/v1/agents?limit=${PAGE_SIZE}${after ? `&after=${encodeURIComponent(after)}` : ''}`), [after, tick]);
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(after ? { after } : {}) });
+  for (const [k, v] of Object.entries(filter)) if (v) query.set(k, v);
+  const { data, error } = useLoad(() => api(`/v1/agents?${query}`), [query.toString(), tick]);
   const agents = data?.agents ?? [];
-  const needle = filter.toLowerCase();
-  const shown = needle ? agents.filter((a) => JSON.stringify(a).toLowerCase().includes(needle)) : agents;
   const columns = [
     { label: 'host', render: (a) => html`<a href="#/host/${encodeURIComponent(a.agentId)}">${a.hostname}</a>` },
     { label: 'agent', key: 'agentVersion' },
@@ -83,15 +113,22 @@ function Fleet({ tick }) {
     { label: 'last check-in', render: (a) => when(a.lastCheckinAt) },
     { label: 'pending command', render: (a) => (a.pendingCommand ? `${a.pendingCommand.type}${a.pendingCommand.deploymentId ? ` (${a.pendingCommand.deploymentId})` : ''}, sent ${a.pendingCommand.deliveredCount}×` : '–') },
   ];
+  // `total` is what the filters take (the whole fleet without one).
+  const hosts = data?.total === undefined ? '' : filtered ? `, ${data.total} matching host${data.total === 1 ? '' : 's'}` : `, ${data.total} hosts`;
   return html`<section>
     <h1>Fleet</h1>
-    <input placeholder="filter this page" value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)} />
+    <div class="filters">
+      <input type="search" aria-label="search" placeholder="search id, hostname, version" maxlength=${SEARCH_MAX_CHARS} value=${search} onInput=${(e) => setSearch(e.currentTarget.value)} />
+      <${Select} label="group" value=${group} options=${GROUPS} onChange=${setGroup} />
+      <${Select} label="health" value=${health} options=${HEALTH_STATUSES} onChange=${setHealth} />
+    </div>
     <button disabled=${cursors.length < 2} onClick=${() => setCursors(cursors.slice(0, -1))}>previous</button>
     <button disabled=${data?.next == null} onClick=${() => setCursors([...cursors, data.next])}>next</button>
-    <span class="count"> page ${cursors.length}${data?.total === undefined ? '' : ` of ${Math.max(1, Math.ceil(data.total / PAGE_SIZE))}`}, ${shown.length} shown${data?.total === undefined ? '' : `, ${data.total} hosts`}</span>
+    <span class="count"> page ${cursors.length}${data?.total === undefined ? '' : ` of ${Math.max(1, Math.ceil(data.total / PAGE_SIZE))}`}, ${agents.length} shown${hosts}</span>
     ${error && html`<p class="error">${error}</p>`}
-    ${data && data.total === 0 && html`<p class="empty">No hosts yet: enroll one with <code>droverd enroll</code> and an enrollment token.</p>`}
-    <${Table} columns=${columns} rows=${shown} rowKey=${(a) => a.agentId} />
+    ${data && data.total === 0 && !filtered && html`<p class="empty">No hosts yet: enroll one with <code>droverd enroll</code> and an enrollment token.</p>`}
+    ${data && data.total === 0 && filtered && html`<p class="empty">No host matches these filters.</p>`}
+    <${Table} columns=${columns} rows=${agents} rowKey=${(a) => a.agentId} />
   </section>`;
 }
 

@@ -48,6 +48,7 @@ export const managerLimits = {
   // Lifecycle.
   shutdownGraceMs: 10_000, // milliseconds in-flight requests get after SIGTERM
   listAgentsMax: 1000, // agents in one page of GET /v1/agents
+  agentSearchMaxChars: 128, // characters of GET /v1/agents?q=
 } as const;
 
 /** Where `drover manager init` puts things inside the manager directory, relative to it. */

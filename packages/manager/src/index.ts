@@ -79,6 +79,7 @@ export type {
   ReleaseState,
   ReleaseQuery,
   ListAgentsOptions,
+  AgentFilter,
   FleetDetails,
   AuditChainBuilder,
   AuditChainLine,

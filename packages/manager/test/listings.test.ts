@@ -1,5 +1,6 @@
 // The operator listings: GET /v1/releases (`drover release list`) and GET /v1/deployments
-// (`drover rollout list`), for the deploy and admin tokens, never for an agent's credential.
+// (`drover rollout list`), GET /v1/agents' filters (the console's fleet search, `drover agents list`),
+// for the deploy and admin tokens, never for an agent's credential.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusal, startTestManager } from './harness.js';
 import type { TestManager } from './harness.js';
@@ -52,6 +53,40 @@ describe('GET /v1/agents', () => {
     const agents = (listed.json as { agents: { agentId: string; group: string | null; pendingCommand: unknown }[] }).agents;
     expect(agents.find((a) => a.agentId === host.agentId)).toMatchObject({ group: 'explorer', pendingCommand: { type: 'update', deploymentId: 'manual-console', deliveredCount: 0 } });
     expect(agents.filter((a) => a.agentId !== host.agentId).every((a) => a.group === null && a.pendingCommand === null)).toBe(true);
+  });
+});
+
+describe('GET /v1/agents filters', () => {
+  type Listing = { agents: { agentId: string; agentVersion: string; group: string | null }[]; next: string | null; total: number };
+  const list = async (query: string): Promise<Listing> => {
+    const res = await m.request('GET', `/v1/agents?${query}`, { headers: as(m.adminToken) });
+    expect(res.status, res.text).toBe(200);
+    return res.json as Listing;
+  };
+
+  it('narrows the fleet by search text, group, version and health; total counts the matches; pages by after within the filter', async () => {
+    const first = await m.enroll({ agentVersion: '3.0.0' });
+    const second = await m.enroll({ agentVersion: '3.0.0' });
+    expect((await m.checkin(first, { agentVersion: '3.0.0' })).status).toBe(200);
+    expect((await m.request('PUT', `/v1/agents/${second.agentId}/rollout`, { headers: as(m.adminToken), json: { group: 'early_adopter' } })).status).toBe(200);
+    const [low, high] = [first.agentId, second.agentId].sort();
+
+    expect(await list('version=3.0.0')).toMatchObject({ agents: [{ agentId: low }, { agentId: high }], next: null, total: 2 });
+    expect(await list(`q=${encodeURIComponent(first.agentId.toUpperCase())}`)).toMatchObject({ agents: [{ agentId: first.agentId }], total: 1 });
+    expect(await list('version=3.0.0&health=healthy')).toMatchObject({ agents: [{ agentId: first.agentId }], total: 1 });
+    expect(await list('version=3.0.0&group=early_adopter')).toMatchObject({ agents: [{ agentId: second.agentId, group: 'early_adopter' }], total: 1 });
+    expect(await list('q=%25&version=3.0.0')).toMatchObject({ agents: [], total: 0 });
+    const page = await list('version=3.0.0&limit=1');
+    expect(page).toMatchObject({ agents: [{ agentId: low }], next: low, total: 2 });
+    expect(await list(`version=3.0.0&limit=1&after=${low}`)).toMatchObject({ agents: [{ agentId: high }], total: 2 });
+    expect((await list('limit=1000')).total).toBeGreaterThan(2);
+  });
+
+  it('refuses a bad filter with 400 SCHEMA_INVALID, never a 5xx', async () => {
+    for (const query of ['group=nobody', 'health=sick', 'version=..%2Fx', `q=${'x'.repeat(129)}`, 'search=web', 'group=', 'health=healthy&health=degraded']) {
+      const res = await m.request('GET', `/v1/agents?${query}`, { headers: as(m.adminToken) });
+      expect(refusal(res), `${query}: ${res.text}`).toEqual([400, 'SCHEMA_INVALID']);
+    }
   });
 });
 

@@ -11,7 +11,7 @@ import { defaultRolloutOptions } from '../src/rollouts/options.js';
 import type { DeploymentRecord, TargetRecord } from '../src/rollouts/records.js';
 import { hashSecret, newSecret } from '../src/secrets.js';
 import { LIVENESS_FLUSH_MS } from '../src/store/sqlite/liveness-buffer.js';
-import type { EnrollAgentInput, ImportAgentInput } from '../src/store/records.js';
+import type { AgentFilter, EnrollAgentInput, ImportAgentInput } from '../src/store/records.js';
 import type { Store } from '../src/store/store.js';
 
 /** One empty database for one test, and the ways the suite reaches it. */
@@ -236,6 +236,50 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect((await store.listAgents({ limit: 2, after: 'agent-2' })).map((a) => a.id)).toEqual(['agent-3']);
       expect(await store.countAgents()).toBe(3);
       expect(await store.getAgent('agent-9')).toBeUndefined();
+    });
+
+    it('filters the listing by search text, group, version and health, still page by page, and counts what the filter takes', async () => {
+      const hash = await token(6);
+      const hosts = [
+        { n: 1, hostname: 'web-01.example', agentVersion: '1.0.0', health: 'healthy' },
+        { n: 2, hostname: 'WEB-02.example', agentVersion: '1.1.0', health: 'degraded' },
+        { n: 3, hostname: 'db_1', agentVersion: '1.1.0', health: 'healthy' },
+        { n: 4, hostname: 'db%2', agentVersion: '1.0.0', health: undefined },
+      ];
+      for (const host of hosts) {
+        const result = await store.enrollAgent(enrollInput(hash, machine(host.n), { newAgentId: `agent-${host.n}`, hostname: host.hostname, agentVersion: host.agentVersion }));
+        if (!result.ok) throw new Error(`enrollment failed: ${result.reason}`);
+        if (host.health !== undefined) {
+          const checkin = { agentId: `agent-${host.n}`, at: at(host.n), agentVersion: host.agentVersion, daemonVersion: '0.1.0', health: { status: host.health }, update: undefined, inventory: undefined, commandLimit: 32 };
+          await store.recordCheckin({ ...checkin, acks: [], results: [] });
+        }
+      }
+      expect(await store.setAgentRolloutSettings('agent-2', { group: 'explorer', pushUrl: undefined })).toBe(true);
+      expect(await store.setAgentRolloutSettings('agent-3', { group: 'explorer', pushUrl: undefined })).toBe(true);
+      const ids = async (filter: AgentFilter, page: { limit?: number; after?: string } = {}): Promise<string[]> =>
+        (await store.listAgents({ limit: 10, ...page, ...filter })).map((a) => a.id);
+
+      // Search: case-insensitive, over id and hostname (and versions), wildcards taken literally.
+      expect(await ids({ q: 'web' })).toEqual(['agent-1', 'agent-2']);
+      expect(await ids({ q: 'AGENT-3' })).toEqual(['agent-3']);
+      expect(await ids({ q: '1.1.' })).toEqual(['agent-2', 'agent-3']);
+      expect(await ids({ q: '_' })).toEqual(['agent-3']);
+      expect(await ids({ q: '%' })).toEqual(['agent-4']);
+      expect(await ids({ q: "'; DROP TABLE agents; --" })).toEqual([]);
+      expect(await ids({ q: '' })).toEqual(['agent-1', 'agent-2', 'agent-3', 'agent-4']);
+      // Group, version, health, and all combined.
+      expect(await ids({ group: 'explorer' })).toEqual(['agent-2', 'agent-3']);
+      expect(await ids({ group: 'general' })).toEqual([]);
+      expect(await ids({ version: '1.0.0' })).toEqual(['agent-1', 'agent-4']);
+      expect(await ids({ health: 'healthy' })).toEqual(['agent-1', 'agent-3']);
+      expect(await ids({ q: 'example', group: 'explorer', version: '1.1.0', health: 'degraded' })).toEqual(['agent-2']);
+      // Keyset paging within a filter; the count is the filter's.
+      expect(await ids({ version: '1.0.0' }, { limit: 1 })).toEqual(['agent-1']);
+      expect(await ids({ version: '1.0.0' }, { limit: 1, after: 'agent-1' })).toEqual(['agent-4']);
+      expect(await store.countAgents({ version: '1.0.0' })).toBe(2);
+      expect(await store.countAgents({ q: 'db', health: 'healthy' })).toBe(1);
+      expect(await store.countAgents({})).toBe(4);
+      expect(await store.countAgents()).toBe(4);
     });
 
     it("gives a page of the fleet its agents' canary groups and oldest unacked commands", async () => {

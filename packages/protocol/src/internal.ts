@@ -19,7 +19,7 @@ export { brandError } from './errors.js';
 export { nativeEd25519, tweetnaclEd25519 } from './ed25519.js';
 export { limits } from './config.js';
 export { describeProblems } from './validate.js';
-export { ArtifactSchema, PlatformSchema, VersionSchema, AgentIdSchema, DeploymentIdSchema, MachineIdSchema } from './schemas/common.js';
+export { ArtifactSchema, PlatformSchema, VersionSchema, AgentIdSchema, DeploymentIdSchema, MachineIdSchema, literalUnion } from './schemas/common.js';
 export { sanitizeReason } from './shutdown-reason.js';
 export { readFileChunks } from './file-chunks.js';
 export { writeFileAtomic, fsyncDirectory, tempPathFor } from './durable-file.js';

@@ -26,15 +26,23 @@ const host = (n) => ({
   pendingCommand: null,
 });
 
-// A fleet of 10,000 hosts, served as the manager pages it: by id, `limit` at a time.
+// A fleet of 10,000 hosts, served as the manager filters and pages it: the hosts `q` (in the id,
+// hostname or a version, any case), `group`, `version` and `health` take, by id, `limit` at a time
+// after `after`; `total` counts what the filters take.
 function fleetPage(url) {
-  const limit = Number(url.searchParams.get('limit') ?? '100');
-  const after = url.searchParams.get('after');
-  const first = after === null ? 1 : Number(after.slice('host-'.length)) + 1;
-  const last = Math.min(HOSTS, first + limit - 1);
-  const agents = [];
-  for (let n = first; n <= last; n += 1) agents.push(host(n));
-  return HttpResponse.json({ agents, next: last < HOSTS ? hostId(last) : null, total: HOSTS });
+  const param = (name) => url.searchParams.get(name) ?? '';
+  const limit = Number(param('limit') || '100');
+  const [after, q, group, version, health] = [param('after'), param('q').toLowerCase(), param('group'), param('version'), param('health')];
+  const matching = [];
+  for (let n = 1; n <= HOSTS; n += 1) {
+    const h = host(n);
+    if (q && ![h.agentId, h.machineId, h.hostname, h.agentVersion, h.daemonVersion].some((field) => field.toLowerCase().includes(q))) continue;
+    if ((group && h.group !== group) || (version && h.agentVersion !== version) || (health && h.health.status !== health)) continue;
+    matching.push(h);
+  }
+  const agents = matching.filter((h) => h.agentId > after).slice(0, limit);
+  const last = agents.at(-1);
+  return HttpResponse.json({ agents, next: agents.length === limit && last !== undefined ? last.agentId : null, total: matching.length });
 }
 
 const scenarios = {

@@ -1,4 +1,5 @@
-import type { Command } from '../cli.js';
+import { agentHealthStatuses } from '@drover/protocol';
+import type { Command, OptionValues } from '../cli.js';
 import { optionalString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { operatorClient, operatorOptions } from '../operator.js';
@@ -22,23 +23,46 @@ interface AgentPage {
 }
 
 const PAGE = 500; // agents per request
+const GROUPS = ['explorer', 'early_adopter', 'general'];
+
+/** GET /v1/agents' filters from `drover agents list`'s flags (--search is the query's `q`); a group or health status the manager does not know is a usage error here. */
+export function agentFilterQuery(values: OptionValues): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const [flag, name] of [['search', 'q'], ['group', 'group'], ['version', 'version'], ['health', 'health']] as const) {
+    const value = optionalString(values, flag);
+    if (value !== undefined) query.set(name, value);
+  }
+  const group = query.get('group');
+  if (group !== null && !GROUPS.includes(group)) throw new CliError('USAGE_ERROR', `--group is ${GROUPS.join(', ')}; got "${group}".`);
+  const health = query.get('health');
+  if (health !== null && !(agentHealthStatuses as readonly string[]).includes(health)) throw new CliError('USAGE_ERROR', `--health is ${agentHealthStatuses.join(', ')}; got "${health}".`);
+  return query;
+}
 
 export const agentsListCommand: Command = {
-  usage: '--manager URL [--token-file FILE] [--limit N]',
+  usage: '--manager URL [--token-file FILE] [--limit N] [--search TEXT] [--group G] [--version V] [--health H]',
+  description: 'Lists the hosts of the fleet in agent id order. The filters combine; the count line says how many of the hosts they take were listed.',
   options: {
     ...operatorOptions(),
     limit: { type: 'string', arg: 'N', help: 'List at most N agents (default: all).' },
+    search: { type: 'string', arg: 'TEXT', help: 'Only agents whose id, machine id, hostname, agent or daemon version contains TEXT (any case).' },
+    group: { type: 'string', arg: 'G', help: `Only this canary group: ${GROUPS.join(', ')}.` },
+    version: { type: 'string', arg: 'V', help: 'Only agents running exactly this agent version.' },
+    health: { type: 'string', arg: 'H', help: `Only agents whose last health report says ${agentHealthStatuses.join(', ')}.` },
   },
   async run({ values, io }) {
     const limitText = optionalString(values, 'limit');
     const limit = limitText === undefined ? Number.POSITIVE_INFINITY : Number(limitText);
     if (limitText !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new CliError('USAGE_ERROR', `--limit takes a whole number of at least 1; got "${limitText}".`);
+    const filter = agentFilterQuery(values);
     const client = await operatorClient(values, io);
     const agents: AgentRow[] = [];
     let after: string | null = null;
     let total = 0;
     do {
-      const query = new URLSearchParams({ limit: String(Math.min(PAGE, limit - agents.length)), ...(after === null ? {} : { after }) });
+      const query = new URLSearchParams(filter);
+      query.set('limit', String(Math.min(PAGE, limit - agents.length)));
+      if (after !== null) query.set('after', after);
       const page = (await client.json({ method: 'GET', path: `/v1/agents?${query.toString()}` })) as AgentPage;
       agents.push(...page.agents);
       total = page.total;
@@ -48,7 +72,7 @@ export const agentsListCommand: Command = {
     const header = ['AGENT', 'HOST', 'PLATFORM', 'AGENT VERSION', 'DAEMON VERSION', 'LAST CHECK-IN', 'HEALTH'];
     return {
       data: { agents, total },
-      text: [...formatTable(header, rows), `${agents.length} of ${total} agent(s)`].join('\n'),
+      text: [...formatTable(header, rows), `${agents.length} of ${total} ${filter.size === 0 ? '' : 'matching '}agent(s)`].join('\n'),
     };
   },
 };
@@ -66,8 +90,6 @@ export const agentsRemoveCommand: Command = {
     return { data: answer.agent, text: `REMOVED ${answer.agent.agentId} (${answer.agent.hostname}) at ${answer.agent.revokedAt}: its credential is refused from now on` };
   },
 };
-
-const GROUPS = ['explorer', 'early_adopter', 'general'];
 
 export const agentsSetGroupCommand: Command = {
   usage: 'AGENT_ID GROUP --manager URL [--token-file FILE]',

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
-import { ReleasePayloadSchema } from '@drover/protocol';
-import { AgentIdSchema, ArtifactSchema, DeploymentIdSchema, PlatformSchema, VersionSchema } from '@drover/protocol/internal';
+import { ReleasePayloadSchema, agentHealthStatuses } from '@drover/protocol';
+import { AgentIdSchema, ArtifactSchema, DeploymentIdSchema, PlatformSchema, VersionSchema, literalUnion } from '@drover/protocol/internal';
 import { managerLimits } from '../config.js';
 
 // Schemas of the manager's operator API (the CLI, CI pipelines): publishing releases, enrollment
@@ -116,12 +116,20 @@ export const TokenIdParamsSchema = Type.Object({ tokenId: Type.String({ pattern:
 
 export const AgentParamsSchema = Type.Object({ agentId: AgentIdSchema }, { additionalProperties: false });
 
+const RolloutGroupSchema = Type.Union([Type.Literal('explorer'), Type.Literal('early_adopter'), Type.Literal('general')]);
+
 export const ListAgentsQuerySchema = Type.Object(
   {
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `at most ${managerLimits.listAgentsMax}` })),
     after: Type.Optional(AgentIdSchema),
+    q: Type.Optional(
+      Type.String({ maxLength: managerLimits.agentSearchMaxChars, description: 'A case-insensitive substring of the agent id, machine id, hostname, agent or daemon version (`%` and `_` taken literally).' }),
+    ),
+    group: Type.Optional(RolloutGroupSchema),
+    version: Type.Optional(VersionSchema),
+    health: Type.Optional(literalUnion(agentHealthStatuses)),
   },
-  { $id: 'ListAgentsQuery', additionalProperties: false },
+  { $id: 'ListAgentsQuery', additionalProperties: false, description: 'Filters combine (all must hold); `total` in the answer counts the agents the filters take.' },
 );
 
 export const AgentViewSchema = Type.Object({
@@ -182,7 +190,6 @@ export const AgentRolloutRequestSchema = Type.Object(
 );
 export type AgentRolloutRequest = Static<typeof AgentRolloutRequestSchema>;
 
-const RolloutGroupSchema = Type.Union([Type.Literal('explorer'), Type.Literal('early_adopter'), Type.Literal('general')]);
 
 export const AgentImportRequestSchema = Type.Object(
   {

@@ -60,7 +60,7 @@ import { SqliteStore } from '../store/sqlite/store.js';
 import { openPostgresStore } from './database.js';
 import type { DatabaseConfig } from './database.js';
 import type { Store } from '../store/store.js';
-import type { AgentIdentity, AgentRecord, CommandRecord, EnrollmentTokenRecord, ReleaseRecord } from '../store/records.js';
+import type { AgentIdentity, AgentRecord, CommandRecord, EnrollmentTokenRecord, ListAgentsOptions, ReleaseRecord } from '../store/records.js';
 import { queueUpdate } from '../agents/update-commands.js';
 import { ManagerMetrics } from '../metrics/manager-metrics.js';
 import { timedStore } from '../metrics/timed-store.js';
@@ -370,8 +370,8 @@ export class ManagerCore {
     return this.context.store.getAgent(agentId);
   }
 
-  listAgents(options: { limit?: number; after?: string | undefined } = {}): Promise<AgentRecord[]> {
-    return this.context.store.listAgents({ limit: Math.min(options.limit ?? managerLimits.listAgentsMax, managerLimits.listAgentsMax), after: options.after });
+  listAgents(options: Partial<ListAgentsOptions> = {}): Promise<AgentRecord[]> {
+    return this.context.store.listAgents({ ...options, limit: Math.min(options.limit ?? managerLimits.listAgentsMax, managerLimits.listAgentsMax) });
   }
 
   listCommands(agentId: string): Promise<CommandRecord[]> {

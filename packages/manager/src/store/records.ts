@@ -250,8 +250,20 @@ export interface FleetDetails {
   pendingCommand: CommandRecord | undefined;
 }
 
-/** A page of agents ({@link Store.listAgents}), in id order. */
-export interface ListAgentsOptions {
+/** Which agents {@link Store.listAgents} and {@link Store.countAgents} take: each field given narrows, all must hold. */
+export interface AgentFilter {
+  /** A case-insensitive substring of the agent id, machine id, hostname, agent version or daemon version (taken literally: `%` and `_` are not wildcards). */
+  q?: string | undefined;
+  /** Its canary group. */
+  group?: 'explorer' | 'early_adopter' | 'general' | undefined;
+  /** Its agent version, exactly. */
+  version?: string | undefined;
+  /** The status of its last health report (`healthy`, `degraded`, `starting`). */
+  health?: string | undefined;
+}
+
+/** A page of agents ({@link Store.listAgents}), in id order, of those the filter takes. */
+export interface ListAgentsOptions extends AgentFilter {
   limit: number;
   /** Page after this agent id (ids sort as text). */
   after?: string | undefined;

@@ -10,6 +10,7 @@ import type {
   TargetView,
 } from '../rollouts/records.js';
 import type {
+  AgentFilter,
   AgentIdentity,
   AgentRecord,
   AuditChainBuilder,
@@ -101,7 +102,8 @@ export interface Store {
   listAgents(options: ListAgentsOptions): Promise<AgentRecord[]>;
   /** The canary group and pending command of each of these agents (a page of the fleet), in one read; unknown ids are left out. */
   listFleetDetails(agentIds: readonly string[]): Promise<FleetDetails[]>;
-  countAgents(): Promise<number>;
+  /** How many agents the filter takes (all of them without one). */
+  countAgents(filter?: AgentFilter): Promise<number>;
 
   // Check-ins, commands, nonces
   /** Applies one check-in (state, acks, results, nonce consumption) and returns the commands still unacked. */

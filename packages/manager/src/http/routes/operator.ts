@@ -56,7 +56,9 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
 
   app.get('/v1/agents', { ...viewer, schema: { querystring: ListAgentsQuerySchema } }, async (request) => {
     const limit = request.query.limit === undefined ? 100 : Math.min(Number(request.query.limit), managerLimits.listAgentsMax);
-    const agents = await core.listAgents({ limit: Math.max(1, limit), after: request.query.after });
+    const { after, q, group, version, health } = request.query;
+    const filter = { q, group, version, health };
+    const agents = await core.listAgents({ ...filter, limit: Math.max(1, limit), after });
     const last = agents.at(-1);
     const details = new Map((await core.context.store.listFleetDetails(agents.map((a) => a.id))).map((d) => [d.agentId, d]));
     const listed = agents.map((agent): FleetAgentView => {
@@ -70,7 +72,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<{ core: ManagerCore }> = 
             : { id: command.id, type: command.type, deploymentId: command.deploymentId ?? null, createdAt: command.createdAt.toISOString(), deliveredCount: command.deliveredCount },
       };
     });
-    return { agents: listed, next: agents.length === Math.max(1, limit) && last !== undefined ? last.id : null, total: await core.context.store.countAgents() };
+    return { agents: listed, next: agents.length === Math.max(1, limit) && last !== undefined ? last.id : null, total: await core.context.store.countAgents(filter) };
   });
 
   app.get('/v1/agents/:agentId', { ...viewer, schema: { params: AgentParamsSchema } }, async (request) => {

@@ -1,5 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { ManagerError } from '../../errors.js';
+import { agentFilterWhere } from '../agent-filter.js';
+import type { FilterDialect } from '../agent-filter.js';
 import type * as rollout from '../../rollouts/records.js';
 import type * as records from '../records.js';
 import { LivenessBuffer, livenessParams } from '../sqlite/liveness-buffer.js';
@@ -99,6 +101,9 @@ async function checkFence(db: Queryable, fence: records.LeaseFence | undefined):
   }
 }
 
+// The fleet listing's filter (agent-filter.ts) in PostgreSQL: numbered placeholders, the health report read as jsonb.
+const postgresFilter: FilterDialect = { placeholder: (n) => `$${n}`, healthStatus: "(health_json::jsonb ->> 'status')" };
+
 /**
  * A {@link Store} on PostgreSQL: several managers may share one database.
  *
@@ -107,6 +112,7 @@ async function checkFence(db: Queryable, fence: records.LeaseFence | undefined):
  * const store = await PostgresStore.open({ url: 'postgres://drover@db/drover', password })
  * ```
  */
+
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
   /** The database, without its password (for logs). */
@@ -470,7 +476,9 @@ export class PostgresStore implements Store {
 
   async listAgents(options: records.ListAgentsOptions): Promise<records.AgentRecord[]> {
     await this.#open();
-    return (await this.#read((db) => all<AgentRow>(db, 'SELECT * FROM agents WHERE id > $1 ORDER BY id LIMIT $2', [options.after ?? '', options.limit]))).map(agentRecord);
+    const where = agentFilterWhere(options, postgresFilter, 3);
+    const sql = `SELECT * FROM agents WHERE id > $1 AND ${where.sql} ORDER BY id LIMIT $2`;
+    return (await this.#read((db) => all<AgentRow>(db, sql, [options.after ?? '', options.limit, ...where.params]))).map(agentRecord);
   }
 
   async listFleetDetails(agentIds: readonly string[]): Promise<records.FleetDetails[]> {
@@ -484,9 +492,10 @@ export class PostgresStore implements Store {
     );
   }
 
-  async countAgents(): Promise<number> {
+  async countAgents(filter: records.AgentFilter = {}): Promise<number> {
     await this.#open();
-    return (await this.#read((db) => one<{ n: number }>(db, 'SELECT count(*) AS n FROM agents')))?.n ?? 0;
+    const where = agentFilterWhere(filter, postgresFilter);
+    return (await this.#read((db) => one<{ n: number }>(db, `SELECT count(*) AS n FROM agents WHERE ${where.sql}`, where.params)))?.n ?? 0;
   }
 
   // -- check-ins, commands, nonces

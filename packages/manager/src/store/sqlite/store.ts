@@ -2,6 +2,8 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ManagerError } from '../../errors.js';
+import { agentFilterWhere } from '../agent-filter.js';
+import type { FilterDialect } from '../agent-filter.js';
 import { LivenessBuffer, livenessParams } from './liveness-buffer.js';
 import type { LivenessParams } from './liveness-buffer.js';
 import { migrate } from './migrate.js';
@@ -33,6 +35,7 @@ import type {
   EnrollmentTokenRecord,
   Lease,
   FleetDetails,
+  AgentFilter,
   ListAgentsOptions,
   NewCommand,
   NewEnrollmentToken,
@@ -62,7 +65,10 @@ import type { Store } from '../store.js';
 //   for the rollout tables); migrations.ts is the schema, migrate.ts applies it.
 
 
-// Every statement the store runs, prepared once when it opens.
+// The fleet listing's filter (agent-filter.ts) in SQLite: positional placeholders, JSON read by json_extract.
+const sqliteFilter: FilterDialect = { placeholder: () => '?', healthStatus: "json_extract(health_json, '$.status')" };
+
+// Every statement the store runs, prepared once when it opens (the fleet listing's filtered ones on first use).
 function prepareStatements(db: Database.Database) {
   return {
     ping: db.prepare<[], { one: number }>('SELECT 1 AS one'),
@@ -95,13 +101,11 @@ function prepareStatements(db: Database.Database) {
       `UPDATE agents SET hostname = ?, platform = ?, arch = ?, agent_version = ?, daemon_version = ?, credential_hash = ?,
          service_token_enc = ?, enrollment_token_id = ?, credential_issued_at = ?, inventory_json = ?, revoked_at = NULL, pending_credential_hash = NULL WHERE id = ?`,
     ),
-    agentList: db.prepare<[string, number], AgentRow>('SELECT * FROM agents WHERE id > ? ORDER BY id LIMIT ?'),
     agentGroups: db.prepare<[string], { id: string; rollout_group: string | null }>('SELECT id, rollout_group FROM agents WHERE id IN (SELECT value FROM json_each(?))'),
     // The oldest unacked command of each agent (commands_unacked serves it).
     pendingCommands: db.prepare<[string], CommandRow>(
       'SELECT c.* FROM commands c WHERE c.acked_at IS NULL AND c.agent_id IN (SELECT value FROM json_each(?)) AND c.seq = (SELECT min(seq) FROM commands WHERE agent_id = c.agent_id AND acked_at IS NULL)',
     ),
-    agentCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM agents'),
     agentCheckin: db.prepare<[number, string, string, string, string | null, string | null, string]>(
       `UPDATE agents SET last_checkin_at = ?, agent_version = ?, daemon_version = ?, health_json = ?, update_json = ?,
          inventory_json = coalesce(?, inventory_json) WHERE id = ?`,
@@ -167,6 +171,7 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly path: string;
   readonly #db: Database.Database;
+  readonly #filterStatements = new Map<string, Database.Statement>();
   readonly #s: Statements;
   readonly #r: SqliteRollouts;
   #closed = false;
@@ -409,7 +414,19 @@ export class SqliteStore implements Store {
 
   listAgents(options: ListAgentsOptions): Promise<AgentRecord[]> {
     this.#open();
-    return Promise.resolve(this.#s.agentList.all(options.after ?? '', options.limit).map(agentRecord));
+    const where = agentFilterWhere(options, sqliteFilter);
+    const rows = this.#filtered<AgentRow>(`SELECT * FROM agents WHERE id > ? AND ${where.sql} ORDER BY id LIMIT ?`).all(options.after ?? '', ...where.params, options.limit);
+    return Promise.resolve(rows.map(agentRecord));
+  }
+
+  // A filtered listing's statement, prepared once per shape of filter (at most 16 of them).
+  #filtered<Row>(sql: string): Database.Statement<unknown[], Row> {
+    let statement = this.#filterStatements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#filterStatements.set(sql, statement);
+    }
+    return statement as Database.Statement<unknown[], Row>;
   }
 
   listFleetDetails(agentIds: readonly string[]): Promise<FleetDetails[]> {
@@ -418,9 +435,10 @@ export class SqliteStore implements Store {
     return Promise.resolve(fleetDetails(this.#s.agentGroups.all(ids), this.#s.pendingCommands.all(ids)));
   }
 
-  countAgents(): Promise<number> {
+  countAgents(filter: AgentFilter = {}): Promise<number> {
     this.#open();
-    return Promise.resolve(this.#s.agentCount.get()?.n ?? 0);
+    const where = agentFilterWhere(filter, sqliteFilter);
+    return Promise.resolve(this.#filtered<{ n: number }>(`SELECT count(*) AS n FROM agents WHERE ${where.sql}`).get(...where.params)?.n ?? 0);
   }
 
   // -- check-ins, commands, nonces
