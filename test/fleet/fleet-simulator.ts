@@ -4,9 +4,16 @@
 // the nonce, and report health; a busy host defers, within the command's deferralWindowSeconds.
 // Each host can be healthy, unhealthy on some versions, busy for a while, offline or slow. It never
 // runs real agents: "installing" a version is setting it.
+//
+// With `channelWaitSeconds` a host also holds the command channel as droverd does (decision 0041):
+// a check-in with nothing to report asks the manager to hold it (X-Drover-Wait); while the manager
+// says it holds check-ins, the next one goes after up to half a second at random; a failed one
+// backs off as droverd's does (from 1 s, doubled, full jitter, at least 0.5 s; Retry-After wins
+// when longer); after 503 CHANNEL_FULL it stops asking to be held until the Retry-After passed.
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
+import { retryDelay } from '@drover/http';
 import { Ed25519PublicKey, readNonceUnverified, verifyNonce } from '@drover/protocol';
 import type { EnrollResponse, NoncePayload } from '@drover/protocol';
 
@@ -22,6 +29,10 @@ export interface HostBehaviour {
   /** Ms an install takes once started. */
   installMs?: number;
 }
+
+/** droverd's timings for the channel and for a failed check-in (daemon/src/config.ts). */
+const CHANNEL_JITTER_MS = 500;
+const CHECKIN_BACKOFF = { maxAttempts: 1, backoffBaseMs: 1_000, backoffMaxMs: 300_000, retryAfterMaxMs: 3_600_000 };
 
 export interface ReceivedCommand {
   id: string;
@@ -63,6 +74,20 @@ export class SimulatedHost {
   checkins = 0;
   /** The HTTP status of the last check-in answered. */
   lastStatus = 0;
+  /** Check-ins sent (answered or not: a held one is answered only when a command comes or its wait ends). */
+  sent = 0;
+  /** When each check-in was sent (ms since the epoch), kept only while `recordSends` is true. */
+  readonly sends: number[] = [];
+  recordSends = false;
+  /** Seconds a check-in with nothing to report asks to be held (the command channel); 0: never. */
+  channelWaitSeconds = 0;
+  #channelSeen = false;
+  #channelPausedUntil = 0;
+  #failures = 0;
+  /** Ends a held check-in when the host stops. */
+  #stopping = new AbortController();
+  /** Ms until the next check-in, as droverd would wait after the last one (channel mode). */
+  #nextDelayMs: number | undefined;
   #managerKeys: Ed25519PublicKey[] = [];
   #seen = new Set<string>();
   #usedNonces = new Set<string>();
@@ -122,8 +147,17 @@ export class SimulatedHost {
   async checkIn(pool: Pool): Promise<boolean> {
     const acks = [...this.#acks];
     const results = [...this.#results];
+    // An update in progress counts as something to report: droverd's wake() would cut the hold short
+    // when it ends; the simulator checks in again instead of being held.
+    const idle = acks.length === 0 && results.length === 0 && this.#queue.length === 0;
+    const wait = this.channelWaitSeconds > 0 && Date.now() >= this.#channelPausedUntil && idle ? this.channelWaitSeconds : 0;
+    this.#nextDelayMs = undefined;
     let status: number;
     let text: string;
+    let waitHeader: string | string[] | undefined;
+    let retryAfter: string | string[] | undefined;
+    this.sent++;
+    if (this.recordSends) this.sends.push(Date.now());
     try {
       const res = await pool.request({
         method: 'POST',
@@ -134,12 +168,17 @@ export class SimulatedHost {
           'x-machine-id': this.machineId,
           'x-agent-version': this.version,
           'x-daemon-version': '0.5.0',
+          ...(wait > 0 ? { 'x-drover-wait': String(wait) } : {}),
         },
         body: JSON.stringify({ state: { agentVersion: this.version, daemonVersion: '0.5.0' }, health: this.health(), acks, results }),
+        ...(wait > 0 ? { signal: this.#stopping.signal } : {}),
       });
       status = res.statusCode;
+      waitHeader = res.headers['x-drover-wait'];
+      retryAfter = res.headers['retry-after'];
       text = await res.body.text();
     } catch {
+      this.#failed(undefined);
       return false;
     }
     this.checkins++;
@@ -147,11 +186,23 @@ export class SimulatedHost {
     if (status === 200 || status === 426) {
       this.#acks = this.#acks.filter((id) => !acks.includes(id));
       this.#results = this.#results.filter((r) => !results.includes(r));
+      this.#failures = 0;
+      if (wait > 0) this.#channelSeen = status === 200 && waitHeader !== undefined;
+      const channelOpen = this.channelWaitSeconds > 0 && Date.now() >= this.#channelPausedUntil && this.#channelSeen;
+      if (status === 200 && channelOpen && (wait > 0 || !idle)) this.#nextDelayMs = Math.random() * CHANNEL_JITTER_MS;
     } else if (status === 409) {
       // NONCE_REPLAYED: the manager has this outcome already.
       this.#results = this.#results.filter((r) => !results.includes(r));
       return true;
-    } else return status < 500 ? true : false;
+    } else if (status === 503 && wait > 0 && text.includes('"CHANNEL_FULL"')) {
+      // Nothing was recorded: check in again now without asking to be held, until Retry-After.
+      this.#channelPausedUntil = Date.now() + retryDelay(CHECKIN_BACKOFF, 1, retryAfter);
+      this.#nextDelayMs = 0;
+      return true;
+    } else {
+      if (status >= 500 || status === 429) this.#failed(retryAfter);
+      return status < 500 ? true : false;
+    }
     const body = JSON.parse(text) as { commands: { id: string; type: string; nonce: string; deadline: string; force: boolean; deferralWindowSeconds?: number }[] };
     for (const command of body.commands) {
       if (this.#seen.has(command.id)) continue;
@@ -225,6 +276,12 @@ export class SimulatedHost {
     this.#results.push({ commandId: entry.id, outcome: 'succeeded', detail: {}, nonce: entry.token });
   }
 
+  /** A failed check-in: droverd's backoff (channel mode), or the Retry-After of a busy manager when longer. */
+  #failed(retryAfter: string | string[] | undefined): void {
+    this.#failures += 1;
+    this.#nextDelayMs = Math.max(CHECKIN_BACKOFF.backoffBaseMs / 2, retryDelay(CHECKIN_BACKOFF, this.#failures, retryAfter));
+  }
+
   #giveUp(entry: QueueEntry, code: string): void {
     this.#queue.shift();
     const received = this.received.find((c) => c.id === entry.id);
@@ -237,16 +294,19 @@ export class SimulatedHost {
     const interval = this.behaviour.checkinEveryMs ?? everyMs;
     // A stopped host may start again (a fleet paused while its manager moved).
     this.#stopped = false;
+    this.#stopping = new AbortController();
     this.#loop = (async () => {
       while (!this.#stopped) {
         await this.checkIn(pool());
-        await sleep(interval);
+        // On the channel, droverd's own pacing; otherwise (and when the channel is not there) the interval.
+        await sleep(this.channelWaitSeconds > 0 ? (this.#nextDelayMs ?? interval) : interval);
       }
     })();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopping.abort();
     await this.#loop;
   }
 }
@@ -258,15 +318,24 @@ export class FleetSimulator {
 
   constructor(
     url: string,
-    readonly options: { checkinEveryMs?: number } = {},
+    /** `channelWaitSeconds`: every host holds the command channel (a connection each while held). */
+    readonly options: { checkinEveryMs?: number; channelWaitSeconds?: number } = {},
   ) {
-    this.#pool = new Pool(url, { connections: 16, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    this.#pool = this.#newPool(url);
+  }
+
+  #newPool(url: string): Pool {
+    const wait = this.options.channelWaitSeconds ?? 0;
+    // A held check-in keeps its connection: on the channel, one connection per host.
+    return wait > 0
+      ? new Pool(url, { headersTimeout: (wait + 10) * 1000, bodyTimeout: 10_000 })
+      : new Pool(url, { connections: 16, headersTimeout: 10_000, bodyTimeout: 10_000 });
   }
 
   /** Points the fleet at another URL (a restarted manager); the hosts keep their identity. */
   async retarget(url: string): Promise<void> {
     const old = this.#pool;
-    this.#pool = new Pool(url, { connections: 16, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    this.#pool = this.#newPool(url);
     await old.destroy();
   }
 
@@ -276,6 +345,7 @@ export class FleetSimulator {
 
   async enroll(enrollmentToken: string, behaviours: readonly HostBehaviour[], initialVersion = '1.0.0'): Promise<SimulatedHost[]> {
     const added = behaviours.map((b, i) => new SimulatedHost(`host-${this.hosts.length + i}`, b, initialVersion));
+    for (const host of added) host.channelWaitSeconds = this.options.channelWaitSeconds ?? 0;
     for (const host of added) await host.enroll(this.#pool, enrollmentToken);
     this.hosts.push(...added);
     return added;

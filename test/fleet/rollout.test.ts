@@ -20,12 +20,12 @@ afterEach(async () => {
 
 const fast = { soakSeconds: 0.3, healthGraceSeconds: 0.2, deferralWindowSeconds: 10, targetDeadlineSeconds: 10, deferralBackoffSeconds: 0.05 };
 
-async function setup(behaviours: HostBehaviour[]): Promise<{ m: TestManager; f: FleetSimulator }> {
-  const m = await startTestManager({ rollout: { tickMs: 40 } });
+async function setup(behaviours: HostBehaviour[], simulator: { checkinEveryMs?: number; channelWaitSeconds?: number; tickMs?: number } = {}): Promise<{ m: TestManager; f: FleetSimulator }> {
+  const m = await startTestManager({ rollout: { tickMs: simulator.tickMs ?? 40 } });
   manager = m;
   await m.publish({ version: '1.0.0' });
   await m.publish({ version: '2.0.0' });
-  const f = new FleetSimulator(m.url, { checkinEveryMs: 30 });
+  const f = new FleetSimulator(m.url, { checkinEveryMs: simulator.checkinEveryMs ?? 30, ...(simulator.channelWaitSeconds !== undefined ? { channelWaitSeconds: simulator.channelWaitSeconds } : {}) });
   fleet = f;
   await f.enroll(await m.createEnrollmentToken(behaviours.length), behaviours);
   f.start();
@@ -244,6 +244,60 @@ describe('rollout engine with a simulated fleet', () => {
     const audit = await m.auditRecords();
     expect(audit.some((r) => r.event === 'deployment.rollback' && r.deploymentId === id && r.details['reason'] === 'bad numbers')).toBe(true);
     expect(audit.filter((r) => r.event === 'agent.rollout_settings')).toHaveLength(4);
+  });
+
+  describe('on the command channel (check-ins held; an interval and an engine tick of a minute)', () => {
+    const minute = { checkinEveryMs: 60_000, channelWaitSeconds: 30, tickMs: 60_000 };
+    /** Every host has sent its first check-in, which the manager holds (no command yet). */
+    const held = async (f: FleetSimulator): Promise<void> => {
+      await waitFor('every host to check in', () => (f.hosts.every((h) => h.sent >= 1) ? true : undefined), 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(f.hosts.every((h) => h.checkins === 0)).toBe(true);
+    };
+
+    it('a three-phase canary over 30 hosts completes in seconds: commands, results and gate decisions move the next hosts at once', async () => {
+      const { m, f } = await setup(Array.from({ length: 30 }, () => ({})), minute);
+      await held(f);
+      const started = Date.now();
+      const id = await notify(m, { version: '2.0.0', metadata: { rollout: { percentages: [10, 30, 100], soakSeconds: 0, healthGraceSeconds: 0 } } });
+      const s = await until(m, id, ended, 20_000);
+      const seconds = (Date.now() - started) / 1000;
+      expect(s.status).toBe('completed');
+      expect(s.agents_updated).toBe(30);
+      // Neither an interval nor a tick (a minute each) passed: only events moved it.
+      expect(seconds).toBeLessThan(15);
+      // One command per host, each verified; none forced.
+      for (const host of f.hosts) expect(host.received.map((c) => [c.deploymentId, c.verified])).toEqual([[id, true]]);
+      expect(f.hosts.reduce((n, h) => n + h.forced, 0)).toBe(0);
+      console.info(`channel rollout of 30 hosts: ${seconds.toFixed(2)} s`);
+    });
+
+    it('pause stops hosts that have not started, resume moves them at once; abort never starts the rest', async () => {
+      const { m, f } = await setup(Array.from({ length: 10 }, () => ({})), minute);
+      await held(f);
+      const admin = { authorization: `Bearer ${m.adminToken}` };
+      // Phase 1 (1 host) passes its gate, then soaks 2 s: paused meanwhile, phase 2 must not start.
+      const id = await notify(m, { version: '2.0.0', metadata: { rollout: { percentages: [10, 50, 100], soakSeconds: 2, healthGraceSeconds: 0 } } });
+      await until(m, id, (x) => x.events.some((e) => e.event_type === 'phase_passed'), 10_000);
+      expect((await m.request('POST', `/manager/v1/updates/${id}/pause`, { headers: admin })).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      expect(f.hosts.filter((h) => h.received.length > 0)).toHaveLength(1);
+      expect((await status(m, id)).status).toBe('paused');
+      // Resumed: phase 2's hosts get their commands at once (not at a tick or an interval a minute away).
+      const resumedAt = Date.now();
+      expect((await m.request('POST', `/manager/v1/updates/${id}/resume`, { headers: admin })).status).toBe(200);
+      await waitFor('phase 2 to start', () => (f.hosts.filter((h) => h.received.length > 0).length >= 5 ? true : undefined), 10_000);
+      const phase2 = f.hosts.flatMap((h) => h.received).filter((c) => c.receivedAt >= resumedAt);
+      expect(Math.max(...phase2.map((c) => c.receivedAt)) - resumedAt).toBeLessThan(5_000);
+      // Aborted during phase 2's soak: the last phase never starts.
+      await until(m, id, (x) => x.events.filter((e) => e.event_type === 'phase_passed').length >= 2, 10_000);
+      expect((await m.request('POST', `/manager/v1/updates/${id}/abort`, { headers: admin, json: { reason: 'test' } })).status).toBe(200);
+      const s = await until(m, id, ended, 10_000);
+      expect(s.status).toBe('cancelled');
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      expect(f.hosts.filter((h) => h.received.length > 0)).toHaveLength(5);
+      expect(s.agents.filter((a) => a.state === 'skipped')).toHaveLength(5);
+    });
   });
 
   it('notify with a wrong deploy token is 401, audited by token id only', async () => {

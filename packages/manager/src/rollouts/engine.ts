@@ -47,8 +47,8 @@ export interface RolloutEngineOptions {
 const EVENTS_IN_STATUS = 200; // latest events a status answer carries
 /** The lease under which rollout steps run, one replica at a time (decision 0038). */
 const ROLLOUT_LEASE = 'rollouts';
-const OPEN_DEPLOYMENTS_MAX = 64;
-const POKE_MIN_MS = 100; // ms: the least between two ticks a result asks for // deployments one tick drives (one active per artifact, plus draining ones)
+const OPEN_DEPLOYMENTS_MAX = 64; // deployments one tick drives (one active per artifact, plus draining ones)
+const POKE_MIN_MS = 100; // ms: the least between two ticks an event asks for
 
 function isFinal(target: TargetRecord): boolean {
   return finalTargetStates.has(target.state);
@@ -105,6 +105,8 @@ export class RolloutEngine {
   #stopped = false;
   #ticking = false;
   #poked = false;
+  /** ms within which the tick under way wants the next one: it moved a deployment on, or a soak ends. */
+  #soonMs: number | undefined;
   #lastTickEnd = 0;
   #fence: LeaseFence | undefined;
   readonly #holder = `${hostname()}:${process.pid}`;
@@ -120,7 +122,14 @@ export class RolloutEngine {
 
   /** Creates a deployment from a CIRIS notification (see deploy/notify.ts), between two ticks. */
   notify(notification: UpdateNotification, actor: Actor): Promise<UpdateNotifyResponse> {
-    return this.#serial(() => createDeployment(this.#ctx, notification, actor, this.defaults, this.#fence), true);
+    return this.#thenPoke(this.#serial(() => createDeployment(this.#ctx, notification, actor, this.defaults, this.#fence), true));
+  }
+
+  /** A new deployment or an operator's action is worked on at once, not at the next tick. */
+  async #thenPoke<T>(step: Promise<T>): Promise<T> {
+    const answer = await step;
+    this.poke();
+    return answer;
   }
 
   /** Starts the tick loop. */
@@ -144,6 +153,11 @@ export class RolloutEngine {
     this.#schedule(Math.max(0, this.#lastTickEnd + POKE_MIN_MS - Date.now()));
   }
 
+  /** The next tick comes within `ms` (a decision made now, or a soak's end), not only at the interval. */
+  #tickWithin(ms: number): void {
+    this.#soonMs = Math.min(this.#soonMs ?? Number.POSITIVE_INFINITY, Math.max(0, ms));
+  }
+
   #schedule(ms: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
@@ -157,7 +171,9 @@ export class RolloutEngine {
         .finally(() => {
           this.#ticking = false;
           this.#lastTickEnd = Date.now();
-          if (this.#running) this.#schedule(this.#poked ? Math.min(POKE_MIN_MS, this.#tickMs) : this.#tickMs);
+          const soon = this.#soonMs;
+          this.#soonMs = undefined;
+          if (this.#running) this.#schedule(Math.min(this.#tickMs, this.#poked ? POKE_MIN_MS : Number.POSITIVE_INFINITY, soon === undefined ? Number.POSITIVE_INFINITY : Math.max(POKE_MIN_MS, soon)));
         });
     }, ms);
     this.#timer.unref();
@@ -207,7 +223,7 @@ export class RolloutEngine {
 
   /** pause, resume, abort, promote, rollback: persisted and audited; answers the deployment's status. */
   act(deploymentId: string, action: DeploymentAction, actor: Actor, reason?: string): Promise<DeploymentStatus> {
-    return this.#serial(async (): Promise<DeploymentStatus> => {
+    return this.#thenPoke(this.#serial(async (): Promise<DeploymentStatus> => {
       const deployment = await this.#ctx.store.getDeployment(deploymentId);
       if (deployment === undefined) throw new ManagerError('DEPLOYMENT_NOT_FOUND', `No deployment has id ${echo(deploymentId, DeploymentIdSchema, '(the given id)')}. List them with \`drover rollout status\`.`);
       const now = this.#ctx.now();
@@ -270,7 +286,7 @@ export class RolloutEngine {
       await this.#ctx.audit.flush();
       this.#ctx.logger.info({ event: `deployment.${action}`, deploymentId, status: next.status }, 'deployment action');
       return this.#status(next);
-    }, true);
+    }, true));
   }
 
   async #skipPending(deployment: DeploymentRecord, now: Date, why: string): Promise<TargetRecord[]> {
@@ -614,6 +630,9 @@ export class RolloutEngine {
       audits.push({ event: `deployment.${type}`, outcome: type === 'gate_failed' || type === 'failed' ? 'failure' : 'success', details: { phase: deployment.phases[deployment.phaseIndex]?.name ?? null, ...details } });
     };
     let skipped: TargetRecord[] = [];
+    if (deployment.status === 'in_progress' && deployment.phaseState === 'soaking' && deployment.soakUntil !== undefined) {
+      this.#tickWithin(deployment.soakUntil.getTime() - now.getTime());
+    }
 
     if (deployment.status === 'in_progress' && deployment.phaseState === 'rolling') {
       const phaseCounts = counts.byPhase[deployment.phaseIndex] ?? {};
@@ -689,6 +708,8 @@ export class RolloutEngine {
     };
     await ctx.store.writeRollout({ ...write, fence: this.#fence });
     await ctx.audit.flush();
+    // A gate decided, a phase started, a soak began: the next step is taken at once, not a tick later.
+    this.#tickWithin(0);
     if (events.length > 0) ctx.logger.info({ event: 'deployment.transition', deploymentId: deployment.id, status: next.status, phase: next.phaseIndex, phaseState: next.phaseState }, next.message);
   }
 }
