@@ -74,6 +74,8 @@ export class SimulatedHost {
   checkins = 0;
   /** The HTTP status of the last check-in answered. */
   lastStatus = 0;
+  /** Check-ins answered 503 (shed by an overloaded manager, or CHANNEL_FULL). */
+  unavailable = 0;
   /** Check-ins sent (answered or not: a held one is answered only when a command comes or its wait ends). */
   sent = 0;
   /** When each check-in was sent (ms since the epoch), kept only while `recordSends` is true. */
@@ -119,24 +121,35 @@ export class SimulatedHost {
   }
 
   async enroll(pool: Pool, enrollmentToken: string): Promise<void> {
-    const res = await pool.request({
-      method: 'POST',
-      path: '/v1/agents/enroll',
-      headers: { 'content-type': 'application/json', 'x-machine-id': this.machineId },
-      body: JSON.stringify({
-        enrollmentToken,
-        machineId: this.machineId,
-        hostname: this.name,
-        platform: 'linux-x64',
-        arch: 'x64',
-        agentVersion: this.version,
-        daemonVersion: '0.5.0',
-        inventory: { os: { platform: 'linux' } },
-      }),
-    });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`enroll ${this.name}: ${res.statusCode} ${text}`);
-    const enrolled = JSON.parse(text) as EnrollResponse;
+    // An overloaded manager (503 with Retry-After) is asked again after the time it gives, as droverd does.
+    for (let attempt = 1; ; attempt++) {
+      const res = await pool.request({
+        method: 'POST',
+        path: '/v1/agents/enroll',
+        headers: { 'content-type': 'application/json', 'x-machine-id': this.machineId },
+        body: JSON.stringify({
+          enrollmentToken,
+          machineId: this.machineId,
+          hostname: this.name,
+          platform: 'linux-x64',
+          arch: 'x64',
+          agentVersion: this.version,
+          daemonVersion: '0.5.0',
+          inventory: { os: { platform: 'linux' } },
+        }),
+      });
+      const text = await res.body.text();
+      if (res.statusCode === 503 && attempt < 10) {
+        await sleep(retryDelay(CHECKIN_BACKOFF, attempt, res.headers['retry-after']));
+        continue;
+      }
+      if (res.statusCode !== 200) throw new Error(`enroll ${this.name}: ${res.statusCode} ${text}`);
+      this.#enrolled(JSON.parse(text) as EnrollResponse);
+      return;
+    }
+  }
+
+  #enrolled(enrolled: EnrollResponse): void {
     this.agentId = enrolled.agentId;
     this.credential = enrolled.credential;
     this.serviceToken = enrolled.serviceToken;
@@ -183,6 +196,7 @@ export class SimulatedHost {
     }
     this.checkins++;
     this.lastStatus = status;
+    if (status === 503) this.unavailable++;
     if (status === 200 || status === 426) {
       this.#acks = this.#acks.filter((id) => !acks.includes(id));
       this.#results = this.#results.filter((r) => !results.includes(r));

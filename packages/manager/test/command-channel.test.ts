@@ -72,6 +72,8 @@ describe('the command channel (SQLite, one manager)', () => {
     const [a, b, c] = [await m.enroll(), await m.enroll(), await m.enroll()];
     const held = [m.checkin(a, { headers: wait(3) }), m.checkin(b, { headers: wait(3) })];
     await new Promise((resolve) => setTimeout(resolve, 300));
+    // The gauge operators watch says how many are held.
+    expect(await m.app.manager.metrics.scrape()).toMatch(/^drover_channel_held 2$/m);
     const before = (await m.app.manager.context.store.getAgent(c.agentId))?.lastCheckinAt;
     const full = await m.checkin(c, { headers: wait(3) });
     expect(refusal(full)).toEqual([503, 'CHANNEL_FULL']);
@@ -81,6 +83,7 @@ describe('the command channel (SQLite, one manager)', () => {
     // Without the header it is an ordinary check-in.
     expect((await m.checkin(c)).status).toBe(200);
     for (const res of await Promise.all(held)) expect(res.status).toBe(200);
+    expect(await m.app.manager.metrics.scrape()).toMatch(/^drover_channel_held 0$/m);
     for (const bad of ['0', '-1', '1.5', 'abc', '99999']) expect(refusal(await m.checkin(c, { headers: { 'x-drover-wait': bad } }))[0], bad).toBe(400);
   });
 });

@@ -60,6 +60,7 @@ export class ManagerMetrics {
   readonly httpRequest: Histogram<'route' | 'method' | 'status_class'>;
   readonly #codes = new Set<string>();
   #store: Store | undefined;
+  #held: (() => number) | undefined;
 
   readonly checkinInterval: Gauge;
 
@@ -109,11 +110,25 @@ export class ManagerMetrics {
         if (store !== undefined) this.set(await store.countAgents());
       },
     });
+    const heldOf = (): number => this.#held?.() ?? 0;
+    new Gauge({
+      name: 'drover_channel_held',
+      help: 'Check-ins this manager holds now on the command channel, each an open connection waiting for a command; read at scrape.',
+      registers,
+      collect() {
+        this.set(heldOf());
+      },
+    });
     // Series that alerts and dashboards read start at 0, so rate() and increase() see their first event.
     for (const outcome of ['ok', 'upgrade_required', 'unauthorized', 'refused']) this.checkins.inc({ outcome }, 0);
     for (const outcome of FINAL_OUTCOMES) this.updateOutcomes.inc({ outcome, code: '' }, 0);
     for (const type of ['created', 'phase_started', 'phase_passed', 'gate_failed', 'completed', 'failed', 'agent_updated', 'agent_failed', 'agent_deferred', 'agent_rolled_back']) this.rolloutEvents.inc({ type }, 0);
     this.checkinInterval = new Gauge({ name: 'drover_checkin_interval_seconds', help: 'Seconds between two check-ins of a host, as this manager tells daemons.', registers });
+  }
+
+  /** Check-ins held now on the command channel (decision 0041), read at scrape. */
+  bindChannel(held: () => number): void {
+    this.#held = held;
   }
 
   /** The store the scrape-time gauges read (the manager's, once open). */

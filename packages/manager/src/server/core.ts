@@ -194,6 +194,7 @@ export class ManagerCore {
     this.#closeKeys = options.closeKeys ?? [];
     this.rollouts = new RolloutEngine(context, options.rollout);
     this.commandSignals = new CommandSignals(context.settings.channelMaxHeld);
+    this.metrics.bindChannel(() => this.commandSignals.held);
     this.#unwatchCommands =
       context.settings.channelMaxHeld > 0
         ? context.store.watchCommands((agentIds) => {
