@@ -109,6 +109,14 @@ describe('the command channel: droverd and the manager as operators run them', (
     return answer.json as DeploymentStatus;
   }
 
+  /** The deployment's status once it has closed (completed_at set), waited for at most `timeoutMs`. */
+  async function closed(id: string, timeoutMs: number): Promise<DeploymentStatus> {
+    return until(async () => {
+      const s = await deployment(id);
+      return s.completed_at === null ? undefined : s;
+    }, timeoutMs, `deployment ${id} to close`);
+  }
+
   /** An operator's pause, resume or abort (POST /manager/v1/updates/{id}/{action}); answers the deployment's status. */
   async function steer(id: string, action: 'pause' | 'resume' | 'abort'): Promise<DeploymentStatus> {
     const answer = await manager.call('POST', `/manager/v1/updates/${id}/${action}`, admin(), { reason: `channel test: ${action}` });
@@ -121,7 +129,7 @@ describe('the command channel: droverd and the manager as operators run them', (
    * deploy API, one host at a time (maxInFlight 1; a host counts as updating until it has stayed
    * healthy 3 s); answers as soon as its first host has started.
    */
-  async function rolloutOneAtATime(): Promise<{ id: string; fleet: { host: Host; agentId: string }[]; first: string }> {
+  async function rolloutOneAtATime(): Promise<{ id: string; fleet: { host: Host; agentId: string; daemon: DaemonProcess }[]; first: string }> {
     await removeEnrolledHosts();
     const fleet = await Promise.all([runningHost({}), runningHost({}), runningHost({})]);
     const rollout = { maxInFlight: 1, healthGraceSeconds: 3, soakSeconds: 0, targetDeadlineSeconds: 60 };
@@ -219,10 +227,12 @@ describe('the command channel: droverd and the manager as operators run them', (
     await sleep(5_000);
     const still = await deployment(id);
     expect(still.status).toBe('paused');
-    for (const { host, agentId } of waiting) {
+    for (const { host, agentId, daemon } of waiting) {
       expect(still.agents.find((a) => a.agent_id === agentId)?.state).toBe('pending');
       expect(await commandsOf(agentId, id)).toEqual([]);
       await waitForAgent(host, '1.0.0', 2_000);
+      // Its channel stayed up all along: no check-in of it failed or was turned away.
+      expect(daemon.lines.filter((l) => l.event === 'checkin.failed' || l.event === 'checkin.channel_full')).toEqual([]);
     }
     const pausedSeconds = (Date.now() - pausedAt) / 1000;
     // Resumed: the next host takes its command within seconds (the check-in interval is an hour).
@@ -242,10 +252,7 @@ describe('the command channel: droverd and the manager as operators run them', (
     const takenSeconds = (Date.parse(taken.ackedAt ?? '') - resumedAt) / 1000;
     expect(takenSeconds).toBeLessThan(5);
     // And the rollout completes, one host after the other.
-    const end = await until(async () => {
-      const s = await deployment(id);
-      return s.completed_at === null ? undefined : s;
-    }, 60_000, 'the rollout to complete');
+    const end = await closed(id, 60_000);
     expect(end.status).toBe('completed');
     expect(end.agents.map((a) => a.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     for (const { host, agentId } of fleet) {
@@ -267,10 +274,7 @@ describe('the command channel: droverd and the manager as operators run them', (
       expect([target?.state, target?.error?.code]).toEqual(['skipped', 'DEPLOYMENT_STOPPED']);
     }
     // The first host had taken its command: it finishes, and the deployment closes, cancelled.
-    const end = await until(async () => {
-      const s = await deployment(id);
-      return s.completed_at === null ? undefined : s;
-    }, 30_000, 'the aborted deployment to close');
+    const end = await closed(id, 30_000);
     expect(end.status).toBe('cancelled');
     expect(end.events.map((e) => e.event_type)).toContain('aborted');
     expect(end.agents.find((a) => a.agent_id === first)?.state).toBe('succeeded');
