@@ -16,6 +16,9 @@ import { until } from './wait.js';
 /** A command as the operator API shows it (GET /v1/agents/:id). */
 export interface CommandView {
   id: string;
+  deploymentId: string | null;
+  /** How many check-in answers carried it. */
+  deliveredCount: number;
   ackedAt: string | null;
   outcome: string | null;
   outcomeDetail: { code?: string; message?: string } | null;
