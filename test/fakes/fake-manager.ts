@@ -142,6 +142,10 @@ export class FakeManager {
   #lastDaemonVersion = '0.0.0';
   #seq = 0;
   #waiters = new Set<() => void>();
+  /** Held check-ins, each ended by a command queued. */
+  readonly #holds = new Set<() => void>();
+  /** Holds check-ins that ask for it (X-Drover-Wait) as the real manager does; off by default. */
+  holdCheckins = false;
 
   private constructor() {
     this.#server = createServer((req, res) => {
@@ -228,6 +232,7 @@ export class FakeManager {
       deadline: (input.deadline ?? new Date(Date.now() + 10 * 60_000)).toISOString(),
       ...(input.deferralWindowSeconds === undefined ? {} : { deferralWindowSeconds: input.deferralWindowSeconds }),
     });
+    for (const release of [...this.#holds]) release();
     return { commandId, nonce, nonceId: issued.payload.nonceId, envelope, path };
   }
 
@@ -341,7 +346,27 @@ export class FakeManager {
     for (const id of body.acks) this.acked.add(id);
     this.results.push(...body.results);
     for (const result of body.results) if (!this.resultAt.has(`${result.commandId}:${result.outcome}`)) this.resultAt.set(`${result.commandId}:${result.outcome}`, Date.now());
-    const commands = this.#pending.filter((command) => !this.acked.has(command.id));
+    let commands = this.#pending.filter((command) => !this.acked.has(command.id));
+    const wait = Number(headers['x-drover-wait'] ?? 0);
+    if (this.holdCheckins && wait > 0) {
+      // The command channel (decision 0041), as the real manager holds it: a check-in with nothing
+      // to report and no command waits for one (queueUpdate), its wait's end, or the host leaving.
+      if (commands.length === 0 && body.acks.length === 0 && body.results.length === 0) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            this.#holds.delete(done);
+            res.off('close', done);
+            resolve();
+          };
+          const timer = setTimeout(done, wait * 1000);
+          this.#holds.add(done);
+          res.once('close', done);
+        });
+        commands = this.#pending.filter((command) => !this.acked.has(command.id));
+      }
+      res.setHeader('x-drover-wait', '0');
+    }
     for (const command of commands) if (!this.deliveredAt.has(command.id)) this.deliveredAt.set(command.id, Date.now());
     json(res, 200, { commands, nextCheckinSeconds: this.nextCheckinSeconds });
   }
