@@ -211,6 +211,30 @@ describe('rollout engine with a simulated fleet', () => {
     expect(third).not.toBe(id2);
   });
 
+  it('abort withdraws a command no check-in handed out yet: the host that was away never takes it', async () => {
+    // Host 2 is away (no check-in) when every host is sent its command; the others take theirs.
+    const { m, f } = await setup([{}, {}, { offline: true }]);
+    const id = await notify(m, { version: '2.0.0', strategy: 'immediate', metadata: { rollout: { ...fast, maxInFlight: 3 } } });
+    await until(m, id, (x) => x.agents.filter((a) => a.state === 'succeeded').length === 2);
+    const away = f.hosts[2];
+    if (away === undefined) throw new Error('no host 2');
+    expect((await status(m, id)).agents.find((a) => a.agent_id === away.agentId)?.state).toBe('notified');
+    const res = await m.request('POST', `/manager/v1/updates/${id}/abort`, { headers: { authorization: `Bearer ${m.adminToken}` }, json: { reason: 'test' } });
+    expect(res.status, res.text).toBe(200);
+    // Closed at once, not at the away host's deadline: its target never started.
+    const s = await until(m, id, ended, 5_000);
+    expect(s.status).toBe('cancelled');
+    expect(s.agents.find((a) => a.agent_id === away.agentId)?.state).toBe('skipped');
+    // Back, it checks in: no command comes, and it stays on 1.0.0.
+    expect(await away.checkIn(f.pool)).toBe(true);
+    expect(away.received).toEqual([]);
+    expect(away.version).toBe('1.0.0');
+    const view = await m.request('GET', `/v1/agents/${away.agentId}`, { headers: { authorization: `Bearer ${m.adminToken}` } });
+    expect((view.json as { commands: { outcome: string | null; deliveredCount: number }[] }).commands).toMatchObject([{ outcome: 'withdrawn', deliveredCount: 0 }]);
+    // The hosts that took theirs are done and stay done.
+    expect(f.hosts.filter((h) => h.version === '2.0.0')).toHaveLength(2);
+  });
+
   it('canary by operator groups, then an operator rollback sends every updated agent a signed rollback command', async () => {
     const { m, f } = await setup(Array.from({ length: 6 }, () => ({})));
     const groups = ['explorer', 'early_adopter', 'early_adopter', 'general', undefined, undefined];

@@ -332,6 +332,21 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect(await store.getAgent(agentId)).toMatchObject({ update: { step: 'x' }, inventory: { os: 'linux' }, lastCheckinAt: t0 });
     });
 
+    it('withdraws only commands no check-in handed out: those are never delivered; a delivered one stays', async () => {
+      const agentId = await enrolled(await token(1), 3);
+      for (const n of [1, 2, 3]) await store.insertCommand({ id: `cmd-${n}`, agentId, type: 'update', body: { n }, createdAt: at(n) });
+      const base = { agentId, at: t0, agentVersion: '1.0.0', daemonVersion: '0.1.0', health: {}, update: undefined, inventory: undefined, acks: [], results: [] };
+      // cmd-1 goes out in a check-in; then cmd-1 (delivered), cmd-2 (not) and an unknown id are withdrawn.
+      expect(await store.recordCheckin({ ...base, commandLimit: 1 })).toMatchObject({ ok: true, commands: [{ id: 'cmd-1' }] });
+      expect(await store.withdrawCommands(['cmd-1', 'cmd-2', 'cmd-none'], at(9))).toEqual(['cmd-2']);
+      expect(await store.withdrawCommands(['cmd-2'], at(10))).toEqual([]);
+      expect(await store.withdrawCommands([], at(10))).toEqual([]);
+      expect(await store.getCommand('cmd-2')).toMatchObject({ outcome: 'withdrawn', ackedAt: at(9), deliveredCount: 0 });
+      expect(await store.getCommand('cmd-1')).toMatchObject({ outcome: undefined, ackedAt: undefined, deliveredCount: 1 });
+      // From now on a check-in hands out cmd-1 again and cmd-3, never cmd-2.
+      expect(await store.recordCheckin({ ...base, commandLimit: 32 })).toMatchObject({ ok: true, commands: [{ id: 'cmd-1' }, { id: 'cmd-3' }] });
+    });
+
     it('buffers plain check-ins but never lets a reader, a durable write or a restart miss them', async () => {
       const hash = await token(2);
       const a = await enrolled(hash, 21);

@@ -289,11 +289,20 @@ export class RolloutEngine {
     }, true));
   }
 
+  /**
+   * The targets that never start now: every pending one, and every notified one whose command no
+   * check-in has handed out yet (withdrawn, so that a host that was not holding the channel does not
+   * take it later). A command delivered already is the host's: that target runs its course.
+   */
   async #skipPending(deployment: DeploymentRecord, now: Date, why: string): Promise<TargetRecord[]> {
     const targets = await this.#ctx.store.listTargets(deployment.id);
-    return targets
-      .filter((t) => t.state === 'pending')
-      .map((t) => ({ ...t, state: 'skipped' as const, errorCode: 'DEPLOYMENT_STOPPED', message: `never started: ${why}`, updatedAt: now }));
+    const notified = targets.filter((t) => t.state === 'notified' && t.commandId !== undefined);
+    const withdrawn = new Set(notified.length === 0 ? [] : await this.#ctx.store.withdrawCommands(notified.map((t) => t.commandId ?? ''), now));
+    const skip = (t: TargetRecord, message: string): TargetRecord => ({ ...t, state: 'skipped', errorCode: 'DEPLOYMENT_STOPPED', message, updatedAt: now });
+    return [
+      ...targets.filter((t) => t.state === 'pending').map((t) => skip(t, `never started: ${why}`)),
+      ...notified.filter((t) => withdrawn.has(t.commandId ?? '')).map((t) => skip(t, `never started: ${why}; its command was withdrawn before the host took it`)),
+    ];
   }
 
   /** The deployment's status (CIRIS's DeploymentStatus plus every target). */

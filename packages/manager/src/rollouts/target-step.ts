@@ -121,6 +121,9 @@ function windowPassed(target: TargetRecord, deployment: DeploymentRecord, now: D
 export function stepDaemonTarget(view: TargetView, deployment: DeploymentRecord, now: Date, staleAfterMs: number): TargetStep | undefined {
   const target = recordOf(view);
   const outcome = view.command?.outcome;
+  // Withdrawn before any check-in handed it out (an abort or a rollback whose write did not follow,
+  // e.g. a crash in between): the host never saw it.
+  if (outcome === 'withdrawn') return { next: { ...target, state: 'skipped', errorCode: 'DEPLOYMENT_STOPPED', message: 'never started: its command was withdrawn before the host took it', updatedAt: now } };
   if (outcome !== undefined && FAILED_OUTCOMES.has(outcome) && target.state !== 'health_check') {
     const code = typeof view.command?.detail?.['code'] === 'string' ? view.command.detail['code'] : outcome;
     // The daemon gave up a busy agent at the end of the command's deferral window: the same end as the engine's own.

@@ -539,7 +539,7 @@ export class PostgresStore implements Store {
         const rows = await all<CommandRow>(
           db,
           `UPDATE commands SET delivered_count = delivered_count + 1, last_delivered_at = $1
-           WHERE seq IN (SELECT seq FROM commands WHERE agent_id = $2 AND acked_at IS NULL ORDER BY seq LIMIT $3) RETURNING *`,
+           WHERE seq IN (SELECT seq FROM commands WHERE agent_id = $2 AND acked_at IS NULL ORDER BY seq LIMIT $3) AND acked_at IS NULL RETURNING *`,
           [at, write.agentId, write.commandLimit],
         );
         rows.sort((a, b) => a.seq - b.seq);
@@ -549,6 +549,16 @@ export class PostgresStore implements Store {
       if (error instanceof NonceReplayed) return { ok: false, reason: 'nonce_replayed', nonceId: error.nonceId, commandId: error.commandId };
       throw error;
     }
+  }
+
+  async withdrawCommands(commandIds: readonly string[], at: Date): Promise<string[]> {
+    if (commandIds.length === 0) return [];
+    // A check-in delivering one of them at the same time either goes first (delivered_count is then
+    // 1 and it stays) or finds it acked: its UPDATE rechecks acked_at on the row it waited for.
+    const rows = await this.#tx((db) =>
+      all<{ id: string }>(db, "UPDATE commands SET acked_at = $1, outcome = 'withdrawn', outcome_at = $1 WHERE id = ANY($2::text[]) AND acked_at IS NULL AND delivered_count = 0 RETURNING id", [at.getTime(), [...commandIds]]),
+    );
+    return rows.map((row) => row.id);
   }
 
   insertCommand(command: records.NewCommand, nonce?: records.NewNonce, audit?: readonly records.PendingAuditRecord[]): Promise<void> {

@@ -120,6 +120,7 @@ function prepareStatements(db: Database.Database) {
     commandResult: db.prepare<[string, string, number, number, string, string]>(
       'UPDATE commands SET outcome = ?, outcome_detail_json = ?, outcome_at = ?, acked_at = coalesce(acked_at, ?) WHERE id = ? AND agent_id = ?',
     ),
+    commandWithdraw: db.prepare<[number, number, string]>("UPDATE commands SET acked_at = ?, outcome = 'withdrawn', outcome_at = ? WHERE id = ? AND acked_at IS NULL AND delivered_count = 0"),
     commandDelivered: db.prepare<[number, string]>('UPDATE commands SET delivered_count = delivered_count + 1, last_delivered_at = ? WHERE id = ?'),
     nonceInsert: db.prepare<[string, string, string, string, string, string, string, string, number, string, number, number]>(
       `INSERT INTO nonces (id, agent_id, machine_id, command_id, deployment_id, artifact, from_version, to_version, rollback, token, issued_at, expires_at)
@@ -485,6 +486,14 @@ export class SqliteStore implements Store {
       this.#audit(audit);
     });
     return Promise.resolve();
+  }
+
+  withdrawCommands(commandIds: readonly string[], at: Date): Promise<string[]> {
+    const withdrawn: string[] = [];
+    this.#durable(() => {
+      for (const id of commandIds) if (this.#s.commandWithdraw.run(at.getTime(), at.getTime(), id).changes === 1) withdrawn.push(id);
+    });
+    return Promise.resolve(withdrawn);
   }
 
   #insertCommand(command: NewCommand, nonce: NewNonce | undefined): void {
