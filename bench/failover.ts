@@ -71,6 +71,7 @@ try {
       deliverySeconds: result.deliverySeconds,
       movedHosts: result.movedHosts,
       checkinsSent: result.checkinsSent,
+      redeliveredCommands: result.redeliveredCommands,
       eventsStreamedInOrder: result.streamedEventIds.join(',') === result.eventSeqs.join(','),
       auditVerified,
       auditRecords: Number(/VERIFIED (\d+)/.exec(result.auditVerify[0]?.line ?? '')?.[1] ?? 0),

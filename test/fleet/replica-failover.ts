@@ -52,6 +52,8 @@ export interface ReplicaFailoverResult {
   deliverySeconds: { median: number; max: number };
   /** Check-ins the hosts sent, answered or not. */
   checkinsSent: number;
+  /** Commands of the deployment the manager sent more than once (an answer lost on the way: cut by a kill or a retarget). */
+  redeliveredCommands: number;
   /** Event ids a watcher of replica b received (from b's first restart on), and the database's event seqs. */
   streamedEventIds: number[];
   eventSeqs: number[];
@@ -192,7 +194,8 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
     const eventSeqs = (await db.query<{ seq: string }>('SELECT seq FROM deployment_events WHERE deployment_id = $1 ORDER BY seq', [deploymentId])).rows.map((row) => Number(row.seq));
     await waitFor('the event stream to catch up', () => ((stream?.ids.at(-1) ?? 0) >= (eventSeqs.at(-1) ?? 0) ? true : undefined), 10_000);
     const hosts = [...fleets.a.hosts, ...fleets.b.hosts];
-    const written = new Map((await db.query<{ id: string; created_at: string }>('SELECT id, created_at FROM commands WHERE deployment_id = $1', [deploymentId])).rows.map((row) => [row.id, Number(row.created_at)]));
+    const commands = (await db.query<{ id: string; created_at: string; delivered_count: number }>('SELECT id, created_at, delivered_count FROM commands WHERE deployment_id = $1', [deploymentId])).rows;
+    const written = new Map(commands.map((row) => [row.id, Number(row.created_at)]));
     const delays = hosts
       .flatMap((host) => host.received.filter((c) => c.deploymentId === deploymentId).map((c) => (c.receivedAt - (written.get(c.id) ?? c.receivedAt)) / 1000))
       .sort((x, y) => x - y);
@@ -213,6 +216,7 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
       rolloutSeconds,
       deliverySeconds: { median: delays[Math.floor(delays.length / 2)] ?? 0, max: delays.at(-1) ?? 0 },
       checkinsSent: hosts.reduce((sum, host) => sum + host.sent, 0),
+      redeliveredCommands: commands.filter((row) => row.delivered_count > 1).length,
       streamedEventIds: [...stream.ids],
       eventSeqs,
       auditVerify,

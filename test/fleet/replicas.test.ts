@@ -60,8 +60,8 @@ function expectCarriedThrough(result: ReplicaFailoverResult): void {
 }
 
 function summary(result: ReplicaFailoverResult): string {
-  const { rolloutSeconds, deliverySeconds, movedHosts, checkinsSent, takeoverSeconds } = result;
-  return JSON.stringify({ rolloutSeconds, deliverySeconds, movedHosts, checkinsSent, takeoverSeconds });
+  const { rolloutSeconds, deliverySeconds, movedHosts, checkinsSent, redeliveredCommands, takeoverSeconds } = result;
+  return JSON.stringify({ rolloutSeconds, deliverySeconds, movedHosts, checkinsSent, redeliveredCommands, takeoverSeconds });
 }
 
 describe.skipIf(skip)('two manager replicas on one PostgreSQL database', () => {
