@@ -161,10 +161,12 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
       const otherUrl = managers[other].url;
       const moved = (): number =>
         (fleets?.[name].hosts ?? []).filter((host) => host.received.some((c) => c.deploymentId === deploymentId && c.via === otherUrl && c.receivedAt >= killedAt)).length;
-      // It stays down until one has (for at most 20 s; the count says whether one did): on the
-      // channel a batch of the phase is quicker than a restart, which would otherwise find every
+      // On the channel it stays down until one has (for at most 20 s; the count says whether one
+      // did): a batch of the phase goes quicker than a restart, which would otherwise find every
       // moved host without a command yet and take them back.
-      await waitFor('a host of the killed replica to get a command through the other one', () => (moved() > 0 ? true : undefined), 20_000).catch(() => undefined);
+      if ((options.channelWaitSeconds ?? 0) > 0) {
+        await waitFor('a host of the killed replica to get a command through the other one', () => (moved() > 0 ? true : undefined), 20_000).catch(() => undefined);
+      }
       movedHosts.push(moved());
       managers[name] = await start(name);
       // New check-ins go to it again; those held by the other replica stay there until answered.
