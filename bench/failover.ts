@@ -3,9 +3,12 @@
 // between them, a three-phase canary rollout, the replica of each phase SIGKILLed and restarted.
 // Prints one JSON line: whether the rollout completed, hosts with a duplicate command, the seconds
 // from each SIGKILL until the other replica took the rollout lease (target: under 10), and whether
-// the one audit chain verifies from both directories.
+// the one audit chain verifies from both directories. With --channel-wait every host holds its
+// check-in that many seconds (the command channel, decision 0041); --max-in-flight sets the
+// rollout's batch (ten hosts at a time make a phase outlast a kill on the channel).
 //
 //   npm run bench:failover [-- --hosts 200 --checkin-ms 400 --database postgres://...]
+//   npm run bench:failover -- --checkin-ms 60000 --channel-wait 50 --max-in-flight 10
 //
 // Without --database (or DROVER_TEST_DATABASE_URL), a throwaway PostgreSQL is started with
 // scripts/services.sh and stopped after. Needs `npm run build` first (the replicas are the built
@@ -21,6 +24,8 @@ const { values } = parseArgs({
   options: {
     hosts: { type: 'string', default: '200' },
     'checkin-ms': { type: 'string', default: '400' },
+    'channel-wait': { type: 'string', default: '0' },
+    'max-in-flight': { type: 'string' },
     database: { type: 'string' },
   },
 });
@@ -40,7 +45,14 @@ const url = new URL(server);
 url.pathname = `/${name}`;
 const started = Date.now();
 try {
-  const result = await replicaFailover({ databaseUrl: url.toString(), hostsPerReplica: hosts / 2, checkinEveryMs: Number(values['checkin-ms']) });
+  const maxInFlight = values['max-in-flight'] === undefined ? undefined : Number(values['max-in-flight']);
+  const result = await replicaFailover({
+    databaseUrl: url.toString(),
+    hostsPerReplica: hosts / 2,
+    checkinEveryMs: Number(values['checkin-ms']),
+    channelWaitSeconds: Number(values['channel-wait']),
+    ...(maxInFlight === undefined ? {} : { rollout: { maxInFlight } }),
+  });
   const takeoverSeconds = Math.max(...result.takeoverSeconds);
   const auditVerified = result.auditVerify.every((v) => v.code === 0 && v.line.startsWith('VERIFIED'));
   const rolloutCompleted = result.final.status === 'completed' && result.hostsNotUpdated === 0;
@@ -54,6 +66,12 @@ try {
       duplicateCommands: result.duplicateCommands,
       takeoverSeconds,
       takeoverSecondsEach: result.takeoverSeconds,
+      channelWaitSeconds: Number(values['channel-wait']),
+      rolloutSeconds: result.rolloutSeconds,
+      deliverySeconds: result.deliverySeconds,
+      movedHosts: result.movedHosts,
+      checkinsSent: result.checkinsSent,
+      redeliveredCommands: result.redeliveredCommands,
       eventsStreamedInOrder: result.streamedEventIds.join(',') === result.eventSeqs.join(','),
       auditVerified,
       auditRecords: Number(/VERIFIED (\d+)/.exec(result.auditVerify[0]?.line ?? '')?.[1] ?? 0),

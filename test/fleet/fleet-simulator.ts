@@ -47,6 +47,8 @@ export interface ReceivedCommand {
   installedAt?: number;
   /** The code the host gave the command up with (failed), if it did. */
   gaveUpWith?: string;
+  /** The URL of the manager whose answer carried it first (when the fleet says which one it asks). */
+  via?: string;
 }
 
 interface QueueEntry {
@@ -156,8 +158,8 @@ export class SimulatedHost {
     this.#managerKeys = enrolled.managerKeys.map((k) => Ed25519PublicKey.from(k.publicKey));
   }
 
-  /** One check-in, then the work it brought. Returns false when the manager was unreachable. */
-  async checkIn(pool: Pool): Promise<boolean> {
+  /** One check-in (to `via`, the manager `pool` reaches, when known), then the work it brought. Returns false when the manager was unreachable. */
+  async checkIn(pool: Pool, via?: string): Promise<boolean> {
     const acks = [...this.#acks];
     const results = [...this.#results];
     // An update in progress counts as something to report: droverd's wake() would cut the hold short
@@ -237,7 +239,7 @@ export class SimulatedHost {
         verified = false;
         payload = readNonceUnverified(command.nonce);
       }
-      this.received.push({ id: command.id, deploymentId: payload.deploymentId, toVersion: payload.toVersion, rollback: payload.rollback, nonceId: payload.nonceId, verified, receivedAt: Date.now() });
+      this.received.push({ id: command.id, deploymentId: payload.deploymentId, toVersion: payload.toVersion, rollback: payload.rollback, nonceId: payload.nonceId, verified, receivedAt: Date.now(), ...(via === undefined ? {} : { via }) });
       if (!verified) {
         this.#results.push({ commandId: command.id, outcome: 'rejected', detail: { code: 'NONCE_SIGNATURE_INVALID' }, nonce: command.nonce });
         continue;
@@ -303,7 +305,8 @@ export class SimulatedHost {
     this.#results.push({ commandId: entry.id, outcome: 'failed', detail: { code }, nonce: entry.token });
   }
 
-  start(pool: () => Pool, everyMs: number): void {
+  /** Checks in through `pool()` until stopped; `via()`, if given, names the manager that pool reaches. */
+  start(pool: () => Pool, everyMs: number, via?: () => string): void {
     if (this.behaviour.offline === true) return;
     const interval = this.behaviour.checkinEveryMs ?? everyMs;
     // A stopped host may start again (a fleet paused while its manager moved).
@@ -311,7 +314,7 @@ export class SimulatedHost {
     this.#stopping = new AbortController();
     this.#loop = (async () => {
       while (!this.#stopped) {
-        await this.checkIn(pool());
+        await this.checkIn(pool(), via?.());
         // On the channel, droverd's own pacing; otherwise (and when the channel is not there) the interval.
         await sleep(this.channelWaitSeconds > 0 ? (this.#nextDelayMs ?? interval) : interval);
       }
@@ -329,6 +332,9 @@ export class SimulatedHost {
 export class FleetSimulator {
   readonly hosts: SimulatedHost[] = [];
   #pool: Pool;
+  #url: string;
+  /** Pools left by `retarget(url, { drain: true })`, closing as their requests end. */
+  readonly #draining: Promise<void>[] = [];
 
   constructor(
     url: string,
@@ -336,6 +342,7 @@ export class FleetSimulator {
     readonly options: { checkinEveryMs?: number; channelWaitSeconds?: number } = {},
   ) {
     this.#pool = this.#newPool(url);
+    this.#url = url;
   }
 
   #newPool(url: string): Pool {
@@ -346,15 +353,26 @@ export class FleetSimulator {
       : new Pool(url, { connections: 16, headersTimeout: 10_000, bodyTimeout: 10_000 });
   }
 
-  /** Points the fleet at another URL (a restarted manager); the hosts keep their identity. */
-  async retarget(url: string): Promise<void> {
+  /**
+   * Points the fleet at another URL (a restarted manager); the hosts keep their identity. The
+   * requests under way on the old URL are cut, or with `drain` left to end (a load balancer that
+   * sends new connections elsewhere and cuts none: a held check-in stays held where it is).
+   */
+  async retarget(url: string, { drain = false }: { drain?: boolean } = {}): Promise<void> {
     const old = this.#pool;
     this.#pool = this.#newPool(url);
-    await old.destroy();
+    this.#url = url;
+    if (drain) this.#draining.push(old.close());
+    else await old.destroy();
   }
 
   get pool(): Pool {
     return this.#pool;
+  }
+
+  /** The manager URL the fleet checks in with now. */
+  get url(): string {
+    return this.#url;
   }
 
   async enroll(enrollmentToken: string, behaviours: readonly HostBehaviour[], initialVersion = '1.0.0'): Promise<SimulatedHost[]> {
@@ -366,7 +384,7 @@ export class FleetSimulator {
   }
 
   start(): void {
-    for (const host of this.hosts) host.start(() => this.#pool, this.options.checkinEveryMs ?? 50);
+    for (const host of this.hosts) host.start(() => this.#pool, this.options.checkinEveryMs ?? 50, () => this.#url);
   }
 
   async stop(): Promise<void> {
@@ -386,7 +404,7 @@ export class FleetSimulator {
 
   async close(): Promise<void> {
     await this.stop();
-    await this.#pool.close();
+    await Promise.all([this.#pool.close(), ...this.#draining]);
   }
 }
 

@@ -3,7 +3,9 @@
 // processes, copies of one directory) on one PostgreSQL database, simulated daemons split between
 // them, a three-phase canary rollout, and the replica named for each phase SIGKILLed once the phase
 // is under way and started again, its hosts sent to the other replica meanwhile, as a load
-// balancer would. Decision 0038.
+// balancer would. Decision 0038. With `channelWaitSeconds` every host holds its check-in (the
+// command channel, decision 0041): a killed replica's held check-ins fail and its hosts check in
+// again, after droverd's backoff, with the other one.
 import { cp, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +26,10 @@ export interface ReplicaFailoverOptions {
   checkinEveryMs: number;
   /** The replica killed in each phase, in phase order (the canary phases are 10%, 30%, 100%). */
   kills?: readonly Replica[];
+  /** Seconds each host asks the manager to hold its check-in (the command channel); absent or 0: plain check-ins. */
+  channelWaitSeconds?: number;
+  /** The deployment's `metadata.rollout`, over this scenario's (soak 0.5 s, health grace 0.3 s, target deadline 60 s). */
+  rollout?: Record<string, number>;
 }
 
 export interface ReplicaFailoverResult {
@@ -38,6 +44,16 @@ export interface ReplicaFailoverResult {
   hosts: number;
   /** Seconds from each SIGKILL until the other replica took the rollout lease. */
   takeoverSeconds: number[];
+  /** For each kill: hosts of the killed replica that received a command of the deployment through the other replica while theirs was down. */
+  movedHosts: number[];
+  /** Seconds from the notification until the rollout completed (the manager's completed_at). */
+  rolloutSeconds: number;
+  /** Seconds from each command's write (its created_at) until its host first received it: the median and the longest. */
+  deliverySeconds: { median: number; max: number };
+  /** Check-ins the hosts sent, answered or not. */
+  checkinsSent: number;
+  /** Commands of the deployment the manager sent more than once (an answer lost on the way: cut by a kill or a retarget). */
+  redeliveredCommands: number;
   /** Event ids a watcher of replica b received (from b's first restart on), and the database's event seqs. */
   streamedEventIds: number[];
   eventSeqs: number[];
@@ -109,13 +125,15 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
     const managers: Record<Replica, ManagerProcess> = { a: await start('a'), b: await start('b') };
     await publishRandomRelease(managers.a.url, deployToken, releaseKey, '1.0.0');
     await publishRandomRelease(managers.b.url, deployToken, releaseKey, '2.0.0');
-    fleets = { a: new FleetSimulator(managers.a.url, { checkinEveryMs: options.checkinEveryMs }), b: new FleetSimulator(managers.b.url, { checkinEveryMs: options.checkinEveryMs }) };
+    const fleetOptions = { checkinEveryMs: options.checkinEveryMs, channelWaitSeconds: options.channelWaitSeconds ?? 0 };
+    fleets = { a: new FleetSimulator(managers.a.url, fleetOptions), b: new FleetSimulator(managers.b.url, fleetOptions) };
     for (const fleet of Object.values(fleets)) await fleet.enroll(enrollmentToken, Array.from({ length: options.hostsPerReplica }, () => ({ installMs: 100 })));
     for (const fleet of Object.values(fleets)) fleet.start();
+    const notifiedAt = Date.now();
     const notified = await managers.a.call('POST', '/manager/v1/updates/notify', { authorization: `Bearer ${deployToken}` }, {
       version: '2.0.0',
       strategy: 'canary',
-      metadata: { rollout: { soakSeconds: 0.5, healthGraceSeconds: 0.3, targetDeadlineSeconds: 60 } },
+      metadata: { rollout: { soakSeconds: 0.5, healthGraceSeconds: 0.3, targetDeadlineSeconds: 60, ...options.rollout } },
     });
     if (notified.status !== 200) throw new Error(`notify: HTTP ${notified.status} ${JSON.stringify(notified.json)}`);
     const deploymentId = (notified.json as { deployment_id: string }).deployment_id;
@@ -125,6 +143,7 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
       return res?.status === 200 ? (res.json as DeploymentStatus) : undefined;
     };
     const takeoverSeconds: number[] = [];
+    const movedHosts: number[] = [];
     const kill = async (name: Replica): Promise<void> => {
       const other: Replica = name === 'a' ? 'b' : 'a';
       const killed = `:${managers[name].pid}`;
@@ -138,8 +157,20 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
         return row !== undefined && !row.holder.endsWith(killed) && Number(row.acquired_at) >= killedAt ? Number(row.acquired_at) : undefined;
       }, 30_000, 10);
       takeoverSeconds.push(Math.max(0, taken - killedAt) / 1000);
+      // Hosts of the killed replica that got a command of the rollout from the other one since the kill.
+      const otherUrl = managers[other].url;
+      const moved = (): number =>
+        (fleets?.[name].hosts ?? []).filter((host) => host.received.some((c) => c.deploymentId === deploymentId && c.via === otherUrl && c.receivedAt >= killedAt)).length;
+      // On the channel it stays down until one has (for at most 20 s; the count says whether one
+      // did): a batch of the phase goes quicker than a restart, which would otherwise find every
+      // moved host without a command yet and take them back.
+      if ((options.channelWaitSeconds ?? 0) > 0) {
+        await waitFor('a host of the killed replica to get a command through the other one', () => (moved() > 0 ? true : undefined), 20_000).catch(() => undefined);
+      }
+      movedHosts.push(moved());
       managers[name] = await start(name);
-      await fleets?.[name].retarget(managers[name].url);
+      // New check-ins go to it again; those held by the other replica stay there until answered.
+      await fleets?.[name].retarget(managers[name].url, { drain: true });
     };
     const phasesKilledIn: string[] = [];
     const inPhase = (s: DeploymentStatus | undefined, phase: string): boolean => s?.canary_phase === phase && s.agents.some((a) => a.phase === phase && a.state !== 'pending');
@@ -161,9 +192,15 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
       const s = await status('b');
       return s?.completed_at !== null && s !== undefined ? s : undefined;
     }, 90_000);
+    const rolloutSeconds = (Date.parse(final.completed_at ?? '') - notifiedAt) / 1000;
     const eventSeqs = (await db.query<{ seq: string }>('SELECT seq FROM deployment_events WHERE deployment_id = $1 ORDER BY seq', [deploymentId])).rows.map((row) => Number(row.seq));
     await waitFor('the event stream to catch up', () => ((stream?.ids.at(-1) ?? 0) >= (eventSeqs.at(-1) ?? 0) ? true : undefined), 10_000);
     const hosts = [...fleets.a.hosts, ...fleets.b.hosts];
+    const commands = (await db.query<{ id: string; created_at: string; delivered_count: number }>('SELECT id, created_at, delivered_count FROM commands WHERE deployment_id = $1', [deploymentId])).rows;
+    const written = new Map(commands.map((row) => [row.id, Number(row.created_at)]));
+    const delays = hosts
+      .flatMap((host) => host.received.filter((c) => c.deploymentId === deploymentId).map((c) => (c.receivedAt - (written.get(c.id) ?? c.receivedAt)) / 1000))
+      .sort((x, y) => x - y);
     const auditVerify: ReplicaFailoverResult['auditVerify'] = [];
     for (const replica of ['a', 'b'] as const) {
       const verified = await drover(['audit', 'verify', '--dir', join(dir, replica)], { env });
@@ -177,6 +214,11 @@ export async function replicaFailover(options: ReplicaFailoverOptions): Promise<
       hostsNotUpdated: hosts.filter((host) => host.version !== '2.0.0').length,
       hosts: hosts.length,
       takeoverSeconds,
+      movedHosts,
+      rolloutSeconds,
+      deliverySeconds: { median: delays[Math.floor(delays.length / 2)] ?? 0, max: delays.at(-1) ?? 0 },
+      checkinsSent: hosts.reduce((sum, host) => sum + host.sent, 0),
+      redeliveredCommands: commands.filter((row) => row.delivered_count > 1).length,
       streamedEventIds: [...stream.ids],
       eventSeqs,
       auditVerify,

@@ -48,17 +48,19 @@ describe('the command channel (SQLite, one manager)', () => {
     expect(plain.headers['x-drover-wait']).toBeUndefined();
   });
 
-  it('holds a check-in whose only command was delivered before and not taken, and answers a report at once', async () => {
+  it('holds a check-in whose only command was delivered before and kept by a daemon busy with another update, and answers a report at once', async () => {
     const agent = await m.enroll();
     const queued = await m.app.manager.queueUpdate({ agentId: agent.agentId, deploymentId: 'channel-redeliver', artifact: 'agent', version: '1.1.0' });
     // Delivered once, at once (it is new).
     const first = await m.checkin(agent, { headers: wait(2) });
     expect((commandsOf(first) as { id: string }[]).map((c) => c.id)).toEqual([queued.id]);
     expect(first.headers['x-drover-wait']).toBe('0');
-    // Not acked (a daemon busy with another update keeps it): the next check-in is held, not answered
-    // at once again, so a daemon on the channel does not spin; the command comes with the answer.
+    // Not acked, the daemon busy with another update (it keeps the command for later): the next
+    // check-in is held, not answered at once again, so a daemon on the channel does not spin; the
+    // command comes with the answer.
+    const busy = checkinBody('1.0.0', '0.5.0', { state: { agentVersion: '1.0.0', daemonVersion: '0.5.0', update: { commandId: 'cmd_another0000000000', step: 'draining' } } });
     const started = Date.now();
-    const second = await m.checkin(agent, { headers: wait(1) });
+    const second = await m.checkin(agent, { headers: wait(1), body: busy });
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect((commandsOf(second) as { id: string }[]).map((c) => c.id)).toEqual([queued.id]);
     // A check-in that acks it is a report: answered at once.
@@ -66,6 +68,20 @@ describe('the command channel (SQLite, one manager)', () => {
     const report = await m.checkin(agent, { headers: wait(5), body: checkinBody('1.0.0', '0.5.0', { acks: [queued.id] }) });
     expect(report.status).toBe(200);
     expect(Date.now() - acked).toBeLessThan(2_000);
+  });
+
+  it('answers at once a check-in whose command was delivered before when the daemon has no update in progress: the answer that carried it was lost', async () => {
+    const agent = await m.enroll();
+    const queued = await m.app.manager.queueUpdate({ agentId: agent.agentId, deploymentId: 'channel-lost-answer', artifact: 'agent', version: '1.1.0' });
+    const first = await m.checkin(agent, { headers: wait(2) });
+    expect((commandsOf(first) as { id: string }[]).map((c) => c.id)).toEqual([queued.id]);
+    // The daemon never got that answer (a replica killed mid-answer, a proxy's cut): idle, nothing
+    // to ack. Held, it would get the command only when its wait ended.
+    const started = Date.now();
+    const again = await m.checkin(agent, { headers: wait(5) });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect((commandsOf(again) as { id: string }[]).map((c) => c.id)).toEqual([queued.id]);
+    expect(again.headers['x-drover-wait']).toBe('0');
   });
 
   it('answers 503 CHANNEL_FULL with Retry-After beyond channelMaxHeld, recording nothing; a malformed wait is a 400', async () => {

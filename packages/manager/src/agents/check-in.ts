@@ -27,8 +27,9 @@ export interface CheckinHeaders {
 }
 
 /**
- * A check-in's answer; `newCommands`: how many of its commands go out for the first time (the others
- * were delivered before and are not acked yet: the command channel holds a check-in that has none).
+ * A check-in's answer; `newCommands`: how many of its commands the daemon does not hold yet (the
+ * others were delivered before and are kept, not acked, by a daemon busy with another update: the
+ * command channel holds a check-in that has none).
  */
 export type CheckinOutcome = ({ status: 200; body: CheckinResponse } | { status: 426; body: CheckinUpgradeRequired }) & { newCommands: number };
 
@@ -209,7 +210,12 @@ export async function checkIn(ctx: ManagerContext, agent: AgentIdentity, headers
   }
   if (audit.length > 0) await ctx.audit.flush();
   const commands = written.commands.map(toStub);
-  const newCommands = written.commands.filter((c) => c.deliveredCount <= 1).length;
+  // droverd leaves a delivered command unacked only while another update is in progress (it takes it
+  // later). A daemon with none that has not acked it never got the answer that carried it (cut by a
+  // proxy, a replica killed mid-answer): it is new to that daemon, and goes out at once, not after a
+  // held check-in's whole wait.
+  const busy = body.state.update !== undefined;
+  const newCommands = written.commands.filter((c) => c.deliveredCount <= 1 || !busy).length;
   const nextCheckinSeconds = ctx.settings.checkinIntervalSeconds;
   if (tooOld) {
     return {
