@@ -23,6 +23,7 @@ export const limits = {
   credentialRotationHours: 24, // hours: the credential's age at which droverd rotates it (decision 0032)
   checkinChannelWaitSeconds: 50, // s: a check-in held for a command at most (decision 0041), under a proxy's 60 s idle timeout
   checkinChannelSlackMs: 15_000, // ms: a held check-in's response timeout beyond its wait
+  checkinHeldCutMs: 1_000, // ms: a held check-in lost after this long is a cut connection, not a manager down (no backoff step)
   checkinChannelJitterMs: 500, // ms: at most, between a held check-in's answer and the next (a restarted manager is not stormed)
   credentialRotationRetryMs: 600_000, // ms: the wait after a rotation that failed (0032), at most the rotation period
   metricsTextfileIntervalMs: 5_000, // ms: how often droverd.prom (node_exporter's textfile collector) is refreshed, when it changed

@@ -33,6 +33,7 @@ export interface HostBehaviour {
 /** droverd's timings for the channel and for a failed check-in (daemon/src/config.ts). */
 const CHANNEL_JITTER_MS = 500;
 const CHECKIN_BACKOFF = { maxAttempts: 1, backoffBaseMs: 1_000, backoffMaxMs: 300_000, retryAfterMaxMs: 3_600_000 };
+const HELD_CUT_MS = 1_000;
 
 export interface ReceivedCommand {
   id: string;
@@ -172,7 +173,8 @@ export class SimulatedHost {
     let waitHeader: string | string[] | undefined;
     let retryAfter: string | string[] | undefined;
     this.sent++;
-    if (this.recordSends) this.sends.push(Date.now());
+    const sentAt = Date.now();
+    if (this.recordSends) this.sends.push(sentAt);
     try {
       const res = await pool.request({
         method: 'POST',
@@ -193,7 +195,8 @@ export class SimulatedHost {
       retryAfter = res.headers['retry-after'];
       text = await res.body.text();
     } catch {
-      this.#failed(undefined);
+      // A held check-in lost after a while (a replica killed under it) is one reconnection, as droverd counts it.
+      this.#failed(undefined, wait > 0 && Date.now() - sentAt >= HELD_CUT_MS);
       return false;
     }
     this.checkins++;
@@ -293,9 +296,10 @@ export class SimulatedHost {
   }
 
   /** A failed check-in: droverd's backoff (channel mode), or the Retry-After of a busy manager when longer. */
-  #failed(retryAfter: string | string[] | undefined): void {
+  #failed(retryAfter: string | string[] | undefined, heldCut = false): void {
+    if (heldCut) this.#failures = 0;
     this.#failures += 1;
-    this.#nextDelayMs = Math.max(CHECKIN_BACKOFF.backoffBaseMs / 2, retryDelay(CHECKIN_BACKOFF, this.#failures, retryAfter));
+    this.#nextDelayMs = Math.max(CHECKIN_BACKOFF.backoffBaseMs / 2, retryDelay(CHECKIN_BACKOFF, this.#failures - 1, retryAfter));
   }
 
   #giveUp(entry: QueueEntry, code: string): void {

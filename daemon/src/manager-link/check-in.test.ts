@@ -11,7 +11,8 @@ import { CheckinLoop } from './check-in.js';
 import type { Credentials } from './credentials.js';
 
 // The check-in loop against an overloaded manager: a real HTTP server answering 503 OVERLOADED with
-// a Retry-After, and the loop's own waits measured on the wire.
+// a Retry-After, and the loop's own waits measured on the wire; and against a manager that holds
+// its check-ins (the command channel) and loses them: each cut costs one reconnection.
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -79,4 +80,85 @@ describe('CheckinLoop', () => {
     expect(third - second).toBeGreaterThanOrEqual(1_480);
     expect(third - second).toBeLessThan(1_900);
   }, 15_000);
+
+  it('a held check-in lost after a while costs one reconnection, never a step up the backoff; a refused one does step up', async () => {
+    const arrivals: number[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      arrivals.push(performance.now());
+      // Held for 1.2 s, then the connection is lost (a replica killed, a proxy's idle timeout).
+      setTimeout(() => {
+        res.socket?.destroy();
+      }, 1_200);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => {
+            resolve();
+          });
+        }),
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'drover-checkin-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const lines: { event?: string; failures?: number; retryInMs?: number }[] = [];
+    const logger = createDaemonLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { event?: string }) } });
+    const credentials = { managerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, agentId: 'agent-1', credential: 'c'.repeat(43) } as Credentials;
+    const http = new HttpClient({ userAgent: 'droverd/test', proxy: false, retry: { maxAttempts: 1 } });
+    cleanups.push(() => http.close());
+    const loop = new CheckinLoop({
+      http,
+      credentials,
+      machineId: 'm'.repeat(64),
+      journal: await Journal.open(join(dir, 'journal.json'), logger),
+      daemonVersion: '0.5.0',
+      agentVersion: () => Promise.resolve('1.0.0'),
+      health: () => Promise.resolve({ status: 'healthy', version: '1.0.0', busy: false }),
+      onCommands: () => Promise.resolve(),
+      logger,
+      backoffMaxMs: 300_000,
+      channelWaitSeconds: 30,
+      random: () => 0.999,
+    });
+    const stop = new AbortController();
+    const ran = loop.run(stop.signal);
+    const until = performance.now() + 15_000;
+    while (arrivals.length < 4 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    stop.abort();
+    await ran;
+    expect(arrivals.length).toBeGreaterThanOrEqual(4);
+    // Every cut is a first failure: the wait stays at most the base (1 s), however many cuts in a row.
+    const failed = lines.filter((l) => l.event === 'checkin.failed');
+    expect(failed.length).toBeGreaterThanOrEqual(3);
+    for (const line of failed) expect([line.failures, (line.retryInMs ?? 0) <= 1_000]).toEqual([1, true]);
+    for (let i = 1; i < arrivals.length; i++) expect((arrivals[i] ?? 0) - (arrivals[i - 1] ?? 0)).toBeLessThan(1_200 + 1_000 + 400);
+    // The manager gone (nothing listens): refused at once, so the failures count up.
+    const port = (server.address() as AddressInfo).port;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+    const refused = new CheckinLoop({
+      http,
+      credentials: { ...credentials, managerUrl: `http://127.0.0.1:${port}` },
+      machineId: 'm'.repeat(64),
+      journal: await Journal.open(join(dir, 'journal2.json'), logger),
+      daemonVersion: '0.5.0',
+      agentVersion: () => Promise.resolve('1.0.0'),
+      health: () => Promise.resolve({ status: 'healthy', version: '1.0.0', busy: false }),
+      onCommands: () => Promise.resolve(),
+      logger,
+      backoffMaxMs: 300_000,
+      channelWaitSeconds: 30,
+      random: () => 0,
+    });
+    lines.length = 0;
+    const stop2 = new AbortController();
+    const ran2 = refused.run(stop2.signal);
+    const until2 = performance.now() + 5_000;
+    while (lines.filter((l) => l.event === 'checkin.failed').length < 3 && performance.now() < until2) await new Promise((resolve) => setTimeout(resolve, 20));
+    stop2.abort();
+    await ran2;
+    expect(lines.filter((l) => l.event === 'checkin.failed').map((l) => l.failures).slice(0, 3)).toEqual([1, 2, 3]);
+  }, 30_000);
 });

@@ -67,6 +67,8 @@ export class CheckinLoop {
   #hold: AbortController | undefined;
   /** The manager said it holds check-ins (X-Drover-Wait on its answer to one that asked). */
   #channelSeen = false;
+  /** When the check-in under way was sent asking to be held (undefined: it did not ask). */
+  #heldSince: number | undefined;
 
   constructor(options: CheckinLoopOptions) {
     this.#o = options;
@@ -121,11 +123,17 @@ export class CheckinLoop {
         waitMs = withJitter(next * 1000, limits.checkinJitterRatio, this.#o.random);
       } catch (error) {
         if (isAbortError(error) || aborted(signal)) return;
+        // A check-in the manager held for a while and then lost (a replica killed, a proxy's idle
+        // timeout shorter than the wait) costs one reconnection, not a step up the backoff: the
+        // manager was there. A manager that is down refuses the next one at once, which does count.
+        const held = this.#heldSince !== undefined && Date.now() - this.#heldSince >= limits.checkinHeldCutMs;
+        if (held) this.#failures = 0;
         this.#failures += 1;
         // The backoff, or the Retry-After of an overloaded manager when longer, spread by up to half of
         // it: a fleet that reconnects after an outage and is told to wait comes back over a while.
         const policy = { maxAttempts: 1, backoffBaseMs: limits.checkinBackoffBaseMs, backoffMaxMs: this.#o.backoffMaxMs, retryAfterMaxMs: limits.httpRetryAfterMaxMs };
-        waitMs = Math.max(limits.checkinBackoffBaseMs / 2, retryDelay(policy, this.#failures, this.#retryAfter, this.#o.random));
+        // retryDelay counts attempts from 0: the first failure waits up to checkinBackoffBaseMs.
+        waitMs = Math.max(limits.checkinBackoffBaseMs / 2, retryDelay(policy, this.#failures - 1, this.#retryAfter, this.#o.random));
         this.#logger.warn({ event: 'checkin.failed', err: error, failures: this.#failures, retryInMs: waitMs }, 'Check-in failed; backing off');
         // While the manager is unreachable, a wake-up does not cut the backoff short.
         try {
@@ -193,6 +201,7 @@ export class CheckinLoop {
     }
     const nonce = update?.command.nonce ?? results.find((r) => r.nonce !== undefined)?.nonce;
     this.#retryAfter = undefined;
+    this.#heldSince = wait > 0 ? Date.now() : undefined;
     const response = await o.http
       .json({
         method: 'POST',
