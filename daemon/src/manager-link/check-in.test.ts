@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpClient } from '@drover/http';
 import { createDaemonLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
 import { Journal } from '../update/journal.js';
 import { CheckinLoop } from './check-in.js';
 import type { Credentials } from './credentials.js';
@@ -19,10 +21,48 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A real HTTP server on 127.0.0.1 answering with `handler`; closed after the test. Answers its URL. */
+async function serve(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => close(server));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => {
+      resolve();
+    });
+  });
+}
+
+/** A check-in loop against `managerUrl`, one HTTP attempt per check-in, so its own waits are what the server sees. */
+async function loopAt(managerUrl: string, logger: Logger, options: { random: () => number; channelWaitSeconds?: number }): Promise<CheckinLoop> {
+  const dir = await mkdtemp(join(tmpdir(), 'drover-checkin-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const http = new HttpClient({ userAgent: 'droverd/test', proxy: false, retry: { maxAttempts: 1 } });
+  cleanups.push(() => http.close());
+  return new CheckinLoop({
+    http,
+    credentials: { managerUrl, agentId: 'agent-1', credential: 'c'.repeat(43) } as Credentials,
+    machineId: 'm'.repeat(64),
+    journal: await Journal.open(join(dir, 'journal.json'), logger),
+    daemonVersion: '0.5.0',
+    agentVersion: () => Promise.resolve('1.0.0'),
+    health: () => Promise.resolve({ status: 'healthy', version: '1.0.0', busy: false }),
+    onCommands: () => Promise.resolve(),
+    logger,
+    backoffMaxMs: 300_000,
+    ...options,
+  });
+}
+
 describe('CheckinLoop', () => {
   it("waits out an overloaded manager's Retry-After, spread by up to half of it, before checking in again", async () => {
     const arrivals: number[] = [];
-    const server = createServer((req, res) => {
+    const { url } = await serve((req, res) => {
       req.resume();
       arrivals.push(performance.now());
       if (arrivals.length <= 2) {
@@ -33,38 +73,10 @@ describe('CheckinLoop', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"commands":[],"nextCheckinSeconds":3600}');
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => {
-            resolve();
-          });
-        }),
-    );
-    const dir = await mkdtemp(join(tmpdir(), 'drover-checkin-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const logger = createDaemonLogger({ level: 'error', destination: { write: () => undefined } });
-    const credentials = { managerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, agentId: 'agent-1', credential: 'c'.repeat(43) } as Credentials;
-    // One attempt per check-in, so the loop's own wait is what the arrivals show.
-    const http = new HttpClient({ userAgent: 'droverd/test', proxy: false, retry: { maxAttempts: 1 } });
-    cleanups.push(() => http.close());
     // Two draws per wait: the backoff's, then the Retry-After's spread.
     const randoms = [0, 0, 0, 0.999];
-    const loop = new CheckinLoop({
-      http,
-      credentials,
-      machineId: 'm'.repeat(64),
-      journal: await Journal.open(join(dir, 'journal.json'), logger),
-      daemonVersion: '0.5.0',
-      agentVersion: () => Promise.resolve('1.0.0'),
-      health: () => Promise.resolve({ status: 'healthy', version: '1.0.0', busy: false }),
-      onCommands: () => Promise.resolve(),
-      logger,
-      backoffMaxMs: 300_000,
-      random: () => randoms.shift() ?? 0.5,
-    });
+    const loop = await loopAt(url, logger, { random: () => randoms.shift() ?? 0.5 });
     const stop = new AbortController();
     const ran = loop.run(stop.signal);
     const until = performance.now() + 10_000;
@@ -83,7 +95,7 @@ describe('CheckinLoop', () => {
 
   it('a held check-in lost after a while costs one reconnection, never a step up the backoff; a refused one does step up', async () => {
     const arrivals: number[] = [];
-    const server = createServer((req, res) => {
+    const { server, url } = await serve((req, res) => {
       req.resume();
       arrivals.push(performance.now());
       // Held for 1.2 s, then the connection is lost (a replica killed, a proxy's idle timeout).
@@ -91,37 +103,9 @@ describe('CheckinLoop', () => {
         res.socket?.destroy();
       }, 1_200);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => {
-            resolve();
-          });
-        }),
-    );
-    const dir = await mkdtemp(join(tmpdir(), 'drover-checkin-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const lines: { event?: string; failures?: number; retryInMs?: number }[] = [];
     const logger = createDaemonLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { event?: string }) } });
-    const credentials = { managerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, agentId: 'agent-1', credential: 'c'.repeat(43) } as Credentials;
-    const http = new HttpClient({ userAgent: 'droverd/test', proxy: false, retry: { maxAttempts: 1 } });
-    cleanups.push(() => http.close());
-    const loop = new CheckinLoop({
-      http,
-      credentials,
-      machineId: 'm'.repeat(64),
-      journal: await Journal.open(join(dir, 'journal.json'), logger),
-      daemonVersion: '0.5.0',
-      agentVersion: () => Promise.resolve('1.0.0'),
-      health: () => Promise.resolve({ status: 'healthy', version: '1.0.0', busy: false }),
-      onCommands: () => Promise.resolve(),
-      logger,
-      backoffMaxMs: 300_000,
-      channelWaitSeconds: 30,
-      random: () => 0.999,
-    });
+    const loop = await loopAt(url, logger, { channelWaitSeconds: 30, random: () => 0.999 });
     const stop = new AbortController();
     const ran = loop.run(stop.signal);
     const until = performance.now() + 15_000;
@@ -135,23 +119,8 @@ describe('CheckinLoop', () => {
     for (const line of failed) expect([line.failures, (line.retryInMs ?? 0) <= 1_000]).toEqual([1, true]);
     for (let i = 1; i < arrivals.length; i++) expect((arrivals[i] ?? 0) - (arrivals[i - 1] ?? 0)).toBeLessThan(1_200 + 1_000 + 400);
     // The manager gone (nothing listens): refused at once, so the failures count up.
-    const port = (server.address() as AddressInfo).port;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => { resolve(); }));
-    const refused = new CheckinLoop({
-      http,
-      credentials: { ...credentials, managerUrl: `http://127.0.0.1:${port}` },
-      machineId: 'm'.repeat(64),
-      journal: await Journal.open(join(dir, 'journal2.json'), logger),
-      daemonVersion: '0.5.0',
-      agentVersion: () => Promise.resolve('1.0.0'),
-      health: () => Promise.resolve({ status: 'healthy', version: '1.0.0', busy: false }),
-      onCommands: () => Promise.resolve(),
-      logger,
-      backoffMaxMs: 300_000,
-      channelWaitSeconds: 30,
-      random: () => 0,
-    });
+    await close(server);
+    const refused = await loopAt(url, logger, { channelWaitSeconds: 30, random: () => 0 });
     lines.length = 0;
     const stop2 = new AbortController();
     const ran2 = refused.run(stop2.signal);
