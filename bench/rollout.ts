@@ -39,11 +39,18 @@ async function procStats(pid: number): Promise<{ cpuSeconds: number; rssMiB: num
 }
 
 const round = (n: number, places = 2): number => Math.round(n * 10 ** places) / 10 ** places;
+const benchStarted = Date.now();
+/** Where the bench is, on stderr (stdout carries the JSON line only). */
+const progress = (what: string): void => {
+  process.stderr.write(`[${((Date.now() - benchStarted) / 1000).toFixed(1)} s] ${what}\n`);
+};
 
 interface Manager {
   child: ChildProcess;
   exited: Promise<unknown>;
   url: string;
+  /** What it printed (warnings and errors: the bench runs it at logLevel warn). */
+  output: () => string;
 }
 
 async function main(): Promise<void> {
@@ -59,6 +66,8 @@ async function main(): Promise<void> {
   const config = JSON.parse(await readFile(configPath, 'utf8')) as { settings: Record<string, unknown>; logLevel: string };
   config.settings['rolloutTickMs'] = 250;
   config.logLevel = 'warn';
+  // BENCH_ADMISSION='{"retryAfterSeconds":1}' tries the manager's admission settings (decision 0027).
+  if (process.env['BENCH_ADMISSION'] !== undefined) (config as Record<string, unknown>)['admission'] = JSON.parse(process.env['BENCH_ADMISSION']) as unknown;
   await writeFile(configPath, JSON.stringify(config));
   const deployToken = (await readFile(join(dir, 'm', 'secrets', 'deploy.token'), 'utf8')).trim();
   const adminToken = (await readFile(join(dir, 'm', 'secrets', 'admin.token'), 'utf8')).trim();
@@ -71,7 +80,7 @@ async function main(): Promise<void> {
     child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
     for (let i = 0; i < 600; i++) {
       const line = out.split('\n').find((l) => l.includes('"manager.listening"'));
-      if (line !== undefined) return { child, exited, url: (JSON.parse(line) as { url: string }).url };
+      if (line !== undefined) return { child, exited, url: (JSON.parse(line) as { url: string }).url, output: () => out };
       await sleep(50);
     }
     child.kill('SIGKILL');
@@ -83,7 +92,8 @@ async function main(): Promise<void> {
   // Check-ins share 64 connections; held check-ins need one each.
   const checkinPool = new Pool(manager.url, { connections: 64, pipelining: 1, headersTimeout: 60_000, bodyTimeout: 60_000 });
   const channelPool = new Pool(manager.url, { headersTimeout: (CHANNEL_WAIT_SECONDS + 15) * 1000, bodyTimeout: 60_000 });
-  const api = new Pool(manager.url, { connections: 4, headersTimeout: 60_000, bodyTimeout: 60_000 });
+  // Operator calls wait behind a saturated check-in path (10,000 hosts every 2 s fill this 2-core machine): minutes, not 60 s.
+  const api = new Pool(manager.url, { connections: 4, headersTimeout: 300_000, bodyTimeout: 300_000 });
   try {
     const call = async (method: 'GET' | 'POST' | 'PUT', path: string, token: string, body?: unknown, raw?: Uint8Array): Promise<{ status: number; json: unknown; text: string }> => {
       const headers: Record<string, string> = { authorization: `Bearer ${token}` };
@@ -120,6 +130,7 @@ async function main(): Promise<void> {
       await call('PUT', (registered.json as { uploadUrl: string }).uploadUrl, deployToken, undefined, bytes);
     }
 
+    progress(`enrolling ${AGENTS} simulated hosts`);
     const enrollStarted = Date.now();
     for (let i = 0; i < AGENTS; i++) hosts.push(new SimulatedHost(`host-${i}`, {}, '1.0.0'));
     for (let i = 0; i < hosts.length; i += 64) await Promise.all(hosts.slice(i, i + 64).map((h) => h.enroll(checkinPool, enrollmentToken)));
@@ -134,8 +145,9 @@ async function main(): Promise<void> {
       }
     };
     /** notify -> completed: seconds, the final status and the manager's CPU seconds over it. */
-    const rollout = async (version: string): Promise<{ seconds: number; status: string; updated: number | null; cpuSeconds: number }> => {
+    const rollout = async (version: string): Promise<{ seconds: number; status: string; updated: number | null; cpuSeconds: number; timeline: string[]; shed503: number }> => {
       const before = await procStats(manager.child.pid ?? 0);
+      const shedBefore = hosts.reduce((n, h) => n + h.unavailable, 0);
       const started = Date.now();
       const notified = await call('POST', '/manager/v1/updates/notify', deployToken, {
         version,
@@ -144,24 +156,31 @@ async function main(): Promise<void> {
       });
       if (notified.status !== 200) throw new Error(notified.text);
       const id = (notified.json as { deployment_id: string }).deployment_id;
+      progress(`notified: ${id}`);
+      // Phase and phase state as the listing showed them (polled every 100 ms), with the seconds since notify.
+      const timeline: string[] = [];
       while (Date.now() - started < 600_000) {
         await sleep(100);
         // The listing is light (no targets); the wall time is the manager's own completedAt.
         const answer = await call('GET', '/v1/deployments?limit=1', adminToken);
         if (answer.status !== 200) throw new Error(`GET /v1/deployments: ${answer.status} ${answer.text}`);
-        const listed = answer.json as { deployments: { deploymentId: string; completedAt: string | null }[] };
+        const listed = answer.json as { deployments: { deploymentId: string; completedAt: string | null; phase: number; phaseState: string }[] };
         const newest = listed.deployments[0];
+        const where = `${newest?.phase ?? '?'}:${newest?.phaseState ?? '?'}`;
+        if (newest?.deploymentId === id && timeline.at(-1)?.split('@')[0] !== where) timeline.push(`${where}@${round((Date.now() - started) / 1000, 1)}`);
         if (newest?.deploymentId === id && newest.completedAt !== null) {
           const seconds = (Date.parse(newest.completedAt) - started) / 1000;
           const after = await procStats(manager.child.pid ?? 0);
           const s = (await call('GET', `/manager/v1/updates/status?deployment_id=${id}`, adminToken)).json as { status: string; agents_updated: number };
-          return { seconds, status: s.status, updated: s.agents_updated, cpuSeconds: round(after.cpuSeconds - before.cpuSeconds) };
+          const shed503 = hosts.reduce((n, h) => n + h.unavailable, 0) - shedBefore;
+          return { seconds, status: s.status, updated: s.agents_updated, cpuSeconds: round(after.cpuSeconds - before.cpuSeconds), timeline, shed503 };
         }
       }
-      return { seconds: (Date.now() - started) / 1000, status: 'timeout', updated: null, cpuSeconds: Number.NaN };
+      return { seconds: (Date.now() - started) / 1000, status: 'timeout', updated: null, cpuSeconds: Number.NaN, timeline, shed503: Number.NaN };
     };
 
     // 1. Check-ins only.
+    progress('rollout 1: check-ins only');
     startFleet(() => checkinPool);
     await sleep(CHECKIN_EVERY_MS * 2);
     const checkinOnlyRss = (await procStats(manager.child.pid ?? 0)).rssMiB;
@@ -169,6 +188,7 @@ async function main(): Promise<void> {
     await Promise.all(hosts.map((h) => h.stop()));
 
     // 2. The channel: every host holds its check-in.
+    progress('opening the channels');
     for (const host of hosts) host.channelWaitSeconds = CHANNEL_WAIT_SECONDS;
     const channelOpenStarted = Date.now();
     startFleet(() => channelPool);
@@ -176,6 +196,7 @@ async function main(): Promise<void> {
     const channelOpenSeconds = (Date.now() - channelOpenStarted) / 1000;
     await sleep(2_000);
     const heldRss = (await procStats(manager.child.pid ?? 0)).rssMiB;
+    progress('rollout 2: on the channel');
     const channel = await rollout('3.0.0');
     const afterChannel = await procStats(manager.child.pid ?? 0);
 
@@ -185,6 +206,7 @@ async function main(): Promise<void> {
       host.recordSends = true;
       host.unavailable = 0;
     }
+    progress('restarting the manager under the held channels');
     const port = Number(new URL(manager.url).port);
     const stopAt = Date.now();
     manager.child.kill('SIGTERM');
@@ -215,6 +237,10 @@ async function main(): Promise<void> {
         wallSeconds: channel.seconds,
         checkinOnlyStatus: checkinOnly.status,
         checkinOnlyWallSeconds: checkinOnly.seconds,
+        timeline: channel.timeline,
+        checkinOnlyTimeline: checkinOnly.timeline,
+        shed503: channel.shed503,
+        checkinOnlyShed503: checkinOnly.shed503,
         managerCpuSeconds: channel.cpuSeconds,
         checkinOnlyManagerCpuSeconds: checkinOnly.cpuSeconds,
         channelOpenSeconds,
@@ -234,6 +260,9 @@ async function main(): Promise<void> {
         withinTarget: channel.status === 'completed' && channel.seconds < 10,
       })}\n`,
     );
+  } catch (error) {
+    process.stderr.write(`the manager's last lines:\n${manager.output().split('\n').slice(-15).join('\n')}\n`);
+    throw error;
   } finally {
     for (const host of hosts) void host.stop();
     await Promise.all([checkinPool.destroy(), channelPool.destroy(), api.destroy()]).catch(() => undefined);
