@@ -11,7 +11,7 @@ import { defaultRolloutOptions } from '../src/rollouts/options.js';
 import type { DeploymentRecord, TargetRecord } from '../src/rollouts/records.js';
 import { hashSecret, newSecret } from '../src/secrets.js';
 import { LIVENESS_FLUSH_MS } from '../src/store/sqlite/liveness-buffer.js';
-import type { AgentFilter, EnrollAgentInput, ImportAgentInput } from '../src/store/records.js';
+import type { AgentFilter, EnrollAgentInput, ImportAgentInput, NewCommand, NewNonce } from '../src/store/records.js';
 import type { Store } from '../src/store/store.js';
 
 /** One empty database for one test, and the ways the suite reaches it. */
@@ -332,19 +332,33 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect(await store.getAgent(agentId)).toMatchObject({ update: { step: 'x' }, inventory: { os: 'linux' }, lastCheckinAt: t0 });
     });
 
-    it('withdraws only commands no check-in handed out: those are never delivered; a delivered one stays', async () => {
-      const agentId = await enrolled(await token(1), 3);
-      for (const n of [1, 2, 3]) await store.insertCommand({ id: `cmd-${n}`, agentId, type: 'update', body: { n }, createdAt: at(n) });
-      const base = { agentId, at: t0, agentVersion: '1.0.0', daemonVersion: '0.1.0', health: {}, update: undefined, inventory: undefined, acks: [], results: [] };
-      // cmd-1 goes out in a check-in; then cmd-1 (delivered), cmd-2 (not) and an unknown id are withdrawn.
-      expect(await store.recordCheckin({ ...base, commandLimit: 1 })).toMatchObject({ ok: true, commands: [{ id: 'cmd-1' }] });
-      expect(await store.withdrawCommands(['cmd-1', 'cmd-2', 'cmd-none'], at(9))).toEqual(['cmd-2']);
-      expect(await store.withdrawCommands(['cmd-2'], at(10))).toEqual([]);
-      expect(await store.withdrawCommands([], at(10))).toEqual([]);
-      expect(await store.getCommand('cmd-2')).toMatchObject({ outcome: 'withdrawn', ackedAt: at(9), deliveredCount: 0 });
+    it('withdraws, with their targets, only commands no check-in handed out: those are never delivered; a delivered one stays', async () => {
+      const hash = await token(2);
+      const [a1, a2] = [await enrolled(hash, 3), await enrolled(hash, 4)];
+      expect(await store.createDeployment(deployment('dep-1'), [target('dep-1', a1, 0), target('dep-1', a2, 0)], [])).toEqual({ ok: true });
+      const command = (id: string, agentId: string, n: number): { command: NewCommand; nonce: NewNonce } => ({
+        command: { id, agentId, type: 'update', deploymentId: 'dep-1', body: { id }, createdAt: at(1) },
+        nonce: { id: `nonce-${id}`, agentId, machineId: machine(n), commandId: id, deploymentId: 'dep-1', artifact: 'agent', fromVersion: '1.0.0', toVersion: '2.0.0', rollback: false, token: 't', issuedAt: at(1), expiresAt: at(100) },
+      });
+      const notified = (agentId: string, commandId: string): TargetRecord => ({ ...target('dep-1', agentId, 0), state: 'notified', commandId, notifiedAt: at(1) });
+      await store.writeRollout({ commands: [command('cmd-1', a1, 3), command('cmd-2', a2, 4)], targets: [notified(a1, 'cmd-1'), notified(a2, 'cmd-2')] });
+      const base = { at: t0, agentVersion: '1.0.0', daemonVersion: '0.1.0', health: {}, update: undefined, inventory: undefined, acks: [], results: [], commandLimit: 32 };
+      expect(await store.recordCheckin({ ...base, agentId: a1 })).toMatchObject({ ok: true, commands: [{ id: 'cmd-1' }] });
+      // Both are withdrawn in one step: cmd-1 went out and stays, with its target; cmd-2 is withdrawn and its target skipped.
+      const skipped = (t: TargetRecord, message: string): TargetRecord => ({ ...t, state: 'skipped', errorCode: 'DEPLOYMENT_STOPPED', message, updatedAt: at(9) });
+      await store.writeRollout({
+        withdraw: [{ commandId: 'cmd-1', target: skipped(notified(a1, 'cmd-1'), 'stopped') }, { commandId: 'cmd-2', target: skipped(notified(a2, 'cmd-2'), 'stopped') }],
+        audit: [audit('deployment.abort')],
+      });
       expect(await store.getCommand('cmd-1')).toMatchObject({ outcome: undefined, ackedAt: undefined, deliveredCount: 1 });
-      // From now on a check-in hands out cmd-1 again and cmd-3, never cmd-2.
-      expect(await store.recordCheckin({ ...base, commandLimit: 32 })).toMatchObject({ ok: true, commands: [{ id: 'cmd-1' }, { id: 'cmd-3' }] });
+      expect(await store.getCommand('cmd-2')).toMatchObject({ outcome: 'withdrawn', ackedAt: at(9), deliveredCount: 0 });
+      expect((await store.listTargets('dep-1')).map((t) => [t.agentId, t.state, t.message])).toEqual([[a1, 'notified', undefined], [a2, 'skipped', 'stopped']]);
+      // Withdrawing again changes nothing: the command is retired already, and its target is not written twice.
+      await store.writeRollout({ withdraw: [{ commandId: 'cmd-2', target: skipped(notified(a2, 'cmd-2'), 'again') }] });
+      expect((await store.listTargets('dep-1')).find((t) => t.agentId === a2)?.message).toBe('stopped');
+      // From now on a check-in hands out cmd-1 again, never cmd-2.
+      expect(await store.recordCheckin({ ...base, agentId: a1 })).toMatchObject({ ok: true, commands: [{ id: 'cmd-1' }] });
+      expect(await store.recordCheckin({ ...base, agentId: a2 })).toEqual({ ok: true, commands: [] });
     });
 
     it('buffers plain check-ins but never lets a reader, a durable write or a restart miss them', async () => {

@@ -8,7 +8,7 @@ import { registerRelease, versionKey } from '../releases/catalog.js';
 import { resolveRolloutOptions } from '../rollouts/options.js';
 import { planPhases } from '../rollouts/phases.js';
 import type { DeploymentRecord, NewDeploymentEvent, RolloutOptions, RolloutWrite, TargetRecord } from '../rollouts/records.js';
-import { sameVersion } from '../rollouts/target-step.js';
+import { sameVersion, stopTargets } from '../rollouts/target-step.js';
 import { newId } from '../secrets.js';
 import type { LeaseFence } from '../store/records.js';
 
@@ -161,10 +161,11 @@ export async function createDeployment(ctx: ManagerContext, received: UpdateNoti
   if (notification.supersede === true) {
     for (const active of await ctx.store.listDeployments({ active: true, limit: 64 })) {
       if (active.artifact !== artifact) continue;
-      const pending = (await ctx.store.listTargets(active.id)).filter((t) => t.state === 'pending');
+      const stopped = stopTargets(await ctx.store.listTargets(active.id), now, `superseded by ${id}`);
       supersede.push({
         deployment: { ...active, status: 'cancelled', phaseState: 'stopped', message: `Superseded by deployment ${id}.`, updatedAt: now },
-        targets: pending.map((t) => ({ ...t, state: 'skipped', errorCode: 'DEPLOYMENT_STOPPED', message: `never started: superseded by ${id}`, updatedAt: now })),
+        targets: stopped.skip,
+        withdraw: stopped.withdraw,
         events: [{ deploymentId: active.id, at: now, type: 'superseded', message: `Superseded by deployment ${id}.`, details: { by: id } }],
         audit: [ctx.audit.entry({ event: 'deployment.superseded', actor: actor.name, tokenId: actor.tokenId, deploymentId: active.id, outcome: 'success', details: { by: id } })],
       });

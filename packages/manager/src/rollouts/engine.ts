@@ -14,8 +14,8 @@ import type { AgentHealthProbe, ShutdownAnswer } from './push-client.js';
 import { evaluateGate } from './gate.js';
 import { activeDeploymentStatuses } from './records.js';
 import type { DeploymentRecord, NewDeploymentEvent, RolloutOptions, RolloutWrite, TargetRecord, TargetView } from './records.js';
-import { deferralDelayMs, failTarget, finalTargetStates, installed, recordOf, stepDaemonTarget, stepPushProbe } from './target-step.js';
-import type { TargetDecision, TargetStep } from './target-step.js';
+import { deferralDelayMs, failTarget, finalTargetStates, installed, recordOf, stepDaemonTarget, stepPushProbe, stopTargets } from './target-step.js';
+import type { StoppedTargets, TargetDecision, TargetStep } from './target-step.js';
 import { buildUpdate, queuedAudit } from '../agents/update-commands.js';
 import type { BuiltUpdate } from '../agents/update-commands.js';
 import { versionKey } from '../releases/catalog.js';
@@ -243,7 +243,7 @@ export class RolloutEngine {
       const invalid = (why: string): ManagerError =>
         new ManagerError('DEPLOYMENT_ACTION_INVALID', `Cannot ${action} deployment ${deploymentId}: ${why}. See its state with \`drover rollout status ${deploymentId}\`.`);
       let next: DeploymentRecord;
-      let targets: TargetRecord[] = [];
+      let stop: StoppedTargets = { skip: [], withdraw: [] };
       const active = activeDeploymentStatuses.includes(deployment.status);
       switch (action) {
         case 'pause':
@@ -260,7 +260,7 @@ export class RolloutEngine {
         case 'abort':
           if (!active || deployment.status === 'rolling_back') throw invalid(`it is ${deployment.status}`);
           next = { ...deployment, status: 'cancelled', phaseState: 'stopped', message: 'Aborted by an operator: agents already done stay done, queued agents never start.' };
-          targets = await this.#skipPending(deployment, now, 'the deployment was aborted');
+          stop = stopTargets(await this.#ctx.store.listTargets(deployment.id), now, 'the deployment was aborted');
           break;
         case 'promote':
           if (deployment.status !== 'in_progress' && deployment.status !== 'pending') throw invalid(`it is ${deployment.status}`);
@@ -281,7 +281,7 @@ export class RolloutEngine {
         case 'rollback':
           if (deployment.status === 'rolled_back' || deployment.status === 'rolling_back') throw invalid(`it is already ${deployment.status}`);
           next = { ...deployment, status: 'rolling_back', phaseState: 'stopped', completedAt: undefined, message: 'Rollback requested by an operator: updated agents get signed rollback commands.' };
-          targets = await this.#skipPending(deployment, now, 'the deployment is being rolled back');
+          stop = stopTargets(await this.#ctx.store.listTargets(deployment.id), now, 'the deployment is being rolled back');
           break;
       }
       next = { ...next, updatedAt: now };
@@ -293,29 +293,13 @@ export class RolloutEngine {
         tokenId: actor.tokenId,
         deploymentId,
         outcome: 'success',
-        details: { from: deployment.status, to: next.status, skippedTargets: targets.length, ...(reason === undefined ? {} : { reason }) },
+        details: { from: deployment.status, to: next.status, skippedTargets: stop.skip.length, withdrawing: stop.withdraw.length, ...(reason === undefined ? {} : { reason }) },
       });
-      await this.#ctx.store.writeRollout({ fence: this.#fence, deployment: next, targets, events: [event], audit: [audit] });
+      await this.#ctx.store.writeRollout({ fence: this.#fence, deployment: next, targets: stop.skip, withdraw: stop.withdraw, events: [event], audit: [audit] });
       await this.#ctx.audit.flush();
       this.#ctx.logger.info({ event: `deployment.${action}`, deploymentId, status: next.status }, 'deployment action');
       return this.#status(next);
     }, true));
-  }
-
-  /**
-   * The targets that never start now: every pending one, and every notified one whose command no
-   * check-in has handed out yet (withdrawn, so that a host that was not holding the channel does not
-   * take it later). A command delivered already is the host's: that target runs its course.
-   */
-  async #skipPending(deployment: DeploymentRecord, now: Date, why: string): Promise<TargetRecord[]> {
-    const targets = await this.#ctx.store.listTargets(deployment.id);
-    const notified = targets.filter((t) => t.state === 'notified' && t.commandId !== undefined);
-    const withdrawn = new Set(notified.length === 0 ? [] : await this.#ctx.store.withdrawCommands(notified.map((t) => t.commandId ?? ''), now));
-    const skip = (t: TargetRecord, message: string): TargetRecord => ({ ...t, state: 'skipped', errorCode: 'DEPLOYMENT_STOPPED', message, updatedAt: now });
-    return [
-      ...targets.filter((t) => t.state === 'pending').map((t) => skip(t, `never started: ${why}`)),
-      ...notified.filter((t) => withdrawn.has(t.commandId ?? '')).map((t) => skip(t, `never started: ${why}; its command was withdrawn before the host took it`)),
-    ];
   }
 
   /** The deployment's status (CIRIS's DeploymentStatus plus every target). */
@@ -651,7 +635,7 @@ export class RolloutEngine {
       events.push({ deploymentId: deployment.id, at: now, type, message, details });
       audits.push({ event: `deployment.${type}`, outcome: type === 'gate_failed' || type === 'failed' ? 'failure' : 'success', details: { phase: deployment.phases[deployment.phaseIndex]?.name ?? null, ...details } });
     };
-    let skipped: TargetRecord[] = [];
+    let stopped: StoppedTargets = { skip: [], withdraw: [] };
     if (deployment.status === 'in_progress' && deployment.phaseState === 'soaking' && deployment.soakUntil !== undefined) {
       this.#tickWithin(deployment.soakUntil.getTime() - now.getTime());
     }
@@ -681,9 +665,7 @@ export class RolloutEngine {
           phaseState: 'gate_failed',
           message: `Phase ${phaseName} failed its gate: ${gate.reason}.${rollback ? " Its updated agents get signed rollback commands." : ''} Later phases never start.`,
         };
-        skipped = (await ctx.store.listTargets(deployment.id))
-          .filter((t) => t.state === 'pending')
-          .map((t) => ({ ...t, state: 'skipped' as const, errorCode: 'DEPLOYMENT_STOPPED', message: 'never started: an earlier phase failed its gate', updatedAt: now }));
+        stopped = stopTargets(await ctx.store.listTargets(deployment.id), now, `phase ${phaseName} failed its gate`);
         event('gate_failed', next.message, { failed: gate.failed, succeeded: gate.succeeded, eligible: gate.eligible, auto_rollback: rollback });
       }
     } else if (deployment.status === 'in_progress' && deployment.phaseState === 'soaking' && deployment.soakUntil !== undefined && now >= deployment.soakUntil) {
@@ -709,7 +691,7 @@ export class RolloutEngine {
     // The end: a stopped, failed or completed deployment closes once none of its targets moves.
     const status = next?.status ?? deployment.status;
     const closing = !activeDeploymentStatuses.includes(status) || status === 'rolling_back';
-    if (closing && next === undefined && deployment.completedAt === undefined && !open && !rollbacksOpen && skipped.length === 0) {
+    if (closing && next === undefined && deployment.completedAt === undefined && !open && !rollbacksOpen) {
       if (status === 'rolling_back') {
         const final = deployment.phaseState === 'gate_failed' ? 'failed' : 'rolled_back';
         next = { ...deployment, status: final, completedAt: now, message: `${deployment.message} Rollback finished.` };
@@ -724,7 +706,8 @@ export class RolloutEngine {
     if (next.status === 'completed' && !open) next.completedAt ??= now;
     const write: RolloutWrite = {
       deployment: next,
-      targets: skipped,
+      targets: stopped.skip,
+      withdraw: stopped.withdraw,
       events,
       audit: audits.map((audit) => ctx.audit.entry({ event: audit.event, actor: 'system', deploymentId: deployment.id, outcome: audit.outcome, details: audit.details })),
     };

@@ -167,6 +167,12 @@ export interface RolloutWrite {
   targets?: readonly TargetRecord[] | undefined;
   commands?: readonly { command: NewCommand; nonce: NewNonce }[] | undefined;
   events?: readonly NewDeploymentEvent[] | undefined;
+  /**
+   * Targets that never start if no check-in has handed out their command yet: each command is
+   * withdrawn (acked with outcome `withdrawn`) only while its delivered count is 0, and only then is
+   * its target written as given. A command delivered already is the host's; its target stays as it is.
+   */
+  withdraw?: readonly { commandId: string; target: TargetRecord }[] | undefined;
   /** Audit records of this step, committed with it (store/records.ts, audit/trail.ts). */
   audit?: readonly PendingAuditRecord[] | undefined;
   /** The rollout lease this step was decided under: written only while it is still current (decision 0038). */

@@ -1,7 +1,7 @@
 import { compareVersions } from '@drover/protocol';
 import type { JsonObject, RolloutTargetState } from '@drover/protocol';
 import type { ManagerRolloutCode } from '../errors.js';
-import type { DeploymentRecord, TargetRecord, TargetView } from './records.js';
+import type { DeploymentRecord, RolloutWrite, TargetRecord, TargetView } from './records.js';
 import type { AgentHealthProbe } from './push-client.js';
 
 // One target's next state, from what the store and (push mode) the agent's health route say. Pure:
@@ -114,6 +114,29 @@ function windowPassed(target: TargetRecord, deployment: DeploymentRecord, now: D
   return target.firstDeferredAt !== undefined && now.getTime() >= target.firstDeferredAt.getTime() + deployment.options.deferralWindowSeconds * 1000 + graceMs;
 }
 
+/** What stopping a deployment writes: pending targets skipped, undelivered commands withdrawn with their targets. */
+export interface StoppedTargets {
+  skip: TargetRecord[];
+  withdraw: NonNullable<RolloutWrite['withdraw']>[number][];
+}
+
+/**
+ * The targets of a stopping deployment (aborted, rolled back, superseded, failed its gate) that
+ * never start: every pending one is skipped, and every notified one whose command no check-in has
+ * handed out yet is withdrawn with it, in the step's own fenced write (RolloutWrite.withdraw), so a
+ * host that was not holding the channel does not take it later. A command delivered already is the
+ * host's: that target runs its course.
+ */
+export function stopTargets(targets: readonly TargetRecord[], now: Date, why: string): StoppedTargets {
+  const skip = (t: TargetRecord, message: string): TargetRecord => ({ ...t, state: 'skipped', errorCode: 'DEPLOYMENT_STOPPED', message, deferredUntil: undefined, updatedAt: now });
+  return {
+    skip: targets.filter((t) => t.state === 'pending').map((t) => skip(t, `never started: ${why}`)),
+    withdraw: targets
+      .filter((t) => t.state === 'notified' && t.commandId !== undefined)
+      .map((t) => ({ commandId: t.commandId ?? '', target: skip(t, `never started: ${why}; its command was withdrawn before the host took it`) })),
+  };
+}
+
 /**
  * Daemon mode: the update command's ack and outcome (from check-ins) and the agent's reported
  * version and health move the target. Undefined when nothing changed.
@@ -121,8 +144,8 @@ function windowPassed(target: TargetRecord, deployment: DeploymentRecord, now: D
 export function stepDaemonTarget(view: TargetView, deployment: DeploymentRecord, now: Date, staleAfterMs: number): TargetStep | undefined {
   const target = recordOf(view);
   const outcome = view.command?.outcome;
-  // Withdrawn before any check-in handed it out (an abort or a rollback whose write did not follow,
-  // e.g. a crash in between): the host never saw it.
+  // Withdrawn before any check-in handed it out. Written with its target (stopTargets) since
+  // 2026-12-07; a store written before then can hold the command withdrawn and the target notified.
   if (outcome === 'withdrawn') return { next: { ...target, state: 'skipped', errorCode: 'DEPLOYMENT_STOPPED', message: 'never started: its command was withdrawn before the host took it', updatedAt: now } };
   if (outcome !== undefined && FAILED_OUTCOMES.has(outcome) && target.state !== 'health_check') {
     const code = typeof view.command?.detail?.['code'] === 'string' ? view.command.detail['code'] : outcome;

@@ -112,12 +112,6 @@ export interface Store {
   insertCommand(command: NewCommand, nonce?: NewNonce, audit?: readonly PendingAuditRecord[]): Promise<void>;
   getCommand(commandId: string): Promise<CommandRecord | undefined>;
   listCommands(agentId: string): Promise<CommandRecord[]>;
-  /**
-   * Withdraws each command that no check-in has delivered yet (and none acked): it is retired (acked,
-   * outcome `withdrawn`) so that no check-in hands it out from then on. Atomic per command against a
-   * check-in delivering it: a command delivered first stays as it is. Answers the ids withdrawn.
-   */
-  withdrawCommands(commandIds: readonly string[], at: Date): Promise<string[]>;
   getNonce(nonceId: string): Promise<NonceRecord | undefined>;
 
   // Releases

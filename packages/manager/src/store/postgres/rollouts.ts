@@ -65,7 +65,8 @@ export async function writeRollout(db: Queryable, write: rollout.RolloutWrite, i
   }
   // Commands before targets: a target names its command, and both land in this one transaction.
   for (const { command, nonce } of write.commands ?? []) await insertCommand(command, nonce);
-  for (const t of write.targets ?? []) {
+  const withdrawn = await withdraw(db, write.withdraw ?? []);
+  for (const t of [...(write.targets ?? []), ...withdrawn]) {
     const { text, values } = upsert('deployment_targets', targetRow(t), ['deployment_id', 'agent_id'], TARGET_UPDATED);
     await db.query(text, values);
   }
@@ -74,6 +75,23 @@ export async function writeRollout(db: Queryable, write: rollout.RolloutWrite, i
       e.deploymentId, e.at.getTime(), e.type, e.message, e.details === undefined ? null : JSON.stringify(e.details),
     ]);
   }
+}
+
+/**
+ * Withdraws the commands no check-in has handed out and answers the targets to write for them. A
+ * check-in delivering one at the same time either goes first (delivered_count is then 1 and it
+ * stays) or finds it acked: its UPDATE rechecks acked_at on the row it waited for.
+ */
+async function withdraw(db: Queryable, steps: NonNullable<rollout.RolloutWrite['withdraw']>): Promise<rollout.TargetRecord[]> {
+  if (steps.length === 0) return [];
+  const at = steps[0]?.target.updatedAt.getTime();
+  const found = await rows<{ id: string }>(
+    db,
+    "UPDATE commands SET acked_at = $1, outcome = 'withdrawn', outcome_at = $1 WHERE id = ANY($2::text[]) AND acked_at IS NULL AND delivered_count = 0 RETURNING id",
+    [at, steps.map((s) => s.commandId)],
+  );
+  const ids = new Set(found.map((row) => row.id));
+  return steps.filter((s) => ids.has(s.commandId)).map((s) => s.target);
 }
 
 export async function targets(db: Queryable, deploymentId: string): Promise<rollout.TargetRecord[]> {

@@ -551,16 +551,6 @@ export class PostgresStore implements Store {
     }
   }
 
-  async withdrawCommands(commandIds: readonly string[], at: Date): Promise<string[]> {
-    if (commandIds.length === 0) return [];
-    // A check-in delivering one of them at the same time either goes first (delivered_count is then
-    // 1 and it stays) or finds it acked: its UPDATE rechecks acked_at on the row it waited for.
-    const rows = await this.#tx((db) =>
-      all<{ id: string }>(db, "UPDATE commands SET acked_at = $1, outcome = 'withdrawn', outcome_at = $1 WHERE id = ANY($2::text[]) AND acked_at IS NULL AND delivered_count = 0 RETURNING id", [at.getTime(), [...commandIds]]),
-    );
-    return rows.map((row) => row.id);
-  }
-
   insertCommand(command: records.NewCommand, nonce?: records.NewNonce, audit?: readonly records.PendingAuditRecord[]): Promise<void> {
     return this.#tx(async (db) => {
       await this.#insertCommand(db, command, nonce);

@@ -104,7 +104,7 @@ export class SqliteRollouts {
   }
 
   /** Call inside a transaction. */
-  write(write: RolloutWrite, insertCommand: (command: NewCommand, nonce: NewNonce) => void): void {
+  write(write: RolloutWrite, insertCommand: (command: NewCommand, nonce: NewNonce) => void, withdrawCommand: (commandId: string, at: Date) => boolean): void {
     const d = write.deployment;
     if (d !== undefined) {
       this.#s.deploymentUpsert.run(deploymentRow(d));
@@ -113,6 +113,9 @@ export class SqliteRollouts {
     for (const { command, nonce } of write.commands ?? []) insertCommand(command, nonce);
     for (const t of write.targets ?? []) {
       this.#s.targetUpsert.run(targetRow(t));
+    }
+    for (const { commandId, target } of write.withdraw ?? []) {
+      if (withdrawCommand(commandId, target.updatedAt)) this.#s.targetUpsert.run(targetRow(target));
     }
     for (const e of write.events ?? []) {
       this.#s.eventInsert.run(e.deploymentId, e.at.getTime(), e.type, e.message, e.details === undefined ? null : JSON.stringify(e.details));

@@ -488,14 +488,6 @@ export class SqliteStore implements Store {
     return Promise.resolve();
   }
 
-  withdrawCommands(commandIds: readonly string[], at: Date): Promise<string[]> {
-    const withdrawn: string[] = [];
-    this.#durable(() => {
-      for (const id of commandIds) if (this.#s.commandWithdraw.run(at.getTime(), at.getTime(), id).changes === 1) withdrawn.push(id);
-    });
-    return Promise.resolve(withdrawn);
-  }
-
   #insertCommand(command: NewCommand, nonce: NewNonce | undefined): void {
     this.#commandsFor.push(command.agentId);
     {
@@ -628,20 +620,12 @@ export class SqliteStore implements Store {
   ): Promise<{ ok: true } | { ok: false; active: string }> {
     try {
       this.#durable(() => {
-        for (const write of supersede) {
-          this.#r.write(write, (c, n) => {
-            this.#insertCommand(c, n);
-          });
-          this.#audit(write.audit);
-        }
+        for (const write of supersede) this.#writeRollout(write);
         // One active deployment per artifact: checked and created in one transaction, so two notifies cannot both win.
         const active = this.#r.activeOf(deployment.artifact);
         // Throwing rolls back the superseding too: nothing of a refused deployment stays.
         if (active !== undefined) throw new DeploymentActive(active);
-        this.#r.write({ deployment, targets, events }, (c, n) => {
-          this.#insertCommand(c, n);
-        });
-        this.#audit(audit);
+        this.#writeRollout({ deployment, targets, events, audit });
       });
     } catch (error) {
       if (error instanceof DeploymentActive) return Promise.resolve({ ok: false, active: error.active });
@@ -662,12 +646,21 @@ export class SqliteStore implements Store {
 
   writeRollout(write: RolloutWrite): Promise<void> {
     this.#durable(() => {
-      this.#r.write(write, (c, n) => {
-        this.#insertCommand(c, n);
-      });
-      this.#audit(write.audit);
+      this.#writeRollout(write);
     });
     return Promise.resolve();
+  }
+
+  /** Call inside a transaction. */
+  #writeRollout(write: RolloutWrite): void {
+    this.#r.write(
+      write,
+      (c, n) => {
+        this.#insertCommand(c, n);
+      },
+      (id, at) => this.#s.commandWithdraw.run(at.getTime(), at.getTime(), id).changes === 1,
+    );
+    this.#audit(write.audit);
   }
 
   listTargets(deploymentId: string): Promise<TargetRecord[]> {
