@@ -138,6 +138,8 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       const first = await store.enrollAgent(enrollInput(hash, machine(7)));
       if (!first.ok) throw new Error('first enrollment failed');
       const credentialHash = hashSecret(newSecret());
+      // Looked up before (a store may keep what it answered): the re-enrollment retires the old credential all the same.
+      expect(await store.getAgentByCredentialHash(first.agent.credentialHash)).toMatchObject({ id: first.agent.id });
       const again = await store.enrollAgent(enrollInput(hash, machine(7), { newAgentId: 'agent-other', credentialHash, agentVersion: '1.1.0' }));
       expect(again).toMatchObject({ ok: true, reenrolled: true, previousCredentialHash: first.agent.credentialHash });
       if (!again.ok) throw new Error('unreachable');
@@ -153,6 +155,8 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       const agentId = await enrolled(hash, 1);
       await enrolled(hash, 2);
       expect(await store.createDeployment(deployment('dep-1'), [target('dep-1', agentId, 0)], [])).toEqual({ ok: true });
+      const credentialHash = (await store.getAgent(agentId))?.credentialHash ?? '';
+      expect((await store.getAgentByCredentialHash(credentialHash))?.revokedAt).toBeUndefined();
       expect(await store.revokeAgent(agentId, at(5), [audit('agent.removed')])).toBe('revoked');
       expect(await store.revokeAgent(agentId, at(6), [audit('agent.removed.again')])).toBe('already');
       expect(await store.revokeAgent('agent-none', at(6), [audit('agent.removed.none')])).toBe('not_found');
@@ -390,6 +394,9 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect((await store.getAgent(a))?.agentVersion).toBe('1.0.6');
       expect((await store.getAgent(b))?.agentVersion).toBe('2.0.0');
       expect((await store.getAgent(a))?.lastCheckinAt).toEqual(base.at);
+      // The reopened store still hands b its command at a plain check-in, and a nothing.
+      expect(await store.recordCheckin({ ...base, agentId: b, agentVersion: '2.0.0' })).toMatchObject({ ok: true, commands: [{ id: 'cmd-b' }] });
+      expect(await store.recordCheckin({ ...base, agentId: a, agentVersion: '1.0.6' })).toEqual({ ok: true, commands: [] });
     });
 
     it('keeps releases by artifact, version and platform, inserts once, publishes a pending one once', async () => {
