@@ -24,7 +24,8 @@
 // better (issue 16): the line "checkin-ceiling", from the same run, is a bare Fastify route (the
 // manager's own Fastify, in this process, no logging) that parses the same check-in body and answers
 // what an idle check-in answers, under the same load generator, connections and duration.
-// Check-ins and the bare route take turns, --rounds times each (both servers listening throughout),
+// After a warm-up of both (up to 3 s each, not counted), check-ins and the bare route take turns,
+// --rounds times each (both servers listening throughout),
 // so that a slower or faster minute of this machine weighs on both: the lines give the median
 // round and every round's figure, and the ratio is the median of the rounds' ratios.
 //
@@ -255,6 +256,9 @@ async function benchSqlite(agentCount: number, stormHosts: number, machine: obje
     const rounds: { checkin: LoadResult; ceiling: LoadResult }[] = [];
     try {
       const bareAgents: Agent[] = Array.from({ length: 1000 }, () => ({ id: `agent-${randomBytes(8).toString('hex')}`, credential: newSecret(), machineId: randomBytes(32).toString('hex') }));
+      // A warm-up of both, not counted: JIT, the store's caches (every agent's identity once), the route's first runs.
+      await inChild<LoadResult>({ kind: 'autocannon', url, agents, seconds: Math.min(seconds, 3), connections });
+      await inChild<LoadResult>({ kind: 'autocannon', url: bare.url, agents: bareAgents, seconds: Math.min(seconds, 3), connections });
       for (let round = 0; round < Math.max(1, Number(values.rounds)); round++) {
         const checkin = await inChild<LoadResult>({ kind: 'autocannon', url, agents, seconds, connections });
         const ceiling = await inChild<LoadResult>({ kind: 'autocannon', url: bare.url, agents: bareAgents, seconds, connections });

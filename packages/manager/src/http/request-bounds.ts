@@ -33,11 +33,13 @@ function wellFormed(text: string): boolean {
   return (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 }
 
+const NO_FIELDS: ReadonlySet<string> = new Set();
+
 /**
  * The first bound `value` breaks, or undefined. `fields` are the top-level names the part's schema
  * declares; a problem under one of them names it.
  */
-export function requestBoundsProblem(value: unknown, fields: ReadonlySet<string> = new Set(), bounds: RequestBounds = defaultBounds): RequestBoundsProblem | undefined {
+export function requestBoundsProblem(value: unknown, fields: ReadonlySet<string> = NO_FIELDS, bounds: RequestBounds = defaultBounds): RequestBoundsProblem | undefined {
   const stack: { value: unknown; depth: number; field: string | undefined }[] = [{ value, depth: 0, field: undefined }];
   let values = 0;
   while (stack.length > 0) {

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CheckinRequest } from '@drover/protocol';
 import type { DeploymentRecord } from '../rollouts/records.js';
 import type { Store } from '../store/store.js';
+import { SeriesHistogram } from './series-histogram.js';
 
 // The manager's Prometheus metrics (decision 0033). One Registry per manager: several managers
 // run in one process (tests, an app mounting managerPlugin twice), and prom-client's global
@@ -56,8 +57,8 @@ export class ManagerMetrics {
   readonly rolloutEvents: Counter<'type'>;
   readonly commandCommitted: Histogram;
   readonly auditAppends: Counter;
-  readonly storeQuery: Histogram<'operation' | 'result'>;
-  readonly httpRequest: Histogram<'route' | 'method' | 'status_class'>;
+  readonly storeQuery: SeriesHistogram<'operation' | 'result'>;
+  readonly httpRequest: SeriesHistogram<'route' | 'method' | 'status_class'>;
   readonly #codes = new Set<string>();
   #store: Store | undefined;
   #held: (() => number) | undefined;
@@ -73,8 +74,9 @@ export class ManagerMetrics {
     this.rolloutEvents = new Counter({ name: 'drover_rollout_events_total', help: 'Rollout events written by this manager, by type (phase_passed, gate_failed, agent_failed, ...).', labelNames: ['type'], registers });
     this.commandCommitted = new Histogram({ name: 'drover_command_committed_seconds', help: 'Seconds from an update command queued to its host reporting it succeeded.', buckets: COMMITTED_BUCKETS, registers });
     this.auditAppends = new Counter({ name: 'drover_audit_appends_total', help: 'Audit records moved into the hash-chained audit log.', registers });
-    this.storeQuery = new Histogram({ name: 'drover_store_query_seconds', help: 'Latency of store operations, by Store method and result (ok, error).', labelNames: ['operation', 'result'], buckets: QUERY_BUCKETS, registers });
-    this.httpRequest = new Histogram({ name: 'drover_http_request_duration_seconds', help: 'HTTP request latency, by route template, method and status class.', labelNames: ['route', 'method', 'status_class'], buckets: HTTP_BUCKETS, registers });
+    // The two observed at every request and store call: label sets resolved once (series-histogram.ts).
+    this.storeQuery = new SeriesHistogram({ name: 'drover_store_query_seconds', help: 'Latency of store operations, by Store method and result (ok, error).', labelNames: ['operation', 'result'], buckets: QUERY_BUCKETS, registers });
+    this.httpRequest = new SeriesHistogram({ name: 'drover_http_request_duration_seconds', help: 'HTTP request latency, by route template, method and status class.', labelNames: ['route', 'method', 'status_class'], buckets: HTTP_BUCKETS, registers });
     // The gauges' collect() runs with `this` bound to the gauge: the store is reached through these arrows.
     const storeOf = (): Store | undefined => this.#store;
     const activeDeployments = async (): Promise<DeploymentRecord[]> => (await storeOf()?.listDeployments({ active: true, limit: SCRAPE_DEPLOYMENTS_MAX })) ?? [];

@@ -1,6 +1,7 @@
 import type { RolloutWrite } from '../rollouts/records.js';
 import type { Store } from '../store/store.js';
 import type { ManagerMetrics } from './manager-metrics.js';
+import type { Series } from './series-histogram.js';
 
 /**
  * The store, timed: each Store method's latency goes to `drover_store_query_seconds` under the
@@ -21,22 +22,26 @@ export function timedStore(store: Store, metrics: ManagerMetrics): Store {
       const method = value as (...args: unknown[]) => unknown;
       // The label is the method's name: a fixed set, whatever the arguments.
       const operation = typeof property === 'string' ? property : 'symbol';
+      // Each label set made at its first observation (a series only for what happened, as prom-client does).
+      let ok: Series | undefined;
+      let failed: Series | undefined;
       const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-        const end = metrics.storeQuery.startTimer({ operation });
+        const start = performance.now();
+        const seconds = (): number => (performance.now() - start) / 1000;
         let result: unknown;
         try {
           result = method.apply(target, args);
         } catch (error) {
-          end({ result: 'error' });
+          (failed ??= metrics.storeQuery.series({ operation, result: 'error' })).observe(seconds());
           throw error;
         }
         if (!(result instanceof Promise)) {
-          end({ result: 'ok' });
+          (ok ??= metrics.storeQuery.series({ operation, result: 'ok' })).observe(seconds());
           return result;
         }
         return result.then(
           (settled: unknown) => {
-            end({ result: 'ok' });
+            (ok ??= metrics.storeQuery.series({ operation, result: 'ok' })).observe(seconds());
             if (operation === 'completeAuditOutbox') metrics.auditAppends.inc((args[0] as readonly number[]).length);
             else if (operation === 'chainAuditOutbox') metrics.auditAppends.inc(settled as number);
             else if (operation === 'writeRollout') metrics.recordRolloutEvents((args[0] as RolloutWrite).events ?? []);
@@ -44,7 +49,7 @@ export function timedStore(store: Store, metrics: ManagerMetrics): Store {
             return settled;
           },
           (error: unknown) => {
-            end({ result: 'error' });
+            (failed ??= metrics.storeQuery.series({ operation, result: 'error' })).observe(seconds());
             throw error;
           },
         );

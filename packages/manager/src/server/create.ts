@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { managerLimits } from '../config.js';
 import { frameworkErrors, installErrorHandling } from '../http/errors.js';
-import { silentLogger } from '../logger.js';
+import { lazyRequestLogger, silentLogger } from '../logger.js';
 import { admittingServer, defaultAdmission } from './admission.js';
 import type { AdmissionOptions, ManagerTls } from './admission.js';
 import { openManagerCore } from './core.js';
@@ -55,6 +55,7 @@ export async function createManager(options: CreateManagerOptions): Promise<Mana
         return server;
       },
       loggerInstance: logger,
+      childLoggerFactory: lazyRequestLogger,
       logController: new LogController({ disableRequestLogging: options.requestLogging === false }),
       bodyLimit: managerLimits.adminBodyMaxBytes,
       // The manager answers 503 itself while stopping, in its own error shape.
