@@ -126,28 +126,19 @@ export function silentLogger(): Logger {
 export function lazyRequestLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
   let child: FastifyBaseLogger | undefined;
   const real = (): FastifyBaseLogger => (child ??= logger.child(bindings, options));
+  const at =
+    (level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'): LogFn =>
+    (...args: Parameters<LogFn>) => {
+      real()[level](...args);
+    };
   return {
-    fatal: (...args: Parameters<LogFn>) => {
-      real().fatal(...args);
-    },
-    error: (...args: Parameters<LogFn>) => {
-      real().error(...args);
-    },
-    warn: (...args: Parameters<LogFn>) => {
-      real().warn(...args);
-    },
-    info: (...args: Parameters<LogFn>) => {
-      real().info(...args);
-    },
-    debug: (...args: Parameters<LogFn>) => {
-      real().debug(...args);
-    },
-    trace: (...args: Parameters<LogFn>) => {
-      real().trace(...args);
-    },
-    silent: (...args: Parameters<LogFn>) => {
-      real().silent(...args);
-    },
+    fatal: at('fatal'),
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    trace: at('trace'),
+    silent: at('silent'),
     child: (more: Bindings, moreOptions?: ChildLoggerOptions) => real().child(more, moreOptions),
     get level(): string {
       return child?.level ?? logger.level;
