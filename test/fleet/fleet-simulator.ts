@@ -168,6 +168,7 @@ export class SimulatedHost {
     const idle = acks.length === 0 && results.length === 0 && this.#queue.length === 0;
     const wait = this.channelWaitSeconds > 0 && Date.now() >= this.#channelPausedUntil && idle ? this.channelWaitSeconds : 0;
     this.#nextDelayMs = undefined;
+    const reportNonce = results.find((r) => r.nonce !== undefined)?.nonce;
     let status: number;
     let text: string;
     let waitHeader: string | string[] | undefined;
@@ -186,6 +187,8 @@ export class SimulatedHost {
           'x-agent-version': this.version,
           'x-daemon-version': '0.5.0',
           ...(wait > 0 ? { 'x-drover-wait': String(wait) } : {}),
+          // As droverd: a report of an update names its nonce (the manager admits reports first under load).
+          ...(reportNonce === undefined ? {} : { 'x-update-nonce': reportNonce }),
         },
         body: JSON.stringify({ state: { agentVersion: this.version, daemonVersion: '0.5.0' }, health: this.health(), acks, results }),
         ...(wait > 0 ? { signal: this.#stopping.signal } : {}),

@@ -327,6 +327,31 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect((await store.listCommands(agentId)).map((c) => c.id)).toEqual(['cmd-1']);
     });
 
+    it('records reports that arrive together each on its own: a replayed one is refused alone, the others are kept across a reopen', async () => {
+      const hash = await token(3);
+      const agents = [await enrolled(hash, 11), await enrolled(hash, 12), await enrolled(hash, 13)];
+      const nonceOf = (i: number): string => `nonce-grouped-${i}`;
+      for (const [i, agentId] of agents.entries()) {
+        await store.insertCommand(
+          { id: `cmd-g${i}`, agentId, type: 'update', deploymentId: 'd1', body: { id: `cmd-g${i}` }, createdAt: t0 },
+          { id: nonceOf(i), agentId, machineId: machine(11 + i), commandId: `cmd-g${i}`, deploymentId: 'd1', artifact: 'agent', fromVersion: '1.0.0', toVersion: '1.1.0', rollback: false, token: 'a.b', issuedAt: t0, expiresAt: t0 },
+        );
+      }
+      const report = (i: number, agentId: string): Parameters<Store['recordCheckin']>[0] => ({
+        agentId, at: at(5), agentVersion: '1.1.0', daemonVersion: '0.1.0', health: {}, update: undefined, inventory: undefined, acks: [`cmd-g${i}`], commandLimit: 32,
+        results: [{ commandId: `cmd-g${i}`, outcome: 'succeeded', detail: {}, consumeNonce: { nonceId: nonceOf(i), reportedVersion: '1.1.0' } }],
+        audit: [audit(`report.${i}`)],
+      });
+      // Agent 0 reported before: its second report comes back replayed; all three are sent at once.
+      expect(await store.recordCheckin(report(0, agents[0] ?? ''))).toEqual({ ok: true, commands: [] });
+      const answers = await Promise.all(agents.map((agentId, i) => store.recordCheckin(report(i, agentId))));
+      expect(answers).toEqual([{ ok: false, reason: 'nonce_replayed', nonceId: nonceOf(0), commandId: 'cmd-g0' }, { ok: true, commands: [] }, { ok: true, commands: [] }]);
+      await store.close();
+      store = await db.open();
+      for (const i of [1, 2]) expect(await store.getNonce(nonceOf(i))).toMatchObject({ consumedOutcome: 'succeeded', reportedVersion: '1.1.0' });
+      expect((await store.listAuditOutbox(10)).map((r) => r.body)).toEqual([audit('report.0').body, audit('report.1').body, audit('report.2').body]);
+    });
+
     it('returns at most commandLimit unacked commands, oldest first', async () => {
       const agentId = await enrolled(await token(1), 1);
       for (const n of [1, 2, 3]) await store.insertCommand({ id: `cmd-${n}`, agentId, type: 'update', body: { n }, createdAt: at(n) });

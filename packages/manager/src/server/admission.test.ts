@@ -64,6 +64,9 @@ function exchange(port: number, requests: string, ms = 2_000): { socket: Socket;
 }
 
 const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+// A check-in with nothing to report (shed first), and one reporting an update (X-Update-Nonce: shed last).
+const CHECKIN = '/v1/agents/agent-1/checkin';
+const checkin = (headers = ''): string => `POST ${CHECKIN} HTTP/1.1\r\nHost: x\r\n${headers}Content-Length: 0\r\n\r\n`;
 
 describe('admission', () => {
   it('answers a connection beyond maxConnections 503 OVERLOADED with Retry-After and closes it, /healthz excepted', async () => {
@@ -108,10 +111,10 @@ describe('admission', () => {
     // All six requests are in the server's buffers before its next turn, the blocking one first:
     // the server reads them in one turn, and the five after the block are shed.
     blocker.socket.write(get('/block'));
-    for (const other of others) other.socket.write(get('/later'));
+    for (const other of others) other.socket.write(checkin());
     await new Promise((resolve) => setTimeout(resolve, 600));
     // A shed connection stays open: the same socket's next request is served.
-    for (const other of others) other.socket.write(get('/again'));
+    for (const other of others) other.socket.write(checkin());
     const answers = await Promise.all(others.map((o) => o.answer));
     expect((await blocker.answer).text).toMatch(/^HTTP\/1\.1 200 /);
     for (const answer of answers) {
@@ -142,5 +145,33 @@ describe('admission', () => {
     for (const other of others) other.socket.write(get('/later'));
     for (const answer of await Promise.all(others.map((o) => o.answer))) expect(answer.text).toMatch(/^HTTP\/1\.1 200 /);
     expect(counts()).toEqual({ shedBusy: 0, shedConnections: 0 });
+  });
+
+  it('sheds check-ins with nothing to report first; reports of an update and operator calls only past four times the limit, with Retry-After 1', async () => {
+    let blockMs = 250;
+    const { port, counts, accepted } = await serve({ maxEventLoopBlockMs: 100, maxConnections: 0, retryAfterSeconds: 3 }, (url) => {
+      if (url === '/block') {
+        const until = Date.now() + blockMs;
+        while (Date.now() < until);
+      }
+    });
+    let opened = 0;
+    const round = async (): Promise<string[][]> => {
+      const blocker = exchange(port, '', 1_000);
+      const others = Array.from({ length: 4 }, () => exchange(port, '', 1_000));
+      await Promise.all([blocker, ...others].map((o) => o.connected));
+      opened += 5;
+      await accepted(opened);
+      blocker.socket.write(get('/block'));
+      const requests = [checkin(), checkin('X-Drover-Wait: 50\r\n'), checkin('X-Update-Nonce: n.s\r\n'), get('/v1/deployments')];
+      others.forEach((other, i) => other.socket.write(requests[i] ?? ''));
+      return (await Promise.all(others.map((o) => o.answer))).map((a) => [/^HTTP\/1\.1 (\d{3}) /.exec(a.text)?.[1] ?? '', /\r\nretry-after: (\d+)\r\n/i.exec(a.text)?.[1] ?? '-']);
+    };
+    // 250 ms: past the limit, within four times it.
+    expect(await round()).toEqual([['503', '3'], ['503', '3'], ['200', '-'], ['200', '-']]);
+    // 600 ms: past four times the limit, the work goes too, asked back in 1 s.
+    blockMs = 600;
+    expect(await round()).toEqual([['503', '3'], ['503', '3'], ['503', '1'], ['503', '1']]);
+    expect(counts()).toEqual({ shedBusy: 6, shedConnections: 0 });
   });
 });

@@ -17,7 +17,12 @@ import type { Logger } from 'pino';
 // - the event loop is held by a burst: the current turn has run longer than `maxEventLoopBlockMs`
 //   since the timers last ran, and has already let in at least `minBurst` requests (one slow fsync
 //   with a few requests around it is not overload; thousands of check-ins at once are, and while
-//   they are worked through, new connections wait in the kernel's queue);
+//   they are worked through, new connections wait in the kernel's queue). Requests that move work
+//   on (a daemon's report of an update: it carries X-Update-Nonce; an operator's call; a
+//   download) are shed only past WORK_BLOCK_FACTOR times that, with a Retry-After of
+//   WORK_RETRY_AFTER_SECONDS: check-ins with nothing to report, channel holds and enrollments go
+//   first. A rollout's last phase reports thousands of results within a second; shed with the
+//   idle check-ins, each waited out a 5 s Retry-After and the phase with them (decision 0027);
 // - too many connections: a request on a connection opened beyond `maxConnections` is answered
 //   and the connection closed, so file descriptors and memory stay bounded.
 // `/healthz` is never shed: overload is not death, and a supervisor must not restart the manager for it.
@@ -40,6 +45,8 @@ export const defaultAdmission: AdmissionOptions = {
 };
 
 const TICK_MS = 20;
+const WORK_BLOCK_FACTOR = 4; // work (see the header) is shed past this many times maxEventLoopBlockMs
+const WORK_RETRY_AFTER_SECONDS = 1; // and asked to come back this soon (at most retryAfterSeconds)
 const REPORT_MS = 10_000;
 
 /** What was shed, for a log line and the tests. */
@@ -91,9 +98,19 @@ export function admittingServer(
   const capBody = body('too many connections');
   const retryAfter = String(options.retryAfterSeconds);
 
+  const workRetryAfter = String(Math.min(options.retryAfterSeconds, WORK_RETRY_AFTER_SECONDS));
+
   const admit = (req: IncomingMessage, res: ServerResponse): void => {
     const capped = overCap.has(req.socket);
-    const busy = !capped && options.maxEventLoopBlockMs > 0 && admittedSinceTick >= minBurst && performance.now() - lastTick > options.maxEventLoopBlockMs;
+    let busy = false;
+    let work = false;
+    if (!capped && options.maxEventLoopBlockMs > 0 && admittedSinceTick >= minBurst) {
+      const blockedMs = performance.now() - lastTick;
+      if (blockedMs > options.maxEventLoopBlockMs) {
+        work = isWork(req);
+        busy = !work || blockedMs > options.maxEventLoopBlockMs * WORK_BLOCK_FACTOR;
+      }
+    }
     if ((capped || busy) && !isHealthz(req.url)) {
       if (capped) shedConnections += 1;
       else shedBusy += 1;
@@ -101,7 +118,7 @@ export function admittingServer(
       res.writeHead(503, {
         'content-type': 'application/json; charset=utf-8',
         'content-length': Buffer.byteLength(payload),
-        'retry-after': retryAfter,
+        'retry-after': work ? workRetryAfter : retryAfter,
         'cache-control': 'no-store',
         // Over the cap, the connection goes: that is what the cap is for. A busy loop keeps it.
         ...(capped ? { connection: 'close' } : {}),
@@ -147,6 +164,17 @@ export function admittingServer(
 export interface ManagerTls {
   cert: string;
   key: string;
+}
+
+/**
+ * A request that moves work on, shed last: a daemon's report of an update (it carries
+ * X-Update-Nonce), and anything that is not a check-in or an enrollment (an operator's call, a
+ * download). A check-in with nothing to report, a channel hold and an enrollment can wait.
+ */
+function isWork(req: IncomingMessage): boolean {
+  if (req.headers['x-update-nonce'] !== undefined) return true;
+  const path = (req.url ?? '').split('?', 1)[0] ?? '';
+  return !(path.includes('/v1/agents/') && (path.endsWith('/checkin') || path.endsWith('/enroll')));
 }
 
 function isHealthz(url: string | undefined): boolean {

@@ -191,6 +191,9 @@ export class SqliteStore implements Store {
   // agent's id, machine, credential or revocation (#durable's `identities`), so a revoked or
   // rotated credential is refused from the write on; a read saved is 10-15 us per check-in.
   readonly #identities = new Map<string, AgentIdentity>();
+  // Durable check-ins (acks, results) read in one turn of the event loop, committed together (see
+  // #commitCheckins); undefined when none waits.
+  #checkins: { apply: () => CheckinWriteResult; resolve: (result: CheckinWriteResult) => void; reject: (error: unknown) => void }[] | undefined;
   readonly #commandWatchers = new Set<(agentIds: readonly string[] | 'all') => void>();
   readonly #liveness: LivenessBuffer<LivenessParams>;
 
@@ -280,6 +283,7 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     if (!this.#closed) {
+      this.#commitCheckins();
       this.#liveness.flush();
       this.#closed = true;
       // Fold the WAL back into the main file so a copy of manager.db alone is complete.
@@ -486,9 +490,15 @@ export class SqliteStore implements Store {
       if (result.ok && result.commands.length === 0 && write.commandLimit > 0) this.#mayHaveCommands.delete(write.agentId);
       return Promise.resolve(result);
     };
+    // Acks and results must not be lost (see the header comment): synced before the answer, in a
+    // commit shared with the other check-ins of this turn.
+    if (write.acks.length > 0 || write.results.length > 0 || (write.audit?.length ?? 0) > 0) {
+      return this.#groupCheckin(apply).then(answered, (error: unknown) => {
+        if (error instanceof NonceReplayed) return { ok: false, reason: 'nonce_replayed', nonceId: error.nonceId, commandId: error.commandId };
+        throw error;
+      });
+    }
     try {
-      // Acks and results must not be lost (see the header comment): synced before the answer.
-      if (write.acks.length > 0 || write.results.length > 0 || (write.audit?.length ?? 0) > 0) return answered(this.#durable(apply, 'kept'));
       this.#notClosed();
       // The common check-in: liveness buffered, and no read at all unless the agent may have a command.
       if (!this.#mayHaveCommands.has(write.agentId) || this.#s.commandsUnacked.all(write.agentId, 1).length === 0) {
@@ -502,6 +512,48 @@ export class SqliteStore implements Store {
       if (error instanceof NonceReplayed) return Promise.resolve({ ok: false, reason: 'nonce_replayed', nonceId: error.nonceId, commandId: error.commandId });
       throw error;
     }
+  }
+
+  // Group commit: the durable check-ins read in one turn of the event loop (a rollout's phase
+  // reports thousands within a second) share one transaction and one fsync, committed at the end
+  // of the turn. Each runs in a savepoint of its own, so one refused (a replayed nonce) or failing
+  // rolls back alone; each is answered only after the shared commit, as durable as its own was.
+  #groupCheckin(apply: () => CheckinWriteResult): Promise<CheckinWriteResult> {
+    return new Promise((resolve, reject) => {
+      if (this.#checkins === undefined) {
+        this.#checkins = [];
+        setImmediate(() => {
+          this.#commitCheckins();
+        });
+      }
+      this.#checkins.push({ apply, resolve, reject });
+    });
+  }
+
+  #commitCheckins(): void {
+    const group = this.#checkins;
+    this.#checkins = undefined;
+    if (group === undefined || group.length === 0) return;
+    const outcomes: ({ ok: true; result: CheckinWriteResult } | { ok: false; error: unknown })[] = [];
+    try {
+      this.#durable(() => {
+        for (const { apply } of group) {
+          try {
+            outcomes.push({ ok: true, result: this.#db.transaction(apply)() });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      }, 'kept');
+    } catch (error) {
+      for (const { reject } of group) reject(error);
+      return;
+    }
+    group.forEach(({ resolve, reject }, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok === true) resolve(outcome.result);
+      else reject(outcome?.error ?? new Error('a grouped check-in has no outcome'));
+    });
   }
 
   insertCommand(command: NewCommand, nonce?: NewNonce, audit?: readonly PendingAuditRecord[]): Promise<void> {
