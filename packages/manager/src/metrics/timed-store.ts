@@ -3,6 +3,10 @@ import type { Store } from '../store/store.js';
 import type { ManagerMetrics } from './manager-metrics.js';
 import type { Series } from './series-histogram.js';
 
+function secondsSince(start: number): number {
+  return (performance.now() - start) / 1000;
+}
+
 /**
  * The store, timed: each Store method's latency goes to `drover_store_query_seconds` under the
  * method's name, without touching a query. Three methods also feed counters once they commit:
@@ -27,21 +31,20 @@ export function timedStore(store: Store, metrics: ManagerMetrics): Store {
       let failed: Series | undefined;
       const wrapped = function (this: unknown, ...args: unknown[]): unknown {
         const start = performance.now();
-        const seconds = (): number => (performance.now() - start) / 1000;
         let result: unknown;
         try {
           result = method.apply(target, args);
         } catch (error) {
-          (failed ??= metrics.storeQuery.series({ operation, result: 'error' })).observe(seconds());
+          (failed ??= metrics.storeQuery.series({ operation, result: 'error' })).observe(secondsSince(start));
           throw error;
         }
         if (!(result instanceof Promise)) {
-          (ok ??= metrics.storeQuery.series({ operation, result: 'ok' })).observe(seconds());
+          (ok ??= metrics.storeQuery.series({ operation, result: 'ok' })).observe(secondsSince(start));
           return result;
         }
         return result.then(
           (settled: unknown) => {
-            (ok ??= metrics.storeQuery.series({ operation, result: 'ok' })).observe(seconds());
+            (ok ??= metrics.storeQuery.series({ operation, result: 'ok' })).observe(secondsSince(start));
             if (operation === 'completeAuditOutbox') metrics.auditAppends.inc((args[0] as readonly number[]).length);
             else if (operation === 'chainAuditOutbox') metrics.auditAppends.inc(settled as number);
             else if (operation === 'writeRollout') metrics.recordRolloutEvents((args[0] as RolloutWrite).events ?? []);
@@ -49,7 +52,7 @@ export function timedStore(store: Store, metrics: ManagerMetrics): Store {
             return settled;
           },
           (error: unknown) => {
-            (failed ??= metrics.storeQuery.series({ operation, result: 'error' })).observe(seconds());
+            (failed ??= metrics.storeQuery.series({ operation, result: 'error' })).observe(secondsSince(start));
             throw error;
           },
         );

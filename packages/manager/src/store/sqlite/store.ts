@@ -498,20 +498,16 @@ export class SqliteStore implements Store {
         throw error;
       });
     }
-    try {
-      this.#notClosed();
-      // The common check-in: liveness buffered, and no read at all unless the agent may have a command.
-      if (!this.#mayHaveCommands.has(write.agentId) || this.#s.commandsUnacked.all(write.agentId, 1).length === 0) {
-        this.#mayHaveCommands.delete(write.agentId);
-        this.#liveness.add(write.agentId, liveness);
-        return Promise.resolve({ ok: true, commands: [] });
-      }
-      this.#liveness.flush();
-      return answered(this.#db.transaction(apply)());
-    } catch (error) {
-      if (error instanceof NonceReplayed) return Promise.resolve({ ok: false, reason: 'nonce_replayed', nonceId: error.nonceId, commandId: error.commandId });
-      throw error;
+    // No results from here on, so no nonce to replay.
+    this.#notClosed();
+    // The common check-in: liveness buffered, and no read at all unless the agent may have a command.
+    if (!this.#mayHaveCommands.has(write.agentId) || this.#s.commandsUnacked.all(write.agentId, 1).length === 0) {
+      this.#mayHaveCommands.delete(write.agentId);
+      this.#liveness.add(write.agentId, liveness);
+      return Promise.resolve({ ok: true, commands: [] });
     }
+    this.#liveness.flush();
+    return answered(this.#db.transaction(apply)());
   }
 
   // Group commit: the durable check-ins read in one turn of the event loop (a rollout's phase
