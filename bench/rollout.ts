@@ -26,6 +26,8 @@ import { droverBin, run } from '../test/helpers/cli.js';
 
 const AGENTS = Number(process.env['BENCH_AGENTS'] ?? 10_000);
 const CHECKIN_EVERY_MS = Number(process.env['BENCH_CHECKIN_MS'] ?? 2000);
+// BENCH_PASSES: which of the three passes to run (default all; e.g. `channel` alone while tuning).
+const PASSES = new Set((process.env['BENCH_PASSES'] ?? 'checkin-only,channel,restart').split(',').map((p) => p.trim()));
 const CHANNEL_WAIT_SECONDS = 50; // droverd's default checkin.channelWaitSeconds
 const CLK_TCK = 100; // kernel clock ticks per second in /proc/<pid>/stat (USER_HZ on Linux)
 
@@ -145,7 +147,7 @@ async function main(): Promise<void> {
       }
     };
     /** notify -> completed: seconds, the final status and the manager's CPU seconds over it. */
-    const rollout = async (version: string): Promise<{ seconds: number; status: string; updated: number | null; cpuSeconds: number; timeline: string[]; shed503: number }> => {
+    const rollout = async (version: string): Promise<{ seconds: number; status: string; updated: number | null; cpuSeconds: number; timeline: string[]; shed503: number; received?: Record<string, number> }> => {
       const before = await procStats(manager.child.pid ?? 0);
       const shedBefore = hosts.reduce((n, h) => n + h.unavailable, 0);
       const started = Date.now();
@@ -173,19 +175,27 @@ async function main(): Promise<void> {
           const after = await procStats(manager.child.pid ?? 0);
           const s = (await call('GET', `/manager/v1/updates/status?deployment_id=${id}`, adminToken)).json as { status: string; agents_updated: number };
           const shed503 = hosts.reduce((n, h) => n + h.unavailable, 0) - shedBefore;
-          return { seconds, status: s.status, updated: s.agents_updated, cpuSeconds: round(after.cpuSeconds - before.cpuSeconds), timeline, shed503 };
+          // When the hosts got their command, in seconds since notify: where a slow rollout waits.
+          const receivedAt = hosts.flatMap((h) => h.received.filter((c) => c.deploymentId === id).map((c) => (c.receivedAt - started) / 1000)).sort((a, b) => a - b);
+          const at = (q: number): number => round(receivedAt[Math.min(receivedAt.length - 1, Math.floor(q * receivedAt.length))] ?? Number.NaN, 1);
+          const received = { p10: at(0.1), p40: at(0.4), p50: at(0.5), p90: at(0.9), p99: at(0.99), last: at(1) };
+          return { seconds, status: s.status, updated: s.agents_updated, cpuSeconds: round(after.cpuSeconds - before.cpuSeconds), timeline, shed503, received };
         }
       }
       return { seconds: (Date.now() - started) / 1000, status: 'timeout', updated: null, cpuSeconds: Number.NaN, timeline, shed503: Number.NaN };
     };
 
     // 1. Check-ins only.
-    progress('rollout 1: check-ins only');
-    startFleet(() => checkinPool);
-    await sleep(CHECKIN_EVERY_MS * 2);
-    const checkinOnlyRss = (await procStats(manager.child.pid ?? 0)).rssMiB;
-    const checkinOnly = await rollout('2.0.0');
-    await Promise.all(hosts.map((h) => h.stop()));
+    let checkinOnly: Awaited<ReturnType<typeof rollout>> | undefined;
+    let checkinOnlyRss: number | undefined;
+    if (PASSES.has('checkin-only')) {
+      progress('rollout 1: check-ins only');
+      startFleet(() => checkinPool);
+      await sleep(CHECKIN_EVERY_MS * 2);
+      checkinOnlyRss = (await procStats(manager.child.pid ?? 0)).rssMiB;
+      checkinOnly = await rollout('2.0.0');
+      await Promise.all(hosts.map((h) => h.stop()));
+    }
 
     // 2. The channel: every host holds its check-in.
     progress('opening the channels');
@@ -201,28 +211,40 @@ async function main(): Promise<void> {
     const afterChannel = await procStats(manager.child.pid ?? 0);
 
     // 3. A restart under every channel held: SIGTERM lets the held check-ins go; the same port again.
-    await allHeld('every channel to be held again after the rollout', 120_000);
-    for (const host of hosts) {
-      host.recordSends = true;
-      host.unavailable = 0;
-    }
-    progress('restarting the manager under the held channels');
-    const port = Number(new URL(manager.url).port);
-    const stopAt = Date.now();
-    manager.child.kill('SIGTERM');
-    await manager.exited;
-    const downAt = Date.now();
-    manager = await startManager(port);
-    const upAt = Date.now();
-    // The pools keep their origin (the same URL): new connections reach the new process.
-    await allHeld('every channel to be held again after the restart', 180_000);
-    const backAt = Date.now();
-    const shed = hosts.reduce((n, h) => n + h.unavailable, 0);
-    const sends = hosts.flatMap((h) => h.sends.filter((t) => t >= upAt)).sort((a, b) => a - b);
-    let peak = 0;
-    for (let i = 0, j = 0; i < sends.length; i++) {
-      while ((sends[i] ?? 0) - (sends[j] ?? 0) >= 1000) j++;
-      peak = Math.max(peak, i - j + 1);
+    let reconnect: Record<string, number> | undefined;
+    if (PASSES.has('restart')) {
+      await allHeld('every channel to be held again after the rollout', 120_000);
+      for (const host of hosts) {
+        host.recordSends = true;
+        host.unavailable = 0;
+      }
+      progress('restarting the manager under the held channels');
+      const port = Number(new URL(manager.url).port);
+      const stopAt = Date.now();
+      manager.child.kill('SIGTERM');
+      await manager.exited;
+      const downAt = Date.now();
+      manager = await startManager(port);
+      const upAt = Date.now();
+      // The pools keep their origin (the same URL): new connections reach the new process.
+      await allHeld('every channel to be held again after the restart', 180_000);
+      const backAt = Date.now();
+      const shed = hosts.reduce((n, h) => n + h.unavailable, 0);
+      const sends = hosts.flatMap((h) => h.sends.filter((t) => t >= upAt)).sort((a, b) => a - b);
+      let peak = 0;
+      for (let i = 0, j = 0; i < sends.length; i++) {
+        while ((sends[i] ?? 0) - (sends[j] ?? 0) >= 1000) j++;
+        peak = Math.max(peak, i - j + 1);
+      }
+      reconnect = {
+        stopSeconds: round((downAt - stopAt) / 1000),
+        startSeconds: round((upAt - downAt) / 1000),
+        allHeldAfterStartSeconds: round((backAt - upAt) / 1000),
+        checkinsSent: sends.length,
+        checkinsSentWhileDown: hosts.reduce((n, h) => n + h.sends.filter((t) => t >= stopAt && t < upAt).length, 0),
+        peakCheckinsPerSecond: peak,
+        shed503: shed,
+      };
     }
     await Promise.all(hosts.map((h) => h.stop()));
 
@@ -235,26 +257,20 @@ async function main(): Promise<void> {
         status: channel.status,
         agentsUpdated: channel.updated,
         wallSeconds: channel.seconds,
-        checkinOnlyStatus: checkinOnly.status,
-        checkinOnlyWallSeconds: checkinOnly.seconds,
+        checkinOnlyStatus: checkinOnly?.status ?? null,
+        checkinOnlyWallSeconds: checkinOnly?.seconds ?? null,
         timeline: channel.timeline,
-        checkinOnlyTimeline: checkinOnly.timeline,
+        checkinOnlyTimeline: checkinOnly?.timeline ?? null,
         shed503: channel.shed503,
-        checkinOnlyShed503: checkinOnly.shed503,
+        commandReceivedSeconds: channel.received,
+        checkinOnlyCommandReceivedSeconds: checkinOnly?.received ?? null,
+        checkinOnlyShed503: checkinOnly?.shed503 ?? null,
         managerCpuSeconds: channel.cpuSeconds,
-        checkinOnlyManagerCpuSeconds: checkinOnly.cpuSeconds,
+        checkinOnlyManagerCpuSeconds: checkinOnly?.cpuSeconds ?? null,
         channelOpenSeconds,
-        managerRssMiB: { checkinOnly: checkinOnlyRss, channelsHeld: heldRss, peak: afterChannel.peakRssMiB },
-        heldChannelKiB: round(((heldRss - checkinOnlyRss) * 1024) / AGENTS, 1),
-        reconnect: {
-          stopSeconds: round((downAt - stopAt) / 1000),
-          startSeconds: round((upAt - downAt) / 1000),
-          allHeldAfterStartSeconds: round((backAt - upAt) / 1000),
-          checkinsSent: sends.length,
-          checkinsSentWhileDown: hosts.reduce((n, h) => n + h.sends.filter((t) => t >= stopAt && t < upAt).length, 0),
-          peakCheckinsPerSecond: peak,
-          shed503: shed,
-        },
+        managerRssMiB: { checkinOnly: checkinOnlyRss ?? null, channelsHeld: heldRss, peak: afterChannel.peakRssMiB },
+        heldChannelKiB: checkinOnlyRss === undefined ? null : round(((heldRss - checkinOnlyRss) * 1024) / AGENTS, 1),
+        reconnect: reconnect ?? null,
         enrollSeconds,
         targetSeconds: 10,
         withinTarget: channel.status === 'completed' && channel.seconds < 10,
