@@ -181,6 +181,23 @@ describe('check-in: update results and nonce completion', () => {
     expect(refusal(missing)).toEqual([403, 'NONCE_MISSING']);
   });
 
+  it('refuses a nonce signed by the manager key that the manager never issued (NONCE_UNKNOWN), audited with what it claims', async () => {
+    const agent = await m.enroll();
+    const command = await queue(agent, '1.1.0', 'dep-u');
+    const claimed = readNonceUnverified(command.nonce);
+    // The same nonce id with other content, and a new id: both carry a valid signature of the manager's key.
+    const altered = issueNonce({ ...claimed, toVersion: '1.1.1', ttlSeconds: 600 }, m.managerKey).token;
+    const unissued = issueNonce({ ...claimed, nonceId: undefined, ttlSeconds: 600 }, m.managerKey).token;
+    for (const token of [altered, unissued]) {
+      const res = await m.checkin(agent, { agentVersion: '1.1.0', body: checkinBody('1.1.0', '0.5.0', { results: [result(command, 'succeeded', token)] }) });
+      expect(refusal(res)).toEqual([403, 'NONCE_UNKNOWN']);
+      expect((await m.auditRecords()).at(-1)).toMatchObject({ event: 'update.result_refused', details: { code: 'NONCE_UNKNOWN', nonceId: readNonceUnverified(token).nonceId } });
+    }
+    // The nonce the manager issued still completes the update.
+    const done = await m.checkin(agent, { agentVersion: '1.1.0', body: checkinBody('1.1.0', '0.5.0', { acks: [command.id], results: [result(command, 'succeeded')] }) });
+    expect(done.status).toBe(200);
+  });
+
   it('records a deferral as progress without spending the nonce', async () => {
     const agent = await m.enroll();
     const command = await queue(agent, '1.1.0', 'dep-busy');

@@ -84,4 +84,43 @@ describe('rollout engine timers', () => {
     await m.app.manager.rollouts.tick();
     expect(await deployment()).toMatchObject({ phaseIndex: 1, phaseState: 'done', status: 'completed' });
   });
+
+  /** A manager with `agents` enrolled agents and a one-phase deployment of them all: its id. */
+  async function oneWave(rollout: { autoStart?: boolean; tickMs?: number; startsPerTick: number }, agents: number): Promise<{ m: TestManager; id: string }> {
+    const m = await startTestManager({ rollout });
+    manager = m;
+    await m.publish({ version: '1.0.0' });
+    await m.publish({ version: '2.0.0' });
+    for (let i = 0; i < agents; i++) await m.enroll();
+    const res = await m.request('POST', '/manager/v1/updates/notify', {
+      headers: { authorization: `Bearer ${m.deployToken}` },
+      json: { version: '2.0.0', metadata: { rollout: { percentages: [100], maxInFlight: agents } } },
+    });
+    expect(res.status, res.text).toBe(200);
+    return { m, id: (res.json as { deployment_id: string }).deployment_id };
+  }
+
+  it('starts at most startsPerTick targets in one tick, and the next tick comes soon while more wait', async () => {
+    const { m, id } = await oneWave({ autoStart: false, startsPerTick: 2 }, 5);
+    const started = async (): Promise<number> => (await m.app.manager.context.store.listTargets(id)).filter((t) => t.state !== 'pending').length;
+    await m.app.manager.rollouts.tick();
+    expect(await started()).toBe(2);
+    await m.app.manager.rollouts.tick();
+    expect(await started()).toBe(4);
+    await m.app.manager.rollouts.tick();
+    expect(await started()).toBe(5);
+  });
+
+  it('runs the next tick at once while targets wait to start, however long the interval', async () => {
+    const { m, id } = await oneWave({ tickMs: 60_000, startsPerTick: 2 }, 7);
+    // Four ticks start the seven; with a minute between ticks that would take three minutes.
+    const deadline = Date.now() + 5_000;
+    let notified = 0;
+    while (Date.now() < deadline) {
+      notified = (await m.app.manager.context.store.listTargets(id)).filter((t) => t.state !== 'pending').length;
+      if (notified === 7) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(notified).toBe(7);
+  });
 });

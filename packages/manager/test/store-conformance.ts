@@ -513,6 +513,25 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect((await store.listTargetViews('dep-1'))[0]?.command).toEqual({ ackedAt: at(2), outcome: 'deferred', detail: { why: 'busy' } });
     });
 
+    it("bounds the engine's read of a phase's pending targets, keeping every moving one and the order", async () => {
+      const hash = await token(5);
+      for (let i = 1; i <= 5; i++) await enrolled(hash, i);
+      const targets = [1, 2, 3, 4].map((i) => target('dep-1', `agent-${i}`, 0));
+      expect(await store.createDeployment(deployment('dep-1'), [...targets, target('dep-1', 'agent-5', 1)], [])).toEqual({ ok: true });
+      // agent-3 is under way, agent-4 rolls back; the others of phase 0 wait, agent-5 waits for phase 1.
+      await store.writeRollout({
+        targets: [
+          { ...target('dep-1', 'agent-3', 0), state: 'notified', notifiedAt: at(1) },
+          { ...target('dep-1', 'agent-4', 0), state: 'succeeded', rollbackState: 'queued' },
+        ],
+      });
+      const ids = async (pendingLimit?: number): Promise<string[]> => (await store.listTargetViews('dep-1', { open: true, phase: 0, ...(pendingLimit === undefined ? {} : { pendingLimit }) })).map((t) => t.agentId);
+      expect(await ids()).toEqual(['agent-1', 'agent-2', 'agent-3', 'agent-4']);
+      expect(await ids(1)).toEqual(['agent-1', 'agent-3', 'agent-4']);
+      expect(await ids(0)).toEqual(['agent-3', 'agent-4']);
+      expect(await ids(10)).toEqual(await ids());
+    });
+
     it('two stores creating a deployment of one artifact at once: exactly one is created, the other names it', async () => {
       const hash = await token(1);
       await enrolled(hash, 1);

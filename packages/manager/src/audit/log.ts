@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { Ed25519PublicKey, isDroverError, parseAuditSigners, sameAuditKey } from '@drover/protocol';
 import { AUDIT_LINE_MAX_LENGTH, AuditChain, buildAuditSigners, writeFileAtomic } from '@drover/protocol/internal';
 import type { AuditChainHead, AuditEntry, AuditRecord, AuditSigner, AuditVerifyKey } from '@drover/protocol';
+import type { AppendedAuditRecord } from '@drover/protocol/internal';
 import type { Logger } from 'pino';
 import { ManagerError } from '../errors.js';
 
@@ -185,26 +186,24 @@ export class AuditLog {
   }
 
   /**
-   * Appends records in order, then syncs once. A write that fails (a full disk) stops the batch:
-   * the records before it are synced and counted in `written`, and `error` says why the rest was
-   * not. A failed fsync rejects, and every later append too (AUDIT_UNAVAILABLE): after it the
+   * Appends records in order, in one write, then syncs once. An entry the chain cannot take stops
+   * the batch: the records before it are written, synced and counted in `written`, and `error`
+   * says why the rest was not. A write that fails (a full disk) writes none (`written` is empty). A failed fsync rejects, and every later append too (AUDIT_UNAVAILABLE): after it the
    * file's content is unknown, and only a restart, which re-reads the log, may go on.
    */
   async appendMany(entries: readonly AuditEntry[]): Promise<{ written: AuditRecord[]; error?: unknown }> {
     if (this.#closed) throw new ManagerError('AUDIT_UNAVAILABLE', 'The audit log is closed: the manager is shutting down. Retry against the restarted manager.');
     if (this.#failed !== undefined) throw unavailable(this.#failed);
-    const written: AuditRecord[] = [];
-    let error: unknown;
-    for (const entry of entries) {
-      try {
-        written.push((await this.#chain.append(entry, (appended) => this.#write(appended.line))).record);
-      } catch (caught) {
-        error = caught;
-        break;
-      }
+    let batch: { appended: AppendedAuditRecord[]; error?: unknown };
+    try {
+      // One write for the batch: a failed one is cut off and leaves the chain where it was.
+      batch = await this.#chain.appendMany(entries, (appended) => this.#write(appended.map((a) => a.line).join('')));
+    } catch (error) {
+      return { written: [], error };
     }
+    const written = batch.appended.map((a) => a.record);
     if (written.length > 0) await this.#syncOrStop();
-    return error === undefined ? { written } : { written, error };
+    return batch.error === undefined ? { written } : { written, error: batch.error };
   }
 
   // After a failed fsync the file's content is unknown: nothing more is appended until a restart.

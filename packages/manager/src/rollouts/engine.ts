@@ -40,6 +40,12 @@ export interface RolloutEngineOptions {
   http?: HttpClient | undefined;
   /** Push-mode calls made at once (default 16). */
   pushConcurrency?: number | undefined;
+  /**
+   * Targets one tick starts at most (default 1000): a phase of thousands goes out over several
+   * ticks, each its own transaction, so the first commands reach their hosts while the next are
+   * signed, and no tick holds the event loop (and the check-ins bringing results) for long.
+   */
+  startsPerTick?: number | undefined;
   /** Defaults of new rollouts (each notification may override them in metadata.rollout). */
   defaults?: Partial<RolloutOptions> | undefined;
 }
@@ -98,6 +104,7 @@ export class RolloutEngine {
   readonly #http: HttpClient;
   readonly #ownsHttp: boolean;
   readonly #pushConcurrency: number;
+  readonly #startsPerTick: number;
   readonly defaults: RolloutOptions;
   #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
@@ -107,8 +114,14 @@ export class RolloutEngine {
   #poked = false;
   /** ms within which the tick under way wants the next one: it moved a deployment on, or a soak ends. */
   #soonMs: number | undefined;
+  /** The tick under way started all it may (startsPerTick) and more wait: the next comes soon. */
+  #moreToStart = false;
+  /** When the timer set fires (Date.now() ms), if one is set. */
+  #timerDue: number | undefined;
   #lastTickEnd = 0;
   #lastTickMs = 0;
+  /** ms the tick under way has waited for the audit log (not the engine's own time; see #pokeGapMs). */
+  #flushWaitMs = 0;
   #fence: LeaseFence | undefined;
   readonly #holder = `${hostname()}:${process.pid}`;
 
@@ -118,6 +131,7 @@ export class RolloutEngine {
     this.#ownsHttp = options.http === undefined;
     this.#http = options.http ?? createPushHttp();
     this.#pushConcurrency = options.pushConcurrency ?? 16;
+    this.#startsPerTick = options.startsPerTick ?? 1000;
     this.defaults = { ...defaultRolloutOptions, ...options.defaults };
   }
 
@@ -150,14 +164,18 @@ export class RolloutEngine {
       this.#poked = true;
       return;
     }
-    // A stream of results does not run ticks back to back: see #pokeGapMs.
-    this.#schedule(Math.max(0, this.#lastTickEnd + this.#pokeGapMs - Date.now()));
+    // A stream of results does not run ticks back to back: see #pokeGapMs. A poke never puts off a
+    // tick already due sooner.
+    const ms = Math.max(0, this.#lastTickEnd + this.#pokeGapMs - Date.now());
+    if (this.#timerDue !== undefined && this.#timerDue <= Date.now() + ms) return;
+    this.#schedule(ms);
   }
 
   /**
    * The least time between the end of a tick and an event's tick: POKE_MIN_MS, or twice the last
    * tick's duration when longer, so that a tick over thousands of open targets, asked for by every
-   * result, takes at most a third of the event loop from the check-ins that bring the results.
+   * result, takes at most a third of the event loop from the check-ins that bring the results. The
+   * duration leaves out the tick's wait for the audit log, when the check-ins run.
    */
   get #pokeGapMs(): number {
     return Math.max(POKE_MIN_MS, 2 * this.#lastTickMs);
@@ -170,10 +188,14 @@ export class RolloutEngine {
 
   #schedule(ms: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerDue = Date.now() + ms;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#timerDue = undefined;
       this.#ticking = true;
       this.#poked = false;
+      this.#moreToStart = false;
+      this.#flushWaitMs = 0;
       const started = Date.now();
       void this.tick()
         .catch((error: unknown) => {
@@ -182,11 +204,14 @@ export class RolloutEngine {
         .finally(() => {
           this.#ticking = false;
           this.#lastTickEnd = Date.now();
-          this.#lastTickMs = this.#lastTickEnd - started;
+          this.#lastTickMs = Math.max(0, this.#lastTickEnd - started - this.#flushWaitMs);
           const soon = this.#soonMs;
           this.#soonMs = undefined;
           const gap = this.#pokeGapMs;
-          if (this.#running) this.#schedule(Math.min(this.#tickMs, this.#poked ? gap : Number.POSITIVE_INFINITY, soon === undefined ? Number.POSITIVE_INFINITY : Math.max(gap, soon)));
+          // Targets left to start go out next, after the least gap: the check-ins of the ones just
+          // started run meanwhile.
+          const more = this.#moreToStart ? POKE_MIN_MS : Number.POSITIVE_INFINITY;
+          if (this.#running) this.#schedule(Math.min(this.#tickMs, more, this.#poked ? gap : Number.POSITIVE_INFINITY, soon === undefined ? Number.POSITIVE_INFINITY : Math.max(gap, soon)));
         });
     }, ms);
     this.#timer.unref();
@@ -197,6 +222,7 @@ export class RolloutEngine {
     this.#running = false;
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerDue = undefined;
     await this.#queue.catch(() => undefined);
     if (this.#ownsHttp) await this.#http.close();
   }
@@ -324,8 +350,9 @@ export class RolloutEngine {
     const now = this.#ctx.now();
     const rollingBack = deployment.status === 'rolling_back';
     // A rollback concerns every target that got the update, finished or not; otherwise only open ones move.
-    // Pending targets of later phases cannot move this tick: they are not read.
-    const views = await this.#ctx.store.listTargetViews(deployment.id, rollingBack ? {} : { open: true, phase: deployment.phaseIndex });
+    // Pending targets of later phases cannot move this tick: they are not read; of this phase, only
+    // as many as one tick may start (a phase of thousands is not read again at every tick).
+    const views = await this.#ctx.store.listTargetViews(deployment.id, rollingBack ? {} : { open: true, phase: deployment.phaseIndex, pendingLimit: this.#startsPerTick });
     const tick = new TickChanges();
 
     const probes = await this.#probeUpdatingPushTargets(views);
@@ -402,18 +429,22 @@ export class RolloutEngine {
     return undefined;
   }
 
-  // Starts pending targets of the current phase while fewer than maxInFlight are under way: a
-  // daemon-mode target gets a signed update command, a push-mode one a shutdown call after the write.
+  // Starts pending targets of the current phase while fewer than maxInFlight are under way, at most
+  // startsPerTick in one tick (the next tick comes soon when more wait): a daemon-mode target gets
+  // a signed update command, a push-mode one a shutdown call after the write.
   async #startPendingTargets(deployment: DeploymentRecord, views: readonly TargetView[], now: Date, tick: TickChanges, started: StartedTargets): Promise<void> {
     const inFlight = views.filter((v) => {
       const t = tick.current(v);
       return !isFinal(t) && t.state !== 'pending';
     }).length;
     let room = deployment.options.maxInFlight - inFlight;
+    let starts = 0;
     const releases = new Map<string, ReleaseRecord | undefined>();
     for (const view of views) {
       if (room <= 0) break;
       if (view.state !== 'pending' || view.phase !== deployment.phaseIndex || tick.changed.has(view.agentId)) continue;
+      if (starts === this.#startsPerTick) break;
+      starts++;
       room--;
       const target = recordOf(view);
       const notified: TargetRecord = {
@@ -453,6 +484,8 @@ export class RolloutEngine {
         tick.take(failTarget(target, 'UPDATE_FAILED', `could not build the update command (${error instanceof ManagerError ? error.code : 'error'})`, now));
       }
     }
+    // All it may start this tick (of the views read, which hold at most that many pending): more may wait.
+    if (starts === this.#startsPerTick) this.#moreToStart = true;
   }
 
   // Push mode: deferred agents whose backoff has passed are asked again.
@@ -509,7 +542,9 @@ export class RolloutEngine {
         audit,
       });
     } else if (audit.length > 0) await this.#ctx.store.appendAudit(audit);
+    const flushing = Date.now();
     await this.#ctx.audit.flush();
+    this.#flushWaitMs += Date.now() - flushing;
     for (const { target, decision } of tick.decisions) {
       this.#ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);
     }

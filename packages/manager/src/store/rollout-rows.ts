@@ -24,6 +24,19 @@ export const ACTIVE_SQL = activeDeploymentStatuses.map((s) => `'${s}'`).join(', 
 /** The final target states, as an SQL list in parentheses. */
 export const FINAL_TARGET_SQL = "('succeeded', 'failed', 'skipped', 'rolled_back')";
 
+/**
+ * The engine's per-tick read with a bound on pending targets: every open target that is not pending
+ * (or has a rollback queued), and the first `limit` pending ones of `phase` by agent id, ordered by
+ * phase and agent id as the unbounded read. The placeholders name the deployment id, the phase and
+ * the limit (SQLite's `?` are bound in that order: id, id, phase, limit).
+ */
+export function boundedTargetViewsSql(deployment: string, phase: string, limit: string): string {
+  return `SELECT * FROM (${targetViewSql(deployment)} AND ((t.state NOT IN ${FINAL_TARGET_SQL} AND t.state != 'pending') OR t.rollback_state = 'queued')) AS moving_targets
+  UNION ALL
+  SELECT * FROM (${targetViewSql(deployment)} AND t.state = 'pending' AND t.phase = ${phase} AND (t.rollback_state IS NULL OR t.rollback_state != 'queued') ORDER BY t.agent_id LIMIT ${limit}) AS pending_targets
+  ORDER BY phase, agent_id`;
+}
+
 /** The targets of one deployment with their agent and commands (TargetViewRow); `deployment` is the placeholder of its id. */
 export function targetViewSql(deployment: string): string {
   return `

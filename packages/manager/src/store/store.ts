@@ -176,9 +176,10 @@ export interface Store {
   listTargets(deploymentId: string): Promise<TargetRecord[]>;
   /**
    * Targets with their agent and commands; `open` keeps those not in a final state or with a rollback under way,
-   * and, with `phase`, only the pending ones of that phase (the engine's per-tick read stays small in a big fleet).
+   * and, with `phase`, only the pending ones of that phase (the engine's per-tick read stays small in a big fleet),
+   * and with `pendingLimit` too, only the first that many of those by agent id.
    */
-  listTargetViews(deploymentId: string, options?: { open?: boolean; phase?: number }): Promise<TargetView[]>;
+  listTargetViews(deploymentId: string, options?: { open?: boolean; phase?: number; pendingLimit?: number }): Promise<TargetView[]>;
   countTargets(deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }>;
   /** Events after `afterSeq`, oldest first; with `latest`, the last `limit` events instead (still oldest first). */
   listDeploymentEvents(deploymentId: string | undefined, afterSeq: number, limit: number, options?: { latest?: boolean }): Promise<DeploymentEventRecord[]>;

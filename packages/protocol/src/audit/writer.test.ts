@@ -124,6 +124,45 @@ describe('AuditChain', () => {
     expect(verifyAuditLog(file.join(''), signers)).toMatchObject({ ok: true, count: 6 });
   });
 
+  it('appends a batch in one persist call, stops at an entry it cannot take, and stays put when persisting fails', async () => {
+    const chain = new AuditChain(ed25519AuditSigner(key), { now: clock() });
+    const writes: string[] = [];
+    let fail = false;
+    const persist = (appended: readonly { line: string }[]): void => {
+      if (fail) throw new Error('ENOSPC');
+      writes.push(appended.map((a) => a.line).join(''));
+    };
+    // A batch and a single append share one chain, in call order.
+    const [batch, single] = await Promise.all([
+      chain.appendMany([entry(1), entry(2), entry(3)], persist),
+      chain.append(entry(4), (a) => {
+        persist([a]);
+      }),
+    ]);
+    expect(batch.appended.map((a) => a.record.seq)).toEqual([1, 2, 3]);
+    expect(batch.error).toBeUndefined();
+    expect(single.record.seq).toBe(4);
+    expect(writes).toHaveLength(2);
+
+    const bad = await chain.appendMany([entry(5), { ...entry(6), event: '' }, entry(7)], persist);
+    expect(bad.appended.map((a) => a.record.seq)).toEqual([5]);
+    expectError(() => {
+      throw bad.error;
+    }, AuditError, 'AUDIT_RECORD_MALFORMED');
+    expect(chain.nextSeq).toBe(6);
+
+    fail = true;
+    await expect(chain.appendMany([entry(6), entry(7)], persist)).rejects.toThrow('ENOSPC');
+    expect(chain.nextSeq).toBe(6);
+    fail = false;
+    const after = await chain.appendMany([entry(6)], persist);
+    expect(after.appended[0]?.record.prev).toBe(bad.appended[0]?.record.hash);
+    expect(verifyAuditLog(writes.join(''), signers)).toMatchObject({ ok: true, count: 6 });
+    // Nothing to append: nothing persisted.
+    expect((await chain.appendMany([], persist)).appended).toEqual([]);
+    expect(writes).toHaveLength(4);
+  });
+
   it('refuses malformed entries and details outside JSON', async () => {
     const chain = new AuditChain(ed25519AuditSigner(key));
     const cases: [unknown, string][] = [

@@ -187,7 +187,49 @@ export class AuditChain {
     return result;
   }
 
+  /**
+   * Makes the next records, in order, and hands them to `persist` in one call (one write for a
+   * batch) before the chain moves on past them. An entry that cannot become a record (a bad entry,
+   * a signer's error) ends the batch there: the records before it are persisted and returned with
+   * `error`. If `persist` rejects, the chain stays where it was and the promise rejects.
+   */
+  appendMany(entries: readonly AuditEntry[], persist?: (appended: readonly AppendedAuditRecord[]) => void | Promise<void>): Promise<{ appended: AppendedAuditRecord[]; error?: unknown }> {
+    const result = this.#queue.then(() => this.#appendManyNow(entries, persist));
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async #appendManyNow(entries: readonly AuditEntry[], persist: ((appended: readonly AppendedAuditRecord[]) => void | Promise<void>) | undefined): Promise<{ appended: AppendedAuditRecord[]; error?: unknown }> {
+    const appended: AppendedAuditRecord[] = [];
+    let error: unknown;
+    let seq = this.#nextSeq;
+    let prev = this.#prevHash;
+    for (const entry of entries) {
+      try {
+        appended.push(await this.#record(entry, seq, prev));
+      } catch (caught) {
+        error = caught;
+        break;
+      }
+      seq += 1;
+      prev = (appended.at(-1) as AppendedAuditRecord).record.hash;
+    }
+    if (appended.length > 0 && persist !== undefined) await persist(appended);
+    this.#nextSeq = seq;
+    this.#prevHash = prev;
+    return error === undefined ? { appended } : { appended, error };
+  }
+
   async #appendNow(entry: AuditEntry, persist: ((appended: AppendedAuditRecord) => void | Promise<void>) | undefined): Promise<AppendedAuditRecord> {
+    const appended = await this.#record(entry, this.#nextSeq, this.#prevHash);
+    if (persist !== undefined) await persist(appended);
+    this.#nextSeq = appended.record.seq + 1;
+    this.#prevHash = appended.record.hash;
+    return appended;
+  }
+
+  // The record of `entry` at `seq` after `prev`: checked, stamped, hashed and signed.
+  async #record(entry: AuditEntry, seq: number, prev: string): Promise<AppendedAuditRecord> {
     requireText(entry.event, 'event', false);
     requireText(entry.actor, 'actor', false);
     requireText(entry.outcome, 'outcome', false);
@@ -197,8 +239,6 @@ export class AuditChain {
     if (entry.details !== undefined && !isObject(entry.details)) {
       throw new AuditError('AUDIT_RECORD_MALFORMED', "The audit entry's details must be a JSON object.");
     }
-    const seq = this.#nextSeq;
-    const prev = this.#prevHash;
     let ts = entry.ts;
     if (ts === undefined) {
       const now = this.#now();
@@ -221,10 +261,6 @@ export class AuditChain {
     if (line.length > AUDIT_LINE_MAX_LENGTH) {
       throw new AuditError('AUDIT_RECORD_MALFORMED', `The audit record would be ${line.length} characters long, above the limit of ${AUDIT_LINE_MAX_LENGTH}. Put less in details.`);
     }
-    const appended = { record, line: `${line}\n` };
-    if (persist !== undefined) await persist(appended);
-    this.#nextSeq = seq + 1;
-    this.#prevHash = record.hash;
-    return appended;
+    return { record, line: `${line}\n` };
   }
 }

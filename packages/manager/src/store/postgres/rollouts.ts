@@ -1,6 +1,6 @@
 import type * as rollout from '../../rollouts/records.js';
 import type { NewCommand, NewNonce } from '../records.js';
-import { ACTIVE_SQL, FINAL_TARGET_SQL, candidateRecord, deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetCounts, targetView, targetViewSql } from '../rollout-rows.js';
+import { ACTIVE_SQL, FINAL_TARGET_SQL, boundedTargetViewsSql, candidateRecord, deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetCounts, targetView, targetViewSql } from '../rollout-rows.js';
 import type { CandidateRow, DeploymentRow, EventRow, TargetCountRow, TargetRow, TargetViewRow } from '../rollout-rows.js';
 import type { Queryable } from './connection.js';
 
@@ -98,9 +98,11 @@ export async function targets(db: Queryable, deploymentId: string): Promise<roll
   return (await rows<TargetRow>(db, 'SELECT * FROM deployment_targets WHERE deployment_id = $1 ORDER BY phase, agent_id', [deploymentId])).map(targetRecord);
 }
 
-export async function targetViews(db: Queryable, deploymentId: string, open: boolean, phase: number | undefined): Promise<rollout.TargetView[]> {
+export async function targetViews(db: Queryable, deploymentId: string, open: boolean, phase: number | undefined, pendingLimit?: number): Promise<rollout.TargetView[]> {
   let found: TargetViewRow[];
-  if (open && phase !== undefined) {
+  if (open && phase !== undefined && pendingLimit !== undefined) {
+    found = await rows<TargetViewRow>(db, boundedTargetViewsSql('$1', '$2', '$3'), [deploymentId, phase, pendingLimit]);
+  } else if (open && phase !== undefined) {
     found = await rows<TargetViewRow>(
       db,
       `${TARGET_VIEW_SQL} AND ((t.state NOT IN ${FINAL_TARGET_SQL} AND (t.state != 'pending' OR t.phase = $2)) OR t.rollback_state = 'queued') ORDER BY t.phase, t.agent_id`,

@@ -799,9 +799,9 @@ export class PostgresStore implements Store {
     return this.#read((db) => rollouts.targets(db, deploymentId));
   }
 
-  async listTargetViews(deploymentId: string, options: { open?: boolean; phase?: number } = {}): Promise<rollout.TargetView[]> {
+  async listTargetViews(deploymentId: string, options: { open?: boolean; phase?: number; pendingLimit?: number } = {}): Promise<rollout.TargetView[]> {
     await this.#open();
-    return this.#read((db) => rollouts.targetViews(db, deploymentId, options.open ?? false, options.phase));
+    return this.#read((db) => rollouts.targetViews(db, deploymentId, options.open ?? false, options.phase, options.pendingLimit));
   }
 
   async countTargets(deploymentId: string): Promise<{ byState: rollout.TargetCounts; byPhase: rollout.TargetCounts[]; deferred: number }> {

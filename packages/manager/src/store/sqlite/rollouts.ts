@@ -11,7 +11,7 @@ import type {
   TargetView,
 } from '../../rollouts/records.js';
 import type { NewCommand, NewNonce } from '../records.js';
-import { ACTIVE_SQL, FINAL_TARGET_SQL, candidateRecord, deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetCounts, targetView, targetViewSql } from '../rollout-rows.js';
+import { ACTIVE_SQL, FINAL_TARGET_SQL, boundedTargetViewsSql, candidateRecord, deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetCounts, targetView, targetViewSql } from '../rollout-rows.js';
 import type { CandidateRow, DeploymentRow, EventRow, TargetCountRow, TargetRow, TargetViewRow } from '../rollout-rows.js';
 
 // The rollout tables of the SQLite store (migration 2): SqliteStore delegates to this, inside its
@@ -64,6 +64,7 @@ export class SqliteRollouts {
       targetViewsOpenPhase: db.prepare<[string, number], TargetViewRow>(
         `${TARGET_VIEW_SQL} AND ((t.state NOT IN ${FINAL_TARGET_SQL} AND (t.state != 'pending' OR t.phase = ?)) OR t.rollback_state = 'queued') ORDER BY t.phase, t.agent_id`,
       ),
+      targetViewsOpenPhaseBounded: db.prepare<[string, string, number, number], TargetViewRow>(boundedTargetViewsSql('?', '?', '?')),
       countByState: db.prepare<[string], TargetCountRow>(
         'SELECT phase, state, count(*) AS n, sum(deferred_count > 0) AS deferred FROM deployment_targets WHERE deployment_id = ? GROUP BY phase, state',
       ),
@@ -126,7 +127,8 @@ export class SqliteRollouts {
     return this.#s.targets.all(deploymentId).map(targetRecord);
   }
 
-  targetViews(deploymentId: string, open: boolean, phase: number | undefined): TargetView[] {
+  targetViews(deploymentId: string, open: boolean, phase: number | undefined, pendingLimit?: number): TargetView[] {
+    if (open && phase !== undefined && pendingLimit !== undefined) return this.#s.targetViewsOpenPhaseBounded.all(deploymentId, deploymentId, phase, pendingLimit).map(targetView);
     if (open && phase !== undefined) return this.#s.targetViewsOpenPhase.all(deploymentId, phase).map(targetView);
     return (open ? this.#s.targetViewsOpen : this.#s.targetViews).all(deploymentId).map(targetView);
   }

@@ -68,6 +68,7 @@ import type { Store } from '../store.js';
 // The fleet listing's filter (agent-filter.ts) in SQLite: positional placeholders, JSON read by json_extract.
 const sqliteFilter: FilterDialect = { placeholder: () => '?', healthStatus: "json_extract(health_json, '$.status')" };
 const IDENTITIES_MAX = 65_536; // agents' identities cached by credential hash (see SqliteStore#identities)
+const GROUP_MAX = 512; // check-ins committed together at most (see SqliteStore#commitCheckins)
 
 // Every statement the store runs, prepared once when it opens (the fleet listing's filtered ones on first use).
 function prepareStatements(db: Database.Database) {
@@ -283,7 +284,7 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     if (!this.#closed) {
-      this.#commitCheckins();
+      while (this.#checkins !== undefined) this.#commitCheckins();
       this.#liveness.flush();
       this.#closed = true;
       // Fold the WAL back into the main file so a copy of manager.db alone is complete.
@@ -506,13 +507,14 @@ export class SqliteStore implements Store {
       this.#liveness.add(write.agentId, liveness);
       return Promise.resolve({ ok: true, commands: [] });
     }
-    this.#liveness.flush();
-    return answered(this.#db.transaction(apply)());
+    // Its commands are marked delivered in the turn's shared commit: when a rollout's phase starts,
+    // thousands of held check-ins wake in one turn, and one transaction each took seconds.
+    return this.#groupCheckin(apply).then(answered);
   }
 
   // Group commit: the durable check-ins read in one turn of the event loop (a rollout's phase
-  // reports thousands within a second) share one transaction and one fsync, committed at the end
-  // of the turn. Each runs in a savepoint of its own, so one refused (a replayed nonce) or failing
+  // reports thousands within a second), and those that take commands, share one transaction and
+  // one fsync, committed at the end of the turn. Each runs in a savepoint of its own, so one refused (a replayed nonce) or failing
   // rolls back alone; each is answered only after the shared commit, as durable as its own was.
   #groupCheckin(apply: () => CheckinWriteResult): Promise<CheckinWriteResult> {
     return new Promise((resolve, reject) => {
@@ -527,9 +529,18 @@ export class SqliteStore implements Store {
   }
 
   #commitCheckins(): void {
-    const group = this.#checkins;
+    const waiting = this.#checkins;
     this.#checkins = undefined;
-    if (group === undefined || group.length === 0) return;
+    if (waiting === undefined || waiting.length === 0) return;
+    // At most GROUP_MAX per commit, the rest in the next turn: the event loop (timers, admission,
+    // new connections) is never held for long by one burst.
+    const group = waiting.length > GROUP_MAX ? waiting.slice(0, GROUP_MAX) : waiting;
+    if (waiting.length > GROUP_MAX) {
+      this.#checkins = waiting.slice(GROUP_MAX);
+      setImmediate(() => {
+        this.#commitCheckins();
+      });
+    }
     const outcomes: ({ ok: true; result: CheckinWriteResult } | { ok: false; error: unknown })[] = [];
     try {
       this.#durable(() => {
@@ -741,9 +752,9 @@ export class SqliteStore implements Store {
     return Promise.resolve(this.#r.targets(deploymentId));
   }
 
-  listTargetViews(deploymentId: string, options: { open?: boolean; phase?: number } = {}): Promise<TargetView[]> {
+  listTargetViews(deploymentId: string, options: { open?: boolean; phase?: number; pendingLimit?: number } = {}): Promise<TargetView[]> {
     this.#open();
-    return Promise.resolve(this.#r.targetViews(deploymentId, options.open ?? false, options.phase));
+    return Promise.resolve(this.#r.targetViews(deploymentId, options.open ?? false, options.phase, options.pendingLimit));
   }
 
   countTargets(deploymentId: string): Promise<{ byState: TargetCounts; byPhase: TargetCounts[]; deferred: number }> {
