@@ -9,7 +9,7 @@ import type { LivenessParams } from '../sqlite/liveness-buffer.js';
 import type { Migration } from '../sqlite/migrations.js';
 import { agentRecord, commandRecord, enrollRefusal, enrollRefused, fleetDetails, nonceRecord, releaseRecord, tokenRecord } from '../rows.js';
 import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from '../rows.js';
-import { DeploymentActive, NonceReplayed } from '../refusals.js';
+import { DeploymentActive, NonceReplayed, replayedCheckin } from '../refusals.js';
 import type { Store } from '../store.js';
 import { createPool, isConnectionError, isRetryable, postgresErrors, redactDatabaseUrl } from './connection.js';
 import type { PostgresConnectionOptions, Queryable } from './connection.js';
@@ -546,8 +546,7 @@ export class PostgresStore implements Store {
         return { ok: true, commands: rows.map(commandRecord) };
       });
     } catch (error) {
-      if (error instanceof NonceReplayed) return { ok: false, reason: 'nonce_replayed', nonceId: error.nonceId, commandId: error.commandId };
-      throw error;
+      return replayedCheckin(error);
     }
   }
 

@@ -46,7 +46,7 @@ import type {
   ReleaseQuery,
   ReleaseRecord,
 } from '../records.js';
-import { DeploymentActive, NonceReplayed } from '../refusals.js';
+import { DeploymentActive, NonceReplayed, replayedCheckin } from '../refusals.js';
 import type { Store } from '../store.js';
 
 // The embedded store: one SQLite file through better-sqlite3.
@@ -494,10 +494,7 @@ export class SqliteStore implements Store {
     // Acks and results must not be lost (see the header comment): synced before the answer, in a
     // commit shared with the other check-ins of this turn.
     if (write.acks.length > 0 || write.results.length > 0 || (write.audit?.length ?? 0) > 0) {
-      return this.#groupCheckin(apply).then(answered, (error: unknown) => {
-        if (error instanceof NonceReplayed) return { ok: false, reason: 'nonce_replayed', nonceId: error.nonceId, commandId: error.commandId };
-        throw error;
-      });
+      return this.#groupCheckin(apply).then(answered, replayedCheckin);
     }
     // No results from here on, so no nonce to replay.
     this.#notClosed();
