@@ -123,4 +123,22 @@ describe('rollout engine timers', () => {
     }
     expect(notified).toBe(7);
   });
+
+  it('reads on past a window of pending targets whose agents were removed, without waiting for the interval', async () => {
+    const { m, id } = await oneWave({ autoStart: false, tickMs: 60_000, startsPerTick: 2 }, 6);
+    const store = m.app.manager.context.store;
+    // The first window (by agent id) holds only removed agents: the tick skips both, starts none.
+    const ids = (await store.listTargets(id)).map((t) => t.agentId).sort();
+    for (const agentId of ids.slice(0, 2)) expect(await store.revokeAgent(agentId, new Date())).toBe('revoked');
+    m.app.manager.rollouts.start();
+    m.app.manager.rollouts.poke();
+    const deadline = Date.now() + 5_000;
+    let targets = await store.listTargets(id);
+    while (Date.now() < deadline && targets.some((t) => t.state === 'pending')) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      targets = await store.listTargets(id);
+    }
+    expect(targets.filter((t) => t.state === 'skipped').map((t) => t.agentId).sort()).toEqual(ids.slice(0, 2));
+    expect(targets.filter((t) => t.state === 'notified')).toHaveLength(4);
+  });
 });

@@ -43,6 +43,28 @@ describe('AuditLog', () => {
     expect(await verify()).toMatchObject({ ok: true, count: 3, lastSeq: 3 });
   });
 
+  it('writes a batch in chunks, all or none: on a full disk (/dev/full) nothing is written and the chain does not move', async () => {
+    // A batch of long records spans several writes.
+    const long = (i: number) => ({ ...entry(i), details: { i, text: 'x'.repeat(300_000) } });
+    const log = await AuditLog.open({ path, signer });
+    const batch = await log.appendMany([long(1), long(2), long(3), long(4), entry(5)]);
+    expect(batch.written.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
+    await log.close();
+    expect(await verify()).toMatchObject({ ok: true, count: 5 });
+
+    // Linux's /dev/full answers every write ENOSPC (checked first: opening a missing one would create a file).
+    expect((await stat('/dev/full')).isCharacterDevice()).toBe(true);
+    const full = await AuditLog.open({ path: '/dev/full', signer, signersPath: join(dir, 'full-signers.json') });
+    try {
+      const failed = await full.appendMany([entry(1), entry(2)]);
+      expect(failed.written).toEqual([]);
+      expect((failed.error as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      expect(full.head).toBeUndefined();
+    } finally {
+      await full.close();
+    }
+  });
+
   it('reads its last records back for reconciliation, and calls a line that is not JSON corruption', async () => {
     const first = await AuditLog.open({ path, signer });
     await first.appendMany([entry(1), entry(2), entry(3)]);

@@ -26,6 +26,8 @@ import { ManagerError } from '../errors.js';
 //   the audit key rotates, so old records still verify).
 
 const TAIL_CHUNK_BYTES = 64 * 1024;
+// A batch of records is written in chunks of about this many UTF-16 units (a record is at most 3 MB).
+const WRITE_CHUNK_CHARS = 1024 * 1024;
 // A complete line is at most this many bytes of UTF-8 (3 bytes per UTF-16 code unit at most).
 const MAX_LINE_BYTES = 3 * AUDIT_LINE_MAX_LENGTH;
 
@@ -197,7 +199,7 @@ export class AuditLog {
     let batch: { appended: AppendedAuditRecord[]; error?: unknown };
     try {
       // One write for the batch: a failed one is cut off and leaves the chain where it was.
-      batch = await this.#chain.appendMany(entries, (appended) => this.#write(appended.map((a) => a.line).join('')));
+      batch = await this.#chain.appendMany(entries, (appended) => this.#write(appended.map((a) => a.line)));
     } catch (error) {
       return { written: [], error };
     }
@@ -235,17 +237,32 @@ export class AuditLog {
     return records;
   }
 
-  async #write(line: string): Promise<void> {
-    const bytes = Buffer.from(line, 'utf8');
+  // Writes the lines at the end, in writes of about WRITE_CHUNK_CHARS at most (a batch of long
+  // records is not one buffer of hundreds of MB); all or none: a failure cuts off what was written.
+  async #write(lines: readonly string[]): Promise<void> {
+    const start = this.#size;
+    let written = 0;
     try {
-      let offset = 0;
-      while (offset < bytes.length) offset += (await this.#handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
+      for (let i = 0; i < lines.length; ) {
+        const chunk: string[] = [];
+        let length = 0;
+        do {
+          const line = lines[i++] as string;
+          chunk.push(line);
+          length += line.length;
+        } while (i < lines.length && length < WRITE_CHUNK_CHARS);
+        const bytes = Buffer.from(chunk.join(''), 'utf8');
+        let offset = 0;
+        while (offset < bytes.length) offset += (await this.#handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
+        written += bytes.length;
+      }
     } catch (error) {
-      // A short write would leave a partial line that breaks the next record: cut it off.
-      await this.#handle.truncate(this.#size).catch(() => undefined);
+      // A short write would leave a partial line that breaks the next record, and the records of
+      // the batch already written are not in the chain: cut it all off.
+      await this.#handle.truncate(start).catch(() => undefined);
       throw error;
     }
-    this.#size += bytes.length;
+    this.#size = start + written;
   }
 
   /** Appends a record and resolves once it is on disk. Never put a secret in `entry`. */
@@ -263,7 +280,7 @@ export class AuditLog {
     let appended;
     try {
       if (this.#failed !== undefined) throw unavailable(this.#failed);
-      appended = await this.#chain.append(entry, ({ line }) => this.#write(line));
+      appended = await this.#chain.append(entry, ({ line }) => this.#write([line]));
       await this.#syncOrStop();
     } catch (error) {
       if (error instanceof ManagerError || (isDroverError(error) && error.code !== 'SIGNATURE_MALFORMED')) throw error;

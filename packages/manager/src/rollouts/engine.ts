@@ -22,7 +22,8 @@ import { versionKey } from '../releases/catalog.js';
 import type { AgentRecord, LeaseFence, PendingAuditRecord, ReleaseRecord } from '../store/records.js';
 
 // The rollout engine: a tick loop driven by what the store holds (DESIGN.md "Rollout engine";
-// docs/decisions/0009). Each tick reads every open deployment and its open targets, decides
+// docs/decisions/0009). Each tick reads every open deployment and its open targets (of the current
+// phase's pending ones, only as many as it may start: decision 0049), decides
 // every transition from stored timestamps and the clock, writes them (with the update commands
 // they send) in one transaction, and only then acts: audits, push-mode shutdown calls. Nothing
 // lives only in memory, so a manager killed at any point and restarted resumes the rollout on its
@@ -132,6 +133,9 @@ export class RolloutEngine {
     this.#http = options.http ?? createPushHttp();
     this.#pushConcurrency = options.pushConcurrency ?? 16;
     this.#startsPerTick = options.startsPerTick ?? 1000;
+    if (!Number.isSafeInteger(this.#startsPerTick) || this.#startsPerTick < 1) {
+      throw new ManagerError('ROLLOUT_OPTIONS_INVALID', `The rollout engine's startsPerTick must be a positive integer, got ${String(options.startsPerTick)}.`);
+    }
     this.defaults = { ...defaultRolloutOptions, ...options.defaults };
   }
 
@@ -199,6 +203,8 @@ export class RolloutEngine {
       const started = Date.now();
       void this.tick()
         .catch((error: unknown) => {
+          // A failed tick (a full disk, a store gone read-only) is retried at the interval, not at once.
+          this.#moreToStart = false;
           this.#ctx.logger.error({ event: 'rollout.tick_failed', err: error }, 'a rollout tick failed; the next one retries');
         })
         .finally(() => {
@@ -439,6 +445,7 @@ export class RolloutEngine {
     }).length;
     let room = deployment.options.maxInFlight - inFlight;
     let starts = 0;
+    const pendingRead = views.filter((v) => v.state === 'pending' && v.phase === deployment.phaseIndex).length;
     const releases = new Map<string, ReleaseRecord | undefined>();
     for (const view of views) {
       if (room <= 0) break;
@@ -484,8 +491,9 @@ export class RolloutEngine {
         tick.take(failTarget(target, 'UPDATE_FAILED', `could not build the update command (${error instanceof ManagerError ? error.code : 'error'})`, now));
       }
     }
-    // All it may start this tick (of the views read, which hold at most that many pending): more may wait.
-    if (starts === this.#startsPerTick) this.#moreToStart = true;
+    // All it may start this tick, or a full window of pending views read with room left (some of
+    // them skipped, their agents removed): more may wait beyond the window.
+    if (starts === this.#startsPerTick || (pendingRead === this.#startsPerTick && room > 0)) this.#moreToStart = true;
   }
 
   // Push mode: deferred agents whose backoff has passed are asked again.
@@ -542,12 +550,17 @@ export class RolloutEngine {
         audit,
       });
     } else if (audit.length > 0) await this.#ctx.store.appendAudit(audit);
-    const flushing = Date.now();
-    await this.#ctx.audit.flush();
-    this.#flushWaitMs += Date.now() - flushing;
+    await this.#flushAudit();
     for (const { target, decision } of tick.decisions) {
       this.#ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);
     }
+  }
+
+  // The audit flush a tick waits for, timed: that wait is not the engine's own time (see #pokeGapMs).
+  async #flushAudit(): Promise<void> {
+    const flushing = Date.now();
+    await this.#ctx.audit.flush();
+    this.#flushWaitMs += Date.now() - flushing;
   }
 
   async #release(cache: Map<string, ReleaseRecord | undefined>, deployment: DeploymentRecord, agent: AgentRecord): Promise<ReleaseRecord | undefined> {
@@ -650,7 +663,7 @@ export class RolloutEngine {
     const decided = results.flatMap((r) => (r.decision === undefined ? [] : [{ target: r.next, decision: r.decision }]));
     const tokenUses = results.flatMap((r) => (r.tokenUse === undefined ? [] : [r.tokenUse]));
     await ctx.store.writeRollout({ fence: this.#fence, targets: results.map((r) => r.next), events, audit: [...tokenUses, ...decided.map(({ target, decision }) => this.#decisionAudit(deployment, target, decision))] });
-    await ctx.audit.flush();
+    await this.#flushAudit();
     for (const { target, decision } of decided) {
       ctx.logger.info({ event: `deployment.${decision.event}`, deploymentId: deployment.id, agentId: target.agentId, state: target.state }, decision.message);
     }
@@ -747,7 +760,7 @@ export class RolloutEngine {
       audit: audits.map((audit) => ctx.audit.entry({ event: audit.event, actor: 'system', deploymentId: deployment.id, outcome: audit.outcome, details: audit.details })),
     };
     await ctx.store.writeRollout({ ...write, fence: this.#fence });
-    await ctx.audit.flush();
+    await this.#flushAudit();
     // A gate decided, a phase started, a soak began: the next step is taken at once, not a tick later.
     this.#tickWithin(0);
     if (events.length > 0) ctx.logger.info({ event: 'deployment.transition', deploymentId: deployment.id, status: next.status, phase: next.phaseIndex, phaseState: next.phaseState }, next.message);
