@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hmacAuditSigner } from '@drover/protocol';
 import type { AuditListResponse, AuditVerifyResponse } from '@drover/protocol';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +32,12 @@ async function editFileRecord2(m: TestManager): Promise<void> {
 
 describe('the audit read API (a log file)', () => {
   auditReadSuite(() => startTestManager(), editFileRecord2);
+});
+
+describe('the audit read API (a log file MACed with a local hmac-sha256 key)', () => {
+  // signers.json holds no secret; the manager verifies its own MACs with the key it holds.
+  const { signer, key } = hmacAuditSigner(randomBytes(32), 'audit-hmac-1');
+  auditReadSuite(() => startTestManager({ auditSigner: { signer, publicKey: key } }), editFileRecord2);
 });
 
 const skipPostgres = skipWithoutServices('the audit read API on PostgreSQL', 'postgres');

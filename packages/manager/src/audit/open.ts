@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { readFileChunks } from '@drover/protocol/internal';
-import type { AuditChainHead } from '@drover/protocol';
+import type { AuditChainHead, HmacAuditKey } from '@drover/protocol';
 import type { Logger } from 'pino';
 import type { AuditChainLine } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -48,10 +48,14 @@ async function* fileLines(path: string): AsyncGenerator<AuditChainLine> {
 export async function openAuditTrail(options: OpenAuditTrailOptions): Promise<AuditTrail> {
   const { store, logPath, signer, storedHead, logger, now } = options;
   const signersPath = options.signersPath ?? join(dirname(logPath), 'signers.json');
+  // A local hmac-sha256 key's secret is here: GET /manager/v1/audit/verify checks its records with it.
+  // A key in a KMS or a token keeps its secret, and its records stay MAC_KEY_MISSING there.
+  const key = signer.publicKey;
+  const macKeys = new Map<string, HmacAuditKey>('algorithm' in key && key.algorithm === 'hmac-sha256' && key.secret !== undefined ? [[signer.signer.kid, key]] : []);
   const fileTrail = async (): Promise<AuditTrail> => {
     const log = await AuditLog.open({ path: logPath, signersPath, signer, expectedHead: storedHead, logger, now });
     try {
-      return await AuditTrail.open({ store, chain: { log }, signersPath, logger, now }, storedHead);
+      return await AuditTrail.open({ store, chain: { log }, signersPath, macKeys, logger, now }, storedHead);
     } catch (error) {
       await log.close();
       throw error;
@@ -73,5 +77,5 @@ export async function openAuditTrail(options: OpenAuditTrailOptions): Promise<Au
   }
   await mkdir(dirname(signersPath), { recursive: true, mode: 0o700 });
   await writeSigners(signersPath, signer);
-  return AuditTrail.open({ store, chain: { signer: signer.signer }, signersPath, logger, now }, undefined);
+  return AuditTrail.open({ store, chain: { signer: signer.signer }, signersPath, macKeys, logger, now }, undefined);
 }

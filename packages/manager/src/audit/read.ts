@@ -1,7 +1,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
-import { parseAuditSigners, verifyAuditLogLines } from '@drover/protocol';
+import { parseAuditSigners, verifyAuditLogLines, withAuditHmacKeys } from '@drover/protocol';
 import { AUDIT_LINE_MAX_LENGTH, readFileChunks } from '@drover/protocol/internal';
-import type { AuditLogLine, AuditRecord, AuditSignerKeys, AuditVerification } from '@drover/protocol';
+import type { AuditLogLine, AuditRecord, AuditSignerKeys, AuditVerification, HmacAuditKey } from '@drover/protocol';
 import { ManagerError } from '../errors.js';
 import type { Store } from '../store/store.js';
 
@@ -119,8 +119,12 @@ function matches(record: AuditRecord, filter: AuditFilter): boolean {
   return true;
 }
 
-/** Where the chain is: the log file, or the store (with the path of signers.json either way). */
-export type AuditChainSource = { kind: 'file'; path: string; signersPath: string } | { kind: 'store'; store: Store; signersPath: string };
+/**
+ * Where the chain is: the log file, or the store (with the path of signers.json either way), and the
+ * HMAC secrets the manager holds (its own audit key's, when it is a local hmac-sha256 key): the
+ * records they MACed verify with them, which signers.json alone cannot do.
+ */
+export type AuditChainSource = ({ kind: 'file'; path: string } | { kind: 'store'; store: Store }) & { signersPath: string; macKeys?: ReadonlyMap<string, HmacAuditKey> | undefined };
 
 /** The manager's audit chain, read: pages of recent records and the chain's verdict. */
 export class AuditReader {
@@ -171,9 +175,10 @@ export class AuditReader {
     const signersText = await readFile(source.signersPath, 'utf8');
     // A running manager's chain is never empty for long (this request's own token.used), so an
     // empty one is reported as EMPTY, as `drover audit verify` does.
+    const signers = withAuditHmacKeys(parseAuditSigners(signersText), source.macKeys ?? new Map());
     let verdict: AuditVerification;
-    if (source.kind === 'file') verdict = await verifyAuditLogFile(source.path, parseAuditSigners(signersText), false);
-    else verdict = await verifyAuditLogLines(storeLinesForward(source.store), parseAuditSigners(signersText), { allowEmpty: false });
+    if (source.kind === 'file') verdict = await verifyAuditLogFile(source.path, signers, false);
+    else verdict = await verifyAuditLogLines(storeLinesForward(source.store), signers, { allowEmpty: false });
     return { ...verdict, checkedAt: this.#now().toISOString() };
   }
 }

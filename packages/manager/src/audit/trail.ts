@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { AuditError, isDroverError } from '@drover/protocol';
 import { AUDIT_LINE_MAX_LENGTH, AuditChain, auditEntryBody, canonicalize } from '@drover/protocol/internal';
 import type { AppendedAuditRecord } from '@drover/protocol/internal';
-import type { AuditChainHead, AuditEntry, AuditRecord, AuditSigner } from '@drover/protocol';
+import type { AuditChainHead, AuditEntry, AuditRecord, AuditSigner, HmacAuditKey } from '@drover/protocol';
 import type { Logger } from 'pino';
 import { ManagerError } from '../errors.js';
 import type { AuditChainLine, AuditOutboxRow, PendingAuditRecord } from '../store/records.js';
@@ -67,6 +67,8 @@ export interface AuditTrailOptions {
   chain: { log: AuditLog } | { signer: AuditSigner };
   /** signers.json: the keys the chain verifies with. */
   signersPath: string;
+  /** HMAC secrets the manager holds, by kid: its records verify with them too (see AuditChainSource). */
+  macKeys?: ReadonlyMap<string, HmacAuditKey> | undefined;
   logger: Logger;
   now: () => Date;
 }
@@ -100,10 +102,8 @@ export class AuditTrail {
     this.#store = options.store;
     this.#logger = options.logger;
     this.#now = options.now;
-    this.reader = new AuditReader(
-      this.log === undefined ? { kind: 'store', store: options.store, signersPath: options.signersPath } : { kind: 'file', path: this.log.path, signersPath: options.signersPath },
-      options.now,
-    );
+    const keys = { signersPath: options.signersPath, macKeys: options.macKeys };
+    this.reader = new AuditReader(this.log === undefined ? { kind: 'store', store: options.store, ...keys } : { kind: 'file', path: this.log.path, ...keys }, options.now);
   }
 
   /** Reconciles the log with the outbox after a crash, then moves every waiting record into the log (throws if it cannot). */
