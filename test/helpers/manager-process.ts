@@ -108,8 +108,9 @@ export class ManagerProcess {
       method,
       headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
+      // Bounded, with room for a manager under a fleet's check-ins on a loaded two-core machine.
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
     });
     const text = await response.body.text();
     return { status: response.statusCode, json: text === '' ? undefined : (JSON.parse(text) as unknown) };

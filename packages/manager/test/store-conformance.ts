@@ -513,6 +513,37 @@ export function describeStoreConformance(name: string, create: () => Promise<Sto
       expect((await store.listTargetViews('dep-1'))[0]?.command).toEqual({ ackedAt: at(2), outcome: 'deferred', detail: { why: 'busy' } });
     });
 
+    it('writes a deployment of more targets than one statement binds, with their commands, nonces and events in order; a target written twice keeps the last', async () => {
+      const n = 3_000;
+      const ids = Array.from({ length: n }, (_, i) => `agent-${String(i).padStart(4, '0')}`);
+      const imported = await store.importAgents(
+        ids.map((id, i) => ({
+          id, machineId: machine(i), hostname: id, platform: 'push', arch: 'unknown', agentVersion: '1.0.0', daemonVersion: 'none',
+          credentialHash: hashSecret(id), serviceTokenCiphertext: 'ciphertext', pushUrl: 'http://127.0.0.1:1', group: undefined,
+        })),
+        t0,
+      );
+      expect(imported.ok).toBe(true);
+      const events = ids.slice(0, 50).map((id, i) => ({ deploymentId: 'dep-1', at: at(i), type: 'agent_notified', message: id, details: { i } }));
+      expect(await store.createDeployment(deployment('dep-1'), ids.map((id, i) => target('dep-1', id, i % 3)), events)).toEqual({ ok: true });
+      expect((await store.listTargets('dep-1')).map((t) => [t.agentId, t.phase])).toEqual(ids.map((id, i) => [id, i % 3]).sort((a, b) => Number(a[1]) - Number(b[1])));
+      expect((await store.listDeploymentEvents('dep-1', 0, 100)).map((e) => e.message)).toEqual(ids.slice(0, 50));
+      const commands = ids.map((agentId, i) => ({
+        command: { id: `cmd-${i}`, agentId, type: 'update', deploymentId: 'dep-1', body: { i }, createdAt: at(1) },
+        nonce: { id: `nonce-${i}`, agentId, machineId: machine(i), commandId: `cmd-${i}`, deploymentId: 'dep-1', artifact: 'agent', fromVersion: '1.0.0', toVersion: '2.0.0', rollback: false, token: `t${i}`, issuedAt: at(1), expiresAt: at(100) },
+      }));
+      const notified = ids.map((id, i): TargetRecord => ({ ...target('dep-1', id, i % 3), state: 'notified', commandId: `cmd-${i}`, notifiedAt: at(1) }));
+      // agent-0000 twice in one write: the second (failed) is what stays.
+      const failed: TargetRecord = { ...target('dep-1', 'agent-0000', 0), state: 'failed', commandId: 'cmd-0', errorCode: 'HEALTH_CHECK_FAILED', updatedAt: at(2) };
+      await store.writeRollout({ commands, targets: [...notified, failed] });
+      const written = await store.listTargets('dep-1');
+      expect(written).toHaveLength(n);
+      expect(written.filter((t) => t.state === 'notified')).toHaveLength(n - 1);
+      expect(written.find((t) => t.agentId === 'agent-0000')).toMatchObject({ state: 'failed', errorCode: 'HEALTH_CHECK_FAILED', commandId: 'cmd-0' });
+      expect(await store.getCommand(`cmd-${n - 1}`)).toMatchObject({ agentId: ids[n - 1], body: { i: n - 1 } });
+      expect(await store.getNonce(`nonce-${n - 1}`)).toMatchObject({ commandId: `cmd-${n - 1}`, token: `t${n - 1}` });
+    }, 60_000);
+
     it("bounds the engine's read of a phase's pending targets, keeping every moving one and the order", async () => {
       const hash = await token(5);
       for (let i = 1; i <= 5; i++) await enrolled(hash, i);

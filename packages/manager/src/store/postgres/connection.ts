@@ -158,3 +158,39 @@ export function postgresErrors(options: Pick<PostgresConnectionOptions, 'url' | 
 
 /** What statements run on: the pool (one statement, autocommit) or a client inside a transaction. */
 export type Queryable = Pool | PoolClient;
+
+
+// PostgreSQL binds at most 65,535 parameters in one statement.
+const MAX_PARAMETERS = 60_000;
+
+/**
+ * Inserts `rows` (objects with the same columns, in the same order) in as few statements as
+ * PostgreSQL's parameter limit allows, in their order: one round trip per statement instead of one
+ * per row, which is what a transaction writing a deployment's thousands of targets waits on.
+ * With `upsert`, a row whose key exists updates the `update` columns; rows with the same key keep
+ * the last one, as one upsert per row would (one statement cannot update a row twice).
+ */
+export async function insertRows(
+  db: Queryable,
+  table: string,
+  rows: readonly Record<string, unknown>[],
+  upsert?: { key: readonly string[]; update: readonly string[] },
+): Promise<void> {
+  const first = rows[0];
+  if (first === undefined) return;
+  const columns = Object.keys(first);
+  let unique = rows;
+  let onConflict = '';
+  if (upsert !== undefined) {
+    const byKey = new Map<string, Record<string, unknown>>();
+    for (const row of rows) byKey.set(JSON.stringify(upsert.key.map((column) => row[column])), row);
+    unique = [...byKey.values()];
+    onConflict = ` ON CONFLICT (${upsert.key.join(', ')}) DO UPDATE SET ${upsert.update.map((column) => `${column} = excluded.${column}`).join(', ')}`;
+  }
+  const perStatement = Math.max(1, Math.floor(MAX_PARAMETERS / columns.length));
+  for (let start = 0; start < unique.length; start += perStatement) {
+    const values: unknown[] = [];
+    const tuples = unique.slice(start, start + perStatement).map((row) => `(${columns.map((column) => `$${values.push(row[column])}`).join(', ')})`);
+    await db.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(', ')}${onConflict}`, values);
+  }
+}

@@ -2,6 +2,7 @@ import type * as rollout from '../../rollouts/records.js';
 import type { NewCommand, NewNonce } from '../records.js';
 import { ACTIVE_SQL, FINAL_TARGET_SQL, boundedTargetViewsSql, candidateRecord, deploymentRecord, deploymentRow, eventRecord, targetRecord, targetRow, targetCounts, targetView, targetViewSql } from '../rollout-rows.js';
 import type { CandidateRow, DeploymentRow, EventRow, TargetCountRow, TargetRow, TargetViewRow } from '../rollout-rows.js';
+import { insertRows } from './connection.js';
 import type { Queryable } from './connection.js';
 
 // The rollout tables of the PostgreSQL store (migration 2), the same statements as the SQLite
@@ -9,16 +10,6 @@ import type { Queryable } from './connection.js';
 // mappers (sqlite/rollout-rows.ts). PostgresStore calls these inside its own transactions.
 
 const TARGET_VIEW_SQL = targetViewSql('$1');
-
-// An upsert of every column of a row object (deploymentRow, targetRow), updating `updated` on conflict.
-function upsert(table: string, row: Record<string, unknown>, key: readonly string[], updated: readonly string[]): { text: string; values: unknown[] } {
-  const columns = Object.keys(row);
-  return {
-    text: `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})
-      ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updated.map((c) => `${c} = excluded.${c}`).join(', ')}`,
-    values: Object.values(row),
-  };
-}
 
 const DEPLOYMENT_UPDATED = ['status', 'message', 'phase_index', 'phase_state', 'phase_started_at', 'soak_until', 'started_at', 'completed_at', 'updated_at'];
 const TARGET_UPDATED = [
@@ -58,23 +49,21 @@ export async function listDeployments(db: Queryable, filter: 'active' | 'open' |
 }
 
 /** Call inside a transaction. */
-export async function writeRollout(db: Queryable, write: rollout.RolloutWrite, insertCommand: (command: NewCommand, nonce: NewNonce) => Promise<void>): Promise<void> {
+// A tick that starts a thousand targets writes them (and their commands) in a few statements
+// (insertRows), not a round trip per row; the events keep their order (their seq).
+export async function writeRollout(db: Queryable, write: rollout.RolloutWrite, insertCommands: (items: readonly { command: NewCommand; nonce: NewNonce }[]) => Promise<void>): Promise<void> {
   if (write.deployment !== undefined) {
-    const { text, values } = upsert('deployments', deploymentRow(write.deployment), ['id'], DEPLOYMENT_UPDATED);
-    await db.query(text, values);
+    await insertRows(db, 'deployments', [deploymentRow(write.deployment)], { key: ['id'], update: DEPLOYMENT_UPDATED });
   }
   // Commands before targets: a target names its command, and both land in this one transaction.
-  for (const { command, nonce } of write.commands ?? []) await insertCommand(command, nonce);
+  if (write.commands !== undefined && write.commands.length > 0) await insertCommands(write.commands);
   const withdrawn = await withdraw(db, write.withdraw ?? []);
-  for (const t of [...(write.targets ?? []), ...withdrawn]) {
-    const { text, values } = upsert('deployment_targets', targetRow(t), ['deployment_id', 'agent_id'], TARGET_UPDATED);
-    await db.query(text, values);
-  }
-  for (const e of write.events ?? []) {
-    await db.query('INSERT INTO deployment_events (deployment_id, ts, event_type, message, details_json) VALUES ($1, $2, $3, $4, $5)', [
-      e.deploymentId, e.at.getTime(), e.type, e.message, e.details === undefined ? null : JSON.stringify(e.details),
-    ]);
-  }
+  await insertRows(db, 'deployment_targets', [...(write.targets ?? []), ...withdrawn].map(targetRow), { key: ['deployment_id', 'agent_id'], update: TARGET_UPDATED });
+  await insertRows(
+    db,
+    'deployment_events',
+    (write.events ?? []).map((e) => ({ deployment_id: e.deploymentId, ts: e.at.getTime(), event_type: e.type, message: e.message, details_json: e.details === undefined ? null : JSON.stringify(e.details) })),
+  );
 }
 
 /**

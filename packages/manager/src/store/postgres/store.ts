@@ -11,7 +11,7 @@ import { agentRecord, commandRecord, enrollRefusal, enrollRefused, fleetDetails,
 import type { AgentRow, CommandRow, NonceRow, ReleaseRow, TokenRow } from '../rows.js';
 import { DeploymentActive, NonceReplayed, replayedCheckin } from '../refusals.js';
 import type { Store } from '../store.js';
-import { createPool, isConnectionError, isRetryable, postgresErrors, redactDatabaseUrl } from './connection.js';
+import { createPool, insertRows, isConnectionError, isRetryable, postgresErrors, redactDatabaseUrl } from './connection.js';
 import type { PostgresConnectionOptions, Queryable } from './connection.js';
 import { migrateInTransaction } from './migrate.js';
 import * as rollouts from './rollouts.js';
@@ -552,27 +552,32 @@ export class PostgresStore implements Store {
 
   insertCommand(command: records.NewCommand, nonce?: records.NewNonce, audit?: readonly records.PendingAuditRecord[]): Promise<void> {
     return this.#tx(async (db) => {
-      await this.#insertCommand(db, command, nonce);
+      await this.#insertCommands(db, [{ command, nonce }]);
       await this.#audit(db, audit);
     });
   }
 
-  async #insertCommand(db: Queryable, command: records.NewCommand, nonce: records.NewNonce | undefined): Promise<void> {
+  async #insertCommands(db: Queryable, items: readonly { command: records.NewCommand; nonce?: records.NewNonce | undefined }[]): Promise<void> {
     // Told to every manager sharing the database when the transaction commits (the command channel).
-    const notify = this.#notifyFor.get(db as PoolClient);
-    if (notify === undefined) this.#notifyFor.set(db as PoolClient, [command.agentId]);
-    else notify.push(command.agentId);
-    await db.query('INSERT INTO commands (id, agent_id, type, deployment_id, nonce_id, body_json, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-      command.id, command.agentId, command.type, command.deploymentId ?? null, nonce?.id ?? null, JSON.stringify(command.body), command.createdAt.getTime(),
-    ]);
-    if (nonce !== undefined) {
-      await db.query(
-        `INSERT INTO nonces (id, agent_id, machine_id, command_id, deployment_id, artifact, from_version, to_version, rollback, token, issued_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-        [nonce.id, nonce.agentId, nonce.machineId, nonce.commandId, nonce.deploymentId, nonce.artifact, nonce.fromVersion, nonce.toVersion,
-          nonce.rollback, nonce.token, nonce.issuedAt.getTime(), nonce.expiresAt.getTime()],
-      );
-    }
+    const notify = this.#notifyFor.get(db as PoolClient) ?? [];
+    this.#notifyFor.set(db as PoolClient, notify);
+    for (const { command } of items) notify.push(command.agentId);
+    await insertRows(
+      db,
+      'commands',
+      items.map(({ command, nonce }) => ({
+        id: command.id, agent_id: command.agentId, type: command.type, deployment_id: command.deploymentId ?? null, nonce_id: nonce?.id ?? null,
+        body_json: JSON.stringify(command.body), created_at: command.createdAt.getTime(),
+      })),
+    );
+    await insertRows(
+      db,
+      'nonces',
+      items.flatMap(({ nonce }) => (nonce === undefined ? [] : [{
+        id: nonce.id, agent_id: nonce.agentId, machine_id: nonce.machineId, command_id: nonce.commandId, deployment_id: nonce.deploymentId, artifact: nonce.artifact,
+        from_version: nonce.fromVersion, to_version: nonce.toVersion, rollback: nonce.rollback, token: nonce.token, issued_at: nonce.issuedAt.getTime(), expires_at: nonce.expiresAt.getTime(),
+      }])),
+    );
   }
 
   async getCommand(commandId: string): Promise<records.CommandRecord | undefined> {
@@ -759,13 +764,13 @@ export class PostgresStore implements Store {
         // checks and creates; the other waits, then sees the committed winner.
         await db.query(DEPLOYMENT_LOCK_SQL, [deployment.artifact]);
         for (const write of supersede) {
-          await rollouts.writeRollout(db, write, (c, n) => this.#insertCommand(db, c, n));
+          await rollouts.writeRollout(db, write, (items) => this.#insertCommands(db, items));
           await this.#audit(db, write.audit);
         }
         const active = await rollouts.activeOf(db, deployment.artifact);
         // Throwing rolls back the superseding too: nothing of a refused deployment stays.
         if (active !== undefined) throw new DeploymentActive(active);
-        await rollouts.writeRollout(db, { deployment, targets: [...targets], events: [...events] }, (c, n) => this.#insertCommand(db, c, n));
+        await rollouts.writeRollout(db, { deployment, targets: [...targets], events: [...events] }, (items) => this.#insertCommands(db, items));
         await this.#audit(db, audit);
       });
     } catch (error) {
@@ -788,7 +793,7 @@ export class PostgresStore implements Store {
   writeRollout(write: rollout.RolloutWrite): Promise<void> {
     return this.#tx(async (db) => {
       await checkFence(db, write.fence);
-      await rollouts.writeRollout(db, write, (c, n) => this.#insertCommand(db, c, n));
+      await rollouts.writeRollout(db, write, (items) => this.#insertCommands(db, items));
       await this.#audit(db, write.audit);
     });
   }
