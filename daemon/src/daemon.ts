@@ -371,6 +371,8 @@ async function ensureEnrolled(input: {
     daemonVersion: input.daemonVersion,
     inventory: () => collectInventory(logger, limits.inventoryTimeoutMs),
     logger,
+    // A host provisioned before its manager is reachable waits for it, not for systemd's start limit.
+    untilTaken: true,
   });
   await saveCredentials(paths.credentials, credentials);
   logger.info({ event: 'enroll.done', agentId: credentials.agentId, trust: credentials.trust }, 'Enrolled with the manager');

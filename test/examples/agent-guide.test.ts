@@ -7,14 +7,13 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { drover, droverBin, repoRoot, run } from '../helpers/cli.js';
 import { droverdBin } from '../helpers/droverd.js';
+import { freePort } from '../helpers/ports.js';
 import { codeBlocks } from './markdown.js';
 
 const guide = await readFile(join(repoRoot, 'docs', 'agent-sdk.md'), 'utf8');
@@ -27,18 +26,6 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
 
 describe('docs/agent-sdk.md: Running under droverd', () => {
   it('its agent, bundled and signed by its own commands, serves health at the signed version on AGENT_PORT and stops on shutdown', async () => {

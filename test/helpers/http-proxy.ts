@@ -5,9 +5,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 import { skipUnlessRequired } from './skip.js';
 
 const TINYPROXY = '/usr/bin/tinyproxy';
@@ -15,15 +16,6 @@ const TINYPROXY = '/usr/bin/tinyproxy';
 /** True when the proxy suites should skip (after saying why). */
 export function skipWithoutProxy(what: string): boolean {
   return skipUnlessRequired(what, existsSync(TINYPROXY) ? undefined : 'tinyproxy is not installed (apt-get install tinyproxy)', 'DROVER_REQUIRE_INTEROP');
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 export interface RunningProxy {

@@ -16,11 +16,11 @@ import type { TestManager } from '../../packages/manager/test/harness.js';
 import { drover, repoRoot } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
 import { skipWhenMissing } from '../helpers/interop.js';
+import { freePort } from '../helpers/ports.js';
 import { killAgentProcesses, startAgentProcess } from '../fleet/agent-process.js';
 import type { AgentProcess } from '../fleet/agent-process.js';
 import { waitFor } from '../fleet/fleet-simulator.js';
 import type { DeploymentStatus } from '@drover/protocol';
-import { createServer } from 'node:net';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/ciris-registry.py');
 const pythonOk = spawnSync('python3', ['-c', 'import cryptography'], { timeout: 20_000 }).status === 0;
@@ -212,18 +212,3 @@ describe.skipIf(skipWhenMissing(!pythonOk))('drover agents import --ciris-regist
     expect(await m.leakedSecrets()).toEqual([]);
   }, 60_000);
 });
-
-/** A TCP port free on 127.0.0.1 a moment ago (the registry must name the agent's port before it starts). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}

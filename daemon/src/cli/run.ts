@@ -10,7 +10,7 @@ export const runCommand: CliCommand = {
   name: 'run',
   summary: 'Run the daemon: supervise the agent, check in, carry out updates. Stops cleanly on SIGTERM.',
   usage: '[--config FILE] [--state-dir DIR]',
-  description: 'Logs JSON lines on stdout (journald under systemd). Enrolls first when droverd.json has manager.url and manager.enrollmentToken and the host is not enrolled.',
+  description: 'Logs JSON lines on stdout (journald under systemd). Enrolls first when droverd.json has manager.url and manager.enrollmentToken and the host is not enrolled, trying again with backoff while the manager cannot be reached or is overloaded.',
   options: {},
   async run(input) {
     const { settings, paths } = await loadContext(input);

@@ -2,11 +2,12 @@ import { hostname } from 'node:os';
 import { EnrollResponseSchema, Ed25519PublicKey, schemaProblems } from '@drover/protocol';
 import { describeProblems } from '@drover/protocol/internal';
 import type { EnrollRequest, Inventory, ManagerKey } from '@drover/protocol';
-import { endpoint } from '@drover/http';
-import type { HttpClient } from '@drover/http';
+import { endpoint, parseRetryAfter } from '@drover/http';
+import type { HttpClient, JsonResponse } from '@drover/http';
 import { DaemonError } from '../errors.js';
 import { managerCallError } from '../http-clients.js';
 import type { Logger } from '../logger.js';
+import { boundedBackoff, sleep } from '../timing.js';
 import type { Credentials } from './credentials.js';
 
 // Enrollment: the host presents a one-time enrollment token and its machine id, and receives its
@@ -28,6 +29,46 @@ export interface EnrollInput {
   inventory: () => Promise<Inventory>;
   logger: Logger;
   signal?: AbortSignal;
+  /**
+   * Send it again, with backoff and for as long as it takes, while the manager provably did not take
+   * it (`droverd run`: a host provisioned before its manager is up waits for it; see
+   * {@link notTakenDelay}). Off: one attempt (`droverd enroll`, an operator at the terminal).
+   */
+  untilTaken?: boolean;
+  /** The waits between attempts (tests pass a fast one). */
+  wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+// Failures of the connection itself: the request never left this host, so no seat was spent.
+const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT']);
+const RETRY_BASE_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
+function neverSent(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NEVER_SENT_CODES.has(code)) return code;
+  }
+  return undefined;
+}
+
+/**
+ * How long to wait before sending an enrollment again, or undefined when it must not be sent again.
+ * Decision 0006 sends an enrollment once: a second one spends another seat and revokes the credential
+ * the first issued. Two failures say the manager did not take it, so sending again is safe: the
+ * connection was never made (refused, no route, no name, connect timeout), or the manager answered
+ * 503 OVERLOADED, shed before any handler ran (decision 0050).
+ */
+export function notTakenDelay(attempt: number, response: JsonResponse | undefined, failure: unknown, random: () => number = Math.random): { ms: number; why: string } | undefined {
+  const backoff = boundedBackoff(attempt - 1, RETRY_BASE_MS, RETRY_MAX_MS, random);
+  if (response === undefined) {
+    const code = neverSent(failure);
+    return code === undefined ? undefined : { ms: backoff, why: code };
+  }
+  const code = (response.body as { error?: { code?: unknown } } | undefined)?.error?.code;
+  if (response.status !== 503 || code !== 'OVERLOADED') return undefined;
+  const retryAfter = parseRetryAfter(response.headers['retry-after']);
+  return { ms: Math.max(backoff, Math.min(retryAfter ?? 0, RETRY_MAX_MS * 2)), why: 'OVERLOADED' };
 }
 
 /** This host's name as the wire allows it: printable ASCII without spaces, at most 253 characters. */
@@ -69,19 +110,30 @@ export async function enroll(input: EnrollInput): Promise<Credentials> {
     inventory: await input.inventory(),
   };
   const url = endpoint(input.managerUrl, '/v1/agents/enroll');
-  // Sent once: a second enrollment spends another seat of the token and revokes the credential the
-  // first one issued (docs/decisions/0006). After a failure the operator, or systemd, runs it again.
-  const response = await input.http
-    .json({
-      method: 'POST',
-      url,
-      headers: { 'x-machine-id': input.machineId },
-      json: body,
-      ...(input.signal === undefined ? {} : { signal: input.signal }),
-    })
-    .catch((error: unknown) => {
-      throw managerCallError(error);
-    });
+  // Sent once (decision 0006), or again only while the manager did not take it (untilTaken, decision 0050).
+  const log = input.logger.child({ component: 'drover:daemon:enroll' });
+  const wait = input.wait ?? sleep;
+  let response: JsonResponse;
+  for (let attempt = 1; ; attempt++) {
+    let answer: JsonResponse | undefined;
+    let failure: unknown;
+    try {
+      answer = await input.http.json({ method: 'POST', url, headers: { 'x-machine-id': input.machineId }, json: body, ...(input.signal === undefined ? {} : { signal: input.signal }) });
+    } catch (error) {
+      failure = managerCallError(error);
+    }
+    const again = input.untilTaken === true && input.signal?.aborted !== true ? notTakenDelay(attempt, answer, failure) : undefined;
+    if (again === undefined) {
+      if (answer === undefined) throw failure;
+      response = answer;
+      break;
+    }
+    log.warn(
+      { event: 'enroll.retry', attempt, reason: again.why, waitMs: again.ms, manager: url.origin },
+      `The manager did not take the enrollment (${again.why}); nothing was spent. Trying again in ${Math.ceil(again.ms / 1000)} s.`,
+    );
+    await wait(again.ms, input.signal);
+  }
   if (response.status !== 200) {
     const error = (response.body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
     const code = typeof error?.code === 'string' ? error.code.slice(0, 64) : `HTTP_${response.status}`;
@@ -105,7 +157,7 @@ export async function enroll(input: EnrollInput): Promise<Credentials> {
     managerKeys = [{ keyid: pinned.keyid, publicKey: pinned.toBase64() }];
   } else {
     managerKeys = answer.managerKeys.map((key) => ({ keyid: Ed25519PublicKey.from(key.publicKey).keyid, publicKey: key.publicKey }));
-    input.logger.child({ component: 'drover:daemon:enroll' }).warn(
+    log.warn(
       { event: 'enroll.tofu', keyids: managerKeys.map((k) => k.keyid), manager: url.origin },
       'Trusting the manager keys presented at enrollment (tofu: true). Pin the key in droverd.json to remove this trust-on-first-use.',
     );
