@@ -3,13 +3,15 @@
 // signers.json, exported as PEM. CI installs openssl; where it is missing this says why and skips.
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rsaAuditSigner } from '@drover/protocol';
 import type { AuditRecord } from '@drover/protocol';
 import { AuditChain, buildAuditSigners } from '@drover/protocol/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { drover, expectOk } from '../helpers/cli.js';
 import { skipWhenMissing } from '../helpers/interop.js';
 
 const version = ((): string | undefined => {
@@ -59,5 +61,28 @@ describe.skipIf(skipWhenMissing(version === undefined))(`audit rsa-sha256 record
     const result = openssl(['dgst', '-sha256', '-verify', 'audit-rsa.pem', '-signature', 'sig.bin', 'other-hash.bin'], dir);
     expect(result.status).not.toBe(0);
     expect(result.stdout).toContain('Verification failure');
+  });
+
+  it('`drover keygen --algorithm rsa-sha256` writes a PKCS#8 key (0600) and its SPKI PEM: a record it signs verifies with openssl from NAME.pub, under the kid keygen printed', async () => {
+    const data = JSON.parse(expectOk(await drover(['keygen', '--algorithm', 'rsa-sha256', '--bits', '3072', '--out', dir, '--name', 'audit', '--json']), 'keygen rsa').stdout) as { kid: string; bits: number; algorithm: string };
+    expect([data.algorithm, data.bits]).toEqual(['rsa-sha256', 3072]);
+    expect((await stat(join(dir, 'audit.key'))).mode & 0o777).toBe(0o600);
+    // An RSA key is for the audit log only: no minisign file.
+    expect(existsSync(join(dir, 'audit.minisign.pub'))).toBe(false);
+    expect(openssl(['pkey', '-in', 'audit.key', '-noout', '-check'], dir).status).toBe(0);
+    const rsa = rsaAuditSigner(await readFile(join(dir, 'audit.key'), 'utf8'));
+    expect(rsa.signer.kid).toBe(data.kid);
+    const signed = (await new AuditChain(rsa.signer).append({ event: 'agent.enrolled', actor: 'operator:alice', outcome: 'success', details: {} })).record;
+    await writeFile(join(dir, 'keygen-hash.bin'), Buffer.from(signed.hash, 'hex'));
+    await writeFile(join(dir, 'keygen-sig.bin'), Buffer.from(signed.sig, 'base64'));
+    const result = openssl(['dgst', '-sha256', '-verify', 'audit.pub', '-signature', 'keygen-sig.bin', 'keygen-hash.bin'], dir);
+    expect([result.status, result.stdout.trim()]).toEqual([0, 'Verified OK']);
+    // Not over itself without --force, and what the usage forbids writes nothing.
+    expect((await drover(['keygen', '--algorithm', 'rsa-sha256', '--out', dir, '--name', 'audit'])).stderr).toContain('FILE_EXISTS');
+    for (const args of [['--bits', '3072'], ['--algorithm', 'rsa-sha256', '--bits', '1024'], ['--algorithm', 'p256'], ['--algorithm', 'rsa-sha256', '--awskms', 'awskms:alias/x', '--bits', '4096']]) {
+      const refused = await drover(['keygen', ...args, '--out', dir, '--name', 'refused']);
+      expect([refused.code, refused.stderr], args.join(' ')).toEqual([2, expect.stringContaining('USAGE_ERROR') as unknown]);
+    }
+    expect(existsSync(join(dir, 'refused.key')) || existsSync(join(dir, 'refused.pub'))).toBe(false);
   });
 });

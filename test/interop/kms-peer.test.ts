@@ -60,6 +60,17 @@ describe('keys in AWS KMS (the KMS-protocol peer), through the drover CLI', () =
     }
   });
 
+  it('keygen --awskms --algorithm rsa-sha256 writes the RSA audit key KMS reports (NAME.pub only), and refuses an Ed25519 key for it', async () => {
+    const rsa = peer.addKey('RSA_2048', { alias: 'alias/audit-rsa-keygen' });
+    const made = JSON.parse(expectOk(await cli(['keygen', '--awskms', 'awskms:alias/audit-rsa-keygen', '--algorithm', 'rsa-sha256', '--out', 'keys', '--name', 'audit-rsa', '--json']), 'keygen --awskms rsa').stdout) as { kid: string; bits: number; publicKey: string; files: Record<string, string> };
+    expect([made.bits, made.publicKey, Object.keys(made.files)]).toEqual([2048, rsa.publicKeyDer.toString('base64'), ['publicKey']]);
+    expect((await readFile(join(dir, 'keys/audit-rsa.pub'), 'utf8')).trim()).toBe(rsa.publicKeyPem.trim());
+    expect(existsSync(join(dir, 'keys/audit-rsa.minisign.pub'))).toBe(false);
+    const refused = await cli(['keygen', '--awskms', 'awskms:alias/drover-release', '--algorithm', 'rsa-sha256', '--out', 'keys', '--name', 'not-rsa']);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining('KMS_KEY_SPEC_UNSUPPORTED') as unknown]);
+    expect(existsSync(join(dir, 'keys/not-rsa.pub'))).toBe(false);
+  });
+
   it('signs a release through KMS Sign; drover verifies it, and openssl verifies the same signature from the exported public key', async () => {
     const before = signCalls();
     expectOk(await cli(['release', 'sign', '--key', 'awskms:alias/drover-release', ...SIGN_ARGS, '--out', 'one.release.json', 'agent.tar.gz']), 'release sign');

@@ -3,13 +3,15 @@
 // public object, and openssl verifies a record's signature from that public key's PEM. Skips (and
 // says why) without SoftHSM2, unless DROVER_REQUIRE_SOFTHSM=1.
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generatePkcs11RsaKey, ManagerError, openPkcs11AuditSigner } from '@drover/manager';
 import { parseAuditSigners, verifyAuditLog } from '@drover/protocol';
 import type { AuditRecord } from '@drover/protocol';
 import { AuditChain, buildAuditSigners } from '@drover/protocol/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { drover, expectOk } from '../helpers/cli.js';
 import { expectError } from '../helpers/expect-error.js';
 import { createSoftHsm, skipWithoutSoftHsm } from '../helpers/softhsm.js';
 import type { SoftHsm, SoftHsmToken } from '../helpers/softhsm.js';
@@ -67,5 +69,27 @@ describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 rsa-sha256 audit suite'))('rsa-
   it('refuses an RSA key where ed25519 is configured (PKCS11_KEY_UNSUPPORTED), and a missing object (PKCS11_OBJECT_NOT_FOUND)', () => {
     expectError(() => openPkcs11AuditSigner(hsm.uri(token, 'audit-rsa'), { env, algorithm: 'ed25519' }), ManagerError, 'PKCS11_KEY_UNSUPPORTED');
     expectError(() => openPkcs11AuditSigner(hsm.uri(token, 'no-such-key'), { env }), ManagerError, 'PKCS11_OBJECT_NOT_FOUND');
+  });
+
+  it('`drover keygen --pkcs11 URI --algorithm rsa-sha256` makes the key in the token and writes only its public key: the signer opened from the URI has that key and kid; a second keygen over the label is refused and writes nothing', async () => {
+    const out = join(hsm.dir, 'keygen-rsa');
+    const uri = hsm.uri(token, 'audit-rsa-cli');
+    const cliEnv = { PATH: process.env['PATH'], HOME: hsm.dir, ...hsm.env };
+    const made = JSON.parse(expectOk(await drover(['keygen', '--pkcs11', uri, '--algorithm', 'rsa-sha256', '--out', out, '--name', 'audit', '--json'], { env: cliEnv }), 'keygen --pkcs11 rsa').stdout) as { kid: string; bits: number; publicKey: string; files: Record<string, string> };
+    expect(made.bits).toBe(2048);
+    expect(Object.keys(made.files)).toEqual(['publicKey']);
+    expect([existsSync(join(out, 'audit.key')), existsSync(join(out, 'audit.minisign.pub'))]).toEqual([false, false]);
+    const opened = openPkcs11AuditSigner(uri, { env, algorithm: 'rsa-sha256' });
+    try {
+      expect(opened.signer.kid).toBe(made.kid);
+      if (opened.publicKey.algorithm !== 'rsa-sha256') throw new Error('not an rsa-sha256 key');
+      expect(Buffer.from(opened.publicKey.spki).toString('base64')).toBe(made.publicKey);
+      expect(await readFile(join(out, 'audit.pub'), 'utf8')).toContain(made.publicKey.slice(0, 64));
+    } finally {
+      opened.close();
+    }
+    const again = await drover(['keygen', '--pkcs11', uri, '--algorithm', 'rsa-sha256', '--out', out, '--name', 'again'], { env: cliEnv });
+    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('PKCS11_OBJECT_EXISTS') as unknown]);
+    expect(existsSync(join(out, 'again.pub'))).toBe(false);
   });
 });

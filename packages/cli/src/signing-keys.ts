@@ -37,6 +37,32 @@ export async function pkcs11Backend(): Promise<Record<'openPkcs11Signer' | 'gene
   return { openPkcs11Signer, generatePkcs11Key };
 }
 
+/**
+ * The RSA audit key of a token or of AWS KMS (`drover keygen --algorithm rsa-sha256`): generated in
+ * the token, or read from KMS; answers the DER SubjectPublicKeyInfo and its bits.
+ */
+export async function rsaAuditKeyBackend(): Promise<{
+  generateInToken(uri: string, env: Record<string, string | undefined>, bits: number): { spki: Uint8Array; bits: number };
+  readFromKms(name: string, env: Record<string, string | undefined>): { spki: Uint8Array; bits: number };
+}> {
+  const { generatePkcs11RsaKey, openPkcs11AuditSigner, openKmsAuditSigner } = await import('@drover/manager');
+  const publicKey = (opened: { publicKey: { algorithm: string }; close(): void }): { spki: Uint8Array; bits: number } => {
+    try {
+      const key = opened.publicKey as { algorithm: 'rsa-sha256'; spki: Uint8Array; bits: number };
+      return { spki: key.spki, bits: key.bits };
+    } finally {
+      opened.close();
+    }
+  };
+  return {
+    generateInToken: (uri, env, bits) => {
+      generatePkcs11RsaKey(uri, { env, bits });
+      return publicKey(openPkcs11AuditSigner(uri, { env, algorithm: 'rsa-sha256' }));
+    },
+    readFromKms: (name, env) => publicKey(openKmsAuditSigner(name, { env, algorithm: 'rsa-sha256' })),
+  };
+}
+
 /** Signing keys, open until `close()` (which ends their token sessions and KMS threads). */
 export interface OpenKeys {
   keys: Ed25519Signer[];

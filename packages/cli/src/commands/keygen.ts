@@ -1,17 +1,25 @@
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ed25519PrivateKey, encodeMinisignPublicKey } from '@drover/protocol';
 import type { Ed25519PublicKey } from '@drover/protocol';
+import { shortId } from '@drover/protocol/internal';
 import type { Command } from '../cli.js';
 import { flag, optionalString, requireString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { exists, writeFileAtomic } from '../fs-atomic.js';
-import { kmsBackend, pkcs11Backend } from '../signing-keys.js';
+import { kmsBackend, pkcs11Backend, rsaAuditKeyBackend } from '../signing-keys.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const RSA_BITS = { min: 2048, max: 8192, default: 2048 };
+
+/** The SPKI PEM of a DER SubjectPublicKeyInfo. */
+function spkiPem(spki: Uint8Array): string {
+  return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }).export({ format: 'pem', type: 'spki' }).toString();
+}
 
 export const keygenCommand: Command = {
-  usage: "--out DIR [--name NAME] [--force] [--pkcs11 'pkcs11:token=T;object=O?pin-source=file:PIN' | --awskms awskms:KEY]",
+  usage: "--out DIR [--name NAME] [--force] [--algorithm ed25519|rsa-sha256 [--bits N]] [--pkcs11 'pkcs11:token=T;object=O?pin-source=file:PIN' | --awskms awskms:KEY]",
   description:
     'NAME.key is a PKCS#8 PEM private key readable by openssl; keep it secret (a CI secret store, an HSM-backed\n' +
     'file system). NAME.pub (SPKI PEM) goes into trust policies; NAME.minisign.pub verifies with `minisign -V`.\n' +
@@ -19,13 +27,18 @@ export const keygenCommand: Command = {
     'only NAME.pub and NAME.minisign.pub are written; sign with --key and the same URI. The PIN comes from pin-source=\n' +
     'or DROVER_PKCS11_PIN, the module from module-path= or DROVER_PKCS11_MODULE (docs/operations.md).\n' +
     'With --awskms the key already exists in AWS KMS (aws kms create-key --key-spec ECC_NIST_EDWARDS25519 --key-usage\n' +
-    'SIGN_VERIFY): its public key, as GetPublicKey reports it, is written to NAME.pub and NAME.minisign.pub.',
+    'SIGN_VERIFY): its public key, as GetPublicKey reports it, is written to NAME.pub and NAME.minisign.pub.\n' +
+    '--algorithm rsa-sha256 makes an RSA audit key instead (RSASSA-PKCS1-v1_5 with SHA-256, 2048 bits unless --bits):\n' +
+    'it signs audit records (AUDIT_SIGNING_ALG=rsa-sha256), not releases or nonces, so no NAME.minisign.pub is written.\n' +
+    'In a file (NAME.key, PKCS#8 PEM), generated in the token with --pkcs11, or read from an RSA_2048+ SIGN_VERIFY key with --awskms.',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'Directory to write the key files into (created if missing).' },
     name: { type: 'string', arg: 'NAME', help: 'Base name of the key files (default: drover).' },
     force: { type: 'boolean', help: 'Replace key files that already exist.' },
     pkcs11: { type: 'string', arg: 'URI', help: 'Generate the key inside this PKCS#11 token (RFC 7512 URI) instead of a file.' },
     awskms: { type: 'string', arg: 'NAME', help: 'Write the public key files of this Ed25519 key in AWS KMS (awskms:KEY_ID, awskms:alias/NAME or awskms:ARN).' },
+    algorithm: { type: 'string', arg: 'ALG', help: 'ed25519 (default: releases, nonces, audit) or rsa-sha256 (an audit key only).' },
+    bits: { type: 'string', arg: 'N', help: `With --algorithm rsa-sha256: the modulus length, ${RSA_BITS.min}-${RSA_BITS.max} (default ${RSA_BITS.default}); not with --awskms.` },
   },
   async run({ values, io }) {
     const dir = requireString(values, 'out');
@@ -38,6 +51,49 @@ export const keygenCommand: Command = {
     const uri = optionalString(values, 'pkcs11');
     const kmsName = optionalString(values, 'awskms');
     if (uri !== undefined && kmsName !== undefined) throw new CliError('USAGE_ERROR', 'Pass --pkcs11 or --awskms, not both.');
+    const algorithm = optionalString(values, 'algorithm') ?? 'ed25519';
+    if (algorithm !== 'ed25519' && algorithm !== 'rsa-sha256') throw new CliError('USAGE_ERROR', `--algorithm is ed25519 or rsa-sha256, not "${algorithm}".`);
+    const bitsText = optionalString(values, 'bits');
+    if (bitsText !== undefined && algorithm !== 'rsa-sha256') throw new CliError('USAGE_ERROR', '--bits goes with --algorithm rsa-sha256 (an Ed25519 key has no length to choose).');
+    if (bitsText !== undefined && kmsName !== undefined) throw new CliError('USAGE_ERROR', '--bits cannot go with --awskms: the key exists in KMS with its key spec (RSA_2048, RSA_3072 or RSA_4096).');
+    const bits = bitsText === undefined ? RSA_BITS.default : Number(bitsText);
+    if (!Number.isSafeInteger(bits) || bits < RSA_BITS.min || bits > RSA_BITS.max || bits % 8 !== 0) {
+      throw new CliError('USAGE_ERROR', `--bits must be a multiple of 8 from ${RSA_BITS.min} to ${RSA_BITS.max}; got "${String(bitsText)}".`);
+    }
+    if (algorithm === 'rsa-sha256') {
+      const rsaPaths = { ...(uri === undefined && kmsName === undefined ? { privateKey: join(dir, `${name}.key`) } : {}), publicKey: join(dir, `${name}.pub`) };
+      if (!force) {
+        for (const path of Object.values(rsaPaths)) {
+          if (await exists(path)) throw new CliError('FILE_EXISTS', `${path} already exists. Choose another --name, or pass --force to replace it.`);
+        }
+      }
+      let key: { spki: Uint8Array; bits: number };
+      let where: string;
+      if (uri !== undefined) {
+        key = (await rsaAuditKeyBackend()).generateInToken(uri, io.env, bits);
+        where = `in the token: ${uri.split('?')[0] ?? uri}`;
+      } else if (kmsName !== undefined) {
+        key = (await rsaAuditKeyBackend()).readFromKms(kmsName, io.env);
+        where = `held in AWS KMS: ${kmsName}`;
+      } else {
+        const pair = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 0x10001 });
+        key = { spki: new Uint8Array(pair.publicKey.export({ format: 'der', type: 'spki' })), bits };
+        // The private key is written 0600 from its first byte, never readable by others even briefly.
+        await writeFileAtomic(join(dir, `${name}.key`), pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), { mode: 0o600, exclusive: !force });
+        where = 'in a file';
+      }
+      await writeFileAtomic(rsaPaths.publicKey, spkiPem(key.spki), { exclusive: !force });
+      const kid = shortId(key.spki);
+      return {
+        data: { algorithm, kid, bits: key.bits, publicKey: Buffer.from(key.spki).toString('base64'), ...(uri === undefined ? {} : { pkcs11: uri.split('?')[0] ?? uri }), ...(kmsName === undefined ? {} : { awskms: kmsName }), files: rsaPaths },
+        text: [
+          `${kmsName === undefined ? 'Created' : 'Read'} the RSA-${key.bits} audit key ${kid} ${where}`,
+          ...('privateKey' in rsaPaths ? [`  private key (keep secret): ${rsaPaths.privateKey}`] : []),
+          `  public key:                ${rsaPaths.publicKey}`,
+          'It signs audit records (AUDIT_SIGNING_ALG=rsa-sha256); the manager lists it in signers.json as rsa-sha256.',
+        ].join('\n'),
+      };
+    }
     const paths = { ...(uri === undefined && kmsName === undefined ? { privateKey: join(dir, `${name}.key`) } : {}), publicKey: join(dir, `${name}.pub`), minisignPublicKey: join(dir, `${name}.minisign.pub`) };
     if (!force) {
       for (const path of Object.values(paths)) {
