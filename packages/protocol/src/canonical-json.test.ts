@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { expectError } from '../../../test/helpers/expect-error.js';
-import { CANONICAL_JSON_MAX_DEPTH, canonicalize } from './canonical-json.js';
+import { CANONICAL_JSON_MAX_DEPTH, canonicalMembers, canonicalize } from './canonical-json.js';
 import { AuditError } from './errors.js';
 
 function expectUnsupported(value: unknown): void {
@@ -226,5 +226,24 @@ describe('canonicalize properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('canonicalMembers: joined, they are canonicalize() of the object; merged by name with other members, of the larger object', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ unit: 'binary' }), jsonValue, { maxKeys: 8 }), fc.dictionary(fc.string({ unit: 'binary' }), jsonValue, { maxKeys: 4 }), (object, more) => {
+        const members = canonicalMembers(object);
+        expect(`{${members.map((m) => m[1]).join(',')}}`).toBe(canonicalize(object));
+        const extra = Object.fromEntries(Object.entries(more).filter(([name]) => !(name in object)));
+        const merged = [...members, ...canonicalMembers(extra)].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+        expect(`{${merged.map((m) => m[1]).join(',')}}`).toBe(canonicalize({ ...object, ...extra }));
+      }),
+      { numRuns: 300 },
+    );
+    // toJSON, undefined members and refusals as canonicalize() has them.
+    expect(canonicalMembers({ at: new Date(0), gone: undefined, n: 1 })).toEqual([['at', '"at":"1970-01-01T00:00:00.000Z"'], ['n', '"n":1']]);
+    expectError(() => canonicalMembers({ bad: Number.NaN }), AuditError, 'CANONICAL_JSON_UNSUPPORTED');
+    const cycle: Record<string, unknown> = {};
+    cycle['self'] = cycle;
+    expectError(() => canonicalMembers(cycle), AuditError, 'CANONICAL_JSON_UNSUPPORTED');
   });
 });

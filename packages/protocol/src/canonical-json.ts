@@ -133,3 +133,25 @@ function serialize(value: unknown, key: string, path: string, ancestors: Set<obj
 export function canonicalize(value: unknown): string {
   return serialize(value, '', '', new Set());
 }
+
+/**
+ * The members of a plain object as {@link canonicalize} writes them (`"name":value`), in canonical
+ * order, each with its name; members whose value is undefined are left out. `{${members.map((m) => m[1]).join(',')}}`
+ * is the object's canonical JSON; merged with other members by name first, it is the canonical JSON
+ * of the larger object without serialising the shared members twice (the audit writer adds a
+ * record's hash and signature to its hashed body this way).
+ *
+ * Throws as canonicalize() does.
+ */
+export function canonicalMembers(record: Readonly<Record<string, unknown>>): [name: string, member: string][] {
+  const members: [string, string][] = [];
+  const ancestors = new Set<object>([record]);
+  for (const name of Object.keys(record).sort()) {
+    const member = record[name];
+    if (member === undefined) continue;
+    const memberPath = /^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+    members.push([name, `${serializeString(name, memberPath)}:${serialize(member, name, memberPath, ancestors)}`]);
+  }
+  return members;
+}
+

@@ -2,8 +2,7 @@
 // record.ts) and returns the line to append; the caller owns the file.
 
 import { toBase64, toHex } from '../bytes.js';
-import { canonicalize } from '../canonical-json.js';
-import type { JsonObject } from '../canonical-json.js';
+import { canonicalize, canonicalMembers } from '../canonical-json.js';
 import { AuditError, CryptoError, isDroverError } from '../errors.js';
 import { AUDIT_FIRST_SEQ, AUDIT_GENESIS_HASH, AUDIT_LINE_MAX_LENGTH, chainHash, hashedBody, HEX_HASH, isObject, KID, quote, shapeProblem } from './record.js';
 import type { AuditChainHead, AuditRecord } from './record.js';
@@ -248,16 +247,27 @@ export class AuditChain {
       throw new AuditError('AUDIT_RECORD_MALFORMED', `The audit entry's ts must be an ISO 8601 UTC timestamp as Date.toISOString() writes it, got ${quote(ts)}.`);
     }
     const body = { seq, ...auditEntryBody({ ...entry, ts }) };
-    const bodyJson = canonicalize(body);
+    // Serialised once: the body's members make its canonical JSON (hashed) and, merged by name with
+    // prev, hash, alg, kid and sig, the line's.
+    const members = canonicalMembers(body);
+    const bodyJson = `{${members.map((member) => member[1]).join(',')}}`;
     const hash = chainHash(bodyJson, prev);
     const sig: unknown = await this.#signer.sign(hash);
     if (!(sig instanceof Uint8Array) || !signatureLengthFits(this.#algorithm, sig.length)) {
       throw new CryptoError('SIGNATURE_MALFORMED', `The audit signer ${this.#signer.kid} returned ${sig instanceof Uint8Array ? `${sig.length} bytes` : 'no bytes'}, which is no ${this.#algorithm} signature. Check the signer.`);
     }
-    // The record is rebuilt from its canonical text, so what the caller gets back is exactly what
-    // a verifier will parse from the line (toJSON applied, undefined members gone).
-    const record = { ...(JSON.parse(bodyJson) as JsonObject), prev, hash: toHex(hash), alg: this.#algorithm, kid: this.#signer.kid, sig: toBase64(sig) } as unknown as AuditRecord;
-    const line = canonicalize(record);
+    const chained: [string, string][] = [
+      ['prev', `"prev":${canonicalize(prev)}`],
+      ['hash', `"hash":${canonicalize(toHex(hash))}`],
+      ['alg', `"alg":${canonicalize(this.#algorithm)}`],
+      ['kid', `"kid":${canonicalize(this.#signer.kid)}`],
+      ['sig', `"sig":${canonicalize(toBase64(sig))}`],
+    ];
+    // RFC 8785 order: by name, as UTF-16 code units (the body has none of these five names).
+    const line = `{${[...members, ...chained].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((member) => member[1]).join(',')}}`;
+    // The record is read back from its line, so what the caller gets back is exactly what a
+    // verifier will parse (toJSON applied, undefined members gone).
+    const record = JSON.parse(line) as AuditRecord;
     if (line.length > AUDIT_LINE_MAX_LENGTH) {
       throw new AuditError('AUDIT_RECORD_MALFORMED', `The audit record would be ${line.length} characters long, above the limit of ${AUDIT_LINE_MAX_LENGTH}. Put less in details.`);
     }
