@@ -55,8 +55,9 @@ export async function isAlive(identity: ProcessIdentity): Promise<boolean> {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
   const stat = await processStat(identity.pid);
-  // no /proc: trust kill(0)
-  if (stat === undefined) return true;
+  // Its stat unreadable: either it was reaped between kill(0) and the read (gone), or there is no
+  // /proc at all (then kill(0) is all there is to trust). Our own stat tells which.
+  if (stat === undefined) return (await processStat(process.pid)) === undefined;
   if (identity.startTime !== undefined && stat.startTime !== identity.startTime) return false;
   return stat.state !== 'Z';
 }
