@@ -102,6 +102,7 @@ describe('REQUIRE_KMS=true (real manager processes, drover release sign)', () =>
     peer = await startKmsPeer();
     peer.addKey('ECC_NIST_EDWARDS25519', { alias: 'alias/manager-nonce' });
     peer.addKey('RSA_2048', { alias: 'alias/audit-rsa' });
+    peer.addKey('HMAC_256', { alias: 'alias/audit-hmac' });
     kmsEnv = { ...baseEnv, AWS_CONFIG_FILE: join(root, 'no-aws-config'), AWS_SHARED_CREDENTIALS_FILE: join(root, 'no-aws-credentials'), AWS_EC2_METADATA_DISABLED: 'true', ...peer.env };
   });
   afterAll(async () => {
@@ -132,6 +133,43 @@ describe('REQUIRE_KMS=true (real manager processes, drover release sign)', () =>
     const verified = await drover(['audit', 'verify', '--dir', dir], { env: kmsEnv });
     expect(verified.stdout.split('\n')[0], verified.stderr).toMatch(/^VERIFIED \d+ records$/);
   }, 60_000);
+
+  it('verifies the records of a KMS HMAC audit key through KMS VerifyMac (audit verify --hmac-kms); a changed MAC is BROKEN, a signing key or a bad kid is refused', async () => {
+    const dir = join(root, 'kms-hmac-manager');
+    await initManagerDir(dir, releaseKey, baseEnv);
+    await runOnce(dir, { ...kmsEnv, AUDIT_SIGNING_KEY_SOURCE: 'kms', AUDIT_SIGNING_KMS_KEY_ID: 'alias/audit-hmac', AUDIT_SIGNING_ALG: 'hmac-sha256' });
+    const last = (await records(dir)).at(-1);
+    expect(last?.alg).toBe('hmac-sha256');
+    const kid = last?.kid ?? '';
+
+    const missing = await drover(['audit', 'verify', '--dir', dir, '--json'], { env: kmsEnv });
+    expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, reason: 'MAC_KEY_MISSING' });
+    const before = peer.calls.filter((call) => call.operation === 'VerifyMac').length;
+    const verified = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', 'awskms:alias/audit-hmac'], { env: kmsEnv });
+    expect(verified.stdout.split('\n')[0], verified.stderr).toMatch(/^VERIFIED \d+ records$/);
+    expect(verified.stderr).toContain('one VerifyMac call per record');
+    const hmacRecords = (await records(dir)).filter((record) => record.kid === kid).length;
+    expect(peer.calls.filter((call) => call.operation === 'VerifyMac').length - before).toBe(hmacRecords);
+    // The kid given explicitly, as for a manager with AUDIT_SIGNER_KID, and in JSON.
+    const named = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', `${kid}=awskms:alias/audit-hmac`, '--json'], { env: kmsEnv });
+    expect(JSON.parse(named.stdout)).toMatchObject({ ok: true, kmsMacsChecked: hmacRecords });
+
+    // The last record's MAC changed (its hash untouched): KMS says it is wrong.
+    const text = await readFile(join(dir, 'audit/audit.jsonl'), 'utf8');
+    const sig = Buffer.from(last?.sig ?? '', 'base64');
+    sig[0] = (sig[0] ?? 0) ^ 1;
+    const copy = join(root, 'kms-hmac-tampered.jsonl');
+    await writeFile(copy, text.replace(last?.sig ?? '', sig.toString('base64')));
+    const broken = await drover(['audit', 'verify', '--signers', join(dir, 'audit/signers.json'), '--hmac-kms', 'awskms:alias/audit-hmac', copy], { env: kmsEnv });
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(new RegExp(`^BROKEN at seq ${String(last?.seq)}: SIGNATURE_INVALID`));
+
+    const signing = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', 'awskms:alias/audit-rsa', '--json'], { env: kmsEnv });
+    expect((JSON.parse(signing.stdout) as { error: { code: string } }).error.code).toBe('KMS_KEY_SPEC_UNSUPPORTED');
+    const badKid = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', 'a kid=awskms:alias/audit-hmac', '--json'], { env: kmsEnv });
+    expect((JSON.parse(badKid.stdout) as { error: { code: string } }).error.code).toBe('USAGE_ERROR');
+    expect(signing.stdout + signing.stderr + badKid.stdout + badKid.stderr).not.toContain(String(kmsEnv['AWS_SECRET_ACCESS_KEY']));
+  }, 120_000);
 
   it('refuses `drover release sign` with a key file (KMS_REQUIRED) and writes nothing', async () => {
     await writeFile(join(root, 'release.key'), releaseKey.toPem(), { mode: 0o600 });

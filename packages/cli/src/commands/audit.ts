@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { parseAuditHmacKeys, parseAuditSigners, verifyAuditLogLines, withAuditHmacKeys } from '@drover/protocol';
+import type { KmsAuditMacKey } from '@drover/manager';
 import type { AuditSignerKeys } from '@drover/protocol';
 import type { Command, CommandResult, OptionValues } from '../cli.js';
 import { flag, optionalString, stringList } from '../cli.js';
@@ -7,7 +8,7 @@ import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
 
 export const auditVerifyCommand: Command = {
-  usage: '[--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--allow-empty] LOG | --dir DIR [--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--allow-empty]',
+  usage: '[--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--hmac-kms [KID=]awskms:KEY]... [--allow-empty] LOG | --dir DIR [same options]',
   description:
     'Prints `VERIFIED <n> records` (exit 0), or `BROKEN at seq <n>: <REASON>: <what is wrong>` for the first\n' +
     'broken record (exit 1). REASON is one of MALFORMED, NOT_CANONICAL, SEQ_OUT_OF_ORDER, PREV_MISMATCH,\n' +
@@ -16,7 +17,9 @@ export const auditVerifyCommand: Command = {
     'With --dir, the chain of the manager whose directory is DIR: its log file, or, for a manager on\n' +
     'PostgreSQL (manager.json or DROVER_DATABASE_URL), the one chain its replicas keep in the database;\n' +
     'the signers default to the directory\'s signers.json. Records name their algorithm (ed25519, rsa-sha256,\n' +
-    'hmac-sha256); an hmac-sha256 key is secret, so signers.json lists only its kid and --hmac-key-file gives it.\n' +
+    'hmac-sha256); an hmac-sha256 key is secret, so signers.json lists only its kid and --hmac-key-file gives it,\n' +
+    'or, for a key whose secret never leaves AWS KMS, --hmac-kms names it and KMS checks each MAC (kms:VerifyMac,\n' +
+    'one call per record of that key).\n' +
     'Without --signers (and --dir), signers.json comes from KERNEL_PUBLIC_KEYS_JSON (the document),\n' +
     'KERNEL_PUBLIC_KEYS_PATH, or KERNEL_PUBLIC_KEYS_URL (https, pinned by KERNEL_PUBLIC_KEYS_URL_SHA256).',
   options: {
@@ -27,6 +30,12 @@ export const auditVerifyCommand: Command = {
       arg: 'FILE',
       help: 'The secrets of hmac-sha256 audit keys: {"keys":[{"kid","key":"<base64>"}]} (keep it 0600). Repeatable.',
     },
+    'hmac-kms': {
+      type: 'string',
+      multiple: true,
+      arg: '[KID=]awskms:KEY',
+      help: "An HMAC_256 audit key in AWS KMS: its records' MACs are checked by KMS VerifyMac. KID defaults to the kid a manager with that key writes (kms-hmac-...); give it when AUDIT_SIGNER_KID set another. Repeatable.",
+    },
     dir: { type: 'string', arg: 'DIR', help: "A manager's directory: verify its audit chain wherever it is kept." },
     'allow-empty': { type: 'boolean', help: 'Accept a log with no records (default: an empty log is reported as EMPTY).' },
   },
@@ -34,19 +43,51 @@ export const auditVerifyCommand: Command = {
   async run({ values, positionals, io }) {
     const dir = optionalString(values, 'dir');
     if (dir !== undefined && positionals.length > 0) throw new CliError('USAGE_ERROR', 'Give either a LOG file or --dir DIR, not both.');
-    if (dir !== undefined) {
-      const { managerAuditChain } = await import('@drover/manager');
-      const chain = await managerAuditChain(dir, io.env);
-      const signersPath = optionalString(values, 'signers') ?? chain.signersPath;
-      if (chain.kind === 'file') return verifyFile(chain.path, await readVerifierKeys(signersPath, values, io.env), flag(values, 'allow-empty'));
-      const signers = await readVerifierKeys(signersPath, values, io.env);
-      const result = await verifyAuditLogLines(chain.lines(), signers, { allowEmpty: flag(values, 'allow-empty'), finalLineTerminated: true });
-      return report({ database: chain.database }, result);
+    if (dir === undefined && positionals.length === 0) throw new CliError('USAGE_ERROR', 'Give the audit LOG file to verify, or --dir DIR for a manager\'s chain.');
+    const kmsKeys = await openKmsMacKeys(stringList(values, 'hmac-kms'), io);
+    try {
+      const verdict = await verify(dir, positionals[0] ?? '', values, io.env, kmsKeys);
+      return kmsKeys.length === 0 ? verdict : { ...verdict, data: { ...(verdict.data as Record<string, unknown>), kmsMacsChecked: kmsKeys.reduce((sum, k) => sum + k.checked, 0) } };
+    } finally {
+      for (const key of kmsKeys) key.close();
     }
-    if (positionals.length === 0) throw new CliError('USAGE_ERROR', 'Give the audit LOG file to verify, or --dir DIR for a manager\'s chain.');
-    return verifyFile(positionals[0] ?? '', await readVerifierKeys(optionalString(values, 'signers'), values, io.env), flag(values, 'allow-empty'));
   },
 };
+
+// A kid as signers.json allows it.
+const AUDIT_KID = /^[\x21-\x7E]{1,256}$/;
+
+async function verify(dir: string | undefined, log: string, values: OptionValues, env: NodeJS.ProcessEnv, kmsKeys: readonly KmsAuditMacKey[]): Promise<CommandResult> {
+  const allowEmpty = flag(values, 'allow-empty');
+  if (dir === undefined) return verifyFile(log, await readVerifierKeys(optionalString(values, 'signers'), values, env, kmsKeys), allowEmpty);
+  const { managerAuditChain } = await import('@drover/manager');
+  const chain = await managerAuditChain(dir, env);
+  const signers = await readVerifierKeys(optionalString(values, 'signers') ?? chain.signersPath, values, env, kmsKeys);
+  if (chain.kind === 'file') return verifyFile(chain.path, signers, allowEmpty);
+  return report({ database: chain.database }, await verifyAuditLogLines(chain.lines(), signers, { allowEmpty, finalLineTerminated: true }));
+}
+
+// --hmac-kms [KID=]awskms:KEY, each opened (DescribeKey: an HMAC_256 key) before any record is read.
+async function openKmsMacKeys(specs: readonly string[], io: { env: NodeJS.ProcessEnv; stderr(text: string): void }): Promise<KmsAuditMacKey[]> {
+  if (specs.length === 0) return [];
+  const { openKmsAuditMacKey } = await import('@drover/manager');
+  const keys: KmsAuditMacKey[] = [];
+  try {
+    for (const given of specs) {
+      const at = given.indexOf('=');
+      const named = at > 0 && !given.slice(0, at).includes(':');
+      const kid = named ? given.slice(0, at) : undefined;
+      const spec = named ? given.slice(at + 1) : given;
+      if (kid !== undefined && !AUDIT_KID.test(kid)) throw new CliError('USAGE_ERROR', `--hmac-kms ${JSON.stringify(given)}: the kid before "=" must be 1-256 printable ASCII characters without spaces, as in signers.json.`);
+      keys.push(openKmsAuditMacKey(spec, { env: io.env, kid }));
+    }
+  } catch (error) {
+    for (const key of keys) key.close();
+    throw error;
+  }
+  io.stderr(`checking the MACs of ${keys.map((k) => `${k.kid} (${k.uri})`).join(', ')} through AWS KMS: one VerifyMac call per record\n`);
+  return keys;
+}
 
 type VerifyResult = Awaited<ReturnType<typeof verifyAuditLogLines>>;
 
@@ -80,12 +121,13 @@ async function signersText(signersPath: string | undefined, env: NodeJS.ProcessE
   throw new CliError('USAGE_ERROR', 'Give the audit keys with --signers FILE, or KERNEL_PUBLIC_KEYS_JSON, KERNEL_PUBLIC_KEYS_PATH or KERNEL_PUBLIC_KEYS_URL.');
 }
 
-// signers.json's public keys, with the HMAC secrets given by --hmac-key-file.
-async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv): Promise<AuditSignerKeys> {
+// signers.json's public keys, with the HMAC secrets given by --hmac-key-file and the KMS keys of --hmac-kms.
+async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv, kmsKeys: readonly KmsAuditMacKey[]): Promise<AuditSignerKeys> {
   let keys: AuditSignerKeys = parseAuditSigners(await signersText(signersPath, env));
   for (const path of stringList(values, 'hmac-key-file')) {
     keys = withAuditHmacKeys(keys, parseAuditHmacKeys((await readInput(path, 'HMAC key file')).toString('utf8')));
   }
+  if (kmsKeys.length > 0) keys = withAuditHmacKeys(keys, new Map(kmsKeys.map((k) => [k.kid, k.key])));
   return keys;
 }
 

@@ -2,7 +2,7 @@
 // (the signer blocks its thread while KMS answers). The peer holds RSA_2048 and HMAC_256 keys
 // beside the Ed25519 one (test/fakes/kms-peer-process.ts).
 import { GenerateMacCommand, KMSClient, SignCommand, VerifyMacCommand } from '@aws-sdk/client-kms';
-import { parseAuditSigners, verifyAuditLog } from '@drover/protocol';
+import { parseAuditSigners, verifyAuditLog, withAuditHmacKeys } from '@drover/protocol';
 import { AuditChain, buildAuditSigners } from '@drover/protocol/internal';
 import type { AuditRecord } from '@drover/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { expectError } from '../../../../test/helpers/expect-error.js';
 import { startKmsPeerChild } from '../../../../test/helpers/kms-peer-child.js';
 import type { KmsPeerChild } from '../../../../test/helpers/kms-peer-child.js';
 import { ManagerError } from '../errors.js';
-import { openKmsAuditSigner } from './audit-key.js';
+import { openKmsAuditMacKey, openKmsAuditSigner } from './audit-key.js';
 import type { ExternalAuditSigner } from './audit-key.js';
 
 let peer: KmsPeerChild;
@@ -80,6 +80,46 @@ describe('openKmsAuditSigner', () => {
       hmac.close();
     }
   });
+
+  it('a verifier checks hmac-sha256 records through KMS VerifyMac (openKmsAuditMacKey): the same kid as the signer, a changed MAC is SIGNATURE_INVALID', async () => {
+    const hmac = openKmsAuditSigner('awskms:alias/audit-hmac', { env });
+    const verifier = openKmsAuditMacKey('awskms:alias/audit-hmac', { env });
+    try {
+      const lines = await writeChain([hmac]);
+      expect(verifier.kid).toBe(hmac.signer.kid);
+      const keys = withAuditHmacKeys(parseAuditSigners(buildAuditSigners([{ kid: hmac.signer.kid, publicKey: hmac.publicKey }])), new Map([[verifier.kid, verifier.key]]));
+      expect(verifyAuditLog(lines.join(''), keys)).toMatchObject({ ok: true, count: 3 });
+      expect(verifier.checked).toBe(3);
+      // Another 32 bytes where the second record's MAC was: its hash still matches, KMS says the MAC is wrong.
+      const second = JSON.parse(lines[1] ?? '') as AuditRecord;
+      const forged = Buffer.from(second.sig, 'base64');
+      forged[5] = (forged[5] ?? 0) ^ 0x80;
+      const tampered = [lines[0], lines[1]?.replace(second.sig, forged.toString('base64')), lines[2]].join('');
+      expect(verifyAuditLog(tampered, keys)).toMatchObject({ ok: false, reason: 'SIGNATURE_INVALID', seq: 2 });
+    } finally {
+      hmac.close();
+      verifier.close();
+    }
+  });
+
+  it('openKmsAuditMacKey refuses a signing key (KMS_KEY_SPEC_UNSUPPORTED); a KMS gone mid-verification stops it with KMS_UNREACHABLE, never a verdict', async () => {
+    expectError(() => openKmsAuditMacKey('awskms:alias/audit-rsa', { env }), ManagerError, 'KMS_KEY_SPEC_UNSUPPORTED');
+    const other = await startKmsPeerChild();
+    const hmac = openKmsAuditSigner('awskms:alias/audit-hmac', { env: other.env });
+    const verifier = openKmsAuditMacKey('awskms:alias/audit-hmac', { env: other.env, kid: 'given-kid' });
+    try {
+      const lines = await writeChain([{ ...hmac, signer: { ...hmac.signer, kid: 'given-kid' } }]);
+      const keys = withAuditHmacKeys(new Map(), new Map([[verifier.kid, verifier.key]]));
+      expect(verifyAuditLog(lines.join(''), keys)).toMatchObject({ ok: true, count: 3 });
+      other.stop();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expectError(() => verifyAuditLog(lines.join(''), keys), ManagerError, 'KMS_UNREACHABLE');
+    } finally {
+      hmac.close();
+      verifier.close();
+      other.stop();
+    }
+  }, 60_000);
 
   it('the peer refuses what AWS refuses: a mismatched MAC algorithm, GenerateMac on an RSA key, Sign on an HMAC key, PKCS#1 on an Ed25519 key', async () => {
     const message = Buffer.alloc(32, 1);

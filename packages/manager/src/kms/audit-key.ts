@@ -6,7 +6,7 @@
 
 import { ed25519AuditSigner, rsaAuditKey } from '@drover/protocol';
 import { shortId, verifyAuditSignature } from '@drover/protocol/internal';
-import type { AuditAlgorithm, AuditSigner, AuditVerifyKey } from '@drover/protocol';
+import type { AuditAlgorithm, AuditSigner, AuditVerifyKey, HmacAuditKey } from '@drover/protocol';
 import { ManagerError } from '../errors.js';
 import { KmsChannel, kmsFailure, openKmsSigner } from './ed25519-key.js';
 import { parseKmsKeyName } from './key-name.js';
@@ -43,6 +43,87 @@ function algorithmOf(keySpec: string): AuditAlgorithm | undefined {
   return undefined;
 }
 
+/** The kid of a KMS HMAC audit key's records unless AUDIT_SIGNER_KID names another: from its ARN, which KMS reports to signer and verifier alike. */
+function kmsHmacKid(keyArn: string): string {
+  return `kms-hmac-${shortId(keyArn)}`;
+}
+
+/** DescribeKey: which audit algorithm the key signs, refused unless its spec and usage fit one. */
+function describeAuditKey(channel: KmsChannel, keyId: string, spec: string): { algorithm: AuditAlgorithm; keyArn: string; keySpec: string } {
+  const described = channel.call({ op: 'describe', keyId }, `describing ${spec}`);
+  if (!described.ok) throw kmsFailure(described, `describing ${spec}`, spec);
+  if (described.op !== 'describe') throw new ManagerError('KMS_FAILED', `AWS KMS answered DescribeKey of ${spec} with something else.`);
+  const algorithm = algorithmOf(described.keySpec);
+  const fits =
+    (algorithm === 'ed25519' && described.keyUsage === 'SIGN_VERIFY') ||
+    (algorithm === 'rsa-sha256' && described.keyUsage === 'SIGN_VERIFY' && described.signingAlgorithms.includes(RSA_SIGNING_ALGORITHM)) ||
+    (algorithm === 'hmac-sha256' && described.keyUsage === 'GENERATE_VERIFY_MAC' && described.macAlgorithms.includes(MAC_ALGORITHM));
+  if (algorithm === undefined || !fits) {
+    throw new ManagerError(
+      'KMS_KEY_SPEC_UNSUPPORTED',
+      `${spec} is a ${described.keySpec || 'unknown'} key for ${described.keyUsage || 'unknown use'}; an audit key in KMS is ECC_NIST_EDWARDS25519 or RSA_2048+ for SIGN_VERIFY, or HMAC_256 for GENERATE_VERIFY_MAC (aws kms create-key --key-spec RSA_2048 --key-usage SIGN_VERIFY).`,
+    );
+  }
+  return { algorithm, keyArn: described.keyArn, keySpec: described.keySpec };
+}
+
+/** An hmac-sha256 audit key whose secret stays in AWS KMS, for a verifier: each MAC checked by KMS VerifyMac. */
+export interface KmsAuditMacKey {
+  /** The kid its records name: `options.kid`, else the one a manager with this key writes by default. */
+  readonly kid: string;
+  /** The key for `withAuditHmacKeys`: its `verifyMac` blocks for one KMS round trip per record. */
+  readonly key: HmacAuditKey;
+  /** The number of MACs KMS has checked through it. */
+  readonly checked: number;
+  readonly uri: string;
+  close(): void;
+}
+
+/**
+ * Opens the HMAC_256 key an `awskms:` name gives for verifying audit records (decision 0046): KMS
+ * never hands out the secret, so each record's MAC goes to VerifyMac (HMAC_SHA_256) and KMS says
+ * whether it is right. The principal needs kms:DescribeKey and kms:VerifyMac on the key; it cannot
+ * forge with VerifyMac alone.
+ *
+ * @throws ManagerError `KMS_KEY_SPEC_UNSUPPORTED` for a key that is not an HMAC_256 key; the codes
+ *   of `openKmsSigner` otherwise. Its `verifyMac` throws `KMS_UNREACHABLE` (and the others) when KMS
+ *   cannot give a verdict: never a false "invalid".
+ */
+export function openKmsAuditMacKey(spec: string, options: { env?: Record<string, string | undefined>; kid?: string | undefined } = {}): KmsAuditMacKey {
+  const env = options.env ?? process.env;
+  const name = parseKmsKeyName(spec, env);
+  const channel = new KmsChannel(name, env);
+  try {
+    const { algorithm, keyArn, keySpec } = describeAuditKey(channel, name.keyId, spec);
+    if (algorithm !== 'hmac-sha256') {
+      throw new ManagerError('KMS_KEY_SPEC_UNSUPPORTED', `${spec} is a ${keySpec} key, which signs ${algorithm}; --hmac-kms takes an HMAC_256 key. Records of an ${algorithm} key verify from signers.json alone.`);
+    }
+    let checked = 0;
+    const verifyMac = (hash: Uint8Array, mac: Uint8Array): boolean => {
+      const what = `checking an audit record's MAC with ${spec} (kms:VerifyMac)`;
+      const reply = channel.call({ op: 'verifyMac', keyId: name.keyId, message: hash, mac }, what);
+      if (!reply.ok) throw kmsFailure(reply, what, spec);
+      if (reply.op !== 'verifyMac') throw new ManagerError('KMS_FAILED', `AWS KMS answered VerifyMac of ${spec} with something else.`);
+      checked += 1;
+      return reply.valid;
+    };
+    return {
+      kid: options.kid ?? kmsHmacKid(keyArn),
+      key: { algorithm: 'hmac-sha256', verifyMac },
+      get checked() {
+        return checked;
+      },
+      uri: spec,
+      close: () => {
+        channel.close();
+      },
+    };
+  } catch (error) {
+    channel.close();
+    throw error;
+  }
+}
+
 /**
  * Opens the audit key an `awskms:` name gives, whichever of ed25519, rsa-sha256 and hmac-sha256 it
  * is. Each signature is checked against the public key before it is returned (not possible for an
@@ -57,22 +138,9 @@ export function openKmsAuditSigner(spec: string, options: KmsAuditKeyOptions = {
   const channel = new KmsChannel(name, env);
   let handedOver = false;
   try {
-    const described = channel.call({ op: 'describe', keyId: name.keyId }, `describing ${spec}`);
-    if (!described.ok) throw kmsFailure(described, `describing ${spec}`, spec);
-    if (described.op !== 'describe') throw new ManagerError('KMS_FAILED', `AWS KMS answered DescribeKey of ${spec} with something else.`);
-    const algorithm = algorithmOf(described.keySpec);
-    const fits =
-      (algorithm === 'ed25519' && described.keyUsage === 'SIGN_VERIFY') ||
-      (algorithm === 'rsa-sha256' && described.keyUsage === 'SIGN_VERIFY' && described.signingAlgorithms.includes(RSA_SIGNING_ALGORITHM)) ||
-      (algorithm === 'hmac-sha256' && described.keyUsage === 'GENERATE_VERIFY_MAC' && described.macAlgorithms.includes(MAC_ALGORITHM));
-    if (algorithm === undefined || !fits) {
-      throw new ManagerError(
-        'KMS_KEY_SPEC_UNSUPPORTED',
-        `${spec} is a ${described.keySpec || 'unknown'} key for ${described.keyUsage || 'unknown use'}; an audit key in KMS is ECC_NIST_EDWARDS25519 or RSA_2048+ for SIGN_VERIFY, or HMAC_256 for GENERATE_VERIFY_MAC (aws kms create-key --key-spec RSA_2048 --key-usage SIGN_VERIFY).`,
-      );
-    }
+    const { algorithm, keyArn, keySpec } = describeAuditKey(channel, name.keyId, spec);
     if (options.algorithm !== undefined && options.algorithm !== algorithm) {
-      throw new ManagerError('KMS_KEY_SPEC_UNSUPPORTED', `${spec} is a ${described.keySpec} key, which signs ${algorithm}, but the audit signer is configured for ${options.algorithm} (AUDIT_SIGNING_ALG). Use a key of the configured kind, or change the setting.`);
+      throw new ManagerError('KMS_KEY_SPEC_UNSUPPORTED', `${spec} is a ${keySpec} key, which signs ${algorithm}, but the audit signer is configured for ${options.algorithm} (AUDIT_SIGNING_ALG). Use a key of the configured kind, or change the setting.`);
     }
     if (algorithm === 'ed25519') {
       channel.close();
@@ -81,10 +149,9 @@ export function openKmsAuditSigner(spec: string, options: KmsAuditKeyOptions = {
       const signer = ed25519AuditSigner(key);
       return { signer: options.kid === undefined ? signer : { ...signer, kid: options.kid }, publicKey: { algorithm, publicKey: key.publicKey }, uri: spec, close: () => { key.close(); } };
     }
-    const keyArn = described.keyArn;
     if (algorithm === 'hmac-sha256') {
       const signer: AuditSigner = {
-        kid: options.kid ?? `kms-hmac-${shortId(keyArn)}`,
+        kid: options.kid ?? kmsHmacKid(keyArn),
         algorithm,
         sign: (hash) => {
           const reply = channel.call({ op: 'mac', keyId: name.keyId, message: hash }, `MACing an audit record with ${spec}`);

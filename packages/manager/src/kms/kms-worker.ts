@@ -5,7 +5,7 @@
 
 import { workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
-import { DescribeKeyCommand, GenerateMacCommand, GetPublicKeyCommand, KMSClient, MacAlgorithmSpec, MessageType, SignCommand, SigningAlgorithmSpec } from '@aws-sdk/client-kms';
+import { DescribeKeyCommand, GenerateMacCommand, GetPublicKeyCommand, KMSClient, MacAlgorithmSpec, MessageType, SignCommand, SigningAlgorithmSpec, VerifyMacCommand } from '@aws-sdk/client-kms';
 import type { KmsReply, KmsRequest, KmsWorkerData } from './protocol.js';
 
 // Started by the bootstrap in ed25519-key.ts, with the same workerData.
@@ -52,6 +52,16 @@ async function answer(request: KmsRequest): Promise<KmsReply> {
     if (request.op === 'mac') {
       const out = await client.send(new GenerateMacCommand({ KeyId: request.keyId, Message: request.message, MacAlgorithm: MacAlgorithmSpec.HMAC_SHA_256 }));
       return { id: request.id, ok: true, op: 'mac', mac: out.Mac ?? new Uint8Array(0) };
+    }
+    if (request.op === 'verifyMac') {
+      try {
+        const out = await client.send(new VerifyMacCommand({ KeyId: request.keyId, Message: request.message, Mac: request.mac, MacAlgorithm: MacAlgorithmSpec.HMAC_SHA_256 }));
+        return { id: request.id, ok: true, op: 'verifyMac', valid: out.MacValid === true };
+      } catch (error) {
+        // AWS says "wrong MAC" with an error, not with MacValid false.
+        if ((error as { name?: unknown }).name === 'KMSInvalidMacException') return { id: request.id, ok: true, op: 'verifyMac', valid: false };
+        throw error;
+      }
     }
     const algorithm = (request.algorithm ?? SigningAlgorithmSpec.ED25519_SHA_512) as SigningAlgorithmSpec;
     const out = await client.send(new SignCommand({ KeyId: request.keyId, Message: request.message, MessageType: MessageType.RAW, SigningAlgorithm: algorithm }));

@@ -19,7 +19,8 @@ export type KmsCall =
   | { op: 'describe'; keyId: string }
   /** `algorithm`: KMS's SigningAlgorithmSpec (default ED25519_SHA_512). */
   | { op: 'sign'; keyId: string; message: Uint8Array; algorithm?: string }
-  | { op: 'mac'; keyId: string; message: Uint8Array };
+  | { op: 'mac'; keyId: string; message: Uint8Array }
+  | { op: 'verifyMac'; keyId: string; message: Uint8Array; mac: Uint8Array };
 /** A call as sent to the worker: numbered, so that a late reply to an earlier call is never taken for this one's. */
 export type KmsRequest = KmsCall & { id: number };
 
@@ -28,4 +29,6 @@ export type KmsReply =
   | { id: number; ok: true; op: 'describe'; keyArn: string; keySpec: string; keyUsage: string; enabled: boolean; macAlgorithms: string[]; signingAlgorithms: string[] }
   | { id: number; ok: true; op: 'sign'; signature: Uint8Array }
   | { id: number; ok: true; op: 'mac'; mac: Uint8Array }
+  /** `valid` false: KMS answered KMSInvalidMacException, its verdict on a wrong MAC. */
+  | { id: number; ok: true; op: 'verifyMac'; valid: boolean }
   | { id: number; ok: false; name: string; code?: string; status?: number };

@@ -141,6 +141,28 @@ describe('audit algorithms', () => {
     expect(verifyAuditLog(lines.join(''), wrong)).toMatchObject({ ok: false, reason: 'SIGNATURE_INVALID', seq: 3 });
   });
 
+  it('checks an hmac-sha256 record through its holder (verifyMac) when the verifier has no secret; an error there is no verdict', async () => {
+    const lines = await rotatedLog([ed, hmac.signer]);
+    const asked: number[] = [];
+    // The holder: knows the secret the verifier never sees (as KMS VerifyMac does).
+    const holder = (hash: Uint8Array, mac: Uint8Array): boolean => {
+      asked.push(mac.length);
+      return Buffer.from(createHmac('sha256', hmacSecret).update(hash).digest()).equals(mac);
+    };
+    const keys = withAuditHmacKeys(parseAuditSigners(signersJson), new Map([[hmac.signer.kid, { algorithm: 'hmac-sha256' as const, verifyMac: holder }]]));
+    expect(verifyAuditLog(lines.join(''), keys)).toMatchObject({ ok: true, count: 4 });
+    expect(asked).toEqual([32, 32]);
+    const forged = edit(lines, 3, (record) => ({ ...record, sig: toBase64(new Uint8Array(32).fill(9)) }));
+    expect(verifyAuditLog(forged, keys)).toMatchObject({ ok: false, reason: 'SIGNATURE_INVALID', seq: 4 });
+    // A secret, when given too, is used and the holder is not asked.
+    asked.length = 0;
+    const both = withAuditHmacKeys(parseAuditSigners(signersJson), new Map([[hmac.signer.kid, { ...hmac.key, verifyMac: holder }]]));
+    expect(verifyAuditLog(lines.join(''), both)).toMatchObject({ ok: true, count: 4 });
+    expect(asked).toEqual([]);
+    const down = withAuditHmacKeys(parseAuditSigners(signersJson), new Map([[hmac.signer.kid, { algorithm: 'hmac-sha256' as const, verifyMac: (): boolean => { throw new Error('holder unreachable'); } }]]));
+    expect(() => verifyAuditLog(lines.join(''), down)).toThrow('holder unreachable');
+  });
+
   it('refuses an unknown alg, and a sig whose length does not fit its alg, as MALFORMED', async () => {
     const lines = await rotatedLog([ed], 1);
     expect(verifyAuditLog(edit(lines, 0, (record) => ({ ...record, alg: 'rsa-pss' as never })), verifierKeys)).toMatchObject({ ok: false, reason: 'MALFORMED' });

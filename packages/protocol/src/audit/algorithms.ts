@@ -66,12 +66,19 @@ export interface RsaAuditKey {
 /**
  * An HMAC-SHA256 audit key. signers.json lists its kid without the secret (a MAC key verifies
  * only in the hands of someone who could also forge with it); the verifier is given the secret
- * separately, and until then records of this kid are reported MAC_KEY_MISSING.
+ * separately, or the holder of a secret that never leaves it (an AWS KMS HMAC key) checks each MAC
+ * through `verifyMac`. With neither, records of this kid are reported MAC_KEY_MISSING.
  */
 export interface HmacAuditKey {
   readonly algorithm: 'hmac-sha256';
   /** The secret, when the verifier has been given it. */
   readonly secret?: Uint8Array | undefined;
+  /**
+   * Asks the key's holder whether `mac` is the MAC of the 32-byte `hash` (KMS VerifyMac), for a
+   * key whose secret the verifier cannot have. Used only without `secret`. It throws when the holder
+   * could not be asked: that is no verdict on the record, and the verification stops with the error.
+   */
+  readonly verifyMac?: ((hash: Uint8Array, mac: Uint8Array) => boolean) | undefined;
 }
 
 /** A key a verifier checks audit records with. */
@@ -118,8 +125,9 @@ export function hmacSha256(secret: Uint8Array, hash: Uint8Array): Uint8Array {
 }
 
 /**
- * True when `sig` is a valid signature (or MAC) of the 32-byte `hash` by `key`; never throws.
- * An HMAC key without its secret verifies nothing.
+ * True when `sig` is a valid signature (or MAC) of the 32-byte `hash` by `key`. Never throws, but
+ * for an HMAC key's `verifyMac` that could not reach the key's holder. An HMAC key with neither its
+ * secret nor `verifyMac` verifies nothing.
  */
 export function verifyAuditSignature(key: AuditVerifyKey, hash: Uint8Array, sig: Uint8Array): boolean {
   switch (key.algorithm) {
@@ -138,9 +146,10 @@ export function verifyAuditSignature(key: AuditVerifyKey, hash: Uint8Array, sig:
       }
     }
     case 'hmac-sha256': {
-      if (key.secret === undefined || sig.length !== HMAC_SHA256_LENGTH) return false;
+      if (sig.length !== HMAC_SHA256_LENGTH) return false;
       // constant time: a MAC compared byte by byte leaks how much of a forgery was right.
-      return timingSafeEqual(hmacSha256(key.secret, hash), sig);
+      if (key.secret !== undefined) return timingSafeEqual(hmacSha256(key.secret, hash), sig);
+      return key.verifyMac?.(hash, sig) === true;
     }
   }
 }
@@ -150,6 +159,7 @@ export function sameAuditKey(a: AuditVerifyKey, b: AuditVerifyKey): boolean {
   if (a.algorithm === 'ed25519' && b.algorithm === 'ed25519') return a.publicKey.equals(b.publicKey);
   if (a.algorithm === 'rsa-sha256' && b.algorithm === 'rsa-sha256') return toBase64(a.spki) === toBase64(b.spki);
   if (a.algorithm === 'hmac-sha256' && b.algorithm === 'hmac-sha256') {
+    // A key checked by its holder (verifyMac) is known by its kid alone, as a key without a secret.
     if (a.secret === undefined || b.secret === undefined) return a.secret === b.secret;
     return a.secret.length === b.secret.length && timingSafeEqual(a.secret, b.secret);
   }
