@@ -92,4 +92,20 @@ describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 rsa-sha256 audit suite'))('rsa-
     expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('PKCS11_OBJECT_EXISTS') as unknown]);
     expect(existsSync(join(out, 'again.pub'))).toBe(false);
   });
+
+  it('an RSA key in the token signs audit records only (decision 0051): `drover release sign` and `manager init --signing-key` refuse it with PKCS11_KEY_UNSUPPORTED and write nothing', async () => {
+    const cliEnv = { PATH: process.env['PATH'], HOME: hsm.dir, ...hsm.env };
+    const artifact = join(hsm.dir, 'agent.tgz');
+    await writeFile(artifact, 'agent bytes');
+    const envelope = join(hsm.dir, 'agent.release.json');
+    const signed = await drover(['release', 'sign', '--key', hsm.uri(token, 'audit-rsa'), '--artifact', 'agent', '--version', '1.0.0', '--platform', 'linux-x64', '--out', envelope, artifact], { env: cliEnv });
+    expect(signed.code, signed.stdout).toBe(1);
+    expect(signed.stderr).toContain('PKCS11_KEY_UNSUPPORTED');
+    expect(signed.stderr).toContain('audit');
+    expect(existsSync(envelope)).toBe(false);
+    const dir = join(hsm.dir, 'rsa-nonce-manager');
+    const init = await drover(['manager', 'init', '--dir', dir, '--signing-key', hsm.uri(token, 'audit-rsa')], { env: cliEnv });
+    expect([init.code, init.stderr]).toEqual([1, expect.stringContaining('PKCS11_KEY_UNSUPPORTED') as unknown]);
+    expect(existsSync(join(dir, 'manager.json'))).toBe(false);
+  });
 });

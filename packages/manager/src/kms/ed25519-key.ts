@@ -221,7 +221,7 @@ export function openKmsSigner(spec: string, options: KmsKeyOptions = {}): KmsSig
     if (!reply.ok) throw kmsFailure(reply, `reading the public key of ${spec}`, spec);
     if (reply.op !== 'publicKey') throw new ManagerError('KMS_FAILED', `AWS KMS answered GetPublicKey of ${spec} with something else.`);
     if (reply.keySpec !== KEY_SPEC || reply.keyUsage !== 'SIGN_VERIFY' || !reply.signingAlgorithms.includes(SIGNING_ALGORITHM)) {
-      throw new ManagerError('KMS_KEY_SPEC_UNSUPPORTED', `${spec} is a ${reply.keySpec || 'unknown'} key for ${reply.keyUsage || 'unknown use'}; drover signs releases, nonces and audit records with Ed25519. Create a KMS key of spec ${KEY_SPEC} and usage SIGN_VERIFY (aws kms create-key --key-spec ${KEY_SPEC} --key-usage SIGN_VERIFY).`);
+      throw new ManagerError('KMS_KEY_SPEC_UNSUPPORTED', `${spec} is a ${reply.keySpec || 'unknown'} key for ${reply.keyUsage || 'unknown use'}; releases, update nonces and minisign files are signed with Ed25519 only (an RSA or HMAC key can sign audit records: AUDIT_SIGNING_ALG). Create a KMS key of spec ${KEY_SPEC} and usage SIGN_VERIFY (aws kms create-key --key-spec ${KEY_SPEC} --key-usage SIGN_VERIFY).`);
     }
     const der = Buffer.from(reply.publicKey);
     if (der.length !== SPKI_PREFIX.length + 32 || !der.subarray(0, SPKI_PREFIX.length).equals(SPKI_PREFIX)) {

@@ -176,7 +176,7 @@ export function openPkcs11Signer(text: string, options: Pkcs11KeyOptions = {}): 
       throw pkcs11Failure(error, `reading ${name}`);
     }
     if (!Buffer.isBuffer(keyType) || readUlong(keyType) !== CKK_EC_EDWARDS) {
-      throw new ManagerError('PKCS11_KEY_UNSUPPORTED', `${name} is not an Ed25519 key (CKK_EC_EDWARDS). drover signs releases, nonces and audit records with Ed25519; create one with \`drover keygen --pkcs11\`.`);
+      throw new ManagerError('PKCS11_KEY_UNSUPPORTED', `${name} is not an Ed25519 key (CKK_EC_EDWARDS). Releases, update nonces and minisign files are signed with Ed25519 only (an RSA key can sign audit records: AUDIT_SIGNING_ALG=rsa-sha256); create an Ed25519 key with \`drover keygen --pkcs11\`.`);
     }
     return new TokenEd25519Key(token, privateKey, readPublicKey(token, privateKey, name), name);
   } catch (error) {
