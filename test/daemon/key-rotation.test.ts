@@ -7,24 +7,36 @@
 //   3. the policy with the new key only goes out, and the audit key is replaced at the same restart:
 //      v4 (new key only) updates every host; v5 signed by the old key alone is refused by the manager
 //      and by a host; the audit log, signed by two keys across the restart, verifies.
+// Twice: with every key in a file, and moving into a SoftHSM2 token, as a fleet leaving key files
+// does: the new release key is an Ed25519 key made in the token (`keygen --pkcs11`), and the new
+// audit key an RSA key in the token (AUDIT_SIGNING_KEY_SOURCE=pkcs11, rsa-sha256). The token run
+// skips without SoftHSM2, unless DROVER_REQUIRE_SOFTHSM=1 (CI).
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrustPolicyDocument, UpdateCommand } from '@drover/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it as vitestIt } from 'vitest';
 import { agentArtifact } from '../helpers/agent-artifact.js';
 import { drover, expectOk as ok } from '../helpers/cli.js';
 import type { RunResult } from '../helpers/cli.js';
 import { DaemonProcess, createHostFor, destroyHost, droverd, waitForAgent } from '../helpers/droverd.js';
 import type { Host } from '../helpers/droverd.js';
 import { ManagerProcess } from '../helpers/manager-process.js';
+import { createSoftHsm, skipWithoutSoftHsm } from '../helpers/softhsm.js';
+import type { SoftHsm } from '../helpers/softhsm.js';
 import { until } from '../helpers/wait.js';
 
 const platform = `${process.platform}-${process.arch}`;
 const HOSTS = 2;
 
-describe('the release and audit key rotation ceremony, with real droverd hosts updating at every step', () => {
+const variants = [
+  { name: 'in key files', token: false, skip: false },
+  { name: 'moving into a SoftHSM2 token', token: true, skip: skipWithoutSoftHsm('the key rotation ceremony with token keys') },
+];
+
+describe.each(variants)('the release and audit key rotation ceremony $name, with real droverd hosts updating at every step', ({ token, skip }) => {
   let root: string;
   let managerDir: string;
   let manager: ManagerProcess | undefined;
@@ -33,10 +45,16 @@ describe('the release and audit key rotation ceremony, with real droverd hosts u
   const hosts: Host[] = [];
   const daemons: DaemonProcess[] = [];
   const agentIds: string[] = [];
-  const cliEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir() };
+  const cliEnv: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir() };
+  /** The manager's environment at each (re)start: the audit key's source once it moved into the token. */
+  let managerEnv: Record<string, string> = cliEnv;
+  let hsm: SoftHsm | undefined;
+  /** The pkcs11: URI of each key in the token, by name. */
+  const inToken = new Map<string, string>();
   const at = (...parts: string[]): string => join(root, ...parts);
   const cli = (args: string[], env: Record<string, string> = {}): Promise<RunResult> => drover(args, { env: { ...cliEnv, ...env } });
   const admin = (): Record<string, string> => ({ authorization: `Bearer ${adminToken}` });
+  const it = skip ? vitestIt.skip : vitestIt;
 
   function theManager(): ManagerProcess {
     if (manager === undefined) throw new Error('the manager is not running');
@@ -47,7 +65,7 @@ describe('the release and audit key rotation ceremony, with real droverd hosts u
     const file = at('rel', version, 'agent.cjs');
     await mkdir(at('rel', version), { recursive: true });
     await writeFile(file, await agentArtifact(version));
-    const keyArgs = keys.flatMap((name) => ['--key', at('keys', `${name}.key`)]);
+    const keyArgs = keys.flatMap((name) => ['--key', inToken.get(name) ?? at('keys', `${name}.key`)]);
     ok(await cli(['release', 'sign', ...keyArgs, '--artifact', 'agent', '--version', version, '--platform', platform, '--expires-in', '1d', file]), `release sign ${version}`);
     return file;
   }
@@ -70,7 +88,7 @@ describe('the release and audit key rotation ceremony, with real droverd hosts u
     await theManager().stop();
     manager = undefined;
     await beforeRestart?.();
-    manager = await ManagerProcess.start(managerDir, cliEnv, port);
+    manager = await ManagerProcess.start(managerDir, managerEnv, port);
   }
 
   /** Publishes `file` and updates every host to `version` through the operator API; each outcome as the manager records it. */
@@ -91,10 +109,19 @@ describe('the release and audit key rotation ceremony, with real droverd hosts u
   }
 
   beforeAll(async () => {
+    if (skip) return;
     root = await mkdtemp(join(tmpdir(), 'drover-rotation-'));
     managerDir = at('m');
     ok(await cli(['keygen', '--out', at('keys'), '--name', 'release']), 'keygen release (old)');
-    ok(await cli(['keygen', '--out', at('keys'), '--name', 'release-2026']), 'keygen release-2026 (new)');
+    if (token) {
+      hsm = await createSoftHsm();
+      cliEnv['SOFTHSM2_CONF'] = hsm.env['SOFTHSM2_CONF'] ?? '';
+      const slot = await hsm.initToken('rotation');
+      inToken.set('release-2026', hsm.uri(slot, 'release-2026'));
+      inToken.set('audit-rsa', hsm.uri(slot, 'audit-rsa'));
+      // The new release key is made in the token; only its public key files reach the disk.
+      ok(await cli(['keygen', '--pkcs11', inToken.get('release-2026') ?? '', '--out', at('keys'), '--name', 'release-2026']), 'keygen --pkcs11 release-2026 (new)');
+    } else ok(await cli(['keygen', '--out', at('keys'), '--name', 'release-2026']), 'keygen release-2026 (new)');
     const oldPolicy = await trustPolicy('trust-old', ['release']);
     await trustPolicy('trust-both', ['release', 'release-2026']);
     await trustPolicy('trust-new', ['release-2026']);
@@ -133,8 +160,10 @@ describe('the release and audit key rotation ceremony, with real droverd hosts u
   }, 120_000);
 
   afterAll(async () => {
+    if (skip) return;
     for (const host of hosts) await destroyHost(host, daemons);
     await manager?.stop();
+    await hsm?.cleanup();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -151,6 +180,13 @@ describe('the release and audit key rotation ceremony, with real droverd hosts u
     const audit = join(managerDir, 'audit');
     const signersBefore = JSON.parse(await readFile(join(audit, 'signers.json'), 'utf8')) as { signers: { kid: string }[] };
     await installPolicy('trust-new', async () => {
+      if (token) {
+        // The audit key's rotation into the token: an RSA key made there, named by the manager's environment.
+        const uri = inToken.get('audit-rsa') ?? '';
+        ok(await cli(['keygen', '--pkcs11', uri, '--algorithm', 'rsa-sha256', '--out', at('audit-new'), '--name', 'audit-rsa']), 'keygen --pkcs11 audit-rsa (new)');
+        managerEnv = { ...cliEnv, AUDIT_SIGNING_KEY_SOURCE: 'pkcs11', AUDIT_SIGNING_PKCS11_URI: uri, AUDIT_SIGNING_ALG: 'rsa-sha256' };
+        return;
+      }
       // The audit key's rotation: a new Ed25519 key in place of the old, mode 0600, while the manager is stopped.
       ok(await cli(['keygen', '--out', at('audit-new'), '--name', 'audit']), 'keygen audit (new)');
       await chmod(at('audit-new', 'audit.key'), 0o600);
@@ -176,13 +212,16 @@ describe('the release and audit key rotation ceremony, with real droverd hosts u
     // The audit log: signed by the old audit key before the restart and the new one after, both in signers.json.
     const signersAfter = JSON.parse(await readFile(join(audit, 'signers.json'), 'utf8')) as { signers: { kid: string }[] };
     expect(signersAfter.signers.length).toBe(signersBefore.signers.length + 1);
-    const kids = new Set(
-      (await readFile(join(audit, 'audit.jsonl'), 'utf8'))
-        .trim()
-        .split('\n')
-        .map((line) => (JSON.parse(line) as { kid: string }).kid),
-    );
-    expect(kids.size).toBeGreaterThanOrEqual(2);
+    const records = (await readFile(join(audit, 'audit.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { kid: string; alg?: string });
+    expect(new Set(records.map((record) => record.kid)).size).toBeGreaterThanOrEqual(2);
+    // From the token: the records after the restart are rsa-sha256, and no private key was written.
+    if (token) {
+      expect(records.at(-1)?.alg).toBe('rsa-sha256');
+      expect(existsSync(at('keys', 'release-2026.key'))).toBe(false);
+    }
     const verified = await cli(['audit', 'verify', '--signers', join(audit, 'signers.json'), join(audit, 'audit.jsonl')]);
     expect([verified.code, verified.stdout], verified.stderr).toEqual([0, expect.stringMatching(/^VERIFIED \d+ records/)]);
   }, 150_000);
