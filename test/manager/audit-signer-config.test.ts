@@ -169,6 +169,13 @@ describe('REQUIRE_KMS=true (real manager processes, drover release sign)', () =>
     const badKid = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', 'a kid=awskms:alias/audit-hmac', '--json'], { env: kmsEnv });
     expect((JSON.parse(badKid.stdout) as { error: { code: string } }).error.code).toBe('USAGE_ERROR');
     expect(signing.stdout + signing.stderr + badKid.stdout + badKid.stderr).not.toContain(String(kmsEnv['AWS_SECRET_ACCESS_KEY']));
+    // A key policy that denies the verifier: the advice names what verifying needs, not signing's permissions.
+    peer.deny.add(peer.addKey('HMAC_256', { alias: 'alias/audit-hmac-denied' }).keyId);
+    const denied = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', 'awskms:alias/audit-hmac-denied', '--json'], { env: kmsEnv });
+    const error = (JSON.parse(denied.stdout) as { error: { code: string; message: string } }).error;
+    expect(error.code).toBe('KMS_ACCESS_DENIED');
+    expect(error.message).toContain('kms:DescribeKey');
+    expect(error.message).not.toContain('kms:Sign');
   }, 120_000);
 
   it('refuses `drover release sign` with a key file (KMS_REQUIRED) and writes nothing', async () => {

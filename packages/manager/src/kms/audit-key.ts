@@ -9,6 +9,7 @@ import { shortId, verifyAuditSignature } from '@drover/protocol/internal';
 import type { AuditAlgorithm, AuditSigner, AuditVerifyKey, HmacAuditKey } from '@drover/protocol';
 import { ManagerError } from '../errors.js';
 import { KmsChannel, kmsFailure, openKmsSigner } from './ed25519-key.js';
+import type { KmsKeyNeeds } from './ed25519-key.js';
 import { parseKmsKeyName } from './key-name.js';
 
 const RSA_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096'];
@@ -43,6 +44,15 @@ function algorithmOf(keySpec: string): AuditAlgorithm | undefined {
   return undefined;
 }
 
+// What each use of an audit key needs, for the advice of a refusal.
+const AUDIT_KEY_KIND = 'an ECC_NIST_EDWARDS25519 or RSA_2048+ key for SIGN_VERIFY, or an HMAC_256 key for GENERATE_VERIFY_MAC';
+const needs = {
+  describe: { permissions: 'kms:DescribeKey', kind: AUDIT_KEY_KIND },
+  rsa: { permissions: 'kms:DescribeKey, kms:GetPublicKey and kms:Sign', kind: `an RSA_2048+ key for SIGN_VERIFY with ${RSA_SIGNING_ALGORITHM}` },
+  mac: { permissions: 'kms:DescribeKey and kms:GenerateMac', kind: `an ${HMAC_SPEC} key for GENERATE_VERIFY_MAC with ${MAC_ALGORITHM}` },
+  verifyMac: { permissions: 'kms:DescribeKey and kms:VerifyMac', kind: `an ${HMAC_SPEC} key for GENERATE_VERIFY_MAC with ${MAC_ALGORITHM}` },
+} satisfies Record<string, KmsKeyNeeds>;
+
 /** The kid of a KMS HMAC audit key's records unless AUDIT_SIGNER_KID names another: from its ARN, which KMS reports to signer and verifier alike. */
 function kmsHmacKid(keyArn: string): string {
   return `kms-hmac-${shortId(keyArn)}`;
@@ -51,7 +61,7 @@ function kmsHmacKid(keyArn: string): string {
 /** DescribeKey: which audit algorithm the key signs, refused unless its spec and usage fit one. */
 function describeAuditKey(channel: KmsChannel, keyId: string, spec: string): { algorithm: AuditAlgorithm; keyArn: string; keySpec: string } {
   const described = channel.call({ op: 'describe', keyId }, `describing ${spec}`);
-  if (!described.ok) throw kmsFailure(described, `describing ${spec}`, spec);
+  if (!described.ok) throw kmsFailure(described, `describing ${spec}`, spec, needs.describe);
   if (described.op !== 'describe') throw new ManagerError('KMS_FAILED', `AWS KMS answered DescribeKey of ${spec} with something else.`);
   const algorithm = algorithmOf(described.keySpec);
   const fits =
@@ -102,7 +112,7 @@ export function openKmsAuditMacKey(spec: string, options: { env?: Record<string,
     const verifyMac = (hash: Uint8Array, mac: Uint8Array): boolean => {
       const what = `checking an audit record's MAC with ${spec} (kms:VerifyMac)`;
       const reply = channel.call({ op: 'verifyMac', keyId: name.keyId, message: hash, mac }, what);
-      if (!reply.ok) throw kmsFailure(reply, what, spec);
+      if (!reply.ok) throw kmsFailure(reply, what, spec, needs.verifyMac);
       if (reply.op !== 'verifyMac') throw new ManagerError('KMS_FAILED', `AWS KMS answered VerifyMac of ${spec} with something else.`);
       checked += 1;
       return reply.valid;
@@ -155,7 +165,7 @@ export function openKmsAuditSigner(spec: string, options: KmsAuditKeyOptions = {
         algorithm,
         sign: (hash) => {
           const reply = channel.call({ op: 'mac', keyId: name.keyId, message: hash }, `MACing an audit record with ${spec}`);
-          if (!reply.ok) throw kmsFailure(reply, `MACing an audit record with ${spec}`, spec);
+          if (!reply.ok) throw kmsFailure(reply, `MACing an audit record with ${spec}`, spec, needs.mac);
           const mac = reply.op === 'mac' ? new Uint8Array(reply.mac) : new Uint8Array(0);
           if (mac.length !== MAC_LENGTH) throw new ManagerError('KMS_FAILED', `AWS KMS returned ${mac.length} bytes for an HMAC-SHA256 of ${spec}. Nothing was written.`);
           return mac;
@@ -164,7 +174,7 @@ export function openKmsAuditSigner(spec: string, options: KmsAuditKeyOptions = {
       return { signer, publicKey: { algorithm }, uri: spec, close: () => { channel.close(); } };
     }
     const reply = channel.call({ op: 'publicKey', keyId: name.keyId }, `reading the public key of ${spec}`);
-    if (!reply.ok) throw kmsFailure(reply, `reading the public key of ${spec}`, spec);
+    if (!reply.ok) throw kmsFailure(reply, `reading the public key of ${spec}`, spec, needs.rsa);
     if (reply.op !== 'publicKey') throw new ManagerError('KMS_FAILED', `AWS KMS answered GetPublicKey of ${spec} with something else.`);
     let publicKey;
     try {
@@ -177,7 +187,7 @@ export function openKmsAuditSigner(spec: string, options: KmsAuditKeyOptions = {
       algorithm,
       sign: (hash) => {
         const signed = channel.call({ op: 'sign', keyId: name.keyId, message: hash, algorithm: RSA_SIGNING_ALGORITHM }, `signing an audit record with ${spec}`);
-        if (!signed.ok) throw kmsFailure(signed, `signing an audit record with ${spec}`, spec);
+        if (!signed.ok) throw kmsFailure(signed, `signing an audit record with ${spec}`, spec, needs.rsa);
         const signature = signed.op === 'sign' ? new Uint8Array(signed.signature) : new Uint8Array(0);
         // A service that answers with anything but a valid signature must not get it into the log.
         if (!verifyAuditSignature(publicKey, hash, signature)) {

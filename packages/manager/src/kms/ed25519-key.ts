@@ -163,8 +163,16 @@ class KmsEd25519Key implements KmsSigner {
   }
 }
 
+/** What a call needs of its key, for the advice of a refusal: the key policy's permissions and the kind of key. */
+export interface KmsKeyNeeds {
+  permissions: string;
+  kind: string;
+}
+
+const SIGNING_KEY_NEEDS: KmsKeyNeeds = { permissions: 'kms:GetPublicKey and kms:Sign', kind: `an asymmetric KMS key of spec ${KEY_SPEC} with usage SIGN_VERIFY` };
+
 /** The code and message of a refused or failed KMS call; `name` is the AWS error's name. */
-export function kmsFailure(reply: { name: string; code?: string; status?: number }, what: string, uri: string): ManagerError {
+export function kmsFailure(reply: { name: string; code?: string; status?: number }, what: string, uri: string, needs: KmsKeyNeeds = SIGNING_KEY_NEEDS): ManagerError {
   const { name } = reply;
   let code: ManagerKmsErrorCode = 'KMS_FAILED';
   let advice = 'Run the command again; if it persists, see the key in the AWS console or CloudTrail.';
@@ -173,13 +181,13 @@ export function kmsFailure(reply: { name: string; code?: string; status?: number
     advice = 'Check the key id, alias or ARN and the region (AWS_REGION, or the ARN\'s), and the account the credentials belong to.';
   } else if (['AccessDeniedException', 'UnrecognizedClientException', 'InvalidSignatureException', 'IncompleteSignature', 'InvalidClientTokenId', 'ExpiredTokenException', 'MissingAuthenticationToken', 'CredentialsProviderError'].includes(name)) {
     code = 'KMS_ACCESS_DENIED';
-    advice = 'Check the AWS credentials drover runs with (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance role) and that the key policy grants them kms:GetPublicKey and kms:Sign.';
+    advice = `Check the AWS credentials drover runs with (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance role) and that the key policy grants them ${needs.permissions}.`;
   } else if (name === 'DisabledException' || name === 'KMSInvalidStateException') {
     code = 'KMS_KEY_DISABLED';
     advice = 'Enable the key (aws kms enable-key), or cancel its pending deletion; a key pending import has no key material yet.';
   } else if (name === 'InvalidKeyUsageException' || name === 'UnsupportedOperationException') {
     code = 'KMS_KEY_SPEC_UNSUPPORTED';
-    advice = `Use an asymmetric KMS key of spec ${KEY_SPEC} with usage SIGN_VERIFY.`;
+    advice = `Use ${needs.kind}.`;
   } else if (isUnreachable(reply)) {
     code = 'KMS_UNREACHABLE';
     advice = 'Check the network path to KMS (and DROVER_KMS_ENDPOINT / AWS_ENDPOINT_URL_KMS if set), then run the command again.';
