@@ -1,12 +1,13 @@
 // rsa-sha256 audit records signed in a real SoftHSM2 token (CKM_SHA256_RSA_PKCS, an RSA-2048 key
 // generated in the token by the test): the chain verifies with signers.json made from the token's
-// public object, and openssl verifies a record's signature from that public key's PEM. Skips (and
-// says why) without SoftHSM2, unless DROVER_REQUIRE_SOFTHSM=1.
+// public object, and openssl verifies a record's signature from that public key's PEM. hmac-sha256
+// records MACed in the token (CKM_SHA256_HMAC) verify through the token itself. Skips (and says
+// why) without SoftHSM2, unless DROVER_REQUIRE_SOFTHSM=1.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generatePkcs11RsaKey, ManagerError, openPkcs11AuditSigner } from '@drover/manager';
+import { generatePkcs11RsaKey, ManagerError, openPkcs11AuditMacKey, openPkcs11AuditSigner } from '@drover/manager';
 import { parseAuditSigners, verifyAuditLog } from '@drover/protocol';
 import type { AuditRecord } from '@drover/protocol';
 import { AuditChain, buildAuditSigners } from '@drover/protocol/internal';
@@ -91,6 +92,46 @@ describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 rsa-sha256 audit suite'))('rsa-
     const again = await drover(['keygen', '--pkcs11', uri, '--algorithm', 'rsa-sha256', '--out', out, '--name', 'again'], { env: cliEnv });
     expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('PKCS11_OBJECT_EXISTS') as unknown]);
     expect(existsSync(join(out, 'again.pub'))).toBe(false);
+  });
+
+  it('hmac-sha256 in the token: keygen makes a secret key and writes nothing; its records verify through the token (audit verify --hmac-pkcs11), a changed MAC is BROKEN, other keys are refused', async () => {
+    const cliEnv = { PATH: process.env['PATH'], HOME: hsm.dir, ...hsm.env };
+    const uri = hsm.uri(token, 'audit-hmac');
+    const made = JSON.parse(expectOk(await drover(['keygen', '--pkcs11', uri, '--algorithm', 'hmac-sha256', '--json'], { env: cliEnv }), 'keygen --pkcs11 hmac').stdout) as { kid: string; files: Record<string, string> };
+    expect(made.files).toEqual({});
+    const opened = openPkcs11AuditSigner(uri, { env, algorithm: 'hmac-sha256' });
+    const lines: string[] = [];
+    try {
+      expect([opened.signer.kid, opened.signer.algorithm, opened.publicKey]).toEqual([made.kid, 'hmac-sha256', { algorithm: 'hmac-sha256' }]);
+      const chain = new AuditChain(opened.signer);
+      for (let i = 0; i < 3; i += 1) lines.push((await chain.append({ event: 'agent.checkin', actor: 'system', outcome: 'success', details: { i } })).line);
+    } finally {
+      opened.close();
+    }
+    const log = join(hsm.dir, 'hmac-audit.jsonl');
+    const signers = join(hsm.dir, 'hmac-signers.json');
+    await writeFile(log, lines.join(''));
+    await writeFile(signers, JSON.stringify(buildAuditSigners([{ kid: made.kid, publicKey: { algorithm: 'hmac-sha256' } }])));
+    expect(await readFile(signers, 'utf8')).not.toContain('key"');
+
+    const missing = await drover(['audit', 'verify', '--signers', signers, '--json', log], { env: cliEnv });
+    expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, reason: 'MAC_KEY_MISSING', seq: 1 });
+    const verified = await drover(['audit', 'verify', '--signers', signers, '--hmac-pkcs11', uri, '--json', log], { env: cliEnv });
+    expect(JSON.parse(verified.stdout), verified.stderr).toMatchObject({ ok: true, count: 3, tokenMacsChecked: 3 });
+    const second = JSON.parse(lines[1] ?? '') as AuditRecord;
+    const mac = Buffer.from(second.sig, 'base64');
+    mac[0] = (mac[0] ?? 0) ^ 1;
+    await writeFile(log, [lines[0], lines[1]?.replace(second.sig, mac.toString('base64')), lines[2]].join(''));
+    const broken = await drover(['audit', 'verify', '--signers', signers, '--hmac-pkcs11', `${made.kid}=${uri}`, log], { env: cliEnv });
+    expect([broken.code, broken.stdout.split('\n')[0]]).toEqual([1, expect.stringMatching(/^BROKEN at seq 2: SIGNATURE_INVALID/) as unknown]);
+
+    expectError(() => openPkcs11AuditSigner(uri, { env, algorithm: 'rsa-sha256' }), ManagerError, 'PKCS11_KEY_UNSUPPORTED');
+    expectError(() => openPkcs11AuditMacKey(hsm.uri(token, 'audit-rsa'), { env }), ManagerError, 'PKCS11_OBJECT_NOT_FOUND');
+    const again = await drover(['keygen', '--pkcs11', uri, '--algorithm', 'hmac-sha256'], { env: cliEnv });
+    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('PKCS11_OBJECT_EXISTS') as unknown]);
+    const noToken = await drover(['keygen', '--algorithm', 'hmac-sha256', '--out', join(hsm.dir, 'no-token')], { env: cliEnv });
+    expect([noToken.code, noToken.stderr]).toEqual([2, expect.stringContaining('openssl rand -base64 32') as unknown]);
+    expect(existsSync(join(hsm.dir, 'no-token'))).toBe(false);
   });
 
   it('an RSA key in the token signs audit records only (decision 0051): `drover release sign` and `manager init --signing-key` refuse it with PKCS11_KEY_UNSUPPORTED and write nothing', async () => {

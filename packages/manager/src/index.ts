@@ -41,8 +41,8 @@ export type { KmsSigner, KmsKeyOptions } from './kms/ed25519-key.js';
 export { isKmsKeyName } from './kms/key-name.js';
 // Audit keys of every algorithm of the audit log (decision 0046) in AWS KMS or a PKCS#11 token.
 export { openKmsAuditMacKey, openKmsAuditSigner } from './kms/audit-key.js';
-export type { ExternalAuditSigner, KmsAuditKeyOptions, KmsAuditMacKey } from './kms/audit-key.js';
-export { openPkcs11AuditSigner, generatePkcs11RsaKey } from './pkcs11/audit-key.js';
+export type { ExternalAuditSigner, KmsAuditKeyOptions, ExternalAuditMacKey } from './kms/audit-key.js';
+export { openPkcs11AuditSigner, openPkcs11AuditMacKey, generatePkcs11RsaKey, generatePkcs11HmacKey } from './pkcs11/audit-key.js';
 export type { Pkcs11AuditKeyOptions } from './pkcs11/audit-key.js';
 // The seed's audit signer settings (AUDIT_SIGNING_*), REQUIRE_KMS, and keys fetched from a pinned HTTPS URL.
 export { auditSignerFromEnv, requireExternalKey, fetchPinned, auditKeySources } from './audit/signer-config.js';

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { parseAuditHmacKeys, parseAuditSigners, verifyAuditLogLines, withAuditHmacKeys } from '@drover/protocol';
-import type { KmsAuditMacKey } from '@drover/manager';
+import type { ExternalAuditMacKey } from '@drover/manager';
 import type { AuditSignerKeys } from '@drover/protocol';
 import type { Command, CommandResult, OptionValues } from '../cli.js';
 import { flag, optionalString, stringList } from '../cli.js';
@@ -8,7 +8,7 @@ import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
 
 export const auditVerifyCommand: Command = {
-  usage: '[--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--hmac-kms [KID=]awskms:KEY]... [--allow-empty] LOG | --dir DIR [same options]',
+  usage: '[--signers SIGNERS.json] [--hmac-key-file KEYS.json]... [--hmac-kms [KID=]awskms:KEY]... [--hmac-pkcs11 [KID=]pkcs11:URI]... [--allow-empty] LOG | --dir DIR [same options]',
   description:
     'Prints `VERIFIED <n> records` (exit 0), or `BROKEN at seq <n>: <REASON>: <what is wrong>` for the first\n' +
     'broken record (exit 1). REASON is one of MALFORMED, NOT_CANONICAL, SEQ_OUT_OF_ORDER, PREV_MISMATCH,\n' +
@@ -18,8 +18,8 @@ export const auditVerifyCommand: Command = {
     'PostgreSQL (manager.json or DROVER_DATABASE_URL), the one chain its replicas keep in the database;\n' +
     'the signers default to the directory\'s signers.json. Records name their algorithm (ed25519, rsa-sha256,\n' +
     'hmac-sha256); an hmac-sha256 key is secret, so signers.json lists only its kid and --hmac-key-file gives it,\n' +
-    'or, for a key whose secret never leaves AWS KMS, --hmac-kms names it and KMS checks each MAC (kms:VerifyMac,\n' +
-    'one call per record of that key).\n' +
+    'or, for a key whose secret never leaves AWS KMS or a PKCS#11 token, --hmac-kms or --hmac-pkcs11 names it and\n' +
+    'the holder checks each MAC (kms:VerifyMac, C_Verify: one call per record of that key).\n' +
     'Without --signers (and --dir), signers.json comes from KERNEL_PUBLIC_KEYS_JSON (the document),\n' +
     'KERNEL_PUBLIC_KEYS_PATH, or KERNEL_PUBLIC_KEYS_URL (https, pinned by KERNEL_PUBLIC_KEYS_URL_SHA256).',
   options: {
@@ -36,6 +36,12 @@ export const auditVerifyCommand: Command = {
       arg: '[KID=]awskms:KEY',
       help: "An HMAC_256 audit key in AWS KMS: its records' MACs are checked by KMS VerifyMac. KID defaults to the kid a manager with that key writes (kms-hmac-...); give it when AUDIT_SIGNER_KID set another. Repeatable.",
     },
+    'hmac-pkcs11': {
+      type: 'string',
+      multiple: true,
+      arg: '[KID=]pkcs11:URI',
+      help: "An HMAC audit key in a PKCS#11 token (its PIN from pin-source= or DROVER_PKCS11_PIN): the token checks its records' MACs (C_Verify, CKM_SHA256_HMAC). KID defaults to the kid a manager with that key writes (pkcs11-hmac-...). Repeatable.",
+    },
     dir: { type: 'string', arg: 'DIR', help: "A manager's directory: verify its audit chain wherever it is kept." },
     'allow-empty': { type: 'boolean', help: 'Accept a log with no records (default: an empty log is reported as EMPTY).' },
   },
@@ -44,12 +50,14 @@ export const auditVerifyCommand: Command = {
     const dir = optionalString(values, 'dir');
     if (dir !== undefined && positionals.length > 0) throw new CliError('USAGE_ERROR', 'Give either a LOG file or --dir DIR, not both.');
     if (dir === undefined && positionals.length === 0) throw new CliError('USAGE_ERROR', 'Give the audit LOG file to verify, or --dir DIR for a manager\'s chain.');
-    const kmsKeys = await openKmsMacKeys(stringList(values, 'hmac-kms'), io);
+    const held = await openHeldMacKeys(stringList(values, 'hmac-kms'), stringList(values, 'hmac-pkcs11'), io);
     try {
-      const verdict = await verify(dir, positionals[0] ?? '', values, io.env, kmsKeys);
-      return kmsKeys.length === 0 ? verdict : { ...verdict, data: { ...(verdict.data as Record<string, unknown>), kmsMacsChecked: kmsKeys.reduce((sum, k) => sum + k.checked, 0) } };
+      const verdict = await verify(dir, positionals[0] ?? '', values, io.env, held.map((h) => h.key));
+      if (held.length === 0) return verdict;
+      const checked = (kind: HeldMacKey['kind']): number => held.filter((h) => h.kind === kind).reduce((sum, h) => sum + h.key.checked, 0);
+      return { ...verdict, data: { ...(verdict.data as Record<string, unknown>), kmsMacsChecked: checked('kms'), tokenMacsChecked: checked('pkcs11') } };
     } finally {
-      for (const key of kmsKeys) key.close();
+      for (const { key } of held) key.close();
     }
   },
 };
@@ -57,7 +65,7 @@ export const auditVerifyCommand: Command = {
 // A kid as signers.json allows it.
 const AUDIT_KID = /^[\x21-\x7E]{1,256}$/;
 
-async function verify(dir: string | undefined, log: string, values: OptionValues, env: NodeJS.ProcessEnv, kmsKeys: readonly KmsAuditMacKey[]): Promise<CommandResult> {
+async function verify(dir: string | undefined, log: string, values: OptionValues, env: NodeJS.ProcessEnv, kmsKeys: readonly ExternalAuditMacKey[]): Promise<CommandResult> {
   const allowEmpty = flag(values, 'allow-empty');
   if (dir === undefined) return verifyFile(log, await readVerifierKeys(optionalString(values, 'signers'), values, env, kmsKeys), allowEmpty);
   const { managerAuditChain } = await import('@drover/manager');
@@ -67,26 +75,35 @@ async function verify(dir: string | undefined, log: string, values: OptionValues
   return report({ database: chain.database }, await verifyAuditLogLines(chain.lines(), signers, { allowEmpty, finalLineTerminated: true }));
 }
 
-// --hmac-kms [KID=]awskms:KEY, each opened (DescribeKey: an HMAC_256 key) before any record is read.
-async function openKmsMacKeys(specs: readonly string[], io: { env: NodeJS.ProcessEnv; stderr(text: string): void }): Promise<KmsAuditMacKey[]> {
-  if (specs.length === 0) return [];
-  const { openKmsAuditMacKey } = await import('@drover/manager');
-  const keys: KmsAuditMacKey[] = [];
+interface HeldMacKey {
+  kind: 'kms' | 'pkcs11';
+  key: ExternalAuditMacKey;
+}
+
+// --hmac-kms [KID=]awskms:KEY and --hmac-pkcs11 [KID=]pkcs11:URI, each opened (an HMAC key, or
+// refused) before any record is read.
+async function openHeldMacKeys(kms: readonly string[], pkcs11: readonly string[], io: { env: NodeJS.ProcessEnv; stderr(text: string): void }): Promise<HeldMacKey[]> {
+  if (kms.length === 0 && pkcs11.length === 0) return [];
+  const { openKmsAuditMacKey, openPkcs11AuditMacKey } = await import('@drover/manager');
+  const held: HeldMacKey[] = [];
+  const given = [...kms.map((text) => ({ kind: 'kms' as const, text })), ...pkcs11.map((text) => ({ kind: 'pkcs11' as const, text }))];
   try {
-    for (const given of specs) {
-      const at = given.indexOf('=');
-      const named = at > 0 && !given.slice(0, at).includes(':');
-      const kid = named ? given.slice(0, at) : undefined;
-      const spec = named ? given.slice(at + 1) : given;
-      if (kid !== undefined && !AUDIT_KID.test(kid)) throw new CliError('USAGE_ERROR', `--hmac-kms ${JSON.stringify(given)}: the kid before "=" must be 1-256 printable ASCII characters without spaces, as in signers.json.`);
-      keys.push(openKmsAuditMacKey(spec, { env: io.env, kid }));
+    for (const { kind, text } of given) {
+      const at = text.indexOf('=');
+      const named = at > 0 && !text.slice(0, at).includes(':');
+      const kid = named ? text.slice(0, at) : undefined;
+      const spec = named ? text.slice(at + 1) : text;
+      if (kid !== undefined && !AUDIT_KID.test(kid)) throw new CliError('USAGE_ERROR', `--hmac-${kind}: the kid before "=" must be 1-256 printable ASCII characters without spaces, as in signers.json.`);
+      held.push({ kind, key: kind === 'kms' ? openKmsAuditMacKey(spec, { env: io.env, kid }) : openPkcs11AuditMacKey(spec, { env: io.env, kid }) });
     }
   } catch (error) {
-    for (const key of keys) key.close();
+    for (const { key } of held) key.close();
     throw error;
   }
-  io.stderr(`checking the MACs of ${keys.map((k) => `${k.kid} (${k.uri})`).join(', ')} through AWS KMS: one VerifyMac call per record\n`);
-  return keys;
+  for (const { kind, key } of held) {
+    io.stderr(`checking the MACs of ${key.kid} (${key.uri}) ${kind === 'kms' ? 'through AWS KMS: one VerifyMac call' : 'in the token: one C_Verify'} per record\n`);
+  }
+  return held;
 }
 
 type VerifyResult = Awaited<ReturnType<typeof verifyAuditLogLines>>;
@@ -122,7 +139,7 @@ async function signersText(signersPath: string | undefined, env: NodeJS.ProcessE
 }
 
 // signers.json's public keys, with the HMAC secrets given by --hmac-key-file and the KMS keys of --hmac-kms.
-async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv, kmsKeys: readonly KmsAuditMacKey[]): Promise<AuditSignerKeys> {
+async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv, kmsKeys: readonly ExternalAuditMacKey[]): Promise<AuditSignerKeys> {
   let keys: AuditSignerKeys = parseAuditSigners(await signersText(signersPath, env));
   for (const path of stringList(values, 'hmac-key-file')) {
     keys = withAuditHmacKeys(keys, parseAuditHmacKeys((await readInput(path, 'HMAC key file')).toString('utf8')));

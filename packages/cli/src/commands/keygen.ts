@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Ed25519PrivateKey, encodeMinisignPublicKey } from '@drover/protocol';
 import type { Ed25519PublicKey } from '@drover/protocol';
 import { shortId } from '@drover/protocol/internal';
-import type { Command } from '../cli.js';
+import type { Command, CommandResult, OptionValues } from '../cli.js';
 import { flag, optionalString, requireString } from '../cli.js';
 import { CliError } from '../errors.js';
 import { exists, writeFileAtomic } from '../fs-atomic.js';
@@ -19,7 +19,7 @@ function spkiPem(spki: Uint8Array): string {
 }
 
 export const keygenCommand: Command = {
-  usage: "--out DIR [--name NAME] [--force] [--algorithm ed25519|rsa-sha256 [--bits N]] [--pkcs11 'pkcs11:token=T;object=O?pin-source=file:PIN' | --awskms awskms:KEY]",
+  usage: "--out DIR [--name NAME] [--force] [--algorithm ed25519|rsa-sha256 [--bits N]] [--pkcs11 'pkcs11:token=T;object=O?pin-source=file:PIN' | --awskms awskms:KEY] | --algorithm hmac-sha256 --pkcs11 URI",
   description:
     'NAME.key is a PKCS#8 PEM private key readable by openssl; keep it secret (a CI secret store, an HSM-backed\n' +
     'file system). NAME.pub (SPKI PEM) goes into trust policies; NAME.minisign.pub verifies with `minisign -V`.\n' +
@@ -30,17 +30,21 @@ export const keygenCommand: Command = {
     'SIGN_VERIFY): its public key, as GetPublicKey reports it, is written to NAME.pub and NAME.minisign.pub.\n' +
     '--algorithm rsa-sha256 makes an RSA audit key instead (RSASSA-PKCS1-v1_5 with SHA-256, 2048 bits unless --bits):\n' +
     'it signs audit records (AUDIT_SIGNING_ALG=rsa-sha256), not releases or nonces, so no NAME.minisign.pub is written.\n' +
-    'In a file (NAME.key, PKCS#8 PEM), generated in the token with --pkcs11, or read from an RSA_2048+ SIGN_VERIFY key with --awskms.',
+    'In a file (NAME.key, PKCS#8 PEM), generated in the token with --pkcs11, or read from an RSA_2048+ SIGN_VERIFY key with --awskms.\n' +
+    '--algorithm hmac-sha256 --pkcs11 URI makes an HMAC audit key (32 random bytes, not extractable) in the token and\n' +
+    'prints the kid its records get; no file is written, as an HMAC key has no public half (AUDIT_SIGNING_ALG=hmac-sha256,\n' +
+    'AUDIT_SIGNING_KEY_SOURCE=pkcs11; verify with `drover audit verify --hmac-pkcs11 URI`).',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'Directory to write the key files into (created if missing).' },
     name: { type: 'string', arg: 'NAME', help: 'Base name of the key files (default: drover).' },
     force: { type: 'boolean', help: 'Replace key files that already exist.' },
     pkcs11: { type: 'string', arg: 'URI', help: 'Generate the key inside this PKCS#11 token (RFC 7512 URI) instead of a file.' },
     awskms: { type: 'string', arg: 'NAME', help: 'Write the public key files of this Ed25519 key in AWS KMS (awskms:KEY_ID, awskms:alias/NAME or awskms:ARN).' },
-    algorithm: { type: 'string', arg: 'ALG', help: 'ed25519 (default: releases, nonces, audit) or rsa-sha256 (an audit key only).' },
+    algorithm: { type: 'string', arg: 'ALG', help: 'ed25519 (default: releases, nonces, audit), rsa-sha256 or hmac-sha256 (--pkcs11 only): audit keys only.' },
     bits: { type: 'string', arg: 'N', help: `With --algorithm rsa-sha256: the modulus length, ${RSA_BITS.min}-${RSA_BITS.max} (default ${RSA_BITS.default}); not with --awskms.` },
   },
   async run({ values, io }) {
+    if (optionalString(values, 'algorithm') === 'hmac-sha256') return hmacInToken(values, io.env);
     const dir = requireString(values, 'out');
     const name = optionalString(values, 'name') ?? 'drover';
     if (!NAME.test(name)) {
@@ -52,7 +56,7 @@ export const keygenCommand: Command = {
     const kmsName = optionalString(values, 'awskms');
     if (uri !== undefined && kmsName !== undefined) throw new CliError('USAGE_ERROR', 'Pass --pkcs11 or --awskms, not both.');
     const algorithm = optionalString(values, 'algorithm') ?? 'ed25519';
-    if (algorithm !== 'ed25519' && algorithm !== 'rsa-sha256') throw new CliError('USAGE_ERROR', `--algorithm is ed25519 or rsa-sha256, not "${algorithm}".`);
+    if (algorithm !== 'ed25519' && algorithm !== 'rsa-sha256') throw new CliError('USAGE_ERROR', `--algorithm is ed25519, rsa-sha256 or hmac-sha256, not "${algorithm}".`);
     const bitsText = optionalString(values, 'bits');
     if (bitsText !== undefined && algorithm !== 'rsa-sha256') throw new CliError('USAGE_ERROR', '--bits goes with --algorithm rsa-sha256 (an Ed25519 key has no length to choose).');
     if (bitsText !== undefined && kmsName !== undefined) throw new CliError('USAGE_ERROR', '--bits cannot go with --awskms: the key exists in KMS with its key spec (RSA_2048, RSA_3072 or RSA_4096).');
@@ -143,3 +147,26 @@ export const keygenCommand: Command = {
     };
   },
 };
+
+// --algorithm hmac-sha256: a secret key made in the token; nothing to write, the kid to print.
+async function hmacInToken(values: OptionValues, env: NodeJS.ProcessEnv): Promise<CommandResult> {
+  const uri = optionalString(values, 'pkcs11');
+  if (uri === undefined) {
+    throw new CliError(
+      'USAGE_ERROR',
+      '--algorithm hmac-sha256 goes with --pkcs11 URI (the key made in the token). For a file, write 32 random bytes yourself: `openssl rand -base64 32 > audit-hmac.key` (mode 0600); in AWS KMS: `aws kms create-key --key-spec HMAC_256 --key-usage GENERATE_VERIFY_MAC`.',
+    );
+  }
+  for (const other of ['awskms', 'bits'] as const) if (optionalString(values, other) !== undefined) throw new CliError('USAGE_ERROR', `--${other} does not go with --algorithm hmac-sha256.`);
+  const { generatePkcs11HmacKey } = await import('@drover/manager');
+  const { kid } = generatePkcs11HmacKey(uri, { env });
+  const where = uri.split('?')[0] ?? uri;
+  return {
+    data: { algorithm: 'hmac-sha256', kid, pkcs11: where, files: {} },
+    text: [
+      `Created the HMAC-SHA256 audit key ${kid} in the token: ${where}`,
+      'No file was written: the secret never leaves the token. It MACs audit records (AUDIT_SIGNING_KEY_SOURCE=pkcs11,',
+      'AUDIT_SIGNING_ALG=hmac-sha256); signers.json lists its kid only; verify with `drover audit verify --hmac-pkcs11 URI`.',
+    ].join('\n'),
+  };
+}

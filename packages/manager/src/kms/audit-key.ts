@@ -77,16 +77,35 @@ function describeAuditKey(channel: KmsChannel, keyId: string, spec: string): { a
   return { algorithm, keyArn: described.keyArn, keySpec: described.keySpec };
 }
 
-/** An hmac-sha256 audit key whose secret stays in AWS KMS, for a verifier: each MAC checked by KMS VerifyMac. */
-export interface KmsAuditMacKey {
+/** An hmac-sha256 audit key whose secret stays where it is (AWS KMS, a PKCS#11 token), for a verifier: each MAC checked by its holder. */
+export interface ExternalAuditMacKey {
   /** The kid its records name: `options.kid`, else the one a manager with this key writes by default. */
   readonly kid: string;
-  /** The key for `withAuditHmacKeys`: its `verifyMac` blocks for one KMS round trip per record. */
+  /** The key for `withAuditHmacKeys`: its `verifyMac` blocks for one call to the holder per record (a KMS round trip, a token operation). */
   readonly key: HmacAuditKey;
-  /** The number of MACs KMS has checked through it. */
+  /** The number of MACs its holder has checked through it. */
   readonly checked: number;
   readonly uri: string;
   close(): void;
+}
+
+/** An {@link ExternalAuditMacKey} over its holder's check, counting the MACs checked. */
+export function externalAuditMacKey(kid: string, uri: string, verify: (hash: Uint8Array, mac: Uint8Array) => boolean, close: () => void): ExternalAuditMacKey {
+  let checked = 0;
+  const verifyMac = (hash: Uint8Array, mac: Uint8Array): boolean => {
+    const valid = verify(hash, mac);
+    checked += 1;
+    return valid;
+  };
+  return {
+    kid,
+    key: { algorithm: 'hmac-sha256', verifyMac },
+    get checked() {
+      return checked;
+    },
+    uri,
+    close,
+  };
 }
 
 /**
@@ -99,7 +118,7 @@ export interface KmsAuditMacKey {
  *   of `openKmsSigner` otherwise. Its `verifyMac` throws `KMS_UNREACHABLE` (and the others) when KMS
  *   cannot give a verdict: never a false "invalid".
  */
-export function openKmsAuditMacKey(spec: string, options: { env?: Record<string, string | undefined>; kid?: string | undefined } = {}): KmsAuditMacKey {
+export function openKmsAuditMacKey(spec: string, options: { env?: Record<string, string | undefined>; kid?: string | undefined } = {}): ExternalAuditMacKey {
   const env = options.env ?? process.env;
   const name = parseKmsKeyName(spec, env);
   const channel = new KmsChannel(name, env);
@@ -108,26 +127,16 @@ export function openKmsAuditMacKey(spec: string, options: { env?: Record<string,
     if (algorithm !== 'hmac-sha256') {
       throw new ManagerError('KMS_KEY_SPEC_UNSUPPORTED', `${spec} is a ${keySpec} key, which signs ${algorithm}; --hmac-kms takes an HMAC_256 key. Records of an ${algorithm} key verify from signers.json alone.`);
     }
-    let checked = 0;
     const verifyMac = (hash: Uint8Array, mac: Uint8Array): boolean => {
       const what = `checking an audit record's MAC with ${spec} (kms:VerifyMac)`;
       const reply = channel.call({ op: 'verifyMac', keyId: name.keyId, message: hash, mac }, what);
       if (!reply.ok) throw kmsFailure(reply, what, spec, needs.verifyMac);
       if (reply.op !== 'verifyMac') throw new ManagerError('KMS_FAILED', `AWS KMS answered VerifyMac of ${spec} with something else.`);
-      checked += 1;
       return reply.valid;
     };
-    return {
-      kid: options.kid ?? kmsHmacKid(keyArn),
-      key: { algorithm: 'hmac-sha256', verifyMac },
-      get checked() {
-        return checked;
-      },
-      uri: spec,
-      close: () => {
-        channel.close();
-      },
-    };
+    return externalAuditMacKey(options.kid ?? kmsHmacKid(keyArn), spec, verifyMac, () => {
+      channel.close();
+    });
   } catch (error) {
     channel.close();
     throw error;

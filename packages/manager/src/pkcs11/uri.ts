@@ -111,7 +111,7 @@ export function parsePkcs11Uri(text: string): Pkcs11Uri {
       if (uri.id.length === 0) throw invalid('id= is empty.');
     } else if (name === 'type') {
       uri.type = decodeText(value, name);
-      if (!['private', 'public'].includes(uri.type)) throw invalid(`type=${uri.type.slice(0, 20)} does not name a key; use type=private or leave it out.`);
+      if (!['private', 'public', 'secret-key'].includes(uri.type)) throw invalid(`type=${uri.type.slice(0, 20)} does not name a key; use type=private (type=secret-key for an HMAC key) or leave it out.`);
     }
     // Library and slot descriptions, module-name: accepted as RFC 7512 allows, but not used to choose.
   }
