@@ -8,11 +8,12 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generatePkcs11RsaKey, ManagerError, openPkcs11AuditMacKey, openPkcs11AuditSigner } from '@drover/manager';
-import { parseAuditSigners, verifyAuditLog } from '@drover/protocol';
+import { Ed25519PrivateKey, parseAuditSigners, verifyAuditLog } from '@drover/protocol';
 import type { AuditRecord } from '@drover/protocol';
 import { AuditChain, buildAuditSigners } from '@drover/protocol/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drover, expectOk } from '../helpers/cli.js';
+import { initManagerDir, ManagerProcess } from '../helpers/manager-process.js';
 import { expectError } from '../helpers/expect-error.js';
 import { createSoftHsm, skipWithoutSoftHsm } from '../helpers/softhsm.js';
 import type { SoftHsm, SoftHsmToken } from '../helpers/softhsm.js';
@@ -133,6 +134,20 @@ describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 rsa-sha256 audit suite'))('rsa-
     expect([noToken.code, noToken.stderr]).toEqual([2, expect.stringContaining('openssl rand -base64 32') as unknown]);
     expect(existsSync(join(hsm.dir, 'no-token'))).toBe(false);
   });
+
+  it('a manager whose audit key is an HMAC key in the token (AUDIT_SIGNING_KEY_SOURCE=pkcs11): its log verifies through the token (audit verify --dir --hmac-pkcs11)', async () => {
+    const cliEnv = { PATH: process.env['PATH'], HOME: hsm.dir, ...hsm.env };
+    const uri = hsm.uri(token, 'manager-audit-hmac');
+    const { kid } = JSON.parse(expectOk(await drover(['keygen', '--pkcs11', uri, '--algorithm', 'hmac-sha256', '--json'], { env: cliEnv }), 'keygen --pkcs11 hmac').stdout) as { kid: string };
+    const dir = join(hsm.dir, 'hmac-manager');
+    await initManagerDir(dir, Ed25519PrivateKey.generate(), cliEnv);
+    const manager = await ManagerProcess.start(dir, { ...cliEnv, AUDIT_SIGNING_KEY_SOURCE: 'pkcs11', AUDIT_SIGNING_PKCS11_URI: uri, AUDIT_SIGNING_ALG: 'hmac-sha256' });
+    expect(await manager.stop()).toBe(0);
+    const last = JSON.parse((await readFile(join(dir, 'audit/audit.jsonl'), 'utf8')).trim().split('\n').at(-1) ?? '') as AuditRecord;
+    expect([last.alg, last.kid]).toEqual(['hmac-sha256', kid]);
+    const verified = await drover(['audit', 'verify', '--dir', dir, '--hmac-pkcs11', uri], { env: cliEnv });
+    expect(verified.stdout.split('\n')[0], verified.stderr).toMatch(/^VERIFIED \d+ records$/);
+  }, 60_000);
 
   it('an RSA key in the token signs audit records only (decision 0051): `drover release sign` and `manager init --signing-key` refuse it with PKCS11_KEY_UNSUPPORTED and write nothing', async () => {
     const cliEnv = { PATH: process.env['PATH'], HOME: hsm.dir, ...hsm.env };
