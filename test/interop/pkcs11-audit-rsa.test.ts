@@ -126,7 +126,13 @@ describe.skipIf(skipWithoutSoftHsm('the SoftHSM2 rsa-sha256 audit suite'))('rsa-
     const broken = await drover(['audit', 'verify', '--signers', signers, '--hmac-pkcs11', `${made.kid}=${uri}`, log], { env: cliEnv });
     expect([broken.code, broken.stdout.split('\n')[0]]).toEqual([1, expect.stringMatching(/^BROKEN at seq 2: SIGNATURE_INVALID/) as unknown]);
 
+    // A kid may hold ":" (AUDIT_SIGNER_KID is free text): taken as a kid, not as a malformed key name.
+    const colonKid = await drover(['audit', 'verify', '--signers', signers, '--hmac-pkcs11', `audit:2026=${uri}`, '--json', log], { env: cliEnv });
+    expect(JSON.parse(colonKid.stdout)).toMatchObject({ ok: false, reason: 'MAC_KEY_MISSING' });
+    const twice = await drover(['audit', 'verify', '--signers', signers, '--hmac-pkcs11', uri, '--hmac-pkcs11', uri, '--json', log], { env: cliEnv });
+    expect((JSON.parse(twice.stdout) as { error: { code: string } }).error.code).toBe('USAGE_ERROR');
     expectError(() => openPkcs11AuditSigner(uri, { env, algorithm: 'rsa-sha256' }), ManagerError, 'PKCS11_KEY_UNSUPPORTED');
+    expectError(() => openPkcs11AuditMacKey(`${uri.split('?')[0] ?? ''};type=private?${uri.split('?')[1] ?? ''}`, { env }), ManagerError, 'PKCS11_URI_INVALID');
     expectError(() => openPkcs11AuditMacKey(hsm.uri(token, 'audit-rsa'), { env }), ManagerError, 'PKCS11_OBJECT_NOT_FOUND');
     const again = await drover(['keygen', '--pkcs11', uri, '--algorithm', 'hmac-sha256'], { env: cliEnv });
     expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('PKCS11_OBJECT_EXISTS') as unknown]);

@@ -11,7 +11,7 @@ const VERSION = PACKAGE_VERSION;
 // Every command, in the order `drover --help` lists them. A command's module is imported only when
 // that command runs or shows its help (see program.ts): keep heavy imports out of this file.
 const commands: readonly CommandEntry[] = [
-  { path: ['keygen'], summary: 'Create an Ed25519 signing key: NAME.key (private, 0600), NAME.pub and NAME.minisign.pub; or an RSA audit key (--algorithm rsa-sha256).', load: async () => (await import('./commands/keygen.js')).keygenCommand },
+  { path: ['keygen'], summary: 'Create an Ed25519 signing key: NAME.key (private, 0600), NAME.pub and NAME.minisign.pub; or an RSA or HMAC audit key (--algorithm rsa-sha256 | hmac-sha256).', load: async () => (await import('./commands/keygen.js')).keygenCommand },
   { path: ['release', 'sign'], summary: 'Sign an artifact into a DSSE release envelope (FILE.release.json).', load: async () => (await import('./commands/release.js')).releaseSignCommand },
   { path: ['release', 'verify'], summary: 'Verify an artifact against its signed release envelope and a trust policy.', load: async () => (await import('./commands/release.js')).releaseVerifyCommand },
   { path: ['trust', 'create'], summary: 'Write a trust policy (trust.json) from public keys and a threshold.', load: async () => (await import('./commands/release.js')).trustCreateCommand },

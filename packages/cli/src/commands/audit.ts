@@ -89,12 +89,15 @@ async function openHeldMacKeys(kms: readonly string[], pkcs11: readonly string[]
   const given = [...kms.map((text) => ({ kind: 'kms' as const, text })), ...pkcs11.map((text) => ({ kind: 'pkcs11' as const, text }))];
   try {
     for (const { kind, text } of given) {
+      // A key name starts with its scheme; anything else is KID=NAME (a kid may hold ":", a name holds "=").
       const at = text.indexOf('=');
-      const named = at > 0 && !text.slice(0, at).includes(':');
+      const named = !/^(awskms|pkcs11):/.test(text) && at > 0;
       const kid = named ? text.slice(0, at) : undefined;
       const spec = named ? text.slice(at + 1) : text;
       if (kid !== undefined && !AUDIT_KID.test(kid)) throw new CliError('USAGE_ERROR', `--hmac-${kind}: the kid before "=" must be 1-256 printable ASCII characters without spaces, as in signers.json.`);
-      held.push({ kind, key: kind === 'kms' ? openKmsAuditMacKey(spec, { env: io.env, kid }) : openPkcs11AuditMacKey(spec, { env: io.env, kid }) });
+      const key = kind === 'kms' ? openKmsAuditMacKey(spec, { env: io.env, kid }) : openPkcs11AuditMacKey(spec, { env: io.env, kid });
+      held.push({ kind, key });
+      if (held.some((other) => other.key !== key && other.key.kid === key.kid)) throw new CliError('USAGE_ERROR', `Two --hmac-kms / --hmac-pkcs11 keys have the kid ${JSON.stringify(key.kid)}; give each its KID= as signers.json lists it.`);
     }
   } catch (error) {
     for (const { key } of held) key.close();

@@ -157,7 +157,10 @@ async function hmacInToken(values: OptionValues, env: NodeJS.ProcessEnv): Promis
       '--algorithm hmac-sha256 goes with --pkcs11 URI (the key made in the token). For a file, write 32 random bytes yourself: `openssl rand -base64 32 > audit-hmac.key` (mode 0600); in AWS KMS: `aws kms create-key --key-spec HMAC_256 --key-usage GENERATE_VERIFY_MAC`.',
     );
   }
-  for (const other of ['awskms', 'bits'] as const) if (optionalString(values, other) !== undefined) throw new CliError('USAGE_ERROR', `--${other} does not go with --algorithm hmac-sha256.`);
+  for (const other of ['awskms', 'bits', 'out', 'name'] as const) {
+    if (optionalString(values, other) !== undefined) throw new CliError('USAGE_ERROR', `--${other} does not go with --algorithm hmac-sha256: the key is made in the token and no file is written.`);
+  }
+  if (flag(values, 'force')) throw new CliError('USAGE_ERROR', '--force does not go with --algorithm hmac-sha256: a token key is never replaced; choose another object= label.');
   const { generatePkcs11HmacKey } = await import('@drover/manager');
   const { kid } = generatePkcs11HmacKey(uri, { env });
   const where = uri.split('?')[0] ?? uri;

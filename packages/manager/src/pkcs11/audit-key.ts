@@ -20,7 +20,7 @@ import { describePkcs11Uri, parsePkcs11Uri } from './uri.js';
 
 const CKK_EC_EDWARDS = 0x40;
 const RSA_MIN_BITS = 2048;
-const HMAC_LENGTH = 32; // bytes of an HMAC-SHA256 tag, and of the secret keygen makes
+const HMAC_LENGTH = 32; // bytes of an HMAC-SHA256 tag, of the secret keygen makes, and the least a token HMAC key may have (as a file's)
 
 /** Options of {@link openPkcs11AuditSigner}. */
 export interface Pkcs11AuditKeyOptions {
@@ -78,8 +78,10 @@ function openForNewKey(text: string, env: Record<string, string | undefined> | u
   if (label === undefined) throw new ManagerError('PKCS11_URI_INVALID', `${name} has no object= label; a new key needs one.`);
   const token = TokenSession.open(uri, env ?? process.env);
   try {
-    if (findObjects(token, [{ type: token.binding.CKA_LABEL, value: label }]).length > 0) {
-      throw new ManagerError('PKCS11_OBJECT_EXISTS', `The token already holds an object ${name}. Choose another object= label, or delete the old key with the HSM's tools first.`);
+    // Never a second key under one label or id: a key's default kid comes from its CKA_ID.
+    const byId = uri.id === undefined ? [] : findObjects(token, [{ type: token.binding.CKA_ID, value: Buffer.from(uri.id) }]);
+    if (byId.length > 0 || findObjects(token, [{ type: token.binding.CKA_LABEL, value: label }]).length > 0) {
+      throw new ManagerError('PKCS11_OBJECT_EXISTS', `The token already holds an object ${name}. Choose another object= label (or id=), or delete the old key with the HSM's tools first.`);
     }
   } catch (error) {
     token.close();
@@ -98,6 +100,17 @@ function findHmacKey(token: TokenSession, uri: ReturnType<typeof parsePkcs11Uri>
   const keyType = keyTypeOf(token, key, name);
   if (keyType !== binding.CKK_GENERIC_SECRET && keyType !== binding.CKK_SHA256_HMAC) {
     throw new ManagerError('PKCS11_KEY_UNSUPPORTED', `${name} is a secret key, but not one CKM_SHA256_HMAC takes (CKK_GENERIC_SECRET or CKK_SHA256_HMAC); an hmac-sha256 audit key in a token is one of those.`);
+  }
+  // A shorter key is weaker than the tag it makes (RFC 2104); a file's HMAC key must be as long.
+  let length = -1;
+  try {
+    const value = token.pkcs11.C_GetAttributeValue(token.session, key, [{ type: binding.CKA_VALUE_LEN }])[0]?.value;
+    length = Buffer.isBuffer(value) ? readUlong(value) : -1;
+  } catch (error) {
+    throw pkcs11Failure(error, `reading ${name}`);
+  }
+  if (length < HMAC_LENGTH) {
+    throw new ManagerError('PKCS11_KEY_UNSUPPORTED', `${name} is an HMAC key of ${length < 0 ? 'unknown length' : `${length} bytes`}; an hmac-sha256 audit key has ${HMAC_LENGTH} bytes or more. Make one with \`drover keygen --pkcs11 URI --algorithm hmac-sha256\`.`);
   }
   return key;
 }
@@ -128,6 +141,7 @@ function hmacKid(token: TokenSession, key: Buffer, label: string | undefined, na
 export function openPkcs11AuditMacKey(text: string, options: { env?: Record<string, string | undefined>; kid?: string | undefined } = {}): ExternalAuditMacKey {
   const uri = parsePkcs11Uri(text);
   const name = describePkcs11Uri(uri);
+  if (uri.type !== undefined && uri.type !== 'secret-key') throw new ManagerError('PKCS11_URI_INVALID', `${name} names a ${uri.type} key (type=${uri.type}); an HMAC key is a secret key: use type=secret-key or leave type= out.`);
   const token = TokenSession.open(uri, options.env ?? process.env);
   try {
     const { binding, pkcs11, session } = token;
@@ -179,7 +193,7 @@ export function openPkcs11AuditSigner(text: string, options: Pkcs11AuditKeyOptio
         }
         return hmacSigner(token, secret, options.kid ?? hmacKid(token, secret, uri.object, name), name);
       }
-      throw new ManagerError('PKCS11_OBJECT_NOT_FOUND', `The token holds no private key ${name}. Fix object= / id= in the URI (list the token's keys with \`pkcs11-tool --module MODULE --login -O\`).`);
+      throw new ManagerError('PKCS11_OBJECT_NOT_FOUND', `The token holds no ${uri.type === 'secret-key' ? 'secret' : uri.type === 'private' ? 'private' : 'private or secret'} key ${name}. Fix object= / id= in the URI (list the token's keys with \`pkcs11-tool --module MODULE --login -O\`).`);
     }
     if (found.length > 1) throw new ManagerError('PKCS11_URI_INVALID', `${found.length} private keys on the token match ${name}. Add id= to the URI to name one.`);
     const keyType = keyTypeOf(token, privateKey, name);
@@ -284,6 +298,11 @@ export function generatePkcs11HmacKey(text: string, options: { env?: Record<stri
         { type: binding.CKA_VALUE_LEN, value: HMAC_LENGTH },
         { type: binding.CKA_SIGN, value: true },
         { type: binding.CKA_VERIFY, value: true },
+        // For MACs only: never a key to derive, wrap, encrypt or decrypt with.
+        { type: binding.CKA_DERIVE, value: false },
+        { type: binding.CKA_WRAP, value: false },
+        { type: binding.CKA_ENCRYPT, value: false },
+        { type: binding.CKA_DECRYPT, value: false },
         { type: binding.CKA_PRIVATE, value: true },
         { type: binding.CKA_SENSITIVE, value: true },
         { type: binding.CKA_EXTRACTABLE, value: false },

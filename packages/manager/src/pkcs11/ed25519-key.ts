@@ -158,6 +158,7 @@ export function openPkcs11Signer(text: string, options: Pkcs11KeyOptions = {}): 
   const uri = parsePkcs11Uri(text);
   const name = describePkcs11Uri(uri);
   if (uri.type === 'public') throw new ManagerError('PKCS11_URI_INVALID', `${name} names a public key (type=public), which cannot sign. Use type=private or leave type= out.`);
+  if (uri.type === 'secret-key') throw new ManagerError('PKCS11_URI_INVALID', `${name} names a secret key (type=secret-key): releases, nonces and minisign files are signed with an Ed25519 private key. An HMAC secret key can MAC audit records (AUDIT_SIGNING_ALG=hmac-sha256).`);
   const token = TokenSession.open(uri, options.env ?? process.env);
   try {
     const { binding, pkcs11, session } = token;

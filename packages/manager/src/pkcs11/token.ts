@@ -51,7 +51,7 @@ export function pkcs11Failure(error: unknown, what: string): ManagerError {
     return new ManagerError('PKCS11_TOKEN_NOT_FOUND', `The token went away while ${what} (${ckr}). Put the token back (or check the HSM's connection) and run the command again.`, { cause: error });
   }
   if (ckr === 'CKR_MECHANISM_INVALID' || ckr === 'CKR_KEY_TYPE_INCONSISTENT' || ckr === 'CKR_ATTRIBUTE_VALUE_INVALID' || ckr === 'CKR_TEMPLATE_INCONSISTENT') {
-    return new ManagerError('PKCS11_KEY_UNSUPPORTED', `The token refused Ed25519 while ${what} (${ckr}). Use a token and module that support CKM_EDDSA on CKK_EC_EDWARDS keys (SoftHSM2 2.6 or later, most HSMs' current firmware).`, { cause: error });
+    return new ManagerError('PKCS11_KEY_UNSUPPORTED', `The token refused the key or its mechanism while ${what} (${ckr}). Use a token and module that support the key's mechanism: CKM_EDDSA on CKK_EC_EDWARDS keys (SoftHSM2 2.6 or later, most HSMs' current firmware), CKM_SHA256_RSA_PKCS on RSA keys, CKM_SHA256_HMAC on HMAC secret keys.`, { cause: error });
   }
   return new ManagerError('PKCS11_FAILED', `The PKCS#11 module failed while ${what} (${ckr}). See the HSM's or module's log; run the command again.`, { cause: error });
 }

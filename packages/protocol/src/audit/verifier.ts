@@ -198,7 +198,7 @@ export class AuditLogVerifier {
       return this.#break(record.seq, 'ALGORITHM_MISMATCH', `${at} says it is signed with ${alg}, but key ${quote(record.kid)} is an ${key.algorithm} key in the signers file: the record was edited, or the kid was reused for another key.`);
     }
     if (key.algorithm === 'hmac-sha256' && key.secret === undefined && key.verifyMac === undefined) {
-      return this.#break(record.seq, 'MAC_KEY_MISSING', `${at} is MACed with the hmac-sha256 key ${quote(record.kid)}, whose secret the verifier was not given. Pass it with --hmac-key-file, or name the AWS KMS key that holds it with --hmac-kms.`);
+      return this.#break(record.seq, 'MAC_KEY_MISSING', `${at} is MACed with the hmac-sha256 key ${quote(record.kid)}, whose secret the verifier was not given. Pass it with --hmac-key-file, or name the AWS KMS key or PKCS#11 token key that holds it with --hmac-kms or --hmac-pkcs11.`);
     }
     const sig = fromBase64(record.sig);
     if (sig === undefined || !verifyAuditSignature(key, hash, sig)) {
