@@ -65,12 +65,12 @@ export const auditVerifyCommand: Command = {
 // A kid as signers.json allows it.
 const AUDIT_KID = /^[\x21-\x7E]{1,256}$/;
 
-async function verify(dir: string | undefined, log: string, values: OptionValues, env: NodeJS.ProcessEnv, kmsKeys: readonly ExternalAuditMacKey[]): Promise<CommandResult> {
+async function verify(dir: string | undefined, log: string, values: OptionValues, env: NodeJS.ProcessEnv, heldKeys: readonly ExternalAuditMacKey[]): Promise<CommandResult> {
   const allowEmpty = flag(values, 'allow-empty');
-  if (dir === undefined) return verifyFile(log, await readVerifierKeys(optionalString(values, 'signers'), values, env, kmsKeys), allowEmpty);
+  if (dir === undefined) return verifyFile(log, await readVerifierKeys(optionalString(values, 'signers'), values, env, heldKeys), allowEmpty);
   const { managerAuditChain } = await import('@drover/manager');
   const chain = await managerAuditChain(dir, env);
-  const signers = await readVerifierKeys(optionalString(values, 'signers') ?? chain.signersPath, values, env, kmsKeys);
+  const signers = await readVerifierKeys(optionalString(values, 'signers') ?? chain.signersPath, values, env, heldKeys);
   if (chain.kind === 'file') return verifyFile(chain.path, signers, allowEmpty);
   return report({ database: chain.database }, await verifyAuditLogLines(chain.lines(), signers, { allowEmpty, finalLineTerminated: true }));
 }
@@ -141,13 +141,13 @@ async function signersText(signersPath: string | undefined, env: NodeJS.ProcessE
   throw new CliError('USAGE_ERROR', 'Give the audit keys with --signers FILE, or KERNEL_PUBLIC_KEYS_JSON, KERNEL_PUBLIC_KEYS_PATH or KERNEL_PUBLIC_KEYS_URL.');
 }
 
-// signers.json's public keys, with the HMAC secrets given by --hmac-key-file and the KMS keys of --hmac-kms.
-async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv, kmsKeys: readonly ExternalAuditMacKey[]): Promise<AuditSignerKeys> {
+// signers.json's public keys, with the HMAC secrets given by --hmac-key-file and the keys held in KMS or a token (--hmac-kms, --hmac-pkcs11).
+async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv, heldKeys: readonly ExternalAuditMacKey[]): Promise<AuditSignerKeys> {
   let keys: AuditSignerKeys = parseAuditSigners(await signersText(signersPath, env));
   for (const path of stringList(values, 'hmac-key-file')) {
     keys = withAuditHmacKeys(keys, parseAuditHmacKeys((await readInput(path, 'HMAC key file')).toString('utf8')));
   }
-  if (kmsKeys.length > 0) keys = withAuditHmacKeys(keys, new Map(kmsKeys.map((k) => [k.kid, k.key])));
+  if (heldKeys.length > 0) keys = withAuditHmacKeys(keys, new Map(heldKeys.map((k) => [k.kid, k.key])));
   return keys;
 }
 

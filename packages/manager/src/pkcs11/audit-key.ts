@@ -35,13 +35,7 @@ export interface Pkcs11AuditKeyOptions {
 // The RSA public key of the public object with the private key's CKA_ID, as DER SubjectPublicKeyInfo.
 function readRsaPublicKey(token: TokenSession, privateKey: Buffer, name: string): RsaAuditKey {
   const { binding, pkcs11, session } = token;
-  let id: Buffer | undefined;
-  try {
-    const value = pkcs11.C_GetAttributeValue(session, privateKey, [{ type: binding.CKA_ID }])[0]?.value;
-    id = Buffer.isBuffer(value) ? value : undefined;
-  } catch (error) {
-    throw pkcs11Failure(error, `reading ${name}`);
-  }
+  const id = attributeOf(token, privateKey, binding.CKA_ID, name);
   const template: Template = [
     { type: binding.CKA_CLASS, value: binding.CKO_PUBLIC_KEY },
     { type: binding.CKA_KEY_TYPE, value: binding.CKK_RSA },
@@ -60,14 +54,20 @@ function readRsaPublicKey(token: TokenSession, privateKey: Buffer, name: string)
   throw new ManagerError('PKCS11_OBJECT_NOT_FOUND', `The token holds ${name}'s private key but not its RSA public key object (same CKA_ID). Import the public key into the token, or generate the key pair there.`);
 }
 
-// An object's CKA_KEY_TYPE (-1 when the module gives none).
-function keyTypeOf(token: TokenSession, handle: Buffer, name: string): number {
+// One attribute of an object (`name` the key's, for the error), undefined when the module gives none.
+function attributeOf(token: TokenSession, handle: Buffer, type: number, name: string): Buffer | undefined {
   try {
-    const value = token.pkcs11.C_GetAttributeValue(token.session, handle, [{ type: token.binding.CKA_KEY_TYPE }])[0]?.value;
-    return Buffer.isBuffer(value) ? readUlong(value) : -1;
+    const value = token.pkcs11.C_GetAttributeValue(token.session, handle, [{ type }])[0]?.value;
+    return Buffer.isBuffer(value) ? value : undefined;
   } catch (error) {
     throw pkcs11Failure(error, `reading ${name}`);
   }
+}
+
+// A CK_ULONG attribute of an object (CKA_KEY_TYPE, CKA_VALUE_LEN), -1 when the module gives none.
+function ulongOf(token: TokenSession, handle: Buffer, type: number, name: string): number {
+  const value = attributeOf(token, handle, type, name);
+  return value === undefined ? -1 : readUlong(value);
 }
 
 // A session for a new key labelled with the URI's object=: refused when the token holds an object of that label.
@@ -97,18 +97,12 @@ function findHmacKey(token: TokenSession, uri: ReturnType<typeof parsePkcs11Uri>
   const [key] = found;
   if (key === undefined) return undefined;
   if (found.length > 1) throw new ManagerError('PKCS11_URI_INVALID', `${found.length} secret keys on the token match ${name}. Add id= to the URI to name one.`);
-  const keyType = keyTypeOf(token, key, name);
+  const keyType = ulongOf(token, key, binding.CKA_KEY_TYPE, name);
   if (keyType !== binding.CKK_GENERIC_SECRET && keyType !== binding.CKK_SHA256_HMAC) {
     throw new ManagerError('PKCS11_KEY_UNSUPPORTED', `${name} is a secret key, but not one CKM_SHA256_HMAC takes (CKK_GENERIC_SECRET or CKK_SHA256_HMAC); an hmac-sha256 audit key in a token is one of those.`);
   }
   // A shorter key is weaker than the tag it makes (RFC 2104); a file's HMAC key must be as long.
-  let length = -1;
-  try {
-    const value = token.pkcs11.C_GetAttributeValue(token.session, key, [{ type: binding.CKA_VALUE_LEN }])[0]?.value;
-    length = Buffer.isBuffer(value) ? readUlong(value) : -1;
-  } catch (error) {
-    throw pkcs11Failure(error, `reading ${name}`);
-  }
+  const length = ulongOf(token, key, binding.CKA_VALUE_LEN, name);
   if (length < HMAC_LENGTH) {
     throw new ManagerError('PKCS11_KEY_UNSUPPORTED', `${name} is an HMAC key of ${length < 0 ? 'unknown length' : `${length} bytes`}; an hmac-sha256 audit key has ${HMAC_LENGTH} bytes or more. Make one with \`drover keygen --pkcs11 URI --algorithm hmac-sha256\`.`);
   }
@@ -118,15 +112,8 @@ function findHmacKey(token: TokenSession, uri: ReturnType<typeof parsePkcs11Uri>
 // The kid of an HMAC key's records unless AUDIT_SIGNER_KID names another: from its CKA_ID (its
 // label without one), which the token shows signer and verifier alike; never from the secret.
 function hmacKid(token: TokenSession, key: Buffer, label: string | undefined, name: string): string {
-  const { binding, pkcs11, session } = token;
-  let id: Buffer | undefined;
-  try {
-    const value = pkcs11.C_GetAttributeValue(session, key, [{ type: binding.CKA_ID }])[0]?.value;
-    id = Buffer.isBuffer(value) && value.length > 0 ? value : undefined;
-  } catch (error) {
-    throw pkcs11Failure(error, `reading ${name}`);
-  }
-  return `pkcs11-hmac-${shortId(new Uint8Array(id ?? Buffer.from(label ?? '', 'utf8')))}`;
+  const id = attributeOf(token, key, token.binding.CKA_ID, name);
+  return `pkcs11-hmac-${shortId(new Uint8Array(id !== undefined && id.length > 0 ? id : Buffer.from(label ?? '', 'utf8')))}`;
 }
 
 /**
@@ -196,7 +183,7 @@ export function openPkcs11AuditSigner(text: string, options: Pkcs11AuditKeyOptio
       throw new ManagerError('PKCS11_OBJECT_NOT_FOUND', `The token holds no ${uri.type === 'secret-key' ? 'secret' : uri.type === 'private' ? 'private' : 'private or secret'} key ${name}. Fix object= / id= in the URI (list the token's keys with \`pkcs11-tool --module MODULE --login -O\`).`);
     }
     if (found.length > 1) throw new ManagerError('PKCS11_URI_INVALID', `${found.length} private keys on the token match ${name}. Add id= to the URI to name one.`);
-    const keyType = keyTypeOf(token, privateKey, name);
+    const keyType = ulongOf(token, privateKey, binding.CKA_KEY_TYPE, name);
     const algorithm: AuditAlgorithm | undefined = keyType === CKK_EC_EDWARDS ? 'ed25519' : keyType === binding.CKK_RSA ? 'rsa-sha256' : undefined;
     if (algorithm === undefined) throw new ManagerError('PKCS11_KEY_UNSUPPORTED', `${name} is neither an Ed25519 (CKK_EC_EDWARDS) nor an RSA (CKK_RSA) private key; an audit key in a token is one of those, or an HMAC secret key (CKK_GENERIC_SECRET).`);
     if (options.algorithm !== undefined && options.algorithm !== algorithm) {
