@@ -30,7 +30,10 @@
 // round and every round's figure, and the ratio is the median of the rounds' ratios.
 //
 // The manager runs in this process; the load generator in a child process, so that the two do
-// not share one event loop. Agents are enrolled through the store API (the path a check-in takes
+// not share one event loop. The manager is the built package (packages/*/dist, plain tsc output:
+// what `drover manager start` runs), loaded under tsx with bench/tsconfig.dist.json (no `paths`),
+// so that tsx's transform of the sources (it keeps function names with a call per closure made,
+// 3-4 % of a check-in's CPU) is not measured; `npm run bench:checkin` builds first and passes it. Agents are enrolled through the store API (the path a check-in takes
 // is what is measured, not enrollment).
 import { fork } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -42,21 +45,26 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { Ed25519PrivateKey, ed25519AuditSigner } from '../packages/protocol/src/index.js';
-import { Fernet, generateFernetKey } from '../packages/protocol/src/internal.js';
-import { createManagerLogger } from '../packages/manager/src/logger.js';
-import { newSecret } from '../packages/manager/src/secrets.js';
-import { createManager } from '../packages/manager/src/server/create.js';
-import { defaultAdmission } from '../packages/manager/src/server/admission.js';
-import { managerLimits } from '../packages/manager/src/config.js';
+import { Ed25519PrivateKey, ed25519AuditSigner } from '@drover/protocol';
+import { Fernet, generateFernetKey } from '@drover/protocol/internal';
+import { createManagerLogger } from '../packages/manager/dist/logger.js';
+import { newSecret } from '../packages/manager/dist/secrets.js';
+import { createManager } from '../packages/manager/dist/server/create.js';
+import { defaultAdmission } from '../packages/manager/dist/server/admission.js';
+import { managerLimits } from '../packages/manager/dist/config.js';
 import { reconnectStorm } from '../test/helpers/storm.js';
 import { seedAgents } from './lib/seed-agents.js';
 import { seedAgentsInPostgres } from './lib/seed-postgres.js';
-import { PostgresStore } from '../packages/manager/src/store/postgres/store.js';
+import { PostgresStore } from '../packages/manager/dist/store/postgres/store.js';
 import { startOwnPostgres } from '../test/helpers/services.js';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import type { StormResult } from '../test/helpers/storm.js';
+
+if (!(process.env['TSX_TSCONFIG_PATH'] ?? '').endsWith('tsconfig.dist.json')) {
+  process.stderr.write('bench/checkin.ts measures the built manager: run it with `npm run bench:checkin` (it builds, then runs tsx --tsconfig bench/tsconfig.dist.json).\n');
+  process.exit(2);
+}
 
 interface Agent {
   id: string;

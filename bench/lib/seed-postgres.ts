@@ -3,8 +3,8 @@
 // measures is what comes after enrollment). The schema comes from opening the store (migrations).
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
-import type { Fernet } from '../../packages/protocol/src/internal.js';
-import { hashSecret, newSecret } from '../../packages/manager/src/secrets.js';
+import type { Fernet } from '@drover/protocol/internal';
+import { hashSecret, newSecret } from './seed-agents.js';
 import type { SeededAgent } from './seed-agents.js';
 
 const BATCH = 5_000;

@@ -1,5 +1,6 @@
 import { pino, stdSerializers } from 'pino';
-import type { FastifyBaseLogger } from 'fastify';
+import { LogController } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Bindings, ChildLoggerOptions, DestinationStream, LogFn, Logger, LoggerOptions } from 'pino';
 
 // The manager logs JSON lines through pino, never a secret. Three layers keep secrets out:
@@ -12,11 +13,13 @@ export const COMPONENT = 'drover:manager';
 
 const CENSOR = '[redacted]';
 
-/** Paths pino censors in every log line (its `redact`); the `*.key` ones are {@link nestedSecretKeys}. */
+/**
+ * Paths pino censors in every log line (its `redact`); the `*.key` ones are {@link nestedSecretKeys}.
+ * None under `req`: pino runs a key's serializer before its redaction, and {@link serializeRequest}
+ * keeps no header, so `req.headers.*` paths had nothing left to censor and cost a redactor call
+ * (about 7 us) on every request line.
+ */
 export const redactPaths: readonly string[] = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["x-update-nonce"]',
   'headers.authorization',
   'authorization',
   'token',
@@ -120,31 +123,100 @@ export function silentLogger(): Logger {
 /**
  * A request's logger, made only when the request logs something. Fastify gives every request a
  * child logger with its id bound; pino's child() copies and re-serializes the parent's bindings,
- * 3-4 us of a check-in's CPU (bench/checkin.ts) when request logging is off and most requests
- * never log a line. Fastify's `childLoggerFactory`.
+ * 3-4 us of a check-in's CPU (bench/checkin.ts), and most requests log nothing but their request
+ * line, which {@link ManagerLogController} writes on the root logger. Fastify's `childLoggerFactory`.
  */
 export function lazyRequestLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
-  let child: FastifyBaseLogger | undefined;
-  const real = (): FastifyBaseLogger => (child ??= logger.child(bindings, options));
-  const at =
-    (level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'): LogFn =>
-    (...args: Parameters<LogFn>) => {
-      real()[level](...args);
-    };
-  return {
-    fatal: at('fatal'),
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    trace: at('trace'),
-    silent: at('silent'),
-    child: (more: Bindings, moreOptions?: ChildLoggerOptions) => real().child(more, moreOptions),
-    get level(): string {
-      return child?.level ?? logger.level;
-    },
-    set level(level: string) {
-      real().level = level;
-    },
-  };
+  return new LazyRequestLogger(logger, bindings, options);
+}
+
+// One object per request with the methods on its prototype: closures made per request cost more
+// than the child they put off (bench/checkin.ts).
+class LazyRequestLogger implements FastifyBaseLogger {
+  readonly #parent: FastifyBaseLogger;
+  readonly #bindings: Bindings;
+  readonly #options: ChildLoggerOptions;
+  #child: FastifyBaseLogger | undefined;
+
+  constructor(parent: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+    this.#options = options;
+  }
+
+  #real(): FastifyBaseLogger {
+    return (this.#child ??= this.#parent.child(this.#bindings, this.#options));
+  }
+
+  fatal(...args: Parameters<LogFn>): void {
+    this.#real().fatal(...args);
+  }
+
+  error(...args: Parameters<LogFn>): void {
+    this.#real().error(...args);
+  }
+
+  warn(...args: Parameters<LogFn>): void {
+    this.#real().warn(...args);
+  }
+
+  info(...args: Parameters<LogFn>): void {
+    this.#real().info(...args);
+  }
+
+  debug(...args: Parameters<LogFn>): void {
+    this.#real().debug(...args);
+  }
+
+  trace(...args: Parameters<LogFn>): void {
+    this.#real().trace(...args);
+  }
+
+  silent(...args: Parameters<LogFn>): void {
+    this.#real().silent(...args);
+  }
+
+  child(more: Bindings, moreOptions?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.#real().child(more, moreOptions);
+  }
+
+  get level(): string {
+    return this.#child?.level ?? this.#parent.level;
+  }
+
+  set level(level: string) {
+    this.#real().level = level;
+  }
+}
+
+/**
+ * One log line per request, written when it ends: `request completed` (or `request errored`) with
+ * the request (method, path, route, peer), the status and the response time, under the request's
+ * id. Fastify's own controller writes two lines per request, `incoming request` when it arrives and
+ * `request completed` without the request; here the arrival line is at `debug` (a request that
+ * never ends, or one under way when the process dies, is seen there). Half the lines, and no child
+ * logger made for a request that logs nothing else: about 6 % of a check-in's CPU with request
+ * logging on (bench/checkin.ts; docs/decisions/0052-one-request-line.md). Fastify's `logController`.
+ */
+export class ManagerLogController extends LogController {
+  readonly #logger: Logger;
+
+  constructor(logger: Logger, options: ConstructorParameters<typeof LogController>[0] = {}) {
+    super(options);
+    this.#logger = logger;
+  }
+
+  override incomingRequest(request: FastifyRequest): void {
+    if (this.isLogDisabled(request) || !this.#logger.isLevelEnabled('debug')) return;
+    request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    // The root logger with the id as a field: the same line the request's child logger would write
+    // (its only binding is the id), without making that child.
+    const line = { [this.requestIdLogLabel]: request.id, req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime };
+    if (error) this.#logger.error({ ...line, err: error }, 'request errored');
+    else this.#logger.info(line, 'request completed');
+  }
 }

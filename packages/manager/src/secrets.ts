@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { generateServiceToken, tokenId } from '@drover/protocol';
 
 // Agent credentials and enrollment tokens: 256 random bits, base64url, handed out once and stored
@@ -17,8 +17,8 @@ export function newSecret(): string {
 
 /** The stored form of a secret: lowercase hex SHA-256 of its UTF-8 text. */
 export function hashSecret(secret: string): string {
-  // node:crypto's own hex: once per check-in, so no copies on the way.
-  return createHash('sha256').update(secret).digest('hex');
+  // node:crypto's one-shot hash with its own hex: once per check-in, no Hash object, no copies.
+  return hash('sha256', secret, 'hex');
 }
 
 /** Compares two hex hashes in constant time (both are 64 hex characters when well-formed). */

@@ -109,7 +109,7 @@ export function checkinBody(agentVersion = '1.0.0', daemonVersion = '0.5.0', ext
 }
 
 /** Collects pino's output line by line. */
-function captureStream(lines: string[]): Writable {
+export function captureStream(lines: string[]): Writable {
   let pending = '';
   return new Writable({
     write(chunk: Buffer, _encoding, done) {

@@ -1,9 +1,9 @@
-import Fastify, { LogController } from 'fastify';
+import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { managerLimits } from '../config.js';
 import { frameworkErrors, installErrorHandling } from '../http/errors.js';
-import { lazyRequestLogger, silentLogger } from '../logger.js';
+import { ManagerLogController, lazyRequestLogger, silentLogger } from '../logger.js';
 import { admittingServer, defaultAdmission } from './admission.js';
 import type { AdmissionOptions, ManagerTls } from './admission.js';
 import { openManagerCore } from './core.js';
@@ -56,7 +56,7 @@ export async function createManager(options: CreateManagerOptions): Promise<Mana
       },
       loggerInstance: logger,
       childLoggerFactory: lazyRequestLogger,
-      logController: new LogController({ disableRequestLogging: options.requestLogging === false }),
+      logController: new ManagerLogController(logger, { disableRequestLogging: options.requestLogging === false }),
       bodyLimit: managerLimits.adminBodyMaxBytes,
       // The manager answers 503 itself while stopping, in its own error shape.
       return503OnClosing: false,
