@@ -166,6 +166,7 @@ describe('REQUIRE_KMS=true (real manager processes, drover release sign)', () =>
 
     const signing = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', 'awskms:alias/audit-rsa', '--json'], { env: kmsEnv });
     expect((JSON.parse(signing.stdout) as { error: { code: string } }).error.code).toBe('KMS_KEY_SPEC_UNSUPPORTED');
+    expect(signing.code, 'no verdict: exit 3, not BROKEN').toBe(3);
     const badKid = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', 'a kid=awskms:alias/audit-hmac', '--json'], { env: kmsEnv });
     expect((JSON.parse(badKid.stdout) as { error: { code: string } }).error.code).toBe('USAGE_ERROR');
     expect(signing.stdout + signing.stderr + badKid.stdout + badKid.stderr).not.toContain(String(kmsEnv['AWS_SECRET_ACCESS_KEY']));
@@ -174,6 +175,7 @@ describe('REQUIRE_KMS=true (real manager processes, drover release sign)', () =>
     const denied = await drover(['audit', 'verify', '--dir', dir, '--hmac-kms', 'awskms:alias/audit-hmac-denied', '--json'], { env: kmsEnv });
     const error = (JSON.parse(denied.stdout) as { error: { code: string; message: string } }).error;
     expect(error.code).toBe('KMS_ACCESS_DENIED');
+    expect(denied.code).toBe(3);
     expect(error.message).toContain('kms:DescribeKey');
     expect(error.message).not.toContain('kms:Sign');
   }, 120_000);

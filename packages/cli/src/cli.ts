@@ -4,7 +4,10 @@ import { CliError } from './errors.js';
 // What a command of `drover` declares: its options, arguments and what it does. program.ts turns
 // these into commander commands; a command module is loaded only when its command runs (main.ts).
 
-/** drover's exit codes: a command may add its own negative outcome (`audit verify`: 1, a broken log). */
+/**
+ * drover's exit codes: a command may add its own negative outcome (`audit verify`: 1, a broken log;
+ * its errors then exit with its `errorExitCode`, 3).
+ */
 export const exitCodes = {
   ok: 0,
   error: 1, // the command failed; its stable error code is printed (docs/errors.md)
@@ -62,6 +65,12 @@ export interface Command {
   options: Record<string, OptionSpec>;
   /** Its positional arguments in commander's notation: `<FILE>` required, `[ID]` optional. */
   arguments?: readonly string[];
+  /**
+   * The exit code of an error other than USAGE_ERROR (default {@link exitCodes}.error, 1): a command
+   * whose negative outcome is 1 gives its errors another, so a script tells the two apart
+   * (`audit verify`: 1 BROKEN, 3 no verdict).
+   */
+  errorExitCode?: number;
   run(input: CommandInput): Promise<CommandResult>;
 }
 

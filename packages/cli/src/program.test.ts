@@ -7,7 +7,7 @@ import { runProgram } from './program.js';
 
 const info: ProgramInfo = { name: 'drover', version: '9.9.9', description: 'test program', groups: { probe: 'probes' }, epilogue: 'the end' };
 
-function harness(run: Command['run'] = () => Promise.resolve({ data: { ok: true }, text: 'ok' })) {
+function harness(run: Command['run'] = () => Promise.resolve({ data: { ok: true }, text: 'ok' }), extra: Partial<Command> = {}) {
   const seen: CommandInput[] = [];
   const loaded: string[] = [];
   const command: Command = {
@@ -20,6 +20,7 @@ function harness(run: Command['run'] = () => Promise.resolve({ data: { ok: true 
       force: { type: 'boolean', help: 'force' },
     },
     arguments: ['[FILE]'],
+    ...extra,
     run(input) {
       seen.push(input);
       return run(input);
@@ -91,6 +92,10 @@ describe('drover exit codes and help', () => {
     const failing = harness(() => Promise.reject(new CliError('FILE_NOT_FOUND', 'gone')));
     expect(await failing.cli('probe', 'one')).toBe(exitCodes.error);
     expect(failing.err.join('')).toBe('drover: FILE_NOT_FOUND: gone\n');
+    // A command whose negative outcome is 1 (audit verify's BROKEN) gives its errors their own code.
+    const noVerdict = harness(() => Promise.reject(new CliError('FILE_NOT_FOUND', 'gone')), { errorExitCode: 3 });
+    expect(await noVerdict.cli('probe', 'one')).toBe(3);
+    expect(await harness(() => Promise.reject(new CliError('USAGE_ERROR', 'wrong')), { errorExitCode: 3 }).cli('probe', 'one')).toBe(exitCodes.usage);
     const misused = harness(() => Promise.reject(new CliError('USAGE_ERROR', 'wrong')));
     expect(await misused.cli('probe', 'one', '--json')).toBe(exitCodes.usage);
     expect(JSON.parse(misused.out.join(''))).toEqual({ error: { code: 'USAGE_ERROR', message: 'wrong' } });

@@ -98,8 +98,8 @@ function givenValues(command: Commander, options: Map<string, Option>, specs: Re
   return values;
 }
 
-function exitCodeOf(code: string): number {
-  return code === 'USAGE_ERROR' ? exitCodes.usage : exitCodes.error;
+function exitCodeOf(code: string, command?: Command): number {
+  return code === 'USAGE_ERROR' ? exitCodes.usage : (command?.errorExitCode ?? exitCodes.error);
 }
 
 function printError(io: CommandIo, json: boolean, code: string, message: string): void {
@@ -115,7 +115,7 @@ async function runAction(command: Command, input: CommandInput): Promise<number>
   } catch (error) {
     const { code, message } = describeError(error);
     printError(input.io, input.json, code, message);
-    return exitCodeOf(code);
+    return exitCodeOf(code, command);
   }
   const { io } = input;
   io.stdout(input.json ? `${JSON.stringify(result.data, null, 2)}\n` : result.text.endsWith('\n') || result.text === '' ? result.text : `${result.text}\n`);

@@ -81,5 +81,28 @@ describe('drover audit verify with rsa-sha256 and hmac-sha256 records', () => {
     const result = await drover(['audit', 'verify', '--signers', at('signers.json'), '--hmac-key-file', at('bad-keys.json'), '--json', at('audit.jsonl')]);
     expect((JSON.parse(result.stdout) as { error: { code: string } }).error.code).toBe('AUDIT_MAC_KEYS_INVALID');
     expect(result.stdout + result.stderr).not.toContain(Buffer.from(secret).toString('base64'));
+    expect(result.code, 'no verdict').toBe(3);
+  });
+
+  it('trusts only the kids signers.json lists: a record MACed with another key of the key file is UNKNOWN_SIGNER, with a warning', async () => {
+    // A key file holding another manager's HMAC key too: its kid is not in this signers.json.
+    const other = hmacAuditSigner(new Uint8Array(32).fill(9), 'other-manager-hmac');
+    await writeFile(
+      at('keyring.json'),
+      JSON.stringify({ keys: [{ kid: hmac.signer.kid, key: Buffer.from(secret).toString('base64') }, { kid: other.signer.kid, key: Buffer.from(new Uint8Array(32).fill(9)).toString('base64') }] }),
+    );
+    await chmod(at('keyring.json'), 0o600);
+    // A record chained onto the real log, MACed with that other key.
+    const chain = AuditChain.resume(lines[lines.length - 1], other.signer, { now: () => new Date(Date.UTC(2030, 0, 1)) });
+    const appended = [...lines, (await chain.append({ event: 'agent.checkin', actor: 'system', outcome: 'success' })).line];
+    await writeFile(at('audit.jsonl'), appended.join(''));
+    const result = await drover(['audit', 'verify', '--signers', at('signers.json'), '--hmac-key-file', at('keyring.json'), '--json', at('audit.jsonl')]);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, reason: 'UNKNOWN_SIGNER', seq: lines.length + 1 });
+    expect(result.stderr).toContain('warning: --hmac-key-file');
+    expect(result.stderr).toContain('"other-manager-hmac", which signers.json does not list');
+    // The listed key still verifies the real records.
+    await writeFile(at('audit.jsonl'), lines.join(''));
+    expect((await drover(['audit', 'verify', '--signers', at('signers.json'), '--hmac-key-file', at('keyring.json'), at('audit.jsonl')])).code).toBe(0);
   });
 });

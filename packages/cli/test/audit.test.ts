@@ -173,21 +173,21 @@ describe('drover audit verify', () => {
     expect(allowed.code).toBe(0);
   });
 
-  it('fails with a clear code for a missing log, missing or invalid signers, and bad usage', async () => {
+  it('fails with a clear code for a missing log, missing or invalid signers (exit 3: no verdict, not BROKEN), and bad usage (exit 2)', async () => {
     const missingLog = await drover(['audit', 'verify', '--signers', at('signers.json'), '--json', at('nope.jsonl')]);
-    expect(missingLog.code).toBe(1);
+    expect(missingLog.code).toBe(3);
     expect(errorCode(missingLog.stdout)).toBe('FILE_NOT_FOUND');
     const missingLogText = await drover(['audit', 'verify', '--signers', at('signers.json'), at('nope.jsonl')]);
     expect(missingLogText.stderr).toMatch(/^drover: FILE_NOT_FOUND: .*nope\.jsonl/);
 
     const log = await writeLog('good3.jsonl', lines.join(''));
     const missingSigners = await drover(['audit', 'verify', '--signers', at('nope.json'), '--json', log]);
-    expect(missingSigners.code).toBe(1);
+    expect(missingSigners.code).toBe(3);
     expect(errorCode(missingSigners.stdout)).toBe('FILE_NOT_FOUND');
 
     await writeFile(at('bad-signers.json'), '{"signers":[{"kid":"k","algorithm":"rsa","publicKey":"AAAA"}]}');
     const badSigners = await drover(['audit', 'verify', '--signers', at('bad-signers.json'), '--json', log]);
-    expect(badSigners.code).toBe(1);
+    expect(badSigners.code).toBe(3);
     expect(errorCode(badSigners.stdout)).toBe('AUDIT_SIGNERS_INVALID');
 
     const noSigners = await drover(['audit', 'verify', '--json', log]);

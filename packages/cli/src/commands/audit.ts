@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { parseAuditHmacKeys, parseAuditSigners, verifyAuditLogLines, withAuditHmacKeys } from '@drover/protocol';
 import type { ExternalAuditMacKey } from '@drover/manager';
 import type { AuditSignerKeys } from '@drover/protocol';
-import type { Command, CommandResult, OptionValues } from '../cli.js';
+import type { Command, CommandIo, CommandResult, OptionValues } from '../cli.js';
 import { flag, optionalString, stringList } from '../cli.js';
 import { CliError } from '../errors.js';
 import { readInput } from '../fs-atomic.js';
@@ -12,7 +12,9 @@ export const auditVerifyCommand: Command = {
   description:
     'Prints `VERIFIED <n> records` (exit 0), or `BROKEN at seq <n>: <REASON>: <what is wrong>` for the first\n' +
     'broken record (exit 1). REASON is one of MALFORMED, NOT_CANONICAL, SEQ_OUT_OF_ORDER, PREV_MISMATCH,\n' +
-    'HASH_MISMATCH, UNKNOWN_SIGNER, ALGORITHM_MISMATCH, MAC_KEY_MISSING, SIGNATURE_INVALID, EMPTY. Records cut off\n' +
+    'HASH_MISMATCH, UNKNOWN_SIGNER, ALGORITHM_MISMATCH, MAC_KEY_MISSING, SIGNATURE_INVALID, EMPTY. When it cannot\n' +
+    'give a verdict (a log or signers file it cannot read, a KMS or token it cannot reach), it prints the error\n' +
+    'and exits 3, so a script tells an outage from a broken chain; a usage error exits 2. Records cut off\n' +
     'the end of a log cannot be detected from the log alone: compare the printed last seq and hash with a copy kept elsewhere.\n' +
     'With --dir, the chain of the manager whose directory is DIR: its log file, or, for a manager on\n' +
     'PostgreSQL (manager.json or DROVER_DATABASE_URL), the one chain its replicas keep in the database;\n' +
@@ -46,13 +48,14 @@ export const auditVerifyCommand: Command = {
     'allow-empty': { type: 'boolean', help: 'Accept a log with no records (default: an empty log is reported as EMPTY).' },
   },
   arguments: ['[LOG]'],
+  errorExitCode: 3,
   async run({ values, positionals, io }) {
     const dir = optionalString(values, 'dir');
     if (dir !== undefined && positionals.length > 0) throw new CliError('USAGE_ERROR', 'Give either a LOG file or --dir DIR, not both.');
     if (dir === undefined && positionals.length === 0) throw new CliError('USAGE_ERROR', 'Give the audit LOG file to verify, or --dir DIR for a manager\'s chain.');
     const held = await openHeldMacKeys(stringList(values, 'hmac-kms'), stringList(values, 'hmac-pkcs11'), io);
     try {
-      const verdict = await verify(dir, positionals[0] ?? '', values, io.env, held.map((h) => h.key));
+      const verdict = await verify(dir, positionals[0] ?? '', values, io, held.map((h) => h.key));
       if (held.length === 0) return verdict;
       const checked = (kind: HeldMacKey['kind']): number => held.filter((h) => h.kind === kind).reduce((sum, h) => sum + h.key.checked, 0);
       return { ...verdict, data: { ...(verdict.data as Record<string, unknown>), kmsMacsChecked: checked('kms'), tokenMacsChecked: checked('pkcs11') } };
@@ -65,12 +68,13 @@ export const auditVerifyCommand: Command = {
 // A kid as signers.json allows it.
 const AUDIT_KID = /^[\x21-\x7E]{1,256}$/;
 
-async function verify(dir: string | undefined, log: string, values: OptionValues, env: NodeJS.ProcessEnv, heldKeys: readonly ExternalAuditMacKey[]): Promise<CommandResult> {
+async function verify(dir: string | undefined, log: string, values: OptionValues, io: CommandIo, heldKeys: readonly ExternalAuditMacKey[]): Promise<CommandResult> {
+  const env = io.env;
   const allowEmpty = flag(values, 'allow-empty');
-  if (dir === undefined) return verifyFile(log, await readVerifierKeys(optionalString(values, 'signers'), values, env, heldKeys), allowEmpty);
+  if (dir === undefined) return verifyFile(log, await readVerifierKeys(optionalString(values, 'signers'), values, env, heldKeys, io), allowEmpty);
   const { managerAuditChain } = await import('@drover/manager');
   const chain = await managerAuditChain(dir, env);
-  const signers = await readVerifierKeys(optionalString(values, 'signers') ?? chain.signersPath, values, env, heldKeys);
+  const signers = await readVerifierKeys(optionalString(values, 'signers') ?? chain.signersPath, values, env, heldKeys, io);
   if (chain.kind === 'file') return verifyFile(chain.path, signers, allowEmpty);
   return report({ database: chain.database }, await verifyAuditLogLines(chain.lines(), signers, { allowEmpty, finalLineTerminated: true }));
 }
@@ -141,13 +145,24 @@ async function signersText(signersPath: string | undefined, env: NodeJS.ProcessE
   throw new CliError('USAGE_ERROR', 'Give the audit keys with --signers FILE, or KERNEL_PUBLIC_KEYS_JSON, KERNEL_PUBLIC_KEYS_PATH or KERNEL_PUBLIC_KEYS_URL.');
 }
 
-// signers.json's public keys, with the HMAC secrets given by --hmac-key-file and the keys held in KMS or a token (--hmac-kms, --hmac-pkcs11).
-async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv, heldKeys: readonly ExternalAuditMacKey[]): Promise<AuditSignerKeys> {
-  let keys: AuditSignerKeys = parseAuditSigners(await signersText(signersPath, env));
+// signers.json's public keys, with the HMAC secrets given by --hmac-key-file and the keys held in
+// KMS or a token (--hmac-kms, --hmac-pkcs11). signers.json says which kids are trusted: a secret for
+// a kid it does not list is left out (with a warning), so a key file holding other keys trusts none of them.
+async function readVerifierKeys(signersPath: string | undefined, values: OptionValues, env: NodeJS.ProcessEnv, heldKeys: readonly ExternalAuditMacKey[], io: CommandIo): Promise<AuditSignerKeys> {
+  const listed: AuditSignerKeys = parseAuditSigners(await signersText(signersPath, env));
+  const onlyListed = <K>(given: Iterable<[string, K]>, source: string): Map<string, K> => {
+    const kept = new Map<string, K>();
+    for (const [kid, key] of given) {
+      if (listed.has(kid)) kept.set(kid, key);
+      else io.stderr(`drover: warning: ${source} has kid ${JSON.stringify(kid)}, which signers.json does not list: not trusted, its records stay UNKNOWN_SIGNER\n`);
+    }
+    return kept;
+  };
+  let keys = listed;
   for (const path of stringList(values, 'hmac-key-file')) {
-    keys = withAuditHmacKeys(keys, parseAuditHmacKeys((await readInput(path, 'HMAC key file')).toString('utf8')));
+    keys = withAuditHmacKeys(keys, onlyListed(parseAuditHmacKeys((await readInput(path, 'HMAC key file')).toString('utf8')), `--hmac-key-file ${path}`));
   }
-  if (heldKeys.length > 0) keys = withAuditHmacKeys(keys, new Map(heldKeys.map((k) => [k.kid, k.key])));
+  if (heldKeys.length > 0) keys = withAuditHmacKeys(keys, onlyListed(heldKeys.map((k) => [k.kid, k.key]), '--hmac-kms / --hmac-pkcs11'));
   return keys;
 }
 
