@@ -63,13 +63,14 @@ const epilogue = [
   '',
   'Exit codes:',
   '  0  success',
-  '  1  failure; the stable error code is printed (docs/errors.md)',
+  '  1  failure; the stable error code is printed (docs/errors.md). `audit verify`: a broken log',
   '  2  usage error (USAGE_ERROR): an unknown command or option, a missing or malformed value',
+  '  3  `audit verify` reached no verdict (its error code is printed)',
 ].join('\n');
 
 /**
  * Runs the `drover` CLI with `argv` (the arguments after `node` and the script) and returns the exit
- * code: 0 success, 1 failure (the stable code printed), 2 a usage error.
+ * code: 0 success, 1 failure (the stable code printed), 2 a usage error, 3 `audit verify` without a verdict.
  *
  * @param argv - The arguments, e.g. `['release', 'verify', '--trust', 'trust.json', 'agent.tar.gz']`.
  * @param io - Where output goes and what the commands read: stdout, stderr, the environment, the working directory.

@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManagerLogger } from '../src/logger.js';
 import { captureStream, startTestManager } from './harness.js';
@@ -60,5 +61,33 @@ describe('request logging at debug', () => {
       ['request completed', 30],
     ]);
     expect(checkin[0]?.['reqId']).toBe(checkin[1]?.['reqId']);
+  });
+});
+
+// ManagerOptions.logger takes any pino logger: one without the manager's serializers must not get
+// the whole request (headers, body, query) into the request line.
+describe('request logging with a plain pino logger', () => {
+  const logs: string[] = [];
+  let m: TestManager;
+  beforeAll(async () => {
+    m = await startTestManager({ logger: pino({ level: 'info' }, captureStream(logs)) });
+  });
+  afterAll(async () => {
+    await m.close();
+  });
+
+  it('writes the request through the manager serializer: no header, body or query', async () => {
+    const token = await m.createEnrollmentToken();
+    const agent = await m.enroll({ token });
+    expect((await m.checkin(agent)).status).toBe(200);
+    expect((await m.request('GET', '/healthz?sig=query-secret-1234')).status).toBe(200);
+    const lines = logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const requests = lines.filter((l) => l['msg'] === 'request completed');
+    expect(requests.length).toBeGreaterThanOrEqual(3);
+    for (const line of requests) expect(Object.keys(line['req'] as object).sort()).toEqual(expect.arrayContaining(['method', 'path']));
+    for (const line of requests) expect(line['req']).not.toHaveProperty('headers');
+    expect(requests).toContainEqual(expect.objectContaining({ req: expect.objectContaining({ path: '/healthz', query: '[omitted]' }) as unknown }));
+    const text = logs.join('\n');
+    for (const secret of [token, agent.credential, agent.serviceToken, 'query-secret-1234']) expect(text).not.toContain(secret);
   });
 });

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { managerLimits } from '../config.js';
 import { frameworkErrors, installErrorHandling } from '../http/errors.js';
-import { ManagerLogController, lazyRequestLogger, silentLogger } from '../logger.js';
+import { ManagerLogController, lazyRequestLogger, serializeRequest, silentLogger } from '../logger.js';
 import { admittingServer, defaultAdmission } from './admission.js';
 import type { AdmissionOptions, ManagerTls } from './admission.js';
 import { openManagerCore } from './core.js';
@@ -56,7 +56,9 @@ export async function createManager(options: CreateManagerOptions): Promise<Mana
       },
       loggerInstance: logger,
       childLoggerFactory: lazyRequestLogger,
-      logController: new ManagerLogController(logger, { disableRequestLogging: options.requestLogging === false }),
+      // The request line goes through the manager's request serializer whatever logger was given
+      // (a plain pino() has none, and would write the whole request: headers, body, query).
+      logController: new ManagerLogController(logger.child({}, { serializers: { req: serializeRequest } }), { disableRequestLogging: options.requestLogging === false }),
       bodyLimit: managerLimits.adminBodyMaxBytes,
       // The manager answers 503 itself while stopping, in its own error shape.
       return503OnClosing: false,
