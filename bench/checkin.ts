@@ -33,8 +33,9 @@
 // not share one event loop. The manager is the built package (packages/*/dist, plain tsc output:
 // what `drover manager start` runs), loaded under tsx with bench/tsconfig.dist.json (no `paths`),
 // so that tsx's transform of the sources (it keeps function names with a call per closure made,
-// 3-4 % of a check-in's CPU) is not measured; `npm run bench:checkin` builds first and passes it. Agents are enrolled through the store API (the path a check-in takes
-// is what is measured, not enrollment).
+// 3-4 % of a check-in's CPU) is not measured; `npm run bench:checkin` builds first and passes it.
+// Agents are enrolled through the store API (the path a check-in takes is what is measured, not
+// enrollment).
 import { fork } from 'node:child_process';
 import { createRequire } from 'node:module';
 import type { ChildProcess } from 'node:child_process';

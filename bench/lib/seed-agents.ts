@@ -1,21 +1,13 @@
 // Seeding a bench manager's store directly: enrolled agents through the store API (what a bench
 // measures is what comes after enrollment, not enrollment itself).
 import { createHash, randomBytes } from 'node:crypto';
-import { generateServiceToken } from '@drover/protocol';
+import { hashSecret, newSecret } from '../../packages/manager/src/secrets.js';
 import type { Store } from '../../packages/manager/src/store/store.js';
 
 /** A manager core, from the sources or the built package (bench/checkin.ts): its store and its service-token cipher. */
 export interface SeedableCore {
   context: { store: Store; fernet: { encrypt(plaintext: string): string } };
 }
-
-/** What the manager stores of a secret (its secrets.ts hashSecret): hex SHA-256 of the text. */
-export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
-
-/** A new 256-bit secret, base64url (the manager's newSecret). */
-export const newSecret = generateServiceToken;
 
 export interface SeededAgent {
   id: string;

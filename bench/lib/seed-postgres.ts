@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Fernet } from '@drover/protocol/internal';
-import { hashSecret, newSecret } from './seed-agents.js';
+import { hashSecret, newSecret } from '../../packages/manager/src/secrets.js';
 import type { SeededAgent } from './seed-agents.js';
 
 const BATCH = 5_000;
